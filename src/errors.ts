@@ -1,0 +1,89 @@
+/**
+ * Error classes of koa-locked-session. Each carries a `code`, a Koa `status`
+ * and `expose = false`, so Koa's default error handler answers with the right
+ * status without leaking internals (Koa reads `status`, `expose` and `headers`).
+ */
+
+export type SessionErrorCode =
+  | 'ERR_SESSION'
+  | 'ERR_SESSION_LOCK_TIMEOUT'
+  | 'ERR_SESSION_LOCK_LOST'
+  | 'ERR_SESSION_STORE'
+  | 'ERR_SESSION_SERIALIZATION'
+  | 'ERR_SESSION_COOKIE_TOO_LARGE'
+  | 'ERR_SESSION_CLOSED';
+
+/** Base class: every error this library throws on purpose is a `SessionError`. */
+export class SessionError extends Error {
+  override name = 'SessionError';
+  readonly code: SessionErrorCode;
+  /** HTTP status Koa answers with when the error escapes the middleware. */
+  readonly status: number;
+  /** Koa: do not show the message to the client. */
+  readonly expose = false;
+  /** Extra response headers Koa sets when the error escapes (e.g. `Retry-After`). */
+  readonly headers?: Record<string, string>;
+
+  constructor(
+    message: string,
+    options: { code?: SessionErrorCode; status?: number; cause?: unknown; headers?: Record<string, string> } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = options.code ?? 'ERR_SESSION';
+    this.status = options.status ?? 500;
+    if (options.headers) this.headers = options.headers;
+  }
+}
+
+/** The lock for a session could not be acquired within `lockTimeout`. Status 503 with `Retry-After: 1`. */
+export class LockTimeoutError extends SessionError {
+  override name = 'LockTimeoutError';
+  constructor(timeoutMs: number, options: { cause?: unknown } = {}) {
+    super(`koa-locked-session: timed out after ${timeoutMs} ms waiting for the session lock (raise \`lockTimeout\` or shorten the work done under the lock)`, {
+      code: 'ERR_SESSION_LOCK_TIMEOUT',
+      status: 503,
+      headers: { 'Retry-After': '1' },
+      ...options,
+    });
+  }
+}
+
+/** The lease on the lock expired or was taken over before the scope ended: nothing was saved. Status 503. */
+export class LockLostError extends SessionError {
+  override name = 'LockLostError';
+  constructor(message = 'koa-locked-session: the session lock lease was lost before the save; nothing was saved (raise the locker\'s `leaseMs` or shorten the work done under the lock)', options: { cause?: unknown } = {}) {
+    super(message, { code: 'ERR_SESSION_LOCK_LOST', status: 503, headers: { 'Retry-After': '1' }, ...options });
+  }
+}
+
+/** A store operation failed (server down, timeout, value too large…). The message names the store. Status 503. */
+export class StoreError extends SessionError {
+  override name = 'StoreError';
+  /** Name of the store that failed, e.g. `redis`. */
+  readonly store: string;
+  constructor(store: string, message: string, options: { cause?: unknown; status?: number } = {}) {
+    super(`[${store}] ${message}`, { code: 'ERR_SESSION_STORE', status: options.status ?? 503, cause: options.cause });
+    this.store = store;
+  }
+}
+
+/** Session data could not be serialized (BigInt, circular reference…) or a custom serializer failed. Nothing was saved. Status 500. */
+export class SerializationError extends SessionError {
+  override name = 'SerializationError';
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super(message, { code: 'ERR_SESSION_SERIALIZATION', status: 500, ...options });
+  }
+}
+
+/** A sealed session cookie would exceed the browser limit (4096 bytes). Nothing was sent. Status 500. */
+export class CookieTooLargeError extends SessionError {
+  override name = 'CookieTooLargeError';
+  readonly size: number;
+  constructor(size: number, limit = 4096) {
+    super(`koa-locked-session: the sealed session cookie is ${size} bytes, over the ${limit}-byte browser limit; keep large data in a server-side store (RedisStore, MongoStore…) and only ids in the cookie`, {
+      code: 'ERR_SESSION_COOKIE_TOO_LARGE',
+      status: 500,
+    });
+    this.size = size;
+  }
+}

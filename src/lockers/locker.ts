@@ -1,0 +1,48 @@
+import type { Store } from '../stores/store.js';
+
+/** Options for {@link Locker.acquire}. */
+export interface AcquireOptions {
+  /** Give up waiting after this many ms with a `LockTimeoutError`. */
+  timeoutMs: number;
+  /** Abort the wait (rejects with the signal's reason); a waiter that gives up never acquires later. */
+  signal?: AbortSignal;
+  /**
+   * The master store the scope will read and write under this lease. A locker
+   * that can combine its own round trips with this store's (RedisLocker with a
+   * RedisStore on the same Redis) returns a guarded view in {@link Lease.store}.
+   */
+  store?: Store;
+}
+
+/**
+ * A held lock. Release is idempotent; `await using lease = await locker.acquire(…)` releases it.
+ */
+export interface Lease extends AsyncDisposable {
+  /** True once the lease is known to have expired or been taken over: a save must be refused. */
+  readonly lost: boolean;
+  /** Release the lock (idempotent). */
+  release(): Promise<void>;
+  /**
+   * Optional fast path and fencing: a view of `AcquireOptions.store` whose
+   * operations on this lease's key run atomically with a check that the lease
+   * still holds (a write after the lease was lost rejects with `LockLostError`).
+   * Absent when the locker cannot guard that store; the scope then uses the store directly.
+   */
+  readonly store?: Store;
+}
+
+/** Serializes scopes per key. `MemoryLocker` for one process, `RedisLocker` across processes. */
+export interface Locker {
+  /** Short name for logs and diagnostics, e.g. `memory`, `redis`. */
+  readonly name: string;
+  /** Wait (FIFO where the backend allows) until the lock on `key` is ours, or time out with `LockTimeoutError`. */
+  acquire(key: string, options: AcquireOptions): Promise<Lease>;
+  /** Release resources the locker created itself. */
+  close?(): Promise<void>;
+}
+
+/** True when `value` has the shape of a {@link Locker}. */
+export function isLocker(value: unknown): value is Locker {
+  const l = value as Partial<Locker> | null;
+  return typeof l === 'object' && l !== null && typeof l.acquire === 'function';
+}
