@@ -1,0 +1,22 @@
+import './koa.js';
+
+export { session } from './middleware.js';
+export { SessionHandle, type LockedSession } from './session.js';
+export type { SessionData } from './koa.js';
+export { DEFAULTS, type SessionOptions, type CookieOptions } from './options.js';
+export { MemoryStore, type MemoryStoreOptions } from './stores/memory.js';
+export type { Store, RequestStore, BoundRequestStore } from './stores/store.js';
+export { MemoryLocker } from './lockers/memory.js';
+export type { Locker, Lease, AcquireOptions } from './lockers/locker.js';
+export { Replica, type MirrorError, type MirrorWrites } from './replica.js';
+export { jsonSerializer, type Serializer } from './serialize.js';
+export type { SessionEvents, SessionEventName, InvalidReason } from './events.js';
+export {
+  SessionError,
+  LockTimeoutError,
+  LockLostError,
+  StoreError,
+  SerializationError,
+  CookieTooLargeError,
+  type SessionErrorCode,
+} from './errors.js';

@@ -1,0 +1,79 @@
+import type Koa from 'koa';
+import type { Middleware } from 'koa';
+import type { SessionData } from './koa.js';
+import { resolveOptions, type SessionOptions } from './options.js';
+import { Replica } from './replica.js';
+import { SessionHandle, type SessionRuntime } from './session.js';
+import { SessionError } from './errors.js';
+import { isRequestStore, type BoundRequestStore } from './stores/store.js';
+
+/** Names already installed on an app's context, so two session() calls cannot silently share one. */
+const INSTALLED = Symbol('koa-locked-session:installed');
+
+type AppWithRegistry = Koa & { context: Koa['context'] & { [INSTALLED]?: Map<string, symbol> } };
+
+/**
+ * The session middleware: installs a lazy, lockable handle on `ctx[name]`
+ * (`ctx.session` by default). Nothing touches a store or sets a cookie until the
+ * handle is used.
+ *
+ * @example
+ * app.keys = ['a long random secret'];
+ * app.use(session());
+ * app.use(async (ctx) => {
+ *   ctx.body = await ctx.session.withLock((s) => (s.count = (s.count ?? 0) + 1));
+ * });
+ */
+export function session<T extends object = SessionData>(options: SessionOptions = {}): Middleware {
+  const resolved = resolveOptions(options);
+  const { name } = resolved;
+  const handleKey = Symbol(`koa-locked-session:${name}`);
+  const needsKeys = resolved.cookie.signed && !isRequestStore(resolved.master);
+  const runtimes = new WeakMap<Koa, SessionRuntime>();
+
+  const runtimeFor = (app: Koa): SessionRuntime => {
+    let runtime = runtimes.get(app);
+    if (runtime) return runtime;
+    const onMirrorError = (report: { store: string; sid: string; op: 'set' | 'destroy' | 'touch'; error: unknown }) =>
+      app.emit('session:mirror-error', report);
+    const replica = new Replica(resolved.master, resolved.mirrors, onMirrorError, resolved.mirrorWrites);
+    runtime = {
+      options: resolved,
+      replica,
+      bindReplica: (bound: BoundRequestStore) => replica.withMaster(bound),
+    };
+    runtimes.set(app, runtime);
+    install(app as AppWithRegistry, runtime);
+    return runtime;
+  };
+
+  const install = (app: AppWithRegistry, runtime: SessionRuntime) => {
+    const registry = (app.context[INSTALLED] ??= new Map());
+    const existing = registry.get(name);
+    if (existing !== undefined && existing !== handleKey) {
+      throw new SessionError(`koa-locked-session: two session() middlewares use the name "${name}" on one app; give each its own \`name\` option (it becomes ctx[name])`);
+    }
+    registry.set(name, handleKey);
+    // Koa's own pattern (ctx.cookies): a getter on the context prototype that builds the handle on first access.
+    Object.defineProperty(app.context, name, {
+      configurable: true,
+      enumerable: false,
+      get(this: Koa.Context & Record<symbol, SessionHandle<T> | undefined>) {
+        return (this[handleKey] ??= new SessionHandle<T>(this, runtime));
+      },
+    });
+  };
+
+  return async function lockedSession(ctx, next) {
+    runtimeFor(ctx.app);
+    if (needsKeys && !ctx.app.keys) {
+      throw new SessionError(
+        'koa-locked-session: app.keys is not set, and the sid cookie is signed with it. ' +
+          "Set app.keys = ['<a long random secret>'] before app.use(session()), or pass cookie: { signed: false }",
+      );
+    }
+    await next();
+    const handle = (ctx as unknown as Record<symbol, SessionHandle<T> | undefined>)[handleKey];
+    if (handle) await handle.finish();
+  };
+}

@@ -1,0 +1,35 @@
+import type { Lease } from './lockers/locker.js';
+import type { Replica } from './replica.js';
+
+/**
+ * One lock scope of one session handle: the lease, the data read under it and
+ * what the scope's end must do. Concurrent or nested scopes of the same handle
+ * (one request) join it instead of waiting for the lock they already hold.
+ */
+export class Scope {
+  /** The data callers change; saved when the last participant leaves. */
+  data: Record<string, unknown> = {};
+  /** The record as read under the lock; `undefined` when the session is new or its record is gone. */
+  original: string | undefined;
+  /** The sid whose record was read; `undefined` for a new session (a new sid is generated on save). */
+  sid: string | undefined;
+  lease: Lease | undefined;
+  /** Where the scope reads and writes: the replica, with the master guarded by the lease where the locker can. */
+  store: Replica | undefined;
+  participants = 1;
+  /** A participant threw with nobody to roll back to: nothing is saved. */
+  failed = false;
+  /** The last participant left; new scopes wait for {@link closed}. */
+  closing = false;
+  /** Flags set by regenerate()/touch() inside the scope, applied at its end. */
+  regenerate = false;
+  touch = false;
+  /** Settles when the scope finished opening (rejects if the lock or the read failed). */
+  ready: Promise<void> = Promise.resolve();
+  readonly closed: Promise<void>;
+  markClosed!: () => void;
+
+  constructor() {
+    this.closed = new Promise<void>((resolve) => (this.markClosed = resolve));
+  }
+}

@@ -1,0 +1,359 @@
+import type { Context } from 'koa';
+import { debuglog } from 'node:util';
+import { SessionError, LockLostError } from './errors.js';
+import type { InvalidReason } from './events.js';
+import type { SessionData } from './koa.js';
+import type { ResolvedOptions } from './options.js';
+import { readonly } from './readonly.js';
+import type { Replica } from './replica.js';
+import { Scope } from './scope.js';
+import { deserialize, serialize } from './serialize.js';
+import { generateSid, isValidSid } from './sid.js';
+import { readSidCookie, writeSidCookie } from './sid-cookie.js';
+import { isRequestStore, type BoundRequestStore } from './stores/store.js';
+
+const debug = debuglog('koa-locked-session');
+
+/** The data inside a lock scope: your session object, which `await using` releases. */
+export type LockedSession<T extends object = SessionData> = T & AsyncDisposable;
+
+/** What a handle needs from its `session()` call and app, shared by all its requests. */
+export interface SessionRuntime {
+  readonly options: ResolvedOptions;
+  /** Master + mirrors for this app (undefined when the master is a request store: built per request). */
+  readonly replica: Replica;
+  /** Build the replica for a request-bound master (CookieStore). */
+  bindReplica(master: BoundRequestStore): Replica;
+}
+
+/**
+ * `ctx.session`: a lockable handle on one request's session. Data changes only
+ * inside a lock scope (`withLock`, `lock`), which reads the record fresh under
+ * the lock and saves it (master, then mirrors) when the scope ends.
+ */
+export class SessionHandle<T extends object = SessionData> {
+  readonly #ctx: Context;
+  readonly #rt: SessionRuntime;
+  #replica: Replica;
+  #bound: BoundRequestStore | undefined;
+  #resolved = false;
+  #sid: string | undefined;
+  #isNew = true;
+  #active: Scope | undefined;
+  #snapshot: Promise<Readonly<T>> | undefined;
+  /** The last record this request saved (`null`: the session was destroyed); feeds get() after a scope. */
+  #latest: string | null | undefined;
+  #wroteCookie = false;
+  #used = false;
+
+  /** @internal Built lazily by the middleware on first access to `ctx[name]`. */
+  constructor(ctx: Context, runtime: SessionRuntime) {
+    this.#ctx = ctx;
+    this.#rt = runtime;
+    this.#replica = runtime.replica;
+  }
+
+  /** The session id, or `undefined` for a new session that has not been saved yet. */
+  get id(): string | undefined {
+    this.#resolve();
+    return this.#sid;
+  }
+
+  /** True when the client brought no valid, live session (no cookie, a refused one, or one whose record is gone). */
+  get isNew(): boolean {
+    this.#resolve();
+    return this.#isNew;
+  }
+
+  /**
+   * Run `fn` under the session lock on data read fresh from the master, then
+   * save it if it changed. If `fn` throws, nothing is saved and the error propagates.
+   * @returns what `fn` returns.
+   * @example await ctx.session.withLock((s) => { s.count = (s.count ?? 0) + 1; });
+   */
+  async withLock<R>(fn: (data: T) => R | Promise<R>): Promise<R> {
+    const scope = await this.#enter();
+    const rollback = scope.participants > 1 ? this.#checkpoint(scope) : undefined;
+    let result: R;
+    try {
+      result = await fn(scope.data as T);
+    } catch (error) {
+      await this.#leave(scope, rollback ?? null);
+      throw error;
+    }
+    await this.#leave(scope);
+    return result;
+  }
+
+  /**
+   * The same scope as {@link withLock}, block-shaped: leaving the block saves and releases.
+   * JavaScript does not tell a disposer that its block threw, so changes made
+   * before a throw are saved; use `withLock` when a throw must discard them.
+   * @example { await using s = await ctx.session.lock(); s.visits = (s.visits ?? 0) + 1; }
+   */
+  async lock(): Promise<LockedSession<T>> {
+    const scope = await this.#enter();
+    const data = scope.data as LockedSession<T>;
+    if (!Object.prototype.hasOwnProperty.call(data, Symbol.asyncDispose)) {
+      Object.defineProperty(data, Symbol.asyncDispose, { value: () => this.#leave(scope), enumerable: false, configurable: true });
+    }
+    return data;
+  }
+
+  /**
+   * A read-only snapshot of the session data without taking the lock (`{}` for a
+   * new session): at most one master read per request. Writing to it throws.
+   */
+  get(): Promise<Readonly<T>> {
+    this.#used = true;
+    if (this.#latest !== undefined) {
+      const raw = this.#latest;
+      this.#latest = undefined;
+      this.#snapshot = Promise.resolve(readonly((raw === null ? {} : (deserialize(this.#rt.options.serializer, raw) ?? {})) as T));
+    }
+    return (this.#snapshot ??= this.#read());
+  }
+
+  /** A new sid for the same data; the old sid is destroyed in every store (session-fixation defence). */
+  async regenerate(): Promise<void> {
+    await this.withLock(() => {
+      this.#active!.regenerate = true;
+    });
+  }
+
+  /** Delete the session in every store and clear its cookie. */
+  async destroy(): Promise<void> {
+    await this.withLock((data) => {
+      for (const key of Object.keys(data)) delete (data as Record<string, unknown>)[key];
+    });
+  }
+
+  /** Extend the session's expiry (store and cookie) without changing its data. */
+  async touch(): Promise<void> {
+    await this.withLock(() => {
+      this.#active!.touch = true;
+    });
+  }
+
+  /** @internal Called by the middleware once the downstream middleware finished. */
+  async finish(): Promise<void> {
+    const { rolling, ttl } = this.#rt.options;
+    if (!rolling || !this.#used || this.#wroteCookie || this.#sid === undefined) return;
+    await this.#replica.touch(this.#key(this.#sid), ttl);
+    this.#writeCookie(this.#sid);
+  }
+
+  // ---- scopes -------------------------------------------------------------
+
+  /** Join the open scope of this handle, or open a new one once any closing scope has finished. */
+  async #enter(): Promise<Scope> {
+    this.#used = true;
+    for (;;) {
+      const active = this.#active;
+      if (!active) break;
+      if (!active.closing) {
+        active.participants++;
+        try {
+          await active.ready;
+        } catch (error) {
+          active.participants--;
+          throw error;
+        }
+        return active;
+      }
+      await active.closed;
+    }
+    const scope = new Scope();
+    this.#active = scope;
+    scope.ready = this.#open(scope);
+    try {
+      await scope.ready;
+    } catch (error) {
+      if (this.#active === scope) this.#active = undefined;
+      scope.markClosed();
+      throw error;
+    }
+    return scope;
+  }
+
+  /** Take the lock and read the record under it. */
+  async #open(scope: Scope): Promise<void> {
+    this.#resolve();
+    const sid = this.#sid;
+    scope.store = this.#replica;
+    if (sid === undefined) return; // a new session: nobody else can know its id yet
+    const { locker, lockTimeout } = this.#rt.options;
+    const key = this.#key(sid);
+    scope.lease = await locker.acquire(key, { timeoutMs: lockTimeout, store: this.#replica.master });
+    try {
+      if (scope.lease.store) scope.store = this.#replica.withMaster(scope.lease.store);
+      const raw = await scope.store.get(key);
+      const data = raw === undefined ? undefined : this.#parse(raw);
+      if (data === undefined) {
+        // No resurrection: the record is gone (destroyed, expired): work on a fresh session with a new sid.
+        if (raw === undefined) this.#emit('session:expired', {});
+        this.#forget();
+        return;
+      }
+      scope.sid = sid;
+      scope.original = raw;
+      scope.data = data;
+    } catch (error) {
+      await this.#release(scope);
+      throw error;
+    }
+  }
+
+  /** A joined participant's way back if it throws: the record as it stood when it joined. */
+  #checkpoint(scope: Scope): string | null {
+    try {
+      return serialize(this.#rt.options.serializer, scope.data);
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * A participant leaves. `rollback`: undefined = success; a string = restore the
+   * data to it (a joined participant threw); null = the scope failed as a whole.
+   */
+  async #leave(scope: Scope, rollback?: string | null): Promise<void> {
+    if (rollback !== undefined) {
+      const restored = rollback === null ? undefined : deserialize(this.#rt.options.serializer, rollback);
+      if (restored) {
+        for (const key of Object.keys(scope.data)) delete scope.data[key];
+        Object.assign(scope.data, restored);
+      } else {
+        scope.failed = true;
+      }
+    }
+    if (--scope.participants > 0) return;
+    scope.closing = true;
+    try {
+      if (!scope.failed) await this.#commit(scope);
+    } finally {
+      await this.#release(scope);
+      if (this.#active === scope) this.#active = undefined;
+      scope.markClosed();
+    }
+  }
+
+  async #release(scope: Scope): Promise<void> {
+    try {
+      await scope.lease?.release();
+    } catch (error) {
+      // The lease expires on its own; the outcome of the scope is already decided.
+      debug('lease release failed: %s', (error as Error)?.message);
+    }
+  }
+
+  /** Save what the scope changed: master first, then mirrors; the cookie last. */
+  async #commit(scope: Scope): Promise<void> {
+    if (scope.lease?.lost) throw new LockLostError();
+    const { serializer, ttl } = this.#rt.options;
+    const store = scope.store!;
+    const empty = Object.keys(scope.data).length === 0;
+    if (empty) {
+      if (scope.sid !== undefined) {
+        await store.destroy(this.#key(scope.sid));
+        this.#forget();
+      }
+      this.#latest = null;
+      return;
+    }
+    const value = serialize(serializer, scope.data);
+    if (scope.sid === undefined) {
+      const sid = this.#newSid();
+      await this.#replica.set(this.#key(sid), value, ttl); // a fresh id: no lock needed, nobody else knows it
+      this.#adopt(sid, value);
+    } else if (scope.regenerate) {
+      const sid = this.#newSid();
+      await this.#replica.set(this.#key(sid), value, ttl);
+      await store.destroy(this.#key(scope.sid));
+      this.#adopt(sid, value);
+    } else if (value !== scope.original) {
+      await store.set(this.#key(scope.sid), value, ttl);
+      this.#adopt(scope.sid, value);
+    } else if (scope.touch) {
+      const key = this.#key(scope.sid);
+      await (store.master.touch ? store.touch(key, ttl) : store.set(key, value, ttl));
+      this.#writeCookie(scope.sid);
+    }
+  }
+
+  // ---- reads, ids and cookies --------------------------------------------
+
+  async #read(): Promise<Readonly<T>> {
+    this.#resolve();
+    const sid = this.#sid;
+    if (sid === undefined) return readonly({} as T);
+    const raw = await this.#replica.get(this.#key(sid));
+    const data = raw === undefined ? undefined : this.#parse(raw);
+    if (raw === undefined) this.#emit('session:expired', {});
+    return readonly((data ?? {}) as T);
+  }
+
+  #parse(raw: string): Record<string, unknown> | undefined {
+    const data = deserialize(this.#rt.options.serializer, raw);
+    if (data === undefined) this.#emit('session:invalid', { reason: 'bad-record' satisfies InvalidReason });
+    return data;
+  }
+
+  /** Read the session reference the request brought, once. */
+  #resolve(): void {
+    if (this.#resolved) return;
+    this.#resolved = true;
+    const { master } = this.#rt.options;
+    if (isRequestStore(master)) {
+      this.#bound = master.bindRequest(this.#ctx, { onInvalid: (reason) => this.#emit('session:invalid', { reason }) });
+      this.#replica = this.#rt.bindReplica(this.#bound);
+      this.#sid = this.#bound.sid;
+    } else {
+      const read = readSidCookie(this.#ctx, this.#rt.options.cookie);
+      if (read.invalid) this.#emit('session:invalid', { reason: read.invalid });
+      this.#sid = read.sid;
+    }
+    this.#isNew = this.#sid === undefined;
+  }
+
+  #newSid(): string {
+    const { genid } = this.#rt.options;
+    if (!genid) return generateSid();
+    const sid = genid();
+    if (!isValidSid(sid)) {
+      throw new SessionError('koa-locked-session: `genid` returned an id that is not 16–128 chars of [A-Za-z0-9_-]; return e.g. crypto.randomBytes(32).toString("base64url")');
+    }
+    return sid;
+  }
+
+  #key(sid: string): string {
+    return this.#rt.options.prefix + sid;
+  }
+
+  /** The session now lives under `sid` with record `value`. */
+  #adopt(sid: string, value: string): void {
+    this.#sid = sid;
+    this.#latest = value;
+    this.#writeCookie(sid);
+  }
+
+  /** The client's sid is dead: later scopes start a new session and the stale cookie is cleared. */
+  #forget(): void {
+    const had = this.#sid !== undefined;
+    this.#sid = undefined;
+    this.#isNew = true;
+    if (had && !this.#bound) writeSidCookie(this.#ctx, this.#rt.options.cookie, null, 'session');
+    this.#wroteCookie = true;
+  }
+
+  #writeCookie(sid: string): void {
+    this.#wroteCookie = true;
+    if (this.#bound) return; // a request store (CookieStore) writes its own cookie on set/touch
+    const { cookie } = this.#rt.options;
+    writeSidCookie(this.#ctx, cookie, sid, cookie.maxAge);
+  }
+
+  #emit(event: 'session:invalid' | 'session:expired', extra: { reason?: InvalidReason }): void {
+    this.#ctx.app.emit(event, { ctx: this.#ctx, name: this.#rt.options.name, ...extra });
+  }
+}

@@ -1,0 +1,104 @@
+import type { Store } from './store.js';
+
+/** Options of {@link MemoryStore}. */
+export interface MemoryStoreOptions {
+  /**
+   * Most sessions kept; past it the least recently used one is evicted, so a
+   * flood of new sessions cannot grow the process without bound.
+   * @default 100_000
+   */
+  max?: number;
+  /**
+   * How often expired records are swept (ms). The timer is `unref`'d: it never keeps the process alive.
+   * Expiry is also enforced on every read.
+   * @default 60_000
+   */
+  sweepIntervalMs?: number;
+}
+
+interface Entry {
+  value: string;
+  expiresAt: number;
+}
+
+/**
+ * The embedded default store: a Map in this process, bounded (LRU) and swept.
+ * Records are strings (serialized copies), so no caller can mutate a stored
+ * session by reference. Sessions are lost on restart and not shared between
+ * processes: use RedisStore, MemcachedStore or MongoStore for that.
+ */
+export class MemoryStore implements Store {
+  readonly name = 'memory';
+  readonly max: number;
+  // Map keeps insertion order: re-inserting on access makes the first key the least recently used.
+  readonly #entries = new Map<string, Entry>();
+  readonly #sweeper: NodeJS.Timeout;
+
+  constructor(options: MemoryStoreOptions = {}) {
+    const { max = 100_000, sweepIntervalMs = 60_000 } = options;
+    if (!Number.isInteger(max) || max < 1) {
+      throw new TypeError(`koa-locked-session: Expected MemoryStore \`max\` to be a positive integer, got \`${String(max)}\``);
+    }
+    if (!Number.isFinite(sweepIntervalMs) || sweepIntervalMs <= 0) {
+      throw new TypeError(`koa-locked-session: Expected MemoryStore \`sweepIntervalMs\` to be a positive number of ms, got \`${String(sweepIntervalMs)}\``);
+    }
+    this.max = max;
+    this.#sweeper = setInterval(() => this.sweep(), sweepIntervalMs).unref();
+  }
+
+  /** Number of records held (expired ones included until swept or read). */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  async get(key: string): Promise<string | undefined> {
+    const entry = this.#live(key);
+    if (!entry) return undefined;
+    this.#entries.delete(key);
+    this.#entries.set(key, entry);
+    return entry.value;
+  }
+
+  async set(key: string, value: string, ttlMs: number): Promise<void> {
+    this.#entries.delete(key);
+    this.#entries.set(key, { value, expiresAt: Date.now() + ttlMs });
+    if (this.#entries.size > this.max) {
+      const oldest = this.#entries.keys().next().value;
+      if (oldest !== undefined) this.#entries.delete(oldest);
+    }
+  }
+
+  async destroy(key: string): Promise<void> {
+    this.#entries.delete(key);
+  }
+
+  async touch(key: string, ttlMs: number): Promise<void> {
+    const entry = this.#live(key);
+    if (entry) entry.expiresAt = Date.now() + ttlMs;
+  }
+
+  /** Drop every expired record now (the timer calls this periodically). */
+  sweep(now = Date.now()): void {
+    for (const [key, entry] of this.#entries) {
+      if (entry.expiresAt <= now) this.#entries.delete(key);
+    }
+  }
+
+  /** Drop every record. */
+  clear(): void {
+    this.#entries.clear();
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#sweeper);
+  }
+
+  #live(key: string): Entry | undefined {
+    const entry = this.#entries.get(key);
+    if (entry && entry.expiresAt <= Date.now()) {
+      this.#entries.delete(key);
+      return undefined;
+    }
+    return entry;
+  }
+}
