@@ -1,0 +1,114 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import Koa from 'koa';
+import request from 'supertest';
+import { MemoryStore, session } from '../src/index.js';
+import { CountingStore, cookieHeader, makeApp, sidOf } from './helpers/app.js';
+
+declare module '../src/index.js' {
+  interface SessionData {
+    name?: string;
+  }
+}
+
+function setup(options: Parameters<typeof makeApp>[0] = {}) {
+  const store = new CountingStore(new MemoryStore());
+  const invalid: string[] = [];
+  const app = makeApp({ master: store, ...options }, async (ctx) => {
+    if (ctx.path === '/set') await ctx.session.withLock((s) => void (s.name = 'ada'));
+    ctx.body = { data: await ctx.session.get(), isNew: ctx.session.isNew };
+  });
+  app.on('session:invalid', (event: { reason: string }) => invalid.push(event.reason));
+  return { store, invalid, app, server: app.callback() };
+}
+
+describe('sid cookie', () => {
+  it('defaults: name sid, HttpOnly, SameSite=Lax, Path=/, Max-Age = ttl, signed', async () => {
+    const { server } = setup({ ttl: 3_600_000 });
+    const res = await request(server).get('/set');
+    const [sid, sig] = res.headers['set-cookie'] as unknown as string[];
+    assert.match(sid!, /^sid=[A-Za-z0-9_-]{43}; path=\/; expires=[^;]+; samesite=lax; httponly$/);
+    assert.match(sig!, /^sid\.sig=/);
+    const expires = Date.parse(/expires=([^;]+)/.exec(sid!)![1]!);
+    assert.ok(Math.abs(expires - (Date.now() + 3_600_000)) < 5_000);
+    assert.doesNotMatch(sid!, /secure/, 'not Secure on plain HTTP');
+  });
+
+  it("Secure on HTTPS behind a proxy (app.proxy), maxAge 'session' gives a browser-session cookie", async () => {
+    const store = new MemoryStore();
+    const app = new Koa({ proxy: true });
+    app.keys = ['k'];
+    app.use(session({ master: store, cookie: { maxAge: 'session', sameSite: 'strict', domain: 'example.com' } }));
+    app.use(async (ctx) => {
+      await ctx.session.withLock((s) => void (s.name = 'x'));
+      ctx.body = 'ok';
+    });
+    const res = await request(app.callback()).get('/').set('X-Forwarded-Proto', 'https');
+    const sid = (res.headers['set-cookie'] as unknown as string[])[0]!;
+    assert.match(sid, /; secure/);
+    assert.match(sid, /samesite=strict/);
+    assert.match(sid, /domain=example\.com/);
+    assert.doesNotMatch(sid, /expires|max-age/i);
+  });
+
+  for (const [label, cookie, reason] of [
+    ['unsigned', (sid: string) => `sid=${sid}`, 'bad-signature'],
+    ['tampered signature', (sid: string) => `sid=${sid}; sid.sig=AAAAAAAAAAAAAAAAAAAAAAAAAAA`, 'bad-signature'],
+    ['swapped sid under a valid signature', (_sid: string, sig: string) => `sid=${'B'.repeat(43)}; sid.sig=${sig}`, 'bad-signature'],
+  ] as const) {
+    it(`an ${label} sid is a fresh session plus session:invalid, never a store lookup`, async () => {
+      const { store, invalid, server } = setup();
+      const res = await request(server).get('/set');
+      const sid = sidOf(res);
+      const sig = sidOf(res, 'sid.sig');
+      const before = store.calls.get;
+      const bad = await request(server).get('/').set('Cookie', cookie(sid, sig));
+      assert.equal(bad.status, 200);
+      assert.deepEqual(bad.body, { data: {}, isNew: true });
+      assert.equal(store.calls.get, before, 'no store lookup with the refused value');
+      assert.deepEqual(invalid, [reason]);
+    });
+  }
+
+  it('malformed ids (odd characters, huge values) never reach a store key', async () => {
+    const { store, invalid, server } = setup({ cookie: { signed: false } });
+    for (const value of ['../../etc/passwd', 'a b', '%00%0d%0a', 'x'.repeat(3000), '{hash}tag', 'short']) {
+      const res = await request(server).get('/').set('Cookie', `sid=${value}`);
+      assert.equal(res.status, 200);
+      assert.deepEqual(res.body.data, {});
+    }
+    assert.equal(store.calls.get, 0);
+    assert.equal(invalid.length, 6);
+    assert.ok(invalid.every((r) => r === 'bad-format'));
+  });
+
+  it('keys rotate: a sid signed with an older key still works and is re-signed with the newest', async () => {
+    const store = new MemoryStore();
+    const make = (keys: string[]) => {
+      const app = new Koa();
+      app.keys = keys;
+      app.use(session({ master: store }));
+      app.use(async (ctx) => {
+        if (ctx.path === '/set') await ctx.session.withLock((s) => void (s.name = 'ada'));
+        ctx.body = await ctx.session.get();
+      });
+      return app.callback();
+    };
+    const old = await request(make(['old'])).get('/set');
+    const res = await request(make(['new', 'old'])).get('/').set('Cookie', cookieHeader(old.headers['set-cookie']));
+    assert.deepEqual(res.body, { name: 'ada' });
+    assert.match(String(res.headers['set-cookie']), /sid\.sig=/, 're-signed with the newest key');
+  });
+
+  it('a missing app.keys fails with an error that names the fix', async () => {
+    const app = new Koa();
+    app.silent = true;
+    const errors: Error[] = [];
+    app.on('error', (e: Error) => errors.push(e));
+    app.use(session());
+    app.use((ctx) => void (ctx.body = 'x'));
+    const res = await request(app.callback()).get('/');
+    assert.equal(res.status, 500);
+    assert.match(errors[0]!.message, /app\.keys is not set.*app\.keys = \[/);
+  });
+});

@@ -1,0 +1,101 @@
+import Koa from 'koa';
+import type { AddressInfo } from 'node:net';
+import http from 'node:http';
+import { session, type SessionOptions } from '../../src/index.js';
+import type { Store } from '../../src/stores/store.js';
+
+/** Counts calls per operation on a store (a spy around a real store, not a mock). */
+export class CountingStore implements Store {
+  readonly calls = { get: 0, set: 0, destroy: 0, touch: 0 };
+  readonly keys: string[] = [];
+  constructor(readonly inner: Store) {}
+  get name() {
+    return this.inner.name;
+  }
+  get total() {
+    return this.calls.get + this.calls.set + this.calls.destroy + this.calls.touch;
+  }
+  get(key: string) {
+    this.calls.get++;
+    this.keys.push(key);
+    return this.inner.get(key);
+  }
+  set(key: string, value: string, ttlMs: number) {
+    this.calls.set++;
+    this.keys.push(key);
+    return this.inner.set(key, value, ttlMs);
+  }
+  destroy(key: string) {
+    this.calls.destroy++;
+    this.keys.push(key);
+    return this.inner.destroy(key);
+  }
+  touch(key: string, ttlMs: number) {
+    this.calls.touch++;
+    this.keys.push(key);
+    return this.inner.touch ? this.inner.touch(key, ttlMs) : Promise.resolve();
+  }
+}
+
+/** A store whose every call fails, as a dead server would. */
+export class FailingStore implements Store {
+  constructor(readonly name = 'failing') {}
+  async get(): Promise<string | undefined> {
+    throw new Error('connection refused');
+  }
+  async set(): Promise<void> {
+    throw new Error('connection refused');
+  }
+  async destroy(): Promise<void> {
+    throw new Error('connection refused');
+  }
+  async touch(): Promise<void> {
+    throw new Error('connection refused');
+  }
+}
+
+/** A Koa app with signed cookies and session(options) in front of `routes`. */
+export function makeApp(options: SessionOptions, routes: Koa.Middleware): Koa {
+  const app = new Koa();
+  app.keys = ['test-key-1', 'test-key-0'];
+  app.silent = true;
+  app.use(session(options));
+  app.use(routes);
+  return app;
+}
+
+/** Start `app` on a free loopback port; resolves to its base URL and a close function. */
+export async function listen(app: Koa): Promise<{ url: string; close(): Promise<void> }> {
+  const server = http.createServer(app.callback());
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** `name=value` pairs from a response's Set-Cookie headers, ready for a Cookie header. */
+export function cookieHeader(setCookie: string[] | string | undefined): string {
+  const list = Array.isArray(setCookie) ? setCookie : setCookie ? [setCookie] : [];
+  return list.map((c) => c.split(';')[0]).filter((c) => !/=$/.test(c!)).join('; ');
+}
+
+/** A promise plus its resolve function (to hold a request open until the test says so). */
+export function deferred<T = void>(): { promise: Promise<T>; resolve(value: T): void } {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+/** The sid a response set in its `sid` (or `name`) cookie. */
+export function sidOf(res: { headers: Record<string, unknown> }, name = 'sid'): string {
+  const match = new RegExp(`(?:^|,)${name.replace('.', '\\.')}=([^;]+)`).exec(String(res.headers['set-cookie'] ?? ''));
+  if (!match) throw new Error(`no ${name} cookie in the response`);
+  return match[1]!;
+}
