@@ -1,9 +1,10 @@
 import './koa.js';
 
 export { session } from './middleware.js';
-export { SessionHandle, type LockedSession } from './session.js';
+export { SessionHandle, type LockedSession, type LoginOptions, type UserOf } from './session.js';
+export { requireLogin, type RequireLoginOptions } from './auth.js';
 export type { SessionData } from './koa.js';
-export { DEFAULTS, type SessionOptions, type CookieOptions } from './options.js';
+export { DEFAULTS, type SessionOptions, type CookieOptions, type AuthOptions } from './options.js';
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory.js';
 export type { Store, RequestStore, BoundRequestStore } from './stores/store.js';
 export { MemoryLocker } from './lockers/memory.js';

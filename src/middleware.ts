@@ -5,7 +5,9 @@ import { resolveOptions, type SessionOptions } from './options.js';
 import { Replica } from './replica.js';
 import { SessionHandle, type SessionRuntime } from './session.js';
 import { SessionError } from './errors.js';
+import { cookieTransport, headerTransport } from './sid-transport.js';
 import { isRequestStore, type BoundRequestStore } from './stores/store.js';
+import { UserIndex } from './user-index.js';
 
 /** Names already installed on an app's context, so two session() calls cannot silently share one. */
 const INSTALLED = Symbol('koa-locked-session:installed');
@@ -28,17 +30,21 @@ export function session<T extends object = SessionData>(options: SessionOptions 
   const resolved = resolveOptions(options);
   const { name } = resolved;
   const handleKey = Symbol(`koa-locked-session:${name}`);
-  const needsKeys = resolved.cookie.signed && !isRequestStore(resolved.master);
+  const needsKeys = (resolved.cookie.signed || resolved.header !== undefined) && !isRequestStore(resolved.master);
+  const transport = resolved.header === undefined ? cookieTransport(resolved.cookie) : headerTransport(resolved.header);
+  const index = new UserIndex(resolved.locker, resolved.lockTimeout, resolved.prefix);
   const runtimes = new WeakMap<Koa, SessionRuntime>();
 
   const runtimeFor = (app: Koa): SessionRuntime => {
-    let runtime = runtimes.get(app);
-    if (runtime) return runtime;
+    const known = runtimes.get(app);
+    if (known) return known;
     const onMirrorError = (report: { store: string; sid: string; op: 'set' | 'destroy' | 'touch'; error: unknown }) =>
       app.emit('session:mirror-error', report);
     const replica = new Replica(resolved.master, resolved.mirrors, onMirrorError, resolved.mirrorWrites);
-    runtime = {
+    const runtime: SessionRuntime = {
       options: resolved,
+      transport,
+      index,
       replica,
       bindReplica: (bound: BoundRequestStore) => replica.withMaster(bound),
     };
@@ -68,8 +74,8 @@ export function session<T extends object = SessionData>(options: SessionOptions 
     runtimeFor(ctx.app);
     if (needsKeys && !ctx.app.keys) {
       throw new SessionError(
-        'koa-locked-session: app.keys is not set, and the sid cookie is signed with it. ' +
-          "Set app.keys = ['<a long random secret>'] before app.use(session()), or pass cookie: { signed: false }",
+        'koa-locked-session: app.keys is not set, and the sid is signed with it. ' +
+          "Set app.keys = ['<a long random secret>'] before app.use(session())" + (resolved.header ? '' : ', or pass cookie: { signed: false }'),
       );
     }
     await next();

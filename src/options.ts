@@ -62,6 +62,26 @@ export interface SessionOptions {
   serializer?: Serializer;
   /** The sid cookie. */
   cookie?: CookieOptions;
+  /**
+   * Where the sid travels. `{ header: 'x-session-id' }` reads it from that request header and
+   * returns new ids in the same response header (APIs, mobile apps), signed like the cookie
+   * (`<sid>.<signature>`); no cookie is read or set.
+   * @default the cookie
+   */
+  sid?: { header?: string };
+  /** Auth helpers (`login`, `logout`, `user`, `sessionsOf`, `revokeAll`). */
+  auth?: AuthOptions;
+}
+
+/** Options of the auth helpers. */
+export interface AuthOptions {
+  /** Session data key the logged-in user is stored under. @default 'user' */
+  userKey?: string;
+  /**
+   * A user's stable id, for the per-user session index (`sessionsOf`, `revokeAll`).
+   * @default user => user.id (or the user itself when it is a string or number)
+   */
+  userId?: (user: unknown) => string | number;
 }
 
 /** The cookie options with every default applied. */
@@ -91,6 +111,10 @@ export interface ResolvedOptions {
   genid: (() => string) | undefined;
   serializer: Serializer;
   cookie: ResolvedCookieOptions;
+  /** Request/response header carrying the signed sid instead of the cookie, lower-case. */
+  header: string | undefined;
+  userKey: string;
+  userId: (user: unknown) => string | number;
 }
 
 /** Defaults in one place (stores and lockers are created per `session()` call). */
@@ -170,10 +194,32 @@ export function resolveOptions(input: SessionOptions = {}): ResolvedOptions {
     fail('serializer', 'an object with stringify(data) and parse(raw)', serializer);
   }
 
+  const sid = input.sid ?? {};
+  if (typeof sid !== 'object' || sid === null) fail('sid', "an object like { header: 'x-session-id' }", sid);
+  const header = sid.header;
+  if (header !== undefined && (typeof header !== 'string' || !/^[A-Za-z0-9-]{1,64}$/.test(header))) {
+    fail('sid.header', 'an HTTP header name (letters, digits, dashes)', header);
+  }
+  const auth = input.auth ?? {};
+  const userKey = auth.userKey ?? 'user';
+  if (typeof userKey !== 'string' || userKey === '' || userKey === '__proto__') fail('auth.userKey', 'a non-empty string', userKey);
+  const userId = auth.userId ?? defaultUserId;
+  if (typeof userId !== 'function') fail('auth.userId', 'a function returning the user\'s id', userId);
+
   return {
     name, master, mirrors: [...mirrors], mirrorWrites, locker, ttl, lockTimeout, rolling, prefix, genid, serializer,
     cookie: resolveCookie(input.cookie ?? {}, name, ttl),
+    header: header?.toLowerCase(),
+    userKey,
+    userId,
   };
+}
+
+function defaultUserId(user: unknown): string | number {
+  if (typeof user === 'string' || typeof user === 'number') return user;
+  const id = (user as { id?: unknown } | null)?.id;
+  if (typeof id === 'string' || typeof id === 'number') return id;
+  throw new TypeError('koa-locked-session: cannot tell the logged-in user\'s id: give the user an `id` (string or number) or pass `auth: { userId: (user) => ... }` to session()');
 }
 
 function resolveCookie(input: CookieOptions, sessionName: string, ttl: number): ResolvedCookieOptions {

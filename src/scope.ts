@@ -24,6 +24,10 @@ export class Scope {
   /** Flags set by regenerate()/touch() inside the scope, applied at its end. */
   regenerate = false;
   touch = false;
+  /** Per-session settings stored with the record (login's ttl/remember). */
+  meta: { ttl?: number; remember?: false } | undefined;
+  /** The logged-in user as read under the lock (for the per-user index). */
+  user: unknown;
   /** Settles when the scope finished opening (rejects if the lock or the read failed). */
   ready: Promise<void> = Promise.resolve();
   readonly closed: Promise<void>;

@@ -9,17 +9,42 @@ import type { Replica } from './replica.js';
 import { Scope } from './scope.js';
 import { deserialize, serialize } from './serialize.js';
 import { generateSid, isValidSid } from './sid.js';
-import { readSidCookie, writeSidCookie } from './sid-cookie.js';
+import type { SidTransport } from './sid-transport.js';
 import { isRequestStore, type BoundRequestStore } from './stores/store.js';
+import type { UserIndex } from './user-index.js';
 
 const debug = debuglog('koa-locked-session');
 
 /** The data inside a lock scope: your session object, which `await using` releases. */
 export type LockedSession<T extends object = SessionData> = T & AsyncDisposable;
 
+/** Options of {@link SessionHandle.login}. */
+export interface LoginOptions {
+  /** `false`: a browser-session cookie (gone when the browser closes). @default true */
+  remember?: boolean;
+  /** Expiry of this session in ms, instead of the `ttl` option (never longer than it). */
+  ttl?: number;
+  /** Keep the data of the anonymous session (e.g. a cart); by default login starts from empty data. @default false */
+  keepData?: boolean;
+}
+
+/** The logged-in user's type: `SessionData['user']` when declared. */
+export type UserOf<T> = T extends { user?: infer U } ? U : unknown;
+
+/** Per-session settings stored with the record (set by `login`). */
+interface SessionMeta {
+  ttl?: number;
+  remember?: false;
+}
+
+/** The record key the per-session settings hide under (never visible in the data). */
+const META = '$session';
+
 /** What a handle needs from its `session()` call and app, shared by all its requests. */
 export interface SessionRuntime {
   readonly options: ResolvedOptions;
+  readonly transport: SidTransport;
+  readonly index: UserIndex;
   /** Master + mirrors for this app (undefined when the master is a request store: built per request). */
   readonly replica: Replica;
   /** Build the replica for a request-bound master (CookieStore). */
@@ -45,6 +70,8 @@ export class SessionHandle<T extends object = SessionData> {
   #latest: string | null | undefined;
   #wroteCookie = false;
   #used = false;
+  /** Per-session settings of the last record read or written. */
+  #meta: SessionMeta | undefined;
 
   /** @internal Built lazily by the middleware on first access to `ctx[name]`. */
   constructor(ctx: Context, runtime: SessionRuntime) {
@@ -109,7 +136,7 @@ export class SessionHandle<T extends object = SessionData> {
     if (this.#latest !== undefined) {
       const raw = this.#latest;
       this.#latest = undefined;
-      this.#snapshot = Promise.resolve(readonly((raw === null ? {} : (deserialize(this.#rt.options.serializer, raw) ?? {})) as T));
+      this.#snapshot = Promise.resolve(readonly((raw === null ? {} : (this.#decode(raw, false)?.data ?? {})) as T));
     }
     return (this.#snapshot ??= this.#read());
   }
@@ -135,11 +162,95 @@ export class SessionHandle<T extends object = SessionData> {
     });
   }
 
+  // ---- auth ---------------------------------------------------------------
+
+  /**
+   * Log `user` in: a new sid (the old one is dead in every store: session-fixation
+   * defence) holding the user under the `auth.userKey` option (default `user`).
+   * @example await ctx.session.login({ id: '42', name: 'Ada' }, { remember: false });
+   */
+  async login(user: UserOf<T>, options: LoginOptions = {}): Promise<void> {
+    const { remember = true, ttl, keepData = false } = options;
+    if (user === undefined || user === null) throw new TypeError('koa-locked-session: login(user) needs a user; to log out call logout()');
+    if (ttl !== undefined && (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl <= 0)) {
+      throw new TypeError(`koa-locked-session: Expected login \`ttl\` to be a positive number of ms, got \`${String(ttl)}\``);
+    }
+    if (typeof remember !== 'boolean') throw new TypeError(`koa-locked-session: Expected login \`remember\` to be a boolean, got \`${String(remember)}\``);
+    await this.withLock((data) => {
+      const scope = this.#active!;
+      if (!keepData) for (const key of Object.keys(data)) delete (data as Record<string, unknown>)[key];
+      (data as Record<string, unknown>)[this.#rt.options.userKey] = user;
+      scope.regenerate = true;
+      const meta: SessionMeta = {};
+      if (ttl !== undefined) meta.ttl = Math.min(ttl, this.#rt.options.ttl);
+      if (!remember) meta.remember = false;
+      scope.meta = Object.keys(meta).length > 0 ? meta : undefined;
+    });
+  }
+
+  /** Log out: the session's data and sid are destroyed everywhere; the old cookie no longer works. */
+  logout(): Promise<void> {
+    return this.destroy();
+  }
+
+  /** The logged-in user, or `undefined`. */
+  async user(): Promise<UserOf<T> | undefined> {
+    const data = (await this.get()) as Record<string, unknown>;
+    return data[this.#rt.options.userKey] as UserOf<T> | undefined;
+  }
+
+  /** The ids of `user`'s live sessions (every device), from the per-user index beside the master. */
+  async sessionsOf(user: UserOf<T>): Promise<string[]> {
+    return this.#rt.index.list(this.#indexStore(), this.#rt.options.userId(user));
+  }
+
+  /**
+   * Destroy every session of `user` in every store ("sign out other devices",
+   * password change). `except`: sids to keep, e.g. `ctx.session.id`.
+   * @returns the sids destroyed.
+   */
+  async revokeAll(user: UserOf<T>, options: { except?: string | readonly string[] } = {}): Promise<string[]> {
+    const except = typeof options.except === 'string' ? [options.except] : (options.except ?? []);
+    const uid = this.#rt.options.userId(user);
+    const master = this.#indexStore();
+    const sids = (await this.#rt.index.list(master, uid)).filter((sid) => !except.includes(sid));
+    const { locker, lockTimeout } = this.#rt.options;
+    for (const sid of sids) {
+      if (sid === this.#sid) {
+        await this.destroy(); // joins this request's own scope if one is open
+        continue;
+      }
+      const key = this.#key(sid);
+      const lease = await locker.acquire(key, { timeoutMs: lockTimeout, store: this.#replica.master });
+      try {
+        await this.#replica.withMaster(lease.store ?? this.#replica.master).destroy(key);
+      } finally {
+        await lease.release();
+      }
+    }
+    if (sids.length > 0) await this.#rt.index.remove(master, uid, sids);
+    return sids;
+  }
+
+  /** The master, for the user index; a client-side master has nowhere to keep one. */
+  #indexStore() {
+    this.#resolve();
+    if (this.#bound) {
+      throw new SessionError('koa-locked-session: sessionsOf()/revokeAll() need a server-side master store; a CookieStore keeps each session in its browser, where the server cannot reach it. Use RedisStore, MongoStore, MemcachedStore or MemoryStore as master');
+    }
+    return this.#replica.master;
+  }
+
   /** @internal Called by the middleware once the downstream middleware finished. */
   async finish(): Promise<void> {
-    const { rolling, ttl } = this.#rt.options;
-    if (!rolling || !this.#used || this.#wroteCookie || this.#sid === undefined) return;
-    await this.#replica.touch(this.#key(this.#sid), ttl);
+    if (!this.#used) return;
+    const { ctx } = { ctx: this.#ctx };
+    // A response that depends on the session must never be served to another user from a shared cache.
+    ctx.vary(this.#rt.transport.vary);
+    if (!ctx.response.get('Cache-Control')) ctx.set('Cache-Control', 'private');
+    const { rolling } = this.#rt.options;
+    if (!rolling || this.#wroteCookie || this.#sid === undefined) return;
+    await this.#replica.touch(this.#key(this.#sid), this.#ttl());
     this.#writeCookie(this.#sid);
   }
 
@@ -188,8 +299,8 @@ export class SessionHandle<T extends object = SessionData> {
     try {
       if (scope.lease.store) scope.store = this.#replica.withMaster(scope.lease.store);
       const raw = await scope.store.get(key);
-      const data = raw === undefined ? undefined : this.#parse(raw);
-      if (data === undefined) {
+      const decoded = raw === undefined ? undefined : this.#decode(raw, true);
+      if (decoded === undefined) {
         // No resurrection: the record is gone (destroyed, expired): work on a fresh session with a new sid.
         if (raw === undefined) this.#emit('session:expired', {});
         this.#forget();
@@ -197,7 +308,9 @@ export class SessionHandle<T extends object = SessionData> {
       }
       scope.sid = sid;
       scope.original = raw;
-      scope.data = data;
+      scope.data = decoded.data;
+      scope.meta = decoded.meta;
+      scope.user = decoded.data[this.#rt.options.userKey];
     } catch (error) {
       await this.#release(scope);
       throw error;
@@ -250,35 +363,62 @@ export class SessionHandle<T extends object = SessionData> {
   /** Save what the scope changed: master first, then mirrors; the cookie last. */
   async #commit(scope: Scope): Promise<void> {
     if (scope.lease?.lost) throw new LockLostError();
-    const { serializer, ttl } = this.#rt.options;
+    const { serializer } = this.#rt.options;
     const store = scope.store!;
-    const empty = Object.keys(scope.data).length === 0;
-    if (empty) {
-      if (scope.sid !== undefined) {
-        await store.destroy(this.#key(scope.sid));
+    const oldSid = scope.sid;
+    this.#meta = scope.meta;
+    if (Object.keys(scope.data).length === 0) {
+      if (oldSid !== undefined) {
+        await store.destroy(this.#key(oldSid));
         this.#forget();
       }
       this.#latest = null;
+      await this.#reindex(scope, oldSid, undefined);
       return;
     }
-    const value = serialize(serializer, scope.data);
-    if (scope.sid === undefined) {
+    const value = serialize(serializer, scope.meta ? { ...scope.data, [META]: scope.meta } : scope.data);
+    const ttl = this.#ttl();
+    if (oldSid === undefined) {
       const sid = this.#newSid();
       await this.#replica.set(this.#key(sid), value, ttl); // a fresh id: no lock needed, nobody else knows it
       this.#adopt(sid, value);
     } else if (scope.regenerate) {
       const sid = this.#newSid();
       await this.#replica.set(this.#key(sid), value, ttl);
-      await store.destroy(this.#key(scope.sid));
+      await store.destroy(this.#key(oldSid));
       this.#adopt(sid, value);
     } else if (value !== scope.original) {
-      await store.set(this.#key(scope.sid), value, ttl);
-      this.#adopt(scope.sid, value);
+      await store.set(this.#key(oldSid), value, ttl);
+      this.#adopt(oldSid, value);
     } else if (scope.touch) {
-      const key = this.#key(scope.sid);
+      const key = this.#key(oldSid);
       await (store.master.touch ? store.touch(key, ttl) : store.set(key, value, ttl));
-      this.#writeCookie(scope.sid);
+      this.#writeCookie(oldSid);
     }
+    await this.#reindex(scope, oldSid, this.#sid);
+  }
+
+  /** Keep the per-user index in step when a logged-in session changes sid, user, or dies. */
+  async #reindex(scope: Scope, oldSid: string | undefined, newSid: string | undefined): Promise<void> {
+    if (this.#bound) return; // client-side sessions: no server-side index
+    const { userKey, userId } = this.#rt.options;
+    const before = scope.user;
+    const after = newSid === undefined ? undefined : scope.data[userKey];
+    if (before === undefined && after === undefined) return;
+    const beforeId = before === undefined ? undefined : userId(before);
+    const afterId = after === undefined ? undefined : userId(after);
+    const master = this.#replica.master;
+    if (beforeId !== undefined && oldSid !== undefined && (oldSid !== newSid || beforeId !== afterId)) {
+      await this.#rt.index.remove(master, beforeId, [oldSid]);
+    }
+    if (afterId !== undefined && newSid !== undefined && (oldSid !== newSid || beforeId !== afterId)) {
+      await this.#rt.index.add(master, afterId, newSid);
+    }
+  }
+
+  /** This session's expiry in ms: login's `ttl` if it set one, else the option. */
+  #ttl(): number {
+    return this.#meta?.ttl ?? this.#rt.options.ttl;
   }
 
   // ---- reads, ids and cookies --------------------------------------------
@@ -288,15 +428,22 @@ export class SessionHandle<T extends object = SessionData> {
     const sid = this.#sid;
     if (sid === undefined) return readonly({} as T);
     const raw = await this.#replica.get(this.#key(sid));
-    const data = raw === undefined ? undefined : this.#parse(raw);
+    const decoded = raw === undefined ? undefined : this.#decode(raw, true);
     if (raw === undefined) this.#emit('session:expired', {});
-    return readonly((data ?? {}) as T);
+    if (decoded) this.#meta = decoded.meta;
+    return readonly((decoded?.data ?? {}) as T);
   }
 
-  #parse(raw: string): Record<string, unknown> | undefined {
+  /** Parse a record into the data and the per-session settings hidden in it. */
+  #decode(raw: string, report: boolean): { data: Record<string, unknown>; meta: SessionMeta | undefined } | undefined {
     const data = deserialize(this.#rt.options.serializer, raw);
-    if (data === undefined) this.#emit('session:invalid', { reason: 'bad-record' satisfies InvalidReason });
-    return data;
+    if (data === undefined) {
+      if (report) this.#emit('session:invalid', { reason: 'bad-record' satisfies InvalidReason });
+      return undefined;
+    }
+    if (!(META in data)) return { data, meta: undefined };
+    const { [META]: meta, ...rest } = data;
+    return { data: rest, meta: typeof meta === 'object' && meta !== null ? (meta as SessionMeta) : undefined };
   }
 
   /** Read the session reference the request brought, once. */
@@ -309,7 +456,7 @@ export class SessionHandle<T extends object = SessionData> {
       this.#replica = this.#rt.bindReplica(this.#bound);
       this.#sid = this.#bound.sid;
     } else {
-      const read = readSidCookie(this.#ctx, this.#rt.options.cookie);
+      const read = this.#rt.transport.read(this.#ctx);
       if (read.invalid) this.#emit('session:invalid', { reason: read.invalid });
       this.#sid = read.sid;
     }
@@ -342,15 +489,16 @@ export class SessionHandle<T extends object = SessionData> {
     const had = this.#sid !== undefined;
     this.#sid = undefined;
     this.#isNew = true;
-    if (had && !this.#bound) writeSidCookie(this.#ctx, this.#rt.options.cookie, null, 'session');
+    if (had && !this.#bound) this.#rt.transport.clear(this.#ctx);
     this.#wroteCookie = true;
   }
 
   #writeCookie(sid: string): void {
     this.#wroteCookie = true;
     if (this.#bound) return; // a request store (CookieStore) writes its own cookie on set/touch
-    const { cookie } = this.#rt.options;
-    writeSidCookie(this.#ctx, cookie, sid, cookie.maxAge);
+    const { maxAge } = this.#rt.options.cookie;
+    const meta = this.#meta;
+    this.#rt.transport.write(this.#ctx, sid, meta?.remember === false ? 'session' : maxAge === 'session' ? maxAge : (meta?.ttl ?? maxAge));
   }
 
   #emit(event: 'session:invalid' | 'session:expired', extra: { reason?: InvalidReason }): void {
