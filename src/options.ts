@@ -3,7 +3,7 @@ import { isLocker, type Locker } from './lockers/locker.js';
 import type { MirrorWrites } from './replica.js';
 import { jsonSerializer, type Serializer } from './serialize.js';
 import { MemoryStore } from './stores/memory.js';
-import { isStore, type Store } from './stores/store.js';
+import { isRequestStore, isStore, type Store } from './stores/store.js';
 
 /** Options of the sid cookie. Defaults follow DESIGN §6 (and OWASP): HttpOnly, SameSite=Lax, Secure on HTTPS. */
 export interface CookieOptions {
@@ -175,6 +175,7 @@ export function resolveOptions(input: SessionOptions = {}): ResolvedOptions {
   mirrors.forEach((m, i) => {
     if (!isStore(m)) fail(`mirrors[${i}]`, 'a Store (an object with name, get, set and destroy)', m);
     if (m === master) fail(`mirrors[${i}]`, 'a store other than the master', m.name, 'Remove the master from `mirrors`');
+    if (isRequestStore(m)) fail(`mirrors[${i}]`, 'a server-side store', m.name, 'A CookieStore can only be the master: it lives in the browser');
   });
   const mirrorWrites = input.mirrorWrites ?? DEFAULTS.mirrorWrites;
   if (mirrorWrites !== 'await' && mirrorWrites !== 'background') fail('mirrorWrites', "'await' or 'background'", mirrorWrites);

@@ -114,6 +114,9 @@ const MIN_STRING_KEY = 32;
 const RAW_KEY_BYTES = 32;
 const B64URL = /^[A-Za-z0-9_-]*$/;
 const HKDF_SALT = Buffer.from('koa-locked-session seal', 'utf8');
+// Keyrings are branded by identity, not shape: an options-like `{ keys: [...] }` must not pass for one.
+const KEYRINGS = new WeakSet<object>();
+
 const KEY_HINT = 'generate one with `openssl rand -base64 32` (or `node -e "console.log(crypto.randomBytes(32).toString(\'base64\'))"`)';
 
 /**
@@ -154,7 +157,9 @@ export function createKeyring(keys: readonly KeyInput[] | Keyring, optionName = 
       macKey: derive(ikm, 'hmac-sha256', 32),
     });
   });
-  return Object.freeze({ keys: Object.freeze(derived) });
+  const ring: Keyring = Object.freeze({ keys: Object.freeze(derived) });
+  KEYRINGS.add(ring);
+  return ring;
 }
 
 /**
@@ -269,7 +274,7 @@ export function unseal(sealed: unknown, keys: Keyring | readonly KeyInput[], opt
 
 /** True when `value` is a keyring made by {@link createKeyring}. */
 export function isKeyring(value: unknown): value is Keyring {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) && Array.isArray((value as Keyring).keys);
+  return typeof value === 'object' && value !== null && KEYRINGS.has(value);
 }
 
 function derive(ikm: Buffer, purpose: string, length: number): Buffer {

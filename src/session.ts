@@ -367,6 +367,7 @@ export class SessionHandle<T extends object = SessionData> {
     const store = scope.store!;
     const oldSid = scope.sid;
     this.#meta = scope.meta;
+    if (this.#bound) this.#bound.sessionCookie = scope.meta?.remember === false || this.#rt.options.cookie.maxAge === 'session';
     if (Object.keys(scope.data).length === 0) {
       if (oldSid !== undefined) {
         await store.destroy(this.#key(oldSid));
@@ -452,7 +453,12 @@ export class SessionHandle<T extends object = SessionData> {
     this.#resolved = true;
     const { master } = this.#rt.options;
     if (isRequestStore(master)) {
-      this.#bound = master.bindRequest(this.#ctx, { onInvalid: (reason) => this.#emit('session:invalid', { reason }) });
+      const { prefix, cookie } = this.#rt.options;
+      this.#bound = master.bindRequest(this.#ctx, {
+        onInvalid: (reason) => this.#emit('session:invalid', { reason }),
+        prefix,
+        maxAge: cookie.maxAge,
+      });
       this.#replica = this.#rt.bindReplica(this.#bound);
       this.#sid = this.#bound.sid;
     } else {

@@ -45,13 +45,25 @@ export interface RequestStore extends Store {
    * an invalid one (then `onInvalid` has been called with a short reason).
    * The returned store reads and writes this request's cookie.
    */
-  bindRequest(ctx: import('koa').Context, hooks: { onInvalid(reason: string): void }): BoundRequestStore;
+  bindRequest(ctx: import('koa').Context, hooks: RequestStoreHooks): BoundRequestStore;
+}
+
+/** What the middleware tells a {@link RequestStore} about the request's session. */
+export interface RequestStoreHooks {
+  /** Called once, with a short reason, when the request brought a session that does not open. */
+  onInvalid(reason: string): void;
+  /** The middleware's key prefix: keys given to get/set/destroy/touch are `prefix + sid`. */
+  prefix?: string;
+  /** The middleware's `cookie.maxAge` (`'session'`: browser-session cookies). */
+  maxAge?: number | 'session';
 }
 
 /** A {@link RequestStore} bound to one request. */
 export interface BoundRequestStore extends Store {
   /** The stable session id carried by the request, if valid. */
   readonly sid: string | undefined;
+  /** Set by the middleware before a save: `true` for a browser-session cookie (login with `remember: false`). */
+  sessionCookie?: boolean | undefined;
 }
 
 /** True when `store` is a {@link RequestStore} (its records live in the request). */
