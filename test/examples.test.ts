@@ -7,9 +7,9 @@ describe('examples run as documented', () => {
     const ex = await startExample('basic');
     try {
       const first = await fetch(ex.url);
-      assert.equal((await first.json()).count, 1);
+      assert.equal(((await first.json()) as { count: number }).count, 1);
       const second = await fetch(ex.url, { headers: { cookie: cookiesOf(first) } });
-      assert.equal((await second.json()).count, 2);
+      assert.equal(((await second.json()) as { count: number }).count, 2);
     } finally {
       await ex.stop();
     }
@@ -45,7 +45,7 @@ describe('examples run as documented', () => {
       const cookie = cookiesOf(login);
       const account = await fetch(`${ex.url}/account`, { headers: { cookie } });
       assert.match(await account.text(), /Logged in as Ada on 1 device/);
-      const counts = await Promise.all(Array.from({ length: 20 }, () => fetch(`${ex.url}/increment`, { method: 'POST', headers: { cookie } }).then((r) => r.json())));
+      const counts = await Promise.all(Array.from({ length: 20 }, () => fetch(`${ex.url}/increment`, { method: 'POST', headers: { cookie } }).then((r) => r.json() as Promise<{ count: number }>)));
       assert.deepEqual(counts.map((c) => c.count).sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => i + 1));
       const logout = await fetch(`${ex.url}/logout`, { method: 'POST', redirect: 'manual', headers: { cookie } });
       assert.equal(logout.status, 302);
