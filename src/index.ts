@@ -1,6 +1,7 @@
 import './koa.js';
 
-export { session } from './middleware.js';
+export { session, type SessionMiddleware } from './middleware.js';
+export { CHANNELS, type LockMessage, type StoreMessage, type MirrorErrorMessage } from './diagnostics.js';
 export { SessionHandle, type LockedSession, type LoginOptions, type UserOf } from './session.js';
 export { requireLogin, type RequireLoginOptions } from './auth.js';
 export type { SessionData } from './koa.js';

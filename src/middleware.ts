@@ -8,6 +8,17 @@ import { SessionError } from './errors.js';
 import { cookieTransport, headerTransport } from './sid-transport.js';
 import { isRequestStore, type BoundRequestStore } from './stores/store.js';
 import { UserIndex } from './user-index.js';
+import { Lifecycle } from './lifecycle.js';
+
+/** The middleware returned by {@link session}, with a way to shut the session layer down. */
+export interface SessionMiddleware extends Middleware {
+  /**
+   * Graceful shutdown: refuse new scopes (503), wait for the scopes in flight, flush
+   * background mirror writes, then close the locker and the stores (a store never
+   * closes a client it was given). Call it after `server.close()` stopped new connections.
+   */
+  close(): Promise<void>;
+}
 
 /** Names already installed on an app's context, so two session() calls cannot silently share one. */
 const INSTALLED = Symbol('koa-locked-session:installed');
@@ -26,7 +37,7 @@ type AppWithRegistry = Koa & { context: Koa['context'] & { [INSTALLED]?: Map<str
  *   ctx.body = await ctx.session.withLock((s) => (s.count = (s.count ?? 0) + 1));
  * });
  */
-export function session<T extends object = SessionData>(options: SessionOptions = {}): Middleware {
+export function session<T extends object = SessionData>(options: SessionOptions = {}): SessionMiddleware {
   const resolved = resolveOptions(options);
   const { name } = resolved;
   const handleKey = Symbol(`koa-locked-session:${name}`);
@@ -34,17 +45,27 @@ export function session<T extends object = SessionData>(options: SessionOptions 
   const transport = resolved.header === undefined ? cookieTransport(resolved.cookie) : headerTransport(resolved.header);
   const index = new UserIndex(resolved.locker, resolved.lockTimeout, resolved.prefix);
   const runtimes = new WeakMap<Koa, SessionRuntime>();
+  const replicas = new Set<Replica>();
+  const lifecycle = new Lifecycle();
 
   const runtimeFor = (app: Koa): SessionRuntime => {
     const known = runtimes.get(app);
     if (known) return known;
     const onMirrorError = (report: { store: string; sid: string; op: 'set' | 'destroy' | 'touch'; error: unknown }) =>
       app.emit('session:mirror-error', report);
-    const replica = new Replica(resolved.master, resolved.mirrors, onMirrorError, resolved.mirrorWrites);
+    const replica = new Replica(resolved.master, resolved.mirrors, {
+      onMirrorError,
+      mode: resolved.mirrorWrites,
+      storeTimeout: resolved.storeTimeout,
+      maxPendingMirrorWrites: resolved.maxPendingMirrorWrites,
+      session: name,
+    });
+    replicas.add(replica);
     const runtime: SessionRuntime = {
       options: resolved,
       transport,
       index,
+      lifecycle,
       replica,
       bindReplica: (bound: BoundRequestStore) => replica.withMaster(bound),
     };
@@ -70,7 +91,7 @@ export function session<T extends object = SessionData>(options: SessionOptions 
     });
   };
 
-  return async function lockedSession(ctx, next) {
+  const middleware = async function lockedSession(ctx: Koa.Context, next: Koa.Next) {
     runtimeFor(ctx.app);
     if (needsKeys && !ctx.app.keys) {
       throw new SessionError(
@@ -81,5 +102,13 @@ export function session<T extends object = SessionData>(options: SessionOptions 
     await next();
     const handle = (ctx as unknown as Record<symbol, SessionHandle<T> | undefined>)[handleKey];
     if (handle) await handle.finish();
+  } as SessionMiddleware;
+
+  middleware.close = async () => {
+    await lifecycle.close();
+    await Promise.all([...replicas].map((r) => r.flush()));
+    await resolved.locker.close?.();
+    await Promise.all([resolved.master, ...resolved.mirrors].map((s) => s.close?.()));
   };
+  return middleware;
 }

@@ -46,6 +46,14 @@ export interface SessionOptions {
   mirrors?: Store[];
   /** `'await'`: a scope ends after the mirrors are written; `'background'`: it does not wait for them. @default 'await' */
   mirrorWrites?: MirrorWrites;
+  /**
+   * With `mirrorWrites: 'background'`: most mirror writes in flight at once. Past it new
+   * mirror writes are dropped and reported (`session:mirror-error`), so a dead mirror cannot grow memory.
+   * @default 1000
+   */
+  maxPendingMirrorWrites?: number;
+  /** Bound on every store call in ms (master and mirrors); past it the call fails with `StoreError` (503). @default 2000 */
+  storeTimeout?: number;
   /** Serializes scopes per session id. `RedisLocker` for many processes. @default new MemoryLocker() */
   locker?: Locker;
   /** Server-side expiry in ms, renewed by every save and `touch()`. @default 86_400_000 (24 h) */
@@ -103,6 +111,8 @@ export interface ResolvedOptions {
   master: Store;
   mirrors: readonly Store[];
   mirrorWrites: MirrorWrites;
+  maxPendingMirrorWrites: number;
+  storeTimeout: number;
   locker: Locker;
   ttl: number;
   lockTimeout: number;
@@ -121,6 +131,8 @@ export interface ResolvedOptions {
 export const DEFAULTS = Object.freeze({
   name: 'session',
   mirrorWrites: 'await' as MirrorWrites,
+  maxPendingMirrorWrites: 1000,
+  storeTimeout: 2000,
   ttl: 24 * 60 * 60 * 1000,
   lockTimeout: 5000,
   rolling: false,
@@ -180,6 +192,11 @@ export function resolveOptions(input: SessionOptions = {}): ResolvedOptions {
   const mirrorWrites = input.mirrorWrites ?? DEFAULTS.mirrorWrites;
   if (mirrorWrites !== 'await' && mirrorWrites !== 'background') fail('mirrorWrites', "'await' or 'background'", mirrorWrites);
 
+  const maxPendingMirrorWrites = input.maxPendingMirrorWrites ?? DEFAULTS.maxPendingMirrorWrites;
+  if (!Number.isInteger(maxPendingMirrorWrites) || maxPendingMirrorWrites < 1) {
+    fail('maxPendingMirrorWrites', 'a positive integer', maxPendingMirrorWrites);
+  }
+  const storeTimeout = positive('storeTimeout', input.storeTimeout, DEFAULTS.storeTimeout);
   const locker = input.locker ?? new MemoryLocker();
   if (!isLocker(locker)) fail('locker', 'a Locker (an object with acquire(key, options))', locker);
 
@@ -208,7 +225,7 @@ export function resolveOptions(input: SessionOptions = {}): ResolvedOptions {
   if (typeof userId !== 'function') fail('auth.userId', 'a function returning the user\'s id', userId);
 
   return {
-    name, master, mirrors: [...mirrors], mirrorWrites, locker, ttl, lockTimeout, rolling, prefix, genid, serializer,
+    name, master, mirrors: [...mirrors], mirrorWrites, maxPendingMirrorWrites, storeTimeout, locker, ttl, lockTimeout, rolling, prefix, genid, serializer,
     cookie: resolveCookie(input.cookie ?? {}, name, ttl),
     header: header?.toLowerCase(),
     userKey,

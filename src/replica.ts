@@ -1,3 +1,5 @@
+import { performance } from 'node:perf_hooks';
+import { mirrorErrorChannel, storeChannel, type StoreMessage } from './diagnostics.js';
 import { StoreError } from './errors.js';
 import type { Store } from './stores/store.js';
 
@@ -12,46 +14,69 @@ export interface MirrorError {
 /** How mirror writes relate to the request: awaited before the scope ends, or left to finish in the background. */
 export type MirrorWrites = 'await' | 'background';
 
+/** Settings of a {@link Replica}. */
+export interface ReplicaOptions {
+  onMirrorError: (report: MirrorError) => void;
+  mode?: MirrorWrites;
+  /** Bound on every store call in ms; past it the call fails with a StoreError. */
+  storeTimeout?: number;
+  /** Most background mirror writes in flight; past it new ones are dropped (and reported). */
+  maxPendingMirrorWrites?: number;
+  /** Session name for diagnostics. */
+  session?: string;
+}
+
+type Op = StoreMessage['op'];
+
 /**
  * Master + mirrors as one Store: reads from the master only; writes go to the
  * master first (its failure fails the call and no mirror is written), then to
- * every mirror in parallel. A mirror failure is reported, never thrown.
+ * every mirror in parallel. A mirror failure is reported, never thrown. Every
+ * call is bounded by `storeTimeout` and published on the diagnostics channel.
  */
 export class Replica implements Store {
   readonly name: string;
-  readonly #pending = new Set<Promise<void>>();
+  readonly #options: Required<ReplicaOptions>;
+  readonly #pending: Set<Promise<void>>;
 
   constructor(
     readonly master: Store,
     readonly mirrors: readonly Store[],
-    readonly onMirrorError: (report: MirrorError) => void,
-    readonly mode: MirrorWrites = 'await',
+    options: ReplicaOptions,
+    pending = new Set<Promise<void>>(),
   ) {
     this.name = master.name;
+    this.#options = { mode: 'await', storeTimeout: 2000, maxPendingMirrorWrites: 1000, session: 'session', ...options };
+    this.#pending = pending;
   }
 
-  /** The same mirrors in front of another view of the master (e.g. a lease-guarded one). */
+  /** The same mirrors (and background queue) in front of another view of the master (e.g. a lease-guarded one). */
   withMaster(master: Store): Replica {
-    return master === this.master ? this : new Replica(master, this.mirrors, this.onMirrorError, this.mode);
+    return master === this.master ? this : new Replica(master, this.mirrors, this.#options, this.#pending);
+  }
+
+  /** Background mirror writes still in flight. */
+  get pendingMirrorWrites(): number {
+    return this.#pending.size;
   }
 
   get(key: string): Promise<string | undefined> {
-    return guard(this.master, 'GET', () => this.master.get(key));
+    return this.#call(this.master, 'master', 'get', () => this.master.get(key));
   }
 
   async set(key: string, value: string, ttlMs: number): Promise<void> {
-    await guard(this.master, 'SET', () => this.master.set(key, value, ttlMs));
+    await this.#call(this.master, 'master', 'set', () => this.master.set(key, value, ttlMs));
     await this.#fanOut(key, 'set', (m) => m.set(key, value, ttlMs));
   }
 
   async destroy(key: string): Promise<void> {
-    await guard(this.master, 'DESTROY', () => this.master.destroy(key));
+    await this.#call(this.master, 'master', 'destroy', () => this.master.destroy(key));
     await this.#fanOut(key, 'destroy', (m) => m.destroy(key));
   }
 
   async touch(key: string, ttlMs: number): Promise<void> {
     const { master } = this;
-    if (master.touch) await guard(master, 'TOUCH', () => master.touch!(key, ttlMs));
+    if (master.touch) await this.#call(master, 'master', 'touch', () => master.touch!(key, ttlMs));
     await this.#fanOut(key, 'touch', (m) => m.touch?.(key, ttlMs));
   }
 
@@ -67,27 +92,72 @@ export class Replica implements Store {
 
   #fanOut(key: string, op: MirrorError['op'], call: (mirror: Store) => Promise<void> | undefined): Promise<void> | void {
     if (this.mirrors.length === 0) return;
+    const { mode, maxPendingMirrorWrites } = this.#options;
+    if (mode === 'background' && this.#pending.size >= maxPendingMirrorWrites) {
+      // A slow or dead mirror must not grow memory without bound: drop and report.
+      for (const mirror of this.mirrors) {
+        this.#report({ store: mirror.name, sid: key, op, error: new StoreError(mirror.name, `mirror queue full (${maxPendingMirrorWrites} writes pending): ${op} dropped`) });
+      }
+      return;
+    }
     const all = Promise.all(
       this.mirrors.map(async (mirror) => {
         try {
-          await call(mirror);
+          await this.#call(mirror, 'mirror', op, () => call(mirror) ?? Promise.resolve());
         } catch (error) {
-          this.onMirrorError({ store: mirror.name, sid: key, op, error });
+          this.#report({ store: mirror.name, sid: key, op, error });
         }
       }),
     ).then(() => undefined);
-    if (this.mode === 'await') return all;
+    if (mode === 'await') return all;
     this.#pending.add(all);
     void all.finally(() => this.#pending.delete(all));
   }
+
+  #report(report: MirrorError): void {
+    if (mirrorErrorChannel.hasSubscribers) {
+      mirrorErrorChannel.publish({ session: this.#options.session, store: report.store, op: report.op, error: report.error });
+    }
+    this.#options.onMirrorError(report);
+  }
+
+  /** One store call: bounded by storeTimeout, failures as StoreError naming the store, timed for diagnostics. */
+  async #call<T>(store: Store, role: 'master' | 'mirror', op: Op, call: () => Promise<T>): Promise<T> {
+    const observed = storeChannel.hasSubscribers;
+    const start = observed ? performance.now() : 0;
+    let error: unknown;
+    try {
+      return await bounded(store, op, call, this.#options.storeTimeout);
+    } catch (cause) {
+      error = cause;
+      if (cause instanceof StoreError || (cause as { status?: unknown })?.status !== undefined) throw cause;
+      throw new StoreError(store.name, `${op.toUpperCase()} failed: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+    } finally {
+      if (observed) {
+        const message: StoreMessage = { session: this.#options.session, store: store.name, role, op, durationMs: performance.now() - start };
+        if (error !== undefined) message.error = error;
+        storeChannel.publish(message);
+      }
+    }
+  }
 }
 
-/** Run a master call, turning any failure into a StoreError that names the store. */
-async function guard<T>(store: Store, op: string, call: () => Promise<T>): Promise<T> {
-  try {
-    return await call();
-  } catch (error) {
-    if (error instanceof StoreError || (error as { status?: unknown })?.status !== undefined) throw error;
-    throw new StoreError(store.name, `${op} failed: ${(error as Error)?.message ?? String(error)}`, { cause: error });
-  }
+/** `call()`, or a StoreError once `ms` have passed without an answer. */
+function bounded<T>(store: Store, op: Op, call: () => Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new StoreError(store.name, `${op.toUpperCase()} timed out after ${ms} ms (storeTimeout)`)),
+      ms,
+    );
+    const settle = (error: unknown, value?: T) => {
+      clearTimeout(timer);
+      if (error === undefined) resolve(value as T);
+      else reject(error);
+    };
+    try {
+      call().then((value) => settle(undefined, value), (error: unknown) => settle(error ?? new Error('rejected')));
+    } catch (error) {
+      settle(error ?? new Error('threw'));
+    }
+  });
 }

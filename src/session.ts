@@ -1,6 +1,7 @@
 import type { Context } from 'koa';
 import { debuglog } from 'node:util';
-import { SessionError, LockLostError } from './errors.js';
+import { SessionError, LockLostError, LockTimeoutError } from './errors.js';
+import type { Lease } from './lockers/locker.js';
 import type { InvalidReason } from './events.js';
 import type { SessionData } from './koa.js';
 import type { ResolvedOptions } from './options.js';
@@ -12,6 +13,9 @@ import { generateSid, isValidSid } from './sid.js';
 import type { SidTransport } from './sid-transport.js';
 import { isRequestStore, type BoundRequestStore } from './stores/store.js';
 import type { UserIndex } from './user-index.js';
+import type { Lifecycle } from './lifecycle.js';
+import { lockChannel } from './diagnostics.js';
+import { performance } from 'node:perf_hooks';
 
 const debug = debuglog('koa-locked-session');
 
@@ -45,6 +49,7 @@ export interface SessionRuntime {
   readonly options: ResolvedOptions;
   readonly transport: SidTransport;
   readonly index: UserIndex;
+  readonly lifecycle: Lifecycle;
   /** Master + mirrors for this app (undefined when the master is a request store: built per request). */
   readonly replica: Replica;
   /** Build the replica for a request-bound master (CookieStore). */
@@ -133,6 +138,9 @@ export class SessionHandle<T extends object = SessionData> {
    */
   get(): Promise<Readonly<T>> {
     this.#used = true;
+    if (this.#snapshot === undefined && this.#latest === undefined && this.#rt.lifecycle.closed) {
+      return Promise.reject(new SessionError('koa-locked-session: the session layer is shutting down', { code: 'ERR_SESSION_CLOSED', status: 503, headers: { 'Retry-After': '1' } }));
+    }
     if (this.#latest !== undefined) {
       const raw = this.#latest;
       this.#latest = undefined;
@@ -214,14 +222,13 @@ export class SessionHandle<T extends object = SessionData> {
     const uid = this.#rt.options.userId(user);
     const master = this.#indexStore();
     const sids = (await this.#rt.index.list(master, uid)).filter((sid) => !except.includes(sid));
-    const { locker, lockTimeout } = this.#rt.options;
     for (const sid of sids) {
       if (sid === this.#sid) {
         await this.destroy(); // joins this request's own scope if one is open
         continue;
       }
       const key = this.#key(sid);
-      const lease = await locker.acquire(key, { timeoutMs: lockTimeout, store: this.#replica.master });
+      const lease = await this.#acquire(key);
       try {
         await this.#replica.withMaster(lease.store ?? this.#replica.master).destroy(key);
       } finally {
@@ -274,6 +281,7 @@ export class SessionHandle<T extends object = SessionData> {
       }
       await active.closed;
     }
+    this.#rt.lifecycle.enter();
     const scope = new Scope();
     this.#active = scope;
     scope.ready = this.#open(scope);
@@ -282,6 +290,7 @@ export class SessionHandle<T extends object = SessionData> {
     } catch (error) {
       if (this.#active === scope) this.#active = undefined;
       scope.markClosed();
+      this.#rt.lifecycle.leave();
       throw error;
     }
     return scope;
@@ -293,9 +302,8 @@ export class SessionHandle<T extends object = SessionData> {
     const sid = this.#sid;
     scope.store = this.#replica;
     if (sid === undefined) return; // a new session: nobody else can know its id yet
-    const { locker, lockTimeout } = this.#rt.options;
     const key = this.#key(sid);
-    scope.lease = await locker.acquire(key, { timeoutMs: lockTimeout, store: this.#replica.master });
+    scope.lease = await this.#acquire(key);
     try {
       if (scope.lease.store) scope.store = this.#replica.withMaster(scope.lease.store);
       const raw = await scope.store.get(key);
@@ -348,6 +356,25 @@ export class SessionHandle<T extends object = SessionData> {
       await this.#release(scope);
       if (this.#active === scope) this.#active = undefined;
       scope.markClosed();
+      this.#rt.lifecycle.leave();
+    }
+  }
+
+  /** Acquire the lock on `key`, publishing the wait on the diagnostics channel. */
+  async #acquire(key: string): Promise<Lease> {
+    const { locker, lockTimeout, name } = this.#rt.options;
+    if (!lockChannel.hasSubscribers) return locker.acquire(key, { timeoutMs: lockTimeout, store: this.#replica.master });
+    const start = performance.now();
+    let outcome: 'acquired' | 'timeout' | 'error' = 'error';
+    try {
+      const lease = await locker.acquire(key, { timeoutMs: lockTimeout, store: this.#replica.master });
+      outcome = 'acquired';
+      return lease;
+    } catch (error) {
+      if (error instanceof LockTimeoutError) outcome = 'timeout';
+      throw error;
+    } finally {
+      lockChannel.publish({ session: name, locker: locker.name, waitMs: performance.now() - start, outcome });
     }
   }
 

@@ -99,3 +99,34 @@ export function sidOf(res: { headers: Record<string, unknown> }, name = 'sid'): 
   if (!match) throw new Error(`no ${name} cookie in the response`);
   return match[1]!;
 }
+
+/** A store that never answers, as a stalled server would (until `wake()`). */
+export class HangingStore implements Store {
+  readonly #waiting = new Set<() => void>();
+  hanging = true;
+  constructor(readonly inner: Store, readonly name = 'hanging') {}
+  get pending(): number {
+    return this.#waiting.size;
+  }
+  /** Let every stalled call through. */
+  wake(): void {
+    this.hanging = false;
+    for (const go of this.#waiting) go();
+    this.#waiting.clear();
+  }
+  async #gate(): Promise<void> {
+    if (this.hanging) await new Promise<void>((resolve) => this.#waiting.add(resolve));
+  }
+  async get(key: string) {
+    await this.#gate();
+    return this.inner.get(key);
+  }
+  async set(key: string, value: string, ttlMs: number) {
+    await this.#gate();
+    return this.inner.set(key, value, ttlMs);
+  }
+  async destroy(key: string) {
+    await this.#gate();
+    return this.inner.destroy(key);
+  }
+}
