@@ -60,6 +60,12 @@ export interface SessionOptions {
   ttl?: number;
   /** Most ms a scope waits for the lock before failing with `LockTimeoutError` (503). @default 5000 */
   lockTimeout?: number;
+  /**
+   * Absolute timeout in ms: a session ends this long after it was created (or after
+   * `login`), however active it is (OWASP). `ttl` stays the idle timeout.
+   * @default undefined (no absolute limit)
+   */
+  absoluteTtl?: number;
   /** Renew the expiry (store and cookie) on every request that uses the session, not only on saves. @default false */
   rolling?: boolean;
   /** Prefix of this session's keys in the stores and the locker (separates named sessions sharing a store). @default '' */
@@ -116,6 +122,7 @@ export interface ResolvedOptions {
   locker: Locker;
   ttl: number;
   lockTimeout: number;
+  absoluteTtl: number | undefined;
   rolling: boolean;
   prefix: string;
   genid: (() => string) | undefined;
@@ -202,6 +209,7 @@ export function resolveOptions(input: SessionOptions = {}): ResolvedOptions {
 
   const ttl = positive('ttl', input.ttl, DEFAULTS.ttl);
   const lockTimeout = positive('lockTimeout', input.lockTimeout, DEFAULTS.lockTimeout);
+  const absoluteTtl = input.absoluteTtl === undefined ? undefined : positive('absoluteTtl', input.absoluteTtl, 0);
   const rolling = bool('rolling', input.rolling, DEFAULTS.rolling);
   const prefix = input.prefix ?? DEFAULTS.prefix;
   if (typeof prefix !== 'string' || !PREFIX.test(prefix)) fail('prefix', 'up to 64 chars of [A-Za-z0-9_:.-]', prefix);
@@ -225,7 +233,7 @@ export function resolveOptions(input: SessionOptions = {}): ResolvedOptions {
   if (typeof userId !== 'function') fail('auth.userId', 'a function returning the user\'s id', userId);
 
   return {
-    name, master, mirrors: [...mirrors], mirrorWrites, maxPendingMirrorWrites, storeTimeout, locker, ttl, lockTimeout, rolling, prefix, genid, serializer,
+    name, master, mirrors: [...mirrors], mirrorWrites, maxPendingMirrorWrites, storeTimeout, locker, ttl, lockTimeout, absoluteTtl, rolling, prefix, genid, serializer,
     cookie: resolveCookie(input.cookie ?? {}, name, ttl),
     header: header?.toLowerCase(),
     userKey,

@@ -25,7 +25,7 @@ export class Scope {
   regenerate = false;
   touch = false;
   /** Per-session settings stored with the record (login's ttl/remember). */
-  meta: { ttl?: number; remember?: false } | undefined;
+  meta: { ttl?: number; remember?: false; created?: number } | undefined;
   /** The logged-in user as read under the lock (for the per-user index). */
   user: unknown;
   /** Settles when the scope finished opening (rejects if the lock or the read failed). */

@@ -39,6 +39,8 @@ export type UserOf<T> = T extends { user?: infer U } ? U : unknown;
 interface SessionMeta {
   ttl?: number;
   remember?: false;
+  /** Creation time (ms since epoch), kept when `absoluteTtl` is set. */
+  created?: number;
 }
 
 /** The record key the per-session settings hide under (never visible in the data). */
@@ -192,6 +194,7 @@ export class SessionHandle<T extends object = SessionData> {
       const meta: SessionMeta = {};
       if (ttl !== undefined) meta.ttl = Math.min(ttl, this.#rt.options.ttl);
       if (!remember) meta.remember = false;
+      if (this.#rt.options.absoluteTtl !== undefined) meta.created = Date.now(); // a login starts the absolute clock anew
       scope.meta = Object.keys(meta).length > 0 ? meta : undefined;
     });
   }
@@ -308,9 +311,10 @@ export class SessionHandle<T extends object = SessionData> {
       if (scope.lease.store) scope.store = this.#replica.withMaster(scope.lease.store);
       const raw = await scope.store.get(key);
       const decoded = raw === undefined ? undefined : this.#decode(raw, true);
-      if (decoded === undefined) {
+      if (decoded === undefined || this.#pastAbsolute(decoded.meta)) {
         // No resurrection: the record is gone (destroyed, expired): work on a fresh session with a new sid.
-        if (raw === undefined) this.#emit('session:expired', {});
+        if (decoded !== undefined) await scope.store.destroy(key); // past its absolute timeout
+        if (raw === undefined || decoded !== undefined) this.#emit('session:expired', {});
         this.#forget();
         return;
       }
@@ -393,6 +397,9 @@ export class SessionHandle<T extends object = SessionData> {
     const { serializer } = this.#rt.options;
     const store = scope.store!;
     const oldSid = scope.sid;
+    if (this.#rt.options.absoluteTtl !== undefined && (oldSid === undefined || scope.meta?.created === undefined)) {
+      scope.meta = { ...scope.meta, created: Date.now() };
+    }
     this.#meta = scope.meta;
     if (this.#bound) this.#bound.sessionCookie = scope.meta?.remember === false || this.#rt.options.cookie.maxAge === 'session';
     if (Object.keys(scope.data).length === 0) {
@@ -444,9 +451,18 @@ export class SessionHandle<T extends object = SessionData> {
     }
   }
 
-  /** This session's expiry in ms: login's `ttl` if it set one, else the option. */
+  /** This session's expiry in ms: login's `ttl` if it set one, else the option; never past the absolute timeout. */
   #ttl(): number {
-    return this.#meta?.ttl ?? this.#rt.options.ttl;
+    const idle = this.#meta?.ttl ?? this.#rt.options.ttl;
+    const { absoluteTtl } = this.#rt.options;
+    const created = this.#meta?.created;
+    if (absoluteTtl === undefined || created === undefined) return idle;
+    return Math.max(1, Math.min(idle, created + absoluteTtl - Date.now()));
+  }
+
+  #pastAbsolute(meta: SessionMeta | undefined): boolean {
+    const { absoluteTtl } = this.#rt.options;
+    return absoluteTtl !== undefined && meta?.created !== undefined && Date.now() >= meta.created + absoluteTtl;
   }
 
   // ---- reads, ids and cookies --------------------------------------------
@@ -457,7 +473,11 @@ export class SessionHandle<T extends object = SessionData> {
     if (sid === undefined) return readonly({} as T);
     const raw = await this.#replica.get(this.#key(sid));
     const decoded = raw === undefined ? undefined : this.#decode(raw, true);
-    if (raw === undefined) this.#emit('session:expired', {});
+    if (raw === undefined || this.#pastAbsolute(decoded?.meta)) {
+      if (raw !== undefined) this.#forget();
+      this.#emit('session:expired', {});
+      return readonly({} as T);
+    }
     if (decoded) this.#meta = decoded.meta;
     return readonly((decoded?.data ?? {}) as T);
   }
@@ -531,7 +551,8 @@ export class SessionHandle<T extends object = SessionData> {
     if (this.#bound) return; // a request store (CookieStore) writes its own cookie on set/touch
     const { maxAge } = this.#rt.options.cookie;
     const meta = this.#meta;
-    this.#rt.transport.write(this.#ctx, sid, meta?.remember === false ? 'session' : maxAge === 'session' ? maxAge : (meta?.ttl ?? maxAge));
+    const persistent = meta?.ttl !== undefined || meta?.created !== undefined ? Math.min(maxAge === 'session' ? Infinity : maxAge, this.#ttl()) : maxAge;
+    this.#rt.transport.write(this.#ctx, sid, meta?.remember === false || maxAge === 'session' ? 'session' : persistent);
   }
 
   #emit(event: 'session:invalid' | 'session:expired', extra: { reason?: InvalidReason }): void {
