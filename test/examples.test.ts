@@ -56,3 +56,18 @@ describe('examples run as documented', () => {
     }
   });
 });
+
+describe('examples/diagnostics', () => {
+  it('prints lock, store and mirror-error metrics', async () => {
+    const ex = await startExample('diagnostics');
+    try {
+      const first = await fetch(ex.url);
+      await fetch(ex.url, { headers: { cookie: cookiesOf(first) } });
+      await ex.waitFor(/\[store\] memory \(master\) set/);
+      await ex.waitFor(/\[lock\] {2}session memory acquired/);
+      await ex.waitFor(/\[mirror-error\] flaky-mirror set: .*mirror down/);
+    } finally {
+      await ex.stop();
+    }
+  });
+});

@@ -20,7 +20,10 @@ export function freePort(): Promise<number> {
  * Start `examples/<name>.ts` exactly as the README says (tsx, PORT), wait for its
  * "on http://localhost:<port>" line, and return its base URL and a stop function.
  */
-export async function startExample(name: string, env: Record<string, string> = {}): Promise<{ url: string; stop(): Promise<void>; output(): string }> {
+export async function startExample(
+  name: string,
+  env: Record<string, string> = {},
+): Promise<{ url: string; stop(): Promise<void>; output(): string; waitFor(pattern: RegExp): Promise<void> }> {
   const port = await freePort();
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', `examples/${name}.ts`], {
     cwd: root,
@@ -38,6 +41,18 @@ export async function startExample(name: string, env: Record<string, string> = {
   return {
     url: `http://127.0.0.1:${port}`,
     output: () => output,
+    // Resolves once the example has printed a line matching `pattern` (its stdout arrives asynchronously).
+    waitFor: (pattern: RegExp) =>
+      new Promise<void>((found, fail) => {
+        if (pattern.test(output)) return found();
+        const check = () => {
+          if (!pattern.test(output)) return;
+          child.stdout!.off('data', check);
+          found();
+        };
+        child.stdout!.on('data', check);
+        child.once('exit', () => fail(new Error(`examples/${name}.ts exited before printing ${pattern}:\n${output}`)));
+      }),
     stop: () =>
       new Promise<void>((done) => {
         if (child.exitCode !== null) return done();
