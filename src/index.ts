@@ -8,10 +8,19 @@ export type { SessionData } from './koa.js';
 export { DEFAULTS, type SessionOptions, type CookieOptions, type AuthOptions } from './options.js';
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory.js';
 export type { Store, RequestStore, BoundRequestStore, RequestStoreHooks } from './stores/store.js';
-export { CookieStore, type CookieStoreOptions, type CookieStoreCookieOptions } from './stores/cookie.js';
+export {
+  CookieStore,
+  type BoundCookieStore,
+  type CookieBindHooks,
+  type CookieSetOptions,
+  type CookieStoreOptions,
+  type CookieStoreCookieOptions,
+  type ResolvedCookieStoreCookie,
+} from './stores/cookie.js';
+export type { KeyInput } from './seal.js';
 export { MemoryLocker } from './lockers/memory.js';
 export type { Locker, Lease, AcquireOptions } from './lockers/locker.js';
-export { Replica, type MirrorError, type MirrorWrites } from './replica.js';
+export { Replica, type MirrorError, type MirrorWrites, type ReplicaOptions } from './replica.js';
 export { jsonSerializer, type Serializer } from './serialize.js';
 export type { SessionEvents, SessionEventName, InvalidReason } from './events.js';
 export {

@@ -115,7 +115,8 @@ interface Rec {
   sealed?: string;
 }
 
-interface Resolved {
+/** The cookie attributes a CookieStore writes, with defaults applied. */
+export interface ResolvedCookieStoreCookie {
   name: string;
   domain: string | undefined;
   path: string;
@@ -150,7 +151,7 @@ export class CookieStore implements RequestStore {
   readonly name = name;
   readonly encrypt: boolean;
   readonly maxBytes: number;
-  readonly cookie: Readonly<Resolved>;
+  readonly cookie: Readonly<ResolvedCookieStoreCookie>;
   readonly #keyring: Keyring;
   readonly #recent: RecentWrites | undefined;
   readonly #now: () => number;
@@ -229,7 +230,7 @@ interface BoundConfig {
   keyring: Keyring;
   encrypt: boolean;
   maxBytes: number;
-  cookie: Readonly<Resolved>;
+  cookie: Readonly<ResolvedCookieStoreCookie>;
   recent: RecentWrites | undefined;
   now: () => number;
 }
@@ -500,7 +501,7 @@ class RecentWrites {
  * `partitioned` counted even when absent (conservative: browsers count name +
  * value, ~4096 bytes; RFC 6265 §6.1 counts attributes too).
  */
-export function setCookieSize(c: Readonly<Resolved>, value: string): number {
+export function setCookieSize(c: Readonly<ResolvedCookieStoreCookie>, value: string): number {
   let header = `${c.name}=${value}; path=${c.path}${EXPIRES_ATTR}`;
   if (c.domain) header += `; domain=${c.domain}`;
   if (c.sameSite) header += `; samesite=${c.sameSite}`;
@@ -510,7 +511,7 @@ export function setCookieSize(c: Readonly<Resolved>, value: string): number {
   return Buffer.byteLength(header, 'utf8');
 }
 
-function resolveCookie(input: CookieStoreCookieOptions): Resolved {
+function resolveCookie(input: CookieStoreCookieOptions): ResolvedCookieStoreCookie {
   if (typeof input !== 'object' || input === null) fail('cookie', 'an object', input);
   const cookieName = input.name ?? 'session';
   if (typeof cookieName !== 'string' || !COOKIE_NAME.test(cookieName)) fail('cookie.name', "a cookie name (letters, digits and !#$%&'*+-.^_`|~)", cookieName);

@@ -8,7 +8,7 @@ import { session, type SessionHandle, type LockedSession } from '../../src/index
 declare module '../../src/index.js' {
   interface SessionData {
     typedCount?: number;
-    user?: { id: string };
+    typedUser?: { id: string };
   }
 }
 
@@ -25,7 +25,7 @@ app.use(async (ctx) => {
   await ctx.session.withLock((s) => s.notDeclared);
 
   const snap = await ctx.session.get();
-  const id: string | undefined = snap.user?.id;
+  const id: string | undefined = snap.typedUser?.id;
   // @ts-expect-error: the get() snapshot is read-only
   snap.typedCount = 2;
 
