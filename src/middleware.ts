@@ -9,6 +9,7 @@ import { cookieTransport, headerTransport } from './sid-transport.js';
 import { isRequestStore, type BoundRequestStore } from './stores/store.js';
 import { UserIndex } from './user-index.js';
 import { Lifecycle } from './lifecycle.js';
+import { serialize } from './serialize.js';
 
 /** The middleware returned by {@link session}, with a way to shut the session layer down. */
 export interface SessionMiddleware extends Middleware {
@@ -44,6 +45,7 @@ export function session<T extends object = SessionData>(options: SessionOptions 
   const needsKeys = (resolved.cookie.signed || resolved.header !== undefined) && !isRequestStore(resolved.master);
   const transport = resolved.header === undefined ? cookieTransport(resolved.cookie) : headerTransport(resolved.header);
   const index = new UserIndex(resolved.locker, resolved.lockTimeout, resolved.prefix);
+  const empty = serialize(resolved.serializer, {});
   const runtimes = new WeakMap<Koa, SessionRuntime>();
   const replicas = new Set<Replica>();
   const lifecycle = new Lifecycle();
@@ -66,6 +68,7 @@ export function session<T extends object = SessionData>(options: SessionOptions 
       transport,
       index,
       lifecycle,
+      empty,
       replica,
       bindReplica: (bound: BoundRequestStore) => replica.withMaster(bound),
     };

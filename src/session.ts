@@ -1,6 +1,6 @@
 import type { Context } from 'koa';
 import { debuglog } from 'node:util';
-import { SessionError, LockLostError, LockTimeoutError } from './errors.js';
+import { SessionError, LockLostError, LockTimeoutError, SerializationError } from './errors.js';
 import type { Lease } from './lockers/locker.js';
 import type { InvalidReason } from './events.js';
 import type { SessionData } from './koa.js';
@@ -52,6 +52,8 @@ export interface SessionRuntime {
   readonly transport: SidTransport;
   readonly index: UserIndex;
   readonly lifecycle: Lifecycle;
+  /** The serializer's output for `{}`: a record equal to it is an empty session. */
+  readonly empty: string;
   /** Master + mirrors for this app (undefined when the master is a request store: built per request). */
   readonly replica: Replica;
   /** Build the replica for a request-bound master (CookieStore). */
@@ -402,7 +404,14 @@ export class SessionHandle<T extends object = SessionData> {
     }
     this.#meta = scope.meta;
     if (this.#bound) this.#bound.sessionCookie = scope.meta?.remember === false || this.#rt.options.cookie.maxAge === 'session';
-    if (Object.keys(scope.data).length === 0) {
+    if (Object.prototype.hasOwnProperty.call(scope.data, META)) {
+      throw new SerializationError(`koa-locked-session: \`${META}\` is a reserved session key (it holds per-session settings); use another name. Nothing was saved.`);
+    }
+    const keys = Object.keys(scope.data);
+    // Empty is judged on what would be stored: { a: undefined } serializes to {} and is empty too.
+    let value = keys.length === 0 ? undefined : serialize(serializer, scope.data);
+    if (value === this.#rt.empty) value = undefined;
+    if (value === undefined) {
       if (oldSid !== undefined) {
         await store.destroy(this.#key(oldSid));
         this.#forget();
@@ -411,7 +420,7 @@ export class SessionHandle<T extends object = SessionData> {
       await this.#reindex(scope, oldSid, undefined);
       return;
     }
-    const value = serialize(serializer, scope.meta ? { ...scope.data, [META]: scope.meta } : scope.data);
+    if (scope.meta) value = serialize(serializer, { ...scope.data, [META]: scope.meta });
     const ttl = this.#ttl();
     if (oldSid === undefined) {
       const sid = this.#newSid();
@@ -491,7 +500,19 @@ export class SessionHandle<T extends object = SessionData> {
     }
     if (!(META in data)) return { data, meta: undefined };
     const { [META]: meta, ...rest } = data;
-    return { data: rest, meta: typeof meta === 'object' && meta !== null ? (meta as SessionMeta) : undefined };
+    return { data: rest, meta: this.#checkMeta(meta) };
+  }
+
+  /** Per-session settings read back from a record are only trusted within the configured limits. */
+  #checkMeta(raw: unknown): SessionMeta | undefined {
+    if (typeof raw !== 'object' || raw === null) return undefined;
+    const { ttl, remember, created } = raw as Record<string, unknown>;
+    const meta: SessionMeta = {};
+    const max = this.#rt.options.ttl;
+    if (typeof ttl === 'number' && ttl > 0) meta.ttl = Math.min(ttl, max);
+    if (remember === false) meta.remember = false;
+    if (typeof created === 'number' && Number.isFinite(created)) meta.created = Math.min(created, Date.now());
+    return Object.keys(meta).length > 0 ? meta : undefined;
   }
 
   /** Read the session reference the request brought, once. */

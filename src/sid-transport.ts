@@ -69,8 +69,9 @@ export function headerTransport(header: string): SidTransport {
       if (value === '') return {};
       const dot = value.lastIndexOf('.');
       const sid = value.slice(0, dot);
-      const mac = Buffer.from(value.slice(dot + 1), 'base64url');
-      if (dot < 0 || !isValidSid(sid)) return { invalid: 'bad-format' };
+      const macText = value.slice(dot + 1);
+      if (dot < 0 || !isValidSid(sid) || !/^[A-Za-z0-9_-]{43}$/.test(macText)) return { invalid: 'bad-format' };
+      const mac = Buffer.from(macText, 'base64url');
       const ok = mac.length === 32 && keysOf(ctx).some((key) => timingSafeEqual(sign(key, sid), mac));
       return ok ? { sid } : { invalid: 'bad-signature' };
     },

@@ -99,3 +99,21 @@ describe('serialization', () => {
     assert.ok(calls.includes('parse'));
   });
 });
+
+describe('per-session settings stored with the record', () => {
+  it('a forged `$session` in a stored record cannot stretch the expiry past the configured ttl', async () => {
+    const inner = new MemoryStore();
+    const ttls: number[] = [];
+    const spy = { name: 'spy', get: (k: string) => inner.get(k), destroy: (k: string) => inner.destroy(k), set: (k: string, v: string, t: number) => (ttls.push(t), inner.set(k, v, t)) };
+    const app = makeApp({ master: spy, ttl: 60_000 }, async (ctx) => {
+      await ctx.session.withLock((s) => void (s.keep = String(Date.now())));
+      ctx.body = await ctx.session.get();
+    });
+    const first = await request(app.callback()).get('/');
+    await inner.set(sidOf(first), JSON.stringify({ keep: 'x', $session: { ttl: 10 ** 12, created: Date.now() + 10 ** 9 } }), 60_000);
+    const res = await request(app.callback()).get('/').set('Cookie', cookieHeader(first.headers['set-cookie']));
+    assert.equal(res.status, 200);
+    assert.ok(!('$session' in res.body), 'settings never show in the data');
+    assert.ok(ttls.every((t) => t <= 60_000), `every save within the configured ttl, got ${ttls.join(', ')}`);
+  });
+});
