@@ -137,7 +137,8 @@ function expectHeader(value: string): Expected {
   if (value === '') return { accepted: null, invalid: [] };
   const dot = value.lastIndexOf('.');
   const sid = value.slice(0, dot);
-  if (dot < 0 || !SID_FORMAT.test(sid)) return { accepted: null, invalid: ['bad-format'] };
+  // The MAC must be exactly 43 chars of base64url: junk a lenient decoder would skip is refused as a format error.
+  if (dot < 0 || !SID_FORMAT.test(sid) || !/^[A-Za-z0-9_-]{43}$/.test(value.slice(dot + 1))) return { accepted: null, invalid: ['bad-format'] };
   const mac = Buffer.from(value.slice(dot + 1), 'base64url');
   const signed = KEYS.some((k) => mac.equals(headerMac(sid, k)));
   return signed ? { accepted: sid, invalid: [] } : { accepted: null, invalid: ['bad-signature'] };
