@@ -18,7 +18,25 @@ export {
   type ResolvedCookieStoreCookie,
 } from './stores/cookie.js';
 export type { KeyInput } from './seal.js';
+export { RedisStore, type RedisStoreOptions, type RedisStoreConnectOptions, type RedisClientLike } from './stores/redis.js';
+export {
+  MemcachedStore,
+  memcachedLifetime,
+  MEMCACHED_FAIL_FAST_OPTIONS,
+  type MemcachedStoreOptions,
+  type MemcachedStoreCommonOptions,
+  type MemcachedClientOptions,
+} from './stores/memcached.js';
+export {
+  MongoStore,
+  type MongoStoreOptions,
+  type MongoStoreCommonOptions,
+  type MongoStoreConnectOptions,
+  type MongoSessionDocument,
+  type MongoExpiryMode,
+} from './stores/mongo.js';
 export { MemoryLocker } from './lockers/memory.js';
+export { RedisLocker, type RedisLockerOptions, type RedisLockerClient } from './lockers/redis.js';
 export type { Locker, Lease, AcquireOptions } from './lockers/locker.js';
 export { Replica, type MirrorError, type MirrorWrites, type ReplicaOptions } from './replica.js';
 export { jsonSerializer, type Serializer } from './serialize.js';

@@ -1,0 +1,414 @@
+import { Buffer } from 'node:buffer';
+import { debuglog } from 'node:util';
+import type Memcached from 'memcached';
+import { StoreError } from '../errors.js';
+import type { Store } from './store.js';
+
+const debug = debuglog('koa-locked-session');
+
+/** The name of {@link MemcachedStore} in logs, events and errors. */
+export const MEMCACHED_STORE_NAME = 'memcached';
+
+/** Memcached reads an expiry above 30 days as an absolute Unix time (seconds). */
+export const MEMCACHED_MAX_RELATIVE_TTL_S = 60 * 60 * 24 * 30;
+/** Memcached's text protocol limit on key length (bytes). */
+export const MEMCACHED_MAX_KEY_BYTES = 250;
+/**
+ * Bytes an item needs beyond its key and value (item header, CAS, CRLF,
+ * chunk headers), kept in reserve when checking against the server's
+ * `item_size_max` (memcached `-I`).
+ */
+const ITEM_OVERHEAD_BYTES = 128;
+
+/**
+ * Options for a `memcached` client that fails fast and recovers by itself:
+ * a dead server makes requests fail within about 150 ms (connection refused)
+ * or `timeout` ms (black-holed) instead of after the library's multi-second
+ * retries, and the next request after the server comes back succeeds.
+ * {@link MemcachedStore} uses them for the client it creates.
+ */
+export const MEMCACHED_FAIL_FAST_OPTIONS = Object.freeze({
+  /** Connection-pool retries per request, with a short backoff (20, 40, 80 ms): they absorb a burst that fills the pool, not an outage. */
+  retries: 3,
+  factor: 2,
+  minTimeout: 20,
+  maxTimeout: 200,
+  /** Connect timeout (ms). */
+  timeout: 1000,
+  /** Close connections idle for this long (ms). */
+  idle: 5000,
+  /** Never drop a server from the hash ring: its sessions would silently vanish. */
+  remove: false,
+} satisfies MemcachedClientOptions);
+
+/** `memcached` client options, including the pool-retry ones its typings leave out. */
+export type MemcachedClientOptions = Memcached.options & {
+  /** Pool retry backoff factor. @default 3 */
+  factor?: number;
+  /** Pool retry first delay (ms). @default 1000 */
+  minTimeout?: number;
+  /** Pool retry longest delay (ms). @default 60000 */
+  maxTimeout?: number;
+};
+
+/** Options of {@link MemcachedStore}: pass `client` or `servers`. */
+export type MemcachedStoreOptions = MemcachedStoreCommonOptions & (
+  | {
+    /** A `memcached` client you created; the store never ends it. */
+    client: Memcached;
+    servers?: never;
+    clientOptions?: never;
+  }
+  | {
+    /**
+     * Server location(s) for a client the store creates on first use (and
+     * ends on `close()`): `'127.0.0.1:11211'`, an array, or `{ 'host:port': weight }`.
+     * @example new MemcachedStore({ servers: process.env.MEMCACHED_URL ?? '127.0.0.1:11211' })
+     */
+    servers: Memcached.Location;
+    /** Extra `memcached` client options, merged over {@link MEMCACHED_FAIL_FAST_OPTIONS}. */
+    clientOptions?: MemcachedClientOptions;
+    client?: never;
+  }
+);
+
+/** Options every {@link MemcachedStore} takes. */
+export interface MemcachedStoreCommonOptions {
+  /**
+   * Prepended to every key (after the client's own `namespace`, if any). The
+   * full key must fit in 250 bytes.
+   * @default 'sess:'
+   */
+  prefix?: string;
+  /**
+   * Longest wait for one operation (ms). The `memcached` library never calls
+   * back for a command that was in flight when a server died: this bound
+   * turns that into a `StoreError`.
+   * @default 2000
+   */
+  timeoutMs?: number;
+  /**
+   * Largest value accepted (bytes). By default it is read once from the
+   * server (`stats settings` → `item_size_max`, memcached `-I`) less a small
+   * allowance for the item header, so an oversized session fails with a clear
+   * `StoreError` before anything is sent.
+   */
+  maxValueBytes?: number;
+}
+
+type Callback<T> = (error: unknown, result: T) => void;
+
+/** The subset of the `memcached` client the store uses (all callback-based). */
+interface MemcachedClient {
+  get(key: string, cb: Callback<unknown>): void;
+  gets(key: string, cb: Callback<Record<string, unknown> | undefined>): void;
+  set(key: string, value: string, lifetime: number, cb: Callback<boolean>): void;
+  cas(key: string, value: string, cas: string, lifetime: number, cb: Callback<boolean>): void;
+  del(key: string, cb: Callback<boolean>): void;
+  settings(cb: Callback<Array<Record<string, unknown>>>): void;
+  end(): void;
+  namespace?: string;
+  maxValue?: number;
+  servers?: string[];
+  emit(event: string, ...args: unknown[]): boolean;
+  connectionIssue?: (error: unknown, socket: { end?: () => void; serverAddress?: string } | undefined) => void;
+}
+
+/**
+ * Sessions in Memcached (the `memcached` package).
+ *
+ * - TTLs are sent in whole seconds, rounded up; past 30 days memcached wants an
+ *   absolute Unix time, which the store sends instead.
+ * - Memcached's expiry has one-second granularity, so each record carries its
+ *   own expiry time (ms) in front of the value (`<expiresAtMs>:<value>`) and
+ *   `get` enforces it exactly. `touch` rewrites that time with `gets`+`cas`, so
+ *   it can never overwrite a concurrent write or recreate a deleted record.
+ * - Full keys over 250 bytes, and values over the server's item size limit,
+ *   fail with a `StoreError` (status 500) before anything is sent: the library
+ *   would otherwise hash long keys silently, and the server answers an
+ *   oversized value with an error the library reports as "not stored" while
+ *   marking the server dead.
+ * - Server faults reject with a `StoreError` (status 503) within `timeoutMs`.
+ *
+ * @example
+ * app.use(session({ master: new MemcachedStore({ servers: '127.0.0.1:11211' }) }));
+ */
+export class MemcachedStore implements Store {
+  readonly name = MEMCACHED_STORE_NAME;
+  /** @see MemcachedStoreCommonOptions.prefix */
+  readonly prefix: string;
+  /** @see MemcachedStoreCommonOptions.timeoutMs */
+  readonly timeoutMs: number;
+  readonly #servers: Memcached.Location | undefined;
+  readonly #clientOptions: MemcachedClientOptions;
+  readonly #owned: boolean;
+  #client: MemcachedClient | undefined;
+  #creating: Promise<MemcachedClient> | undefined;
+  #maxValueBytes: number | undefined;
+  #discovering: Promise<number> | undefined;
+  #closed = false;
+
+  constructor(options: MemcachedStoreOptions) {
+    const { prefix = 'sess:', timeoutMs = 2000, maxValueBytes } = options ?? ({} as Partial<MemcachedStoreCommonOptions>);
+    const { client, servers, clientOptions = {} } = (options ?? {}) as { client?: unknown; servers?: unknown; clientOptions?: MemcachedClientOptions };
+    if ((client === undefined) === (servers === undefined)) {
+      throw new TypeError('koa-locked-session: MemcachedStore needs exactly one of `client` (a memcached client) or `servers` (e.g. \'127.0.0.1:11211\')');
+    }
+    if (client !== undefined && (typeof client !== 'object' || client === null || typeof (client as MemcachedClient).gets !== 'function')) {
+      throw new TypeError(`koa-locked-session: Expected MemcachedStore \`client\` to be a client from the memcached package, got \`${describe(client)}\``);
+    }
+    if (servers !== undefined && !(typeof servers === 'string' || Array.isArray(servers) || (typeof servers === 'object' && servers !== null))) {
+      throw new TypeError(`koa-locked-session: Expected MemcachedStore \`servers\` to be 'host:port', an array of them or { 'host:port': weight }, got \`${describe(servers)}\``);
+    }
+    if (typeof prefix !== 'string' || /[\s\x00-\x1f\x7f]/.test(prefix)) {
+      throw new TypeError(`koa-locked-session: Expected MemcachedStore \`prefix\` to be a string without whitespace or control characters, got \`${describe(prefix)}\``);
+    }
+    if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs <= 0) {
+      throw new TypeError(`koa-locked-session: Expected MemcachedStore \`timeoutMs\` to be a positive number of ms, got \`${describe(timeoutMs)}\``);
+    }
+    if (maxValueBytes !== undefined && (!Number.isInteger(maxValueBytes) || maxValueBytes <= 0)) {
+      throw new TypeError(`koa-locked-session: Expected MemcachedStore \`maxValueBytes\` to be a positive integer, got \`${describe(maxValueBytes)}\``);
+    }
+    this.prefix = prefix;
+    this.timeoutMs = timeoutMs;
+    this.#maxValueBytes = maxValueBytes;
+    this.#owned = client === undefined;
+    this.#client = client as MemcachedClient | undefined;
+    this.#servers = servers as Memcached.Location | undefined;
+    this.#clientOptions = clientOptions;
+  }
+
+  /** The `memcached` client, once created (a client you passed in is there from the start). */
+  get client(): Memcached | undefined {
+    return this.#client as unknown as Memcached | undefined;
+  }
+
+  /** The full Memcached key of session `key` (without the client's `namespace`). */
+  keyFor(key: string): string {
+    return `${this.prefix}${key}`;
+  }
+
+  async get(key: string): Promise<string | undefined> {
+    const client = await this.#ready();
+    const fullKey = this.#checkedKey('GET', client, key);
+    const raw = await this.#call<unknown>('GET', (cb) => client.get(fullKey, cb));
+    return unwrap(raw);
+  }
+
+  async set(key: string, value: string, ttlMs: number): Promise<void> {
+    const client = await this.#ready();
+    const fullKey = this.#checkedKey('SET', client, key);
+    const lifetime = lifetimeFor('SET', ttlMs);
+    const record = wrap(value, Date.now() + ttlMs);
+    await this.#checkSize(client, fullKey, record, value);
+    const stored = await this.#call<boolean>('SET', (cb) => client.set(fullKey, record, lifetime, cb));
+    if (stored !== true) {
+      // The library reports a SERVER_ERROR (e.g. "object too large for cache",
+      // "out of memory") as a plain `false`.
+      throw new StoreError(this.name, `SET failed: the server did not store the ${byteLength(record)}-byte value (over its item size limit or out of memory)`);
+    }
+  }
+
+  async destroy(key: string): Promise<void> {
+    const client = await this.#ready();
+    const fullKey = this.#checkedKey('DELETE', client, key);
+    // `false` means NOT_FOUND: deleting an absent key is not an error.
+    await this.#call<boolean>('DELETE', (cb) => client.del(fullKey, cb));
+  }
+
+  async touch(key: string, ttlMs: number): Promise<void> {
+    const client = await this.#ready();
+    const fullKey = this.#checkedKey('TOUCH', client, key);
+    const lifetime = lifetimeFor('TOUCH', ttlMs);
+    const found = await this.#call<Record<string, unknown> | undefined>('GETS', (cb) => client.gets(fullKey, cb));
+    const cas = found?.cas;
+    const current = found ? unwrap(found[(client.namespace ?? '') + fullKey]) : undefined;
+    if (current === undefined || typeof cas !== 'string') return; // absent or expired: never recreate
+    const record = wrap(current, Date.now() + ttlMs);
+    await this.#checkSize(client, fullKey, record, current);
+    // `false` = EXISTS (a concurrent write won: it set its own expiry) or
+    // NOT_FOUND (destroyed meanwhile: must stay destroyed). Both are fine.
+    await this.#call<boolean>('CAS', (cb) => client.cas(fullKey, record, cas, lifetime, cb));
+  }
+
+  /** End the client if this store created it; a client you passed in is left open. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    if (!this.#owned) return;
+    const client = this.#client ?? (await this.#creating?.catch(() => undefined));
+    client?.end();
+    this.#client = undefined;
+  }
+
+  /** The client, created on first use when the store owns it (the `memcached` package is loaded only then). */
+  async #ready(): Promise<MemcachedClient> {
+    if (this.#closed) throw new StoreError(this.name, 'the store is closed', { status: 500 });
+    if (this.#client) return this.#client;
+    this.#creating ??= (async () => {
+      try {
+        const { default: MemcachedClass } = await import('memcached');
+        const client = new MemcachedClass(this.#servers!, {
+          ...MEMCACHED_FAIL_FAST_OPTIONS,
+          ...this.#clientOptions,
+        }) as unknown as MemcachedClient;
+        harden(client);
+        this.#client = client;
+        return client;
+      } catch (error) {
+        this.#creating = undefined;
+        throw new StoreError(this.name, `could not create the memcached client: ${errorMessage(error)}`, { cause: error });
+      }
+    })();
+    return this.#creating;
+  }
+
+  /** The full key as the server sees it, checked against memcached's key rules before anything is sent. */
+  #checkedKey(command: string, client: MemcachedClient, key: string): string {
+    const fullKey = this.keyFor(key);
+    const onWire = (client.namespace ?? '') + fullKey;
+    const bytes = byteLength(onWire);
+    if (bytes > MEMCACHED_MAX_KEY_BYTES) {
+      throw new StoreError(this.name, `${command} failed: the key is ${bytes} bytes, over memcached's ${MEMCACHED_MAX_KEY_BYTES}-byte limit (shorten \`prefix\`)`, { status: 500 });
+    }
+    if (onWire === '' || /[\s\x00-\x1f\x7f]/.test(onWire)) {
+      throw new StoreError(this.name, `${command} failed: memcached keys cannot be empty or contain whitespace or control characters, got ${JSON.stringify(onWire)}`, { status: 500 });
+    }
+    return fullKey;
+  }
+
+  async #checkSize(client: MemcachedClient, fullKey: string, record: string, value: string): Promise<void> {
+    const limit = await this.#limit(client);
+    // The library escapes CR and LF with a backslash each before sending.
+    const bytes = byteLength(record) + countCrLf(record);
+    if (bytes + byteLength(fullKey) + ITEM_OVERHEAD_BYTES > limit) {
+      throw new StoreError(
+        this.name,
+        `SET failed: the session record is ${byteLength(value)} bytes, over the server's item size limit (${limit} bytes with key and item header; memcached -I raises it, or keep less data in the session)`,
+        { status: 500 },
+      );
+    }
+  }
+
+  /** The item size limit: the option, else `item_size_max` read once from the server(s) (the smallest). */
+  #limit(client: MemcachedClient): Promise<number> {
+    if (this.#maxValueBytes !== undefined) return Promise.resolve(this.#maxValueBytes);
+    this.#discovering ??= this.#call<Array<Record<string, unknown>>>('STATS SETTINGS', (cb) => client.settings(cb)).then(
+      (settings) => {
+        const limits = (Array.isArray(settings) ? settings : [settings])
+          .map((s) => Number(s?.item_size_max))
+          .filter((n) => Number.isInteger(n) && n > 0);
+        let limit = limits.length ? Math.min(...limits) : 1024 * 1024;
+        // The library has its own value check (default 1 MiB): a client we own
+        // follows the server; with yours, the smaller of the two applies.
+        if (this.#owned) client.maxValue = limit;
+        else if (typeof client.maxValue === 'number') limit = Math.min(limit, client.maxValue);
+        this.#maxValueBytes = limit;
+        return limit;
+      },
+      (error: unknown) => {
+        this.#discovering = undefined; // server down: ask again next time
+        throw error;
+      },
+    );
+    return this.#discovering;
+  }
+
+  /** Promise wrapper over the callback API, bounded by `timeoutMs`, failures as `StoreError`. */
+  #call<T>(command: string, start: (cb: Callback<T>) => void): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      let settled = false;
+      const timer = setTimeout(() => {
+        settled = true;
+        reject(new StoreError(this.name, `${command} failed: no reply within ${this.timeoutMs} ms`));
+      }, this.timeoutMs);
+      try {
+        start((error, result) => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          if (error) reject(new StoreError(this.name, `${command} failed: ${errorMessage(error)}`, { cause: error }));
+          else resolve(result);
+        });
+      } catch (error) {
+        settled = true;
+        clearTimeout(timer);
+        reject(new StoreError(this.name, `${command} failed: ${errorMessage(error)}`, { cause: error }));
+      }
+    });
+  }
+}
+
+/**
+ * Replace the library's failure bookkeeping on a client we created. Its own
+ * marks a server dead for `retry` ms after one error, and past that (or on a
+ * second error meanwhile, e.g. concurrent requests when the server dies) it
+ * "reconnects" by spawning the `ping` binary: on a machine without `ping`
+ * that spawn emits an unhandled 'error' and crashes the process. Here an
+ * issue only closes the faulty connection: the next request connects again,
+ * failing fast while the server is down and succeeding once it is back.
+ */
+function harden(client: MemcachedClient): void {
+  client.connectionIssue = (error, socket) => {
+    socket?.end?.();
+    debug('memcached issue on %s: %s', socket?.serverAddress, errorMessage(error));
+    client.emit('issue', { server: socket?.serverAddress, messages: [errorMessage(error)] });
+  };
+}
+
+/** Memcached lifetime for a TTL in ms: whole seconds rounded up; past 30 days, an absolute Unix time. */
+export function memcachedLifetime(ttlMs: number, now = Date.now()): number {
+  const seconds = Math.ceil(ttlMs / 1000);
+  return seconds > MEMCACHED_MAX_RELATIVE_TTL_S ? Math.ceil((now + ttlMs) / 1000) : seconds;
+}
+
+function lifetimeFor(command: string, ttlMs: number): number {
+  if (typeof ttlMs !== 'number' || !(ttlMs > 0) || !Number.isFinite(ttlMs)) {
+    throw new StoreError(MEMCACHED_STORE_NAME, `${command} failed: expected ttlMs to be a positive number of ms, got \`${describe(ttlMs)}\``, { status: 500 });
+  }
+  return memcachedLifetime(ttlMs);
+}
+
+const ENVELOPE = /^(\d{1,16}):/;
+
+function wrap(value: string, expiresAt: number): string {
+  return `${Math.ceil(expiresAt)}:${value}`;
+}
+
+/**
+ * The record inside a stored value, or `undefined` when absent or expired. A
+ * value without our expiry prefix (written by something else) is returned as
+ * it is, so the session layer can report it instead of it vanishing silently.
+ */
+function unwrap(raw: unknown): string | undefined {
+  if (raw === undefined || raw === null || raw === false) return undefined;
+  const text = typeof raw === 'string' ? raw : Buffer.isBuffer(raw) ? raw.toString('utf8') : JSON.stringify(raw);
+  const match = ENVELOPE.exec(text);
+  if (!match) return text;
+  if (Date.now() >= Number(match[1])) return undefined;
+  return text.slice(match[0].length);
+}
+
+function byteLength(text: string): number {
+  return Buffer.byteLength(text, 'utf8');
+}
+
+function countCrLf(text: string): number {
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 10 || c === 13) n++;
+  }
+  return n;
+}
+
+function errorMessage(error: unknown): string {
+  if (Array.isArray(error)) return error.map(errorMessage).join('; ');
+  if (error instanceof Error) return error.message || error.name;
+  return String(error);
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'object' && value !== null) return Object.prototype.toString.call(value);
+  return String(value);
+}

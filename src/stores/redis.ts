@@ -1,0 +1,237 @@
+import { debuglog } from 'node:util';
+import type { RedisClientOptions } from 'redis';
+import { StoreError } from '../errors.js';
+import type { Store } from './store.js';
+
+const debug = debuglog('koa-locked-session');
+
+/** The name of {@link RedisStore} in logs, events and errors. */
+export const REDIS_STORE_NAME = 'redis';
+
+/**
+ * A node-redis (v5+) client: a single-node client from `createClient()` or a
+ * cluster client from `createCluster()`, already connected. Structural on
+ * purpose: `RedisClusterType<any, …>` rejects real `createCluster()` clients
+ * (its `_handleAsk` parameter is invariant in the modules), so whatever modules,
+ * scripts, RESP version or type mapping a client has, it is accepted here.
+ */
+/* eslint-disable @typescript-eslint/no-explicit-any */
+export interface RedisClientLike {
+  readonly isReady: boolean;
+  readonly isOpen: boolean;
+  get(...args: any[]): Promise<unknown>;
+  set(...args: any[]): Promise<unknown>;
+  del(...args: any[]): Promise<unknown>;
+  pExpire(...args: any[]): Promise<unknown>;
+  withCommandOptions(...args: any[]): unknown;
+}
+/* eslint-enable @typescript-eslint/no-explicit-any */
+
+/** Options of {@link RedisStore}. */
+export interface RedisStoreOptions<C extends RedisClientLike = RedisClientLike> {
+  /**
+   * A connected node-redis client or cluster client. The store never closes it.
+   * @example new RedisStore({ client: await createClient({ url }).connect() })
+   */
+  client: C;
+  /**
+   * Prepended to every key. The key of session `abc` is `${prefix}{abc}`: the
+   * braces are a Redis Cluster hash tag, so `sess:{abc}` and a locker's
+   * `lock:{abc}` live in the same slot and one Lua script may touch both.
+   * @default 'sess:'
+   */
+  prefix?: string;
+  /**
+   * Longest wait for one command (ms). A command that gets no reply by then
+   * (server black-holed, cluster node down) fails with a `StoreError`.
+   * @default 2000
+   */
+  timeoutMs?: number;
+}
+
+/** Options of {@link RedisStore.connect}: a store that creates (and closes) its own client. */
+export interface RedisStoreConnectOptions extends Omit<RedisStoreOptions, 'client'> {
+  /** Redis URL, e.g. `redis://127.0.0.1:6379`. */
+  url: string;
+  /**
+   * Extra `createClient` options. By default the client fails fast while
+   * disconnected (`disableOfflineQueue: true`) and reconnects with a backoff
+   * capped at 1 s, so requests get a 503 quickly and the store recovers on
+   * its own when Redis comes back.
+   */
+  clientOptions?: Omit<RedisClientOptions, 'url'>;
+}
+
+/** The commands the store sends, with the types node-redis gives them. */
+interface RedisCommands {
+  get(key: string): Promise<string | Buffer | null>;
+  set(key: string, value: string, options: { expiration: { type: 'PX'; value: number } }): Promise<unknown>;
+  del(key: string): Promise<number>;
+  pExpire(key: string, ms: number): Promise<number>;
+}
+
+const ownedClients = new WeakSet<object>();
+
+/**
+ * Sessions in Redis (node-redis v5+, single node or cluster): `SET key value
+ * PX ttl`, `GET`, `DEL`, `PEXPIRE`. Redis expires keys itself with millisecond
+ * precision and never returns an expired key, so expiry is exact on read.
+ *
+ * Failures reject with a `StoreError` (`[redis] SET failed: …`, status 503);
+ * while the client is not connected they fail at once instead of queueing.
+ *
+ * @example
+ * const client = await createClient({ url: process.env.REDIS_URL }).connect();
+ * app.use(session({ master: new RedisStore({ client }) }));
+ */
+export class RedisStore<C extends RedisClientLike = RedisClientLike> implements Store {
+  readonly name = REDIS_STORE_NAME;
+  /** The node-redis client (or cluster client) this store uses, with its own type; a locker may share it. */
+  readonly client: C;
+  /** @see RedisStoreOptions.prefix */
+  readonly prefix: string;
+  /** @see RedisStoreOptions.timeoutMs */
+  readonly timeoutMs: number;
+  readonly #commands: RedisCommands;
+
+  constructor(options: RedisStoreOptions<C>) {
+    const { client, prefix = 'sess:', timeoutMs = 2000 } = options ?? ({} as Partial<RedisStoreOptions<C>>);
+    if (typeof client !== 'object' || client === null || typeof (client as { withCommandOptions?: unknown }).withCommandOptions !== 'function') {
+      throw new TypeError(`koa-locked-session: Expected RedisStore \`client\` to be a node-redis (v5+) client from createClient() or createCluster(), got \`${describe(client)}\``);
+    }
+    if (typeof prefix !== 'string') {
+      throw new TypeError(`koa-locked-session: Expected RedisStore \`prefix\` to be a string, got \`${describe(prefix)}\``);
+    }
+    if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs <= 0) {
+      throw new TypeError(`koa-locked-session: Expected RedisStore \`timeoutMs\` to be a positive number of ms, got \`${describe(timeoutMs)}\``);
+    }
+    this.client = client;
+    this.prefix = prefix;
+    this.timeoutMs = timeoutMs;
+    // A view of the same client whose unwritten commands time out (node-redis
+    // then removes them from its queue, so they are never sent late).
+    this.#commands = (client as unknown as { withCommandOptions(o: { timeout: number }): RedisCommands })
+      .withCommandOptions({ timeout: timeoutMs });
+  }
+
+  /**
+   * A store with its own client, created from `url` (node-redis is loaded only
+   * here) and connected; `close()` closes it.
+   */
+  static async connect(options: RedisStoreConnectOptions): Promise<RedisStore> {
+    const { url, clientOptions = {}, ...rest } = options;
+    if (typeof url !== 'string' || url === '') {
+      throw new TypeError(`koa-locked-session: Expected RedisStore.connect \`url\` to be a redis:// URL, got \`${describe(url)}\``);
+    }
+    const { createClient } = await import('redis');
+    const timeoutMs = rest.timeoutMs ?? 2000;
+    // Before the first connection, a failure rejects connect() (a wrong URL
+    // must not hang startup); after it, reconnect forever with a capped backoff.
+    let connected = false;
+    const client = createClient({
+      disableOfflineQueue: true,
+      ...clientOptions,
+      url,
+      socket: {
+        connectTimeout: timeoutMs,
+        reconnectStrategy: (retries: number, cause: Error) => (connected ? Math.min(50 * 2 ** retries, 1000) : cause),
+        ...clientOptions.socket,
+      } as NonNullable<RedisClientOptions['socket']>,
+    });
+    // node-redis emits 'error' on every failed reconnect; without a listener
+    // Node would crash the process. Operations report failures themselves.
+    client.on('error', (error: unknown) => debug('redis client error: %s', errorMessage(error)));
+    try {
+      await client.connect();
+      connected = true;
+    } catch (error) {
+      if (client.isOpen) client.destroy();
+      throw new StoreError(REDIS_STORE_NAME, `connect to ${redactUrl(url)} failed: ${errorMessage(error)}`, { cause: error });
+    }
+    ownedClients.add(client);
+    return new RedisStore({ ...rest, client });
+  }
+
+  /** The full Redis key of session `key`: `${prefix}{${key}}` (a cluster hash tag). */
+  keyFor(key: string): string {
+    return `${this.prefix}{${key}}`;
+  }
+
+  async get(key: string): Promise<string | undefined> {
+    const value = await this.#run('GET', (c) => c.get(this.keyFor(key)));
+    if (value === null || value === undefined) return undefined;
+    return typeof value === 'string' ? value : value.toString('utf8');
+  }
+
+  async set(key: string, value: string, ttlMs: number): Promise<void> {
+    const px = ttlToMs(ttlMs);
+    await this.#run('SET', (c) => c.set(this.keyFor(key), value, { expiration: { type: 'PX', value: px } }));
+  }
+
+  async destroy(key: string): Promise<void> {
+    await this.#run('DEL', (c) => c.del(this.keyFor(key)));
+  }
+
+  async touch(key: string, ttlMs: number): Promise<void> {
+    const px = ttlToMs(ttlMs);
+    // PEXPIRE on an absent key is a no-op returning 0: it never creates one.
+    await this.#run('PEXPIRE', (c) => c.pExpire(this.keyFor(key), px));
+  }
+
+  /** Close the client if this store created it ({@link RedisStore.connect}); a client you passed in is left open. */
+  async close(): Promise<void> {
+    if (!ownedClients.has(this.client)) return;
+    ownedClients.delete(this.client);
+    const client = this.client as unknown as { isOpen: boolean; close(): Promise<void>; destroy(): void };
+    if (client.isOpen) {
+      await client.close().catch(() => client.destroy());
+    } else {
+      client.destroy();
+    }
+  }
+
+  async #run<T>(command: string, fn: (commands: RedisCommands) => Promise<T>): Promise<T> {
+    // A disconnected client would otherwise queue the command (offline queue)
+    // until it reconnects: fail at once so the request gets its 503 now.
+    if (!this.client.isReady) {
+      throw new StoreError(this.name, `${command} failed: the client is not connected to Redis (${this.client.isOpen ? 'reconnecting' : 'closed'})`);
+    }
+    // node-redis's own `timeout` only covers a command not yet written; once
+    // written to a black-holed server it would wait forever: bound it here.
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new StoreError(this.name, `${command} failed: no reply within ${this.timeoutMs} ms`)), this.timeoutMs);
+    });
+    try {
+      return await Promise.race([fn(this.#commands), timeout]);
+    } catch (error) {
+      if (error instanceof StoreError) throw error;
+      throw new StoreError(this.name, `${command} failed: ${errorMessage(error)}`, { cause: error });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** Redis wants a positive integer of ms. */
+function ttlToMs(ttlMs: number): number {
+  if (typeof ttlMs !== 'number' || !(ttlMs > 0) || !Number.isFinite(ttlMs)) {
+    throw new StoreError(REDIS_STORE_NAME, `expected ttlMs to be a positive number of ms, got \`${describe(ttlMs)}\``, { status: 500 });
+  }
+  return Math.ceil(ttlMs);
+}
+
+function errorMessage(error: unknown): string {
+  if (error instanceof Error) return error.message || error.name;
+  return String(error);
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'object' && value !== null) return Object.prototype.toString.call(value);
+  return String(value);
+}
+
+function redactUrl(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@');
+}
