@@ -470,6 +470,13 @@ export interface TcpProxy {
   blackhole(): void;
   /** Destroy every open connection (the server "crashed"); new ones are still accepted. */
   cut(): void;
+  /** Deliver every chunk `ms` later, in order, both directions (a slow network). `pass()` ends it. */
+  delay(ms: number): void;
+  /**
+   * Cut the connection when the client next sends a chunk matching `match`,
+   * after forwarding only the first half of it: a command torn mid-write.
+   */
+  cutOnNextWrite(match?: (chunk: Buffer) => boolean): void;
   /** Close the proxy and every connection. */
   close(): Promise<void>;
 }
@@ -477,6 +484,8 @@ export interface TcpProxy {
 /** Start a {@link TcpProxy} on a free loopback port forwarding to 127.0.0.1:`targetPort`. */
 export async function tcpProxy(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpProxy> {
   let mode: 'pass' | 'blackhole' = 'pass';
+  let delayMs = 0;
+  let cutNext: ((chunk: Buffer) => boolean) | undefined;
   const sockets = new Set<import('node:net').Socket>();
   const flushers = new Set<() => void>();
   const server = createServer((client) => {
@@ -496,8 +505,16 @@ export async function tcpProxy(targetPort: number, targetHost = '127.0.0.1'): Pr
       flushers.delete(flush);
     };
     const forward = (to: import('node:net').Socket) => (chunk: Buffer): void => {
-      if (mode === 'pass' && held.length === 0) to.write(chunk);
-      else held.push([to, chunk]);
+      if (to === upstream && cutNext?.(chunk)) {
+        cutNext = undefined;
+        upstream.write(chunk.subarray(0, Math.max(1, chunk.length >> 1)), drop);
+        return;
+      }
+      // Timers of equal delay fire in the order they were set, so delayed chunks stay in order.
+      if (mode === 'pass' && held.length === 0) {
+        if (delayMs > 0) setTimeout(() => to.destroyed || to.write(chunk), delayMs);
+        else to.write(chunk);
+      } else held.push([to, chunk]);
     };
     client.on('data', forward(upstream));
     upstream.on('data', forward(client));
@@ -514,7 +531,14 @@ export async function tcpProxy(targetPort: number, targetHost = '127.0.0.1'): Pr
     port,
     pass: () => {
       mode = 'pass';
+      delayMs = 0;
       for (const flush of flushers) flush();
+    },
+    delay: (ms: number) => {
+      delayMs = ms;
+    },
+    cutOnNextWrite: (match = () => true) => {
+      cutNext = match;
     },
     blackhole: () => {
       mode = 'blackhole';
