@@ -43,6 +43,12 @@ interface SessionMeta {
   created?: number;
 }
 
+/** Per-user index changes a commit must make: `[userId, sid]` pairs. */
+interface IndexPlan {
+  remove?: [string | number, string];
+  add?: [string | number, string];
+}
+
 /** The record key the per-session settings hide under (never visible in the data). */
 const META = '$session';
 
@@ -407,57 +413,80 @@ export class SessionHandle<T extends object = SessionData> {
     if (Object.prototype.hasOwnProperty.call(scope.data, META)) {
       throw new SerializationError(`koa-locked-session: \`${META}\` is a reserved session key (it holds per-session settings); use another name. Nothing was saved.`);
     }
-    const keys = Object.keys(scope.data);
     // Empty is judged on what would be stored: { a: undefined } serializes to {} and is empty too.
-    let value = keys.length === 0 ? undefined : serialize(serializer, scope.data);
+    let value = Object.keys(scope.data).length === 0 ? undefined : serialize(serializer, scope.data);
     if (value === this.#rt.empty) value = undefined;
+
     if (value === undefined) {
-      if (oldSid !== undefined) {
-        await store.destroy(this.#key(oldSid));
-        this.#forget();
+      if (oldSid === undefined) {
+        this.#latest = null;
+        return;
       }
+      const plan = this.#indexPlan(scope, oldSid, undefined);
+      this.#lastWrite(scope, plan);
+      await store.destroy(this.#key(oldSid));
+      this.#forget();
       this.#latest = null;
-      await this.#reindex(scope, oldSid, undefined);
+      await this.#applyIndex(plan);
       return;
     }
     if (scope.meta) value = serialize(serializer, { ...scope.data, [META]: scope.meta });
     const ttl = this.#ttl();
-    if (oldSid === undefined) {
+    if (oldSid === undefined || scope.regenerate) {
       const sid = this.#newSid();
+      const plan = this.#indexPlan(scope, oldSid, sid);
       await this.#replica.set(this.#key(sid), value, ttl); // a fresh id: no lock needed, nobody else knows it
+      if (oldSid !== undefined) {
+        this.#lastWrite(scope, plan);
+        await store.destroy(this.#key(oldSid));
+      }
       this.#adopt(sid, value);
-    } else if (scope.regenerate) {
-      const sid = this.#newSid();
-      await this.#replica.set(this.#key(sid), value, ttl);
-      await store.destroy(this.#key(oldSid));
-      this.#adopt(sid, value);
+      await this.#applyIndex(plan);
     } else if (value !== scope.original) {
+      const plan = this.#indexPlan(scope, oldSid, oldSid);
+      this.#lastWrite(scope, plan);
       await store.set(this.#key(oldSid), value, ttl);
       this.#adopt(oldSid, value);
+      await this.#applyIndex(plan);
     } else if (scope.touch) {
       const key = this.#key(oldSid);
+      this.#lastWrite(scope, undefined);
       await (store.master.touch ? store.touch(key, ttl) : store.set(key, value, ttl));
       this.#writeCookie(oldSid);
     }
-    await this.#reindex(scope, oldSid, this.#sid);
   }
 
-  /** Keep the per-user index in step when a logged-in session changes sid, user, or dies. */
-  async #reindex(scope: Scope, oldSid: string | undefined, newSid: string | undefined): Promise<void> {
-    if (this.#bound) return; // client-side sessions: no server-side index
+  /**
+   * The master write about to happen is the scope's last store operation under
+   * the lock when no mirror write must follow it in order and the user index has
+   * nothing to do: let the locker release in the same round trip (RedisLocker).
+   */
+  #lastWrite(scope: Scope, plan: IndexPlan | undefined): void {
+    const { mirrors, mirrorWrites } = this.#rt.options;
+    if (plan === undefined && (mirrors.length === 0 || mirrorWrites === 'background')) scope.lease?.releaseWithNextWrite?.();
+  }
+
+  /** How the per-user index must change when the session moves from `oldSid` to `newSid` (undefined: nothing). */
+  #indexPlan(scope: Scope, oldSid: string | undefined, newSid: string | undefined): IndexPlan | undefined {
+    if (this.#bound) return undefined; // client-side sessions: no server-side index
     const { userKey, userId } = this.#rt.options;
     const before = scope.user;
     const after = newSid === undefined ? undefined : scope.data[userKey];
-    if (before === undefined && after === undefined) return;
+    if (before === undefined && after === undefined) return undefined;
     const beforeId = before === undefined ? undefined : userId(before);
     const afterId = after === undefined ? undefined : userId(after);
+    if (oldSid === newSid && beforeId === afterId) return undefined;
+    const plan: IndexPlan = {};
+    if (beforeId !== undefined && oldSid !== undefined) plan.remove = [beforeId, oldSid];
+    if (afterId !== undefined && newSid !== undefined) plan.add = [afterId, newSid];
+    return plan.add || plan.remove ? plan : undefined;
+  }
+
+  async #applyIndex(plan: IndexPlan | undefined): Promise<void> {
+    if (!plan) return;
     const master = this.#replica.master;
-    if (beforeId !== undefined && oldSid !== undefined && (oldSid !== newSid || beforeId !== afterId)) {
-      await this.#rt.index.remove(master, beforeId, [oldSid]);
-    }
-    if (afterId !== undefined && newSid !== undefined && (oldSid !== newSid || beforeId !== afterId)) {
-      await this.#rt.index.add(master, afterId, newSid);
-    }
+    if (plan.remove) await this.#rt.index.remove(master, plan.remove[0], [plan.remove[1]]);
+    if (plan.add) await this.#rt.index.add(master, plan.add[0], plan.add[1]);
   }
 
   /** This session's expiry in ms: login's `ttl` if it set one, else the option; never past the absolute timeout. */

@@ -29,6 +29,13 @@ export interface Lease extends AsyncDisposable {
    * Absent when the locker cannot guard that store; the scope then uses the store directly.
    */
   readonly store?: Store;
+  /**
+   * Optional fast path: the next write of this lease's key through {@link store}
+   * also releases the lock, in the same atomic step (one round trip instead of
+   * two). The scope calls it only when that write is its last store operation
+   * under the lock; `release()` is then a no-op.
+   */
+  releaseWithNextWrite?(): void;
 }
 
 /** Serializes scopes per key. `MemoryLocker` for one process, `RedisLocker` across processes. */

@@ -150,12 +150,41 @@ end
 return 1
 `;
 
+/**
+ * Fenced write and release in one step (the scope's last write): the same
+ * check and write as FENCED, then compare-and-delete is implied (the token was
+ * just checked) and the waiters are woken. KEYS[1] lock, KEYS[2] record;
+ * ARGV[1] token, ARGV[2] op, ARGV[3] publish command ('' for none), ARGV[4]
+ * channel, ARGV[5..] operands. Returns 1 when written and released, 0 when the
+ * token is gone (nothing written).
+ */
+const FENCED_RELEASE = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local op = ARGV[2]
+if op == 'set' then
+  redis.call('SET', KEYS[2], ARGV[5], 'PX', ARGV[6])
+elseif op == 'del' then
+  redis.call('DEL', KEYS[2])
+else
+  redis.call('PEXPIRE', KEYS[2], ARGV[5])
+end
+redis.call('DEL', KEYS[1])
+if ARGV[3] ~= '' then redis.call(ARGV[3], ARGV[4], '1') end
+return 1
+`;
+
 interface Script {
   readonly source: string;
   readonly sha: string;
 }
 const script = (source: string): Script => ({ source, sha: createHash('sha1').update(source).digest('hex') });
-const SCRIPTS = { acquire: script(ACQUIRE), release: script(RELEASE), renew: script(RENEW), fenced: script(FENCED) };
+const SCRIPTS = {
+  acquire: script(ACQUIRE),
+  release: script(RELEASE),
+  renew: script(RENEW),
+  fenced: script(FENCED),
+  fencedRelease: script(FENCED_RELEASE),
+};
 
 // ---------------------------------------------------------------------------
 // The slice of node-redis this file uses, typed loosely so one code path serves
@@ -813,6 +842,23 @@ export class RedisLease implements Lease {
    * (if Redis cannot be reached the lock simply expires after `leaseMs`). While
    * the client is reconnecting, the release is queued and not awaited.
    */
+  /** @see Lease.releaseWithNextWrite */
+  releaseWithNextWrite(): void {
+    if (this.store) this.releaseOnWrite = true;
+  }
+
+  /** Set by {@link releaseWithNextWrite}; read (and cleared) by the fenced store. */
+  releaseOnWrite = false;
+
+  /** @internal The fenced store's last write released the lock in the same script. */
+  releasedByWrite(): void {
+    this.releaseOnWrite = false;
+    if (this.#released) return;
+    this.#stopTimer();
+    this.locker.dropHeld(this.key);
+    this.#released = Promise.resolve();
+  }
+
   release(): Promise<void> {
     this.#released ??= (async () => {
       this.#stopTimer();
@@ -891,9 +937,13 @@ class FencedStore implements Store {
   async #fenced(op: string, args: string[]): Promise<void> {
     const { lease } = this;
     let written: unknown;
+    const releasing = lease.releaseOnWrite;
+    lease.releaseOnWrite = false;
     try {
       lease.locker.assertReady(`fenced ${op}`);
-      written = await lease.locker.runScript('fenced', [lease.lockKey, this.recordKey], [lease.token, ...args]);
+      written = releasing
+        ? await lease.locker.runScript('fencedRelease', [lease.lockKey, this.recordKey], [lease.token, args[0]!, lease.locker.publishCommand, lease.channel, ...args.slice(1)])
+        : await lease.locker.runScript('fenced', [lease.lockKey, this.recordKey], [lease.token, ...args]);
     } catch (error) {
       if (error instanceof StoreError) throw error;
       throw new StoreError(this.name, `fenced ${op} failed: ${errorMessage(error)}`, { cause: error });
@@ -902,5 +952,6 @@ class FencedStore implements Store {
       lease.markLost(`fenced ${op} found the token gone`);
       throw new LockLostError();
     }
+    if (releasing) lease.releasedByWrite();
   }
 }

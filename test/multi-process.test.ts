@@ -1,0 +1,197 @@
+/**
+ * Many processes, one session: 4 worker processes (test/helpers/worker-app.ts),
+ * each its own Koa app on its own loopback port, sharing sessions through one
+ * real Redis.
+ *
+ * - RedisLocker: 400 overlapping increments spread over the 4 end at exactly 400.
+ * - MemoryLocker (a lock per process) on the same setup loses updates: the Redis
+ *   lock is what holds.
+ * - A holder SIGKILLed mid-scope: once its lease expires the others continue, and
+ *   its half-done scope wrote nothing.
+ * - A holder SIGSTOPped past its lease: the others continue; when it resumes, its
+ *   save is refused (503) and overwrote nothing.
+ * - examples/cluster.ts (node:cluster workers behind one port) runs as documented.
+ */
+import assert from 'node:assert/strict';
+import { fork, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { resolve } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { createClient } from 'redis';
+import { startExample } from './helpers/examples.js';
+import { redisServer, skipReason, waitUntil, type TestServer } from './helpers/servers.js';
+
+const WORKER = resolve(import.meta.dirname, 'helpers/worker-app.ts');
+const LEASE_MS = 2000;
+
+interface Worker {
+  readonly child: ChildProcess;
+  readonly pid: number;
+  readonly url: string;
+}
+
+const server: TestServer | undefined = await redisServer();
+const skip = server ? false : skipReason('redis');
+const redis = server ? await createClient({ url: server.url }).connect() : undefined;
+const children = new Set<ChildProcess>();
+
+after(async () => {
+  await Promise.all([...children].map(stopWorker));
+  await redis?.close();
+  await server?.stop();
+});
+
+async function startWorker(env: Record<string, string>): Promise<Worker> {
+  const child = fork(WORKER, [], {
+    execArgv: ['--import', 'tsx'],
+    env: { ...process.env, REDIS_URL: server!.url, LEASE_MS: String(LEASE_MS), ...env },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  const listening = new Promise<number>((ok, fail) => {
+    child.on('message', (m: { type?: string; port?: number }) => m?.type === 'listening' && ok(m.port!));
+    child.once('exit', (code, signal) => fail(new Error(`worker exited (${code ?? signal}) before listening`)));
+  });
+  const port = await listening;
+  return { child, pid: child.pid!, url: `http://127.0.0.1:${port}` };
+}
+
+/** Stop a worker we started, by its PID: disconnect (it exits by itself), SIGKILL if it does not. */
+async function stopWorker(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  if (child.connected) child.disconnect();
+  else child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function startWorkers(n: number, env: Record<string, string> = {}): Promise<Worker[]> {
+  return Promise.all(Array.from({ length: n }, () => startWorker(env)));
+}
+
+async function get(url: string, cookie?: string): Promise<{ status: number; body: { pid?: number; count?: number }; cookie: string }> {
+  const res = await fetch(url, { headers: cookie ? { cookie } : {} });
+  const text = await res.text();
+  let body = {};
+  try {
+    body = JSON.parse(text) as object;
+  } catch {
+    // an error page
+  }
+  const set = res.headers.getSetCookie().map((c) => c.split(';')[0]!).filter((c) => !c.endsWith('='));
+  return { status: res.status, body, cookie: set.length ? set.join('; ') : cookie ?? '' };
+}
+
+/** A fresh session on `worker` with count 1; returns its cookie and sid. */
+async function newSession(worker: Worker): Promise<{ cookie: string; sid: string }> {
+  const first = await get(`${worker.url}/incr`);
+  assert.equal(first.status, 200);
+  assert.equal(first.body.count, 1);
+  const sid = decodeURIComponent(/(?:^|; )sid=([^;]+)/.exec(first.cookie)![1]!);
+  return { cookie: first.cookie, sid };
+}
+
+/** `n` overlapping increments spread round-robin over `workers`. */
+async function overlappingIncrements(workers: Worker[], cookie: string, n: number) {
+  return Promise.all(Array.from({ length: n }, (_, i) => get(`${workers[i % workers.length]!.url}/incr`, cookie)));
+}
+
+describe('many processes sharing one session through Redis', { skip }, () => {
+  let workers: Worker[] = [];
+  before(async () => {
+    workers = await startWorkers(4);
+  });
+
+  test('RedisLocker: 400 overlapping increments on one sid over 4 processes end at exactly 400', async () => {
+    const { cookie } = await newSession(workers[0]!);
+    const responses = await overlappingIncrements(workers, cookie, 399);
+    assert.deepEqual([...new Set(responses.map((r) => r.status))], [200]);
+    assert.equal(new Set(responses.map((r) => r.body.pid)).size, 4, 'all four processes served');
+    const counts = responses.map((r) => r.body.count!).sort((a, b) => a - b);
+    assert.deepEqual(counts, Array.from({ length: 399 }, (_, i) => i + 2), 'each increment saw its own value: none lost, none applied twice');
+    assert.equal((await get(`${workers[1]!.url}/count`, cookie)).body.count, 400);
+  });
+
+  test('a holder SIGKILLed mid-scope: after its lease expires the others continue; its scope wrote nothing', async () => {
+    const [victim, ...others] = workers;
+    const { cookie, sid } = await newSession(others[0]!);
+    const holding = once(victim!.child, 'message');
+    const held = get(`${victim!.url}/hold`, cookie).catch((error: unknown) => error); // dies with the process
+    assert.deepEqual((await holding)[0], { type: 'holding' });
+
+    let killed = false;
+    const waiting = overlappingIncrements(others, cookie, 30).then((responses) => {
+      assert.ok(killed, 'nobody got the lock while the holder was alive (its lease was being renewed)');
+      return responses;
+    });
+    // Every other process is waiting on the lock (subscribed to its release channel).
+    const channel = `lock:{${sid}}:released`;
+    await waitUntil(async () => ((await redis!.pubSubNumSub(channel))[channel] ?? 0) >= others.length, { what: 'the other processes waiting' });
+    killed = true;
+    const exited = once(victim!.child, 'exit');
+    process.kill(victim!.pid, 'SIGKILL');
+    await exited;
+
+    const responses = await waiting;
+    assert.deepEqual([...new Set(responses.map((r) => r.status))], [200]);
+    assert.deepEqual(responses.map((r) => r.body.count!).sort((a, b) => a - b), Array.from({ length: 30 }, (_, i) => i + 2));
+    assert.equal((await get(`${others[0]!.url}/count`, cookie)).body.count, 31, 'the killed holder\'s increment never landed');
+    assert.ok((await held) instanceof Error, 'the killed holder never answered');
+    workers = [...others, await startWorker({})];
+  });
+
+  test('a holder paused (SIGSTOP) past its lease: the others continue; when it resumes, its save is refused', async () => {
+    const [paused, ...others] = workers;
+    const { cookie, sid } = await newSession(others[0]!);
+    const holding = once(paused!.child, 'message');
+    const held = get(`${paused!.url}/hold`, cookie);
+    await holding;
+    process.kill(paused!.pid, 'SIGSTOP');
+    try {
+      const channel = `lock:{${sid}}:released`;
+      const waiting = overlappingIncrements(others, cookie, 10);
+      await waitUntil(async () => ((await redis!.pubSubNumSub(channel))[channel] ?? 0) >= others.length, { what: 'the other processes waiting' });
+      const responses = await waiting; // the paused holder's lease runs out; they proceed
+      assert.deepEqual([...new Set(responses.map((r) => r.status))], [200]);
+      assert.deepEqual(responses.map((r) => r.body.count!).sort((a, b) => a - b), Array.from({ length: 10 }, (_, i) => i + 2));
+    } finally {
+      process.kill(paused!.pid, 'SIGCONT');
+    }
+    paused!.child.send({ type: 'finish' });
+    const late = await held;
+    assert.equal(late.status, 503, 'the resumed holder\'s save is refused');
+    assert.equal((await get(`${others[0]!.url}/count`, cookie)).body.count, 11, 'and it overwrote nothing');
+  });
+
+  test('MemoryLocker (a lock per process) on the same setup loses updates: the Redis lock is what holds', async () => {
+    const memoryWorkers = await startWorkers(4, { LOCKER: 'memory' });
+    try {
+      const { cookie } = await newSession(memoryWorkers[0]!);
+      const responses = await overlappingIncrements(memoryWorkers, cookie, 399);
+      assert.deepEqual([...new Set(responses.map((r) => r.status))], [200]);
+      const final = (await get(`${memoryWorkers[0]!.url}/count`, cookie)).body.count!;
+      assert.ok(final < 400, `expected lost updates across processes, got ${final} of 400`);
+    } finally {
+      await Promise.all(memoryWorkers.map((w) => stopWorker(w.child)));
+    }
+  });
+});
+
+describe('examples/cluster.ts', { skip }, () => {
+  test('workers behind node:cluster share one session: 100 overlapping increments end at 100', async () => {
+    const ex = await startExample('cluster', { REDIS_URL: server!.url, WORKERS: '3' });
+    try {
+      const { cookie } = await get(`${ex.url}/`);
+      const responses = await Promise.all(Array.from({ length: 99 }, () => get(`${ex.url}/`, cookie)));
+      assert.deepEqual([...new Set(responses.map((r) => r.status))], [200]);
+      assert.deepEqual(responses.map((r) => r.body.count!).sort((a, b) => a - b), Array.from({ length: 99 }, (_, i) => i + 2));
+      const pids = new Set(responses.map((r) => (r.body as { worker?: number }).worker));
+      assert.ok(pids.size > 1, `served by ${pids.size} worker(s)`);
+    } finally {
+      await ex.stop();
+    }
+  });
+});
