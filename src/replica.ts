@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { mirrorErrorChannel, storeChannel, type StoreMessage } from './diagnostics.js';
+import { withDeadline } from './deadline.js';
 import { StoreError } from './errors.js';
 import type { Store } from './stores/store.js';
 
@@ -144,20 +145,5 @@ export class Replica implements Store {
 
 /** `call()`, or a StoreError once `ms` have passed without an answer. */
 function bounded<T>(store: Store, op: Op, call: () => Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new StoreError(store.name, `${op.toUpperCase()} timed out after ${ms} ms (storeTimeout)`)),
-      ms,
-    );
-    const settle = (error: unknown, value?: T) => {
-      clearTimeout(timer);
-      if (error === undefined) resolve(value as T);
-      else reject(error);
-    };
-    try {
-      call().then((value) => settle(undefined, value), (error: unknown) => settle(error ?? new Error('rejected')));
-    } catch (error) {
-      settle(error ?? new Error('threw'));
-    }
-  });
+  return withDeadline(call, ms, () => new StoreError(store.name, `${op.toUpperCase()} timed out after ${ms} ms (storeTimeout)`));
 }

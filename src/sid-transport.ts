@@ -1,8 +1,14 @@
 import type { Context } from 'koa';
-import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { InvalidReason } from './events.js';
 import type { ResolvedCookieOptions } from './options.js';
 import { isValidSid } from './sid.js';
+import { keygripMac, sha256Mac, Signer } from './signer.js';
+
+/** `app.keys` as a list, or undefined when it is a Keygrip instance (then the cookies library signs). */
+function keyList(ctx: Context): ReadonlyArray<string | Buffer> | undefined {
+  const keys = ctx.app.keys as unknown;
+  return Array.isArray(keys) ? (keys as Array<string | Buffer>) : undefined;
+}
 
 /** What the request brought: a verified sid, nothing, or something refused (with the reason). */
 export type SidRead = { sid: string; invalid?: undefined } | { sid?: undefined; invalid?: InvalidReason };
@@ -23,8 +29,11 @@ export interface SidTransport {
  * An unsigned, tampered or malformed value is refused before any store sees it.
  */
 export function cookieTransport(cookie: ResolvedCookieOptions): SidTransport {
+  const sigName = `${cookie.name}.sig`;
+  // Same signatures as Koa's own signed cookies (Keygrip), computed by a caching signer.
+  const signer = new Signer(keygripMac);
   const attributes = (ctx: Context) => ({
-    signed: cookie.signed,
+    signed: false,
     httpOnly: cookie.httpOnly,
     sameSite: cookie.sameSite,
     path: cookie.path,
@@ -38,15 +47,38 @@ export function cookieTransport(cookie: ResolvedCookieOptions): SidTransport {
     read(ctx) {
       const raw = ctx.cookies.get(cookie.name, { signed: false });
       if (raw === undefined || raw === '') return {};
-      if (cookie.signed && ctx.cookies.get(cookie.name, { signed: true }) === undefined) return { invalid: 'bad-signature' };
+      if (cookie.signed) {
+        const keys = keyList(ctx);
+        if (keys) {
+          const sig = ctx.cookies.get(sigName, { signed: false });
+          const index = sig === undefined ? -1 : signer.verify(keys, `${cookie.name}=${raw}`, sig);
+          if (index < 0) return { invalid: 'bad-signature' };
+          // Signed with an older key: re-sign with the newest, as Koa does.
+          if (index > 0) ctx.cookies.set(sigName, signer.sign(keys, `${cookie.name}=${raw}`), attributes(ctx));
+        } else if (ctx.cookies.get(cookie.name, { signed: true }) === undefined) {
+          return { invalid: 'bad-signature' };
+        }
+      }
       return isValidSid(raw) ? { sid: raw } : { invalid: 'bad-format' };
     },
     write(ctx, sid, maxAge) {
       // A browser-session cookie has neither Max-Age nor Expires.
-      ctx.cookies.set(cookie.name, sid, { ...attributes(ctx), ...(maxAge === 'session' ? {} : { maxAge }) });
+      const options = { ...attributes(ctx), ...(maxAge === 'session' ? {} : { maxAge }) };
+      if (!cookie.signed) {
+        ctx.cookies.set(cookie.name, sid, options);
+        return;
+      }
+      const keys = keyList(ctx);
+      if (!keys) {
+        ctx.cookies.set(cookie.name, sid, { ...options, signed: true });
+        return;
+      }
+      ctx.cookies.set(cookie.name, sid, options);
+      ctx.cookies.set(sigName, signer.sign(keys, `${cookie.name}=${sid}`), options);
     },
     clear(ctx) {
       ctx.cookies.set(cookie.name, null, attributes(ctx));
+      if (cookie.signed) ctx.cookies.set(sigName, null, attributes(ctx));
     },
   };
 }
@@ -57,11 +89,8 @@ export function cookieTransport(cookie: ResolvedCookieOptions): SidTransport {
  * An empty response header means "your session is gone".
  */
 export function headerTransport(header: string): SidTransport {
-  const sign = (key: string | Buffer, sid: string) => createHmac('sha256', key).update(`${header}=${sid}`).digest();
-  const keysOf = (ctx: Context): Array<string | Buffer> => {
-    const keys = ctx.app.keys as unknown;
-    return Array.isArray(keys) ? keys : [];
-  };
+  const signer = new Signer(sha256Mac);
+  const keysOf = (ctx: Context): ReadonlyArray<string | Buffer> => keyList(ctx) ?? [];
   return {
     vary: header,
     read(ctx) {
@@ -69,15 +98,12 @@ export function headerTransport(header: string): SidTransport {
       if (value === '') return {};
       const dot = value.lastIndexOf('.');
       const sid = value.slice(0, dot);
-      const macText = value.slice(dot + 1);
-      if (dot < 0 || !isValidSid(sid) || !/^[A-Za-z0-9_-]{43}$/.test(macText)) return { invalid: 'bad-format' };
-      const mac = Buffer.from(macText, 'base64url');
-      const ok = mac.length === 32 && keysOf(ctx).some((key) => timingSafeEqual(sign(key, sid), mac));
-      return ok ? { sid } : { invalid: 'bad-signature' };
+      const mac = value.slice(dot + 1);
+      if (dot < 0 || !isValidSid(sid) || !/^[A-Za-z0-9_-]{43}$/.test(mac)) return { invalid: 'bad-format' };
+      return signer.verify(keysOf(ctx), `${header}=${sid}`, mac) >= 0 ? { sid } : { invalid: 'bad-signature' };
     },
     write(ctx, sid) {
-      const [key] = keysOf(ctx);
-      ctx.set(header, `${sid}.${sign(key!, sid).toString('base64url')}`);
+      ctx.set(header, `${sid}.${signer.sign(keysOf(ctx), `${header}=${sid}`)}`);
     },
     clear(ctx) {
       ctx.set(header, '');

@@ -112,3 +112,23 @@ describe('sid cookie', () => {
     assert.match(errors[0]!.message, /app\.keys is not set.*app\.keys = \[/);
   });
 });
+
+describe('sid signatures', () => {
+  it("are Koa's own (Keygrip) signatures: ctx.cookies.get(name, { signed: true }) accepts them; a Keygrip instance as app.keys works too", async () => {
+    const { default: Keygrip } = await import('keygrip');
+    for (const keys of [['k1', 'k0'], new Keygrip(['k1', 'k0'])]) {
+      const app = new Koa();
+      app.keys = keys as string[];
+      app.use(session());
+      app.use(async (ctx) => {
+        if (ctx.path === '/set') await ctx.session.withLock((s) => void (s.name = 'ada'));
+        ctx.body = { viaKoa: ctx.cookies.get('sid', { signed: true }) ?? null, data: await ctx.session.get() };
+      });
+      const server = app.callback();
+      const first = await request(server).get('/set');
+      const res = await request(server).get('/').set('Cookie', cookieHeader(first.headers['set-cookie']));
+      assert.equal(res.body.viaKoa, sidOf(first));
+      assert.deepEqual(res.body.data, { name: 'ada' });
+    }
+  });
+});

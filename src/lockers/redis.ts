@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { debuglog } from 'node:util';
+import { withDeadline } from '../deadline.js';
 import { LockLostError, LockTimeoutError, SessionError, StoreError } from '../errors.js';
 import type { Store } from '../stores/store.js';
 import type { AcquireOptions, Lease, Locker } from './locker.js';
@@ -363,9 +364,7 @@ export class RedisLocker implements Locker {
       throw new TypeError('koa-locked-session: Expected RedisLocker `client` to be a node-redis (v5+) client from createClient() or createCluster() (it has no `evalSha`/`withCommandOptions`)');
     }
     this.commandTimeoutMs = positive('commandTimeoutMs', options.commandTimeoutMs ?? REDIS_LOCKER_DEFAULTS.commandTimeoutMs, true);
-    this.#runner = this.commandTimeoutMs > 0
-      ? (this.#client.withCommandOptions({ timeout: this.commandTimeoutMs }) as ScriptRunner)
-      : this.#client;
+    this.#runner = this.#client;
     this.#cluster = isCluster(options.client);
     this.prefix = options.prefix ?? REDIS_LOCKER_DEFAULTS.prefix;
     if (typeof this.prefix !== 'string') throw new TypeError(`koa-locked-session: Expected \`prefix\` to be a string, got \`${String(this.prefix)}\``);
@@ -670,15 +669,23 @@ export class RedisLocker implements Locker {
 
   // -- scripts ----------------------------------------------------------------
 
-  /** EVALSHA, falling back to EVAL (which caches the script) after a NOSCRIPT. */
-  async #eval(s: Script, keys: string[], args: string[]): Promise<unknown> {
-    const options = { keys, arguments: args };
-    try {
-      return await this.#runner.evalSha(s.sha, options);
-    } catch (error) {
-      if (!String((error as Error)?.message).startsWith('NOSCRIPT')) throw error;
-      return this.#runner.eval(s.source, options);
-    }
+  /**
+   * EVALSHA, falling back to EVAL (which caches the script) after a NOSCRIPT;
+   * bounded by `commandTimeoutMs` through the shared deadline sweeper (no
+   * AbortSignal per command).
+   */
+  #eval(s: Script, keys: string[], args: string[]): Promise<unknown> {
+    const run = async () => {
+      const options = { keys, arguments: args };
+      try {
+        return await this.#runner.evalSha(s.sha, options);
+      } catch (error) {
+        if (!String((error as Error)?.message).startsWith('NOSCRIPT')) throw error;
+        return this.#runner.eval(s.source, options);
+      }
+    };
+    if (this.commandTimeoutMs <= 0) return run();
+    return withDeadline(run, this.commandTimeoutMs, () => new Error(`no reply within ${this.commandTimeoutMs} ms (commandTimeoutMs)`));
   }
 
   /** @internal */

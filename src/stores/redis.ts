@@ -1,5 +1,6 @@
 import { debuglog } from 'node:util';
 import type { RedisClientOptions } from 'redis';
+import { withDeadline } from '../deadline.js';
 import { StoreError } from '../errors.js';
 import type { Store } from './store.js';
 
@@ -110,8 +111,9 @@ export class RedisStore<C extends RedisClientLike = RedisClientLike> implements 
     this.timeoutMs = timeoutMs;
     // A view of the same client whose unwritten commands time out (node-redis
     // then removes them from its queue, so they are never sent late).
-    this.#commands = (client as unknown as { withCommandOptions(o: { timeout: number }): RedisCommands })
-      .withCommandOptions({ timeout: timeoutMs });
+    // No node-redis per-command `timeout`: it costs an AbortSignal per command, and
+    // `#run` bounds every command anyway (a disconnected client fails at once).
+    this.#commands = client as unknown as RedisCommands;
   }
 
   /**
@@ -196,19 +198,13 @@ export class RedisStore<C extends RedisClientLike = RedisClientLike> implements 
     if (!this.client.isReady) {
       throw new StoreError(this.name, `${command} failed: the client is not connected to Redis (${this.client.isOpen ? 'reconnecting' : 'closed'})`);
     }
-    // node-redis's own `timeout` only covers a command not yet written; once
-    // written to a black-holed server it would wait forever: bound it here.
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new StoreError(this.name, `${command} failed: no reply within ${this.timeoutMs} ms`)), this.timeoutMs);
-    });
+    // Once written to a black-holed server a command would wait forever: bound
+    // it (one shared sweeper, not a timer or AbortSignal per command: see deadline.ts).
     try {
-      return await Promise.race([fn(this.#commands), timeout]);
+      return await withDeadline(() => fn(this.#commands), this.timeoutMs, () => new StoreError(this.name, `${command} failed: no reply within ${this.timeoutMs} ms`));
     } catch (error) {
       if (error instanceof StoreError) throw error;
       throw new StoreError(this.name, `${command} failed: ${errorMessage(error)}`, { cause: error });
-    } finally {
-      clearTimeout(timer);
     }
   }
 }
