@@ -2,6 +2,7 @@
  * Login, a protected page, logout, and "sign out my other devices".
  *
  * Run: npx tsx examples/auth.ts, then open http://localhost:3000 (or PORT).
+ * With REDIS_URL set, sessions and locks live in Redis.
  *   GET  /          public page: who am I?
  *   GET  /login     a login form (any user name, password "secret")
  *   POST /login     log in (remember me: a persistent cookie; otherwise a browser-session cookie)
@@ -11,7 +12,8 @@
  *   POST /logout-others  end this user's sessions on every other device
  */
 import Koa, { type Context } from 'koa';
-import { requireLogin, session } from '../src/index.js';
+import { createClient } from 'redis';
+import { RedisLocker, RedisStore, requireLogin, session } from '../src/index.js';
 
 interface User {
   id: string;
@@ -30,7 +32,14 @@ app.keys = [process.env.SESSION_SECRET ?? 'dev-only-secret-change-me'];
 // Behind a TLS-terminating proxy: trust X-Forwarded-Proto, so cookies get Secure.
 app.proxy = process.env.TRUST_PROXY === '1';
 
-app.use(session({ ttl: 30 * 24 * 3600_000 })); // remember-me sessions last up to 30 days
+// REDIS_URL set: sessions and locks in Redis (several processes can serve them); else the embedded memory store.
+const redis = process.env.REDIS_URL ? await createClient({ url: process.env.REDIS_URL }).connect() : undefined;
+app.use(
+  session({
+    ttl: 30 * 24 * 3600_000, // remember-me sessions last up to 30 days
+    ...(redis ? { master: new RedisStore({ client: redis }), locker: new RedisLocker({ client: redis }) } : {}),
+  }),
+);
 
 async function form(ctx: Context): Promise<string> {
   const raw = await new Promise<string>((resolve, reject) => {

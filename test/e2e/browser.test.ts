@@ -20,6 +20,13 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Cookie, type Page, type Route } from 'playwright-core';
 import { startExample } from '../helpers/examples.js';
+import { redisServer } from '../helpers/servers.js';
+
+// examples/auth on Redis (RedisStore + RedisLocker) when a server is available: with real
+// store latency between read and write, a broken lock would lose increments here.
+const redis = await redisServer();
+const AUTH_ENV: Record<string, string> = redis ? { REDIS_URL: redis.url } : {};
+after(() => redis?.stop());
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
@@ -126,7 +133,7 @@ describe('browser end-to-end (headless Chromium)', { skip: chromiumSkip, timeout
   before(async () => {
     [browser, auth] = await Promise.all([
       chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS }),
-      startExample('auth'),
+      startExample('auth', AUTH_ENV),
     ]);
   });
   after(async () => {
@@ -298,7 +305,7 @@ describe('browser end-to-end (headless Chromium)', { skip: chromiumSkip, timeout
     }
 
     it('with app.proxy (TRUST_PROXY=1): Secure, HttpOnly, SameSite=Lax; remember me → Max-Age, otherwise a browser-session cookie', STEP, async () => {
-      const trusting = await startExample('auth', { TRUST_PROXY: '1' });
+      const trusting = await startExample('auth', { ...AUTH_ENV, TRUST_PROXY: '1' });
       stops.push(() => trusting.stop());
       const base = await behindProxy(trusting.url);
 
