@@ -1,0 +1,347 @@
+/**
+ * From measurements to rows (medians over rounds, ratios taken within each
+ * round), then to the Markdown report, the console table and the target checks.
+ */
+import type { BenchOptions } from './args.js';
+import type { StoreCalls } from './counters.js';
+import { mergeStoreCalls } from './counters.js';
+import type { Environment } from './env.js';
+import { max, median } from './stats.js';
+import type { LoadResult, Scenario, ScenarioId, VariantInfo } from './types.js';
+
+export const BARE = 'bare-koa';
+export const FLOOR = 'raw-redis';
+
+/** One (round, scenario, variant) run. */
+export interface Measurement {
+  round: number;
+  scenario: ScenarioId;
+  variant: string;
+  /** Set when the run could not be made; the other fields are then absent. */
+  error?: string;
+  load?: LoadResult;
+  /** Read-modify-write responses committed with a 2xx (app side), in the measured window. */
+  acked?: number;
+  /** Increase of the counter read back (hot scenarios). */
+  counterDelta?: number;
+  /** acked − counterDelta. */
+  lost?: number;
+  storeCalls?: StoreCalls;
+  setupFailures?: number;
+  /** Wall time of the whole measurement (start-up to stop), ms. */
+  wallMs?: number;
+}
+
+export interface RunData {
+  env: Environment;
+  options: BenchOptions;
+  pinning: string;
+  childrenVia: string;
+  servers: Record<string, string>;
+  missingServers: Record<string, string>;
+  /** Variant id → why it was not (fully) measured. */
+  skipped: Record<string, string>;
+  scenarios: readonly Scenario[];
+  variants: readonly VariantInfo[];
+  measurements: Measurement[];
+  wallSeconds: number;
+  /** Markdown of the Redis fast-path study (`--fastpath`), or why it did not run. */
+  fastpath?: string;
+}
+
+export interface Row {
+  scenario: Scenario;
+  variant: VariantInfo;
+  rounds: number;
+  rps?: number;
+  p50?: number;
+  p99?: number;
+  vsBare?: number;
+  vsFloor?: number;
+  non2xx: number;
+  errors: number;
+  /** Worst round. */
+  lost?: number;
+  acked?: number;
+  storeCalls?: StoreCalls;
+  error?: string;
+}
+
+function ratioPerRound(data: RunData, m: Measurement, baseline: string): number | undefined {
+  const base = data.measurements.find((b) => b.round === m.round && b.scenario === m.scenario && b.variant === baseline && b.load);
+  if (!base?.load || !m.load || base.load.rps <= 0) return undefined;
+  return m.load.rps / base.load.rps;
+}
+
+export function buildRows(data: RunData): Row[] {
+  const rows: Row[] = [];
+  for (const scenario of data.scenarios) {
+    for (const variant of data.variants) {
+      const ms = data.measurements.filter((m) => m.scenario === scenario.id && m.variant === variant.id);
+      if (!ms.length) continue;
+      const ok = ms.filter((m) => m.load);
+      const row: Row = {
+        scenario,
+        variant,
+        rounds: ok.length,
+        non2xx: ok.reduce((n, m) => n + (m.load?.non2xx ?? 0), 0),
+        errors: ok.reduce((n, m) => n + (m.load?.errors ?? 0), 0),
+      };
+      const set = <K extends keyof Row>(key: K, value: Row[K] | undefined) => {
+        if (value !== undefined) row[key] = value as Row[K];
+      };
+      set('rps', median(ok.map((m) => m.load!.rps)));
+      set('p50', median(ok.map((m) => m.load!.p50)));
+      set('p99', median(ok.map((m) => m.load!.p99)));
+      if (variant.id !== BARE) set('vsBare', median(ok.map((m) => ratioPerRound(data, m, BARE))));
+      if (variant.id !== FLOOR) set('vsFloor', median(ok.map((m) => ratioPerRound(data, m, FLOOR))));
+      if (scenario.countsLostUpdates) {
+        set('lost', max(ok.map((m) => m.lost)));
+        const acked = ok.map((m) => m.acked).filter((x): x is number => x !== undefined);
+        if (acked.length) row.acked = acked.reduce((a, b) => a + b, 0);
+      }
+      set('storeCalls', mergeStoreCalls(ok.map((m) => m.storeCalls)));
+      const failed = ms.find((m) => m.error);
+      if (!ok.length && failed?.error) row.error = failed.error;
+      rows.push(row);
+    }
+  }
+  return rows;
+}
+
+// ---------------------------------------------------------------------------
+// Formatting
+// ---------------------------------------------------------------------------
+
+const num = (x: number | undefined, digits = 0): string =>
+  x === undefined ? '—' : x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const ratio = (x: number | undefined): string => (x === undefined ? '—' : `${x.toFixed(2)}×`);
+const ms = (x: number | undefined): string => (x === undefined ? '—' : `${x}`);
+
+export function formatCalls(calls: StoreCalls | undefined, short = false): string {
+  if (!calls) return '—';
+  const ops = Object.entries(calls.perRequest)
+    .filter(([, v]) => v >= 0.005)
+    .sort((a, b) => b[1] - a[1])
+    .map(([op, v]) => `${op} ${v.toFixed(2)}`);
+  if (short) return calls.total < 0.005 ? '0' : calls.total.toFixed(2);
+  return calls.total < 0.005 ? '0' : `${calls.total.toFixed(2)} (${ops.join(', ')})`;
+}
+
+function lostCell(row: Row): string {
+  if (row.lost === undefined) return row.variant.id === BARE ? 'n/a' : '—';
+  const pct = row.acked ? ` (${((row.lost / Math.max(1, row.acked / Math.max(1, row.rounds))) * 100).toFixed(1)}%)` : '';
+  return row.lost === 0 ? '**0**' : `${num(row.lost)}${pct}`;
+}
+
+function checkCell(row: Row): string {
+  const expect = row.scenario.expectStoreCalls;
+  if (!expect || row.variant.group !== 'ours' || !row.storeCalls) return '';
+  return meetsCalls(row.storeCalls, expect) ? ' ✅' : ' ❌';
+}
+
+function meetsCalls(calls: StoreCalls, expect: { reads: number; writes: number }): boolean {
+  const close = (a: number, b: number) => Math.abs(a - b) < 0.01;
+  return close(calls.reads, expect.reads) && close(calls.writes, expect.writes) && (expect.reads + expect.writes > 0 || calls.total < 0.01);
+}
+
+/** Markdown table of one scenario. */
+function scenarioTable(rows: Row[]): string {
+  const scenario = rows[0]!.scenario;
+  const lost = scenario.countsLostUpdates;
+  const head = ['variant', 'req/s', 'p50 ms', 'p99 ms', '× bare Koa', '× floor', ...(lost ? ['lost updates (worst round)'] : []), 'store calls / req', 'non-2xx / errors'];
+  const lines = [`| ${head.join(' | ')} |`, `| ${head.map((h, i) => (i === 0 || h.startsWith('store') ? '---' : '---:')).join(' | ')} |`];
+  for (const row of rows) {
+    const name = row.variant.group === 'ours' ? `**${row.variant.label}**` : row.variant.label;
+    if (row.error) {
+      lines.push(`| ${name} | not measured: ${row.error.replace(/\|/g, '\\|').slice(0, 160)} |${' |'.repeat(head.length - 2)}`);
+      continue;
+    }
+    lines.push(
+      `| ${[
+        name,
+        num(row.rps),
+        ms(row.p50),
+        ms(row.p99),
+        ratio(row.vsBare),
+        ratio(row.vsFloor),
+        ...(lost ? [lostCell(row)] : []),
+        formatCalls(row.storeCalls) + checkCell(row),
+        `${row.non2xx} / ${row.errors}`,
+      ].join(' | ')} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+export interface TargetCheck {
+  target: string;
+  measured: string;
+  met: boolean | undefined;
+}
+
+/** The targets of issue 7: reported, never failed on. */
+export function checkTargets(rows: Row[]): TargetCheck[] {
+  const find = (scenario: ScenarioId, variant: string) => rows.find((r) => r.scenario.id === scenario && r.variant.id === variant && !r.error);
+  const out: TargetCheck[] = [];
+  const oursRedis = find('rmw', 'ours-redis');
+  out.push({
+    target: 'Redis, many-users RMW: ours (RedisStore + RedisLocker) ≥ 0.85× the raw GET+SET floor',
+    measured: oursRedis?.vsFloor !== undefined ? ratio(oursRedis.vsFloor) : 'not measured',
+    met: oursRedis?.vsFloor !== undefined ? oursRedis.vsFloor >= 0.85 : undefined,
+  });
+  const kgs = find('rmw', 'koa-generic-session');
+  out.push({
+    target: 'Redis, many-users RMW: ours ≥ koa-generic-session + koa-redis',
+    measured: oursRedis?.rps !== undefined && kgs?.rps !== undefined ? `${num(oursRedis.rps)} vs ${num(kgs.rps)} req/s (${ratio(oursRedis.rps / kgs.rps)})` : 'not measured',
+    met: oursRedis?.rps !== undefined && kgs?.rps !== undefined ? oursRedis.rps >= kgs.rps : undefined,
+  });
+  for (const scenario of ['untouched', 'read'] as const) {
+    const row = find(scenario, 'ours-memory');
+    out.push({
+      target: `MemoryStore, ${scenario === 'read' ? 'read-only' : 'untouched'} route: ≥ 0.85× bare Koa`,
+      measured: row?.vsBare !== undefined ? ratio(row.vsBare) : 'not measured',
+      met: row?.vsBare !== undefined ? row.vsBare >= 0.85 : undefined,
+    });
+  }
+  for (const row of rows.filter((r) => r.scenario.countsLostUpdates && r.variant.group === 'ours' && r.variant.id !== 'ours-redis-memlock')) {
+    out.push({
+      target: `${row.scenario.id === 'hot' ? 'Hot session' : 'Many processes'}: 0 lost updates, ${row.variant.label}`,
+      measured: row.error ? 'not measured' : row.lost === undefined ? 'no read-back' : `${num(row.lost)} lost of ${num(row.acked)}`,
+      met: row.error || row.lost === undefined ? undefined : row.lost === 0,
+    });
+  }
+  for (const row of rows.filter((r) => r.scenario.expectStoreCalls && r.variant.group === 'ours' && r.storeCalls)) {
+    const expect = row.scenario.expectStoreCalls!;
+    out.push({
+      target: `${row.scenario.title.replace(/^\d+\.\s*/, '')}: ${expect.label}, ${row.variant.label}`,
+      measured: formatCalls(row.storeCalls),
+      met: meetsCalls(row.storeCalls!, expect),
+    });
+  }
+  const peersLosing = rows.filter((r) => r.scenario.countsLostUpdates && r.variant.group !== 'ours' && (r.lost ?? 0) > 0);
+  if (peersLosing.length) {
+    out.push({
+      target: 'For comparison: unlocked peers lose updates on a hot session',
+      measured: peersLosing.map((r) => `${r.variant.label} (${r.scenario.id}): ${num(r.lost)}`).join('; '),
+      met: undefined,
+    });
+  }
+  return out;
+}
+
+export function renderMarkdown(data: RunData, rows: Row[], chartFile: string): string {
+  const { env, options } = data;
+  const o = options;
+  const load = `${env.loadAvgStart.join(' / ')}${env.loadAvgEnd ? ` → ${env.loadAvgEnd.join(' / ')}` : ''}`;
+  const busy = Math.max(...env.loadAvgStart, ...(env.loadAvgEnd ?? [])) > env.cores * 0.5;
+  const parts: string[] = [];
+  parts.push(`# koa-locked-session benchmarks — ${env.date.slice(0, 10)} on ${env.host}`);
+  parts.push('');
+  if (o.quick) parts.push('> **Quick run** (`--quick`): one short round, for a smoke check only. Do not quote these numbers.\n');
+  if (busy) parts.push(`> **Noisy machine**: load average ${load} on ${env.cores} cores while this ran. Treat the numbers as rough.\n`);
+  parts.push('Generated by `npm run bench` (`benchmarks/run.ts`). Every variant serves the same four routes in its own process; autocannon drives them from another process; ' +
+    'each scenario is run for every variant in each round (variants in rotating order), and the tables show medians over rounds. ' +
+    '**× bare Koa** and **× floor** are req/s ratios to bare Koa and to the raw Redis GET+SET floor measured in the same round, then the median over rounds.');
+  parts.push('');
+  parts.push('## Setup');
+  parts.push('');
+  parts.push('| | |');
+  parts.push('| --- | --- |');
+  parts.push(`| Node | ${env.node} (V8 ${env.v8}) |`);
+  parts.push(`| OS / CPU | ${env.os}; ${env.cpu}; ${env.cores} cores; ${env.memoryGb} GB |`);
+  parts.push(`| Load average (1/5/15 min) | ${load} |`);
+  parts.push(`| Pinning | ${data.pinning} |`);
+  parts.push(`| Rounds / duration / warm-up | ${o.rounds} × ${o.durationS} s, ${o.warmupS} s warm-up each |`);
+  parts.push(`| Connections / users / processes | ${o.connections} / ${o.users} / ${o.processes} |`);
+  parts.push(`| Children | ${data.childrenVia}; a fresh app process per measurement |`);
+  parts.push(`| Commit | ${env.git} |`);
+  parts.push(`| Wall time | ${Math.round(data.wallSeconds)} s |`);
+  for (const [kind, v] of Object.entries(data.servers)) parts.push(`| ${kind} server | ${v} |`);
+  for (const [kind, why] of Object.entries(data.missingServers)) parts.push(`| ${kind} server | **missing**: ${why} |`);
+  parts.push('');
+  parts.push(`Packages: ${Object.entries(env.packages).map(([k, v]) => `${k} ${v}`).join(', ')}.`);
+  parts.push('');
+  parts.push('## Results');
+  parts.push('');
+  parts.push(`![req/s per scenario and variant](${chartFile})`);
+  parts.push('');
+  for (const scenario of data.scenarios) {
+    const scenarioRows = rows.filter((r) => r.scenario.id === scenario.id);
+    if (!scenarioRows.length) continue;
+    parts.push(`### ${scenario.title}`);
+    parts.push('');
+    parts.push(scenario.description);
+    parts.push('');
+    parts.push(scenarioTable(scenarioRows));
+    parts.push('');
+  }
+  parts.push('## Targets (reported, not enforced)');
+  parts.push('');
+  parts.push('| target | measured | met |');
+  parts.push('| --- | --- | :---: |');
+  for (const t of checkTargets(rows)) parts.push(`| ${t.target} | ${t.measured} | ${t.met === undefined ? '—' : t.met ? '✅' : '❌'} |`);
+  parts.push('');
+  if (data.fastpath) {
+    parts.push('## Redis fast path (`benchmarks/scenarios/redis-fastpath.ts`)');
+    parts.push('');
+    parts.push('Many users, read-modify-write on Redis only, Redis commands counted in the app (a script is one command, one round trip).');
+    parts.push('');
+    parts.push(data.fastpath);
+    parts.push('');
+  }
+  const skipped = Object.entries(data.skipped);
+  if (skipped.length) {
+    parts.push('## Not measured');
+    parts.push('');
+    for (const [id, why] of skipped) parts.push(`- \`${id}\`: ${why}`);
+    parts.push('');
+  }
+  parts.push('## Variants');
+  parts.push('');
+  for (const v of data.variants) parts.push(`- **${v.label}** (\`${v.id}\`): ${v.description}`);
+  parts.push('');
+  parts.push('## How to read');
+  parts.push('');
+  parts.push(
+    [
+      '- **req/s** counts 2xx responses only; **p50/p99** are autocannon latencies of 2xx responses.',
+      '- **Store calls / req**: the store operations the app caused per request in the measured window. Redis: `INFO commandstats` deltas, which include the locker\'s commands and the commands run *inside* its scripts (so `evalsha 2.00, set 1.00` is two round trips, not three). Memcached: `stats` deltas. MongoDB: driver command monitoring. MemoryStore: a counting subclass. `—`: the variant has no external store (bare Koa, cookie sessions).',
+      '- **Lost updates**: in the hot scenarios, the read-modify-write responses the app committed with a 2xx minus the increase of the counter read back afterwards (counted in the app, so requests cut off at the end of a run are still accounted for). The percentage is of one round\'s acknowledged writes.',
+      '- Cookie sessions keep the data in the client: concurrent requests carry the same cookie, so with koa-session\'s cookie mode the last response wins. Our CookieStore serializes scopes by the stable id inside the cookie and, by default (`recentWrites`), remembers each session\'s latest write in the process, so within one process a stale cookie still reads the latest data; across processes it cannot (it is not in the many-processes scenario).',
+      '- Ratios are taken within a round, then the median is reported, so slow drifts of the machine affect numerator and denominator alike.',
+    ].join('\n'),
+  );
+  parts.push('');
+  return parts.join('\n');
+}
+
+/** A compact table for the terminal. */
+export function renderConsole(rows: Row[]): string {
+  const out: string[] = [];
+  const header = ['variant', 'req/s', 'p99', '×bare', '×floor', 'calls/req', 'lost'];
+  for (const scenarioId of [...new Set(rows.map((r) => r.scenario.id))]) {
+    const scenarioRows = rows.filter((r) => r.scenario.id === scenarioId);
+    out.push('');
+    out.push(scenarioRows[0]!.scenario.title);
+    const cells = scenarioRows.map((r) =>
+      r.error
+        ? [r.variant.label, 'not measured', '', '', '', '', '']
+        : [
+            r.variant.label,
+            num(r.rps),
+            ms(r.p99),
+            ratio(r.vsBare),
+            ratio(r.vsFloor),
+            formatCalls(r.storeCalls, true),
+            r.scenario.countsLostUpdates ? (r.lost === undefined ? '—' : num(r.lost)) : '',
+          ],
+    );
+    const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
+    const line = (c: string[]) => c.map((x, i) => (i === 0 ? x.padEnd(widths[i]!) : x.padStart(widths[i]!))).join('  ');
+    out.push(line(header));
+    out.push(widths.map((w) => '─'.repeat(w)).join('  '));
+    for (const c of cells) out.push(line(c));
+  }
+  return out.join('\n');
+}

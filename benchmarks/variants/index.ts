@@ -1,0 +1,186 @@
+/**
+ * The registry of variants: metadata the harness reads (no library loaded),
+ * and {@link loadVariant}, which the app child calls to import just the one it
+ * serves.
+ */
+import type { VariantFactory, VariantInfo } from '../lib/types.js';
+
+export const VARIANTS: readonly VariantInfo[] = [
+  {
+    id: 'bare-koa',
+    label: 'bare Koa (ceiling)',
+    group: 'baseline',
+    needs: [],
+    shared: false,
+    counting: 'none',
+    description: 'Koa with the same routes and no session middleware.',
+  },
+  {
+    id: 'raw-redis',
+    label: 'raw Redis GET+SET (floor)',
+    group: 'baseline',
+    needs: ['redis'],
+    shared: true,
+    counting: 'redis',
+    description: 'Koa + node-redis, the fewest raw commands per route (SET / GET+SET / GET), unsigned cookie, no lock.',
+  },
+  {
+    id: 'ours-memory',
+    label: 'ours · MemoryStore',
+    group: 'ours',
+    needs: [],
+    shared: false,
+    counting: 'app',
+    description: 'session() with its defaults: MemoryStore + MemoryLocker.',
+  },
+  {
+    id: 'ours-redis',
+    label: 'ours · RedisStore + RedisLocker',
+    group: 'ours',
+    needs: ['redis'],
+    shared: true,
+    counting: 'redis',
+    description: 'RedisStore + RedisLocker on one node-redis client (fenced writes).',
+  },
+  {
+    id: 'ours-memcached',
+    label: 'ours · MemcachedStore',
+    group: 'ours',
+    needs: ['memcached'],
+    shared: true,
+    singleOnly: true,
+    counting: 'memcached',
+    description: 'MemcachedStore + MemoryLocker (one process).',
+  },
+  {
+    id: 'ours-mongo',
+    label: 'ours · MongoStore',
+    group: 'ours',
+    needs: ['mongo'],
+    shared: true,
+    singleOnly: true,
+    counting: 'app',
+    description: 'MongoStore (mongodb driver) + MemoryLocker (one process); store calls from driver command monitoring.',
+  },
+  {
+    id: 'ours-cookie',
+    label: 'ours · CookieStore',
+    group: 'ours',
+    needs: [],
+    shared: false,
+    clientSide: true,
+    counting: 'none',
+    description: 'CookieStore (AES-256-GCM sealed cookie) + MemoryLocker.',
+  },
+  {
+    id: 'ours-redis-memlock',
+    label: 'ours · RedisStore + MemoryLocker',
+    group: 'ours',
+    needs: ['redis'],
+    shared: true,
+    processesOnly: true,
+    counting: 'redis',
+    description: 'RedisStore with the one-process MemoryLocker, run on several processes: shows the loss RedisLocker prevents.',
+  },
+  {
+    id: 'ours-memcached-redislock',
+    label: 'ours · MemcachedStore + RedisLocker',
+    group: 'ours',
+    needs: ['memcached', 'redis'],
+    shared: true,
+    processesOnly: true,
+    counting: 'memcached',
+    lockerCounting: 'redis',
+    description: 'MemcachedStore with RedisLocker (its own Redis client) on several processes.',
+  },
+  {
+    id: 'ours-mongo-redislock',
+    label: 'ours · MongoStore + RedisLocker',
+    group: 'ours',
+    needs: ['mongo', 'redis'],
+    shared: true,
+    processesOnly: true,
+    counting: 'app',
+    lockerCounting: 'redis',
+    description: 'MongoStore with RedisLocker (its own Redis client) on several processes.',
+  },
+  {
+    id: 'koa-session-cookie',
+    label: 'koa-session (cookie)',
+    group: 'peer',
+    needs: [],
+    shared: false,
+    clientSide: true,
+    counting: 'none',
+    description: 'koa-session 7 in its default cookie mode (signed cookie holds the data).',
+  },
+  {
+    id: 'koa-session-redis',
+    label: 'koa-session + koa-redis',
+    group: 'peer',
+    needs: ['redis'],
+    shared: true,
+    counting: 'redis',
+    description: 'koa-session 7 with koa-redis 4 (ioredis) as external store.',
+  },
+  {
+    id: 'koa-generic-session',
+    label: 'koa-generic-session + koa-redis',
+    group: 'peer',
+    needs: ['redis'],
+    shared: true,
+    counting: 'redis',
+    description: 'koa-generic-session 2 with koa-redis 4 (ioredis).',
+  },
+  {
+    id: 'express-session',
+    label: 'express-session + connect-redis',
+    group: 'peer',
+    needs: ['redis'],
+    shared: true,
+    counting: 'redis',
+    description: 'Express 5 + express-session (resave: false, saveUninitialized: false) + connect-redis 9 (node-redis).',
+  },
+];
+
+export function variantInfo(id: string): VariantInfo {
+  const info = VARIANTS.find((v) => v.id === id);
+  if (!info) throw new Error(`unknown variant \`${id}\`; known: ${VARIANTS.map((v) => v.id).join(', ')}`);
+  return info;
+}
+
+/** Import the factory of one variant (in the app child only: it loads the libraries). */
+export async function loadVariant(id: string): Promise<VariantFactory> {
+  switch (id) {
+    case 'bare-koa':
+      return (await import('../peers/bare-koa.js')).bareKoa;
+    case 'raw-redis':
+      return (await import('../peers/raw-redis.js')).rawRedis;
+    case 'koa-session-cookie':
+      return (await import('../peers/koa-session.js')).koaSessionCookie;
+    case 'koa-session-redis':
+      return (await import('../peers/koa-session.js')).koaSessionRedis;
+    case 'koa-generic-session':
+      return (await import('../peers/koa-generic-session.js')).koaGenericSession;
+    case 'express-session':
+      return (await import('../peers/express-session.js')).expressSession;
+    case 'ours-memory':
+      return (await import('./ours.js')).oursMemory;
+    case 'ours-redis':
+      return (await import('./ours.js')).oursRedis;
+    case 'ours-redis-memlock':
+      return (await import('./ours.js')).oursRedisMemoryLocker;
+    case 'ours-memcached':
+      return (await import('./ours.js')).oursMemcached;
+    case 'ours-memcached-redislock':
+      return (await import('./ours.js')).oursMemcachedRedisLocker;
+    case 'ours-mongo':
+      return (await import('./ours.js')).oursMongo;
+    case 'ours-mongo-redislock':
+      return (await import('./ours.js')).oursMongoRedisLocker;
+    case 'ours-cookie':
+      return (await import('./ours.js')).oursCookie;
+    default:
+      throw new Error(`unknown variant \`${id}\``);
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * Every variant of koa-locked-session in one file, so an API change touches
+ * only this file. The routes use the public API exactly as DESIGN §1 shows it:
+ *
+ *   app.use(session({ master, locker, ttl }))
+ *   await ctx.session.withLock((s) => { s.count = (s.count ?? 0) + 1 })
+ *   await ctx.session.get()
+ *
+ * Store calls are counted without changing what runs: server side for Redis
+ * and Memcached (the harness diffs `INFO commandstats` / `stats`), with a
+ * MemoryStore subclass (same class, so nothing can take a different path) and
+ * with the MongoDB driver's command monitoring.
+ */
+import {
+  CookieStore,
+  MemcachedStore,
+  MemoryLocker,
+  MemoryStore,
+  MongoStore,
+  RedisLocker,
+  RedisStore,
+  session,
+} from '../../src/index.js';
+import type { Locker, Store } from '../../src/index.js';
+import type { AppEnv, AppInstance, VariantFactory } from '../lib/types.js';
+import { koaApp, countOf, type SessionOps } from '../lib/routes.js';
+
+type Counter = { count?: number };
+
+const ops: SessionOps = {
+  async fresh(ctx) {
+    await ctx.session.withLock((s) => {
+      (s as Counter).count = 1;
+    });
+  },
+  rmw(ctx) {
+    return ctx.session.withLock((s) => ((s as Counter).count = (countOf(s) ?? 0) + 1));
+  },
+  async read(ctx) {
+    return countOf(await ctx.session.get());
+  },
+};
+
+/** MemoryStore that counts its calls; a subclass, so the middleware sees the very same store. */
+class CountingMemoryStore extends MemoryStore {
+  readonly calls: Record<string, number> = { get: 0, set: 0, destroy: 0, touch: 0 };
+  override get(key: string): Promise<string | undefined> {
+    this.calls.get!++;
+    return super.get(key);
+  }
+  override set(key: string, value: string, ttlMs: number): Promise<void> {
+    this.calls.set!++;
+    return super.set(key, value, ttlMs);
+  }
+  override destroy(key: string): Promise<void> {
+    this.calls.destroy!++;
+    return super.destroy(key);
+  }
+  override touch(key: string, ttlMs: number): Promise<void> {
+    this.calls.touch!++;
+    return super.touch(key, ttlMs);
+  }
+}
+
+interface Parts {
+  master: Store;
+  locker?: Locker;
+  storeCalls?: () => Record<string, number>;
+  close: () => Promise<void>;
+}
+
+function build(env: AppEnv, parts: Parts): AppInstance {
+  const options = { master: parts.master, ttl: env.ttlMs, ...(parts.locker ? { locker: parts.locker } : {}) };
+  const app = koaApp({ ops, middleware: [session(options)] });
+  return {
+    listener: app.callback(),
+    ...(parts.storeCalls ? { storeCalls: parts.storeCalls } : {}),
+    close: parts.close,
+  };
+}
+
+// --- the clients each store takes (connected, as DESIGN §1 shows) ---------
+
+async function redisClient(env: AppEnv) {
+  const { createClient } = await import('redis');
+  const client = createClient({ url: env.servers.redis! });
+  client.on('error', () => {});
+  await client.connect();
+  return client;
+}
+
+async function redisLocker(env: AppEnv): Promise<{ locker: Locker; close: () => Promise<void> }> {
+  const client = await redisClient(env);
+  const locker = new RedisLocker({ client });
+  return { locker, close: async () => void (await locker.close?.(), await client.quit()) };
+}
+
+async function redisParts(env: AppEnv, lockerKind: 'redis' | 'memory'): Promise<Parts> {
+  const client = await redisClient(env);
+  const master = new RedisStore({ client });
+  // One client for store and locker, so the locker can fence the store's writes (DESIGN §4).
+  const locker: Locker = lockerKind === 'redis' ? new RedisLocker({ client }) : new MemoryLocker();
+  return { master, locker, close: async () => void (await locker.close?.(), await client.quit()) };
+}
+
+async function memcachedParts(env: AppEnv): Promise<Parts> {
+  // The store creates its client with its fail-fast options and ends it on close().
+  const master = new MemcachedStore({ servers: env.servers.memcached! });
+  return { master, close: async () => void (await master.close?.()) };
+}
+
+async function mongoParts(env: AppEnv): Promise<Parts> {
+  const { MongoClient } = await import('mongodb');
+  const client = new MongoClient(env.servers.mongo!, { monitorCommands: true });
+  const calls: Record<string, number> = {};
+  client.on('commandStarted', (event) => {
+    calls[event.commandName] = (calls[event.commandName] ?? 0) + 1;
+  });
+  await client.connect();
+  const master = new MongoStore({ collection: client.db('bench').collection('sessions') });
+  return { master, storeCalls: () => ({ ...calls }), close: () => client.close() };
+}
+
+/** Add RedisLocker (many processes) to a store's parts. */
+async function withRedisLocker(env: AppEnv, parts: Parts): Promise<Parts> {
+  const { locker, close } = await redisLocker(env);
+  return { ...parts, locker, close: async () => void (await close(), await parts.close()) };
+}
+
+// --- the variants -----------------------------------------------------------
+
+export const oursMemory: VariantFactory = async (env) => {
+  const master = new CountingMemoryStore();
+  return build(env, { master, storeCalls: () => ({ ...master.calls }), close: () => master.close() });
+};
+
+export const oursRedis: VariantFactory = async (env) => build(env, await redisParts(env, 'redis'));
+
+export const oursRedisMemoryLocker: VariantFactory = async (env) => build(env, await redisParts(env, 'memory'));
+
+export const oursMemcached: VariantFactory = async (env) => build(env, await memcachedParts(env));
+
+export const oursMemcachedRedisLocker: VariantFactory = async (env) =>
+  build(env, await withRedisLocker(env, await memcachedParts(env)));
+
+export const oursMongo: VariantFactory = async (env) => build(env, await mongoParts(env));
+
+export const oursMongoRedisLocker: VariantFactory = async (env) =>
+  build(env, await withRedisLocker(env, await mongoParts(env)));
+
+export const oursCookie: VariantFactory = async (env) => {
+  const master = new CookieStore({ keys: ['benchmark cookie key, not a secret, 32+ chars long'] });
+  return build(env, { master, close: async () => {} });
+};
