@@ -5,6 +5,7 @@ import { withDeadline } from '../deadline.js';
 import { LockLostError, LockTimeoutError, SessionError, StoreError } from '../errors.js';
 import type { Store } from '../stores/store.js';
 import type { AcquireOptions, Lease, Locker } from './locker.js';
+import { errorMessage } from '../format.js';
 
 const debug = debuglog('koa-locked-session');
 
@@ -245,11 +246,6 @@ const TOKEN_NONCE = randomBytes(12).toString('base64url');
 let tokenCounter = 0;
 function nextToken(): string {
   return `${TOKEN_NONCE}.${(++tokenCounter).toString(36)}`;
-}
-
-function errorMessage(error: unknown): string {
-  if (error instanceof Error) return error.message || error.name;
-  return String(error);
 }
 
 function text(value: unknown): string | undefined {

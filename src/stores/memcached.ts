@@ -3,6 +3,7 @@ import { debuglog } from 'node:util';
 import type Memcached from 'memcached';
 import { StoreError } from '../errors.js';
 import type { Store } from './store.js';
+import { describe, errorMessage } from '../format.js';
 
 const debug = debuglog('koa-locked-session');
 
@@ -401,14 +402,3 @@ function countCrLf(text: string): number {
   return n;
 }
 
-function errorMessage(error: unknown): string {
-  if (Array.isArray(error)) return error.map(errorMessage).join('; ');
-  if (error instanceof Error) return error.message || error.name;
-  return String(error);
-}
-
-function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'object' && value !== null) return Object.prototype.toString.call(value);
-  return String(value);
-}

@@ -2,6 +2,7 @@ import { debuglog } from 'node:util';
 import type { Collection, Db, MongoClient, MongoClientOptions } from 'mongodb';
 import { StoreError } from '../errors.js';
 import type { Store } from './store.js';
+import { describe, errorMessage, redactUrl } from '../format.js';
 
 const debug = debuglog('koa-locked-session');
 
@@ -346,17 +347,3 @@ function codeOf(error: unknown): number | undefined {
   return typeof code === 'number' ? code : undefined;
 }
 
-function errorMessage(error: unknown): string {
-  if (error instanceof Error) return error.message || error.name;
-  return String(error);
-}
-
-function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'object' && value !== null) return Object.prototype.toString.call(value);
-  return String(value);
-}
-
-function redactUrl(url: string): string {
-  return url.replace(/\/\/[^@/]*@/, '//***@');
-}

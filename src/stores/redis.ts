@@ -3,6 +3,7 @@ import type { RedisClientOptions } from 'redis';
 import { withDeadline } from '../deadline.js';
 import { StoreError } from '../errors.js';
 import type { Store } from './store.js';
+import { describe, errorMessage, redactUrl } from '../format.js';
 
 const debug = debuglog('koa-locked-session');
 
@@ -217,17 +218,3 @@ function ttlToMs(ttlMs: number): number {
   return Math.ceil(ttlMs);
 }
 
-function errorMessage(error: unknown): string {
-  if (error instanceof Error) return error.message || error.name;
-  return String(error);
-}
-
-function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'object' && value !== null) return Object.prototype.toString.call(value);
-  return String(value);
-}
-
-function redactUrl(url: string): string {
-  return url.replace(/\/\/[^@/]*@/, '//***@');
-}
