@@ -156,3 +156,29 @@ describe('diagnostics_channel', () => {
     }
   });
 });
+
+describe('graceful close under load', () => {
+  it('closing while 100 requests are in flight: every 200 is saved, the rest are 503, nothing is lost or left locked', async () => {
+    const master = new MemoryStore();
+    const mirror = new MemoryStore();
+    const locker = new MemoryLocker();
+    const mw = session({ master, mirrors: [mirror], mirrorWrites: 'background', locker, lockTimeout: 60_000 });
+    const app = new Koa();
+    app.keys = ['k'];
+    app.silent = true;
+    app.use(mw);
+    app.use(increment);
+    const server = app.callback();
+    const first = await request(server).get('/');
+    const cookie = cookieHeader(first.headers['set-cookie']);
+    const inFlight = Array.from({ length: 100 }, () => request(server).get('/').set('Cookie', cookie).then((r) => r));
+    await new Promise((resolve) => setImmediate(resolve)); // some requests are under way
+    await mw.close();
+    const results = await Promise.all(inFlight);
+    const ok = results.filter((r) => r.status === 200).length;
+    assert.ok(results.every((r) => r.status === 200 || r.status === 503));
+    assert.equal(JSON.parse((await master.get(sidOf(first)))!).n, 1 + ok, 'every acknowledged increment is in the master');
+    assert.equal(await mirror.get(sidOf(first)), await master.get(sidOf(first)), 'background mirror writes were flushed');
+    assert.equal(locker.size, 0);
+  });
+});
