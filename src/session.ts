@@ -262,7 +262,7 @@ export class SessionHandle<T extends object = SessionData> {
   /** @internal Called by the middleware once the downstream middleware finished. */
   async finish(): Promise<void> {
     if (!this.#used) return;
-    const { ctx } = { ctx: this.#ctx };
+    const ctx = this.#ctx;
     // A response that depends on the session must never be served to another user from a shared cache.
     ctx.vary(this.#rt.transport.vary);
     if (!ctx.response.get('Cache-Control')) ctx.set('Cache-Control', 'private');
