@@ -135,43 +135,27 @@ return 0
 `;
 
 /**
- * Fenced write: only while the lock still holds our token, atomically.
- * KEYS[1] lock, KEYS[2] record; ARGV[1] token, ARGV[2] op, ARGV[3..] operands.
- * Returns 1 when written, 0 when the token is gone (nothing written).
+ * Fenced write: only while the lock still holds our token, atomically; with
+ * the release flag (the scope's last write) it also deletes the lock and wakes
+ * the waiters in the same step. KEYS[1] lock, KEYS[2] record; ARGV[1] token,
+ * ARGV[2] op, ARGV[3] '1' to release, ARGV[4] publish command ('' for none),
+ * ARGV[5] channel, ARGV[6..] operands. Returns 1 when written, 0 when the token
+ * is gone (nothing written).
  */
 const FENCED = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 local op = ARGV[2]
 if op == 'set' then
-  redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
+  redis.call('SET', KEYS[2], ARGV[6], 'PX', ARGV[7])
 elseif op == 'del' then
   redis.call('DEL', KEYS[2])
 else
-  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+  redis.call('PEXPIRE', KEYS[2], ARGV[6])
 end
-return 1
-`;
-
-/**
- * Fenced write and release in one step (the scope's last write): the same
- * check and write as FENCED, then compare-and-delete is implied (the token was
- * just checked) and the waiters are woken. KEYS[1] lock, KEYS[2] record;
- * ARGV[1] token, ARGV[2] op, ARGV[3] publish command ('' for none), ARGV[4]
- * channel, ARGV[5..] operands. Returns 1 when written and released, 0 when the
- * token is gone (nothing written).
- */
-const FENCED_RELEASE = `
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-local op = ARGV[2]
-if op == 'set' then
-  redis.call('SET', KEYS[2], ARGV[5], 'PX', ARGV[6])
-elseif op == 'del' then
-  redis.call('DEL', KEYS[2])
-else
-  redis.call('PEXPIRE', KEYS[2], ARGV[5])
+if ARGV[3] == '1' then
+  redis.call('DEL', KEYS[1])
+  if ARGV[4] ~= '' then redis.call(ARGV[4], ARGV[5], '1') end
 end
-redis.call('DEL', KEYS[1])
-if ARGV[3] ~= '' then redis.call(ARGV[3], ARGV[4], '1') end
 return 1
 `;
 
@@ -185,7 +169,6 @@ const SCRIPTS = {
   release: script(RELEASE),
   renew: script(RENEW),
   fenced: script(FENCED),
-  fencedRelease: script(FENCED_RELEASE),
 };
 
 // ---------------------------------------------------------------------------
@@ -944,9 +927,10 @@ class FencedStore implements Store {
     lease.releaseOnWrite = false;
     try {
       lease.locker.assertReady(`fenced ${op}`);
-      written = releasing
-        ? await lease.locker.runScript('fencedRelease', [lease.lockKey, this.recordKey], [lease.token, args[0]!, lease.locker.publishCommand, lease.channel, ...args.slice(1)])
-        : await lease.locker.runScript('fenced', [lease.lockKey, this.recordKey], [lease.token, ...args]);
+      const [command, ...operands] = args;
+      written = await lease.locker.runScript('fenced', [lease.lockKey, this.recordKey], [
+        lease.token, command!, releasing ? '1' : '0', lease.locker.publishCommand, lease.channel, ...operands,
+      ]);
     } catch (error) {
       if (error instanceof StoreError) throw error;
       throw new StoreError(this.name, `fenced ${op} failed: ${errorMessage(error)}`, { cause: error });
