@@ -1,4 +1,5 @@
-import type { Store } from './store.js';
+import { allows } from './envelope.js';
+import type { VersionedRecord, VersionedStore, WriteCondition } from './store.js';
 
 /** Options of {@link MemoryStore}. */
 export interface MemoryStoreOptions {
@@ -17,7 +18,9 @@ export interface MemoryStoreOptions {
 }
 
 interface Entry {
-  value: string;
+  /** `undefined`: a tombstone. */
+  value: string | undefined;
+  version: number;
   expiresAt: number;
 }
 
@@ -27,7 +30,7 @@ interface Entry {
  * session by reference. Sessions are lost on restart and not shared between
  * processes: use RedisStore, MemcachedStore or MongoStore for that.
  */
-export class MemoryStore implements Store {
+export class MemoryStore implements VersionedStore {
   readonly name = 'memory';
   readonly max: number;
   // Map keeps insertion order: re-inserting on access makes the first key the least recently used.
@@ -52,20 +55,11 @@ export class MemoryStore implements Store {
   }
 
   async get(key: string): Promise<string | undefined> {
-    const entry = this.#live(key);
-    if (!entry) return undefined;
-    this.#entries.delete(key);
-    this.#entries.set(key, entry);
-    return entry.value;
+    return this.#used(key)?.value;
   }
 
   async set(key: string, value: string, ttlMs: number): Promise<void> {
-    this.#entries.delete(key);
-    this.#entries.set(key, { value, expiresAt: Date.now() + ttlMs });
-    if (this.#entries.size > this.max) {
-      const oldest = this.#entries.keys().next().value;
-      if (oldest !== undefined) this.#entries.delete(oldest);
-    }
+    this.#put(key, { value, version: 0, expiresAt: Date.now() + ttlMs });
   }
 
   async destroy(key: string): Promise<void> {
@@ -74,7 +68,19 @@ export class MemoryStore implements Store {
 
   async touch(key: string, ttlMs: number): Promise<void> {
     const entry = this.#live(key);
-    if (entry) entry.expiresAt = Date.now() + ttlMs;
+    if (entry?.value !== undefined) entry.expiresAt = Date.now() + ttlMs;
+  }
+
+  async read(key: string): Promise<VersionedRecord | undefined> {
+    const entry = this.#used(key);
+    return entry && { value: entry.value, version: entry.version };
+  }
+
+  async write(key: string, value: string | undefined, version: number, ttlMs: number, condition: WriteCondition): Promise<boolean> {
+    if (!allows(this.#live(key), version, condition)) return false;
+    if (value === undefined && ttlMs <= 0) this.#entries.delete(key);
+    else this.#put(key, { value, version, expiresAt: Date.now() + ttlMs });
+    return true;
   }
 
   /** Drop every expired record now (the timer calls this periodically). */
@@ -91,6 +97,24 @@ export class MemoryStore implements Store {
 
   async close(): Promise<void> {
     clearInterval(this.#sweeper);
+  }
+
+  /** The live entry, moved to the most recently used end. */
+  #used(key: string): Entry | undefined {
+    const entry = this.#live(key);
+    if (!entry) return undefined;
+    this.#entries.delete(key);
+    this.#entries.set(key, entry);
+    return entry;
+  }
+
+  #put(key: string, entry: Entry): void {
+    this.#entries.delete(key);
+    this.#entries.set(key, entry);
+    if (this.#entries.size > this.max) {
+      const oldest = this.#entries.keys().next().value;
+      if (oldest !== undefined) this.#entries.delete(oldest);
+    }
   }
 
   #live(key: string): Entry | undefined {

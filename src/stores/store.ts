@@ -70,3 +70,59 @@ export interface BoundRequestStore extends Store {
 export function isRequestStore(store: Store): store is RequestStore {
   return typeof (store as Partial<RequestStore>).bindRequest === 'function';
 }
+
+// ---- versioned records: writes that refuse to overwrite newer data ----------
+
+/**
+ * A record with its version. Every write of a session made by the middleware
+ * carries the version it creates (the version it read + 1; 1 for a new sid), so
+ * a write that lands late (stalled past `storeTimeout`, a paused process) can
+ * be refused by the store itself instead of erasing a newer record. A record
+ * written without a version (by `set()`, by hand, by an older release) is
+ * version 0.
+ */
+export interface VersionedRecord {
+  /** The serialized record; `undefined` for a tombstone (a deleted record whose version is kept for a while). */
+  readonly value: string | undefined;
+  readonly version: number;
+}
+
+/**
+ * When a versioned write applies, checked atomically where the record lives:
+ * - a number: the master write of a scope; it applies only if the live record
+ *   has exactly this version (it is the record the scope read under the lock);
+ * - `null`: a new sid; it applies only if nothing (no record, no tombstone) is
+ *   stored under the key;
+ * - `'newer'`: a mirror write; it applies only if the key holds no record and
+ *   no tombstone with this version or a later one (out-of-order and late
+ *   mirror writes are dropped, never applied over newer data).
+ */
+export type WriteCondition = number | null | 'newer';
+
+/**
+ * A store whose writes are conditional on the record's version (every built-in
+ * store but CookieStore). The middleware uses these methods when a store has
+ * them; a store without them gets plain `get/set/destroy`, and a write that
+ * times out on it may land late (a startup warning says so).
+ */
+export interface VersionedStore extends Store {
+  /**
+   * The record and its version (`value` undefined: a tombstone), or
+   * `undefined` when nothing unexpired is stored under the key.
+   */
+  read(key: string): Promise<VersionedRecord | undefined>;
+  /**
+   * Write `value` as `version` if `condition` holds, atomically; resolves
+   * `false`, having changed nothing, when it does not. With `value ===
+   * undefined` it deletes: `ttlMs > 0` leaves a tombstone of `version` for
+   * `ttlMs` (so that an older write landing later is refused too, and readers
+   * can tell "deleted a moment ago" from "never existed"); `ttlMs === 0`
+   * removes the key.
+   */
+  write(key: string, value: string | undefined, version: number, ttlMs: number, condition: WriteCondition): Promise<boolean>;
+}
+
+/** True when `store` supports versioned, conditional writes. */
+export function isVersioned(store: Store): store is VersionedStore {
+  return typeof (store as Partial<VersionedStore>).read === 'function' && typeof (store as Partial<VersionedStore>).write === 'function';
+}
