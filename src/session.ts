@@ -1,6 +1,6 @@
 import type { Context } from 'koa';
 import { debuglog } from 'node:util';
-import { SessionError, LockLostError, LockTimeoutError, SerializationError } from './errors.js';
+import { SessionError, LockLostError, LockTimeoutError, SerializationError, StoreError } from './errors.js';
 import type { Lease } from './lockers/locker.js';
 import type { InvalidReason } from './events.js';
 import type { SessionData } from './koa.js';
@@ -51,6 +51,20 @@ interface IndexPlan {
 
 /** The record key the per-session settings hide under (never visible in the data). */
 const META = '$session';
+
+/** Longest wait for the lock of a session destroyed by `auth.maxSessionsPerUser` (the scope holds its own lock meanwhile). */
+const CAP_LOCK_WAIT_MS = 250;
+
+/** Most listing rounds of revokeAll() before it gives up loudly (sessions of the user keep appearing). */
+const REVOKE_ROUNDS = 10;
+
+function sameId(a: string | number | undefined, b: string | number): boolean {
+  return a === undefined || String(a) === String(b);
+}
+
+function indexLost(method: string): SessionError {
+  return new SessionError(`koa-locked-session: ${method}() found this request's own logged-in session missing from the user's session index: the index was lost (evicted by the store under memory pressure?), so other sessions of the user may be unlisted. Run the master without eviction (Redis \`maxmemory-policy noeviction\`, memcached \`-M\`); see the README, "sign out everywhere"`);
+}
 
 /** What a handle needs from its `session()` call and app, shared by all its requests. */
 export interface SessionRuntime {
@@ -218,36 +232,101 @@ export class SessionHandle<T extends object = SessionData> {
     return data[this.#rt.options.userKey] as UserOf<T> | undefined;
   }
 
-  /** The ids of `user`'s live sessions (every device), from the per-user index beside the master. */
+  /**
+   * The ids of `user`'s live sessions (every device), from the per-user index beside the master.
+   * Throws (500) when this request's own session is logged in as `user` but missing
+   * from the index: the index was lost (evicted), so the list would be incomplete.
+   */
   async sessionsOf(user: UserOf<T>): Promise<string[]> {
-    return this.#rt.index.list(this.#indexStore(), this.#rt.options.userId(user));
+    const uid = this.#rt.options.userId(user);
+    const master = this.#indexStore();
+    const sids = await this.#rt.index.list(master, uid);
+    if (await this.#unlisted(uid, sids)) throw indexLost('sessionsOf');
+    return sids;
   }
 
   /**
    * Destroy every session of `user` in every store ("sign out other devices",
    * password change). `except`: sids to keep, e.g. `ctx.session.id`.
    * @returns the sids destroyed.
+   *
+   * No session escapes, whatever runs concurrently (issue 11, item 4). Every
+   * index update follows two rules (`#indexAdd`/`#indexRemove`): a sid is listed
+   * only once its record exists, and a regenerate/login lists the new sid BEFORE
+   * it destroys the old one, all under the old sid's lock; a sid is unlisted only
+   * after its record is gone. So at every instant, a live session S of the user
+   * whose login or regenerate has completed is either listed, or is being created
+   * by a regenerate that holds the lock of a listed, still-live predecessor. Each
+   * round lists the index, destroys every listed sid under its lock (waiting out
+   * any regenerate in flight, whose new sid is then listed) and unlists them. We
+   * return only after a listing that holds nothing but `except`: at that instant no
+   * such S exists. If sessions keep appearing (logins racing the revoke) for
+   * REVOKE_ROUNDS rounds, we throw instead of reporting success.
+   * A login that has not completed when revokeAll starts counts as one after it.
    */
   async revokeAll(user: UserOf<T>, options: { except?: string | readonly string[] } = {}): Promise<string[]> {
     const except = typeof options.except === 'string' ? [options.except] : (options.except ?? []);
     const uid = this.#rt.options.userId(user);
     const master = this.#indexStore();
-    const sids = (await this.#rt.index.list(master, uid)).filter((sid) => !except.includes(sid));
-    for (const sid of sids) {
-      if (sid === this.#sid) {
-        await this.destroy(); // joins this request's own scope if one is open
-        continue;
+    const destroyed: string[] = [];
+    let lost: boolean | undefined;
+    for (let round = 0; round < REVOKE_ROUNDS; round++) {
+      const entries = await this.#rt.index.entries(master, uid);
+      lost ??= await this.#unlisted(uid, entries);
+      const listed = entries.filter((sid) => !except.includes(sid));
+      if (listed.length === 0) {
+        if (lost) throw indexLost('revokeAll');
+        return destroyed;
       }
-      const key = this.#key(sid);
-      const lease = await this.#acquire(key);
-      try {
-        await this.#replica.withMaster(lease.store ?? this.#replica.master).destroy(key);
-      } finally {
-        await lease.release();
-      }
+      for (const sid of listed) if (await this.#revokeOne(sid, uid)) destroyed.push(sid);
+      await this.#rt.index.remove(master, uid, listed);
     }
-    if (sids.length > 0) await this.#rt.index.remove(master, uid, sids);
-    return sids;
+    throw new SessionError(`koa-locked-session: revokeAll() destroyed ${destroyed.length} sessions but new ones of this user kept appearing for ${REVOKE_ROUNDS} rounds (logins racing the revoke); not all may be gone: call it again`);
+  }
+
+  /** Destroy one listed session under its lock; true if it was live and this user's. */
+  async #revokeOne(sid: string, uid: string | number): Promise<boolean> {
+    if (sid === this.#sid) {
+      const live = (await this.user()) !== undefined;
+      await this.destroy(); // joins this request's own scope if one is open
+      return live;
+    }
+    const key = this.#key(sid);
+    const lease = await this.#acquire(key);
+    try {
+      const store = this.#replica.withMaster(lease.store ?? this.#replica.master);
+      const raw = await store.get(key);
+      if (raw === undefined) return false;
+      // An entry left by a failed user change may list another user's session: never destroy that one.
+      const owner = this.#decode(raw, false)?.data[this.#rt.options.userKey];
+      if (owner !== undefined && !sameId(this.#ownerId(owner), uid)) return false;
+      await store.destroy(key);
+      return true;
+    } finally {
+      await lease.release();
+    }
+  }
+
+  #ownerId(user: unknown): string | number | undefined {
+    try {
+      return this.#rt.options.userId(user);
+    } catch {
+      return undefined; // unknown owner: treat as this user's (revoking too much is the safe side)
+    }
+  }
+
+  /**
+   * Eviction check (item 16): this request's own session is logged in as `uid`
+   * and live, yet the index does not list it. Every completed login is listed, so
+   * the index (or part of it) was lost, e.g. evicted by a store under memory
+   * pressure, and a listing cannot be trusted to be complete.
+   */
+  async #unlisted(uid: string | number, listed: readonly string[]): Promise<boolean> {
+    const sid = this.#sid;
+    if (sid === undefined || this.#active !== undefined || listed.includes(sid)) return false;
+    const user = (await this.get()) as Record<string, unknown>;
+    const owner = user[this.#rt.options.userKey];
+    return owner !== undefined && this.#sid === sid && sameId(this.#ownerId(owner), uid);
   }
 
   /** The master, for the user index; a client-side master has nowhere to keep one. */
@@ -427,7 +506,7 @@ export class SessionHandle<T extends object = SessionData> {
       await store.destroy(this.#key(oldSid));
       this.#forget();
       this.#latest = null;
-      await this.#applyIndex(plan);
+      await this.#indexRemove(plan);
       return;
     }
     if (scope.meta) value = serialize(serializer, { ...scope.data, [META]: scope.meta });
@@ -436,18 +515,20 @@ export class SessionHandle<T extends object = SessionData> {
       const sid = this.#newSid();
       const plan = this.#indexPlan(scope, oldSid, sid);
       await this.#replica.set(this.#key(sid), value, ttl); // a fresh id: no lock needed, nobody else knows it
+      await this.#indexAdd(plan, sid, oldSid); // before the old sid dies: see revokeAll
       if (oldSid !== undefined) {
         this.#lastWrite(scope, plan);
         await store.destroy(this.#key(oldSid));
       }
       this.#adopt(sid, value);
-      await this.#applyIndex(plan);
+      await this.#indexRemove(plan);
     } else if (value !== scope.original) {
       const plan = this.#indexPlan(scope, oldSid, oldSid);
+      await this.#indexAdd(plan, undefined, oldSid); // the record exists: listed before it changes hands
       this.#lastWrite(scope, plan);
       await store.set(this.#key(oldSid), value, ttl);
       this.#adopt(oldSid, value);
-      await this.#applyIndex(plan);
+      await this.#indexRemove(plan);
     } else if (scope.touch) {
       const key = this.#key(oldSid);
       this.#lastWrite(scope, undefined);
@@ -482,11 +563,62 @@ export class SessionHandle<T extends object = SessionData> {
     return plan.add || plan.remove ? plan : undefined;
   }
 
-  async #applyIndex(plan: IndexPlan | undefined): Promise<void> {
-    if (!plan) return;
+  /**
+   * Index hook 1 of 2, under the lock of the session's old sid: list the session
+   * under its (new) user once its record exists and before the old sid's record
+   * is destroyed. Past `auth.maxSessionsPerUser` the oldest sessions are
+   * destroyed. If the entry cannot be written the commit fails (503) and a new
+   * sid's record is removed again: a login that succeeded unlisted could not be
+   * revoked, and the old session is left as it was.
+   */
+  async #indexAdd(plan: IndexPlan | undefined, newSid: string | undefined, oldSid: string | undefined): Promise<void> {
+    if (!plan?.add) return;
+    const [uid, sid] = plan.add;
     const master = this.#replica.master;
-    if (plan.remove) await this.#rt.index.remove(master, plan.remove[0], [plan.remove[1]]);
-    if (plan.add) await this.#rt.index.add(master, plan.add[0], plan.add[1]);
+    let over: string[];
+    try {
+      over = await this.#rt.index.add(master, uid, sid, oldSid === undefined ? [] : [oldSid]);
+    } catch (error) {
+      if (newSid !== undefined) await this.#replica.destroy(this.#key(newSid)).catch(() => {}); // unknown to the client: no cookie was sent
+      throw error instanceof SessionError ? error : new StoreError(master.name, 'user index update failed; nothing was logged in', { cause: error });
+    }
+    if (over.length > 0) await this.#capSessions(uid, over);
+  }
+
+  /** Index hook 2 of 2: unlist the old sid once its record is gone. A failure leaves a dead entry that later updates prune. */
+  async #indexRemove(plan: IndexPlan | undefined): Promise<void> {
+    if (!plan?.remove) return;
+    try {
+      await this.#rt.index.remove(this.#replica.master, plan.remove[0], [plan.remove[1]]);
+    } catch (error) {
+      debug('user index: removing a dead entry failed (pruned later): %s', (error as Error)?.message);
+    }
+  }
+
+  /**
+   * `auth.maxSessionsPerUser`: destroy the oldest sessions past the cap, each
+   * under its own lock, then unlist them. Called while this scope holds its own
+   * lock, so the wait for theirs is short: two logins capping each other's old
+   * sessions must not wait out `lockTimeout`. A session that cannot be destroyed
+   * now stays listed (still revocable) and is retried on the next login.
+   */
+  async #capSessions(uid: string | number, sids: readonly string[]): Promise<void> {
+    const done: string[] = [];
+    for (const sid of sids) {
+      try {
+        const key = this.#key(sid);
+        const lease = await this.#rt.options.locker.acquire(key, { timeoutMs: Math.min(this.#rt.options.lockTimeout, CAP_LOCK_WAIT_MS), store: this.#replica.master });
+        try {
+          await this.#replica.withMaster(lease.store ?? this.#replica.master).destroy(key);
+        } finally {
+          await lease.release();
+        }
+        done.push(sid);
+      } catch (error) {
+        debug('user index: a session past maxSessionsPerUser could not be destroyed now (retried later): %s', (error as Error)?.message);
+      }
+    }
+    if (done.length > 0) await this.#rt.index.remove(this.#replica.master, uid, done).catch((error: unknown) => debug('user index: unlisting capped sessions failed: %s', (error as Error)?.message));
   }
 
   /** This session's expiry in ms: login's `ttl` if it set one, else the option; never past the absolute timeout. */
