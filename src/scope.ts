@@ -11,12 +11,16 @@ export class Scope {
   data: Record<string, unknown> = {};
   /** The record as read under the lock; `undefined` when the session is new or its record is gone. */
   original: string | undefined;
+  /** The version of {@link original} (the master write is conditional on it). */
+  version = 0;
   /** The sid whose record was read; `undefined` for a new session (a new sid is generated on save). */
   sid: string | undefined;
   lease: Lease | undefined;
   /** Where the scope reads and writes: the replica, with the master guarded by the lease where the locker can. */
   store: Replica | undefined;
   participants = 1;
+  /** Participants that came from `lock()` and have not been disposed yet. */
+  undisposed = 0;
   /** A participant threw with nobody to roll back to: nothing is saved. */
   failed = false;
   /** The last participant left; new scopes wait for {@link closed}. */

@@ -1,6 +1,6 @@
 import type { Context } from 'koa';
 import { debuglog } from 'node:util';
-import { SessionError, LockLostError, LockTimeoutError, SerializationError } from './errors.js';
+import { ConflictError, SessionError, LockLostError, LockTimeoutError, SessionMovedError, SerializationError } from './errors.js';
 import type { Lease } from './lockers/locker.js';
 import type { InvalidReason } from './events.js';
 import type { SessionData } from './koa.js';
@@ -18,6 +18,18 @@ import { lockChannel } from './diagnostics.js';
 import { performance } from 'node:perf_hooks';
 
 const debug = debuglog('koa-locked-session');
+
+let warnedUndisposed = false;
+/** Loud, once per process: a `lock()` left open is a bug in the app that would otherwise block the session. */
+function warnUndisposed(): void {
+  debug('a lock() scope was still open when its request ended');
+  if (warnedUndisposed) return;
+  warnedUndisposed = true;
+  process.emitWarning(
+    'koa-locked-session: a ctx.session.lock() scope was still open when its request ended; it was ended for you (saved after a response, discarded after an error). Use `await using s = await ctx.session.lock()` or withLock() so the scope ends with its block',
+    { code: 'KLS_UNDISPOSED_LOCK' },
+  );
+}
 
 /** The data inside a lock scope: your session object, which `await using` releases. */
 export type LockedSession<T extends object = SessionData> = T & AsyncDisposable;
@@ -135,9 +147,15 @@ export class SessionHandle<T extends object = SessionData> {
    */
   async lock(): Promise<LockedSession<T>> {
     const scope = await this.#enter();
+    scope.undisposed++;
     const data = scope.data as LockedSession<T>;
     if (!Object.prototype.hasOwnProperty.call(data, Symbol.asyncDispose)) {
-      Object.defineProperty(data, Symbol.asyncDispose, { value: () => this.#leave(scope), enumerable: false, configurable: true });
+      const dispose = async (): Promise<void> => {
+        if (scope.undisposed === 0) return; // already ended (by the end of its request)
+        scope.undisposed--;
+        await this.#leave(scope);
+      };
+      Object.defineProperty(data, Symbol.asyncDispose, { value: dispose, enumerable: false, configurable: true });
     }
     return data;
   }
@@ -259,8 +277,24 @@ export class SessionHandle<T extends object = SessionData> {
     return this.#replica.master;
   }
 
-  /** @internal Called by the middleware once the downstream middleware finished. */
-  async finish(): Promise<void> {
+  /**
+   * @internal Called by the middleware when the downstream middleware settled.
+   * A `lock()` never disposed (no `await using`) would hold the session's lock
+   * for good: it is ended here, saved when the request succeeded and discarded
+   * when it failed, and reported once per process.
+   */
+  async end(failed: boolean): Promise<void> {
+    const scope = this.#active;
+    if (scope && !scope.closing && scope.undisposed > 0 && scope.participants === scope.undisposed) {
+      warnUndisposed();
+      scope.participants = 1;
+      scope.undisposed = 0;
+      await this.#leave(scope, failed ? null : undefined);
+    }
+    if (!failed) await this.#finish();
+  }
+
+  async #finish(): Promise<void> {
     if (!this.#used) return;
     const ctx = this.#ctx;
     // A response that depends on the session must never be served to another user from a shared cache.
@@ -317,16 +351,20 @@ export class SessionHandle<T extends object = SessionData> {
     scope.lease = await this.#acquire(key);
     try {
       if (scope.lease.store) scope.store = this.#replica.withMaster(scope.lease.store);
-      const raw = await scope.store.get(key);
+      const record = await scope.store.read(key);
+      // A tombstone: a concurrent request of this browser moved the session (login, regenerate) a moment ago.
+      if (record !== undefined && record.value === undefined) throw new SessionMovedError();
+      const raw = record?.value;
       const decoded = raw === undefined ? undefined : this.#decode(raw, true);
       if (decoded === undefined || this.#pastAbsolute(decoded.meta)) {
         // No resurrection: the record is gone (destroyed, expired): work on a fresh session with a new sid.
-        if (decoded !== undefined) await scope.store.destroy(key); // past its absolute timeout
+        if (decoded !== undefined && !(await scope.store.write(key, undefined, record!.version + 1, this.#ttl(), record!.version))) throw new ConflictError(); // past its absolute timeout
         if (raw === undefined || decoded !== undefined) this.#emit('session:expired', {});
         this.#forget();
         return;
       }
       scope.sid = sid;
+      scope.version = record!.version;
       scope.original = raw;
       scope.data = decoded.data;
       scope.meta = decoded.meta;
@@ -424,7 +462,8 @@ export class SessionHandle<T extends object = SessionData> {
       }
       const plan = this.#indexPlan(scope, oldSid, undefined);
       this.#lastWrite(scope, plan);
-      await store.destroy(this.#key(oldSid));
+      this.#cookieWritable();
+      await this.#write(store, this.#key(oldSid), undefined, scope);
       this.#forget();
       this.#latest = null;
       await this.#applyIndex(plan);
@@ -433,26 +472,60 @@ export class SessionHandle<T extends object = SessionData> {
     if (scope.meta) value = serialize(serializer, { ...scope.data, [META]: scope.meta });
     const ttl = this.#ttl();
     if (oldSid === undefined || scope.regenerate) {
+      this.#cookieWritable();
       const sid = this.#newSid();
       const plan = this.#indexPlan(scope, oldSid, sid);
-      await this.#replica.set(this.#key(sid), value, ttl); // a fresh id: no lock needed, nobody else knows it
+      // A fresh id: no lock needed, nobody else knows it; the insert refuses to overwrite anything.
+      if (!(await store.write(this.#key(sid), value, 1, ttl, null))) throw new ConflictError();
       if (oldSid !== undefined) {
         this.#lastWrite(scope, plan);
-        await store.destroy(this.#key(oldSid));
+        // The old sid keeps a short tombstone, so that requests of this browser still waiting
+        // on it get a retryable 409 instead of writing into a fresh anonymous session.
+        await this.#write(store, this.#key(oldSid), undefined, scope, this.#movedMs());
       }
       this.#adopt(sid, value);
       await this.#applyIndex(plan);
     } else if (value !== scope.original) {
       const plan = this.#indexPlan(scope, oldSid, oldSid);
       this.#lastWrite(scope, plan);
-      await store.set(this.#key(oldSid), value, ttl);
+      await this.#write(store, this.#key(oldSid), value, scope, ttl);
       this.#adopt(oldSid, value);
       await this.#applyIndex(plan);
     } else if (scope.touch) {
       const key = this.#key(oldSid);
       this.#lastWrite(scope, undefined);
-      await (store.master.touch ? store.touch(key, ttl) : store.set(key, value, ttl));
+      if (store.master.touch) await store.touch(key, ttl);
+      else await this.#write(store, key, value, scope, ttl);
       this.#writeCookie(oldSid);
+    }
+  }
+
+  /**
+   * The master write of a scope, conditional on the version it read under the
+   * lock: a refusal means the record changed under the lock (lost lease, a
+   * late write landed first), so nothing is saved and the request fails.
+   * `ttl`: the record's expiry, or for a delete how long the master keeps a tombstone.
+   */
+  async #write(store: Replica, key: string, value: string | undefined, scope: Scope, ttl = 0): Promise<void> {
+    const applied = value === undefined
+      ? await store.write(key, undefined, scope.version + 1, this.#ttl(), scope.version, ttl)
+      : await store.write(key, value, scope.version + 1, ttl, scope.version);
+    if (!applied) throw new ConflictError();
+  }
+
+  /** How long the old sid of a regenerated session answers 409 (retry with the new cookie): past any waiter's lockTimeout. */
+  #movedMs(): number {
+    return Math.max(1000, 2 * this.#rt.options.lockTimeout);
+  }
+
+  /**
+   * A save that must send a new cookie is refused before anything is written
+   * once the response headers are out (a scope started after the response):
+   * the browser could never learn the new sid.
+   */
+  #cookieWritable(): void {
+    if (this.#ctx.headerSent && !this.#bound) {
+      throw new SessionError('koa-locked-session: the response was already sent, so a new session cookie cannot be set; nothing was saved. Open session scopes before the response is sent (await them in the middleware)', { status: 500 });
     }
   }
 
@@ -509,10 +582,13 @@ export class SessionHandle<T extends object = SessionData> {
     this.#resolve();
     const sid = this.#sid;
     if (sid === undefined) return readonly({} as T);
-    const raw = await this.#replica.get(this.#key(sid));
+    const record = await this.#replica.read(this.#key(sid));
+    if (record !== undefined && record.value === undefined) throw new SessionMovedError();
+    const raw = record?.value;
     const decoded = raw === undefined ? undefined : this.#decode(raw, true);
     if (raw === undefined || this.#pastAbsolute(decoded?.meta)) {
-      if (raw !== undefined) this.#forget();
+      // Gone (destroyed, expired): the request is anonymous from now on, and a rolling cookie is not re-sent.
+      this.#forget();
       this.#emit('session:expired', {});
       return readonly({} as T);
     }
@@ -592,13 +668,14 @@ export class SessionHandle<T extends object = SessionData> {
     const had = this.#sid !== undefined;
     this.#sid = undefined;
     this.#isNew = true;
-    if (had && !this.#bound) this.#rt.transport.clear(this.#ctx);
+    if (had && !this.#bound && !this.#ctx.headerSent) this.#rt.transport.clear(this.#ctx);
     this.#wroteCookie = true;
   }
 
   #writeCookie(sid: string): void {
     this.#wroteCookie = true;
     if (this.#bound) return; // a request store (CookieStore) writes its own cookie on set/touch
+    if (this.#ctx.headerSent) return; // a scope run after the response: same sid, the cookie already sent stays valid
     const { maxAge } = this.#rt.options.cookie;
     const meta = this.#meta;
     const persistent = meta?.ttl !== undefined || meta?.created !== undefined ? Math.min(maxAge === 'session' ? Infinity : maxAge, this.#ttl()) : maxAge;
