@@ -61,6 +61,12 @@ interface IndexPlan {
   add?: [string | number, string];
 }
 
+/** One caller inside a scope: when it joined, and the data as it was then (null: empty; undefined: not serializable). */
+interface Participant {
+  readonly seq: number;
+  readonly checkpoint: string | null | undefined;
+}
+
 /** The record key the per-session settings hide under (never visible in the data). */
 const META = '$session';
 
@@ -126,16 +132,15 @@ export class SessionHandle<T extends object = SessionData> {
    * @example await ctx.session.withLock((s) => { s.count = (s.count ?? 0) + 1; });
    */
   async withLock<R>(fn: (data: T) => R | Promise<R>): Promise<R> {
-    const scope = await this.#enter();
-    const rollback = scope.participants > 1 ? this.#checkpoint(scope) : undefined;
+    const [scope, me] = await this.#enter();
     let result: R;
     try {
       result = await fn(scope.data as T);
     } catch (error) {
-      await this.#leave(scope, rollback ?? null);
+      await this.#leave(scope, me, true);
       throw error;
     }
-    await this.#leave(scope);
+    await this.#leave(scope, me, false);
     return result;
   }
 
@@ -146,14 +151,14 @@ export class SessionHandle<T extends object = SessionData> {
    * @example { await using s = await ctx.session.lock(); s.visits = (s.visits ?? 0) + 1; }
    */
   async lock(): Promise<LockedSession<T>> {
-    const scope = await this.#enter();
-    scope.undisposed++;
+    const [scope, me] = await this.#enter();
+    scope.undisposed.push(me);
     const data = scope.data as LockedSession<T>;
     if (!Object.prototype.hasOwnProperty.call(data, Symbol.asyncDispose)) {
+      // One disposer per data object; `await using` blocks end innermost first.
       const dispose = async (): Promise<void> => {
-        if (scope.undisposed === 0) return; // already ended (by the end of its request)
-        scope.undisposed--;
-        await this.#leave(scope);
+        const participant = scope.undisposed.pop();
+        if (participant) await this.#leave(scope, participant, false); // none left: ended with its request
       };
       Object.defineProperty(data, Symbol.asyncDispose, { value: dispose, enumerable: false, configurable: true });
     }
@@ -285,11 +290,9 @@ export class SessionHandle<T extends object = SessionData> {
    */
   async end(failed: boolean): Promise<void> {
     const scope = this.#active;
-    if (scope && !scope.closing && scope.undisposed > 0 && scope.participants === scope.undisposed) {
+    if (scope && !scope.closing && scope.undisposed.length > 0 && scope.participants === scope.undisposed.length) {
       warnUndisposed();
-      scope.participants = 1;
-      scope.undisposed = 0;
-      await this.#leave(scope, failed ? null : undefined);
+      for (let p = scope.undisposed.pop(); p; p = scope.undisposed.pop()) await this.#leave(scope, p, failed);
     }
     if (!failed) await this.#finish();
   }
@@ -308,8 +311,12 @@ export class SessionHandle<T extends object = SessionData> {
 
   // ---- scopes -------------------------------------------------------------
 
-  /** Join the open scope of this handle, or open a new one once any closing scope has finished. */
-  async #enter(): Promise<Scope> {
+  /**
+   * Join the open scope of this handle (a nested or parallel scope of the same
+   * request: it holds the lock already), or open a new one once any closing
+   * scope has finished.
+   */
+  async #enter(): Promise<[Scope, Participant]> {
     this.#used = true;
     for (;;) {
       const active = this.#active;
@@ -322,7 +329,8 @@ export class SessionHandle<T extends object = SessionData> {
           active.participants--;
           throw error;
         }
-        return active;
+        // Its way back if it throws: the data as it stood when it joined.
+        return [active, { seq: ++active.seq, checkpoint: this.#checkpoint(active) }];
       }
       await active.closed;
     }
@@ -338,7 +346,7 @@ export class SessionHandle<T extends object = SessionData> {
       this.#rt.lifecycle.leave();
       throw error;
     }
-    return scope;
+    return [scope, { seq: ++scope.seq, checkpoint: scope.original ?? null }];
   }
 
   /** Take the lock and read the record under it. */
@@ -349,6 +357,7 @@ export class SessionHandle<T extends object = SessionData> {
     if (sid === undefined) return; // a new session: nobody else can know its id yet
     const key = this.#key(sid);
     scope.lease = await this.#acquire(key);
+    scope.lockedKey = key;
     try {
       if (scope.lease.store) scope.store = this.#replica.withMaster(scope.lease.store);
       const record = await scope.store.read(key);
@@ -375,38 +384,96 @@ export class SessionHandle<T extends object = SessionData> {
     }
   }
 
-  /** A joined participant's way back if it throws: the record as it stood when it joined. */
-  #checkpoint(scope: Scope): string | null {
+  /** The data of the scope serialized now (`undefined` if it cannot be: then a throw fails the whole scope). */
+  #checkpoint(scope: Scope): string | null | undefined {
     try {
-      return serialize(this.#rt.options.serializer, scope.data);
+      return Object.keys(scope.data).length === 0 ? null : serialize(this.#rt.options.serializer, scope.data);
     } catch {
-      return null;
+      return undefined;
     }
   }
 
   /**
-   * A participant leaves. `rollback`: undefined = success; a string = restore the
-   * data to it (a joined participant threw); null = the scope failed as a whole.
+   * A participant leaves. Alone, a throw discards the scope (nothing is saved).
+   * With others in the scope, a throw restores only the top-level keys this
+   * participant changed (not the ones another participant saved since it
+   * joined), and a success is saved at once, under the lock still held, so
+   * that every promise resolves only after the save that holds its change.
+   * The last one out saves and releases the lock.
    */
-  async #leave(scope: Scope, rollback?: string | null): Promise<void> {
-    if (rollback !== undefined) {
-      const restored = rollback === null ? undefined : deserialize(this.#rt.options.serializer, rollback);
-      if (restored) {
-        for (const key of Object.keys(scope.data)) delete scope.data[key];
-        Object.assign(scope.data, restored);
-      } else {
-        scope.failed = true;
-      }
+  async #leave(scope: Scope, me: Participant, threw: boolean): Promise<void> {
+    const last = scope.participants === 1;
+    if (threw) {
+      if (last && scope.saved.length === 0) scope.failed = true;
+      else this.#rollback(scope, me);
+    } else if (!last) {
+      scope.saved.push({ seq: ++scope.seq, keys: this.#changedKeys(scope, me) });
     }
-    if (--scope.participants > 0) return;
+    if (--scope.participants > 0) {
+      if (!threw) await this.#save(scope, false);
+      return;
+    }
     scope.closing = true;
     try {
-      if (!scope.failed) await this.#commit(scope);
+      if (!scope.failed) await this.#save(scope, true);
     } finally {
       await this.#release(scope);
       if (this.#active === scope) this.#active = undefined;
       scope.markClosed();
       this.#rt.lifecycle.leave();
+    }
+  }
+
+  /** Saves of one scope run one after the other (each is conditional on the version the previous one wrote). */
+  async #save(scope: Scope, final: boolean): Promise<void> {
+    const run = scope.saving.then(() => {
+      if (scope.error) throw scope.error;
+      return this.#commit(scope, final);
+    });
+    scope.saving = run.catch((error: unknown) => {
+      scope.error ??= error;
+    });
+    await run;
+  }
+
+  /** The data as `me` found it when it joined, or undefined when that cannot be rebuilt. */
+  #before(me: Participant): Record<string, unknown> | undefined {
+    if (me.checkpoint === undefined) return undefined;
+    if (me.checkpoint === null) return {};
+    return this.#decode(me.checkpoint, false)?.data;
+  }
+
+  /** Top-level keys whose value differs between `me`'s checkpoint and now. */
+  #changedKeys(scope: Scope, me: Participant): string[] {
+    const before = this.#before(me);
+    if (!before) return Object.keys(scope.data);
+    const keys = new Set([...Object.keys(before), ...Object.keys(scope.data)]);
+    return [...keys].filter((key) => !this.#sameValue(before[key], scope.data[key]));
+  }
+
+  /** Undo the top-level keys `me` changed, except those another participant saved since `me` joined. */
+  #rollback(scope: Scope, me: Participant): void {
+    const before = this.#before(me);
+    if (!before) {
+      scope.error ??= new SerializationError('koa-locked-session: a scope threw and its changes could not be rolled back (its data could not be serialized when it joined); nothing more is saved');
+      return;
+    }
+    const kept = new Set(scope.saved.filter((s) => s.seq > me.seq).flatMap((s) => s.keys));
+    for (const key of this.#changedKeys(scope, me)) {
+      if (kept.has(key)) continue;
+      if (Object.prototype.hasOwnProperty.call(before, key)) scope.data[key] = before[key];
+      else delete scope.data[key];
+    }
+  }
+
+  #sameValue(a: unknown, b: unknown): boolean {
+    if (a === b) return true;
+    if (a === undefined || b === undefined) return false;
+    try {
+      const { serializer } = this.#rt.options;
+      return serialize(serializer, { v: a }) === serialize(serializer, { v: b });
+    } catch {
+      return false;
     }
   }
 
@@ -437,8 +504,13 @@ export class SessionHandle<T extends object = SessionData> {
     }
   }
 
-  /** Save what the scope changed: master first, then mirrors; the cookie last. */
-  async #commit(scope: Scope): Promise<void> {
+  /**
+   * Save what the scope changed: master first, then mirrors; the cookie last.
+   * Not `final`: the scope goes on under the lock after this save (a
+   * participant left while others remain), so the scope now stands on the
+   * record just written.
+   */
+  async #commit(scope: Scope, final: boolean): Promise<void> {
     if (scope.lease?.lost) throw new LockLostError();
     const { serializer } = this.#rt.options;
     const store = scope.store!;
@@ -461,12 +533,12 @@ export class SessionHandle<T extends object = SessionData> {
         return;
       }
       const plan = this.#indexPlan(scope, oldSid, undefined);
-      this.#lastWrite(scope, plan);
-      this.#cookieWritable();
-      await this.#write(store, this.#key(oldSid), undefined, scope);
+      if (final) this.#lastWrite(scope, plan);
+      await this.#write(scope, this.#key(oldSid), undefined);
       this.#forget();
       this.#latest = null;
       await this.#applyIndex(plan);
+      this.#stand(scope, undefined, undefined, 0);
       return;
     }
     if (scope.meta) value = serialize(serializer, { ...scope.data, [META]: scope.meta });
@@ -476,28 +548,46 @@ export class SessionHandle<T extends object = SessionData> {
       const sid = this.#newSid();
       const plan = this.#indexPlan(scope, oldSid, sid);
       // A fresh id: no lock needed, nobody else knows it; the insert refuses to overwrite anything.
-      if (!(await store.write(this.#key(sid), value, 1, ttl, null))) throw new ConflictError();
+      if (!(await this.#replica.write(this.#key(sid), value, 1, ttl, null))) throw new ConflictError();
       if (oldSid !== undefined) {
-        this.#lastWrite(scope, plan);
+        if (final) this.#lastWrite(scope, plan);
         // The old sid keeps a short tombstone, so that requests of this browser still waiting
         // on it get a retryable 409 instead of writing into a fresh anonymous session.
-        await this.#write(store, this.#key(oldSid), undefined, scope, this.#movedMs());
+        await this.#write(scope, this.#key(oldSid), undefined, this.#movedMs());
       }
       this.#adopt(sid, value);
       await this.#applyIndex(plan);
+      this.#stand(scope, sid, value, 1);
     } else if (value !== scope.original) {
       const plan = this.#indexPlan(scope, oldSid, oldSid);
-      this.#lastWrite(scope, plan);
-      await this.#write(store, this.#key(oldSid), value, scope, ttl);
+      if (final) this.#lastWrite(scope, plan);
+      await this.#write(scope, this.#key(oldSid), value, ttl);
       this.#adopt(oldSid, value);
       await this.#applyIndex(plan);
+      this.#stand(scope, oldSid, value, scope.version + 1);
     } else if (scope.touch) {
       const key = this.#key(oldSid);
-      this.#lastWrite(scope, undefined);
-      if (store.master.touch) await store.touch(key, ttl);
-      else await this.#write(store, key, value, scope, ttl);
+      if (final) this.#lastWrite(scope, undefined);
+      if (store.master.touch) await this.#storeFor(scope, key).touch(key, ttl);
+      else await this.#write(scope, key, value, ttl);
       this.#writeCookie(oldSid);
+      scope.touch = false;
     }
+  }
+
+  /** After a save the scope stands on the record it wrote (it may go on: see #commit). */
+  #stand(scope: Scope, sid: string | undefined, value: string | undefined, version: number): void {
+    scope.sid = sid;
+    scope.original = value;
+    scope.version = version;
+    scope.regenerate = false;
+    scope.touch = false;
+    scope.user = sid === undefined ? undefined : scope.data[this.#rt.options.userKey];
+  }
+
+  /** The lease-guarded store for the locked key; the plain replica for any other (a sid this scope just created). */
+  #storeFor(scope: Scope, key: string): Replica {
+    return key === scope.lockedKey ? scope.store! : this.#replica;
   }
 
   /**
@@ -506,7 +596,8 @@ export class SessionHandle<T extends object = SessionData> {
    * late write landed first), so nothing is saved and the request fails.
    * `ttl`: the record's expiry, or for a delete how long the master keeps a tombstone.
    */
-  async #write(store: Replica, key: string, value: string | undefined, scope: Scope, ttl = 0): Promise<void> {
+  async #write(scope: Scope, key: string, value: string | undefined, ttl = 0): Promise<void> {
+    const store = this.#storeFor(scope, key);
     const applied = value === undefined
       ? await store.write(key, undefined, scope.version + 1, this.#ttl(), scope.version, ttl)
       : await store.write(key, value, scope.version + 1, ttl, scope.version);
