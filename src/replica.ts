@@ -87,11 +87,13 @@ export class Replica implements Store {
     if (isVersioned(master)) {
       const applied = await this.#call(master, 'master', op, () => master.write(key, value, version, value === undefined ? masterTombstoneMs : ttlMs, condition));
       if (!applied) return false;
-    } else {
-      // A store without versions cannot refuse a late write: plain set/destroy (RedisLocker warns at startup).
-      await this.#call(master, 'master', op, () => (value === undefined ? master.destroy(key) : master.set(key, value, ttlMs)));
+      await this.#fanOut(key, op, (mirror) => mirrorWrite(mirror, key, value, version, ttlMs));
+      return true;
     }
-    await this.#fanOut(key, op, (mirror) => mirrorWrite(mirror, key, value, version, ttlMs));
+    // A master without versions (CookieStore, a custom store) cannot refuse a late write and
+    // gives mirrors no version to order by: plain set/destroy everywhere.
+    await this.#call(master, 'master', op, () => (value === undefined ? master.destroy(key) : master.set(key, value, ttlMs)));
+    await this.#fanOut(key, op, (mirror) => (value === undefined ? mirror.destroy(key) : mirror.set(key, value, ttlMs)));
     return true;
   }
 
