@@ -35,7 +35,7 @@ export {
   type MongoSessionDocument,
   type MongoExpiryMode,
 } from './stores/mongo.js';
-export { MemoryLocker } from './lockers/memory.js';
+export { MemoryLocker, type MemoryLockerOptions } from './lockers/memory.js';
 export { RedisLocker, type RedisLockerOptions, type RedisLockerClient } from './lockers/redis.js';
 export type { Locker, Lease, AcquireOptions } from './lockers/locker.js';
 export { Replica, type MirrorError, type MirrorWrites, type ReplicaOptions } from './replica.js';

@@ -14,7 +14,7 @@ import { cookieHeader, makeApp } from './helpers/app.js';
 declare module '../src/index.js' {
   interface SessionData {
     count?: number;
-    late?: string;
+    afterResponse?: string;
   }
 }
 
@@ -90,7 +90,7 @@ describe('a scope started after the response was sent', () => {
       // Deliberately not awaited: runs once the response is out.
       outcomes.push(
         once(ctx.res, 'finish')
-          .then(() => ctx.session.withLock((s) => void (s.late = 'yes')))
+          .then(() => ctx.session.withLock((s) => void (s.afterResponse = 'yes')))
           .then(() => ({}), (error: unknown) => ({ error })),
       );
     });
@@ -103,7 +103,7 @@ describe('a scope started after the response was sent', () => {
     const res = await request(server).get('/late').set('Cookie', cookieHeader(first.headers['set-cookie']));
     assert.equal(res.status, 200);
     assert.deepEqual(await outcomes[0], {});
-    assert.deepEqual(JSON.parse((await store.get(first.body.id))!), { count: 1, late: 'yes' });
+    assert.deepEqual(JSON.parse((await store.get(first.body.id))!), { count: 1, afterResponse: 'yes' });
   });
 
   it('on a new session it is refused with a SessionError naming the fix, and writes nothing', async () => {
