@@ -122,15 +122,23 @@ interface MemcachedClient {
  *
  * - TTLs are sent in whole seconds, rounded up; past 30 days memcached wants an
  *   absolute Unix time, which the store sends instead.
- * - Memcached's expiry has one-second granularity, so each record carries its
- *   own expiry time (ms) in front of the value (`<expiresAtMs>:<value>`) and
- *   `get` enforces it exactly. `touch` rewrites that time with `gets`+`cas`, so
- *   it can never overwrite a concurrent write or recreate a deleted record.
+ * - Memcached's expiry has one-second granularity, so each stored value starts
+ *   with its own expiry time (ms) and `get` enforces it exactly; then comes the
+ *   versioned record: `<expiresAtMs>:v<N>:<value>`, or `<expiresAtMs>:v<N>!` for
+ *   a tombstone (see envelope.ts). A value without `v<N>:` is version 0.
+ * - Every write is conditional on what was read, with memcached's own atomic
+ *   primitives: `gets`, then `add` (nothing stored) or `cas` with the unique
+ *   read. A concurrent change makes it fail and the store reads again; a write
+ *   that stalls past `timeoutMs` and arrives later carries a stale unique and
+ *   is refused by the server. `set()` works the same way (unconditionally):
+ *   the store never sends SET, because memcached unlinks the existing item
+ *   when a SET cannot be stored (out of memory under `-M`, too large), while a
+ *   failed `cas`/`add` leaves it in place.
  * - Full keys over 250 bytes, and values over the server's item size limit,
  *   fail with a `StoreError` (status 500) before anything is sent: the library
  *   would otherwise hash long keys silently, and the server answers an
  *   oversized value with an error the library reports as "not stored" while
- *   marking the server dead.
+ *   marking the server dead. Messages never contain the key (it holds the sid).
  * - Server faults reject with a `StoreError` (status 503) within `timeoutMs`.
  *
  * @example

@@ -115,8 +115,11 @@ const UNSUPPORTED_CODES = new Set([115 /* CommandNotSupported */, 238 /* NotImpl
 
 /**
  * Sessions in MongoDB (the `mongodb` driver), one document per session:
- * `{ _id: sid, value, expiresAt }`.
+ * `{ _id: sid, value, v, expiresAt }` (`v`: the record's version, missing =
+ * 0; a tombstone has no `value`).
  *
+ * - Versioned writes are single-document operations filtered on the version
+ *   (see {@link MongoStore.write}), arbitrated by claims unless `claims: false`.
  * - Reads apply `expiresAt > now`, so expiry is exact even before the TTL
  *   monitor (which runs once a minute) deletes the document; a document
  *   without a valid `expiresAt` date reads as absent.
@@ -124,7 +127,7 @@ const UNSUPPORTED_CODES = new Set([115 /* CommandNotSupported */, 238 /* NotImpl
  *   {@link MongoStore.ensureIndexes} (idempotent: concurrent creation by many
  *   processes is fine). Where the server does not support TTL indexes
  *   (FerretDB 1.x), the store degrades explicitly: see {@link MongoExpiryMode}.
- * - `touch` only extends a live document: it never recreates one.
+ * - `touch` only extends a live document: it never recreates one or a tombstone.
  * - Failures reject with a `StoreError` (`[mongo] …`, status 503) within `timeoutMs`.
  */
 export class MongoStore implements VersionedStore {
