@@ -44,7 +44,7 @@ export function session<T extends object = SessionData>(options: SessionOptions 
   const handleKey = Symbol(`koa-locked-session:${name}`);
   const needsKeys = (resolved.cookie.signed || resolved.header !== undefined) && !isRequestStore(resolved.master);
   const transport = resolved.header === undefined ? cookieTransport(resolved.cookie) : headerTransport(resolved.header);
-  const index = new UserIndex(resolved.locker, resolved.lockTimeout, resolved.prefix);
+  const index = new UserIndex(resolved.locker, resolved.lockTimeout, resolved.prefix, resolved.maxSessionsPerUser);
   const empty = serialize(resolved.serializer, {});
   const runtimes = new WeakMap<Koa, SessionRuntime>();
   const replicas = new Set<Replica>();
@@ -102,9 +102,14 @@ export function session<T extends object = SessionData>(options: SessionOptions 
           "Set app.keys = ['<a long random secret>'] before app.use(session())" + (resolved.header ? '' : ', or pass cookie: { signed: false }'),
       );
     }
-    await next();
-    const handle = (ctx as unknown as Record<symbol, SessionHandle<T> | undefined>)[handleKey];
-    if (handle) await handle.finish();
+    let failed = true;
+    try {
+      await next();
+      failed = false;
+    } finally {
+      const handle = (ctx as unknown as Record<symbol, SessionHandle<T> | undefined>)[handleKey];
+      if (handle) await handle.end(failed);
+    }
   } as SessionMiddleware;
 
   middleware.close = async () => {

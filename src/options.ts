@@ -96,6 +96,12 @@ export interface AuthOptions {
    * @default user => user.id (or the user itself when it is a string or number)
    */
   userId?: (user: unknown) => string | number;
+  /**
+   * Most sessions one user keeps (devices, browsers). A login past it destroys the
+   * user's oldest sessions, so the per-user index stays bounded on every store.
+   * @default 100
+   */
+  maxSessionsPerUser?: number;
 }
 
 /** The cookie options with every default applied. */
@@ -132,6 +138,7 @@ export interface ResolvedOptions {
   header: string | undefined;
   userKey: string;
   userId: (user: unknown) => string | number;
+  maxSessionsPerUser: number;
 }
 
 /** Defaults in one place (stores and lockers are created per `session()` call). */
@@ -231,6 +238,8 @@ export function resolveOptions(input: SessionOptions = {}): ResolvedOptions {
   if (typeof userKey !== 'string' || userKey === '' || userKey === '__proto__') fail('auth.userKey', 'a non-empty string', userKey);
   const userId = auth.userId ?? defaultUserId;
   if (typeof userId !== 'function') fail('auth.userId', 'a function returning the user\'s id', userId);
+  const maxSessionsPerUser = auth.maxSessionsPerUser ?? 100;
+  if (!Number.isInteger(maxSessionsPerUser) || maxSessionsPerUser < 1) fail('auth.maxSessionsPerUser', 'a positive integer', maxSessionsPerUser);
 
   return {
     name, master, mirrors: [...mirrors], mirrorWrites, maxPendingMirrorWrites, storeTimeout, locker, ttl, lockTimeout, absoluteTtl, rolling, prefix, genid, serializer,
@@ -238,6 +247,7 @@ export function resolveOptions(input: SessionOptions = {}): ResolvedOptions {
     header: header?.toLowerCase(),
     userKey,
     userId,
+    maxSessionsPerUser,
   };
 }
 
