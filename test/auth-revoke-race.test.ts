@@ -26,7 +26,7 @@ after(async () => {
 
 const unique = () => `revoke-${randomUUID().slice(0, 8)}:`;
 const setups: Array<{ name: string; skip: string | false; options(): SessionOptions }> = [
-  { name: 'MemoryStore + MemoryLocker', skip: false, options: () => ({ master: new MemoryStore() }) },
+  { name: 'MemoryStore + MemoryLocker', skip: false, options: () => ({ master: jittery(new MemoryStore()) }) },
   {
     name: 'RedisStore + RedisLocker',
     skip: redis ? false : skipReason('redis'),
@@ -41,6 +41,27 @@ const setups: Array<{ name: string; skip: string | false; options(): SessionOpti
 
 const TRIALS = 50;
 
+/**
+ * The store with every call answered after 0–3 event-loop turns, as a network would
+ * jitter: in-process calls would otherwise interleave the same way in every trial.
+ */
+function jittery<S extends object>(inner: S): S {
+  let state = 42;
+  const turns = () => (state = (state * 1103515245 + 12345) & 0x7fffffff) % 4;
+  return new Proxy(inner, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target) as unknown;
+      if (typeof value !== 'function') return value;
+      const fn = value as (...args: unknown[]) => unknown;
+      if (prop === 'pin' || prop === 'close') return fn.bind(target);
+      return async (...args: unknown[]) => {
+        for (let i = turns(); i > 0; i--) await new Promise((resolve) => setImmediate(resolve));
+        return fn.apply(target, args);
+      };
+    },
+  });
+}
+
 function raceApp(options: SessionOptions) {
   return makeApp(options, async (ctx) => {
     const user = { id: String(ctx.query.u), name: 'victim' };
@@ -50,6 +71,13 @@ function raceApp(options: SessionOptions) {
         break;
       case '/regenerate':
         await ctx.session.regenerate();
+        break;
+      case '/relogin':
+        // Re-login from the session's own state (step-up, "remember me" switch): the user is read
+        // under the lock, so a session revoked in the meantime has no user to log in again.
+        await ctx.session.withLock(async (s) => {
+          if (s.user) await ctx.session.login(s.user);
+        });
         break;
       case '/revoke':
         ctx.body = { revoked: await ctx.session.revokeAll(user, { except: ctx.session.id! }) };
@@ -69,8 +97,8 @@ for (const { name, skip, options } of setups) {
         const u = `u${trial}`;
         const victim = cookieHeader((await request(server).get(`/login?u=${u}`)).headers['set-cookie']);
         const thief = cookieHeader((await request(server).get(`/login?u=${u}`)).headers['set-cookie']);
-        // Odd trials: the thief logs in again (login regenerates too).
-        const move = trial % 2 === 0 ? `/regenerate?u=${u}` : `/login?u=${u}`;
+        // Odd trials: the thief's session logs in again (login regenerates too).
+        const move = trial % 2 === 0 ? `/regenerate?u=${u}` : `/relogin?u=${u}`;
         const [revoke, moved] = await Promise.all([request(server).get(`/revoke?u=${u}`).set('Cookie', victim), request(server).get(move).set('Cookie', thief)]);
         if (revoke.status !== 200) {
           revokeFailures++;
