@@ -35,6 +35,8 @@ export class MemoryStore implements VersionedStore {
   readonly max: number;
   // Map keeps insertion order: re-inserting on access makes the first key the least recently used.
   readonly #entries = new Map<string, Entry>();
+  /** Keys exempt from LRU eviction (see {@link pin}). */
+  readonly #pinned = new Set<string>();
   readonly #sweeper: NodeJS.Timeout;
 
   constructor(options: MemoryStoreOptions = {}) {
@@ -63,7 +65,7 @@ export class MemoryStore implements VersionedStore {
   }
 
   async destroy(key: string): Promise<void> {
-    this.#entries.delete(key);
+    this.#drop(key);
   }
 
   async touch(key: string, ttlMs: number): Promise<void> {
@@ -78,7 +80,7 @@ export class MemoryStore implements VersionedStore {
 
   async write(key: string, value: string | undefined, version: number, ttlMs: number, condition: WriteCondition): Promise<boolean> {
     if (!allows(this.#live(key), version, condition)) return false;
-    if (value === undefined && ttlMs <= 0) this.#entries.delete(key);
+    if (value === undefined && ttlMs <= 0) this.#drop(key);
     else this.#put(key, { value, version, expiresAt: Date.now() + ttlMs });
     return true;
   }
@@ -86,13 +88,14 @@ export class MemoryStore implements VersionedStore {
   /** Drop every expired record now (the timer calls this periodically). */
   sweep(now = Date.now()): void {
     for (const [key, entry] of this.#entries) {
-      if (entry.expiresAt <= now) this.#entries.delete(key);
+      if (entry.expiresAt <= now) this.#drop(key);
     }
   }
 
   /** Drop every record. */
   clear(): void {
     this.#entries.clear();
+    this.#pinned.clear();
   }
 
   async close(): Promise<void> {
@@ -111,16 +114,47 @@ export class MemoryStore implements VersionedStore {
   #put(key: string, entry: Entry): void {
     this.#entries.delete(key);
     this.#entries.set(key, entry);
-    if (this.#entries.size > this.max) {
-      const oldest = this.#entries.keys().next().value;
-      if (oldest !== undefined) this.#entries.delete(oldest);
+    if (this.#entries.size > this.max) this.#evict();
+  }
+
+  /**
+   * Drop the least recently used record that is not pinned. Pinned ones met on
+   * the way move to the recent end, so each is skipped once per pass (amortized
+   * O(1)); only a store holding nothing but pinned records evicts one of them.
+   */
+  #evict(): void {
+    for (let seen = 0, size = this.#entries.size; seen < size; seen++) {
+      const [key, entry] = this.#entries.entries().next().value as [string, Entry];
+      if (!this.#pinned.has(key)) {
+        this.#entries.delete(key);
+        return;
+      }
+      this.#entries.delete(key);
+      this.#entries.set(key, entry);
     }
+    const oldest = this.#entries.keys().next().value;
+    if (oldest !== undefined) this.#drop(oldest);
+  }
+
+  /** Remove a record (and its pin). */
+  #drop(key: string): void {
+    this.#entries.delete(key);
+    this.#pinned.delete(key);
+  }
+
+  /**
+   * Keep `key` out of the LRU eviction for as long as it is stored (it still
+   * expires). The per-user session index pins its records: evicted before the
+   * sessions it lists, it would let `revokeAll()` miss them (issue 11, item 16).
+   */
+  pin(key: string): void {
+    if (this.#entries.has(key)) this.#pinned.add(key);
   }
 
   #live(key: string): Entry | undefined {
     const entry = this.#entries.get(key);
     if (entry && entry.expiresAt <= Date.now()) {
-      this.#entries.delete(key);
+      this.#drop(key);
       return undefined;
     }
     return entry;
