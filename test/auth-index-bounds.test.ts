@@ -123,3 +123,40 @@ describe('user index and MemoryStore eviction', () => {
     assert.equal(revoke.status, 500, 'no success reported over a lost index');
   });
 });
+
+describe('user index failures', () => {
+  it('a login whose index entry cannot be written fails with 503 and changes nothing: no unlisted (unrevocable) session, the old session intact', async () => {
+    const inner = new MemoryStore();
+    let failIndex = false;
+    // The master refusing writes of index records only (a full memcached slab, a lock that timed out…).
+    const master = new Proxy(inner, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop, target) as unknown;
+        if (typeof value !== 'function') return value;
+        const fn = (value as (...args: unknown[]) => unknown).bind(target);
+        if (prop !== 'set') return fn;
+        return async (key: string, ...rest: unknown[]) => {
+          if (failIndex && key.includes('idx:')) throw new Error('SERVER_ERROR out of memory storing object');
+          return fn(key, ...rest);
+        };
+      },
+    });
+    const server = authApp({ master });
+    const anon = cookieHeader((await request(server).get('/anon')).headers['set-cookie']);
+    const before = inner.size;
+    failIndex = true;
+    const login = await request(server).get('/login').set('Cookie', anon);
+    assert.equal(login.status, 503);
+    assert.equal(login.headers['set-cookie'], undefined, 'no new cookie');
+    assert.equal(inner.size, before, 'no new session record is left behind');
+    failIndex = false;
+    const again = await request(server).get('/').set('Cookie', anon);
+    assert.equal(again.status, 200);
+    assert.equal(again.body.user, null, 'the old, anonymous session is still there, not logged in');
+    assert.equal((await request(server).get('/login').set('Cookie', anon)).status, 200, 'a retry logs in');
+  });
+
+  it('auth.maxSessionsPerUser must be a positive integer', () => {
+    assert.throws(() => makeApp({ auth: { maxSessionsPerUser: 0 } }, () => {}), /Expected `auth.maxSessionsPerUser` to be a positive integer, got `0`/);
+  });
+});
