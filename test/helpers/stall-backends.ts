@@ -6,8 +6,10 @@
  * different clients" setups.
  */
 import { randomUUID } from 'node:crypto';
+import Memcached from 'memcached';
+import { MongoClient } from 'mongodb';
 import { createClient } from 'redis';
-import { MemcachedStore, MemoryStore, MongoStore, RedisLocker, RedisStore, type Locker, type Store } from '../../src/index.js';
+import { MEMCACHED_FAIL_FAST_OPTIONS, MemcachedStore, MemoryStore, MongoStore, RedisLocker, RedisStore, type Locker, type MongoSessionDocument, type Store } from '../../src/index.js';
 import { skipReason, type TestServer } from './servers.js';
 import { stallingStore, stallProxy, type Stallable } from './stall.js';
 
@@ -62,21 +64,28 @@ export async function stallable(servers: Servers, kind: Kind, cleanup: Array<() 
   const proxy = await stallProxy(portOf(server, kind));
   cleanup.push(() => proxy.close());
   let store: Store;
+  let reader: Store;
   if (kind === 'redis') {
     const client = await createClient({ url: `redis://127.0.0.1:${proxy.port}`, socket: { reconnectStrategy: () => 20 } }).on('error', () => {}).connect();
     cleanup.push(async () => client.destroy());
     store = new RedisStore({ client, prefix: `late-${tag}:`, timeoutMs: 30_000 });
+    reader = new RedisStore({ client, prefix: `late-${tag}:`, timeoutMs: 30_000 });
   } else if (kind === 'memcached') {
-    const s = new MemcachedStore({ servers: `127.0.0.1:${proxy.port}`, prefix: `late-${tag}:`, timeoutMs: 30_000 });
-    cleanup.push(() => s.close());
-    store = s;
+    // Clients owned here, not by the stores: the session layer's close() leaves them readable.
+    const client = new Memcached(`127.0.0.1:${proxy.port}`, { ...MEMCACHED_FAIL_FAST_OPTIONS });
+    cleanup.push(async () => client.end());
+    store = new MemcachedStore({ client, prefix: `late-${tag}:`, timeoutMs: 30_000 });
+    reader = new MemcachedStore({ client, prefix: `late-${tag}:`, timeoutMs: 30_000 });
   } else {
-    const s = await MongoStore.connect({ url: `mongodb://127.0.0.1:${proxy.port}/`, dbName: `kls_late_${tag}`, timeoutMs: 30_000, clientOptions: { serverSelectionTimeoutMS: 10_000 } });
-    cleanup.push(() => s.close());
-    store = s;
+    const client = await new MongoClient(`mongodb://127.0.0.1:${proxy.port}/`, { serverSelectionTimeoutMS: 10_000 }).connect();
+    cleanup.push(() => client.close());
+    const collection = client.db(`kls_late_${tag}`).collection<MongoSessionDocument>('sessions');
+    store = new MongoStore({ collection, timeoutMs: 30_000 });
+    reader = new MongoStore({ collection, timeoutMs: 30_000 });
   }
   return {
     store,
+    reader,
     stallNextWrite: (marker) => proxy.stallNextWrite(marker),
     close: async () => {},
   };

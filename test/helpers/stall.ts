@@ -32,6 +32,11 @@ export interface Stall {
 /** A store that can hold its next write carrying `marker`. */
 export interface Stallable {
   readonly store: Store;
+  /**
+   * A second view of the same records, never handed to the session layer:
+   * readable after the layer's `close()` closed `store`.
+   */
+  readonly reader: Store;
   stallNextWrite(marker: string): Stall;
   close(): Promise<void>;
 }
@@ -204,6 +209,7 @@ export function stallingStore(inner: Store): Stallable {
   });
   return {
     store,
+    reader: inner,
     stallNextWrite(marker) {
       let release: (() => Promise<void>) | undefined;
       let resolveCaught!: () => void;
