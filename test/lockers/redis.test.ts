@@ -511,6 +511,21 @@ describe('RedisLocker on Redis Cluster', { skip: clusterSkip }, () => {
     await store.destroy(key);
   });
 
+  test('versioned fenced write + release in one script on the cluster; a stale version is refused', async () => {
+    const store = new RedisStore({ client: clusterClient! });
+    const l = locker();
+    const key = freshKey();
+    await store.write(key, '{"n":1}', 1, 60_000, null);
+    const lease = await l.acquire(key, { timeoutMs: LONG, store, storeTimeoutMs: 2000 });
+    assert.deepEqual(await lease.store!.read(key), { value: '{"n":1}', version: 1 });
+    assert.equal(await lease.store!.write(key, '{"n":9}', 1, 60_000, 0), false);
+    lease.releaseWithNextWrite();
+    assert.equal(await lease.store!.write(key, '{"n":2}', 2, 60_000, 1), true);
+    assert.equal(await clusterClient!.exists(l.lockKey(key)), 0);
+    assert.deepEqual(await store.read(key), { value: '{"n":2}', version: 2 });
+    await store.destroy(key);
+  });
+
   test('waiters on the cluster are woken by a sharded release notification', async () => {
     const key = freshKey();
     const holder = await locker().acquire(key, { timeoutMs: LONG });
