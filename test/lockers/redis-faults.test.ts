@@ -46,7 +46,7 @@ function locker(options: RedisLockerOptions): RedisLocker {
 }
 /** A client that reaches Redis through a proxy the test can black-hole. */
 async function proxied(): Promise<{ client: Client; proxy: TcpProxy }> {
-  const proxy = await tcpProxy(server!.port);
+  const proxy = await tcpProxy(Number(new URL(server!.url).port));
   proxies.push(proxy);
   return { client: await connected(`redis://127.0.0.1:${proxy.port}`), proxy };
 }
@@ -118,7 +118,7 @@ describe('RedisLocker under faults', { skip }, () => {
 
   test('close() settles when the subscriber connection is stuck connecting (new connections black-holed)', { timeout: LONG }, async () => {
     const base = await connected(server!.url);
-    const hole = await tcpProxy(server!.port);
+    const hole = await tcpProxy(Number(new URL(server!.url).port));
     proxies.push(hole);
     hole.blackhole();
     // The subscriber is `client.duplicate()`: that one connection goes through the black hole.
