@@ -36,7 +36,8 @@ export interface RedisLockerOptions {
   /**
    * A **connected** node-redis client (`createClient`) or cluster client
    * (`createCluster`). The locker never closes it. Pass the same client to
-   * `RedisStore` to get the fast path and fenced saves.
+   * `RedisStore` to get the fast path (lock + read and write + release in one
+   * script each, the write also checked against this lease's token).
    */
   client: RedisLockerClient;
   /**
@@ -245,10 +246,12 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  * - waiting: in-process waiters queue FIFO and only the head of each key talks
  *   to Redis; it sleeps until a release notification (pub/sub) or a bounded
  *   backoff poll, never spinning. Across processes there is no FIFO promise;
- * - fencing: with a `RedisStore` master on the same client, `lease.store` writes
- *   the session record only if the lock still holds this lease's token, in the
- *   same atomic script, so a holder paused past its lease cannot overwrite the
- *   data of the next holder.
+ * - fencing: a versioned master (every built-in server-side store) refuses a
+ *   write whose version condition no longer holds, so a save that lands late
+ *   cannot overwrite newer data, whichever client it uses. With a `RedisStore`
+ *   master on the same client, `lease.store` also checks this lease's token in
+ *   the same atomic script. A master without versions gets a one-time warning;
+ * - a lease lives at most `maxLeaseMs`, then is reported lost and expires.
  *
  * @example
  * const redis = await createClient({ url: process.env.REDIS_URL }).connect();
