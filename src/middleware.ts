@@ -102,9 +102,14 @@ export function session<T extends object = SessionData>(options: SessionOptions 
           "Set app.keys = ['<a long random secret>'] before app.use(session())" + (resolved.header ? '' : ', or pass cookie: { signed: false }'),
       );
     }
-    await next();
-    const handle = (ctx as unknown as Record<symbol, SessionHandle<T> | undefined>)[handleKey];
-    if (handle) await handle.finish();
+    let failed = true;
+    try {
+      await next();
+      failed = false;
+    } finally {
+      const handle = (ctx as unknown as Record<symbol, SessionHandle<T> | undefined>)[handleKey];
+      if (handle) await handle.end(failed);
+    }
   } as SessionMiddleware;
 
   middleware.close = async () => {
