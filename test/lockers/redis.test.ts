@@ -411,6 +411,32 @@ describe('RedisLocker on one Redis', { skip: redisSkip }, () => {
       assert.equal((await request(http).get('/').set('Cookie', cookie)).body.count, N + 1);
     });
 
+    test('a locked read-modify-write of an existing session costs 2 Redis round trips (acquire+read, write+release)', async () => {
+      const sent: string[] = [];
+      const commands = new Set(['get', 'set', 'del', 'pExpire', 'evalSha', 'eval', 'sendCommand', 'exists']);
+      const counted = new Proxy(client!, {
+        get(target, prop) {
+          const value = Reflect.get(target, prop, target) as unknown;
+          if (typeof value !== 'function') return value;
+          return (...args: unknown[]) => {
+            if (commands.has(String(prop))) sent.push(String(prop));
+            return (value as (...a: unknown[]) => unknown).apply(target, args);
+          };
+        },
+      });
+      const master = new RedisStore({ client: counted });
+      const app = makeApp({ master, locker: locker({ client: counted }), lockTimeout: LONG }, async (ctx) => {
+        ctx.body = { count: await ctx.session.withLock((s) => (s.count = (s.count ?? 0) + 1)) };
+      });
+      const http = app.callback();
+      const cookie = cookieHeader((await request(http).get('/')).headers['set-cookie']);
+      await request(http).get('/').set('Cookie', cookie); // scripts cached
+      sent.length = 0;
+      const res = await request(http).get('/').set('Cookie', cookie);
+      assert.equal(res.body.count, 3);
+      assert.deepEqual(sent, ['evalSha', 'evalSha']);
+    });
+
     test('fenced save: a holder that lost its lock mid-scope gets 503 and writes nothing', async () => {
       const master = new RedisStore({ client: client! });
       const l = locker({ leaseMs: 60_000 }); // the holder never notices by itself
