@@ -107,11 +107,15 @@ export function session<T extends object = SessionData>(options: SessionOptions 
     if (handle) await handle.finish();
   } as SessionMiddleware;
 
-  middleware.close = async () => {
-    await lifecycle.close();
-    await Promise.all([...replicas].map((r) => r.flush()));
-    await resolved.locker.close?.();
-    await Promise.all([resolved.master, ...resolved.mirrors].map((s) => s.close?.()));
-  };
+  // One shutdown, however many callers (a process often wires both SIGTERM and SIGINT to it):
+  // every call gets the same promise, so each settles, and the locker and stores close once.
+  let closing: Promise<void> | undefined;
+  middleware.close = () =>
+    (closing ??= (async () => {
+      await lifecycle.close();
+      await Promise.all([...replicas].map((r) => r.flush()));
+      await resolved.locker.close?.();
+      await Promise.all([resolved.master, ...resolved.mirrors].map((s) => s.close?.()));
+    })());
   return middleware;
 }
