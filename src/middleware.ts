@@ -5,7 +5,7 @@ import { resolveOptions, type SessionOptions } from './options.js';
 import { Replica } from './replica.js';
 import { SessionHandle, type SessionRuntime } from './session.js';
 import { SessionError } from './errors.js';
-import { cookieTransport, headerTransport } from './sid-transport.js';
+import { appKeys, cookieTransport, headerTransport, KEYS_FIX } from './sid-transport.js';
 import { isRequestStore, type BoundRequestStore } from './stores/store.js';
 import { UserIndex } from './user-index.js';
 import { Lifecycle } from './lifecycle.js';
@@ -96,12 +96,9 @@ export function session<T extends object = SessionData>(options: SessionOptions 
 
   const middleware = async function lockedSession(ctx: Koa.Context, next: Koa.Next) {
     runtimeFor(ctx.app);
-    if (needsKeys && !ctx.app.keys) {
-      throw new SessionError(
-        'koa-locked-session: app.keys is not set, and the sid is signed with it. ' +
-          "Set app.keys = ['<a long random secret>'] before app.use(session())" + (resolved.header ? '' : ', or pass cookie: { signed: false }'),
-      );
-    }
+    // Every request, not only those that create a session: a missing, empty or malformed
+    // app.keys fails at once with the fix, never later as a 500 from inside the signer.
+    if (needsKeys) appKeys(ctx, resolved.header === undefined ? KEYS_FIX.cookie : KEYS_FIX.header);
     await next();
     const handle = (ctx as unknown as Record<symbol, SessionHandle<T> | undefined>)[handleKey];
     if (handle) await handle.finish();
