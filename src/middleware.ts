@@ -23,8 +23,18 @@ export interface SessionMiddleware extends Middleware {
 
 /** Names already installed on an app's context, so two session() calls cannot silently share one. */
 const INSTALLED = Symbol('koa-locked-session:installed');
+/** Cookie names used by the session() middlewares of an app (cookie name → session name). */
+const COOKIES = Symbol('koa-locked-session:cookies');
 
-type AppWithRegistry = Koa & { context: Koa['context'] & { [INSTALLED]?: Map<string, symbol> } };
+type AppWithRegistry = Koa & { context: Koa['context'] & { [INSTALLED]?: Map<string, symbol>; [COOKIES]?: Map<string, string> } };
+
+/** The cookies a session() reads and writes: its sid cookie (and signature), or its CookieStore's cookie; none for a header. */
+function cookiesOf(resolved: ReturnType<typeof resolveOptions>): string[] {
+  const master = resolved.master as { cookie?: { name?: unknown } };
+  if (isRequestStore(resolved.master)) return typeof master.cookie?.name === 'string' ? [master.cookie.name] : [];
+  if (resolved.header !== undefined) return [];
+  return resolved.cookie.signed ? [resolved.cookie.name, `${resolved.cookie.name}.sig`] : [resolved.cookie.name];
+}
 
 /**
  * The session middleware: installs a lazy, lockable handle on `ctx[name]`
@@ -42,6 +52,9 @@ export function session<T extends object = SessionData>(options: SessionOptions 
   const resolved = resolveOptions(options);
   const { name } = resolved;
   const handleKey = Symbol(`koa-locked-session:${name}`);
+  // A CookieStore master takes its cookie name from this session (named sessions get separate cookies).
+  const master = resolved.master as { claim?: (session: string, cookie: string | undefined) => void };
+  if (isRequestStore(resolved.master) && typeof master.claim === 'function') master.claim(name, options.cookie?.name);
   const needsKeys = (resolved.cookie.signed || resolved.header !== undefined) && !isRequestStore(resolved.master);
   const transport = resolved.header === undefined ? cookieTransport(resolved.cookie) : headerTransport(resolved.header);
   const index = new UserIndex(resolved.locker, resolved.lockTimeout, resolved.prefix);
@@ -72,8 +85,8 @@ export function session<T extends object = SessionData>(options: SessionOptions 
       replica,
       bindReplica: (bound: BoundRequestStore) => replica.withMaster(bound),
     };
+    install(app as AppWithRegistry, runtime); // throws on every request while the app is misconfigured
     runtimes.set(app, runtime);
-    install(app as AppWithRegistry, runtime);
     return runtime;
   };
 
@@ -84,6 +97,15 @@ export function session<T extends object = SessionData>(options: SessionOptions 
       throw new SessionError(`koa-locked-session: two session() middlewares use the name "${name}" on one app; give each its own \`name\` option (it becomes ctx[name])`);
     }
     registry.set(name, handleKey);
+    // Two sessions in one cookie would read each other's data and overwrite each other's cookie.
+    const cookies = (app.context[COOKIES] ??= new Map());
+    for (const cookie of cookiesOf(resolved)) {
+      const owner = cookies.get(cookie);
+      if (owner !== undefined && owner !== name) {
+        throw new SessionError(`koa-locked-session: sessions "${owner}" and "${name}" both use the cookie "${cookie}" on one app; give each its own cookie name (\`session({ cookie: { name } })\`, or \`new CookieStore({ cookie: { name } })\`)`);
+      }
+      cookies.set(cookie, name);
+    }
     // Koa's own pattern (ctx.cookies): a getter on the context prototype that builds the handle on first access.
     Object.defineProperty(app.context, name, {
       configurable: true,

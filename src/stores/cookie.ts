@@ -12,7 +12,11 @@ export const name = 'cookie';
 
 /** Attributes of the session cookie CookieStore writes. */
 export interface CookieStoreCookieOptions {
-  /** Cookie name. It is also bound into the seal: a value sealed for one name does not open under another. @default 'session' */
+  /**
+   * Cookie name. It is also bound into the seal: a value sealed for one name does not open under another.
+   * @default `session({ cookie: { name } })` when given, else `'session'` for the default session and
+   * `'<name>.session'` for a named one (`session({ name: 'cart' })` → `cart.session`), so named sessions never share a cookie
+   */
   name?: string;
   /** Cookie domain. @default unset (host-only cookie) */
   domain?: string;
@@ -151,7 +155,11 @@ export class CookieStore implements RequestStore {
   readonly name = name;
   readonly encrypt: boolean;
   readonly maxBytes: number;
-  readonly cookie: Readonly<ResolvedCookieStoreCookie>;
+  #cookie: Readonly<ResolvedCookieStoreCookie>;
+  /** `cookie.name` was given to the constructor (else the session() that uses this store picks it). */
+  readonly #explicitName: boolean;
+  /** The session() (by name) this store is the master of: one store, one session, one cookie. */
+  #claimedBy: string | undefined;
   readonly #keyring: Keyring;
   readonly #recent: RecentWrites | undefined;
   readonly #now: () => number;
@@ -166,7 +174,8 @@ export class CookieStore implements RequestStore {
     const maxBytes = options.maxBytes ?? 4096;
     if (!Number.isInteger(maxBytes) || maxBytes < 256) fail('maxBytes', 'an integer of at least 256 (bytes)', maxBytes);
     this.maxBytes = maxBytes;
-    this.cookie = Object.freeze(resolveCookie(options.cookie ?? {}));
+    this.#cookie = Object.freeze(resolveCookie(options.cookie ?? {}));
+    this.#explicitName = options.cookie?.name !== undefined;
     const recent = options.recentWrites ?? {};
     if (recent !== false) {
       if (typeof recent !== 'object' || recent === null) fail('recentWrites', 'false or { max, windowMs }', recent);
@@ -178,6 +187,35 @@ export class CookieStore implements RequestStore {
     const now = options.now ?? Date.now;
     if (typeof now !== 'function') fail('now', 'a function returning ms', now);
     this.#now = now;
+  }
+
+  /** The attributes of the session cookie this store writes (its name is final once a session() uses the store). */
+  get cookie(): Readonly<ResolvedCookieStoreCookie> {
+    return this.#cookie;
+  }
+
+  /**
+   * Called by `session()` when it takes this store as its master: picks the cookie name when
+   * the constructor was given none (see {@link CookieStoreCookieOptions.name}), and refuses a
+   * second session(), which would read and overwrite the same cookie.
+   * @param sessionName the session's `name` (`ctx[name]`).
+   * @param cookieName `session({ cookie: { name } })`, when given.
+   * @throws TypeError when the store is already the master of another session(), or when both
+   * the store and the session() name the cookie, differently.
+   */
+  claim(sessionName: string, cookieName: string | undefined): void {
+    if (this.#claimedBy !== undefined && this.#claimedBy !== sessionName) {
+      throw new TypeError(`koa-locked-session: this CookieStore is already the master of session "${this.#claimedBy}"; give session "${sessionName}" its own CookieStore (two sessions in one cookie would overwrite each other)`);
+    }
+    if (this.#claimedBy !== undefined) return;
+    if (this.#explicitName && cookieName !== undefined && cookieName !== this.#cookie.name) {
+      throw new TypeError(`koa-locked-session: session "${sessionName}" names its cookie "${cookieName}" but its CookieStore names it "${this.#cookie.name}"; set the name in one place`);
+    }
+    if (!this.#explicitName) {
+      const name = cookieName ?? (sessionName === 'session' ? 'session' : `${sessionName}.session`);
+      this.#cookie = Object.freeze({ ...this.#cookie, name }); // both sources of `name` are validated already
+    }
+    this.#claimedBy = sessionName;
   }
 
   /**
