@@ -16,7 +16,7 @@ declare module 'koa' {
 
 declare module '../src/index.js' {
   interface SessionData {
-    user?: string;
+    who?: string;
   }
 }
 
@@ -52,9 +52,9 @@ function cartApp(main: CookieStore, cart: CookieStore, cartOptions: Parameters<t
   app.use(session({ master: main }));
   app.use(session({ name: 'cart', master: cart, ...cartOptions }));
   app.use(async (ctx) => {
-    if (ctx.path === '/login') await ctx.session.withLock((s) => void (s.user = 'ada'));
+    if (ctx.path === '/login') await ctx.session.withLock((s) => void (s.who = 'ada'));
     if (ctx.path === '/add') await ctx.cart.withLock((c) => void (c.items = [...(c.items ?? []), String(ctx.query.item)]));
-    ctx.body = { user: (await ctx.session.get()).user ?? null, cart: (await ctx.cart.get()).items ?? [] };
+    ctx.body = { user: (await ctx.session.get()).who ?? null, cart: (await ctx.cart.get()).items ?? [] };
   });
   return { server: app.callback(), errors, invalid };
 }

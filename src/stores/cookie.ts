@@ -3,6 +3,7 @@ import type { Context } from 'koa';
 import { CookieTooLargeError, StoreError } from '../errors.js';
 import { createKeyring, seal, unseal, type KeyInput, type Keyring } from '../seal.js';
 import { isValidSid } from '../sid.js';
+import { Revocations } from './cookie-revocations.js';
 import type { BoundRequestStore, RequestStore } from './store.js';
 
 const debug = debuglog('koa-locked-session');
@@ -72,6 +73,18 @@ export interface CookieStoreOptions {
    * @default { max: 1000, windowMs: 60_000 }
    */
   recentWrites?: false | { max?: number; windowMs?: number };
+  /**
+   * In-process memory of destroyed sessions (logout, `regenerate`, `destroy`): a copy of a
+   * destroyed session's cookie (another tab, a thief) is refused by this process until that
+   * cookie's sealed expiry. Only destroys are remembered, so no amount of other traffic
+   * pushes a logout out. Bounded by `maxBytes`, each revocation charged 2 bytes per sid
+   * character + 80 (166 bytes for the default 43-character sid: 6,316 revocations in the
+   * default 1 MiB); past it, the oldest revocation is forgotten first. It cannot help across
+   * processes or restarts (see SECURITY.md). `false`: no memory; a copied cookie opens until
+   * its sealed expiry.
+   * @default { maxBytes: 1_048_576 }
+   */
+  revocations?: false | { maxBytes?: number };
   /** Clock in ms (tests inject one). @default Date.now */
   now?: () => number;
 }
@@ -162,6 +175,7 @@ export class CookieStore implements RequestStore {
   #claimedBy: string | undefined;
   readonly #keyring: Keyring;
   readonly #recent: RecentWrites | undefined;
+  readonly #revoked: Revocations | undefined;
   readonly #now: () => number;
   readonly #boundTo = new WeakSet<Context>();
 
@@ -183,6 +197,13 @@ export class CookieStore implements RequestStore {
       if (!Number.isInteger(max) || max < 1) fail('recentWrites.max', 'a positive integer', max);
       if (!Number.isFinite(windowMs) || windowMs <= 0) fail('recentWrites.windowMs', 'a positive number of ms', windowMs);
       this.#recent = new RecentWrites(max, windowMs);
+    }
+    const revocations = options.revocations ?? {};
+    if (revocations !== false) {
+      if (typeof revocations !== 'object' || revocations === null) fail('revocations', 'false or { maxBytes }', revocations);
+      const { maxBytes = 1_048_576 } = revocations;
+      if (!Number.isInteger(maxBytes) || maxBytes < 1) fail('revocations.maxBytes', 'a positive integer (bytes)', maxBytes);
+      this.#revoked = new Revocations(maxBytes);
     }
     const now = options.now ?? Date.now;
     if (typeof now !== 'function') fail('now', 'a function returning ms', now);
@@ -234,6 +255,7 @@ export class CookieStore implements RequestStore {
       maxBytes: this.maxBytes,
       cookie: this.cookie,
       recent: this.#recent,
+      revoked: this.#revoked,
       now: this.#now,
     });
   }
@@ -261,6 +283,7 @@ export class CookieStore implements RequestStore {
   /** Forget the in-process recent writes. Never touches any client's cookie. */
   async close(): Promise<void> {
     this.#recent?.clear();
+    this.#revoked?.clear();
   }
 }
 
@@ -270,6 +293,7 @@ interface BoundConfig {
   maxBytes: number;
   cookie: Readonly<ResolvedCookieStoreCookie>;
   recent: RecentWrites | undefined;
+  revoked: Revocations | undefined;
   now: () => number;
 }
 
@@ -378,10 +402,14 @@ export class BoundCookieStore implements BoundRequestStore {
     if (sid === undefined) return;
     // Only a request that holds (or wrote) this session may leave a tombstone for it.
     if (this.#known.has(sid)) {
+      const mine = this.#known.get(sid);
       const prev = this.#latest(sid, { anyHolder: true });
       const tomb: Rec = { n: (prev?.n ?? 0) + 1, value: undefined, exp: 0, session: false };
+      const now = this.#c.now();
       this.#known.set(sid, tomb);
-      this.#c.recent?.put(sid, tomb, this.#c.now());
+      this.#c.recent?.put(sid, tomb, now);
+      // Until the newest seal of this session expires, no copy of its cookie may open here again.
+      this.#c.revoked?.add(sid, tomb.n, Math.max(mine?.exp ?? 0, prev?.exp ?? 0), now);
     }
     if (this.#cookieSid === sid) {
       this.#writeCookie(null, 'session');
@@ -459,7 +487,10 @@ export class BoundCookieStore implements BoundRequestStore {
   #latest(key: string, opts: { anyHolder?: boolean; catchUp?: boolean } = {}): Rec | undefined {
     const mine = this.#known.get(key);
     if (!mine && !opts.anyHolder) return undefined;
-    const shared = this.#c.recent?.get(key, this.#c.now());
+    const now = this.#c.now();
+    let shared = this.#c.recent?.get(key, now);
+    const revoked = this.#c.revoked?.get(key, now);
+    if (revoked && (!shared || shared.n < revoked.n)) shared = { n: revoked.n, value: undefined, exp: 0, session: false };
     if (!shared || (mine && mine.n >= shared.n)) return mine;
     if (mine) {
       this.#known.set(key, shared);
