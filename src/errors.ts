@@ -11,7 +11,9 @@ export type SessionErrorCode =
   | 'ERR_SESSION_STORE'
   | 'ERR_SESSION_SERIALIZATION'
   | 'ERR_SESSION_COOKIE_TOO_LARGE'
-  | 'ERR_SESSION_CLOSED';
+  | 'ERR_SESSION_CLOSED'
+  | 'ERR_SESSION_MOVED'
+  | 'ERR_SESSION_CONFLICT';
 
 /** Base class: every error this library throws on purpose is a `SessionError`. */
 export class SessionError extends Error {
@@ -56,14 +58,65 @@ export class LockLostError extends SessionError {
   }
 }
 
+/**
+ * What a failed store call did to the data:
+ * - `'none'`: nothing was written (a read, or a write refused before it could apply);
+ * - `'unknown'`: a write that got no answer (timed out, connection lost): it
+ *   may have been applied or may still be applied later. Because every write
+ *   is conditional on the version it read, a late write can only land if no
+ *   other write of that session landed first (then it counts as if it ran
+ *   last); it never overwrites newer data.
+ */
+export type WriteOutcome = 'none' | 'unknown';
+
 /** A store operation failed (server down, timeout, value too large…). The message names the store. Status 503. */
 export class StoreError extends SessionError {
   override name = 'StoreError';
   /** Name of the store that failed, e.g. `redis`. */
   readonly store: string;
-  constructor(store: string, message: string, options: { cause?: unknown; status?: number } = {}) {
+  /**
+   * Whether the failed call may have written anything: see {@link WriteOutcome}.
+   * Set by the session layer for every failed store call it makes; a store
+   * sets `'none'` itself when it knows the command never left (not connected).
+   */
+  outcome: WriteOutcome | undefined;
+  constructor(store: string, message: string, options: { cause?: unknown; status?: number; outcome?: WriteOutcome } = {}) {
     super(`[${store}] ${message}`, { code: 'ERR_SESSION_STORE', status: options.status ?? 503, cause: options.cause });
     this.store = store;
+    this.outcome = options.outcome;
+  }
+}
+
+/**
+ * The session this request names was replaced a moment ago by `regenerate()`
+ * or `login()` of a request of the same browser (its sid moved): nothing was
+ * read or written and no cookie is set. Status 409: the client retries the
+ * request, this time with the new cookie it got from the request that moved
+ * the session. The old sid never leads to the new session (session fixation).
+ */
+export class SessionMovedError extends SessionError {
+  override name = 'SessionMovedError';
+  constructor() {
+    super('koa-locked-session: this session was regenerated (login or regenerate()) by a concurrent request; nothing was saved. Retry the request with the new session cookie', {
+      code: 'ERR_SESSION_MOVED',
+      status: 409,
+    });
+  }
+}
+
+/**
+ * The master refused the save because the record is no longer the version the
+ * scope read under the lock (the lock was lost, or a write that had timed out
+ * landed in between). Nothing was saved. Status 503 with `Retry-After: 1`.
+ */
+export class ConflictError extends SessionError {
+  override name = 'ConflictError';
+  constructor() {
+    super('koa-locked-session: the session record changed under the lock (a lost lease or a late write landed first); nothing was saved. Retry the request', {
+      code: 'ERR_SESSION_CONFLICT',
+      status: 503,
+      headers: { 'Retry-After': '1' },
+    });
   }
 }
 

@@ -7,7 +7,7 @@ export { requireLogin, type RequireLoginOptions } from './auth.js';
 export type { SessionData } from './koa.js';
 export { DEFAULTS, type SessionOptions, type CookieOptions, type AuthOptions } from './options.js';
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory.js';
-export type { Store, RequestStore, BoundRequestStore, RequestStoreHooks } from './stores/store.js';
+export { isVersioned, type Store, type VersionedStore, type VersionedRecord, type WriteCondition, type RequestStore, type BoundRequestStore, type RequestStoreHooks } from './stores/store.js';
 export {
   CookieStore,
   type BoundCookieStore,
@@ -35,7 +35,7 @@ export {
   type MongoSessionDocument,
   type MongoExpiryMode,
 } from './stores/mongo.js';
-export { MemoryLocker } from './lockers/memory.js';
+export { MemoryLocker, type MemoryLockerOptions } from './lockers/memory.js';
 export { RedisLocker, type RedisLockerOptions, type RedisLockerClient } from './lockers/redis.js';
 export type { Locker, Lease, AcquireOptions } from './lockers/locker.js';
 export { Replica, type MirrorError, type MirrorWrites, type ReplicaOptions } from './replica.js';
@@ -48,5 +48,8 @@ export {
   StoreError,
   SerializationError,
   CookieTooLargeError,
+  SessionMovedError,
+  ConflictError,
   type SessionErrorCode,
+  type WriteOutcome,
 } from './errors.js';

@@ -121,9 +121,14 @@ export function session<T extends object = SessionData>(options: SessionOptions 
     // Every request, not only those that create a session: a missing, empty or malformed
     // app.keys fails at once with the fix, never later as a 500 from inside the signer.
     if (needsKeys) appKeys(ctx, resolved.header === undefined ? KEYS_FIX.cookie : KEYS_FIX.header);
-    await next();
-    const handle = (ctx as unknown as Record<symbol, SessionHandle<T> | undefined>)[handleKey];
-    if (handle) await handle.finish();
+    let failed = true;
+    try {
+      await next();
+      failed = false;
+    } finally {
+      const handle = (ctx as unknown as Record<symbol, SessionHandle<T> | undefined>)[handleKey];
+      if (handle) await handle.end(failed);
+    }
   } as SessionMiddleware;
 
   // One shutdown, however many callers (a process often wires both SIGTERM and SIGINT to it):

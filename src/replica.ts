@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { mirrorErrorChannel, storeChannel, type StoreMessage } from './diagnostics.js';
 import { withDeadline } from './deadline.js';
 import { StoreError } from './errors.js';
-import type { Store } from './stores/store.js';
+import { isVersioned, type Store, type VersionedRecord, type VersionedStore } from './stores/store.js';
 
 /** What a failed mirror write reports (turned into `session:mirror-error` by the middleware). */
 export interface MirrorError {
@@ -65,6 +65,38 @@ export class Replica implements Store {
     return this.#call(this.master, 'master', 'get', () => this.master.get(key));
   }
 
+  /** The master's record with its version (a store without versions reports version 0 and no tombstones). */
+  async read(key: string): Promise<VersionedRecord | undefined> {
+    const { master } = this;
+    if (isVersioned(master)) return this.#call(master, 'master', 'get', () => master.read(key));
+    const value = await this.get(key);
+    return value === undefined ? undefined : { value, version: 0 };
+  }
+
+  /**
+   * A scope's save: the master write, conditional on `condition` (the version
+   * the scope read, or `null` for a new sid); `false` when the master refused
+   * it (nothing was written anywhere). Then every mirror gets the same version,
+   * applied only over older data (a delete leaves a tombstone there for
+   * `ttlMs`), so late or reordered mirror writes never win. `value` undefined
+   * deletes; the master keeps a tombstone for `masterTombstoneMs` (0: none).
+   */
+  async write(key: string, value: string | undefined, version: number, ttlMs: number, condition: number | null, masterTombstoneMs = 0): Promise<boolean> {
+    const { master } = this;
+    const op: Op = value === undefined ? 'destroy' : 'set';
+    if (isVersioned(master)) {
+      const applied = await this.#call(master, 'master', op, () => master.write(key, value, version, value === undefined ? masterTombstoneMs : ttlMs, condition));
+      if (!applied) return false;
+      await this.#fanOut(key, op, (mirror) => mirrorWrite(mirror, key, value, version, ttlMs));
+      return true;
+    }
+    // A master without versions (CookieStore, a custom store) cannot refuse a late write and
+    // gives mirrors no version to order by: plain set/destroy everywhere.
+    await this.#call(master, 'master', op, () => (value === undefined ? master.destroy(key) : master.set(key, value, ttlMs)));
+    await this.#fanOut(key, op, (mirror) => (value === undefined ? mirror.destroy(key) : mirror.set(key, value, ttlMs)));
+    return true;
+  }
+
   async set(key: string, value: string, ttlMs: number): Promise<void> {
     await this.#call(this.master, 'master', 'set', () => this.master.set(key, value, ttlMs));
     await this.#fanOut(key, 'set', (m) => m.set(key, value, ttlMs));
@@ -91,7 +123,7 @@ export class Replica implements Store {
     await Promise.all([this.master, ...this.mirrors].map((s) => s.close?.()));
   }
 
-  #fanOut(key: string, op: MirrorError['op'], call: (mirror: Store) => Promise<void> | undefined): Promise<void> | void {
+  #fanOut(key: string, op: MirrorError['op'], call: (mirror: Store) => Promise<unknown> | undefined): Promise<void> | void {
     if (this.mirrors.length === 0) return;
     const { mode, maxPendingMirrorWrites } = this.#options;
     if (mode === 'background' && this.#pending.size >= maxPendingMirrorWrites) {
@@ -107,12 +139,31 @@ export class Replica implements Store {
           await this.#call(mirror, 'mirror', op, () => call(mirror) ?? Promise.resolve());
         } catch (error) {
           this.#report({ store: mirror.name, sid: key, op, error });
+          if (op !== 'touch' && isVersioned(mirror)) this.#retry(mirror, key, op, call);
         }
       }),
     ).then(() => undefined);
     if (mode === 'await') return all;
     this.#pending.add(all);
     void all.finally(() => this.#pending.delete(all));
+  }
+
+  /**
+   * One more try of a failed versioned mirror write, in the background after
+   * {@link MIRROR_RETRY_MS}: versioned writes are idempotent and ordered, so
+   * a retry can never apply over newer data. This bounds how long a mirror
+   * stays stale after a passing fault; a mirror down for longer is reported
+   * (`session:mirror-error`) and its copy expires with its TTL.
+   */
+  #retry(mirror: Store, key: string, op: MirrorError['op'], call: (mirror: Store) => Promise<unknown> | undefined): void {
+    const retry = new Promise<void>((resolve) => setTimeout(resolve, Math.min(MIRROR_RETRY_MS, this.#options.storeTimeout)).unref())
+      .then(() => this.#call(mirror, 'mirror', op, () => call(mirror) ?? Promise.resolve()))
+      .then(
+        () => undefined,
+        (error: unknown) => this.#report({ store: mirror.name, sid: key, op, error }),
+      );
+    this.#pending.add(retry);
+    void retry.finally(() => this.#pending.delete(retry));
   }
 
   #report(report: MirrorError): void {
@@ -131,8 +182,13 @@ export class Replica implements Store {
       return await bounded(store, op, call, this.#options.storeTimeout);
     } catch (cause) {
       error = cause;
-      if (cause instanceof StoreError || (cause as { status?: unknown })?.status !== undefined) throw cause;
-      throw new StoreError(store.name, `${op.toUpperCase()} failed: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+      if (cause instanceof StoreError) {
+        // A failed write may still land (timed out, connection lost mid-write) unless the store knows it never left.
+        cause.outcome ??= op === 'get' ? 'none' : 'unknown';
+        throw cause;
+      }
+      if ((cause as { status?: unknown })?.status !== undefined) throw cause;
+      throw new StoreError(store.name, `${op.toUpperCase()} failed: ${(cause as Error)?.message ?? String(cause)}`, { cause, outcome: op === 'get' ? 'none' : 'unknown' });
     } finally {
       if (observed) {
         const message: StoreMessage = { session: this.#options.session, store: store.name, role, op, durationMs: performance.now() - start };
@@ -143,7 +199,17 @@ export class Replica implements Store {
   }
 }
 
-/** `call()`, or a StoreError once `ms` have passed without an answer. */
+/** Delay before the one retry of a failed mirror write (capped at `storeTimeout`). */
+const MIRROR_RETRY_MS = 1000;
+
+/** A mirror write of `version`: versioned stores apply it only over older data; others get plain set/destroy. */
+function mirrorWrite(mirror: Store, key: string, value: string | undefined, version: number, ttlMs: number): Promise<unknown> {
+  if (isVersioned(mirror)) return (mirror as VersionedStore).write(key, value, version, ttlMs, 'newer');
+  return value === undefined ? mirror.destroy(key) : mirror.set(key, value, ttlMs);
+}
+
+/** `call()`, or a StoreError once `ms` have passed without an answer (a write's outcome is then unknown). */
 function bounded<T>(store: Store, op: Op, call: () => Promise<T>, ms: number): Promise<T> {
-  return withDeadline(call, ms, () => new StoreError(store.name, `${op.toUpperCase()} timed out after ${ms} ms (storeTimeout)`));
+  const outcome = op === 'get' ? 'none' : 'unknown';
+  return withDeadline(call, ms, () => new StoreError(store.name, `${op.toUpperCase()} timed out after ${ms} ms (storeTimeout)`, { outcome }));
 }

@@ -11,12 +11,25 @@ export class Scope {
   data: Record<string, unknown> = {};
   /** The record as read under the lock; `undefined` when the session is new or its record is gone. */
   original: string | undefined;
+  /** The version of {@link original} (the master write is conditional on it). */
+  version = 0;
   /** The sid whose record was read; `undefined` for a new session (a new sid is generated on save). */
   sid: string | undefined;
   lease: Lease | undefined;
   /** Where the scope reads and writes: the replica, with the master guarded by the lease where the locker can. */
   store: Replica | undefined;
   participants = 1;
+  /** Participants that came from `lock()` and have not been disposed yet (innermost last). */
+  readonly undisposed: Array<{ readonly seq: number; readonly checkpoint: string | null | undefined }> = [];
+  /** Counter ordering joins and saves of participants. */
+  seq = 0;
+  /** Keys saved by participants that left while others remained (a later throw keeps them). */
+  readonly saved: Array<{ seq: number; keys: string[] }> = [];
+  /** The chain of this scope's saves, and the first error one of them hit (every later save fails with it). */
+  saving: Promise<void> = Promise.resolve();
+  error: unknown;
+  /** The store key the lease locks. */
+  lockedKey: string | undefined;
   /** A participant threw with nobody to roll back to: nothing is saved. */
   failed = false;
   /** The last participant left; new scopes wait for {@link closed}. */

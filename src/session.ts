@@ -1,6 +1,6 @@
 import type { Context } from 'koa';
 import { debuglog } from 'node:util';
-import { SessionError, LockLostError, LockTimeoutError, SerializationError } from './errors.js';
+import { ConflictError, SessionError, LockLostError, LockTimeoutError, SessionMovedError, SerializationError } from './errors.js';
 import type { Lease } from './lockers/locker.js';
 import type { InvalidReason } from './events.js';
 import type { SessionData } from './koa.js';
@@ -18,6 +18,18 @@ import { lockChannel } from './diagnostics.js';
 import { performance } from 'node:perf_hooks';
 
 const debug = debuglog('koa-locked-session');
+
+let warnedUndisposed = false;
+/** Loud, once per process: a `lock()` left open is a bug in the app that would otherwise block the session. */
+function warnUndisposed(): void {
+  debug('a lock() scope was still open when its request ended');
+  if (warnedUndisposed) return;
+  warnedUndisposed = true;
+  process.emitWarning(
+    'koa-locked-session: a ctx.session.lock() scope was still open when its request ended; it was ended for you (saved after a response, discarded after an error). Use `await using s = await ctx.session.lock()` or withLock() so the scope ends with its block',
+    { code: 'KLS_UNDISPOSED_LOCK' },
+  );
+}
 
 /** The data inside a lock scope: your session object, which `await using` releases. */
 export type LockedSession<T extends object = SessionData> = T & AsyncDisposable;
@@ -47,6 +59,12 @@ interface SessionMeta {
 interface IndexPlan {
   remove?: [string | number, string];
   add?: [string | number, string];
+}
+
+/** One caller inside a scope: when it joined, and the data as it was then (null: empty; undefined: not serializable). */
+interface Participant {
+  readonly seq: number;
+  readonly checkpoint: string | null | undefined;
 }
 
 /** The record key the per-session settings hide under (never visible in the data). */
@@ -114,16 +132,15 @@ export class SessionHandle<T extends object = SessionData> {
    * @example await ctx.session.withLock((s) => { s.count = (s.count ?? 0) + 1; });
    */
   async withLock<R>(fn: (data: T) => R | Promise<R>): Promise<R> {
-    const scope = await this.#enter();
-    const rollback = scope.participants > 1 ? this.#checkpoint(scope) : undefined;
+    const [scope, me] = await this.#enter();
     let result: R;
     try {
       result = await fn(scope.data as T);
     } catch (error) {
-      await this.#leave(scope, rollback ?? null);
+      await this.#leave(scope, me, true);
       throw error;
     }
-    await this.#leave(scope);
+    await this.#leave(scope, me, false);
     return result;
   }
 
@@ -134,10 +151,16 @@ export class SessionHandle<T extends object = SessionData> {
    * @example { await using s = await ctx.session.lock(); s.visits = (s.visits ?? 0) + 1; }
    */
   async lock(): Promise<LockedSession<T>> {
-    const scope = await this.#enter();
+    const [scope, me] = await this.#enter();
+    scope.undisposed.push(me);
     const data = scope.data as LockedSession<T>;
     if (!Object.prototype.hasOwnProperty.call(data, Symbol.asyncDispose)) {
-      Object.defineProperty(data, Symbol.asyncDispose, { value: () => this.#leave(scope), enumerable: false, configurable: true });
+      // One disposer per data object; `await using` blocks end innermost first.
+      const dispose = async (): Promise<void> => {
+        const participant = scope.undisposed.pop();
+        if (participant) await this.#leave(scope, participant, false); // none left: ended with its request
+      };
+      Object.defineProperty(data, Symbol.asyncDispose, { value: dispose, enumerable: false, configurable: true });
     }
     return data;
   }
@@ -259,8 +282,22 @@ export class SessionHandle<T extends object = SessionData> {
     return this.#replica.master;
   }
 
-  /** @internal Called by the middleware once the downstream middleware finished. */
-  async finish(): Promise<void> {
+  /**
+   * @internal Called by the middleware when the downstream middleware settled.
+   * A `lock()` never disposed (no `await using`) would hold the session's lock
+   * for good: it is ended here, saved when the request succeeded and discarded
+   * when it failed, and reported once per process.
+   */
+  async end(failed: boolean): Promise<void> {
+    const scope = this.#active;
+    if (scope && !scope.closing && scope.undisposed.length > 0 && scope.participants === scope.undisposed.length) {
+      warnUndisposed();
+      for (let p = scope.undisposed.pop(); p; p = scope.undisposed.pop()) await this.#leave(scope, p, failed);
+    }
+    if (!failed) await this.#finish();
+  }
+
+  async #finish(): Promise<void> {
     if (!this.#used) return;
     const ctx = this.#ctx;
     // A response that depends on the session must never be served to another user from a shared cache.
@@ -274,8 +311,12 @@ export class SessionHandle<T extends object = SessionData> {
 
   // ---- scopes -------------------------------------------------------------
 
-  /** Join the open scope of this handle, or open a new one once any closing scope has finished. */
-  async #enter(): Promise<Scope> {
+  /**
+   * Join the open scope of this handle (a nested or parallel scope of the same
+   * request: it holds the lock already), or open a new one once any closing
+   * scope has finished.
+   */
+  async #enter(): Promise<[Scope, Participant]> {
     this.#used = true;
     for (;;) {
       const active = this.#active;
@@ -288,7 +329,8 @@ export class SessionHandle<T extends object = SessionData> {
           active.participants--;
           throw error;
         }
-        return active;
+        // Its way back if it throws: the data as it stood when it joined.
+        return [active, { seq: ++active.seq, checkpoint: this.#checkpoint(active) }];
       }
       await active.closed;
     }
@@ -304,7 +346,7 @@ export class SessionHandle<T extends object = SessionData> {
       this.#rt.lifecycle.leave();
       throw error;
     }
-    return scope;
+    return [scope, { seq: ++scope.seq, checkpoint: scope.original ?? null }];
   }
 
   /** Take the lock and read the record under it. */
@@ -315,18 +357,23 @@ export class SessionHandle<T extends object = SessionData> {
     if (sid === undefined) return; // a new session: nobody else can know its id yet
     const key = this.#key(sid);
     scope.lease = await this.#acquire(key);
+    scope.lockedKey = key;
     try {
       if (scope.lease.store) scope.store = this.#replica.withMaster(scope.lease.store);
-      const raw = await scope.store.get(key);
+      const record = await scope.store.read(key);
+      // A tombstone: a concurrent request of this browser moved the session (login, regenerate) a moment ago.
+      if (record !== undefined && record.value === undefined) throw new SessionMovedError();
+      const raw = record?.value;
       const decoded = raw === undefined ? undefined : this.#decode(raw, true);
       if (decoded === undefined || this.#pastAbsolute(decoded.meta)) {
         // No resurrection: the record is gone (destroyed, expired): work on a fresh session with a new sid.
-        if (decoded !== undefined) await scope.store.destroy(key); // past its absolute timeout
+        if (decoded !== undefined && !(await scope.store.write(key, undefined, record!.version + 1, this.#ttl(), record!.version))) throw new ConflictError(); // past its absolute timeout
         if (raw === undefined || decoded !== undefined) this.#emit('session:expired', {});
         this.#forget();
         return;
       }
       scope.sid = sid;
+      scope.version = record!.version;
       scope.original = raw;
       scope.data = decoded.data;
       scope.meta = decoded.meta;
@@ -337,38 +384,96 @@ export class SessionHandle<T extends object = SessionData> {
     }
   }
 
-  /** A joined participant's way back if it throws: the record as it stood when it joined. */
-  #checkpoint(scope: Scope): string | null {
+  /** The data of the scope serialized now (`undefined` if it cannot be: then a throw fails the whole scope). */
+  #checkpoint(scope: Scope): string | null | undefined {
     try {
-      return serialize(this.#rt.options.serializer, scope.data);
+      return Object.keys(scope.data).length === 0 ? null : serialize(this.#rt.options.serializer, scope.data);
     } catch {
-      return null;
+      return undefined;
     }
   }
 
   /**
-   * A participant leaves. `rollback`: undefined = success; a string = restore the
-   * data to it (a joined participant threw); null = the scope failed as a whole.
+   * A participant leaves. Alone, a throw discards the scope (nothing is saved).
+   * With others in the scope, a throw restores only the top-level keys this
+   * participant changed (not the ones another participant saved since it
+   * joined), and a success is saved at once, under the lock still held, so
+   * that every promise resolves only after the save that holds its change.
+   * The last one out saves and releases the lock.
    */
-  async #leave(scope: Scope, rollback?: string | null): Promise<void> {
-    if (rollback !== undefined) {
-      const restored = rollback === null ? undefined : deserialize(this.#rt.options.serializer, rollback);
-      if (restored) {
-        for (const key of Object.keys(scope.data)) delete scope.data[key];
-        Object.assign(scope.data, restored);
-      } else {
-        scope.failed = true;
-      }
+  async #leave(scope: Scope, me: Participant, threw: boolean): Promise<void> {
+    const last = scope.participants === 1;
+    if (threw) {
+      if (last && scope.saved.length === 0) scope.failed = true;
+      else this.#rollback(scope, me);
+    } else if (!last) {
+      scope.saved.push({ seq: ++scope.seq, keys: this.#changedKeys(scope, me) });
     }
-    if (--scope.participants > 0) return;
+    if (--scope.participants > 0) {
+      if (!threw) await this.#save(scope, false);
+      return;
+    }
     scope.closing = true;
     try {
-      if (!scope.failed) await this.#commit(scope);
+      if (!scope.failed) await this.#save(scope, true);
     } finally {
       await this.#release(scope);
       if (this.#active === scope) this.#active = undefined;
       scope.markClosed();
       this.#rt.lifecycle.leave();
+    }
+  }
+
+  /** Saves of one scope run one after the other (each is conditional on the version the previous one wrote). */
+  async #save(scope: Scope, final: boolean): Promise<void> {
+    const run = scope.saving.then(() => {
+      if (scope.error) throw scope.error;
+      return this.#commit(scope, final);
+    });
+    scope.saving = run.catch((error: unknown) => {
+      scope.error ??= error;
+    });
+    await run;
+  }
+
+  /** The data as `me` found it when it joined, or undefined when that cannot be rebuilt. */
+  #before(me: Participant): Record<string, unknown> | undefined {
+    if (me.checkpoint === undefined) return undefined;
+    if (me.checkpoint === null) return {};
+    return this.#decode(me.checkpoint, false)?.data;
+  }
+
+  /** Top-level keys whose value differs between `me`'s checkpoint and now. */
+  #changedKeys(scope: Scope, me: Participant): string[] {
+    const before = this.#before(me);
+    if (!before) return Object.keys(scope.data);
+    const keys = new Set([...Object.keys(before), ...Object.keys(scope.data)]);
+    return [...keys].filter((key) => !this.#sameValue(before[key], scope.data[key]));
+  }
+
+  /** Undo the top-level keys `me` changed, except those another participant saved since `me` joined. */
+  #rollback(scope: Scope, me: Participant): void {
+    const before = this.#before(me);
+    if (!before) {
+      scope.error ??= new SerializationError('koa-locked-session: a scope threw and its changes could not be rolled back (its data could not be serialized when it joined); nothing more is saved');
+      return;
+    }
+    const kept = new Set(scope.saved.filter((s) => s.seq > me.seq).flatMap((s) => s.keys));
+    for (const key of this.#changedKeys(scope, me)) {
+      if (kept.has(key)) continue;
+      if (Object.prototype.hasOwnProperty.call(before, key)) scope.data[key] = before[key];
+      else delete scope.data[key];
+    }
+  }
+
+  #sameValue(a: unknown, b: unknown): boolean {
+    if (a === b) return true;
+    if (a === undefined || b === undefined) return false;
+    try {
+      const { serializer } = this.#rt.options;
+      return serialize(serializer, { v: a }) === serialize(serializer, { v: b });
+    } catch {
+      return false;
     }
   }
 
@@ -399,8 +504,13 @@ export class SessionHandle<T extends object = SessionData> {
     }
   }
 
-  /** Save what the scope changed: master first, then mirrors; the cookie last. */
-  async #commit(scope: Scope): Promise<void> {
+  /**
+   * Save what the scope changed: master first, then mirrors; the cookie last.
+   * Not `final`: the scope goes on under the lock after this save (a
+   * participant left while others remain), so the scope now stands on the
+   * record just written.
+   */
+  async #commit(scope: Scope, final: boolean): Promise<void> {
     if (scope.lease?.lost) throw new LockLostError();
     const { serializer } = this.#rt.options;
     const store = scope.store!;
@@ -423,36 +533,90 @@ export class SessionHandle<T extends object = SessionData> {
         return;
       }
       const plan = this.#indexPlan(scope, oldSid, undefined);
-      this.#lastWrite(scope, plan);
-      await store.destroy(this.#key(oldSid));
+      if (final) this.#lastWrite(scope, plan);
+      await this.#write(scope, this.#key(oldSid), undefined);
       this.#forget();
       this.#latest = null;
       await this.#applyIndex(plan);
+      this.#stand(scope, undefined, undefined, 0);
       return;
     }
     if (scope.meta) value = serialize(serializer, { ...scope.data, [META]: scope.meta });
     const ttl = this.#ttl();
     if (oldSid === undefined || scope.regenerate) {
+      this.#cookieWritable();
       const sid = this.#newSid();
       const plan = this.#indexPlan(scope, oldSid, sid);
-      await this.#replica.set(this.#key(sid), value, ttl); // a fresh id: no lock needed, nobody else knows it
+      // A fresh id: no lock needed, nobody else knows it; the insert refuses to overwrite anything.
+      if (!(await this.#replica.write(this.#key(sid), value, 1, ttl, null))) throw new ConflictError();
       if (oldSid !== undefined) {
-        this.#lastWrite(scope, plan);
-        await store.destroy(this.#key(oldSid));
+        if (final) this.#lastWrite(scope, plan);
+        // The old sid keeps a short tombstone, so that requests of this browser still waiting
+        // on it get a retryable 409 instead of writing into a fresh anonymous session.
+        await this.#write(scope, this.#key(oldSid), undefined, this.#movedMs());
       }
       this.#adopt(sid, value);
       await this.#applyIndex(plan);
+      this.#stand(scope, sid, value, 1);
     } else if (value !== scope.original) {
       const plan = this.#indexPlan(scope, oldSid, oldSid);
-      this.#lastWrite(scope, plan);
-      await store.set(this.#key(oldSid), value, ttl);
+      if (final) this.#lastWrite(scope, plan);
+      await this.#write(scope, this.#key(oldSid), value, ttl);
       this.#adopt(oldSid, value);
       await this.#applyIndex(plan);
+      this.#stand(scope, oldSid, value, scope.version + 1);
     } else if (scope.touch) {
       const key = this.#key(oldSid);
-      this.#lastWrite(scope, undefined);
-      await (store.master.touch ? store.touch(key, ttl) : store.set(key, value, ttl));
+      if (final) this.#lastWrite(scope, undefined);
+      if (store.master.touch) await this.#storeFor(scope, key).touch(key, ttl);
+      else await this.#write(scope, key, value, ttl);
       this.#writeCookie(oldSid);
+      scope.touch = false;
+    }
+  }
+
+  /** After a save the scope stands on the record it wrote (it may go on: see #commit). */
+  #stand(scope: Scope, sid: string | undefined, value: string | undefined, version: number): void {
+    scope.sid = sid;
+    scope.original = value;
+    scope.version = version;
+    scope.regenerate = false;
+    scope.touch = false;
+    scope.user = sid === undefined ? undefined : scope.data[this.#rt.options.userKey];
+  }
+
+  /** The lease-guarded store for the locked key; the plain replica for any other (a sid this scope just created). */
+  #storeFor(scope: Scope, key: string): Replica {
+    return key === scope.lockedKey ? scope.store! : this.#replica;
+  }
+
+  /**
+   * The master write of a scope, conditional on the version it read under the
+   * lock: a refusal means the record changed under the lock (lost lease, a
+   * late write landed first), so nothing is saved and the request fails.
+   * `ttl`: the record's expiry, or for a delete how long the master keeps a tombstone.
+   */
+  async #write(scope: Scope, key: string, value: string | undefined, ttl = 0): Promise<void> {
+    const store = this.#storeFor(scope, key);
+    const applied = value === undefined
+      ? await store.write(key, undefined, scope.version + 1, this.#ttl(), scope.version, ttl)
+      : await store.write(key, value, scope.version + 1, ttl, scope.version);
+    if (!applied) throw new ConflictError();
+  }
+
+  /** How long the old sid of a regenerated session answers 409 (retry with the new cookie): past any waiter's lockTimeout. */
+  #movedMs(): number {
+    return Math.max(1000, 2 * this.#rt.options.lockTimeout);
+  }
+
+  /**
+   * A save that must send a new cookie is refused before anything is written
+   * once the response headers are out (a scope started after the response):
+   * the browser could never learn the new sid.
+   */
+  #cookieWritable(): void {
+    if (this.#ctx.headerSent && !this.#bound) {
+      throw new SessionError('koa-locked-session: the response was already sent, so a new session cookie cannot be set; nothing was saved. Open session scopes before the response is sent (await them in the middleware)', { status: 500 });
     }
   }
 
@@ -509,10 +673,13 @@ export class SessionHandle<T extends object = SessionData> {
     this.#resolve();
     const sid = this.#sid;
     if (sid === undefined) return readonly({} as T);
-    const raw = await this.#replica.get(this.#key(sid));
+    const record = await this.#replica.read(this.#key(sid));
+    if (record !== undefined && record.value === undefined) throw new SessionMovedError();
+    const raw = record?.value;
     const decoded = raw === undefined ? undefined : this.#decode(raw, true);
     if (raw === undefined || this.#pastAbsolute(decoded?.meta)) {
-      if (raw !== undefined) this.#forget();
+      // Gone (destroyed, expired): the request is anonymous from now on, and a rolling cookie is not re-sent.
+      this.#forget();
       this.#emit('session:expired', {});
       return readonly({} as T);
     }
@@ -592,13 +759,14 @@ export class SessionHandle<T extends object = SessionData> {
     const had = this.#sid !== undefined;
     this.#sid = undefined;
     this.#isNew = true;
-    if (had && !this.#bound) this.#rt.transport.clear(this.#ctx);
+    if (had && !this.#bound && !this.#ctx.headerSent) this.#rt.transport.clear(this.#ctx);
     this.#wroteCookie = true;
   }
 
   #writeCookie(sid: string): void {
     this.#wroteCookie = true;
     if (this.#bound) return; // a request store (CookieStore) writes its own cookie on set/touch
+    if (this.#ctx.headerSent) return; // a scope run after the response: same sid, the cookie already sent stays valid
     const { maxAge } = this.#rt.options.cookie;
     const meta = this.#meta;
     const persistent = meta?.ttl !== undefined || meta?.created !== undefined ? Math.min(maxAge === 'session' ? Infinity : maxAge, this.#ttl()) : maxAge;

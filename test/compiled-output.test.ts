@@ -15,7 +15,7 @@ const userCode = (entry: string) => `
 import Koa from 'koa';
 import http from 'node:http';
 import { session, MemoryStore } from ${JSON.stringify(entry)};
-class FailingOnSet extends MemoryStore { fail = false; async set(k: string, v: string, t: number) { if (this.fail) throw new Error('down'); return super.set(k, v, t); } }
+class FailingOnSet extends MemoryStore { fail = false; async set(k: string, v: string, t: number) { if (this.fail) throw new Error('down'); return super.set(k, v, t); } async write(k: string, v: string | undefined, n: number, t: number, c: number | null | 'newer') { if (this.fail) throw new Error('down'); return super.write(k, v, n, t, c); } }
 const master = new FailingOnSet();
 const app = new Koa();
 app.keys = ['k'];

@@ -22,7 +22,7 @@ export interface Environment {
 /** Packages whose version the report lists (ours first). */
 const PACKAGES = [
   'koa', 'koa-session', 'koa-generic-session', 'koa-redis', 'express', 'express-session', 'connect-redis',
-  'redis', 'ioredis', 'memcached', 'mongodb', 'async-mutex', 'autocannon', 'tsx', 'esbuild',
+  'redis', 'ioredis', 'memcached', 'mongodb', 'autocannon', 'tsx', 'esbuild',
 ];
 
 function version(root: string, name: string): string | undefined {

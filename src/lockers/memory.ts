@@ -1,24 +1,66 @@
-import { Mutex, type MutexInterface } from 'async-mutex';
 import { LockTimeoutError } from '../errors.js';
 import type { AcquireOptions, Lease, Locker } from './locker.js';
 
+/** Options of {@link MemoryLocker}. */
+export interface MemoryLockerOptions {
+  /**
+   * Longest a lease may be held (ms). A scope that hangs (a callback that never
+   * settles) loses its lease after this long while someone waits: the lock
+   * passes to the next waiter and the hung scope's save is refused
+   * (`LockLostError`; its write would be refused by the record's version anyway).
+   * @default 60_000
+   */
+  maxHoldMs?: number;
+}
+
+interface Waiter {
+  grant(): void;
+}
+
+interface Holder {
+  readonly since: number;
+  lost: boolean;
+}
+
 interface Entry {
-  readonly mutex: Mutex;
-  /** Holders plus waiters (timed-out ones included until their turn passes): the entry is dropped at 0. */
-  users: number;
+  holder: Holder | undefined;
+  /** FIFO; a waiter that times out or aborts leaves it at once (a Set keeps insertion order). */
+  readonly waiters: Set<Waiter>;
+  /** Armed only while someone waits: takes the lock from a holder past `maxHoldMs`. */
+  expiry: NodeJS.Timeout | undefined;
 }
 
 /**
- * One process: a FIFO `async-mutex` per key. Entries exist only while someone
- * holds or waits, so the map does not grow with the number of sessions seen.
+ * One process: a FIFO lock per key. Entries exist only while someone holds or
+ * waits, so the map does not grow with the number of sessions seen, and a
+ * waiter that gives up (timeout, abort) leaves the queue at once, so waiters
+ * never pile up behind a slow holder. (async-mutex, used before, cannot
+ * remove one waiter from its queue: timed-out waiters stayed queued until
+ * the holder released.)
  */
 export class MemoryLocker implements Locker {
   readonly name = 'memory';
+  readonly maxHoldMs: number;
   readonly #entries = new Map<string, Entry>();
+
+  constructor(options: MemoryLockerOptions = {}) {
+    const { maxHoldMs = 60_000 } = options;
+    if (typeof maxHoldMs !== 'number' || !Number.isFinite(maxHoldMs) || maxHoldMs <= 0) {
+      throw new TypeError(`koa-locked-session: Expected MemoryLocker \`maxHoldMs\` to be a positive number of ms, got \`${String(maxHoldMs)}\``);
+    }
+    this.maxHoldMs = maxHoldMs;
+  }
 
   /** Keys currently held or waited on (0 when idle: nothing leaks). */
   get size(): number {
     return this.#entries.size;
+  }
+
+  /** Waiters queued on every key (timed-out ones are never counted: they left). */
+  get waiting(): number {
+    let n = 0;
+    for (const entry of this.#entries.values()) n += entry.waiters.size;
+    return n;
   }
 
   async acquire(key: string, options: AcquireOptions): Promise<Lease> {
@@ -26,22 +68,22 @@ export class MemoryLocker implements Locker {
     signal?.throwIfAborted();
     let entry = this.#entries.get(key);
     if (!entry) {
-      entry = { mutex: new Mutex(), users: 0 };
+      entry = { holder: undefined, waiters: new Set(), expiry: undefined };
       this.#entries.set(key, entry);
     }
-    entry.users++;
+    if (!entry.holder) return this.#lease(key, entry);
     const held = entry;
-    const ticket = held.mutex.acquire();
-    if (held.users === 1) {
-      // Uncontended (nobody held or waited): the ticket resolves at once; no timer needed.
-      return this.#lease(key, held, await ticket);
-    }
     return new Promise<Lease>((resolve, reject) => {
-      let settled = false;
+      const waiter: Waiter = {
+        grant: () => {
+          cleanup();
+          resolve(this.#lease(key, held));
+        },
+      };
       const giveUp = (error: unknown) => {
-        if (settled) return;
-        settled = true;
+        if (!held.waiters.delete(waiter)) return; // already granted
         cleanup();
+        this.#dropIfIdle(key, held);
         reject(error);
       };
       const timer = setTimeout(() => giveUp(new LockTimeoutError(timeoutMs)), timeoutMs);
@@ -51,33 +93,60 @@ export class MemoryLocker implements Locker {
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
       };
-      ticket.then((release) => {
-        if (settled) {
-          // We gave up earlier: async-mutex cannot remove one waiter from its
-          // queue, so our turn comes anyway. Pass it on at once; no code of the
-          // timed-out caller ever runs under the lock.
-          this.#done(key, held, release);
-          return;
-        }
-        settled = true;
-        cleanup();
-        resolve(this.#lease(key, held, release));
-      }, giveUp);
+      held.waiters.add(waiter);
+      this.#armExpiry(key, held);
     });
   }
 
-  #lease(key: string, entry: Entry, release: MutexInterface.Releaser): Lease {
+  #lease(key: string, entry: Entry): Lease {
+    const holder: Holder = { since: Date.now(), lost: false };
+    entry.holder = holder;
     let released = false;
     const free = async () => {
       if (released) return;
       released = true;
-      this.#done(key, entry, release);
+      if (entry.holder === holder) this.#handOver(key, entry);
     };
-    return { lost: false, release: free, [Symbol.asyncDispose]: free };
+    return {
+      get lost() {
+        return holder.lost;
+      },
+      release: free,
+      [Symbol.asyncDispose]: free,
+    };
   }
 
-  #done(key: string, entry: Entry, release: MutexInterface.Releaser): void {
-    release();
-    if (--entry.users === 0 && this.#entries.get(key) === entry) this.#entries.delete(key);
+  /** The next waiter gets the lock, or the entry goes away. */
+  #handOver(key: string, entry: Entry): void {
+    if (entry.expiry) clearTimeout(entry.expiry);
+    entry.expiry = undefined;
+    entry.holder = undefined;
+    const next = entry.waiters.values().next();
+    if (!next.done) {
+      entry.waiters.delete(next.value);
+      next.value.grant();
+      if (entry.waiters.size > 0) this.#armExpiry(key, entry);
+      return;
+    }
+    this.#dropIfIdle(key, entry);
+  }
+
+  #dropIfIdle(key: string, entry: Entry): void {
+    if (entry.holder || entry.waiters.size > 0) return;
+    if (entry.expiry) clearTimeout(entry.expiry);
+    if (this.#entries.get(key) === entry) this.#entries.delete(key);
+  }
+
+  /** With waiters queued, a holder past `maxHoldMs` loses the lock (a hung scope must not block its session for good). */
+  #armExpiry(key: string, entry: Entry): void {
+    const holder = entry.holder;
+    if (entry.expiry || !holder) return;
+    entry.expiry = setTimeout(() => {
+      entry.expiry = undefined;
+      if (entry.holder !== holder) return;
+      holder.lost = true;
+      this.#handOver(key, entry);
+    }, Math.max(0, holder.since + this.maxHoldMs - Date.now()));
+    entry.expiry.unref();
   }
 }

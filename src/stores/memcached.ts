@@ -2,7 +2,8 @@ import { Buffer } from 'node:buffer';
 import { debuglog } from 'node:util';
 import type Memcached from 'memcached';
 import { StoreError } from '../errors.js';
-import type { Store } from './store.js';
+import { allows, unwrap, wrap } from './envelope.js';
+import type { VersionedRecord, VersionedStore, WriteCondition } from './store.js';
 import { describe, errorMessage } from '../format.js';
 
 const debug = debuglog('koa-locked-session');
@@ -105,6 +106,7 @@ interface MemcachedClient {
   gets(key: string, cb: Callback<Record<string, unknown> | undefined>): void;
   set(key: string, value: string, lifetime: number, cb: Callback<boolean>): void;
   cas(key: string, value: string, cas: string, lifetime: number, cb: Callback<boolean>): void;
+  add(key: string, value: string, lifetime: number, cb: Callback<boolean>): void;
   del(key: string, cb: Callback<boolean>): void;
   settings(cb: Callback<Array<Record<string, unknown>>>): void;
   end(): void;
@@ -120,21 +122,29 @@ interface MemcachedClient {
  *
  * - TTLs are sent in whole seconds, rounded up; past 30 days memcached wants an
  *   absolute Unix time, which the store sends instead.
- * - Memcached's expiry has one-second granularity, so each record carries its
- *   own expiry time (ms) in front of the value (`<expiresAtMs>:<value>`) and
- *   `get` enforces it exactly. `touch` rewrites that time with `gets`+`cas`, so
- *   it can never overwrite a concurrent write or recreate a deleted record.
+ * - Memcached's expiry has one-second granularity, so each stored value starts
+ *   with its own expiry time (ms) and `get` enforces it exactly; then comes the
+ *   versioned record: `<expiresAtMs>:v<N>:<value>`, or `<expiresAtMs>:v<N>!` for
+ *   a tombstone (see envelope.ts). A value without `v<N>:` is version 0.
+ * - Every write is conditional on what was read, with memcached's own atomic
+ *   primitives: `gets`, then `add` (nothing stored) or `cas` with the unique
+ *   read. A concurrent change makes it fail and the store reads again; a write
+ *   that stalls past `timeoutMs` and arrives later carries a stale unique and
+ *   is refused by the server. `set()` works the same way (unconditionally):
+ *   the store never sends SET, because memcached unlinks the existing item
+ *   when a SET cannot be stored (out of memory under `-M`, too large), while a
+ *   failed `cas`/`add` leaves it in place.
  * - Full keys over 250 bytes, and values over the server's item size limit,
  *   fail with a `StoreError` (status 500) before anything is sent: the library
  *   would otherwise hash long keys silently, and the server answers an
  *   oversized value with an error the library reports as "not stored" while
- *   marking the server dead.
+ *   marking the server dead. Messages never contain the key (it holds the sid).
  * - Server faults reject with a `StoreError` (status 503) within `timeoutMs`.
  *
  * @example
  * app.use(session({ master: new MemcachedStore({ servers: '127.0.0.1:11211' }) }));
  */
-export class MemcachedStore implements Store {
+export class MemcachedStore implements VersionedStore {
   readonly name = MEMCACHED_STORE_NAME;
   /** @see MemcachedStoreCommonOptions.prefix */
   readonly prefix: string;
@@ -190,26 +200,49 @@ export class MemcachedStore implements Store {
   }
 
   async get(key: string): Promise<string | undefined> {
-    const client = await this.#ready();
-    const fullKey = this.#checkedKey('GET', client, key);
-    const raw = await this.#call<unknown>('GET', (cb) => client.get(fullKey, cb));
-    return unwrap(raw);
+    return (await this.read(key))?.value;
   }
 
+  async read(key: string): Promise<VersionedRecord | undefined> {
+    const client = await this.#ready();
+    const fullKey = this.#checkedKey('GET', client, key);
+    return (await this.#gets('GET', client, fullKey)).live?.record;
+  }
+
+  /**
+   * Unconditional overwrite (version 0), made of `gets` + `cas`/`add` rather
+   * than SET: memcached unlinks the existing item when a SET fails (out of
+   * memory under `-M`, or too large), so a failed SET would delete the session
+   * it was meant to update. A failed `cas`/`add` leaves the old item in place.
+   */
   async set(key: string, value: string, ttlMs: number): Promise<void> {
     const client = await this.#ready();
     const fullKey = this.#checkedKey('SET', client, key);
     const lifetime = lifetimeFor('SET', ttlMs);
-    const record = wrap(value, Date.now() + ttlMs);
-    await this.#checkSize(client, fullKey, record, value);
-    const stored = await this.#call<boolean>('SET', (cb) => client.set(fullKey, record, lifetime, cb));
-    if (stored !== true) {
-      // The library reports a SERVER_ERROR (e.g. "object too large for cache",
-      // "out of memory") as a plain `false`.
-      throw new StoreError(this.name, `SET failed: the server did not store the ${byteLength(record)}-byte value (over its item size limit or out of memory)`);
-    }
+    // A value that looks like a versioned envelope is wrapped as version 0, so it reads back as written.
+    const plain = unwrap(value);
+    const body = plain.value === value && plain.version === 0 ? value : wrap(value, 0);
+    await this.#checkSize('SET', client, fullKey, stamp(body, Date.now() + ttlMs), value);
+    await this.#store('SET', client, fullKey, lifetime, () => true, () => stamp(body, Date.now() + ttlMs));
   }
 
+  async write(key: string, value: string | undefined, version: number, ttlMs: number, condition: WriteCondition): Promise<boolean> {
+    checkVersion(version, condition);
+    const client = await this.#ready();
+    const fullKey = this.#checkedKey('WRITE', client, key);
+    const remove = value === undefined && !(ttlMs > 0);
+    // memcached has no conditional delete, and a DELETE after a successful
+    // check could erase a record written in between. A removal is a `cas` (on
+    // the unique of the item whose version was checked) to a tombstone that is
+    // already expired for every reader and that the server drops within 1-2 s:
+    // one atomic step, refused if anything changed since the check.
+    const lifetime = remove ? 1 : lifetimeFor('WRITE', ttlMs);
+    const make = (): string => (remove ? stamp(wrap(undefined, version), Date.now()) : stamp(wrap(value, version), Date.now() + ttlMs));
+    if (value !== undefined) await this.#checkSize('WRITE', client, fullKey, make(), value);
+    return this.#store('WRITE', client, fullKey, lifetime, (live) => allows(live?.record, version, condition), make, remove);
+  }
+
+  /** Unconditional delete (the `Store` contract); versioned removals go through {@link write}. */
   async destroy(key: string): Promise<void> {
     const client = await this.#ready();
     const fullKey = this.#checkedKey('DELETE', client, key);
@@ -221,15 +254,68 @@ export class MemcachedStore implements Store {
     const client = await this.#ready();
     const fullKey = this.#checkedKey('TOUCH', client, key);
     const lifetime = lifetimeFor('TOUCH', ttlMs);
-    const found = await this.#call<Record<string, unknown> | undefined>('GETS', (cb) => client.gets(fullKey, cb));
-    const cas = found?.cas;
-    const current = found ? unwrap(found[(client.namespace ?? '') + fullKey]) : undefined;
-    if (current === undefined || typeof cas !== 'string') return; // absent or expired: never recreate
-    const record = wrap(current, Date.now() + ttlMs);
-    await this.#checkSize(client, fullKey, record, current);
+    const { live, cas } = await this.#gets('TOUCH', client, fullKey);
+    // Absent, expired or a tombstone: never recreate or prolong it.
+    if (live === undefined || live.record.value === undefined || cas === undefined) return;
+    const record = stamp(live.body, Date.now() + ttlMs);
+    await this.#checkSize('TOUCH', client, fullKey, record, live.record.value);
     // `false` = EXISTS (a concurrent write won: it set its own expiry) or
     // NOT_FOUND (destroyed meanwhile: must stay destroyed). Both are fine.
-    await this.#call<boolean>('CAS', (cb) => client.cas(fullKey, record, cas, lifetime, cb));
+    await this.#call<boolean>('TOUCH', (cb) => client.cas(fullKey, record, cas, lifetime, cb));
+  }
+
+  /** The item under `fullKey`: its CAS unique when the server holds it at all, and the record when it is also unexpired. */
+  async #gets(command: string, client: MemcachedClient, fullKey: string): Promise<{ live: Live | undefined; cas: string | undefined }> {
+    const found = await this.#call<Record<string, unknown> | undefined>(command, (cb) => client.gets(fullKey, cb));
+    const raw = found?.[(client.namespace ?? '') + fullKey];
+    if (raw === undefined || raw === null || raw === false) return { live: undefined, cas: undefined };
+    const cas = typeof found?.cas === 'string' || typeof found?.cas === 'number' ? String(found.cas) : undefined;
+    return { live: parse(raw), cas };
+  }
+
+  /**
+   * Store `make()` if `accepts` the live record, atomically: `add` when the
+   * server holds no item, else `cas` on the unique read with it. A concurrent
+   * change makes either fail; then read again and decide again. Resolves false
+   * when `accepts` refuses. A `cas` that fails although the item kept its
+   * unique, or an `add` that fails without NOT_STORED, is the server refusing
+   * to store (SERVER_ERROR: out of memory under `-M`, item too large): nothing
+   * was written and the previous item is still there (unlike a failed SET).
+   */
+  async #store(
+    command: string, client: MemcachedClient, fullKey: string, lifetime: number,
+    accepts: (live: Live | undefined) => boolean, make: () => string, remove = false,
+  ): Promise<boolean> {
+    let lastCas: string | undefined;
+    for (let attempt = 1; ; attempt++) {
+      const { live, cas } = await this.#gets(command, client, fullKey);
+      if (lastCas !== undefined && cas === lastCas) throw this.#refused(command, make());
+      if (!accepts(live)) return false;
+      if (cas === undefined) {
+        if (remove) return true; // nothing stored: nothing to remove
+        const record = make();
+        const added = await this.#call<boolean>(command, (cb) => client.add(fullKey, record, lifetime, cb)).catch((error: unknown) => {
+          if ((error as StoreError).cause && ((error as StoreError).cause as { notStored?: unknown }).notStored) return undefined; // NOT_STORED: added meanwhile
+          throw error;
+        });
+        if (added === true) return true;
+        if (added === false) throw this.#refused(command, record);
+      } else {
+        const stored = await this.#call<boolean>(command, (cb) => client.cas(fullKey, make(), cas, lifetime, cb));
+        if (stored === true) return true;
+        lastCas = cas; // EXISTS, NOT_FOUND or SERVER_ERROR: the next read tells which
+      }
+      if (attempt >= MAX_ATTEMPTS) {
+        throw new StoreError(this.name, `${command} failed: the record changed under ${MAX_ATTEMPTS} attempts in a row; nothing was written`);
+      }
+    }
+  }
+
+  #refused(command: string, record: string): StoreError {
+    return new StoreError(
+      this.name,
+      `${command} failed: the server did not store the ${byteLength(record)}-byte record (SERVER_ERROR: out of memory, or over its item size limit); nothing was written and the previous record, if any, is kept`,
+    );
   }
 
   /** End the client if this store created it; a client you passed in is left open. */
@@ -272,19 +358,20 @@ export class MemcachedStore implements Store {
       throw new StoreError(this.name, `${command} failed: the key is ${bytes} bytes, over memcached's ${MEMCACHED_MAX_KEY_BYTES}-byte limit (shorten \`prefix\`)`, { status: 500 });
     }
     if (onWire === '' || /[\s\x00-\x1f\x7f]/.test(onWire)) {
-      throw new StoreError(this.name, `${command} failed: memcached keys cannot be empty or contain whitespace or control characters, got ${JSON.stringify(onWire)}`, { status: 500 });
+      // The key itself is never printed: it contains the sid.
+      throw new StoreError(this.name, `${command} failed: memcached keys cannot be empty or contain whitespace or control characters (check the client's \`namespace\` and \`prefix\`)`, { status: 500 });
     }
     return fullKey;
   }
 
-  async #checkSize(client: MemcachedClient, fullKey: string, record: string, value: string): Promise<void> {
+  async #checkSize(command: string, client: MemcachedClient, fullKey: string, record: string, value: string): Promise<void> {
     const limit = await this.#limit(client);
     // The library escapes CR and LF with a backslash each before sending.
     const bytes = byteLength(record) + countCrLf(record);
     if (bytes + byteLength(fullKey) + ITEM_OVERHEAD_BYTES > limit) {
       throw new StoreError(
         this.name,
-        `SET failed: the session record is ${byteLength(value)} bytes, over the server's item size limit (${limit} bytes with key and item header; memcached -I raises it, or keep less data in the session)`,
+        `${command} failed: the session record is ${byteLength(value)} bytes, over the server's item size limit (${limit} bytes with key and item header; memcached -I raises it, or keep less data in the session)`,
         { status: 500 },
       );
     }
@@ -369,24 +456,43 @@ function lifetimeFor(command: string, ttlMs: number): number {
   return memcachedLifetime(ttlMs);
 }
 
-const ENVELOPE = /^(\d{1,16}):/;
+/** Compare-and-retry rounds of one write before it reports contention. */
+const MAX_ATTEMPTS = 16;
 
-function wrap(value: string, expiresAt: number): string {
-  return `${Math.ceil(expiresAt)}:${value}`;
+/** `<expiresAtMs>:` in front of every stored value: memcached's own expiry has one-second granularity. */
+const EXPIRY = /^(\d{1,16}):/;
+
+/** An unexpired stored item: the versioned body (`v<N>:<value>`, `v<N>!` or a plain value) and its record. */
+interface Live {
+  readonly body: string;
+  readonly record: VersionedRecord;
+}
+
+function stamp(body: string, expiresAt: number): string {
+  return `${Math.ceil(expiresAt)}:${body}`;
 }
 
 /**
- * The record inside a stored value, or `undefined` when absent or expired. A
- * value without our expiry prefix (written by something else) is returned as
- * it is, so the session layer can report it instead of it vanishing silently.
+ * The record inside a stored value, or `undefined` when expired. A value
+ * without our expiry prefix (written by something else) is a record of
+ * version 0 returned as it is, so the session layer can report it instead of
+ * it vanishing silently.
  */
-function unwrap(raw: unknown): string | undefined {
-  if (raw === undefined || raw === null || raw === false) return undefined;
+function parse(raw: unknown): Live | undefined {
   const text = typeof raw === 'string' ? raw : Buffer.isBuffer(raw) ? raw.toString('utf8') : JSON.stringify(raw);
-  const match = ENVELOPE.exec(text);
-  if (!match) return text;
-  if (Date.now() >= Number(match[1])) return undefined;
-  return text.slice(match[0].length);
+  const match = EXPIRY.exec(text);
+  if (match && Date.now() >= Number(match[1])) return undefined;
+  const body = match ? text.slice(match[0].length) : text;
+  return { body, record: unwrap(body) };
+}
+
+function checkVersion(version: number, condition: WriteCondition): void {
+  if (!Number.isSafeInteger(version) || version < 0) {
+    throw new StoreError(MEMCACHED_STORE_NAME, `WRITE failed: expected version to be a non-negative safe integer, got \`${describe(version)}\``, { status: 500 });
+  }
+  if (!(condition === null || condition === 'newer' || (Number.isSafeInteger(condition) && condition >= 0))) {
+    throw new StoreError(MEMCACHED_STORE_NAME, `WRITE failed: expected condition to be null, 'newer' or a version, got \`${describe(condition)}\``, { status: 500 });
+  }
 }
 
 function byteLength(text: string): number {

@@ -1,7 +1,8 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { debuglog } from 'node:util';
-import type { Collection, Db, MongoClient, MongoClientOptions } from 'mongodb';
+import type { Collection, Db, Filter, MongoClient, MongoClientOptions } from 'mongodb';
 import { StoreError } from '../errors.js';
-import type { Store } from './store.js';
+import type { VersionedRecord, VersionedStore, WriteCondition } from './store.js';
 import { describe, errorMessage, redactUrl } from '../format.js';
 
 const debug = debuglog('koa-locked-session');
@@ -9,10 +10,16 @@ const debug = debuglog('koa-locked-session');
 /** The name of {@link MongoStore} in logs, events and errors. */
 export const MONGO_STORE_NAME = 'mongo';
 
-/** A session document: the serialized record and when it expires. */
+/**
+ * A session document: the serialized record, its version and when it expires.
+ * A tombstone (a record deleted a moment ago, kept so that older writes landing
+ * later are refused) has no `value` (or `value: null`). A document without `v`
+ * (written by `set()`, by hand or by an older release) is version 0.
+ */
 export interface MongoSessionDocument {
   _id: string;
-  value: string;
+  value?: string | null;
+  v?: number;
   expiresAt: Date;
 }
 
@@ -50,6 +57,18 @@ export interface MongoStoreCommonOptions {
    * @default 60_000
    */
   sweepIntervalMs?: number;
+  /**
+   * Arbitrate concurrent conditional writes of one session with a claim
+   * document (`<key>#cas<version>`, inserted first: a unique `_id` is atomic
+   * everywhere). FerretDB 1.x evaluates an update's filter and applies the
+   * update in separate steps, so without claims two writers expecting the
+   * same version could both apply. Real MongoDB applies a filtered
+   * single-document update atomically: `claims: false` there saves two round
+   * trips per write (one filtered `replaceOne`/`deleteOne` instead of claim,
+   * write, release).
+   * @default true
+   */
+  claims?: boolean;
 }
 
 /** Options of {@link MongoStore}: a collection, or a db and a collection name. */
@@ -96,8 +115,11 @@ const UNSUPPORTED_CODES = new Set([115 /* CommandNotSupported */, 238 /* NotImpl
 
 /**
  * Sessions in MongoDB (the `mongodb` driver), one document per session:
- * `{ _id: sid, value, expiresAt }`.
+ * `{ _id: sid, value, v, expiresAt }` (`v`: the record's version, missing =
+ * 0; a tombstone has no `value`).
  *
+ * - Versioned writes are single-document operations filtered on the version
+ *   (see {@link MongoStore.write}), arbitrated by claims unless `claims: false`.
  * - Reads apply `expiresAt > now`, so expiry is exact even before the TTL
  *   monitor (which runs once a minute) deletes the document; a document
  *   without a valid `expiresAt` date reads as absent.
@@ -105,23 +127,24 @@ const UNSUPPORTED_CODES = new Set([115 /* CommandNotSupported */, 238 /* NotImpl
  *   {@link MongoStore.ensureIndexes} (idempotent: concurrent creation by many
  *   processes is fine). Where the server does not support TTL indexes
  *   (FerretDB 1.x), the store degrades explicitly: see {@link MongoExpiryMode}.
- * - `touch` only extends a live document: it never recreates one.
+ * - `touch` only extends a live document: it never recreates one or a tombstone.
  * - Failures reject with a `StoreError` (`[mongo] …`, status 503) within `timeoutMs`.
  */
-export class MongoStore implements Store {
+export class MongoStore implements VersionedStore {
   readonly name = MONGO_STORE_NAME;
   readonly collection: Collection<MongoSessionDocument>;
   /** @see MongoStoreCommonOptions.timeoutMs */
   readonly timeoutMs: number;
   readonly #ttlIndex: 'auto' | 'require' | 'off';
   readonly #sweepIntervalMs: number;
+  readonly #claims: boolean;
   #indexes: Promise<MongoExpiryMode> | undefined;
   #expiry: MongoExpiryMode | undefined;
   #sweeper: NodeJS.Timeout | undefined;
   #closed = false;
 
   constructor(options: MongoStoreOptions) {
-    const { timeoutMs = 2000, ttlIndex = 'auto', sweepIntervalMs = 60_000 } = options ?? ({} as MongoStoreCommonOptions);
+    const { timeoutMs = 2000, ttlIndex = 'auto', sweepIntervalMs = 60_000, claims = true } = options ?? ({} as MongoStoreCommonOptions);
     const { collection, db, collectionName = 'sessions' } = (options ?? {}) as { collection?: unknown; db?: unknown; collectionName?: unknown };
     if ((collection === undefined) === (db === undefined)) {
       throw new TypeError('koa-locked-session: MongoStore needs exactly one of `collection` (a mongodb Collection) or `db` (a mongodb Db, with an optional `collectionName`)');
@@ -141,6 +164,9 @@ export class MongoStore implements Store {
     if (ttlIndex !== 'auto' && ttlIndex !== 'require' && ttlIndex !== 'off') {
       throw new TypeError(`koa-locked-session: Expected MongoStore \`ttlIndex\` to be 'auto', 'require' or 'off', got \`${describe(ttlIndex)}\``);
     }
+    if (typeof claims !== 'boolean') {
+      throw new TypeError(`koa-locked-session: Expected MongoStore \`claims\` to be a boolean (false only on real MongoDB), got \`${describe(claims)}\``);
+    }
     if (typeof sweepIntervalMs !== 'number' || !Number.isFinite(sweepIntervalMs) || sweepIntervalMs <= 0) {
       throw new TypeError(`koa-locked-session: Expected MongoStore \`sweepIntervalMs\` to be a positive number of ms, got \`${describe(sweepIntervalMs)}\``);
     }
@@ -149,6 +175,7 @@ export class MongoStore implements Store {
     this.timeoutMs = timeoutMs;
     this.#ttlIndex = ttlIndex;
     this.#sweepIntervalMs = sweepIntervalMs;
+    this.#claims = claims;
   }
 
   /**
@@ -210,15 +237,21 @@ export class MongoStore implements Store {
   }
 
   async get(key: string): Promise<string | undefined> {
+    return (await this.read(key))?.value;
+  }
+
+  async read(key: string): Promise<VersionedRecord | undefined> {
     // Look up by _id only and apply `expiresAt > now` to the document found:
     // the same result as filtering in the query, and FerretDB 1.x (SQLite)
     // answers a pure _id lookup about 4x faster than one with a second condition.
     const doc = await this.#op('FIND', (signal) =>
-      this.collection.findOne({ _id: key }, { projection: { value: 1, expiresAt: 1 }, signal }));
+      this.collection.findOne({ _id: key }, { projection: { value: 1, v: 1, expiresAt: 1 }, signal }));
     if (!doc || !(doc.expiresAt instanceof Date) || !(doc.expiresAt.getTime() > Date.now())) return undefined;
+    const version = versionOf(doc.v);
+    if (doc.value === undefined || doc.value === null) return { value: undefined, version };
     // A hand-written document whose value is not a string is handed on as
     // text, so the session layer reports it instead of it vanishing silently.
-    return typeof doc.value === 'string' ? doc.value : String(doc.value);
+    return { value: typeof doc.value === 'string' ? doc.value : String(doc.value), version };
   }
 
   async set(key: string, value: string, ttlMs: number): Promise<void> {
@@ -231,8 +264,120 @@ export class MongoStore implements Store {
     } catch (error) {
       // Two concurrent upserts of one new _id: the loser gets E11000 from
       // MongoDB; a replace now finds the document and succeeds.
-      if ((error as StoreError).cause && codeOf((error as StoreError).cause) === 11000) await write();
+      if (isDuplicateKey(error)) await write();
       else throw error;
+    }
+  }
+
+  /**
+   * Every condition is checked by the filter of one single-document operation,
+   * so a write that lands late (stalled on the network past `timeoutMs`)
+   * matches nothing once the record has moved on:
+   * - a version `c`: `replaceOne`/`deleteOne` filtered on `v: c` (a missing
+   *   `v` is 0), a live record (`value` not null) and `expiresAt > now`;
+   * - `null`: `insertOne` (E11000: something is there), then a replace
+   *   filtered on "expired", so that an expired document the TTL monitor has
+   *   not removed yet does not block the new sid;
+   * - `'newer'`: a replace (upsert when absent) filtered on the version read,
+   *   retried when it moved, refused once it is not older.
+   * With {@link MongoStoreCommonOptions.claims} (the default) the change from
+   * version `c` is made only by the writer whose claim `<key>#cas<c>` was
+   * inserted: see there why.
+   */
+  async write(key: string, value: string | undefined, version: number, ttlMs: number, condition: WriteCondition): Promise<boolean> {
+    checkVersion(version, condition);
+    const remove = value === undefined && !(ttlMs > 0);
+    const expiresAt = remove ? new Date() : expiry('WRITE', ttlMs);
+    const doc: Omit<MongoSessionDocument, '_id'> = value === undefined ? { v: version, expiresAt } : { value, v: version, expiresAt };
+    await this.ensureIndexes();
+
+    if (typeof condition === 'number') {
+      const filter: Filter<MongoSessionDocument> = { _id: key, ...versionIs(condition), value: { $ne: null }, expiresAt: { $gt: new Date() } };
+      return (await this.#claimed(key, condition, () => this.#replace(filter, doc, remove))) === true;
+    }
+
+    if (condition === null) {
+      // Nothing live may be there; a removal of nothing changes nothing.
+      if (remove) return (await this.read(key)) === undefined;
+      try {
+        await this.#op('WRITE', () => this.collection.insertOne({ _id: key, ...doc }));
+        return true;
+      } catch (error) {
+        if (!isDuplicateKey(error)) throw error;
+      }
+      // Something is there: replace it only if it has expired (not arbitrated by
+      // a claim: two inserts of one fresh random sid do not race).
+      const replaced = await this.#op('WRITE', () => this.collection.replaceOne({ _id: key, expiresAt: { $not: { $gt: new Date() } } }, doc));
+      return replaced.matchedCount === 1;
+    }
+
+    // 'newer' (a mirror write): read the version there, replace exactly that
+    // version if it is older (or expired); retry while other writers move it.
+    for (let attempt = 1; ; attempt++) {
+      const found = await this.#op('WRITE', () => this.collection.findOne({ _id: key }, { projection: { v: 1, expiresAt: 1, value: 1 } }));
+      if (!found) {
+        if (remove) return true;
+        try {
+          await this.#op('WRITE', () => this.collection.insertOne({ _id: key, ...doc }));
+          return true;
+        } catch (error) {
+          if (!isDuplicateKey(error)) throw error;
+          continue; // inserted meanwhile: look again
+        }
+      }
+      const current = versionOf(found.v);
+      const live = found.expiresAt instanceof Date && found.expiresAt.getTime() > Date.now();
+      if (live && current >= version) return false;
+      const filter: Filter<MongoSessionDocument> = { _id: key, ...versionIs(current), expiresAt: found.expiresAt };
+      const applied = await this.#claimed(key, current, () => this.#replace(filter, doc, remove));
+      if (applied === true) return true;
+      if (attempt >= NEWER_ATTEMPTS) {
+        throw new StoreError(this.name, `WRITE failed: the record changed under ${NEWER_ATTEMPTS} attempts in a row; nothing was written`);
+      }
+      // Moved on meanwhile (false), or another writer holds the claim (undefined): look again shortly.
+      if (applied === undefined) await sleep(5 * attempt);
+    }
+  }
+
+  /** The filtered replace (or delete, for a removal): true when it matched. */
+  async #replace(filter: Filter<MongoSessionDocument>, doc: Omit<MongoSessionDocument, '_id'>, remove: boolean): Promise<boolean> {
+    if (remove) return (await this.#op('WRITE', () => this.collection.deleteOne(filter))).deletedCount === 1;
+    return (await this.#op('WRITE', () => this.collection.replaceOne(filter, doc))).matchedCount === 1;
+  }
+
+  /**
+   * Run `change` (the move away from version `from`) as the only writer doing
+   * so: with claims on, first insert the claim `<key>#cas<from>`; resolves
+   * `undefined` when another writer holds it. The claim expires after
+   * 5 x `timeoutMs`: a writer that died (or whose write is lost) between claim
+   * and change blocks the record for that long at most; a change still stalled
+   * past then meets the version filter alone. A claim is removed after the
+   * change, and is never needed again: versions only grow.
+   */
+  async #claimed(key: string, from: number, change: () => Promise<boolean>): Promise<boolean | undefined> {
+    if (!this.#claims) return change();
+    const _id = `${key}#cas${from}`;
+    const claim = (): Promise<unknown> => this.#op('WRITE', () =>
+      this.collection.insertOne({ _id, v: from, expiresAt: new Date(Date.now() + CLAIM_LIFE_TIMEOUTS * this.timeoutMs) }));
+    try {
+      await claim();
+    } catch (error) {
+      if (!isDuplicateKey(error)) throw error;
+      // Held: take it over only if it has expired (its writer died or was cut off).
+      const dead = await this.#op('WRITE', () => this.collection.deleteOne({ _id, expiresAt: { $lte: new Date() } }));
+      if (dead.deletedCount !== 1) return undefined;
+      try {
+        await claim();
+      } catch (again) {
+        if (isDuplicateKey(again)) return undefined;
+        throw again;
+      }
+    }
+    try {
+      return await change();
+    } finally {
+      await this.#op('WRITE', () => this.collection.deleteOne({ _id })).catch((error: unknown) =>
+        debug('mongo claim release failed (it expires by itself): %s', errorMessage(error)));
     }
   }
 
@@ -243,8 +388,9 @@ export class MongoStore implements Store {
   async touch(key: string, ttlMs: number): Promise<void> {
     const expiresAt = expiry('TOUCH', ttlMs);
     // Only a live document is extended (no upsert): an absent or expired one stays gone.
+    // A tombstone (no value) is not extended either.
     await this.#op('TOUCH', () =>
-      this.collection.updateOne({ _id: key, expiresAt: { $gt: new Date() } }, { $set: { expiresAt } }));
+      this.collection.updateOne({ _id: key, value: { $ne: null }, expiresAt: { $gt: new Date() } }, { $set: { expiresAt } }));
   }
 
   /** Stop the sweeper, and close the client if this store created it ({@link MongoStore.connect}). */
@@ -317,6 +463,8 @@ export class MongoStore implements Store {
       return await Promise.race([run(controller.signal), timeout]);
     } catch (error) {
       if (error instanceof StoreError) throw error;
+      // The server's E11000 message quotes the duplicate key (the sid): never pass it on.
+      if (codeOf(error) === 11000) throw new StoreError(this.name, `${command} failed: duplicate key (E11000)`, { cause: DUPLICATE_KEY });
       throw new StoreError(this.name, `${command} failed: ${errorMessage(error)}`, { cause: error });
     } finally {
       clearTimeout(timer);
@@ -329,6 +477,36 @@ function expiry(command: string, ttlMs: number): Date {
     throw new StoreError(MONGO_STORE_NAME, `${command} failed: expected ttlMs to be a positive number of ms, got \`${describe(ttlMs)}\``, { status: 500 });
   }
   return new Date(Date.now() + ttlMs);
+}
+
+/** How many `timeoutMs` a claim lives (see MongoStore#claimed). */
+const CLAIM_LIFE_TIMEOUTS = 5;
+/** Rounds of a mirror ('newer') write racing other writers before it reports contention. */
+const NEWER_ATTEMPTS = 16;
+
+/** Filter on version `v`; documents without `v` (set(), by hand, older releases) are version 0. */
+function versionIs(v: number): Filter<MongoSessionDocument> {
+  return v === 0 ? { $or: [{ v: 0 }, { v: { $exists: false } }] } : { v };
+}
+
+function versionOf(v: unknown): number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : 0;
+}
+
+function checkVersion(version: number, condition: WriteCondition): void {
+  if (!Number.isSafeInteger(version) || version < 0) {
+    throw new StoreError(MONGO_STORE_NAME, `WRITE failed: expected version to be a non-negative safe integer, got \`${describe(version)}\``, { status: 500 });
+  }
+  if (!(condition === null || condition === 'newer' || (Number.isSafeInteger(condition) && condition >= 0))) {
+    throw new StoreError(MONGO_STORE_NAME, `WRITE failed: expected condition to be null, 'newer' or a version, got \`${describe(condition)}\``, { status: 500 });
+  }
+}
+
+/** The cause of a duplicate-key StoreError: the code without the server's message (which names the key). */
+const DUPLICATE_KEY = Object.freeze(Object.assign(new Error('E11000 duplicate key'), { code: 11000 }));
+
+function isDuplicateKey(error: unknown): boolean {
+  return error instanceof StoreError && codeOf(error.cause) === 11000;
 }
 
 function isExpiresAtIndex(key: unknown): boolean {

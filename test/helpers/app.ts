@@ -2,13 +2,31 @@ import Koa from 'koa';
 import type { AddressInfo } from 'node:net';
 import http from 'node:http';
 import { session, type SessionOptions } from '../../src/index.js';
-import type { Store } from '../../src/stores/store.js';
+import { isVersioned, type Store, type VersionedRecord, type WriteCondition } from '../../src/stores/store.js';
 
-/** Counts calls per operation on a store (a spy around a real store, not a mock). */
+/**
+ * Counts calls per operation on a store (a spy around a real store, not a mock).
+ * Versioned like the store it wraps: `read` counts as a get, `write` as a set or destroy.
+ */
 export class CountingStore implements Store {
   readonly calls = { get: 0, set: 0, destroy: 0, touch: 0 };
   readonly keys: string[] = [];
-  constructor(readonly inner: Store) {}
+  read?: (key: string) => Promise<VersionedRecord | undefined>;
+  write?: (key: string, value: string | undefined, version: number, ttlMs: number, condition: WriteCondition) => Promise<boolean>;
+  constructor(readonly inner: Store) {
+    if (isVersioned(inner)) {
+      this.read = (key) => {
+        this.calls.get++;
+        this.keys.push(key);
+        return inner.read(key);
+      };
+      this.write = (key, value, version, ttlMs, condition) => {
+        this.calls[value === undefined ? 'destroy' : 'set']++;
+        this.keys.push(key);
+        return inner.write(key, value, version, ttlMs, condition);
+      };
+    }
+  }
   get name() {
     return this.inner.name;
   }

@@ -165,6 +165,21 @@ storeConformance('memcached', () => new MemcachedStore({ servers: server!.url })
       assert.equal(await store().get(key('foreign')), 'not-json');
     });
 
+    it('a key memcached cannot take fails without printing the key (it holds the sid)', async () => {
+      const client = new Memcached(server!.url, { retries: 0, namespace: 'my app:' } as Memcached.options);
+      const spaced = new MemcachedStore({ client });
+      const sid = 'Zm9vYmFyLWJhei1xdXV4LTEyMzQ1Njc4OTAtX19fX18';
+      try {
+        for (const call of [spaced.get(sid), spaced.write(sid, '{}', 1, 60_000, null)]) {
+          const error = await call.then(() => undefined, (e: unknown) => e);
+          assert.ok(error instanceof StoreError && /cannot be empty or contain whitespace/.test(error.message), String(error));
+          assert.ok(!error.message.includes(sid) && !String(error.stack).includes(sid), error.message);
+        }
+      } finally {
+        client.end();
+      }
+    });
+
     it('rejects bad options with a TypeError naming the option', () => {
       // @ts-expect-error neither client nor servers
       assert.throws(() => new MemcachedStore({}), /exactly one of `client`/);

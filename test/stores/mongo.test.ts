@@ -96,6 +96,51 @@ storeConformance('mongo', () => new MongoStore({ collection: db.collection<Mongo
       assert.equal((await db.command({ ping: 1 })).ok, 1);
     });
 
+    it('a duplicate-key error is reported without the server\'s message (it quotes the key)', async () => {
+      // A unique index on `value` makes a second session with the same record a duplicate; the record here holds a sid.
+      const name = fresh('dup');
+      await db.collection(name).createIndex({ value: 1 }, { unique: true });
+      const dup = new MongoStore({ db, collectionName: name });
+      const sid = 'Zm9vYmFyLWJhei1xdXV4LTEyMzQ1Njc4OTAtX19fX18';
+      try {
+        await dup.set('first', sid, 60_000);
+        const error = await dup.set('second', sid, 60_000).then(() => undefined, (e: unknown) => e);
+        assert.ok(error instanceof StoreError, String(error));
+        assert.equal(error.message, '[mongo] SET failed: duplicate key (E11000)');
+        assert.ok(!String(error.stack).includes(sid) && !String((error.cause as Error).message).includes(sid));
+      } finally {
+        await dup.close();
+      }
+    });
+
+    it('versioned documents: { _id, value, v, expiresAt }; a tombstone has no value; claims are removed after use', async () => {
+      const k = key('doc-shape');
+      await store().write(k, '{"d":1}', 1, 60_000, null);
+      await store().write(k, '{"d":2}', 2, 60_000, 1);
+      const doc = await store().collection.findOne({ _id: k });
+      assert.deepEqual(Object.keys(doc ?? {}).sort(), ['_id', 'expiresAt', 'v', 'value']);
+      assert.equal(doc?.v, 2);
+      await store().write(k, undefined, 3, 60_000, 2);
+      const tomb = await store().collection.findOne({ _id: k });
+      assert.deepEqual(Object.keys(tomb ?? {}).sort(), ['_id', 'expiresAt', 'v']);
+      assert.equal(await store().collection.countDocuments({ _id: { $in: [`${k}#cas1`, `${k}#cas2`] } }), 0);
+    });
+
+    it('a document written by hand without v is version 0 and can be saved from it', async () => {
+      const k = key('hand-v0');
+      await store().collection.insertOne({ _id: k, value: '{"h":1}', expiresAt: new Date(Date.now() + 60_000) });
+      assert.deepEqual(await store().read(k), { value: '{"h":1}', version: 0 });
+      assert.equal(await store().write(k, '{"h":2}', 1, 60_000, 0), true);
+      assert.deepEqual(await store().read(k), { value: '{"h":2}', version: 1 });
+    });
+
+    it('an insert (condition null) replaces an expired document the sweep has not removed yet', async () => {
+      const k = key('expired-insert');
+      await store().collection.insertOne({ _id: k, value: '{"old":1}', v: 7, expiresAt: new Date(Date.now() - 1000) });
+      assert.equal(await store().write(k, '{"new":1}', 1, 60_000, null), true);
+      assert.deepEqual(await store().read(k), { value: '{"new":1}', version: 1 });
+    });
+
     it('rejects bad options with a TypeError naming the option', () => {
       // @ts-expect-error neither collection nor db
       assert.throws(() => new MongoStore({}), /exactly one of `collection`/);
