@@ -10,6 +10,7 @@ import { isRequestStore, type BoundRequestStore } from './stores/store.js';
 import { UserIndex } from './user-index.js';
 import { Lifecycle } from './lifecycle.js';
 import { serialize } from './serialize.js';
+import { scrubError } from './format.js';
 
 /** The middleware returned by {@link session}, with a way to shut the session layer down. */
 export interface SessionMiddleware extends Middleware {
@@ -121,13 +122,27 @@ export function session<T extends object = SessionData>(options: SessionOptions 
     // Every request, not only those that create a session: a missing, empty or malformed
     // app.keys fails at once with the fix, never later as a 500 from inside the signer.
     if (needsKeys) appKeys(ctx, resolved.header === undefined ? KEYS_FIX.cookie : KEYS_FIX.header);
+    const handleOf = () => (ctx as unknown as Record<symbol, SessionHandle<T> | undefined>)[handleKey];
     let failed = true;
     try {
-      await next();
-      failed = false;
-    } finally {
-      const handle = (ctx as unknown as Record<symbol, SessionHandle<T> | undefined>)[handleKey];
-      if (handle) await handle.end(failed);
+      try {
+        await next();
+        failed = false;
+      } finally {
+        const handle = handleOf();
+        if (handle) await handle.end(failed);
+      }
+    } catch (error) {
+      // Last line of SECURITY.md's "no sid in error messages": whatever escapes (ours, a
+      // driver's, the app's), its message, stack and causes lose this request's sid.
+      let id: string | undefined;
+      try {
+        id = handleOf()?.id;
+      } catch {
+        id = undefined; // the handle could not even read the request (e.g. bad app.keys): no sid to scrub
+      }
+      scrubError(error, id === undefined ? [] : [id]);
+      throw error;
     }
   } as SessionMiddleware;
 
