@@ -59,3 +59,16 @@ describe('no sid in any message, stack, debug line or diagnostics message', () =
     assert.deepEqual(leaks, [], 'no sid in any collected text');
   });
 });
+
+describe('redactSids', () => {
+  it('removes hash-tagged keys, default-shaped sids and known ids; leaves ordinary words, constants and paths alone', async () => {
+    const { redactSids } = await import('../src/format.js');
+    const sid = 'Zx3_kP9-qLm2VbN8cDe4FgH6jKl0MnOpQrStUvWxYz1';
+    assert.equal(sid.length, 43);
+    assert.equal(redactSids(`GET failed for sess:{${sid}} and lock:{custom-id-0123456789}`), 'GET failed for sess:{…} and lock:{…}');
+    assert.equal(redactSids(`dup key: { _id: "sess:${sid}" }`), 'dup key: { _id: "sess:…" }');
+    assert.equal(redactSids('key short-custom-id-42 gone', ['short-custom-id-42']), 'key … gone');
+    const plain = 'koa-locked-session: ERR_SESSION_LOCK_TIMEOUT_AND_SOME_MORE_WORDS_X raise `maxPendingMirrorWrites` at /work/node_modules/.pnpm/x/index.js:1:2';
+    assert.equal(redactSids(plain), plain);
+  });
+});
