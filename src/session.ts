@@ -10,6 +10,7 @@ import type { Replica } from './replica.js';
 import { Scope } from './scope.js';
 import { deserialize, serialize } from './serialize.js';
 import { generateSid, isValidSid } from './sid.js';
+import { redactSids } from './format.js';
 import type { SidTransport } from './sid-transport.js';
 import { isRequestStore, type BoundRequestStore } from './stores/store.js';
 import type { UserIndex } from './user-index.js';
@@ -501,7 +502,7 @@ export class SessionHandle<T extends object = SessionData> {
       await scope.lease?.release();
     } catch (error) {
       // The lease expires on its own; the outcome of the scope is already decided.
-      debug('lease release failed: %s', (error as Error)?.message);
+      debug('lease release failed: %s', redactSids(String((error as Error)?.message ?? error)));
     }
   }
 
