@@ -10,6 +10,7 @@ import type { Replica } from './replica.js';
 import { Scope } from './scope.js';
 import { deserialize, serialize } from './serialize.js';
 import { generateSid, isValidSid } from './sid.js';
+import { redactSids } from './format.js';
 import type { SidTransport } from './sid-transport.js';
 import { isRequestStore, type BoundRequestStore } from './stores/store.js';
 import type { UserIndex } from './user-index.js';
@@ -27,7 +28,7 @@ function warnUndisposed(): void {
   warnedUndisposed = true;
   process.emitWarning(
     'koa-locked-session: a ctx.session.lock() scope was still open when its request ended; it was ended for you (saved after a response, discarded after an error). Use `await using s = await ctx.session.lock()` or withLock() so the scope ends with its block',
-    { code: 'KLS_UNDISPOSED_LOCK' },
+    { code: 'KOA_LOCKED_SESSION_UNDISPOSED_LOCK' },
   );
 }
 
@@ -479,12 +480,13 @@ export class SessionHandle<T extends object = SessionData> {
 
   /** Acquire the lock on `key`, publishing the wait on the diagnostics channel. */
   async #acquire(key: string): Promise<Lease> {
-    const { locker, lockTimeout, name } = this.#rt.options;
-    if (!lockChannel.hasSubscribers) return locker.acquire(key, { timeoutMs: lockTimeout, store: this.#replica.master });
+    const { locker, lockTimeout, storeTimeout, name } = this.#rt.options;
+    const options = { timeoutMs: lockTimeout, storeTimeoutMs: storeTimeout, store: this.#replica.master };
+    if (!lockChannel.hasSubscribers) return locker.acquire(key, options);
     const start = performance.now();
     let outcome: 'acquired' | 'timeout' | 'error' = 'error';
     try {
-      const lease = await locker.acquire(key, { timeoutMs: lockTimeout, store: this.#replica.master });
+      const lease = await locker.acquire(key, options);
       outcome = 'acquired';
       return lease;
     } catch (error) {
@@ -500,7 +502,7 @@ export class SessionHandle<T extends object = SessionData> {
       await scope.lease?.release();
     } catch (error) {
       // The lease expires on its own; the outcome of the scope is already decided.
-      debug('lease release failed: %s', (error as Error)?.message);
+      debug('lease release failed: %s', redactSids(String((error as Error)?.message ?? error)));
     }
   }
 
