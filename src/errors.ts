@@ -4,6 +4,8 @@
  * status without leaking internals (Koa reads `status`, `expose` and `headers`).
  */
 
+import { redactSids, scrubError } from './format.js';
+
 export type SessionErrorCode =
   | 'ERR_SESSION'
   | 'ERR_SESSION_LOCK_TIMEOUT'
@@ -15,7 +17,12 @@ export type SessionErrorCode =
   | 'ERR_SESSION_MOVED'
   | 'ERR_SESSION_CONFLICT';
 
-/** Base class: every error this library throws on purpose is a `SessionError`. */
+/**
+ * Base class: every error this library throws on purpose is a `SessionError`.
+ * Its message, and the message and stack of its `cause` chain, never contain a
+ * session id or a key derived from one (SECURITY.md): they are scrubbed here,
+ * whoever built the message (a store quoting a driver's error, say).
+ */
 export class SessionError extends Error {
   override name = 'SessionError';
   readonly code: SessionErrorCode;
@@ -30,7 +37,8 @@ export class SessionError extends Error {
     message: string,
     options: { code?: SessionErrorCode; status?: number; cause?: unknown; headers?: Record<string, string> } = {},
   ) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    super(redactSids(message), options.cause === undefined ? undefined : { cause: options.cause });
+    if (options.cause !== undefined) scrubError(options.cause);
     this.code = options.code ?? 'ERR_SESSION';
     this.status = options.status ?? 500;
     if (options.headers) this.headers = options.headers;

@@ -7,7 +7,8 @@ import { SessionError } from './errors.js';
 export class Lifecycle {
   #inflight = 0;
   #closed = false;
-  #idle: (() => void) | undefined;
+  /** One promise for every close() call: each caller awaits the same idle moment (SIGTERM and SIGINT may both call it). */
+  #idle: { promise: Promise<void>; resolve: () => void } | undefined;
 
   get closed(): boolean {
     return this.#closed;
@@ -34,12 +35,18 @@ export class Lifecycle {
   }
 
   leave(): void {
-    if (--this.#inflight === 0) this.#idle?.();
+    if (--this.#inflight === 0) this.#idle?.resolve();
   }
 
   /** Stop taking work and wait until every scope in flight has ended. */
   async close(): Promise<void> {
     this.#closed = true;
-    if (this.#inflight > 0) await new Promise<void>((resolve) => (this.#idle = resolve));
+    if (this.#inflight === 0) return;
+    if (!this.#idle) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.#idle = { promise, resolve };
+    }
+    await this.#idle.promise;
   }
 }

@@ -5,11 +5,12 @@ import { resolveOptions, type SessionOptions } from './options.js';
 import { Replica } from './replica.js';
 import { SessionHandle, type SessionRuntime } from './session.js';
 import { SessionError } from './errors.js';
-import { cookieTransport, headerTransport } from './sid-transport.js';
+import { appKeys, cookieTransport, headerTransport, KEYS_FIX } from './sid-transport.js';
 import { isRequestStore, type BoundRequestStore } from './stores/store.js';
 import { UserIndex } from './user-index.js';
 import { Lifecycle } from './lifecycle.js';
 import { serialize } from './serialize.js';
+import { scrubError } from './format.js';
 
 /** The middleware returned by {@link session}, with a way to shut the session layer down. */
 export interface SessionMiddleware extends Middleware {
@@ -23,8 +24,18 @@ export interface SessionMiddleware extends Middleware {
 
 /** Names already installed on an app's context, so two session() calls cannot silently share one. */
 const INSTALLED = Symbol('koa-locked-session:installed');
+/** Cookie names used by the session() middlewares of an app (cookie name → session name). */
+const COOKIES = Symbol('koa-locked-session:cookies');
 
-type AppWithRegistry = Koa & { context: Koa['context'] & { [INSTALLED]?: Map<string, symbol> } };
+type AppWithRegistry = Koa & { context: Koa['context'] & { [INSTALLED]?: Map<string, symbol>; [COOKIES]?: Map<string, string> } };
+
+/** The cookies a session() reads and writes: its sid cookie (and signature), or its CookieStore's cookie; none for a header. */
+function cookiesOf(resolved: ReturnType<typeof resolveOptions>): string[] {
+  const master = resolved.master as { cookie?: { name?: unknown } };
+  if (isRequestStore(resolved.master)) return typeof master.cookie?.name === 'string' ? [master.cookie.name] : [];
+  if (resolved.header !== undefined) return [];
+  return resolved.cookie.signed ? [resolved.cookie.name, `${resolved.cookie.name}.sig`] : [resolved.cookie.name];
+}
 
 /**
  * The session middleware: installs a lazy, lockable handle on `ctx[name]`
@@ -42,6 +53,9 @@ export function session<T extends object = SessionData>(options: SessionOptions 
   const resolved = resolveOptions(options);
   const { name } = resolved;
   const handleKey = Symbol(`koa-locked-session:${name}`);
+  // A CookieStore master takes its cookie name from this session (named sessions get separate cookies).
+  const master = resolved.master as { claim?: (session: string, cookie: string | undefined) => void };
+  if (isRequestStore(resolved.master) && typeof master.claim === 'function') master.claim(name, options.cookie?.name);
   const needsKeys = (resolved.cookie.signed || resolved.header !== undefined) && !isRequestStore(resolved.master);
   const transport = resolved.header === undefined ? cookieTransport(resolved.cookie) : headerTransport(resolved.header);
   const index = new UserIndex(resolved.locker, resolved.lockTimeout, resolved.prefix, resolved.maxSessionsPerUser);
@@ -72,8 +86,8 @@ export function session<T extends object = SessionData>(options: SessionOptions 
       replica,
       bindReplica: (bound: BoundRequestStore) => replica.withMaster(bound),
     };
+    install(app as AppWithRegistry, runtime); // throws on every request while the app is misconfigured
     runtimes.set(app, runtime);
-    install(app as AppWithRegistry, runtime);
     return runtime;
   };
 
@@ -84,6 +98,15 @@ export function session<T extends object = SessionData>(options: SessionOptions 
       throw new SessionError(`koa-locked-session: two session() middlewares use the name "${name}" on one app; give each its own \`name\` option (it becomes ctx[name])`);
     }
     registry.set(name, handleKey);
+    // Two sessions in one cookie would read each other's data and overwrite each other's cookie.
+    const cookies = (app.context[COOKIES] ??= new Map());
+    for (const cookie of cookiesOf(resolved)) {
+      const owner = cookies.get(cookie);
+      if (owner !== undefined && owner !== name) {
+        throw new SessionError(`koa-locked-session: sessions "${owner}" and "${name}" both use the cookie "${cookie}" on one app; give each its own cookie name (\`session({ cookie: { name } })\`, or \`new CookieStore({ cookie: { name } })\`)`);
+      }
+      cookies.set(cookie, name);
+    }
     // Koa's own pattern (ctx.cookies): a getter on the context prototype that builds the handle on first access.
     Object.defineProperty(app.context, name, {
       configurable: true,
@@ -96,27 +119,42 @@ export function session<T extends object = SessionData>(options: SessionOptions 
 
   const middleware = async function lockedSession(ctx: Koa.Context, next: Koa.Next) {
     runtimeFor(ctx.app);
-    if (needsKeys && !ctx.app.keys) {
-      throw new SessionError(
-        'koa-locked-session: app.keys is not set, and the sid is signed with it. ' +
-          "Set app.keys = ['<a long random secret>'] before app.use(session())" + (resolved.header ? '' : ', or pass cookie: { signed: false }'),
-      );
-    }
+    // Every request, not only those that create a session: a missing, empty or malformed
+    // app.keys fails at once with the fix, never later as a 500 from inside the signer.
+    if (needsKeys) appKeys(ctx, resolved.header === undefined ? KEYS_FIX.cookie : KEYS_FIX.header);
+    const handleOf = () => (ctx as unknown as Record<symbol, SessionHandle<T> | undefined>)[handleKey];
     let failed = true;
     try {
-      await next();
-      failed = false;
-    } finally {
-      const handle = (ctx as unknown as Record<symbol, SessionHandle<T> | undefined>)[handleKey];
-      if (handle) await handle.end(failed);
+      try {
+        await next();
+        failed = false;
+      } finally {
+        const handle = handleOf();
+        if (handle) await handle.end(failed);
+      }
+    } catch (error) {
+      // Last line of SECURITY.md's "no sid in error messages": whatever escapes (ours, a
+      // driver's, the app's), its message, stack and causes lose this request's sid.
+      let id: string | undefined;
+      try {
+        id = handleOf()?.id;
+      } catch {
+        id = undefined; // the handle could not even read the request (e.g. bad app.keys): no sid to scrub
+      }
+      scrubError(error, id === undefined ? [] : [id]);
+      throw error;
     }
   } as SessionMiddleware;
 
-  middleware.close = async () => {
-    await lifecycle.close();
-    await Promise.all([...replicas].map((r) => r.flush()));
-    await resolved.locker.close?.();
-    await Promise.all([resolved.master, ...resolved.mirrors].map((s) => s.close?.()));
-  };
+  // One shutdown, however many callers (a process often wires both SIGTERM and SIGINT to it):
+  // every call gets the same promise, so each settles, and the locker and stores close once.
+  let closing: Promise<void> | undefined;
+  middleware.close = () =>
+    (closing ??= (async () => {
+      await lifecycle.close();
+      await Promise.all([...replicas].map((r) => r.flush()));
+      await resolved.locker.close?.();
+      await Promise.all([resolved.master, ...resolved.mirrors].map((s) => s.close?.()));
+    })());
   return middleware;
 }

@@ -20,11 +20,9 @@ export class Scope {
   store: Replica | undefined;
   participants = 1;
   /** Participants that came from `lock()` and have not been disposed yet (innermost last). */
-  readonly undisposed: Array<{ readonly seq: number; readonly checkpoint: string | null | undefined }> = [];
-  /** Counter ordering joins and saves of participants. */
-  seq = 0;
-  /** Keys saved by participants that left while others remained (a later throw keeps them). */
-  readonly saved: Array<{ seq: number; keys: string[] }> = [];
+  readonly undisposed: Array<{ readonly checkpoint: string | null | undefined; readonly view: Record<string, unknown> }> = [];
+  /** Everyone who took part in the scope, the opener first. */
+  readonly members: Array<{ readonly touched?: Set<string> }> = [];
   /** The chain of this scope's saves, and the first error one of them hit (every later save fails with it). */
   saving: Promise<void> = Promise.resolve();
   error: unknown;

@@ -10,6 +10,7 @@ import type { Replica } from './replica.js';
 import { Scope } from './scope.js';
 import { deserialize, serialize } from './serialize.js';
 import { generateSid, isValidSid } from './sid.js';
+import { redactSids } from './format.js';
 import type { SidTransport } from './sid-transport.js';
 import { isRequestStore, type BoundRequestStore } from './stores/store.js';
 import type { UserIndex } from './user-index.js';
@@ -27,7 +28,7 @@ function warnUndisposed(): void {
   warnedUndisposed = true;
   process.emitWarning(
     'koa-locked-session: a ctx.session.lock() scope was still open when its request ended; it was ended for you (saved after a response, discarded after an error). Use `await using s = await ctx.session.lock()` or withLock() so the scope ends with its block',
-    { code: 'KLS_UNDISPOSED_LOCK' },
+    { code: 'KOA_LOCKED_SESSION_UNDISPOSED_LOCK' },
   );
 }
 
@@ -61,10 +62,45 @@ interface IndexPlan {
   add?: [string | number, string];
 }
 
-/** One caller inside a scope: when it joined, and the data as it was then (null: empty; undefined: not serializable). */
+/**
+ * One caller inside a scope: the data as it was when it joined (null: empty;
+ * undefined: not serializable), and, for a caller that joined an open scope,
+ * the top-level keys it set, deleted or reached into (recorded by its view).
+ * The opener works on the data itself (no view on the hot path): its keys are
+ * what changed since it opened, less those a joined caller touched.
+ */
 interface Participant {
-  readonly seq: number;
   readonly checkpoint: string | null | undefined;
+  readonly touched?: Set<string>;
+  /** What the caller's function gets: a recording view for a joined caller, the data itself for the opener. */
+  readonly view: Record<string, unknown>;
+}
+
+/**
+ * The data as a joined caller sees it: the same object (its changes are the
+ * scope's), recording the top-level keys it sets, deletes or reaches into (an
+ * object value read may be changed in place), so a throw can undo just those.
+ */
+function recordingView(data: Record<string, unknown>, touched: Set<string>): Record<string, unknown> {
+  return new Proxy(data, {
+    get(target, key, receiver) {
+      const value = Reflect.get(target, key, receiver);
+      if (typeof key === 'string' && typeof value === 'object' && value !== null) touched.add(key);
+      return value;
+    },
+    set(target, key, value) {
+      if (typeof key === 'string') touched.add(key);
+      return Reflect.set(target, key, value);
+    },
+    deleteProperty(target, key) {
+      if (typeof key === 'string') touched.add(key);
+      return Reflect.deleteProperty(target, key);
+    },
+    defineProperty(target, key, descriptor) {
+      if (typeof key === 'string') touched.add(key);
+      return Reflect.defineProperty(target, key, descriptor);
+    },
+  });
 }
 
 /** The record key the per-session settings hide under (never visible in the data). */
@@ -149,7 +185,7 @@ export class SessionHandle<T extends object = SessionData> {
     const [scope, me] = await this.#enter();
     let result: R;
     try {
-      result = await fn(scope.data as T);
+      result = await fn(me.view as T);
     } catch (error) {
       await this.#leave(scope, me, true);
       throw error;
@@ -167,7 +203,7 @@ export class SessionHandle<T extends object = SessionData> {
   async lock(): Promise<LockedSession<T>> {
     const [scope, me] = await this.#enter();
     scope.undisposed.push(me);
-    const data = scope.data as LockedSession<T>;
+    const data = scope.data as LockedSession<T>; // the disposer lives on the data; a joined caller's view passes it through
     if (!Object.prototype.hasOwnProperty.call(data, Symbol.asyncDispose)) {
       // One disposer per data object; `await using` blocks end innermost first.
       const dispose = async (): Promise<void> => {
@@ -176,7 +212,7 @@ export class SessionHandle<T extends object = SessionData> {
       };
       Object.defineProperty(data, Symbol.asyncDispose, { value: dispose, enumerable: false, configurable: true });
     }
-    return data;
+    return me.view as LockedSession<T>;
   }
 
   /**
@@ -419,8 +455,11 @@ export class SessionHandle<T extends object = SessionData> {
           active.participants--;
           throw error;
         }
-        // Its way back if it throws: the data as it stood when it joined.
-        return [active, { seq: ++active.seq, checkpoint: this.#checkpoint(active) }];
+        // Its way back if it throws: the data as it stood when it joined, and what it touches from now on.
+        const touched = new Set<string>();
+        const joined: Participant = { checkpoint: this.#checkpoint(active), touched, view: recordingView(active.data, touched) };
+        active.members.push(joined);
+        return [active, joined];
       }
       await active.closed;
     }
@@ -436,7 +475,9 @@ export class SessionHandle<T extends object = SessionData> {
       this.#rt.lifecycle.leave();
       throw error;
     }
-    return [scope, { seq: ++scope.seq, checkpoint: scope.original ?? null }];
+    const opener: Participant = { checkpoint: scope.original ?? null, view: scope.data };
+    scope.members.push(opener);
+    return [scope, opener];
   }
 
   /** Take the lock and read the record under it. */
@@ -492,12 +533,9 @@ export class SessionHandle<T extends object = SessionData> {
    * The last one out saves and releases the lock.
    */
   async #leave(scope: Scope, me: Participant, threw: boolean): Promise<void> {
-    const last = scope.participants === 1;
     if (threw) {
-      if (last && scope.saved.length === 0) scope.failed = true;
+      if (scope.members.length === 1) scope.failed = true; // alone all along: nothing is saved
       else this.#rollback(scope, me);
-    } else if (!last) {
-      scope.saved.push({ seq: ++scope.seq, keys: this.#changedKeys(scope, me) });
     }
     if (--scope.participants > 0) {
       if (!threw) await this.#save(scope, false);
@@ -533,24 +571,27 @@ export class SessionHandle<T extends object = SessionData> {
     return this.#decode(me.checkpoint, false)?.data;
   }
 
-  /** Top-level keys whose value differs between `me`'s checkpoint and now. */
-  #changedKeys(scope: Scope, me: Participant): string[] {
-    const before = this.#before(me);
-    if (!before) return Object.keys(scope.data);
+  /**
+   * The top-level keys `me` changed: what its view recorded (a joined caller),
+   * or for the opener what differs from the record it opened on, less the keys
+   * a joined caller touched. A key two callers of one request touched at once
+   * counts as the joined caller's.
+   */
+  #keysOf(scope: Scope, me: Participant, before: Record<string, unknown>): string[] {
+    if (me.touched) return [...me.touched];
+    const others = new Set(scope.members.flatMap((p) => (p === me || !p.touched ? [] : [...p.touched])));
     const keys = new Set([...Object.keys(before), ...Object.keys(scope.data)]);
-    return [...keys].filter((key) => !this.#sameValue(before[key], scope.data[key]));
+    return [...keys].filter((key) => !others.has(key) && !this.#sameValue(before[key], scope.data[key]));
   }
 
-  /** Undo the top-level keys `me` changed, except those another participant saved since `me` joined. */
+  /** Undo the top-level keys `me` changed; what the other callers of the request changed stays. */
   #rollback(scope: Scope, me: Participant): void {
     const before = this.#before(me);
     if (!before) {
       scope.error ??= new SerializationError('koa-locked-session: a scope threw and its changes could not be rolled back (its data could not be serialized when it joined); nothing more is saved');
       return;
     }
-    const kept = new Set(scope.saved.filter((s) => s.seq > me.seq).flatMap((s) => s.keys));
-    for (const key of this.#changedKeys(scope, me)) {
-      if (kept.has(key)) continue;
+    for (const key of this.#keysOf(scope, me, before)) {
       if (Object.prototype.hasOwnProperty.call(before, key)) scope.data[key] = before[key];
       else delete scope.data[key];
     }
@@ -569,12 +610,13 @@ export class SessionHandle<T extends object = SessionData> {
 
   /** Acquire the lock on `key`, publishing the wait on the diagnostics channel. */
   async #acquire(key: string): Promise<Lease> {
-    const { locker, lockTimeout, name } = this.#rt.options;
-    if (!lockChannel.hasSubscribers) return locker.acquire(key, { timeoutMs: lockTimeout, store: this.#replica.master });
+    const { locker, lockTimeout, storeTimeout, name } = this.#rt.options;
+    const options = { timeoutMs: lockTimeout, storeTimeoutMs: storeTimeout, store: this.#replica.master };
+    if (!lockChannel.hasSubscribers) return locker.acquire(key, options);
     const start = performance.now();
     let outcome: 'acquired' | 'timeout' | 'error' = 'error';
     try {
-      const lease = await locker.acquire(key, { timeoutMs: lockTimeout, store: this.#replica.master });
+      const lease = await locker.acquire(key, options);
       outcome = 'acquired';
       return lease;
     } catch (error) {
@@ -590,7 +632,7 @@ export class SessionHandle<T extends object = SessionData> {
       await scope.lease?.release();
     } catch (error) {
       // The lease expires on its own; the outcome of the scope is already decided.
-      debug('lease release failed: %s', (error as Error)?.message);
+      debug('lease release failed: %s', redactSids(String((error as Error)?.message ?? error)));
     }
   }
 

@@ -1,14 +1,50 @@
 import type { Context } from 'koa';
+import { SessionError } from './errors.js';
 import type { InvalidReason } from './events.js';
 import type { ResolvedCookieOptions } from './options.js';
 import { isValidSid } from './sid.js';
 import { keygripMac, sha256Mac, Signer } from './signer.js';
 
-/** `app.keys` as a list, or undefined when it is a Keygrip instance (then the cookies library signs). */
-function keyList(ctx: Context): ReadonlyArray<string | Buffer> | undefined {
-  const keys = ctx.app.keys as unknown;
-  return Array.isArray(keys) ? (keys as Array<string | Buffer>) : undefined;
+/** A Keygrip instance (Koa accepts one as `app.keys`): signs with its newest key, finds the key of a digest. */
+interface KeygripLike {
+  sign(data: string): string;
+  index(data: string, digest: string): number;
 }
+
+/** `app.keys` as this library can use it: a list of secrets (first signs, all verify) or a Keygrip instance. */
+export type AppKeys = { list: ReadonlyArray<string | Buffer>; grip?: undefined } | { grip: KeygripLike; list?: undefined };
+
+const isKeygrip = (value: unknown): value is KeygripLike =>
+  typeof value === 'object' && value !== null && typeof (value as KeygripLike).sign === 'function' && typeof (value as KeygripLike).index === 'function';
+
+/**
+ * `app.keys`, checked: a non-empty array of non-empty strings or Buffers, or a
+ * Keygrip instance. Anything else is a configuration mistake and fails the
+ * request with a message that names the fix, the same for the cookie and the
+ * header transport (an empty array used to pass this check and fail every new
+ * session with a 500 from deep inside the signer).
+ * @param fix the sentence naming how to set keys (or avoid them) for this transport.
+ */
+export function appKeys(ctx: Context, fix: string): AppKeys {
+  const keys = ctx.app.keys as unknown;
+  if (isKeygrip(keys)) return { grip: keys };
+  if (keys === undefined || keys === null) throw keysError('app.keys is not set', fix);
+  if (!Array.isArray(keys)) throw keysError('app.keys is neither an array of secrets nor a Keygrip instance', fix);
+  if (keys.length === 0) throw keysError('app.keys is an empty array', fix);
+  const bad = keys.findIndex((k: unknown) => !((typeof k === 'string' || Buffer.isBuffer(k)) && k.length > 0));
+  if (bad >= 0) throw keysError(`app.keys[${bad}] is not a non-empty string or Buffer`, fix);
+  return { list: keys as Array<string | Buffer> };
+}
+
+function keysError(what: string, fix: string): SessionError {
+  return new SessionError(`koa-locked-session: ${what}, and the sid is signed with it. ${fix}`);
+}
+
+/** The fix named by key errors. */
+export const KEYS_FIX = {
+  cookie: "Set app.keys = ['<a long random secret>'] (newest first; or a Keygrip instance) before the first request, or pass cookie: { signed: false }",
+  header: "Set app.keys = ['<a long random secret>'] (newest first; or a Keygrip instance) before the first request",
+} as const;
 
 /** What the request brought: a verified sid, nothing, or something refused (with the reason). */
 export type SidRead = { sid: string; invalid?: undefined } | { sid?: undefined; invalid?: InvalidReason };
@@ -22,6 +58,8 @@ export interface SidTransport {
   write(ctx: Context, sid: string, maxAge: number | 'session'): void;
   /** Tell the client its sid is dead. */
   clear(ctx: Context): void;
+  /** @internal The signature cache, for tests (its size must never grow with junk input). */
+  readonly signer?: Signer;
 }
 
 /**
@@ -43,21 +81,21 @@ export function cookieTransport(cookie: ResolvedCookieOptions): SidTransport {
     overwrite: true,
   });
   return {
+    signer,
     vary: 'Cookie',
     read(ctx) {
       const raw = ctx.cookies.get(cookie.name, { signed: false });
       if (raw === undefined || raw === '') return {};
       if (cookie.signed) {
-        const keys = keyList(ctx);
-        if (keys) {
-          const sig = ctx.cookies.get(sigName, { signed: false });
-          const index = sig === undefined ? -1 : signer.verify(keys, `${cookie.name}=${raw}`, sig);
-          if (index < 0) return { invalid: 'bad-signature' };
-          // Signed with an older key: re-sign with the newest, as Koa does.
-          if (index > 0) ctx.cookies.set(sigName, signer.sign(keys, `${cookie.name}=${raw}`), attributes(ctx));
-        } else if (ctx.cookies.get(cookie.name, { signed: true }) === undefined) {
-          return { invalid: 'bad-signature' };
-        }
+        // A sid signed with an older key is accepted and NOT re-signed here (Koa's cookies would
+        // re-sign `.sig` without Max-Age, turning a "remember me" cookie into a browser-session
+        // one): the next save or touch sends both cookies, signed with the newest key, with the
+        // session's own expiry. Keep an old key for one cookie lifetime after rotating.
+        const keys = appKeys(ctx, KEYS_FIX.cookie);
+        const sig = ctx.cookies.get(sigName, { signed: false });
+        const data = `${cookie.name}=${raw}`;
+        const index = sig === undefined ? -1 : keys.grip ? keys.grip.index(data, sig) : signer.verify(keys.list, data, sig);
+        if (index < 0) return { invalid: 'bad-signature' };
       }
       return isValidSid(raw) ? { sid: raw } : { invalid: 'bad-format' };
     },
@@ -68,13 +106,13 @@ export function cookieTransport(cookie: ResolvedCookieOptions): SidTransport {
         ctx.cookies.set(cookie.name, sid, options);
         return;
       }
-      const keys = keyList(ctx);
-      if (!keys) {
+      const keys = appKeys(ctx, KEYS_FIX.cookie);
+      if (keys.grip) {
         ctx.cookies.set(cookie.name, sid, { ...options, signed: true });
         return;
       }
       ctx.cookies.set(cookie.name, sid, options);
-      ctx.cookies.set(sigName, signer.sign(keys, `${cookie.name}=${sid}`), options);
+      ctx.cookies.set(sigName, signer.sign(keys.list, `${cookie.name}=${sid}`), options);
     },
     clear(ctx) {
       ctx.cookies.set(cookie.name, null, attributes(ctx));
@@ -90,20 +128,27 @@ export function cookieTransport(cookie: ResolvedCookieOptions): SidTransport {
  */
 export function headerTransport(header: string): SidTransport {
   const signer = new Signer(sha256Mac);
-  const keysOf = (ctx: Context): ReadonlyArray<string | Buffer> => keyList(ctx) ?? [];
   return {
+    signer,
     vary: header,
     read(ctx) {
       const value = ctx.get(header);
       if (value === '') return {};
+      const keys = appKeys(ctx, KEYS_FIX.header);
       const dot = value.lastIndexOf('.');
       const sid = value.slice(0, dot);
       const mac = value.slice(dot + 1);
-      if (dot < 0 || !isValidSid(sid) || !/^[A-Za-z0-9_-]{43}$/.test(mac)) return { invalid: 'bad-format' };
-      return signer.verify(keysOf(ctx), `${header}=${sid}`, mac) >= 0 ? { sid } : { invalid: 'bad-signature' };
+      // HMAC-SHA256 base64url is 43 chars; a Keygrip instance signs with its own algorithm.
+      const macFormat = keys.grip ? /^[A-Za-z0-9_-]{16,128}$/ : /^[A-Za-z0-9_-]{43}$/;
+      if (dot < 0 || !isValidSid(sid) || !macFormat.test(mac)) return { invalid: 'bad-format' };
+      const data = `${header}=${sid}`;
+      const index = keys.grip ? keys.grip.index(data, mac) : signer.verify(keys.list, data, mac);
+      return index >= 0 ? { sid } : { invalid: 'bad-signature' };
     },
     write(ctx, sid) {
-      ctx.set(header, `${sid}.${signer.sign(keysOf(ctx), `${header}=${sid}`)}`);
+      const keys = appKeys(ctx, KEYS_FIX.header);
+      const data = `${header}=${sid}`;
+      ctx.set(header, `${sid}.${keys.grip ? keys.grip.sign(data) : signer.sign(keys.list, data)}`);
     },
     clear(ctx) {
       ctx.set(header, '');

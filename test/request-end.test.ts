@@ -51,7 +51,7 @@ describe('a lock() that is never disposed', () => {
       assert.deepEqual(next.body, { count: 3 }, 'the undisposed scope was saved after its request succeeded');
       await request(server).get('/leak').set('Cookie', cookie);
       await new Promise((resolve) => setImmediate(resolve));
-      assert.equal(warnings.filter((w) => (w as { code?: string }).code === 'KLS_UNDISPOSED_LOCK').length <= 1, true, 'reported once per process');
+      assert.equal(warnings.filter((w) => (w as { code?: string }).code === 'KOA_LOCKED_SESSION_UNDISPOSED_LOCK').length <= 1, true, 'reported once per process');
     } finally {
       process.off('warning', onWarning);
     }

@@ -85,6 +85,9 @@ describe('a connection cut in the middle of a save', () => {
       assert.equal(cut.status, 503, 'the save failed');
 
       // Read back through a fresh path once the client has reconnected.
+      if (master instanceof RedisStore && !master.client.isReady) {
+        await new Promise((resolve) => (master.client as unknown as import('node:events').EventEmitter).once('ready', resolve));
+      }
       let stored: string | undefined;
       for (let attempt = 0; ; attempt++) {
         try {

@@ -12,6 +12,12 @@ export interface AcquireOptions {
    * RedisStore on the same Redis) returns a guarded view in {@link Lease.store}.
    */
   store?: Store;
+  /**
+   * The middleware's `storeTimeout` (ms). A locker whose acquire also reads
+   * {@link store} (RedisLocker's fused acquire-and-read) bounds that step by it
+   * too, as every other store call is bounded.
+   */
+  storeTimeoutMs?: number;
 }
 
 /**

@@ -1,11 +1,14 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { debuglog } from 'node:util';
 import { withDeadline } from '../deadline.js';
 import { LockLostError, LockTimeoutError, SessionError, StoreError } from '../errors.js';
-import type { Store } from '../stores/store.js';
+import { REDIS_FAST_PATH, type RedisFastPath } from '../stores/redis.js';
+import { isVersioned, type Store, type VersionedStore } from '../stores/store.js';
 import type { AcquireOptions, Lease, Locker } from './locker.js';
 import { errorMessage } from '../format.js';
+import { FencedStore } from './redis-fenced.js';
+import { SCRIPTS, type Script, type ScriptName } from './redis-scripts.js';
 
 const debug = debuglog('koa-locked-session');
 
@@ -33,7 +36,8 @@ export interface RedisLockerOptions {
   /**
    * A **connected** node-redis client (`createClient`) or cluster client
    * (`createCluster`). The locker never closes it. Pass the same client to
-   * `RedisStore` to get the fast path and fenced saves.
+   * `RedisStore` to get the fast path (lock + read and write + release in one
+   * script each, the write also checked against this lease's token).
    */
   client: RedisLockerClient;
   /**
@@ -57,6 +61,15 @@ export interface RedisLockerOptions {
    * @default leaseMs / 3
    */
   renewEveryMs?: number;
+  /**
+   * The longest a lease lives, in ms, however often it is renewed: past it
+   * renewal stops, the lease is reported lost (its save is refused with
+   * `LockLostError`) and the lock expires in Redis, so a scope that is never
+   * ended (a `lock()` without `await using`) cannot lock its session for good.
+   * Must exceed `leaseMs`; pick it above your longest scope.
+   * @default 60_000 (or 2 × leaseMs when that is longer)
+   */
+  maxLeaseMs?: number;
   /**
    * How waiters learn that a lock was released: `'sharded'` (`SPUBLISH`/`SSUBSCRIBE`,
    * Redis 7+, the message stays on the shard that owns the key), `'plain'`
@@ -86,6 +99,13 @@ export interface RedisLockerOptions {
    * @default 2000
    */
   commandTimeoutMs?: number;
+  /**
+   * Longest wait for `close()`'s graceful close of the subscriber connection,
+   * in ms; past it (or at once if that connection never connected) it is
+   * destroyed, so `close()` always settles.
+   * @default 1000
+   */
+  closeTimeoutMs?: number;
 }
 
 /** The defaults of {@link RedisLockerOptions}. */
@@ -95,81 +115,9 @@ export const REDIS_LOCKER_DEFAULTS = Object.freeze({
   pollMinMs: 50,
   pollMaxMs: 1000,
   commandTimeoutMs: 2000,
+  maxLeaseMs: 60_000,
+  closeTimeoutMs: 1000,
 });
-
-// ---------------------------------------------------------------------------
-// Lua scripts. Every script names all its keys in KEYS, and all keys of one
-// script share the `{sid}` hash tag, so a cluster client routes it to the node
-// owning that slot and Redis accepts it.
-
-/**
- * Acquire: KEYS[1] lock, KEYS[2] (optional) session record; ARGV[1] token,
- * ARGV[2] lease ms. Returns `{1, record}` when acquired (the record read in the
- * same atomic step: the fast path), else `{0, pttl}` of the current holder.
- */
-const ACQUIRE = `
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  if KEYS[2] then return {1, redis.call('GET', KEYS[2])} end
-  return {1}
-end
-return {0, redis.call('PTTL', KEYS[1])}
-`;
-
-/**
- * Release: compare-and-delete, then wake the waiters. KEYS[1] lock; ARGV[1]
- * token, ARGV[2] publish command ('' for none), ARGV[3] channel.
- */
-const RELEASE = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-  if ARGV[2] ~= '' then redis.call(ARGV[2], ARGV[3], '1') end
-  return 1
-end
-return 0
-`;
-
-/** Renew: extend the lease only while the token is ours. KEYS[1] lock; ARGV[1] token, ARGV[2] lease ms. */
-const RENEW = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-`;
-
-/**
- * Fenced write: only while the lock still holds our token, atomically; with
- * the release flag (the scope's last write) it also deletes the lock and wakes
- * the waiters in the same step. KEYS[1] lock, KEYS[2] record; ARGV[1] token,
- * ARGV[2] op, ARGV[3] '1' to release, ARGV[4] publish command ('' for none),
- * ARGV[5] channel, ARGV[6..] operands. Returns 1 when written, 0 when the token
- * is gone (nothing written).
- */
-const FENCED = `
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-local op = ARGV[2]
-if op == 'set' then
-  redis.call('SET', KEYS[2], ARGV[6], 'PX', ARGV[7])
-elseif op == 'del' then
-  redis.call('DEL', KEYS[2])
-else
-  redis.call('PEXPIRE', KEYS[2], ARGV[6])
-end
-if ARGV[3] == '1' then
-  redis.call('DEL', KEYS[1])
-  if ARGV[4] ~= '' then redis.call(ARGV[4], ARGV[5], '1') end
-end
-return 1
-`;
-
-interface Script {
-  readonly source: string;
-  readonly sha: string;
-}
-const script = (source: string): Script => ({ source, sha: createHash('sha1').update(source).digest('hex') });
-const SCRIPTS = {
-  acquire: script(ACQUIRE),
-  release: script(RELEASE),
-  renew: script(RENEW),
-  fenced: script(FENCED),
-};
 
 // ---------------------------------------------------------------------------
 // The slice of node-redis this file uses, typed loosely so one code path serves
@@ -198,13 +146,14 @@ interface Subscriber {
   destroy(): void;
 }
 
-/** The duck type of `RedisStore` the fast path needs (the class lives in src/stores/redis.ts). */
-interface RedisStoreLike extends Store {
-  readonly client: unknown;
-  keyFor(key: string): string;
+/** The fast-path view of a RedisStore master (see `REDIS_FAST_PATH` in src/stores/redis.ts), with the store itself. */
+interface FastPath extends RedisFastPath {
+  readonly store: VersionedStore;
 }
-function isRedisStoreLike(store: Store | undefined): store is RedisStoreLike {
-  return !!store && 'client' in store && typeof (store as Partial<RedisStoreLike>).keyFor === 'function';
+function fastPathOf(store: Store | undefined): FastPath | undefined {
+  const get = (store as { [REDIS_FAST_PATH]?: unknown } | undefined)?.[REDIS_FAST_PATH];
+  if (typeof get !== 'function' || !isVersioned(store!)) return undefined;
+  return { ...(get.call(store) as RedisFastPath), store };
 }
 
 /** The Redis Cluster hash tag of `key` (what decides its slot), per the cluster spec. */
@@ -297,10 +246,12 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  * - waiting: in-process waiters queue FIFO and only the head of each key talks
  *   to Redis; it sleeps until a release notification (pub/sub) or a bounded
  *   backoff poll, never spinning. Across processes there is no FIFO promise;
- * - fencing: with a `RedisStore` master on the same client, `lease.store` writes
- *   the session record only if the lock still holds this lease's token, in the
- *   same atomic script, so a holder paused past its lease cannot overwrite the
- *   data of the next holder.
+ * - fencing: a versioned master (every built-in server-side store) refuses a
+ *   write whose version condition no longer holds, so a save that lands late
+ *   cannot overwrite newer data, whichever client it uses. With a `RedisStore`
+ *   master on the same client, `lease.store` also checks this lease's token in
+ *   the same atomic script. A master without versions gets a one-time warning;
+ * - a lease lives at most `maxLeaseMs`, then is reported lost and expires.
  *
  * @example
  * const redis = await createClient({ url: process.env.REDIS_URL }).connect();
@@ -317,6 +268,8 @@ export class RedisLocker implements Locker {
   readonly pollMaxMs: number;
   readonly pubsub: 'sharded' | 'plain' | false;
   readonly commandTimeoutMs: number;
+  readonly maxLeaseMs: number;
+  readonly closeTimeoutMs: number;
 
   /** The client given in the options… */
   readonly #client: ScriptRunner;
@@ -332,6 +285,10 @@ export class RedisLocker implements Locker {
   /** …and whether it connected. */
   #subscriberReady: Promise<boolean> | undefined;
   #closed = false;
+  /** The unfenced-master warning was given (once per locker). */
+  #warnedUnfenced = false;
+  /** The max-lease warning was given (once per locker). */
+  #warnedMaxLease = false;
 
   constructor(options: RedisLockerOptions) {
     if (!options || typeof options !== 'object' || !options.client) {
@@ -352,6 +309,11 @@ export class RedisLocker implements Locker {
     if (this.renewEveryMs >= this.leaseMs) {
       throw new TypeError(`koa-locked-session: Expected \`renewEveryMs\` (${this.renewEveryMs}) to be below \`leaseMs\` (${this.leaseMs}), e.g. leaseMs / 3; use 0 to disable renewal`);
     }
+    this.maxLeaseMs = positive('maxLeaseMs', options.maxLeaseMs ?? Math.max(REDIS_LOCKER_DEFAULTS.maxLeaseMs, 2 * this.leaseMs));
+    if (this.maxLeaseMs <= this.leaseMs) {
+      throw new TypeError(`koa-locked-session: Expected \`maxLeaseMs\` (${this.maxLeaseMs}) to exceed \`leaseMs\` (${this.leaseMs}), e.g. 60_000: a lease lives at most maxLeaseMs, however often it is renewed`);
+    }
+    this.closeTimeoutMs = positive('closeTimeoutMs', options.closeTimeoutMs ?? REDIS_LOCKER_DEFAULTS.closeTimeoutMs);
     this.pollMinMs = positive('pollMinMs', options.pollMinMs ?? REDIS_LOCKER_DEFAULTS.pollMinMs);
     this.pollMaxMs = positive('pollMaxMs', options.pollMaxMs ?? Math.max(REDIS_LOCKER_DEFAULTS.pollMaxMs, this.pollMinMs));
     if (this.pollMaxMs < this.pollMinMs) {
@@ -381,7 +343,18 @@ export class RedisLocker implements Locker {
     if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) {
       throw new TypeError(`koa-locked-session: Expected \`timeoutMs\` to be a non-negative number of ms, got \`${String(timeoutMs)}\``);
     }
+    if (options.storeTimeoutMs !== undefined && !(typeof options.storeTimeoutMs === 'number' && options.storeTimeoutMs > 0)) {
+      throw new TypeError(`koa-locked-session: Expected \`storeTimeoutMs\` to be a positive number of ms, got \`${String(options.storeTimeoutMs)}\``);
+    }
+    this.#checkMaster(options.store);
     const fast = this.#fastPathStore(options.store, key);
+    // The fused acquire-and-read is a store read too: bound it by the
+    // middleware's storeTimeout and the store's own timeout as well.
+    const attemptTimeoutMs = Math.min(
+      this.commandTimeoutMs > 0 ? this.commandTimeoutMs : Infinity,
+      fast ? fast.timeoutMs : Infinity,
+      fast && options.storeTimeoutMs !== undefined ? options.storeTimeoutMs : Infinity,
+    );
 
     let state = this.#keys.get(key);
     if (!state) {
@@ -404,13 +377,16 @@ export class RedisLocker implements Locker {
         signal?.removeEventListener('abort', onAbort);
         waiter.wake?.();
         this.#leave(keyState, waiter);
+        // A waiter still queued behind the head: let its run loop see `done`
+        // and return now, rather than leaving it parked on a turn that never comes.
+        waiter.startTurn();
         if (lease) resolve(lease);
         else reject(error);
       };
       const timer = timeoutMs <= MAX_TIMER_MS ? setTimeout(() => finish(new LockTimeoutError(timeoutMs)), timeoutMs) : undefined;
       const onAbort = (): void => finish(signal?.reason);
       signal?.addEventListener('abort', onAbort, { once: true });
-      this.#run(keyState, waiter, fast).then(
+      this.#run(keyState, waiter, fast, attemptTimeoutMs).then(
         (lease) => {
           if (!lease) return; // gave up before the lock was ours
           if (waiter.done) {
@@ -439,24 +415,33 @@ export class RedisLocker implements Locker {
     this.#subs.clear();
     const subscriber = this.#subscriber;
     this.#subscriber = undefined;
-    if (subscriber) {
-      // Never wait on a connection that may still be (re)connecting: destroy it then.
-      if (await this.#subscriberReady) {
-        try {
-          await (subscriber.close ? subscriber.close() : subscriber.destroy());
-          return;
-        } catch {
-          // fall through
-        }
-      }
+    if (!subscriber) return;
+    // Every step is bounded: a connection still (re)connecting (new connections
+    // black-holed) is destroyed at once, never awaited; a connected one gets
+    // `closeTimeoutMs` to close gracefully (its pending UNSUBSCRIBEs may never
+    // be answered), then is destroyed.
+    const ready = (subscriber as { isReady?: boolean }).isReady === true;
+    if (ready && subscriber.close) {
+      const closed = await withDeadline(() => subscriber.close!(), this.closeTimeoutMs, () => new Error('close timed out')).then(
+        () => true,
+        (error: unknown) => {
+          debug('redis locker: the subscriber connection did not close gracefully (destroyed): %s', errorMessage(error));
+          return false;
+        },
+      );
+      if (closed) return;
+    }
+    try {
       subscriber.destroy();
+    } catch (error) {
+      debug('redis locker: destroying the subscriber connection failed: %s', errorMessage(error));
     }
   }
 
   // -- waiting ----------------------------------------------------------------
 
   /** The head-of-queue loop: try, subscribe, try again, then sleep until woken or the poll. */
-  async #run(state: KeyState, waiter: Waiter, fast: RedisStoreLike | undefined): Promise<RedisLease | undefined> {
+  async #run(state: KeyState, waiter: Waiter, fast: FastPath | undefined, attemptTimeoutMs: number): Promise<RedisLease | undefined> {
     await waiter.turn;
     let delay = this.pollMinMs;
     let triedSubscribe = false;
@@ -469,7 +454,7 @@ export class RedisLocker implements Locker {
       let pttl = -1;
       if (!skipAttempt) {
         state.woken = false;
-        const result = await this.#attempt(state, fast);
+        const result = await this.#attempt(state, fast, attemptTimeoutMs);
         if (result.lease) return result.lease;
         if (waiter.done) return undefined;
         pttl = result.pttl;
@@ -511,26 +496,28 @@ export class RedisLocker implements Locker {
   }
 
   /** One SET NX attempt (with the fast-path read when possible). */
-  async #attempt(state: KeyState, fast: RedisStoreLike | undefined): Promise<{ lease?: RedisLease; pttl: number }> {
+  async #attempt(state: KeyState, fast: FastPath | undefined, timeoutMs: number): Promise<{ lease?: RedisLease; pttl: number }> {
     const token = nextToken();
-    const keys = fast ? [state.lockKey, fast.keyFor(state.key)] : [state.lockKey];
+    const keys = fast ? [state.lockKey, fast.recordKey(state.key)] : [state.lockKey];
     const startedAt = performance.now();
     let reply: unknown;
     try {
       this.assertReady('lock acquire');
-      reply = await this.#eval(SCRIPTS.acquire, keys, [token, String(this.leaseMs)]);
+      reply = await this.#eval(SCRIPTS.acquire, keys, [token, String(this.leaseMs)], timeoutMs);
     } catch (error) {
       if (error instanceof StoreError) throw error;
       // The SET may have landed with its reply lost (command timeout, dropped
-      // connection): give back whatever this token holds, without waiting.
+      // connection): give back whatever this token holds, without waiting (on
+      // the same connection, so it runs after the SET if that arrives late).
       void this.#eval(SCRIPTS.release, [state.lockKey], [token, this.publishCommand, state.channel]).catch(() => {});
-      throw new StoreError(this.name, `lock acquire (SET NX PX) failed for ${state.lockKey}: ${errorMessage(error)}`, { cause: error });
+      // Never the lock key in a message: it carries the sid.
+      throw new StoreError(this.name, `lock acquire (SET NX PX${fast ? ' + GET' : ''}) failed for a lock key: ${errorMessage(error)}`, { cause: error });
     }
     const [ok, second] = Array.isArray(reply) ? (reply as unknown[]) : [];
     if (Number(ok) !== 1) return { pttl: Number(second ?? -1) };
     this.#held.set(state.key, (this.#held.get(state.key) ?? 0) + 1);
     const lease = new RedisLease(this, state.key, state.lockKey, state.channel, token, startedAt);
-    if (fast) lease.store = new FencedStore(fast, lease, keys[1]!, text(second));
+    if (fast) lease.store = new FencedStore(fast.store, lease, keys[1]!, Math.min(this.commandTimeoutMs > 0 ? this.commandTimeoutMs : Infinity, fast.timeoutMs), text(second));
     return { lease, pttl: 0 };
   }
 
@@ -609,7 +596,7 @@ export class RedisLocker implements Locker {
           else await (sharded ? subscriber.sUnsubscribe(channel, this.#onMessage) : subscriber.unsubscribe(channel, this.#onMessage));
           current.is = target;
         } catch (error) {
-          debug('redis locker: %s of %s failed (waiters fall back to polling): %o', target ? 'subscribe' : 'unsubscribe', channel, error);
+          debug('redis locker: %s of a release channel failed (waiters fall back to polling): %s', target ? 'subscribe' : 'unsubscribe', errorMessage(error));
           current.want = current.is;
         }
       })();
@@ -630,12 +617,12 @@ export class RedisLocker implements Locker {
       const subscriber = (this.client as unknown as { duplicate(): Subscriber }).duplicate();
       // node-redis emits 'error' on every socket error; without a listener the
       // process would crash. It reconnects (and resubscribes) on its own.
-      subscriber.on('error', (error) => debug('redis locker: subscriber error: %o', error));
+      subscriber.on('error', (error) => debug('redis locker: subscriber error: %s', errorMessage(error)));
       this.#subscriber = subscriber;
       this.#subscriberReady = subscriber.connect().then(
         () => true,
         (error: unknown) => {
-          debug('redis locker: cannot open the subscriber connection (waiters poll; retried on the next contended acquire): %o', error);
+          debug('redis locker: cannot open the subscriber connection (waiters poll; retried on the next contended acquire): %s', errorMessage(error));
           subscriber.destroy();
           if (this.#subscriber === subscriber) this.#subscriber = undefined;
           return false;
@@ -653,7 +640,7 @@ export class RedisLocker implements Locker {
    * bounded by `commandTimeoutMs` through the shared deadline sweeper (no
    * AbortSignal per command).
    */
-  #eval(s: Script, keys: string[], args: string[]): Promise<unknown> {
+  #eval(s: Script, keys: string[], args: string[], timeoutMs = this.commandTimeoutMs > 0 ? this.commandTimeoutMs : Infinity): Promise<unknown> {
     const run = async () => {
       const options = { keys, arguments: args };
       try {
@@ -663,13 +650,14 @@ export class RedisLocker implements Locker {
         return this.#runner.eval(s.source, options);
       }
     };
-    if (this.commandTimeoutMs <= 0) return run();
-    return withDeadline(run, this.commandTimeoutMs, () => new Error(`no reply within ${this.commandTimeoutMs} ms (commandTimeoutMs)`));
+    if (!Number.isFinite(timeoutMs)) return run();
+    const which = timeoutMs === this.commandTimeoutMs ? 'commandTimeoutMs' : 'the store timeout';
+    return withDeadline(run, timeoutMs, () => new Error(`no reply within ${timeoutMs} ms (${which})`));
   }
 
-  /** @internal */
-  runScript(name: keyof typeof SCRIPTS, keys: string[], args: string[]): Promise<unknown> {
-    return this.#eval(SCRIPTS[name], keys, args);
+  /** @internal `timeoutMs`: a tighter bound than `commandTimeoutMs` (the fenced store's). */
+  runScript(name: ScriptName, keys: string[], args: string[], timeoutMs?: number): Promise<unknown> {
+    return this.#eval(SCRIPTS[name], keys, args, timeoutMs);
   }
 
   /** @internal Whether a command would go out now (false while reconnecting). */
@@ -698,13 +686,46 @@ export class RedisLocker implements Locker {
    * writes) applies: a RedisStore on this very client whose record key shares
    * the lock key's hash tag (else a cluster refuses the script: CROSSSLOT).
    */
-  #fastPathStore(store: Store | undefined, key: string): RedisStoreLike | undefined {
-    if (!isRedisStoreLike(store) || store.client !== this.client) return undefined;
-    if (this.#cluster && hashTag(store.keyFor(key)) !== hashTag(this.lockKey(key))) {
-      debug('redis locker: record key %s and lock key %s are in different slots: no fast path', store.keyFor(key), this.lockKey(key));
+  #fastPathStore(store: Store | undefined, key: string): FastPath | undefined {
+    const fast = fastPathOf(store);
+    if (!fast || fast.client !== this.client) return undefined;
+    if (this.#cluster && hashTag(fast.recordKey(key)) !== hashTag(this.lockKey(key))) {
+      debug('redis locker: the record key and the lock key of a session are in different slots (prefixes with braces?): no fast path');
       return undefined;
     }
-    return store;
+    return fast;
+  }
+
+  /**
+   * Warn once when the master cannot refuse a late write: with a versioned
+   * master (every built-in server-side store) a write that lands after its
+   * lease was lost is refused by the store itself; a custom store without
+   * `read`/`write` gets only the lease check before the save.
+   */
+  #checkMaster(store: Store | undefined): void {
+    if (this.#warnedUnfenced || !store || isVersioned(store)) return;
+    // A request-bound store (CookieStore) keeps the record in the response: nothing can land late.
+    if ('sid' in store) return;
+    this.#warnedUnfenced = true;
+    process.emitWarning(
+      `koa-locked-session: RedisLocker cannot fence the master store "${store.name}": it has no versioned read()/write() (VersionedStore), so a save that stalls past its lease or past storeTimeout can still land over newer data. Use a built-in store (RedisStore, MemcachedStore, MongoStore, MemoryStore) as master, or implement read() and write() in your store`,
+      { code: 'KOA_LOCKED_SESSION_UNFENCED_MASTER' },
+    );
+  }
+
+  /** @internal A lease was held past `maxLeaseMs`: say so loudly, once per locker. */
+  leaseOutlived(): void {
+    if (this.#warnedMaxLease) return;
+    this.#warnedMaxLease = true;
+    process.emitWarning(
+      `koa-locked-session: a RedisLocker lease was held longer than maxLeaseMs (${this.maxLeaseMs} ms) and is reported lost (its save is refused): a scope was never ended (\`lock()\` without \`await using\`?) or runs too long; end every scope, or raise \`maxLeaseMs\``,
+      { code: 'KOA_LOCKED_SESSION_MAX_LEASE' },
+    );
+  }
+
+  /** @internal Held leases of this process, per key (0 when idle). */
+  get heldKeys(): number {
+    return this.#held.size;
   }
 }
 
@@ -718,8 +739,8 @@ function closedError(): SessionError {
  * random `token` stored in the lock key.
  */
 export class RedisLease implements Lease {
-  /** Fenced view of the master (fast path); set right after acquire. */
-  store?: Store;
+  /** Fenced, versioned view of the master (fast path); set right after acquire. */
+  store?: VersionedStore;
   /** Created on first use of {@link signal} (most leases never need one). */
   #abort: AbortController | undefined;
   #lost: LockLostError | undefined;
@@ -732,6 +753,12 @@ export class RedisLease implements Lease {
   #timer: NodeJS.Timeout | undefined;
   #renewing = false;
   #released: Promise<void> | undefined;
+  /** The end of the lease's maximum life (performance.now()): `maxLeaseMs` after the acquire was sent. */
+  readonly #endsAt: number;
+  /** The last renewal was cut short to end at `#endsAt`: the lease runs out by its maximum life. */
+  #final = false;
+  /** This lease no longer counts in the locker's held leases (released or lost). */
+  #dropped = false;
 
   /** @internal Created by {@link RedisLocker.acquire} only. */
   constructor(
@@ -745,7 +772,8 @@ export class RedisLease implements Lease {
     readonly token: string,
     sentAt: number,
   ) {
-    this.#validUntil = this.#until(sentAt);
+    this.#endsAt = sentAt + locker.maxLeaseMs;
+    this.#validUntil = this.#until(sentAt, locker.leaseMs);
     const { renewEveryMs } = locker;
     if (renewEveryMs > 0) {
       this.#timer = setInterval(() => {
@@ -764,7 +792,10 @@ export class RedisLease implements Lease {
    * stalled). Checked by the scope right before it saves.
    */
   get lost(): boolean {
-    if (!this.#lost && !this.#released && performance.now() >= this.#validUntil) this.markLost('no renewal confirmed within the lease');
+    if (!this.#lost && !this.#released && performance.now() >= this.#validUntil) {
+      if (this.#final) this.#outlived();
+      else this.markLost('no renewal confirmed within the lease');
+    }
     return this.#lost !== undefined;
   }
 
@@ -779,33 +810,56 @@ export class RedisLease implements Lease {
   markLost(why: string): void {
     if (this.#lost) return;
     this.#lost = new LockLostError(`koa-locked-session: the session lock lease was lost (${why}); nothing will be saved`);
-    debug('redis locker: lease on %s lost (%s)', this.lockKey, why);
+    debug('redis locker: a lease was lost (%s)', why);
     this.#stopTimer();
+    this.#drop();
     this.#abort?.abort(this.#lost);
+  }
+
+  /** Held for `maxLeaseMs`: stop renewing, report the lease lost, warn once. The lock expires in Redis by `#endsAt`. */
+  #outlived(): void {
+    if (this.#lost) return;
+    this.markLost(`held longer than maxLeaseMs, ${this.locker.maxLeaseMs} ms`);
+    this.locker.leaseOutlived();
+  }
+
+  /** Stop counting this lease among the locker's held ones (once). */
+  #drop(): void {
+    if (this.#dropped) return;
+    this.#dropped = true;
+    this.locker.dropHeld(this.key);
   }
 
   async #renew(): Promise<void> {
     if (this.#renewing || this.#lost || this.#released) return; // one renewal in flight at a time
-    this.#renewing = true;
     const sentAt = performance.now();
+    // Never renew past the maximum life: the last renewal is cut short so that
+    // the lock expires in Redis when the lease ends here.
+    const px = Math.min(this.locker.leaseMs, Math.floor(this.#endsAt - sentAt));
+    if (px <= 0) {
+      this.#outlived();
+      return;
+    }
+    this.#renewing = true;
     try {
-      const ok = await this.locker.runScript('renew', [this.lockKey], [this.token, String(this.locker.leaseMs)]);
+      const ok = await this.locker.runScript('renew', [this.lockKey], [this.token, String(px)]);
       if (this.#released || this.#lost) return;
-      if (Number(ok) === 1) this.#validUntil = this.#until(sentAt);
-      else this.markLost('a renewal found the token gone');
+      if (Number(ok) === 1) {
+        this.#validUntil = this.#until(sentAt, px);
+        if (px < this.locker.leaseMs) this.#final = true;
+      } else this.markLost('a renewal found the token gone');
     } catch (error) {
       // Keep trying: a later tick marks the lease lost if no renewal lands in time.
-      debug('redis locker: renewal of %s failed: %o', this.lockKey, error);
+      debug('redis locker: a lease renewal failed: %s', errorMessage(error));
     } finally {
       this.#renewing = false;
     }
   }
 
-  #until(sentAt: number): number {
+  #until(sentAt: number, px: number): number {
     // The PX countdown started after we sent the command: counting from the send
     // is on the safe side. Clock drift allowance as in Redlock: 1% + 2 ms.
-    const leaseMs = this.locker.leaseMs;
-    return sentAt + leaseMs - Math.ceil(leaseMs * 0.01) - 2;
+    return sentAt + px - Math.ceil(px * 0.01) - 2;
   }
 
   /** Renewal off: mark the lease lost when it runs out. */
@@ -841,7 +895,7 @@ export class RedisLease implements Lease {
     this.releaseOnWrite = false;
     if (this.#released) return;
     this.#stopTimer();
-    this.locker.dropHeld(this.key);
+    this.#drop();
     this.#released = Promise.resolve();
   }
 
@@ -849,10 +903,10 @@ export class RedisLease implements Lease {
     this.#released ??= (async () => {
       this.#stopTimer();
       const locker = this.locker;
-      locker.dropHeld(this.key);
+      this.#drop();
       const command = locker.runScript('release', [this.lockKey], [this.token, locker.publishCommand, this.channel]).then(
         () => undefined,
-        (error: unknown) => debug('redis locker: release of %s failed (it expires by itself): %o', this.lockKey, error),
+        (error: unknown) => debug('redis locker: a release failed (the lock expires by itself): %s', errorMessage(error)),
       );
       if (locker.connected) await command;
     })();
@@ -861,84 +915,5 @@ export class RedisLease implements Lease {
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.release();
-  }
-}
-
-/**
- * The master `RedisStore` seen through a lease: the first `get` of the lease's
- * key returns the record read by the acquire script; `set`/`destroy`/`touch` of
- * that key run only while the lock still holds the lease's token (one script,
- * atomic), else reject with `LockLostError`. Other keys pass through.
- */
-class FencedStore implements Store {
-  readonly name: string;
-  #prefetched = true;
-  #record: string | undefined;
-
-  constructor(
-    readonly store: RedisStoreLike,
-    readonly lease: RedisLease,
-    readonly recordKey: string,
-    record: string | undefined,
-  ) {
-    this.name = store.name;
-    this.#record = record;
-  }
-
-  async get(key: string): Promise<string | undefined> {
-    if (key === this.lease.key && this.#prefetched) {
-      this.#prefetched = false;
-      const record = this.#record;
-      this.#record = undefined;
-      return record;
-    }
-    return this.store.get(key);
-  }
-
-  async set(key: string, value: string, ttlMs: number): Promise<void> {
-    if (key !== this.lease.key) return this.store.set(key, value, ttlMs);
-    this.#prefetched = false;
-    await this.#fenced('SET', ['set', value, this.#px(ttlMs)]);
-  }
-
-  async destroy(key: string): Promise<void> {
-    if (key !== this.lease.key) return this.store.destroy(key);
-    this.#prefetched = false;
-    await this.#fenced('DEL', ['del']);
-  }
-
-  async touch(key: string, ttlMs: number): Promise<void> {
-    if (key !== this.lease.key) return this.store.touch?.(key, ttlMs);
-    await this.#fenced('PEXPIRE', ['pexpire', this.#px(ttlMs)]);
-  }
-
-  /** Redis wants a positive integer of ms (the same rule as RedisStore). */
-  #px(ttlMs: number): string {
-    if (typeof ttlMs !== 'number' || !(ttlMs > 0) || !Number.isFinite(ttlMs)) {
-      throw new StoreError(this.name, `expected ttlMs to be a positive number of ms, got \`${String(ttlMs)}\``, { status: 500 });
-    }
-    return String(Math.ceil(ttlMs));
-  }
-
-  async #fenced(op: string, args: string[]): Promise<void> {
-    const { lease } = this;
-    let written: unknown;
-    const releasing = lease.releaseOnWrite;
-    lease.releaseOnWrite = false;
-    try {
-      lease.locker.assertReady(`fenced ${op}`);
-      const [command, ...operands] = args;
-      written = await lease.locker.runScript('fenced', [lease.lockKey, this.recordKey], [
-        lease.token, command!, releasing ? '1' : '0', lease.locker.publishCommand, lease.channel, ...operands,
-      ]);
-    } catch (error) {
-      if (error instanceof StoreError) throw error;
-      throw new StoreError(this.name, `fenced ${op} failed: ${errorMessage(error)}`, { cause: error });
-    }
-    if (Number(written) !== 1) {
-      lease.markLost(`fenced ${op} found the token gone`);
-      throw new LockLostError();
-    }
-    if (releasing) lease.releasedByWrite();
   }
 }

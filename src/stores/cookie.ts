@@ -3,6 +3,7 @@ import type { Context } from 'koa';
 import { CookieTooLargeError, StoreError } from '../errors.js';
 import { createKeyring, seal, unseal, type KeyInput, type Keyring } from '../seal.js';
 import { isValidSid } from '../sid.js';
+import { Revocations } from './cookie-revocations.js';
 import type { BoundRequestStore, RequestStore } from './store.js';
 
 const debug = debuglog('koa-locked-session');
@@ -12,7 +13,11 @@ export const name = 'cookie';
 
 /** Attributes of the session cookie CookieStore writes. */
 export interface CookieStoreCookieOptions {
-  /** Cookie name. It is also bound into the seal: a value sealed for one name does not open under another. @default 'session' */
+  /**
+   * Cookie name. It is also bound into the seal: a value sealed for one name does not open under another.
+   * @default `session({ cookie: { name } })` when given, else `'session'` for the default session and
+   * `'<name>.session'` for a named one (`session({ name: 'cart' })` → `cart.session`), so named sessions never share a cookie
+   */
   name?: string;
   /** Cookie domain. @default unset (host-only cookie) */
   domain?: string;
@@ -68,6 +73,18 @@ export interface CookieStoreOptions {
    * @default { max: 1000, windowMs: 60_000 }
    */
   recentWrites?: false | { max?: number; windowMs?: number };
+  /**
+   * In-process memory of destroyed sessions (logout, `regenerate`, `destroy`): a copy of a
+   * destroyed session's cookie (another tab, a thief) is refused by this process until that
+   * cookie's sealed expiry. Only destroys are remembered, so no amount of other traffic
+   * pushes a logout out. Bounded by `maxBytes`, each revocation charged 2 bytes per sid
+   * character + 80 (166 bytes for the default 43-character sid: 6,316 revocations in the
+   * default 1 MiB); past it, the oldest revocation is forgotten first. It cannot help across
+   * processes or restarts (see SECURITY.md). `false`: no memory; a copied cookie opens until
+   * its sealed expiry.
+   * @default { maxBytes: 1_048_576 }
+   */
+  revocations?: false | { maxBytes?: number };
   /** Clock in ms (tests inject one). @default Date.now */
   now?: () => number;
 }
@@ -151,9 +168,14 @@ export class CookieStore implements RequestStore {
   readonly name = name;
   readonly encrypt: boolean;
   readonly maxBytes: number;
-  readonly cookie: Readonly<ResolvedCookieStoreCookie>;
+  #cookie: Readonly<ResolvedCookieStoreCookie>;
+  /** `cookie.name` was given to the constructor (else the session() that uses this store picks it). */
+  readonly #explicitName: boolean;
+  /** The session() (by name) this store is the master of: one store, one session, one cookie. */
+  #claimedBy: string | undefined;
   readonly #keyring: Keyring;
   readonly #recent: RecentWrites | undefined;
+  readonly #revoked: Revocations | undefined;
   readonly #now: () => number;
   readonly #boundTo = new WeakSet<Context>();
 
@@ -166,7 +188,8 @@ export class CookieStore implements RequestStore {
     const maxBytes = options.maxBytes ?? 4096;
     if (!Number.isInteger(maxBytes) || maxBytes < 256) fail('maxBytes', 'an integer of at least 256 (bytes)', maxBytes);
     this.maxBytes = maxBytes;
-    this.cookie = Object.freeze(resolveCookie(options.cookie ?? {}));
+    this.#cookie = Object.freeze(resolveCookie(options.cookie ?? {}));
+    this.#explicitName = options.cookie?.name !== undefined;
     const recent = options.recentWrites ?? {};
     if (recent !== false) {
       if (typeof recent !== 'object' || recent === null) fail('recentWrites', 'false or { max, windowMs }', recent);
@@ -175,9 +198,45 @@ export class CookieStore implements RequestStore {
       if (!Number.isFinite(windowMs) || windowMs <= 0) fail('recentWrites.windowMs', 'a positive number of ms', windowMs);
       this.#recent = new RecentWrites(max, windowMs);
     }
+    const revocations = options.revocations ?? {};
+    if (revocations !== false) {
+      if (typeof revocations !== 'object' || revocations === null) fail('revocations', 'false or { maxBytes }', revocations);
+      const { maxBytes = 1_048_576 } = revocations;
+      if (!Number.isInteger(maxBytes) || maxBytes < 1) fail('revocations.maxBytes', 'a positive integer (bytes)', maxBytes);
+      this.#revoked = new Revocations(maxBytes);
+    }
     const now = options.now ?? Date.now;
     if (typeof now !== 'function') fail('now', 'a function returning ms', now);
     this.#now = now;
+  }
+
+  /** The attributes of the session cookie this store writes (its name is final once a session() uses the store). */
+  get cookie(): Readonly<ResolvedCookieStoreCookie> {
+    return this.#cookie;
+  }
+
+  /**
+   * Called by `session()` when it takes this store as its master: picks the cookie name when
+   * the constructor was given none (see {@link CookieStoreCookieOptions.name}), and refuses a
+   * second session(), which would read and overwrite the same cookie.
+   * @param sessionName the session's `name` (`ctx[name]`).
+   * @param cookieName `session({ cookie: { name } })`, when given.
+   * @throws TypeError when the store is already the master of another session(), or when both
+   * the store and the session() name the cookie, differently.
+   */
+  claim(sessionName: string, cookieName: string | undefined): void {
+    if (this.#claimedBy !== undefined && this.#claimedBy !== sessionName) {
+      throw new TypeError(`koa-locked-session: this CookieStore is already the master of session "${this.#claimedBy}"; give session "${sessionName}" its own CookieStore (two sessions in one cookie would overwrite each other)`);
+    }
+    if (this.#claimedBy !== undefined) return;
+    if (this.#explicitName && cookieName !== undefined && cookieName !== this.#cookie.name) {
+      throw new TypeError(`koa-locked-session: session "${sessionName}" names its cookie "${cookieName}" but its CookieStore names it "${this.#cookie.name}"; set the name in one place`);
+    }
+    if (!this.#explicitName) {
+      const name = cookieName ?? (sessionName === 'session' ? 'session' : `${sessionName}.session`);
+      this.#cookie = Object.freeze({ ...this.#cookie, name }); // both sources of `name` are validated already
+    }
+    this.#claimedBy = sessionName;
   }
 
   /**
@@ -196,6 +255,7 @@ export class CookieStore implements RequestStore {
       maxBytes: this.maxBytes,
       cookie: this.cookie,
       recent: this.#recent,
+      revoked: this.#revoked,
       now: this.#now,
     });
   }
@@ -223,6 +283,7 @@ export class CookieStore implements RequestStore {
   /** Forget the in-process recent writes. Never touches any client's cookie. */
   async close(): Promise<void> {
     this.#recent?.clear();
+    this.#revoked?.clear();
   }
 }
 
@@ -232,6 +293,7 @@ interface BoundConfig {
   maxBytes: number;
   cookie: Readonly<ResolvedCookieStoreCookie>;
   recent: RecentWrites | undefined;
+  revoked: Revocations | undefined;
   now: () => number;
 }
 
@@ -340,10 +402,14 @@ export class BoundCookieStore implements BoundRequestStore {
     if (sid === undefined) return;
     // Only a request that holds (or wrote) this session may leave a tombstone for it.
     if (this.#known.has(sid)) {
+      const mine = this.#known.get(sid);
       const prev = this.#latest(sid, { anyHolder: true });
       const tomb: Rec = { n: (prev?.n ?? 0) + 1, value: undefined, exp: 0, session: false };
+      const now = this.#c.now();
       this.#known.set(sid, tomb);
-      this.#c.recent?.put(sid, tomb, this.#c.now());
+      this.#c.recent?.put(sid, tomb, now);
+      // Until the newest seal of this session expires, no copy of its cookie may open here again.
+      this.#c.revoked?.add(sid, tomb.n, Math.max(mine?.exp ?? 0, prev?.exp ?? 0), now);
     }
     if (this.#cookieSid === sid) {
       this.#writeCookie(null, 'session');
@@ -421,7 +487,10 @@ export class BoundCookieStore implements BoundRequestStore {
   #latest(key: string, opts: { anyHolder?: boolean; catchUp?: boolean } = {}): Rec | undefined {
     const mine = this.#known.get(key);
     if (!mine && !opts.anyHolder) return undefined;
-    const shared = this.#c.recent?.get(key, this.#c.now());
+    const now = this.#c.now();
+    let shared = this.#c.recent?.get(key, now);
+    const revoked = this.#c.revoked?.get(key, now);
+    if (revoked && (!shared || shared.n < revoked.n)) shared = { n: revoked.n, value: undefined, exp: 0, session: false };
     if (!shared || (mine && mine.n >= shared.n)) return mine;
     if (mine) {
       this.#known.set(key, shared);

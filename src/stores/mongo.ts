@@ -63,12 +63,13 @@ export interface MongoStoreCommonOptions {
    * everywhere). FerretDB 1.x evaluates an update's filter and applies the
    * update in separate steps, so without claims two writers expecting the
    * same version could both apply. Real MongoDB applies a filtered
-   * single-document update atomically: `claims: false` there saves two round
+   * single-document update atomically: without claims it saves two round
    * trips per write (one filtered `replaceOne`/`deleteOne` instead of claim,
-   * write, release).
-   * @default true
+   * write, release). `'auto'` asks the server once (`buildInfo`): claims on
+   * FerretDB, or when the server cannot be asked; none on MongoDB.
+   * @default 'auto'
    */
-  claims?: boolean;
+  claims?: boolean | 'auto';
 }
 
 /** Options of {@link MongoStore}: a collection, or a db and a collection name. */
@@ -137,14 +138,14 @@ export class MongoStore implements VersionedStore {
   readonly timeoutMs: number;
   readonly #ttlIndex: 'auto' | 'require' | 'off';
   readonly #sweepIntervalMs: number;
-  readonly #claims: boolean;
+  #claims: boolean | Promise<boolean> | 'auto';
   #indexes: Promise<MongoExpiryMode> | undefined;
   #expiry: MongoExpiryMode | undefined;
   #sweeper: NodeJS.Timeout | undefined;
   #closed = false;
 
   constructor(options: MongoStoreOptions) {
-    const { timeoutMs = 2000, ttlIndex = 'auto', sweepIntervalMs = 60_000, claims = true } = options ?? ({} as MongoStoreCommonOptions);
+    const { timeoutMs = 2000, ttlIndex = 'auto', sweepIntervalMs = 60_000, claims = 'auto' } = options ?? ({} as MongoStoreCommonOptions);
     const { collection, db, collectionName = 'sessions' } = (options ?? {}) as { collection?: unknown; db?: unknown; collectionName?: unknown };
     if ((collection === undefined) === (db === undefined)) {
       throw new TypeError('koa-locked-session: MongoStore needs exactly one of `collection` (a mongodb Collection) or `db` (a mongodb Db, with an optional `collectionName`)');
@@ -164,8 +165,8 @@ export class MongoStore implements VersionedStore {
     if (ttlIndex !== 'auto' && ttlIndex !== 'require' && ttlIndex !== 'off') {
       throw new TypeError(`koa-locked-session: Expected MongoStore \`ttlIndex\` to be 'auto', 'require' or 'off', got \`${describe(ttlIndex)}\``);
     }
-    if (typeof claims !== 'boolean') {
-      throw new TypeError(`koa-locked-session: Expected MongoStore \`claims\` to be a boolean (false only on real MongoDB), got \`${describe(claims)}\``);
+    if (typeof claims !== 'boolean' && claims !== 'auto') {
+      throw new TypeError(`koa-locked-session: Expected MongoStore \`claims\` to be 'auto' or a boolean (false only on real MongoDB), got \`${describe(claims)}\``);
     }
     if (typeof sweepIntervalMs !== 'number' || !Number.isFinite(sweepIntervalMs) || sweepIntervalMs <= 0) {
       throw new TypeError(`koa-locked-session: Expected MongoStore \`sweepIntervalMs\` to be a positive number of ms, got \`${describe(sweepIntervalMs)}\``);
@@ -339,6 +340,18 @@ export class MongoStore implements VersionedStore {
     }
   }
 
+  /** Whether writes need claims: asked of the server once with `claims: 'auto'` (FerretDB says who it is in buildInfo). */
+  #useClaims(): boolean | Promise<boolean> {
+    if (this.#claims !== 'auto') return this.#claims;
+    const asked = this.collection.db.admin().command({ buildInfo: 1 }).then(
+      (info) => typeof (info as { ferretdbVersion?: unknown }).ferretdbVersion === 'string',
+      () => true, // cannot tell: the safe choice
+    );
+    this.#claims = asked;
+    void asked.then((claims) => (this.#claims = claims));
+    return asked;
+  }
+
   /** The filtered replace (or delete, for a removal): true when it matched. */
   async #replace(filter: Filter<MongoSessionDocument>, doc: Omit<MongoSessionDocument, '_id'>, remove: boolean): Promise<boolean> {
     if (remove) return (await this.#op('WRITE', () => this.collection.deleteOne(filter))).deletedCount === 1;
@@ -355,7 +368,7 @@ export class MongoStore implements VersionedStore {
    * change, and is never needed again: versions only grow.
    */
   async #claimed(key: string, from: number, change: () => Promise<boolean>): Promise<boolean | undefined> {
-    if (!this.#claims) return change();
+    if (!(await this.#useClaims())) return change();
     const _id = `${key}#cas${from}`;
     const claim = (): Promise<unknown> => this.#op('WRITE', () =>
       this.collection.insertOne({ _id, v: from, expiresAt: new Date(Date.now() + CLAIM_LIFE_TIMEOUTS * this.timeoutMs) }));

@@ -1,8 +1,10 @@
+import { createHash } from 'node:crypto';
 import { debuglog } from 'node:util';
 import type { RedisClientOptions } from 'redis';
 import { withDeadline } from '../deadline.js';
 import { StoreError } from '../errors.js';
-import type { Store } from './store.js';
+import { unwrap, wrap } from './envelope.js';
+import type { VersionedRecord, VersionedStore, WriteCondition } from './store.js';
 import { describe, errorMessage, redactUrl } from '../format.js';
 
 const debug = debuglog('koa-locked-session');
@@ -25,6 +27,8 @@ export interface RedisClientLike {
   set(...args: any[]): Promise<unknown>;
   del(...args: any[]): Promise<unknown>;
   pExpire(...args: any[]): Promise<unknown>;
+  evalSha(...args: any[]): Promise<unknown>;
+  eval(...args: any[]): Promise<unknown>;
   withCommandOptions(...args: any[]): unknown;
 }
 /* eslint-enable @typescript-eslint/no-explicit-any */
@@ -70,6 +74,94 @@ interface RedisCommands {
   set(key: string, value: string, options: { expiration: { type: 'PX'; value: number } }): Promise<unknown>;
   del(key: string): Promise<number>;
   pExpire(key: string, ms: number): Promise<number>;
+  evalSha(sha: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
+  eval(source: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
+}
+
+/**
+ * The conditional write in Lua, as a function other scripts can embed (the
+ * RedisLocker's fenced write runs it after its token check, in one script).
+ * It parses the `v<N>:` / `v<N>!` envelope of envelope.ts (no envelope, or more
+ * than 16 digits: a version-0 record, exactly as `unwrap` does), checks the
+ * condition exactly as `allows` does, then writes.
+ *
+ * `versioned_write(key, stored, ttl, kind, n)`: `stored` is the wrapped string
+ * to SET with `PX ttl`, or `''` to DEL the key; `kind` is `eq` (the live record
+ * must be a record, not a tombstone, of version `n`), `absent` (nothing may be
+ * stored) or `newer` (nothing, or something older than version `n`). Returns
+ * 1 when written, 0 when the condition refused the write (nothing changed).
+ * Versions compare as Lua numbers (doubles), as JavaScript compares them.
+ */
+export const VERSIONED_WRITE_LUA = `
+local function versioned_write(key, stored, ttl, kind, n)
+  local cur = redis.call('GET', key)
+  if cur then
+    if kind == 'absent' then return 0 end
+    local version, tomb = 0, false
+    local digits, mark = string.match(cur, '^v(%d+)([:!])')
+    if digits and #digits <= 16 then
+      version = tonumber(digits)
+      tomb = mark == '!'
+    end
+    if kind == 'eq' then
+      if tomb or version ~= tonumber(n) then return 0 end
+    elseif version >= tonumber(n) then
+      return 0
+    end
+  elseif kind == 'eq' then
+    return 0
+  end
+  if stored == '' then
+    redis.call('DEL', key)
+  else
+    redis.call('SET', key, stored, 'PX', ttl)
+  end
+  return 1
+end
+`;
+
+/** KEYS[1] record; ARGV: stored ('' to delete), ttl ms, condition kind, condition version. */
+const WRITE_SCRIPT = `${VERSIONED_WRITE_LUA}
+return versioned_write(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+`;
+const WRITE_SHA = createHash('sha1').update(WRITE_SCRIPT).digest('hex');
+
+/**
+ * The arguments of `versioned_write` after `key` for a {@link VersionedStore.write}
+ * call: `[stored, ttl, kind, n]`. Validates like `set()` (a positive TTL, or 0 to
+ * delete without a tombstone) and rejects a version that is not a safe integer.
+ */
+export function versionedWriteArgs(value: string | undefined, version: number, ttlMs: number, condition: WriteCondition): [string, string, string, string] {
+  if (!Number.isSafeInteger(version) || version < 0) {
+    throw new StoreError(REDIS_STORE_NAME, `expected version to be a non-negative safe integer, got \`${describe(version)}\``, { status: 500 });
+  }
+  const kind = condition === null ? 'absent' : condition === 'newer' ? 'newer' : 'eq';
+  const n = condition === null ? '0' : condition === 'newer' ? String(version) : String(condition);
+  if (kind === 'eq' && !Number.isSafeInteger(condition)) {
+    throw new StoreError(REDIS_STORE_NAME, `expected the write condition to be a version, null or 'newer', got \`${describe(condition)}\``, { status: 500 });
+  }
+  if (value === undefined && ttlMs === 0) return ['', '0', kind, n];
+  return [wrap(value, version), String(ttlToMs(ttlMs)), kind, n];
+}
+
+/**
+ * What RedisLocker needs to fuse its lock with this store's record (one script
+ * for lock + read, one for fenced write + release). A symbol rather than a
+ * duck-typed `client`/`keyFor` check, so that renaming a public method can
+ * never silently turn fencing off; `Symbol.for`, so that the ESM and CommonJS
+ * copies of this package (dual-package hazard) recognise each other's stores.
+ * @internal
+ */
+export const REDIS_FAST_PATH = Symbol.for('koa-locked-session.RedisStore.fastPath');
+
+/** @internal What {@link REDIS_FAST_PATH} returns. */
+export interface RedisFastPath {
+  /** The client every command of the store goes through (the fast path needs the locker's own). */
+  readonly client: object;
+  /** The store's command timeout (ms): it also bounds the fused acquire-and-read. */
+  readonly timeoutMs: number;
+  /** The full Redis key of session `key`. */
+  recordKey(key: string): string;
 }
 
 const ownedClients = new WeakSet<object>();
@@ -86,7 +178,7 @@ const ownedClients = new WeakSet<object>();
  * const client = await createClient({ url: process.env.REDIS_URL }).connect();
  * app.use(session({ master: new RedisStore({ client }) }));
  */
-export class RedisStore<C extends RedisClientLike = RedisClientLike> implements Store {
+export class RedisStore<C extends RedisClientLike = RedisClientLike> implements VersionedStore {
   readonly name = REDIS_STORE_NAME;
   /** The node-redis client (or cluster client) this store uses, with its own type; a locker may share it. */
   readonly client: C;
@@ -160,10 +252,40 @@ export class RedisStore<C extends RedisClientLike = RedisClientLike> implements 
     return `${this.prefix}{${key}}`;
   }
 
+  /** @internal See {@link REDIS_FAST_PATH}. */
+  [REDIS_FAST_PATH](): RedisFastPath {
+    return { client: this.client, timeoutMs: this.timeoutMs, recordKey: (key) => this.keyFor(key) };
+  }
+
+  /** The record's value; `undefined` when absent, expired or a tombstone. */
   async get(key: string): Promise<string | undefined> {
+    return (await this.read(key))?.value;
+  }
+
+  async read(key: string): Promise<VersionedRecord | undefined> {
     const value = await this.#run('GET', (c) => c.get(this.keyFor(key)));
     if (value === null || value === undefined) return undefined;
-    return typeof value === 'string' ? value : value.toString('utf8');
+    return unwrap(typeof value === 'string' ? value : value.toString('utf8'));
+  }
+
+  /**
+   * One Lua script (EVALSHA, EVAL after a NOSCRIPT), single key so that it runs
+   * on Redis Cluster: read the stored string, check `condition` against its
+   * version, then `SET … PX` the wrapped value, `DEL` (ttlMs 0) or `SET … PX`
+   * a tombstone, atomically.
+   */
+  async write(key: string, value: string | undefined, version: number, ttlMs: number, condition: WriteCondition): Promise<boolean> {
+    const args = versionedWriteArgs(value, version, ttlMs, condition);
+    const options = { keys: [this.keyFor(key)], arguments: args };
+    const written = await this.#run('conditional write', async (c) => {
+      try {
+        return await c.evalSha(WRITE_SHA, options);
+      } catch (error) {
+        if (!String((error as Error)?.message).startsWith('NOSCRIPT')) throw error;
+        return c.eval(WRITE_SCRIPT, options);
+      }
+    });
+    return Number(written) === 1;
   }
 
   async set(key: string, value: string, ttlMs: number): Promise<void> {

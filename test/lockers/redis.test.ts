@@ -249,6 +249,70 @@ describe('RedisLocker on one Redis', { skip: redisSkip }, () => {
     await client!.del([l.lockKey(key), store.keyFor(key), store.keyFor(other)]);
   });
 
+  test('fast path, versioned: read gives the version; write checks token and version in one script; write+release is one more', async () => {
+    const store = new RedisStore({ client: client! });
+    const key = freshKey();
+    await store.write(key, '{"count":1}', 1, 60_000, null);
+    const { client: counted, counter } = countingClient(client!);
+    const l = locker({ client: counted });
+    const countedStore = new RedisStore({ client: counted });
+    // Warm the script cache, so every script below is exactly one EVALSHA.
+    const warm = await l.acquire(key, { timeoutMs: LONG, store: countedStore });
+    await warm.store!.write(key, '{"count":1}', 1, 60_000, 'newer'); // refused (not newer): the script is cached all the same
+    await warm.release();
+    const before = counter.evals;
+
+    const lease = await l.acquire(key, { timeoutMs: LONG, store: countedStore });
+    const view = lease.store!;
+    assert.deepEqual(await view.read(key), { value: '{"count":1}', version: 1 }, 'prefetched by the acquire script');
+    assert.equal(counter.evals - before, 1, 'acquire + read: one round trip');
+    // A late writer that read version 0 is refused while the lock is ours: nothing written, lease intact.
+    assert.equal(await view.write(key, '{"count":99}', 1, 60_000, 0), false);
+    assert.equal(lease.lost, false);
+    assert.equal(await client!.get(l.lockKey(key)), lease.token, 'a refused write does not release the lock');
+    const mark = counter.evals;
+    lease.releaseWithNextWrite();
+    assert.equal(await view.write(key, '{"count":2}', 2, 60_000, 1), true);
+    assert.equal(counter.evals - mark, 1, 'write + release: one round trip');
+    assert.equal(await client!.exists(l.lockKey(key)), 0, 'released by the write');
+    assert.deepEqual(await store.read(key), { value: '{"count":2}', version: 2 });
+    await lease.release(); // a no-op now
+    assert.equal(counter.evals - mark, 1);
+  });
+
+  test('fast path, versioned: once the token is gone even a write with the right version is refused (LockLostError)', async () => {
+    const store = new RedisStore({ client: client! });
+    const l = locker({ leaseMs: 60_000 });
+    const key = freshKey();
+    await store.write(key, '{"n":1}', 1, 60_000, null);
+    const lease = await l.acquire(key, { timeoutMs: LONG, store });
+    assert.deepEqual(await lease.store!.read(key), { value: '{"n":1}', version: 1 });
+    await client!.set(l.lockKey(key), 'newer-holder', { PX: 60_000 });
+    await assert.rejects(lease.store!.write(key, '{"n":2}', 2, 60_000, 1), LockLostError);
+    assert.equal(lease.lost, true);
+    assert.deepEqual(await store.read(key), { value: '{"n":1}', version: 1 });
+    // A destroy leaving a tombstone is fenced the same way.
+    await assert.rejects(lease.store!.write(key, undefined, 2, 60_000, 1), LockLostError);
+    assert.equal(await store.get(key), '{"n":1}');
+    await lease.release();
+    await client!.del([l.lockKey(key), store.keyFor(key)]);
+  });
+
+  test('the fast path recognises a RedisStore (subclasses too), never a look-alike with `client` and `keyFor`', async () => {
+    const key = freshKey();
+    const l = locker();
+    class AppStore extends RedisStore {}
+    const sub = await l.acquire(key, { timeoutMs: LONG, store: new AppStore({ client: client! }) });
+    assert.ok(sub.store, 'a subclass keeps the fast path');
+    await sub.release();
+    const inner = new MemoryStore();
+    const lookAlike = Object.assign(inner, { client: client!, keyFor: (k: string) => `sess:{${k}}` });
+    const plain = await l.acquire(key, { timeoutMs: LONG, store: lookAlike });
+    assert.equal(plain.store, undefined, 'duck typing would fuse a script over a key this store does not use');
+    await plain.release();
+    await inner.close();
+  });
+
   test('waiters are woken by the release, without polling and without spinning', async () => {
     const key = freshKey();
     const holderLocker = locker({ leaseMs: 1000, renewEveryMs: 20 });
@@ -345,6 +409,32 @@ describe('RedisLocker on one Redis', { skip: redisSkip }, () => {
       assert.ok(rest.every((r) => r.status === 200), `statuses: ${[...new Set(rest.map((r) => r.status))]}`);
       assert.equal(new Set([first.body.count, ...rest.map((r) => r.body.count)]).size, N);
       assert.equal((await request(http).get('/').set('Cookie', cookie)).body.count, N + 1);
+    });
+
+    test('a locked read-modify-write of an existing session costs 2 Redis round trips (acquire+read, write+release)', async () => {
+      const sent: string[] = [];
+      const commands = new Set(['get', 'set', 'del', 'pExpire', 'evalSha', 'eval', 'sendCommand', 'exists']);
+      const counted = new Proxy(client!, {
+        get(target, prop) {
+          const value = Reflect.get(target, prop, target) as unknown;
+          if (typeof value !== 'function') return value;
+          return (...args: unknown[]) => {
+            if (commands.has(String(prop))) sent.push(String(prop));
+            return (value as (...a: unknown[]) => unknown).apply(target, args);
+          };
+        },
+      });
+      const master = new RedisStore({ client: counted });
+      const app = makeApp({ master, locker: locker({ client: counted }), lockTimeout: LONG }, async (ctx) => {
+        ctx.body = { count: await ctx.session.withLock((s) => (s.count = (s.count ?? 0) + 1)) };
+      });
+      const http = app.callback();
+      const cookie = cookieHeader((await request(http).get('/')).headers['set-cookie']);
+      await request(http).get('/').set('Cookie', cookie); // scripts cached
+      sent.length = 0;
+      const res = await request(http).get('/').set('Cookie', cookie);
+      assert.equal(res.body.count, 3);
+      assert.deepEqual(sent, ['evalSha', 'evalSha']);
     });
 
     test('fenced save: a holder that lost its lock mid-scope gets 503 and writes nothing', async () => {
@@ -444,6 +534,21 @@ describe('RedisLocker on Redis Cluster', { skip: clusterSkip }, () => {
     assert.equal(await store.get(key), 'v2');
     await lease.release();
     await clusterClient!.del(l.lockKey(key));
+    await store.destroy(key);
+  });
+
+  test('versioned fenced write + release in one script on the cluster; a stale version is refused', async () => {
+    const store = new RedisStore({ client: clusterClient! });
+    const l = locker();
+    const key = freshKey();
+    await store.write(key, '{"n":1}', 1, 60_000, null);
+    const lease = await l.acquire(key, { timeoutMs: LONG, store, storeTimeoutMs: 2000 });
+    assert.deepEqual(await lease.store!.read(key), { value: '{"n":1}', version: 1 });
+    assert.equal(await lease.store!.write(key, '{"n":9}', 1, 60_000, 0), false);
+    lease.releaseWithNextWrite();
+    assert.equal(await lease.store!.write(key, '{"n":2}', 2, 60_000, 1), true);
+    assert.equal(await clusterClient!.exists(l.lockKey(key)), 0);
+    assert.deepEqual(await store.read(key), { value: '{"n":2}', version: 2 });
     await store.destroy(key);
   });
 

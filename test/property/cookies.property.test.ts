@@ -433,9 +433,9 @@ describe('property: random Cookie headers (cookie transport)', () => {
           assert.equal(expected.accepted, sid, 'the oracle agrees the sid is the first one and signed');
           const res = await check(h, 'cookie', requestHead('/get', [['Cookie', header]]), expected);
           if (key === 1) {
+            // Accepted, and not re-signed by a read: a re-sign here would drop the cookie's Max-Age (the next save re-signs).
             const resigned = res.headers.find(([n, v]) => n === 'set-cookie' && v.startsWith('sid.sig='));
-            assert.ok(resigned, 'a sid signed with an older key is re-signed with the newest');
-            assert.equal(/^sid\.sig=([^;]*)/.exec(resigned[1])![1], keygrip(`sid=${sid}`, KEYS[0]));
+            assert.equal(resigned, undefined, 'a read does not re-sign a sid signed with an older key');
           }
         },
       ),

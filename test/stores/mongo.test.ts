@@ -256,8 +256,9 @@ describe('MongoStore faults', { skip: server && !server.external ? false : (skip
     } finally {
       await started.resume();
     }
-    // Same store object, same client: FerretDB keeps its SQLite files, so the old record is back too.
-    assert.equal(await store.get('fault'), '{"before":1}');
+    // Same store object, same client: FerretDB keeps its SQLite files. The set and destroy that timed
+    // out had an unknown outcome: either may still have been applied when the server resumed.
+    assert.ok(['{"before":1}', '{"during":1}', undefined].includes(await store.get('fault')));
     await store.set('fault', '{"after":1}', 60_000);
     assert.equal(await store.get('fault'), '{"after":1}');
   });

@@ -9,6 +9,7 @@ import { once } from 'node:events';
 import { after, describe, it } from 'node:test';
 import { createClient, createCluster } from 'redis';
 import { StoreError } from '../../src/errors.js';
+import { unwrap } from '../../src/stores/envelope.js';
 import { RedisStore } from '../../src/stores/redis.js';
 import { redisServer, skipReason, tcpProxy, type StartedServer } from '../helpers/servers.js';
 import { CLUSTER_KIND, redisCluster } from '../helpers/redis-cluster.js';
@@ -89,6 +90,38 @@ storeConformance('redis', async () => new RedisStore({ client: await connectedCl
       await s.close();
       assert.equal(s.client.isOpen, false);
       await assert.rejects(s.get(key('owned')), StoreError);
+    });
+
+    it('the write script reads a stored string exactly as unwrap() does (hand-written, legacy and odd values)', async () => {
+      const redis = ctx.store as RedisStore;
+      const raw = redis.client as unknown as Client;
+      const stored = ['{"a":1}', 'v7:{"a":1}', 'v7!', 'v007:x', `v${'1'.repeat(16)}:x`, `v${'1'.repeat(17)}:x`, 'v:x', 'v7x', 'vv1:x', 'v7:', ''];
+      for (const [i, value] of stored.entries()) {
+        const k = key(`lua-${i}`);
+        await raw.set(redis.keyFor(k), value, { PX: 60_000 });
+        const parsed = unwrap(value);
+        assert.deepEqual(await redis.read(k), parsed, `read of ${JSON.stringify(value)}`);
+        // The script must see the same version and kind: a write expecting it applies exactly when unwrap says it should.
+        const applies = parsed.value !== undefined;
+        assert.equal(await redis.write(k, 'new', parsed.version + 1, 60_000, parsed.version), applies, `write over ${JSON.stringify(value)}`);
+        assert.equal(await redis.write(k, 'newer', parsed.version + 1, 60_000, 'newer'), !applies, `newer over ${JSON.stringify(value)}`);
+      }
+    });
+
+    it('a conditional write after SCRIPT FLUSH falls back to EVAL and still applies', async () => {
+      const redis = ctx.store as RedisStore;
+      await (redis.client as unknown as Client).scriptFlush();
+      assert.equal(await redis.write(key('noscript'), '{"s":1}', 1, 60_000, null), true);
+      assert.deepEqual(await redis.read(key('noscript')), { value: '{"s":1}', version: 1 });
+    });
+
+    it('a write with a bad TTL or version is refused before anything is sent (StoreError 500)', async () => {
+      const redis = ctx.store as RedisStore;
+      const bad = (e: unknown) => e instanceof StoreError && e.status === 500;
+      await assert.rejects(redis.write(key('bad'), '{}', 1, 0, null), bad); // a record needs a TTL; 0 only deletes
+      await assert.rejects(redis.write(key('bad'), '{}', 1.5, 60_000, null), bad);
+      await assert.rejects(redis.write(key('bad'), '{}', 2, 60_000, 0.5), bad);
+      assert.equal(await redis.read(key('bad')), undefined);
     });
 
     it('rejects a non-client with a TypeError naming the option', () => {

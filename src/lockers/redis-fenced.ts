@@ -1,0 +1,111 @@
+/**
+ * The master `RedisStore` seen through a RedisLocker lease (the fast path).
+ */
+import { LockLostError, StoreError } from '../errors.js';
+import { unwrap } from '../stores/envelope.js';
+import { versionedWriteArgs } from '../stores/redis.js';
+import type { VersionedRecord, VersionedStore, WriteCondition } from '../stores/store.js';
+import { errorMessage } from '../format.js';
+import type { RedisLease } from './redis.js';
+
+/**
+ * A RedisStore seen through a lease: the first `get`/`read` of the lease's key
+ * returns the record read by the acquire script; `write`/`set`/`destroy`/`touch`
+ * of that key run only while the lock still holds the lease's token, in one
+ * script that also checks the version condition of `write` (so a write is
+ * refused both after the lease was lost and when the record moved on), else
+ * reject with `LockLostError`. Other keys pass through to the store.
+ */
+export class FencedStore implements VersionedStore {
+  readonly name: string;
+  #prefetched = true;
+  /** The stored string read by the acquire script (`undefined`: no key). */
+  #stored: string | undefined;
+
+  constructor(
+    readonly store: VersionedStore,
+    readonly lease: RedisLease,
+    readonly recordKey: string,
+    /** Bound on each fenced script (ms): the smaller of the locker's and the store's command timeouts. */
+    readonly timeoutMs: number,
+    stored: string | undefined,
+  ) {
+    this.name = store.name;
+    this.#stored = stored;
+  }
+
+  async get(key: string): Promise<string | undefined> {
+    if (key === this.lease.key && this.#prefetched) return this.#takePrefetched()?.value;
+    return this.store.get(key);
+  }
+
+  async read(key: string): Promise<VersionedRecord | undefined> {
+    if (key === this.lease.key && this.#prefetched) return this.#takePrefetched();
+    return this.store.read(key);
+  }
+
+  async write(key: string, value: string | undefined, version: number, ttlMs: number, condition: WriteCondition): Promise<boolean> {
+    if (key !== this.lease.key) return this.store.write(key, value, version, ttlMs, condition);
+    this.#prefetched = false;
+    const outcome = await this.#fenced('conditional write', ['write', ...versionedWriteArgs(value, version, ttlMs, condition)]);
+    return outcome === 1;
+  }
+
+  async set(key: string, value: string, ttlMs: number): Promise<void> {
+    if (key !== this.lease.key) return this.store.set(key, value, ttlMs);
+    this.#prefetched = false;
+    await this.#fenced('SET', ['set', value, this.#px(ttlMs)]);
+  }
+
+  async destroy(key: string): Promise<void> {
+    if (key !== this.lease.key) return this.store.destroy(key);
+    this.#prefetched = false;
+    await this.#fenced('DEL', ['del']);
+  }
+
+  async touch(key: string, ttlMs: number): Promise<void> {
+    if (key !== this.lease.key) return this.store.touch?.(key, ttlMs);
+    await this.#fenced('PEXPIRE', ['pexpire', this.#px(ttlMs)]);
+  }
+
+  #takePrefetched(): VersionedRecord | undefined {
+    this.#prefetched = false;
+    const stored = this.#stored;
+    this.#stored = undefined;
+    return stored === undefined ? undefined : unwrap(stored);
+  }
+
+  /** Redis wants a positive integer of ms (the same rule as RedisStore). */
+  #px(ttlMs: number): string {
+    if (typeof ttlMs !== 'number' || !(ttlMs > 0) || !Number.isFinite(ttlMs)) {
+      throw new StoreError(this.name, `expected ttlMs to be a positive number of ms, got \`${String(ttlMs)}\``, { status: 500 });
+    }
+    return String(Math.ceil(ttlMs));
+  }
+
+  /** Run the fenced script; resolves 1 (written) or 2 (the version condition refused it), rejects with LockLostError when the token is gone. */
+  async #fenced(op: string, args: string[]): Promise<1 | 2> {
+    const { lease } = this;
+    let outcome: unknown;
+    const releasing = lease.releaseOnWrite;
+    lease.releaseOnWrite = false;
+    try {
+      lease.locker.assertReady(`fenced ${op}`);
+      const [command, ...operands] = args;
+      outcome = await lease.locker.runScript('fenced', [lease.lockKey, this.recordKey], [
+        lease.token, command!, releasing ? '1' : '0', lease.locker.publishCommand, lease.channel, ...operands,
+      ], this.timeoutMs);
+    } catch (error) {
+      if (error instanceof StoreError) throw error;
+      throw new StoreError(this.name, `fenced ${op} failed: ${errorMessage(error)}`, { cause: error });
+    }
+    const code = Number(outcome);
+    if (code === 0) {
+      lease.markLost(`fenced ${op} found the token gone`);
+      throw new LockLostError();
+    }
+    if (code === 2) return 2; // refused by the version: the lock is still ours, release() gives it back
+    if (releasing) lease.releasedByWrite();
+    return 1;
+  }
+}
