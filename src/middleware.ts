@@ -58,7 +58,7 @@ export function session<T extends object = SessionData>(options: SessionOptions 
   if (isRequestStore(resolved.master) && typeof master.claim === 'function') master.claim(name, options.cookie?.name);
   const needsKeys = (resolved.cookie.signed || resolved.header !== undefined) && !isRequestStore(resolved.master);
   const transport = resolved.header === undefined ? cookieTransport(resolved.cookie) : headerTransport(resolved.header);
-  const index = new UserIndex(resolved.locker, resolved.lockTimeout, resolved.prefix, resolved.maxSessionsPerUser);
+  const index = new UserIndex(resolved.locker, resolved.lockTimeout, resolved.prefix, resolved.maxSessionsPerUser, resolved.storeTimeout);
   const empty = serialize(resolved.serializer, {});
   const runtimes = new WeakMap<Koa, SessionRuntime>();
   const replicas = new Set<Replica>();

@@ -824,7 +824,8 @@ export class SessionHandle<T extends object = SessionData> {
     const done: string[] = [];
     for (const sid of sids) {
       try {
-        const lease = await this.#rt.options.locker.acquire(this.#key(sid), { timeoutMs: Math.min(this.#rt.options.lockTimeout, CAP_LOCK_WAIT_MS), store: this.#replica.master });
+        const { locker, lockTimeout, storeTimeout } = this.#rt.options;
+        const lease = await locker.acquire(this.#key(sid), { timeoutMs: Math.min(lockTimeout, CAP_LOCK_WAIT_MS), storeTimeoutMs: storeTimeout, store: this.#replica.master });
         await this.#destroyListed(sid, uid, lease);
         done.push(sid);
       } catch (error) {

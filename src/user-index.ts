@@ -25,6 +25,8 @@ export class UserIndex {
     private readonly prefix: string,
     /** `auth.maxSessionsPerUser`. */
     readonly maxPerUser: number = 100,
+    /** Bound on the locker's store round trips (RedisLocker's fused acquire-and-read). */
+    private readonly storeTimeout: number = 2000,
   ) {}
 
   /**
@@ -76,7 +78,7 @@ export class UserIndex {
   /** Read-modify-write under the index's lock, pruning up to PRUNE_CHECKS dead entries (never one of `fresh`). */
   async #update(master: Store, userId: string | number, change: (sids: string[]) => string[], fresh: readonly string[]): Promise<string[]> {
     const key = this.keyOf(userId);
-    const lease = await this.locker.acquire(key, { timeoutMs: this.lockTimeout, store: master });
+    const lease = await this.locker.acquire(key, { timeoutMs: this.lockTimeout, storeTimeoutMs: this.storeTimeout, store: master });
     try {
       const store = lease.store ?? master;
       const before = parse(await store.get(key));
