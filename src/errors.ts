@@ -15,7 +15,8 @@ export type SessionErrorCode =
   | 'ERR_SESSION_COOKIE_TOO_LARGE'
   | 'ERR_SESSION_CLOSED'
   | 'ERR_SESSION_MOVED'
-  | 'ERR_SESSION_CONFLICT';
+  | 'ERR_SESSION_CONFLICT'
+  | 'ERR_SESSION_INDEX_LOST';
 
 /**
  * Base class: every error this library throws on purpose is a `SessionError`.

@@ -117,7 +117,7 @@ function sameId(a: string | number | undefined, b: string | number): boolean {
 }
 
 function indexLost(method: string): SessionError {
-  return new SessionError(`koa-locked-session: ${method}() found this request's own logged-in session missing from the user's session index: the index was lost (evicted by the store under memory pressure?), so other sessions of the user may be unlisted. Run the master without eviction (Redis \`maxmemory-policy noeviction\`, memcached \`-M\`); see the README, "sign out everywhere"`);
+  return new SessionError(`koa-locked-session: ${method}() found this request's own logged-in session missing from the user's session index: the index was lost (evicted by the store under memory pressure?), so other sessions of the user may be unlisted. Run the master without eviction (Redis \`maxmemory-policy noeviction\`, memcached \`-M\`); see the README, "sign out everywhere"`, { code: 'ERR_SESSION_INDEX_LOST' });
 }
 
 /** What a handle needs from its `session()` call and app, shared by all its requests. */
