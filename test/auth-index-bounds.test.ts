@@ -18,8 +18,11 @@ import { memcachedServer, redisServer, skipReason } from './helpers/servers.js';
 const [redis, memcached] = await Promise.all([redisServer(), memcachedServer({ useEnv: false, extraArgs: ['-I', '8k', '-o', 'slab_chunk_max=4096'] })]);
 const redisClient = redis ? await createClient({ url: redis.url }).connect() : undefined;
 const memcachedStores: MemcachedStore[] = [];
+// A RedisLocker opens a subscriber connection on its first contended acquire: closed here, or it keeps the process alive.
+const redisLockers: RedisLocker[] = [];
 after(async () => {
   await Promise.all(memcachedStores.map((s) => s.close()));
+  await Promise.all(redisLockers.map((l) => l.close()));
   await redisClient?.quit().catch(() => {});
   await Promise.all([redis?.stop(), memcached?.stop()]);
 });
@@ -46,7 +49,11 @@ const setups: Array<{ name: string; skip: string | false; master(): Store; locke
     name: 'RedisStore + RedisLocker',
     skip: redis ? false : skipReason('redis'),
     master: () => new RedisStore({ client: redisClient!, prefix: `b-${randomUUID().slice(0, 8)}:` }),
-    locker: () => new RedisLocker({ client: redisClient!, prefix: `lock-${randomUUID().slice(0, 8)}:` }),
+    locker: () => {
+      const locker = new RedisLocker({ client: redisClient!, prefix: `lock-${randomUUID().slice(0, 8)}:` });
+      redisLockers.push(locker);
+      return locker;
+    },
   },
   {
     name: 'MemcachedStore (-I 8k)',

@@ -17,7 +17,11 @@ const [redis, mongo] = await Promise.all([redisServer(), mongoServer()]);
 const redisClient = redis ? await createClient({ url: redis.url }).connect() : undefined;
 const mongoClient = mongo ? await new MongoClient(mongo.url, { serverSelectionTimeoutMS: 5000 }).connect() : undefined;
 const db = mongoClient?.db(`kls_revoke_${randomUUID().slice(0, 8)}`);
+// A RedisLocker opens a subscriber connection on its first contended acquire: closed in after(), or it keeps the process alive.
+const lockers: RedisLocker[] = [];
+const track = (locker: RedisLocker): RedisLocker => (lockers.push(locker), locker);
 after(async () => {
+  await Promise.all(lockers.map((l) => l.close()));
   await redisClient?.quit().catch(() => {});
   if (mongo?.external) await db?.dropDatabase().catch(() => {});
   await mongoClient?.close();
@@ -30,7 +34,7 @@ const setups: Array<{ name: string; skip: string | false; options(): SessionOpti
   {
     name: 'RedisStore + RedisLocker',
     skip: redis ? false : skipReason('redis'),
-    options: () => ({ master: new RedisStore({ client: redisClient!, prefix: unique() }), locker: new RedisLocker({ client: redisClient!, prefix: `lock-${unique()}` }) }),
+    options: () => ({ master: new RedisStore({ client: redisClient!, prefix: unique() }), locker: track(new RedisLocker({ client: redisClient!, prefix: `lock-${unique()}` })) }),
   },
   {
     name: 'MongoStore + MemoryLocker',

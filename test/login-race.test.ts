@@ -35,7 +35,11 @@ declare module '../src/index.js' {
 
 const redis = await redisServer();
 const redisClient = redis ? await createClient({ url: redis.url }).connect() : undefined;
+// A RedisLocker opens a subscriber connection on its first contended acquire: closed in after(), or it keeps the process alive.
+const lockers: RedisLocker[] = [];
+const track = (locker: RedisLocker): RedisLocker => (lockers.push(locker), locker);
 after(async () => {
+  await Promise.all(lockers.map((l) => l.close()));
   redisClient?.destroy();
   await redis?.stop();
 });
@@ -88,7 +92,7 @@ const setups: Setup[] = [
     skip: redis ? false : skipReason('redis'),
     make: () => {
       const prefix = `race-${randomUUID().slice(0, 8)}:`;
-      return { master: new RedisStore({ client: redisClient!, prefix }), locker: new RedisLocker({ client: redisClient!, prefix: `lock-${prefix}` }) };
+      return { master: new RedisStore({ client: redisClient!, prefix }), locker: track(new RedisLocker({ client: redisClient!, prefix: `lock-${prefix}` })) };
     },
   },
 ];
