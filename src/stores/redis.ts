@@ -71,7 +71,7 @@ export interface RedisStoreConnectOptions extends Omit<RedisStoreOptions, 'clien
 /** The commands the store sends, with the types node-redis gives them. */
 interface RedisCommands {
   get(key: string): Promise<string | Buffer | null>;
-  set(key: string, value: string, options: { expiration: { type: 'PX'; value: number } }): Promise<unknown>;
+  set(key: string, value: string, options: { expiration: { type: 'PX'; value: number }; condition?: 'NX' }): Promise<unknown>;
   del(key: string): Promise<number>;
   pExpire(key: string, ms: number): Promise<number>;
   evalSha(sha: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
@@ -275,7 +275,13 @@ export class RedisStore<C extends RedisClientLike = RedisClientLike> implements 
    * a tombstone, atomically.
    */
   async write(key: string, value: string | undefined, version: number, ttlMs: number, condition: WriteCondition): Promise<boolean> {
-    const args = versionedWriteArgs(value, version, ttlMs, condition);
+    const args = versionedWriteArgs(value, version, ttlMs, condition); // validates before anything is sent
+    if (condition === null && value !== undefined) {
+      // A new sid: "nothing stored under the key" is exactly SET NX, one plain command instead of a script.
+      const px = ttlToMs(ttlMs);
+      const reply = await this.#run('SET NX', (c) => c.set(this.keyFor(key), wrap(value, version), { expiration: { type: 'PX', value: px }, condition: 'NX' }));
+      return reply !== null && reply !== undefined;
+    }
     const options = { keys: [this.keyFor(key)], arguments: args };
     const written = await this.#run('conditional write', async (c) => {
       try {
