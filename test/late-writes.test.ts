@@ -15,8 +15,7 @@ import { after, describe, it } from 'node:test';
 import request from 'supertest';
 import type { Locker } from '../src/index.js';
 import { cookieHeader, makeApp, sidOf } from './helpers/app.js';
-import { directRedisLocker, skipFor, stallable, storeTimeoutFor, untilAnswers, type Kind } from './helpers/stall-backends.js';
-import { memcachedServer, mongoServer, redisServer } from './helpers/servers.js';
+import { allServers, directRedisLocker, skipFor, stallable, storeTimeoutFor, untilAnswers, type Kind } from './helpers/stall-backends.js';
 import { liveValue } from './helpers/stall.js';
 
 declare module '../src/index.js' {
@@ -26,13 +25,8 @@ declare module '../src/index.js' {
   }
 }
 
-const [redis, memcached, mongo] = await Promise.all([redisServer(), memcachedServer(), mongoServer()]);
-const servers = { redis, memcached, mongo };
-const cleanup: Array<() => Promise<unknown>> = [];
-after(async () => {
-  for (const c of cleanup.reverse()) await c().catch(() => {});
-  await Promise.all([redis?.stop(), memcached?.stop(), mongo?.stop()]);
-});
+const { servers, cleanup } = await allServers();
+const { redis, memcached, mongo } = servers;
 
 const setups: Array<{ kind: Kind; locker: 'memory' | 'redis' }> = [
   { kind: 'memory', locker: 'memory' },

@@ -23,8 +23,7 @@ import { createClient } from 'redis';
 import request from 'supertest';
 import { MEMCACHED_FAIL_FAST_OPTIONS, MemcachedStore, MemoryStore, MongoStore, RedisStore, session, type MongoSessionDocument, type SessionOptions, type Store } from '../src/index.js';
 import { cookieHeader, listen, sidOf } from './helpers/app.js';
-import { skipFor, stallable, storeTimeoutFor, untilAnswers, type Kind } from './helpers/stall-backends.js';
-import { memcachedServer, mongoServer, redisServer } from './helpers/servers.js';
+import { allServers, skipFor, stallable, storeTimeoutFor, untilAnswers, type Kind } from './helpers/stall-backends.js';
 import { jitterStore, liveValue, seeded } from './helpers/stall.js';
 
 declare module '../src/index.js' {
@@ -34,13 +33,8 @@ declare module '../src/index.js' {
   }
 }
 
-const [redis, memcached, mongo] = await Promise.all([redisServer(), memcachedServer(), mongoServer()]);
-const servers = { redis, memcached, mongo };
-const cleanup: Array<() => Promise<unknown>> = [];
-after(async () => {
-  for (const c of cleanup.reverse()) await c().catch(() => {});
-  await Promise.all([redis?.stop(), memcached?.stop(), mongo?.stop()]);
-});
+const { servers, cleanup } = await allServers();
+const { redis, memcached, mongo } = servers;
 
 const KINDS: Kind[] = ['memory', 'redis', 'memcached', 'mongo'];
 

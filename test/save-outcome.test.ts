@@ -13,14 +13,14 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type Koa from 'koa';
 import { createClient } from 'redis';
 import request from 'supertest';
 import { MemoryStore, RedisLocker, RedisStore, StoreError, type Locker, type RedisLockerClient, type SessionOptions } from '../src/index.js';
 import { cookieHeader, deferred, makeApp, sidOf } from './helpers/app.js';
-import { skipFor, stallable, storeTimeoutFor, type Kind } from './helpers/stall-backends.js';
-import { memcachedServer, mongoServer, redisServer, skipReason, tcpProxy } from './helpers/servers.js';
+import { allServers, skipFor, stallable, storeTimeoutFor, type Kind } from './helpers/stall-backends.js';
+import { skipReason, tcpProxy } from './helpers/servers.js';
 import { liveValue, wrapStore } from './helpers/stall.js';
 
 declare module '../src/index.js' {
@@ -30,13 +30,8 @@ declare module '../src/index.js' {
   }
 }
 
-const [redis, memcached, mongo] = await Promise.all([redisServer(), memcachedServer(), mongoServer()]);
-const servers = { redis, memcached, mongo };
-const cleanup: Array<() => Promise<unknown>> = [];
-after(async () => {
-  for (const c of cleanup.reverse()) await c().catch(() => {});
-  await Promise.all([redis?.stop(), memcached?.stop(), mongo?.stop()]);
-});
+const { servers, cleanup } = await allServers();
+const { redis, memcached, mongo } = servers;
 
 /** An app incrementing `count` (and setting `mark` from the query), recording every error Koa handles. */
 function counter(options: SessionOptions, hold?: { held(): void; until: Promise<void> }) {

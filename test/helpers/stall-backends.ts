@@ -10,7 +10,8 @@ import Memcached from 'memcached';
 import { MongoClient } from 'mongodb';
 import { createClient } from 'redis';
 import { MEMCACHED_FAIL_FAST_OPTIONS, MemcachedStore, MemoryStore, MongoStore, RedisLocker, RedisStore, type Locker, type MongoSessionDocument, type Store } from '../../src/index.js';
-import { skipReason, type TestServer } from './servers.js';
+import { after } from 'node:test';
+import { memcachedServer, mongoServer, redisServer, skipReason, type TestServer } from './servers.js';
 import { stallingStore, stallProxy, type Stallable } from './stall.js';
 
 export type Kind = 'memory' | 'redis' | 'memcached' | 'mongo';
@@ -19,6 +20,20 @@ export interface Servers {
   redis: TestServer | undefined;
   memcached: TestServer | undefined;
   mongo: TestServer | undefined;
+}
+
+/**
+ * Start (or find) a Redis, a Memcached and a FerretDB for one test file, and
+ * stop them after it; `cleanup` runs first, last registered first.
+ */
+export async function allServers(): Promise<{ servers: Servers; cleanup: Array<() => Promise<unknown>> }> {
+  const [redis, memcached, mongo] = await Promise.all([redisServer(), memcachedServer(), mongoServer()]);
+  const cleanup: Array<() => Promise<unknown>> = [];
+  after(async () => {
+    for (const c of cleanup.reverse()) await c().catch(() => {});
+    await Promise.all([redis?.stop(), memcached?.stop(), mongo?.stop()]);
+  });
+  return { servers: { redis, memcached, mongo }, cleanup };
 }
 
 /** The port of a test server's URL (memcached URLs are bare `host:port`). */
