@@ -481,6 +481,16 @@ export interface TcpProxy {
   close(): Promise<void>;
 }
 
+/** Listen on a free loopback port; resolves to the port. */
+export async function listenLoopback(server: import('node:net').Server): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const address = server.address();
+  return typeof address === 'object' && address ? address.port : 0;
+}
+
 /** Start a {@link TcpProxy} on a free loopback port forwarding to 127.0.0.1:`targetPort`. */
 export async function tcpProxy(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpProxy> {
   let mode: 'pass' | 'blackhole' = 'pass';
@@ -521,12 +531,7 @@ export async function tcpProxy(targetPort: number, targetHost = '127.0.0.1'): Pr
     client.on('error', drop).on('close', drop);
     upstream.on('error', drop).on('close', drop);
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
+  const port = await listenLoopback(server);
   return {
     port,
     pass: () => {

@@ -18,6 +18,7 @@
  */
 import { connect, createServer, type Socket } from 'node:net';
 import type { Store, VersionedRecord, WriteCondition } from '../../src/stores/store.js';
+import { listenLoopback } from './servers.js';
 
 /** A held write: caught once the marker went by; delivered on the test's word. */
 export interface Stall {
@@ -97,12 +98,7 @@ export async function stallProxy(targetPort: number): Promise<StallProxy> {
     };
     upstream.on('error', dropUpstream).on('close', dropUpstream);
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
+  const port = await listenLoopback(server);
   return {
     port,
     stallNextWrite(marker) {
