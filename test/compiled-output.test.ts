@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { before, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import ts from 'typescript';
 
@@ -58,6 +58,10 @@ describe('compiled output runs on this Node', { timeout: 180_000 }, () => {
     await mkdir(join(root, '.test-tmp'), { recursive: true });
     dir = await mkdtemp(join(root, '.test-tmp', 'compiled-'));
   });
+  // A teardown, not a test: it runs even when a case above fails.
+  after(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
 
   for (const [format, entry, ext] of [
     ['ESM', join(root, 'dist/index.js'), 'mjs'],
@@ -85,7 +89,4 @@ describe('compiled output runs on this Node', { timeout: 180_000 }, () => {
     });
   }
 
-  it('cleans up', async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
 });

@@ -35,7 +35,10 @@ describe('storeTimeout', () => {
     const server = app.callback();
     const results = await Promise.all(Array.from({ length: 50 }, () => request(server).get('/')));
     assert.ok(results.every((r) => r.status === 503), 'every request on the dead master ends in 503');
-    assert.ok(errors.every((e) => e instanceof StoreError && /\[stalled\] SET timed out after 50 ms \(storeTimeout\)/.test(e.message)));
+    // `every` is true on an empty list: the count shows each failed request reported its error.
+    assert.equal(errors.length, 50, 'one error event per failed request');
+    assert.ok(errors.every((e) => e instanceof StoreError && /\[stalled\] SET timed out after 50 ms \(storeTimeout\)/.test(e.message)),
+      errors.map(String).join('\n'));
     assert.equal(locker.size, 0);
     assert.equal((await request(server).get('/other')).body.n, 1, 'the process keeps serving other stores');
     stalled.wake();

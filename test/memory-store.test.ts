@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it, mock } from 'node:test';
+import request from 'supertest';
 import { MemoryStore } from '../src/index.js';
+import { cookieHeader, makeApp, sidOf } from './helpers/app.js';
+
+declare module '../src/index.js' {
+  interface SessionData {
+    savedValue?: number;
+  }
+}
 
 describe('MemoryStore specifics', () => {
   it('is bounded: past `max` the least recently used record is evicted', async () => {
@@ -34,12 +42,30 @@ describe('MemoryStore specifics', () => {
     }
   });
 
-  it('stores copies: changing an object after saving it changes nothing stored', async () => {
+  it('keeps what was saved: changing the scope\'s data object after withLock returns changes nothing stored', async () => {
+    // The store only ever receives a serialized string; what can go wrong is the
+    // session layer handing out the object it saved (or caching it) so that a
+    // reference kept past the scope changes the next request's data.
     const store = new MemoryStore();
-    const data = { a: 1 };
-    await store.set('k', JSON.stringify(data), 60_000);
-    data.a = 2;
-    assert.equal(await store.get('k'), '{"a":1}');
+    let kept: { savedValue?: number } | undefined;
+    const app = makeApp({ master: store }, async (ctx) => {
+      if (ctx.path === '/save') {
+        await ctx.session.withLock((s) => {
+          s.savedValue = 1;
+          kept = s;
+        });
+        kept!.savedValue = 2; // outside the scope: must not reach the store or the next read
+        ctx.body = 'saved';
+      } else {
+        ctx.body = { savedValue: (await ctx.session.get()).savedValue };
+      }
+    });
+    const saved = await request(app.callback()).get('/save');
+    assert.equal(saved.status, 200);
+    assert.equal(kept?.savedValue, 2);
+    const read = await request(app.callback()).get('/read').set('Cookie', cookieHeader(saved.headers['set-cookie']));
+    assert.deepEqual(read.body, { savedValue: 1 });
+    assert.match((await store.get(sidOf(saved)))!, /"savedValue":1/);
     await store.close();
   });
 });

@@ -113,9 +113,24 @@ export function lockerConformance(
 
     test('different keys do not block each other', async () => {
       const locker = await make();
-      const a = await locker.acquire(freshKey(), { timeoutMs: LONG });
-      const b = await locker.acquire(freshKey(), { timeoutMs: LONG });
-      await Promise.all([a.release(), b.release()]);
+      const [keyA, keyB] = [freshKey(), freshKey()];
+      const a = await locker.acquire(keyA, { timeoutMs: LONG });
+      // Would time out (LockTimeoutError) if one key's holder blocked another key.
+      const b = await locker.acquire(keyB, { timeoutMs: BEFORE_ANY_LEASE_EXPIRY });
+      assert.equal(a.lost, false);
+      assert.equal(b.lost, false);
+      // Both are really held, each by its own lease: a waiter on either key waits.
+      const waitA = locker.acquire(keyA, { timeoutMs: LONG });
+      const waitB = locker.acquire(keyB, { timeoutMs: LONG });
+      assert.equal(await settled(waitA), false, 'key A is held');
+      assert.equal(await settled(waitB), false, 'key B is held');
+      // Releasing B hands B on and leaves A held.
+      await b.release();
+      const nextB = await waitB;
+      assert.equal(await settled(waitA), false, 'releasing key B did not free key A');
+      await a.release();
+      const nextA = await waitA;
+      await Promise.all([nextA.release(), nextB.release()]);
     });
 
     test('a waiter gets the lock only after the holder releases', async () => {
