@@ -4,7 +4,8 @@
  * real Redis.
  *
  * - RedisLocker: 400 overlapping increments spread over the 4 end at exactly 400.
- * - MemoryLocker (a lock per process) on the same setup: racing saves are refused
+ * - MemoryLocker (a lock per process) on the same setup, with every process made
+ *   to read before any writes (a barrier): one save wins, the others are refused
  *   (503) by RedisStore's versioned writes, none is lost; the Redis lock is what
  *   lets them all succeed.
  * - A holder SIGKILLed mid-scope: once its lease expires the others continue, and
@@ -167,17 +168,32 @@ describe('many processes sharing one session through Redis', { skip }, () => {
     assert.equal((await get(`${others[0]!.url}/count`, cookie)).body.count, 11, 'and it overwrote nothing');
   });
 
-  test('MemoryLocker (a lock per process) on the same setup: saves that raced are refused (503), none is lost; the Redis lock is what lets them all succeed', async () => {
+  test('MemoryLocker (a lock per process) on the same setup: when every process has read before any writes, one save wins and the others are refused (503); nothing acknowledged is lost', async () => {
     const memoryWorkers = await startWorkers(4, { LOCKER: 'memory' });
     try {
       const { cookie } = await newSession(memoryWorkers[0]!);
-      const responses = await overlappingIncrements(memoryWorkers, cookie, 399);
-      const ok = responses.filter((r) => r.status === 200).length;
-      assert.deepEqual(responses.filter((r) => r.status !== 200 && r.status !== 503).map((r) => r.status), []);
-      assert.ok(ok < 399, 'the per-process locks do not serialize across processes: some saves raced and were refused');
-      // RedisStore's versioned writes: every 200 is exactly one saved increment, nothing acknowledged is lost.
-      const final = (await get(`${memoryWorkers[0]!.url}/count`, cookie)).body.count!;
-      assert.equal(final, 1 + ok);
+      // One increment per process, each held between its read and its write until
+      // all four have read: the per-process locks cannot serialize them, so the
+      // race is certain. (With RedisLocker the second reader would wait for the
+      // first holder, and this barrier would never open.)
+      const reads = memoryWorkers.map((w) => new Promise<{ count: number }>((ok) => {
+        const onMessage = (m: { type?: string; count?: number }): void => {
+          if (m?.type !== 'read') return;
+          w.child.off('message', onMessage);
+          ok({ count: m.count! });
+        };
+        w.child.on('message', onMessage);
+      }));
+      const racing = Promise.all(memoryWorkers.map((w) => get(`${w.url}/incr-after-barrier`, cookie)));
+      const seen = await Promise.all(reads);
+      assert.deepEqual(seen.map((r) => r.count), [1, 1, 1, 1], 'every process read the same saved count');
+      for (const w of memoryWorkers) w.child.send({ type: 'write' });
+      const responses = await racing;
+      // RedisStore's versioned writes: all four expect the version they read; the
+      // first to land wins, the other three find it moved on and are refused.
+      assert.deepEqual(responses.map((r) => r.status).sort(), [200, 503, 503, 503]);
+      assert.deepEqual(responses.filter((r) => r.status === 200).map((r) => r.body.count), [2]);
+      assert.equal((await get(`${memoryWorkers[0]!.url}/count`, cookie)).body.count, 2, 'the one acknowledged increment is saved; the refused ones left no trace');
     } finally {
       await Promise.all(memoryWorkers.map((w) => stopWorker(w.child)));
     }

@@ -14,8 +14,13 @@
  * - `GET /hold`: increment under the lock, tell the parent `{ type: 'holding' }`,
  *   and finish only when the parent sends `{ type: 'finish' }` (the parent may
  *   SIGKILL or SIGSTOP us meanwhile).
+ * - `GET /incr-after-barrier`: read-modify-write under the lock that, between
+ *   the read and the write, tells the parent `{ type: 'read', count }` and waits
+ *   for `{ type: 'write' }`: a barrier the parent releases once every worker has
+ *   read, so the race between processes is certain, not left to scheduling.
  *
- * Messages to the parent: `{ type: 'listening', port }`, `{ type: 'holding' }`.
+ * Messages to the parent: `{ type: 'listening', port }`, `{ type: 'holding' }`,
+ * `{ type: 'read', count }`.
  */
 import Koa from 'koa';
 import http from 'node:http';
@@ -48,8 +53,10 @@ app.silent = true;
 app.use(session({ master: new RedisStore({ client }), locker, lockTimeout: 60_000 }));
 
 let finishHold: (() => void) | undefined;
+let passBarrier: (() => void) | undefined;
 process.on('message', (message: { type?: string }) => {
   if (message?.type === 'finish') finishHold?.();
+  if (message?.type === 'write') passBarrier?.();
 });
 
 app.use(async (ctx) => {
@@ -59,6 +66,17 @@ app.use(async (ctx) => {
       count: await ctx.session.withLock(async (s) => {
         const read = s.count ?? 0;
         await yieldOnce(); // let other work in this process run between the read and the write
+        return (s.count = read + 1);
+      }),
+    };
+  } else if (ctx.path === '/incr-after-barrier') {
+    ctx.body = {
+      pid: process.pid,
+      count: await ctx.session.withLock(async (s) => {
+        const read = s.count ?? 0;
+        const barrier = new Promise<void>((resolve) => (passBarrier = resolve));
+        send({ type: 'read', count: read });
+        await barrier;
         return (s.count = read + 1);
       }),
     };
