@@ -4,6 +4,7 @@ import Koa from 'koa';
 import Keygrip from 'keygrip';
 import request from 'supertest';
 import { session } from '../src/index.js';
+import { cookieHeader } from './helpers/cookies.js';
 
 declare module '../src/index.js' {
   interface SessionData {
@@ -30,8 +31,7 @@ function app(keys: unknown, transport: Transport) {
 /** The credential the response handed out, as the next request sends it. */
 function credential(res: request.Response, transport: Transport): [string, string] {
   if (transport === 'header') return ['x-session', String(res.headers['x-session'])];
-  const cookies = res.headers['set-cookie'] as unknown as string[];
-  return ['Cookie', cookies.map((c) => c.split(';')[0]).join('; ')];
+  return ['Cookie', cookieHeader(res)];
 }
 
 describe('app.keys, checked the same way for the cookie and the header transport', () => {

@@ -4,6 +4,7 @@ import Koa from 'koa';
 import request from 'supertest';
 import { CookieStore, session } from '../src/index.js';
 import { revocationBytes } from '../src/stores/cookie-revocations.js';
+import { setCookies } from './helpers/cookies.js';
 
 declare module '../src/index.js' {
   interface SessionData {
@@ -25,7 +26,10 @@ function setup(store: CookieStore) {
   return app.callback();
 }
 
-const cookieOf = (res: request.Response) => ((res.headers['set-cookie'] as unknown as string[])[0] ?? '').split(';')[0]!;
+const cookieOf = (res: request.Response): string => {
+  const [first] = setCookies(res);
+  return first ? `${first.name}=${first.value}` : '';
+};
 
 describe('CookieStore: a logged-out cookie stays dead in this process', () => {
   it('1,500 new anonymous sessions and the end of the recent-writes window do not bring it back; its seal expiry does end the memory', async () => {

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import Koa from 'koa';
 import request from 'supertest';
 import { session } from '../src/index.js';
+import { cookieHeader, setCookieLines } from './helpers/cookies.js';
 
 declare module '../src/index.js' {
   interface SessionData {
@@ -23,8 +24,8 @@ function setup(rolling = false) {
   return { app, server: app.callback() };
 }
 
-const setCookies = (res: request.Response): string[] => (res.headers['set-cookie'] as unknown as string[] | undefined) ?? [];
-const jar = (cookies: string[]) => cookies.map((c) => c.split(';')[0]).join('; ');
+const setCookies = (res: request.Response): string[] => setCookieLines(res);
+const jar = (cookies: string[]) => cookieHeader(cookies);
 
 /** Every Set-Cookie of the sid or its signature keeps an expiry (none turns into a browser-session cookie). */
 function assertPersistent(cookies: string[]) {

@@ -25,6 +25,7 @@ import request from 'supertest';
 import { MemoryLocker, MemoryStore, RedisLocker, RedisStore, type AcquireOptions, type Locker, type Store } from '../src/index.js';
 import { deferred, listen, makeApp, sidOf } from './helpers/app.js';
 import { redisServer, skipReason } from './helpers/servers.js';
+import { CookieJar } from './helpers/cookies.js';
 
 declare module '../src/index.js' {
   interface SessionData {
@@ -61,27 +62,6 @@ function spyLocker(inner: Locker, onAcquire: (key: string) => void): Locker {
       return typeof value === 'function' ? value.bind(target) : value;
     },
   });
-}
-
-/** A browser's cookie jar: Set-Cookie headers applied in order (a cleared or expired cookie is removed). */
-class Jar {
-  readonly #cookies = new Map<string, string>();
-  apply(setCookie: string[] | string | undefined): void {
-    for (const line of Array.isArray(setCookie) ? setCookie : setCookie ? [setCookie] : []) {
-      const [pair = '', ...attributes] = line.split(';').map((s) => s.trim());
-      const eq = pair.indexOf('=');
-      const name = pair.slice(0, eq);
-      const value = pair.slice(eq + 1);
-      const expires = attributes.find((a) => /^expires=/i.test(a));
-      const maxAge = attributes.find((a) => /^max-age=/i.test(a));
-      const gone = value === '' || (expires !== undefined && Date.parse(expires.slice(8)) <= Date.now()) || (maxAge !== undefined && Number(maxAge.slice(8)) <= 0);
-      if (gone) this.#cookies.delete(name);
-      else this.#cookies.set(name, value);
-    }
-  }
-  get header(): string {
-    return [...this.#cookies].map(([k, v]) => `${k}=${v}`).join('; ');
-  }
 }
 
 type Setup = { name: string; skip: string | false; make(): { master: Store; locker: Locker } };
@@ -135,9 +115,9 @@ async function race(setup: Setup, move: 'login' | 'regenerate') {
   const srv = await listen(app);
 
   try {
-    const jar = new Jar();
+    const jar = new CookieJar();
     const hello = await request(srv.url).get('/hello');
-    jar.apply(hello.headers['set-cookie']);
+    jar.take(hello.headers['set-cookie']);
     const oldSid = sidOf(hello);
     const oldCookie = jar.header;
     watched = oldSid;
@@ -175,7 +155,7 @@ async function race(setup: Setup, move: 'login' | 'regenerate') {
     for (const r of conflicts) assert.equal(r.headers['set-cookie'], undefined, 'a 409 sets no cookie');
     assert.deepEqual(errors.map((e) => e.code), conflicts.map(() => 'ERR_SESSION_MOVED'));
 
-    for (const res of arrived) jar.apply(res.headers['set-cookie']);
+    for (const res of arrived) jar.take(res.headers['set-cookie']);
     const now = await request(srv.url).get('/me').set('Cookie', jar.header);
     assert.equal(now.body.id, newSid, `after every response, the browser's cookie points at the session ${move} moved to`);
     if (move === 'login') assert.deepEqual(now.body.user, { id: 'u1', name: 'Ada' }, 'the browser is still logged in');
@@ -184,7 +164,7 @@ async function race(setup: Setup, move: 'login' | 'regenerate') {
       const retry = await request(srv.url).get('/inc').set('Cookie', jar.header);
       assert.equal(retry.status, 200);
       assert.equal(retry.body.id, newSid);
-      jar.apply(retry.headers['set-cookie']);
+      jar.take(retry.headers['set-cookie']);
     }
     const final = await request(srv.url).get('/me').set('Cookie', jar.header);
     assert.equal(final.body.count, INCREMENTS, 'no increment lost, none counted twice');

@@ -3,6 +3,7 @@ import http from 'node:http';
 import { describe, it } from 'node:test';
 import { MemoryLocker, MemoryStore } from '../src/index.js';
 import { listen, makeApp } from './helpers/app.js';
+import { cookieHeader } from './helpers/cookies.js';
 
 declare module '../src/index.js' {
   interface SessionData {
@@ -24,7 +25,7 @@ describe('MemoryLocker does not grow', () => {
         const req = http.get(url, { agent, headers: cookie ? { cookie } : {} }, (res) => {
           let body = '';
           res.on('data', (c) => (body += c));
-          res.on('end', () => resolve({ body, cookie: (res.headers['set-cookie'] ?? []).map((c) => c.split(';')[0]).join('; ') }));
+          res.on('end', () => resolve({ body, cookie: cookieHeader(res.headers['set-cookie']) }));
         });
         req.on('error', reject);
       });

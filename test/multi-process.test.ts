@@ -22,6 +22,7 @@ import { after, before, describe, test } from 'node:test';
 import { createClient } from 'redis';
 import { startExample } from './helpers/examples.js';
 import { redisServer, skipReason, waitUntil, type TestServer } from './helpers/servers.js';
+import { cookieHeader } from './helpers/cookies.js';
 
 const WORKER = resolve(import.meta.dirname, 'helpers/worker-app.ts');
 const LEASE_MS = 2000;
@@ -83,8 +84,8 @@ async function get(url: string, cookie?: string): Promise<{ status: number; body
   } catch {
     // an error page
   }
-  const set = res.headers.getSetCookie().map((c) => c.split(';')[0]!).filter((c) => !c.endsWith('='));
-  return { status: res.status, body, cookie: set.length ? set.join('; ') : cookie ?? '' };
+  const set = cookieHeader(res);
+  return { status: res.status, body, cookie: set || (cookie ?? '') };
 }
 
 /** A fresh session on `worker` with count 1; returns its cookie and sid. */

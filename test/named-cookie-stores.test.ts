@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import Koa from 'koa';
 import request from 'supertest';
 import { CookieStore, session, type SessionHandle } from '../src/index.js';
+import { CookieJar } from './helpers/cookies.js';
 
 interface CartData {
   items?: string[];
@@ -22,25 +23,6 @@ declare module '../src/index.js' {
 
 const MAIN_KEY = 'm'.repeat(32);
 const CART_KEY = 'c'.repeat(32);
-
-/** A browser: keeps the last value of each cookie it was sent. */
-class Jar {
-  readonly cookies = new Map<string, string>();
-  take(res: request.Response) {
-    for (const c of (res.headers['set-cookie'] as unknown as string[] | undefined) ?? []) {
-      const [pair] = c.split(';');
-      const eq = pair!.indexOf('=');
-      const name = pair!.slice(0, eq);
-      const value = pair!.slice(eq + 1);
-      if (value === '' || /expires=Thu, 01 Jan 1970/i.test(c)) this.cookies.delete(name);
-      else this.cookies.set(name, value);
-    }
-    return res;
-  }
-  get header() {
-    return [...this.cookies].map(([n, v]) => `${n}=${v}`).join('; ');
-  }
-}
 
 function cartApp(main: CookieStore, cart: CookieStore, cartOptions: Parameters<typeof session>[0] = {}) {
   const app = new Koa();
@@ -62,7 +44,7 @@ function cartApp(main: CookieStore, cart: CookieStore, cartOptions: Parameters<t
 describe('named sessions on their own CookieStores', () => {
   it('default CookieStores: the cart gets its own cookie (cart.session); cart writes never log the main user out', async () => {
     const { server, invalid, errors } = cartApp(new CookieStore({ keys: [MAIN_KEY] }), new CookieStore({ keys: [CART_KEY] }));
-    const jar = new Jar();
+    const jar = new CookieJar();
     jar.take(await request(server).get('/login'));
     for (const item of ['apple', 'pear', 'fig']) {
       const res = jar.take(await request(server).get(`/add?item=${item}`).set('Cookie', jar.header));

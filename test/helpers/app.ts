@@ -2,6 +2,7 @@ import Koa from 'koa';
 import type { AddressInfo } from 'node:net';
 import http from 'node:http';
 import { session, type SessionOptions } from '../../src/index.js';
+import { setCookies } from './cookies.js';
 import { isVersioned, type Store, type VersionedRecord, type WriteCondition } from '../../src/stores/store.js';
 
 /**
@@ -98,11 +99,8 @@ export async function listen(app: Koa): Promise<{ url: string; close(): Promise<
   };
 }
 
-/** `name=value` pairs from a response's Set-Cookie headers, ready for a Cookie header. */
-export function cookieHeader(setCookie: string[] | string | undefined): string {
-  const list = Array.isArray(setCookie) ? setCookie : setCookie ? [setCookie] : [];
-  return list.map((c) => c.split(';')[0]).filter((c) => !/=$/.test(c!)).join('; ');
-}
+/** `name=value` pairs from a response's Set-Cookie headers, ready for a Cookie header (see cookies.ts). */
+export { cookieHeader } from './cookies.js';
 
 /** A promise plus its resolve function (to hold a request open until the test says so). */
 export function deferred<T = void>(): { promise: Promise<T>; resolve(value: T): void } {
@@ -113,9 +111,9 @@ export function deferred<T = void>(): { promise: Promise<T>; resolve(value: T): 
 
 /** The sid a response set in its `sid` (or `name`) cookie. */
 export function sidOf(res: { headers: Record<string, unknown> }, name = 'sid'): string {
-  const match = new RegExp(`(?:^|,)${name.replace('.', '\\.')}=([^;]+)`).exec(String(res.headers['set-cookie'] ?? ''));
-  if (!match) throw new Error(`no ${name} cookie in the response`);
-  return match[1]!;
+  const cookie = setCookies(res, name).find((c) => c.value !== '');
+  if (!cookie) throw new Error(`no ${name} cookie in the response`);
+  return cookie.value;
 }
 
 /** A store that never answers, as a stalled server would (until `wake()`). */

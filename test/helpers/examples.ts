@@ -1,20 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { resolve } from 'node:path';
+import { cookieHeader } from './cookies.js';
+import { freePort } from './ports.js';
 
 const root = resolve(import.meta.dirname, '../..');
-
-/** A free loopback port (listen on 0, read it, close). */
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolvePort(port));
-    });
-  });
-}
 
 /**
  * Start `examples/<name>.ts` exactly as the README says (tsx, PORT), wait for its
@@ -62,7 +51,7 @@ export async function startExample(
   };
 }
 
-/** `name=value` pairs from a fetch Response's Set-Cookie headers. */
+/** `name=value` pairs from a fetch Response's Set-Cookie headers, ready for a Cookie header. */
 export function cookiesOf(res: Response): string {
-  return res.headers.getSetCookie().map((c) => c.split(';')[0]).filter((c) => !c!.endsWith('=')).join('; ');
+  return cookieHeader(res);
 }

@@ -21,6 +21,7 @@ import {
 } from '../../src/index.js';
 import type { WriteCondition } from '../../src/stores/store.js';
 import { memcachedServer, mongoServer, redisServer, tcpProxy, type TcpProxy } from './servers.js';
+import { cookieHeader, setCookies } from './cookies.js';
 
 declare module '../../src/index.js' {
   interface SessionData {
@@ -62,12 +63,8 @@ function app(options: SessionOptions, handler?: (ctx: Koa.Context) => Promise<vo
 
 /** The cookies a response set, recording every sid in them. */
 function cookiesOf(res: request.Response): string {
-  const set = (res.headers['set-cookie'] as unknown as string[] | undefined) ?? [];
-  for (const c of set) {
-    const m = /^[^=]+=([A-Za-z0-9_-]{43})(;|$)/.exec(c);
-    if (m) sids.add(m[1]!);
-  }
-  return set.map((c) => c.split(';')[0]).join('; ');
+  for (const c of setCookies(res)) if (/^[A-Za-z0-9_-]{43}$/.test(c.value)) sids.add(c.value);
+  return cookieHeader(res);
 }
 
 async function scenario(name: string, run: () => Promise<number[]>) {

@@ -42,6 +42,7 @@ import { RedisLocker } from '../../src/lockers/redis.js';
 import { RedisStore } from '../../src/stores/redis.js';
 import { listen, makeApp } from '../helpers/app.js';
 import { redisServer, skipReason, type TestServer } from '../helpers/servers.js';
+import { cookieHeader } from '../helpers/cookies.js';
 
 const NUM_RUNS = Number(process.env.PROPERTY_RUNS ?? 25);
 
@@ -285,7 +286,7 @@ async function runScenario(backend: Backend, run: number, input: Scenario): Prom
         const handed = res.setCookie.map((c) => /^sid=([^;]*)/.exec(c)?.[1]).find((v) => v !== undefined);
         if (handed) {
           assert.equal(handed, reply.after, 'the cookie carries the sid the handle ended with');
-          if (!cookies.has(handed)) cookies.set(handed, res.setCookie.map((c) => c.split(';')[0]!).filter((c) => !c.endsWith('=')).join('; '));
+          if (!cookies.has(handed)) cookies.set(handed, cookieHeader(res.setCookie));
         }
         return reply;
       }),

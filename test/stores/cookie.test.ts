@@ -7,6 +7,7 @@ import { CookieTooLargeError, StoreError } from '../../src/errors.js';
 import { MemoryStore, session, type SessionOptions } from '../../src/index.js';
 import { seal } from '../../src/seal.js';
 import { CookieStore, setCookieSize, type BoundCookieStore, type CookieBindHooks, type CookieStoreOptions } from '../../src/stores/cookie.js';
+import { setCookies as parsedSetCookies } from '../helpers/cookies.js';
 
 declare module '../../src/index.js' {
   interface SessionData {
@@ -24,16 +25,14 @@ type Res = { headers: Record<string, unknown> };
 
 /** All Set-Cookie lines of a response for cookie `name`. */
 function setCookies(res: Res, name = 'session'): string[] {
-  const raw = res.headers['set-cookie'] as string[] | string | undefined;
-  const list = Array.isArray(raw) ? raw : raw ? [raw] : [];
-  return list.filter((line) => line.startsWith(`${name}=`));
+  return parsedSetCookies(res, name).map((c) => c.line);
 }
 
 /** The one `name=value` pair a response set for `name` (asserts there is exactly one). */
 function cookieOf(res: Res, name = 'session'): string {
-  const lines = setCookies(res, name);
-  assert.equal(lines.length, 1, `expected one Set-Cookie for ${name}, got ${JSON.stringify(lines)}`);
-  return lines[0]!.split(';')[0]!;
+  const cookies = parsedSetCookies(res, name);
+  assert.equal(cookies.length, 1, `expected one Set-Cookie for ${name}, got ${JSON.stringify(cookies.map((c) => c.line))}`);
+  return `${cookies[0]!.name}=${cookies[0]!.value}`;
 }
 
 /** A clock tests move by hand. */
