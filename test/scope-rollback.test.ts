@@ -1,0 +1,48 @@
+/** A scope that throws saves nothing and releases the lock; a nested scope that throws rolls back only its own changes. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import request from 'supertest';
+import { cookieHeader } from './helpers/cookies.js';
+import { countingApp } from './helpers/counting-app.js';
+
+declare module '../src/index.js' {
+  interface SessionData {
+    count?: number;
+  }
+}
+
+describe('A scope that throws saves nothing', () => {
+  it('a scope that throws saves nothing, releases the lock, and the next request gets it at once', async () => {
+    const { store, locker, server } = countingApp(async (ctx) => {
+      if (ctx.path === '/set') await ctx.session.withLock((s) => void (s.count = 1));
+      if (ctx.path === '/throw') {
+        await ctx.session.withLock((s) => {
+          s.count = 99;
+          throw new Error('boom');
+        });
+      }
+      ctx.body = await ctx.session.get();
+    }, { lockTimeout: 60_000 });
+    const cookie = cookieHeader((await request(server).get('/set')).headers['set-cookie']);
+    const failed = await request(server).get('/throw').set('Cookie', cookie);
+    assert.equal(failed.status, 500);
+    assert.equal(locker.size, 0, 'no lock is held after the failed scope');
+    const next = await request(server).get('/read').set('Cookie', cookie);
+    assert.deepEqual(next.body, { count: 1 });
+    assert.equal(store.calls.set, 1);
+  });
+  it('a nested scope that throws rolls back only its own changes', async () => {
+    const { server } = countingApp(async (ctx) => {
+      await ctx.session.withLock(async (s) => {
+        s.count = 1;
+        await ctx.session.withLock((inner) => {
+          inner.count = 50;
+          throw new Error('inner');
+        }).catch(() => undefined);
+      });
+      ctx.body = await ctx.session.get();
+    });
+    const res = await request(server).get('/');
+    assert.deepEqual(res.body, { count: 1 });
+  });
+});
