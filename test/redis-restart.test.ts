@@ -94,6 +94,8 @@ describe('Redis goes away during a run', { skip }, () => {
       finishAll(); // every in-flight scope now tries to save while Redis is down
       const failed = await Promise.all(inFlight);
       assert.deepEqual(failed.map((r) => r.status), [503, 503, 503, 503, 503]);
+      // `every` is true on an empty list: the count shows each failed save was reported.
+      assert.equal(app.errors.length, 5, app.errors.map(String).join('\n'));
       assert.ok(app.errors.every((e) => e instanceof StoreError), 'the save failed on the unreachable store');
       await server.resume();
       await app.whenReady();
