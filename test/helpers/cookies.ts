@@ -107,3 +107,21 @@ export class CookieJar {
 function isLines(source: object): source is readonly string[] {
   return Array.isArray(source);
 }
+
+/**
+ * The `Expires` of a Set-Cookie (ms), asserted to be `ttlMs` after some instant
+ * between `before` and `after` (taken around the request that set it). HTTP
+ * dates have whole seconds, so the lower bound is rounded down: no tolerance
+ * constant, whatever the machine's speed.
+ */
+export function expiresAfter(cookie: SetCookie | string, ttlMs: number, before: number, after: number): number {
+  const parsed = typeof cookie === 'string' ? parseSetCookie(cookie) : cookie;
+  const raw = parsed.attributes.get('expires');
+  if (raw === undefined) throw new Error(`no expires attribute in ${parsed.line}`);
+  const expires = Date.parse(raw);
+  const earliest = Math.floor((before + ttlMs) / 1000) * 1000;
+  if (!(expires >= earliest && expires <= after + ttlMs)) {
+    throw new Error(`expected ${parsed.name} to expire ${ttlMs} ms after the request (${new Date(earliest).toUTCString()} … ${new Date(after + ttlMs).toUTCString()}), got ${raw}`);
+  }
+  return expires;
+}
