@@ -133,8 +133,8 @@ export function session<T extends object = SessionData>(options: SessionOptions 
         await next();
         failed = false;
       } finally {
-        const handle = handleOf();
-        if (handle) await handle.end(failed);
+        const ending = handleOf()?.end(failed);
+        if (ending) await ending; // most requests have nothing left to wait for
       }
     } catch (error) {
       // Last line of SECURITY.md's "no sid in error messages": whatever escapes (ours, a

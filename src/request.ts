@@ -12,6 +12,9 @@ import type { SidTransport } from './sid-transport.js';
 import { isRequestStore, type BoundRequestStore } from './stores/store.js';
 import type { UserIndex } from './user-index.js';
 
+const isThenable = (value: unknown): value is PromiseLike<unknown> =>
+  (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as PromiseLike<unknown>).then === 'function';
+
 /** What a handle needs from its `session()` call and app, shared by all its requests. */
 export interface SessionRuntime {
   readonly options: ResolvedOptions;
@@ -95,7 +98,9 @@ export class RequestSession implements ScopeHost {
     const me = await this.enter();
     let threw = true;
     try {
-      const result = await fn(me.view, me.scope);
+      const returned = fn(me.view, me.scope);
+      // A synchronous fn (the common case) costs no extra promise turn.
+      const result = isThenable(returned) ? await returned : returned;
       threw = false;
       return result;
     } finally {
@@ -241,20 +246,26 @@ export class RequestSession implements ScopeHost {
   // ---- the end of the request ----------------------------------------------
 
   /** The downstream middleware settled: end forgotten `lock()` scopes, then the response headers and rolling expiry. */
-  async end(failed: boolean): Promise<void> {
-    await Scope.endWithRequest(this, failed);
-    if (!failed) await this.#finish();
+  end(failed: boolean): Promise<void> | undefined {
+    const ending = Scope.endWithRequest(this, failed);
+    if (ending) return ending.then(() => (failed ? undefined : this.#finish()));
+    return failed ? undefined : this.#finish();
   }
 
-  async #finish(): Promise<void> {
-    if (!this.#used) return;
+  /** Response headers for a response that used the session; the rolling renewal. Returns a promise only when it has to wait. */
+  #finish(): Promise<void> | undefined {
+    if (!this.#used) return undefined;
     const ctx = this.#ctx;
     // A response that depends on the session must never be served to another user from a shared cache.
     ctx.vary(this.#rt.transport.vary);
     if (!ctx.response.get('Cache-Control')) ctx.set('Cache-Control', 'private');
-    if (!this.options.rolling || this.#wroteCookie || this.#sid === undefined) return;
-    await this.replica.touch(this.key(this.#sid), this.format.ttl(this.#meta));
-    this.#writeCookie(this.#sid);
+    if (!this.options.rolling || this.#wroteCookie || this.#sid === undefined) return undefined;
+    return this.#roll(this.#sid);
+  }
+
+  async #roll(sid: string): Promise<void> {
+    await this.replica.touch(this.key(sid), this.format.ttl(this.#meta));
+    this.#writeCookie(sid);
   }
 
   // ---- cookies -------------------------------------------------------------

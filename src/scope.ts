@@ -127,12 +127,27 @@ export class Scope {
   /** The logged-in user as read under the lock (for the per-user index). */
   #user: unknown;
   /** Settles when the scope finished opening (rejects if the lock or the read failed). */
-  #ready: Promise<void> = Promise.resolve();
-  readonly #closed: Promise<void>;
-  #markClosed!: () => void;
+  #ready: Promise<void> = settled;
+  /** Settles when the scope has ended; made only when a new scope of the request must wait for it (rare). */
+  #closed: { promise: Promise<void>; resolve: () => void } | undefined;
+  #ended = false;
 
-  private constructor(private readonly host: ScopeHost) {
-    this.#closed = new Promise<void>((resolve) => (this.#markClosed = resolve));
+  private constructor(private readonly host: ScopeHost) {}
+
+  /** Wait until this (closing) scope has ended. */
+  #whenClosed(): Promise<void> {
+    if (this.#ended) return settled;
+    if (!this.#closed) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.#closed = { promise, resolve };
+    }
+    return this.#closed.promise;
+  }
+
+  #markClosed(): void {
+    this.#ended = true;
+    this.#closed?.resolve();
   }
 
   /**
@@ -145,7 +160,7 @@ export class Scope {
       const active = host.active;
       if (!active) break;
       if (!active.#closing) return active.#join();
-      await active.#closed;
+      await active.#whenClosed();
     }
     host.lifecycle.enter();
     const scope = new Scope(host);
@@ -203,11 +218,15 @@ export class Scope {
    * would hold the session's lock for good. It is ended here, saved when the
    * request succeeded and discarded when it failed, and reported once per process.
    */
-  static async endWithRequest(host: ScopeHost, failed: boolean): Promise<void> {
+  static endWithRequest(host: ScopeHost, failed: boolean): Promise<void> | undefined {
     const scope = host.active;
-    if (!scope || scope.#closing || scope.#undisposed.length === 0 || scope.#participants !== scope.#undisposed.length) return;
+    if (!scope || scope.#closing || scope.#undisposed.length === 0 || scope.#participants !== scope.#undisposed.length) return undefined; // the common case: no promise
     warnUndisposed();
-    for (let p = scope.#undisposed.pop(); p; p = scope.#undisposed.pop()) await scope.leave(p, failed);
+    return scope.#endUndisposed(failed);
+  }
+
+  async #endUndisposed(failed: boolean): Promise<void> {
+    for (let p = this.#undisposed.pop(); p; p = this.#undisposed.pop()) await this.leave(p, failed);
   }
 
   /** Take the lock and read the record under it. */
@@ -265,7 +284,7 @@ export class Scope {
     try {
       if (!this.#failed) await this.#save(true);
     } finally {
-      await this.#lock?.release();
+      if (this.#lock) await this.#lock.release();
       if (this.host.active === this) this.host.active = undefined;
       this.#markClosed();
       this.host.lifecycle.leave();
@@ -279,9 +298,12 @@ export class Scope {
       if (this.#error !== undefined) throw this.#error;
       return this.#commit(final);
     });
-    this.#saving = run.then(undefined, (error: unknown) => {
-      this.#error ??= error;
-    });
+    // The final save has no successor to chain (the scope is closing: nobody can join it).
+    if (!final) {
+      this.#saving = run.then(undefined, (error: unknown) => {
+        this.#error ??= error;
+      });
+    }
     return run;
   }
 
@@ -336,7 +358,7 @@ export class Scope {
       await writeIfVersion(this.#storeFor(oldSid), host.key(oldSid), undefined, this.#version, ttl);
       host.forget();
       host.destroyed();
-      await indexRemove(host, plan);
+      if (plan) await indexRemove(host, plan); // (no plan, the common case: no promise)
       this.#stand(undefined, undefined, 0);
       return;
     }
@@ -346,7 +368,7 @@ export class Scope {
       const plan = this.#indexPlan(oldSid, sid);
       // A fresh id: no lock needed, nobody else knows it; the insert refuses to overwrite anything.
       if (!(await host.replica.write(host.key(sid), value, 1, ttl, null))) throw new ConflictError();
-      await indexAdd(host, plan, sid, oldSid); // listed before the old sid dies: see revokeAll
+      if (plan) await indexAdd(host, plan, sid, oldSid); // listed before the old sid dies: see revokeAll
       if (oldSid !== undefined) {
         if (final) this.#lastWrite(plan);
         // The old sid keeps a short tombstone, so that requests of this browser still waiting
@@ -354,15 +376,15 @@ export class Scope {
         await writeIfVersion(this.#storeFor(oldSid), host.key(oldSid), undefined, this.#version, ttl, this.#movedMs());
       }
       host.adopt(sid, value);
-      await indexRemove(host, plan);
+      if (plan) await indexRemove(host, plan);
       this.#stand(sid, value, 1);
     } else if (value !== this.#original) {
       const plan = this.#indexPlan(oldSid, oldSid);
-      await indexAdd(host, plan, undefined, oldSid); // the record exists: listed before it changes hands
+      if (plan) await indexAdd(host, plan, undefined, oldSid); // the record exists: listed before it changes hands
       if (final) this.#lastWrite(plan);
       await writeIfVersion(this.#storeFor(oldSid), host.key(oldSid), value, this.#version, ttl);
       host.adopt(oldSid, value);
-      await indexRemove(host, plan);
+      if (plan) await indexRemove(host, plan);
       this.#stand(oldSid, value, this.#version + 1);
     } else if (this.touch) {
       const key = host.key(oldSid);

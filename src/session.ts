@@ -147,7 +147,7 @@ export class SessionHandle<T extends object = SessionData> {
    * for good: it is ended here, saved when the request succeeded and discarded
    * when it failed, and reported once per process.
    */
-  end(failed: boolean): Promise<void> {
+  end(failed: boolean): Promise<void> | undefined {
     return this.#req.end(failed);
   }
 }
