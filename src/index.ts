@@ -4,7 +4,7 @@ export { session, type SessionMiddleware } from './middleware.js';
 export { CHANNELS, type LockMessage, type StoreMessage, type MirrorErrorMessage } from './diagnostics.js';
 export { SessionHandle, type LockedSession, type LoginOptions, type UserOf } from './session.js';
 export { requireLogin, type RequireLoginOptions } from './auth.js';
-export type { SessionData } from './koa.js';
+export type { SessionData } from './session-data.js';
 export { DEFAULTS, type SessionOptions, type CookieOptions, type AuthOptions } from './options.js';
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory.js';
 export { isVersioned, type Store, type VersionedStore, type VersionedRecord, type WriteCondition, type RequestStore, type BoundRequestStore, type RequestStoreHooks } from './stores/store.js';

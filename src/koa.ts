@@ -1,16 +1,7 @@
 import type { SessionHandle } from './session.js';
+import type { SessionData } from './session-data.js';
 
-/**
- * Your session data. Extend it by declaration merging and `ctx.session` is
- * typed everywhere without casts:
- *
- * @example
- * declare module 'koa-locked-session' {
- *   interface SessionData { count?: number; user?: { id: string } }
- * }
- */
-// eslint-disable-next-line @typescript-eslint/no-empty-interface
-export interface SessionData {}
+export type { SessionData } from './session-data.js';
 
 declare module 'koa' {
   // ExtendableContext is part of every ParameterizedContext, so the handle is

@@ -1,6 +1,6 @@
 import type Koa from 'koa';
 import type { Middleware } from 'koa';
-import type { SessionData } from './koa.js';
+import type { SessionData } from './session-data.js';
 import { resolveOptions, type SessionOptions } from './options.js';
 import { Replica } from './replica.js';
 import { SessionHandle, type SessionRuntime } from './session.js';
@@ -9,7 +9,7 @@ import { appKeys, cookieTransport, headerTransport, KEYS_FIX } from './sid-trans
 import { isRequestStore, type BoundRequestStore } from './stores/store.js';
 import { UserIndex } from './user-index.js';
 import { Lifecycle } from './lifecycle.js';
-import { serialize } from './serialize.js';
+import { RecordFormat } from './record.js';
 import { scrubError } from './format.js';
 
 /** The middleware returned by {@link session}, with a way to shut the session layer down. */
@@ -59,7 +59,7 @@ export function session<T extends object = SessionData>(options: SessionOptions 
   const needsKeys = (resolved.cookie.signed || resolved.header !== undefined) && !isRequestStore(resolved.master);
   const transport = resolved.header === undefined ? cookieTransport(resolved.cookie) : headerTransport(resolved.header);
   const index = new UserIndex(resolved.locker, resolved.lockTimeout, resolved.prefix, resolved.maxSessionsPerUser, resolved.storeTimeout);
-  const empty = serialize(resolved.serializer, {});
+  const format = new RecordFormat(resolved);
   const runtimes = new WeakMap<Koa, SessionRuntime>();
   const replicas = new Set<Replica>();
   const lifecycle = new Lifecycle();
@@ -82,7 +82,7 @@ export function session<T extends object = SessionData>(options: SessionOptions 
       transport,
       index,
       lifecycle,
-      empty,
+      format,
       replica,
       bindReplica: (bound: BoundRequestStore) => replica.withMaster(bound),
     };
@@ -114,6 +114,10 @@ export function session<T extends object = SessionData>(options: SessionOptions 
       get(this: Koa.Context & Record<symbol, SessionHandle<T> | undefined>) {
         return (this[handleKey] ??= new SessionHandle<T>(this, runtime));
       },
+      // No silent footgun (koa-session's `ctx.session = null`): without a setter, sloppy code would ignore it.
+      set() {
+        throw new TypeError(`koa-locked-session: ctx.${name} cannot be assigned; to end the session call \`await ctx.${name}.destroy()\` (or logout()), to change its data use \`await ctx.${name}.withLock((s) => { … })\``);
+      },
     });
   };
 
@@ -129,8 +133,8 @@ export function session<T extends object = SessionData>(options: SessionOptions 
         await next();
         failed = false;
       } finally {
-        const handle = handleOf();
-        if (handle) await handle.end(failed);
+        const ending = handleOf()?.end(failed);
+        if (ending) await ending; // most requests have nothing left to wait for
       }
     } catch (error) {
       // Last line of SECURITY.md's "no sid in error messages": whatever escapes (ours, a

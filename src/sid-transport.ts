@@ -47,7 +47,8 @@ export const KEYS_FIX = {
 } as const;
 
 /** What the request brought: a verified sid, nothing, or something refused (with the reason). */
-export type SidRead = { sid: string; invalid?: undefined } | { sid?: undefined; invalid?: InvalidReason };
+/** `stale`: the sid verified with an older key, so the next cookie sent re-signs it with the newest. */
+export type SidRead = { sid: string; invalid?: undefined; stale?: boolean } | { sid?: undefined; invalid?: InvalidReason; stale?: undefined };
 
 /** How the sid travels between client and server: the cookie (default) or a header (APIs). */
 export interface SidTransport {
@@ -96,6 +97,7 @@ export function cookieTransport(cookie: ResolvedCookieOptions): SidTransport {
         const data = `${cookie.name}=${raw}`;
         const index = sig === undefined ? -1 : keys.grip ? keys.grip.index(data, sig) : signer.verify(keys.list, data, sig);
         if (index < 0) return { invalid: 'bad-signature' };
+        if (index > 0) return isValidSid(raw) ? { sid: raw, stale: true } : { invalid: 'bad-format' };
       }
       return isValidSid(raw) ? { sid: raw } : { invalid: 'bad-format' };
     },
