@@ -370,7 +370,7 @@ export class SessionHandle<T extends object = SessionData> {
       const owner = this.#decode(record.value, false)?.data[this.#rt.options.userKey];
       if (owner !== undefined && !sameId(this.#ownerId(owner), uid)) return false;
       if (lease.lost) throw new LockLostError();
-      if (!(await store.write(key, undefined, record.version + 1, this.#rt.options.ttl, record.version))) throw new ConflictError();
+      if (!(await store.write(key, undefined, record.version + 1, this.#rt.options.ttl, record.version, 0))) throw new ConflictError();
       return true;
     } finally {
       await lease.release();
@@ -498,7 +498,7 @@ export class SessionHandle<T extends object = SessionData> {
       const decoded = raw === undefined ? undefined : this.#decode(raw, true);
       if (decoded === undefined || this.#pastAbsolute(decoded.meta)) {
         // No resurrection: the record is gone (destroyed, expired): work on a fresh session with a new sid.
-        if (decoded !== undefined && !(await scope.store.write(key, undefined, record!.version + 1, this.#ttl(), record!.version))) throw new ConflictError(); // past its absolute timeout
+        if (decoded !== undefined && !(await scope.store.write(key, undefined, record!.version + 1, this.#ttl(), record!.version, 0))) throw new ConflictError(); // past its absolute timeout
         if (raw === undefined || decoded !== undefined) this.#emit('session:expired', {});
         this.#forget();
         return;
@@ -797,7 +797,7 @@ export class SessionHandle<T extends object = SessionData> {
       over = await this.#rt.index.add(master, uid, sid, oldSid === undefined ? [] : [oldSid]);
     } catch (error) {
       // Undo the insert (version 1): the client never learns this sid, no cookie was sent.
-      if (newSid !== undefined) await this.#replica.write(this.#key(newSid), undefined, 2, this.#rt.options.ttl, 1).catch(() => false);
+      if (newSid !== undefined) await this.#replica.write(this.#key(newSid), undefined, 2, this.#rt.options.ttl, 1, 0).catch(() => false);
       throw error instanceof SessionError ? error : new StoreError(master.name, 'user index update failed; nothing was logged in', { cause: error });
     }
     if (over.length > 0) await this.#capSessions(uid, over);
