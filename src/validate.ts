@@ -73,6 +73,14 @@ export class Validator {
     return value;
   }
 
+  /** A Store: else the message names the members it lacks (and the adapter, for a store of another session library). */
+  store(option: string, value: unknown): void {
+    const problem = storeProblem(value);
+    if (problem === undefined) return;
+    const who = this.owner ? `${this.owner} ` : '';
+    throw new TypeError(`koa-locked-session: Expected ${who}\`${option}\` to be a Store (name, get(), set(), destroy()): ${problem}`);
+  }
+
   /**
    * Refuse any key of `input` that is not in `known`: a misspelt or foreign
    * option (koa-session's `key`, express-session's `resave`…) would otherwise
