@@ -36,6 +36,13 @@ export class Validator {
     return value;
   }
 
+  /** A non-negative, finite number of ms, where 0 turns something off (`fallback` when undefined). */
+  nonNegativeMs(option: string, value: unknown, fallback: number): number {
+    if (value === undefined) return fallback;
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) this.fail(option, 'a non-negative number of ms', value);
+    return value;
+  }
+
   /** A positive integer (`fallback` when undefined). */
   positiveInt(option: string, value: unknown, fallback: number): number;
   positiveInt(option: string, value: unknown, fallback?: number): number | undefined;
