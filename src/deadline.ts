@@ -7,6 +7,9 @@
  * and `ms + RESOLUTION_MS` after it started, which is all a multi-second
  * safety bound needs.
  */
+import { StoreError } from './errors.js';
+import { errorMessage } from './format.js';
+
 const RESOLUTION_MS = 25;
 
 interface Pending {
@@ -36,6 +39,44 @@ function sweep(): void {
  * without an answer. A call that throws synchronously rejects at once.
  */
 export function withDeadline<T>(call: () => Promise<T>, ms: number, onTimeout: () => unknown): Promise<T> {
+  return bounded(call, ms, onTimeout, identity);
+}
+
+/** What {@link storeCall} may do besides the deadline. */
+export interface StoreCallHooks {
+  /** Called once when the deadline passes (e.g. abort the driver's operation). */
+  onTimeout?: (() => void) | undefined;
+  /** A store-specific translation of a driver error (e.g. one whose message quotes a key); `undefined`: the default. */
+  mapError?: ((error: unknown) => StoreError | undefined) | undefined;
+}
+
+/**
+ * The one store-call wrapper every store uses: `call()` bounded by `ms`
+ * (through the shared sweeper above, no timer per call), every failure a
+ * `StoreError` naming the store and the command: `[redis] GET failed: no
+ * reply within 2000 ms`, `[mongo] FIND failed: <driver message>`. A
+ * `StoreError` thrown by `call()` itself passes through unchanged.
+ */
+export function storeCall<T>(store: string, command: string, ms: number, call: () => Promise<T>, hooks?: StoreCallHooks): Promise<T> {
+  return bounded(
+    call,
+    ms,
+    () => {
+      hooks?.onTimeout?.();
+      return new StoreError(store, `${command} failed: no reply within ${ms} ms`);
+    },
+    (error) => {
+      if (error instanceof StoreError) return error;
+      return hooks?.mapError?.(error) ?? new StoreError(store, `${command} failed: ${errorMessage(error)}`, { cause: error });
+    },
+  );
+}
+
+function identity(error: unknown): unknown {
+  return error;
+}
+
+function bounded<T>(call: () => Promise<T>, ms: number, onTimeout: () => unknown, mapError: (error: unknown) => unknown): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const entry: Pending = { at: Date.now() + ms, fail: () => reject(onTimeout()) };
     pending.add(entry);
@@ -45,7 +86,7 @@ export function withDeadline<T>(call: () => Promise<T>, ms: number, onTimeout: (
       promise = call();
     } catch (error) {
       pending.delete(entry);
-      reject(error);
+      reject(mapError(error));
       return;
     }
     promise.then(
@@ -55,7 +96,7 @@ export function withDeadline<T>(call: () => Promise<T>, ms: number, onTimeout: (
       },
       (error: unknown) => {
         pending.delete(entry);
-        reject(error);
+        reject(mapError(error));
       },
     );
   });

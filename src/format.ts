@@ -7,9 +7,10 @@ export function errorMessage(error: unknown): string {
   return String(error);
 }
 
-/** A value as an option error shows it: strings quoted, objects by kind. */
+/** A value as an option error shows it: strings quoted, objects by kind, functions never by their source. */
 export function describe(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'function') return 'a function';
   if (typeof value === 'object' && value !== null) return Object.prototype.toString.call(value);
   return String(value);
 }

@@ -3,7 +3,8 @@ import { isLocker, type Locker } from './lockers/locker.js';
 import type { MirrorWrites } from './replica.js';
 import { jsonSerializer, type Serializer } from './serialize.js';
 import { MemoryStore } from './stores/memory.js';
-import { isRequestStore, isStore, type Store } from './stores/store.js';
+import { isRequestStore, type Store } from './stores/store.js';
+import { Validator } from './validate.js';
 
 /** Options of the sid cookie. Defaults follow DESIGN §6 (and OWASP): HttpOnly, SameSite=Lax, Secure on HTTPS. */
 export interface CookieOptions {
@@ -167,57 +168,91 @@ const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]{0,63}$/;
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,128}$/;
 const PREFIX = /^[A-Za-z0-9_:.-]{0,64}$/;
 
-function fail(option: string, expected: string, got: unknown, fix = ''): never {
-  const shown = typeof got === 'function' ? 'a function' : typeof got === 'string' ? JSON.stringify(got) : String(got);
-  throw new TypeError(`koa-locked-session: Expected \`${option}\` to be ${expected}, got \`${shown}\`${fix ? `. ${fix}` : ''}`);
-}
+const check = new Validator('');
+const fail = check.fail.bind(check);
 
-function positive(option: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) fail(option, 'a positive number of ms', value);
-  return value;
-}
+/** Every option of session(); anything else fails at session() time (see {@link PEER_OPTION_HINTS}). */
+const OPTION_NAMES = [
+  'name', 'master', 'mirrors', 'mirrorWrites', 'maxPendingMirrorWrites', 'storeTimeout', 'locker', 'ttl', 'lockTimeout',
+  'absoluteTtl', 'rolling', 'prefix', 'genid', 'serializer', 'cookie', 'sid', 'auth',
+] as const;
+const COOKIE_OPTION_NAMES = ['name', 'domain', 'path', 'maxAge', 'httpOnly', 'secure', 'sameSite', 'partitioned', 'signed'] as const;
+const ADAPTERS = 'wrap a koa-session / koa-generic-session store (koa-redis…) with `fromKoaStore(store)`, an express-session (connect) store with `fromConnectStore(store)`';
 
-function bool(option: string, value: unknown, fallback: boolean): boolean {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'boolean') fail(option, 'a boolean', value);
-  return value;
-}
+/**
+ * Options of koa-session, koa-generic-session and express-session that a
+ * port brings along, with our equivalent: from plain JavaScript they would
+ * otherwise be ignored silently (a `store` never written to, a `key` that
+ * names no cookie).
+ */
+const PEER_OPTION_HINTS: Readonly<Record<string, string>> = {
+  key: 'The cookie name is `cookie.name`: `session({ cookie: { name: \'koa.sess\' } })`',
+  store: `The store is \`master\`: \`session({ master: new RedisStore({ client }) })\`; ${ADAPTERS}`,
+  maxAge: 'Use `ttl` (server-side expiry, ms) and, for the cookie, `cookie.maxAge` (ms, or \'session\' for a browser-session cookie)',
+  renew: 'No counterpart: `rolling: true` renews the expiry on every request that uses the session',
+  resave: 'No counterpart: a session is saved only when a withLock()/lock() scope changed it',
+  saveUninitialized: 'No counterpart: a new session is stored only once something is written to it',
+  genSid: 'Use `genid` (a function returning a new session id)',
+  signed: 'Use `cookie.signed` (signed with `app.keys`)',
+  secret: 'The sid cookie is signed with Koa\'s `app.keys`: set `app.keys = [secret]`',
+  keys: 'The sid cookie is signed with Koa\'s `app.keys`: set `app.keys = keys`',
+  autoCommit: 'No counterpart: changes are saved when the withLock()/lock() scope ends',
+  overwrite: 'No counterpart: the sid cookie always replaces an earlier one',
+  httpOnly: 'Use `cookie.httpOnly`',
+  secure: 'Use `cookie.secure`',
+  sameSite: 'Use `cookie.sameSite`',
+  domain: 'Use `cookie.domain`',
+  path: 'Use `cookie.path`',
+  partitioned: 'Use `cookie.partitioned`',
+  expires: 'Use `ttl` and `cookie.maxAge`',
+  encode: 'Use `serializer: { stringify, parse }`',
+  decode: 'Use `serializer: { stringify, parse }`',
+  serialize: 'Use `serializer: { stringify, parse }`',
+  unserialize: 'Use `serializer: { stringify, parse }`',
+  proxy: 'Set Koa\'s `app.proxy = true` behind a TLS-terminating proxy',
+  errorHandler: 'No counterpart: store failures reach Koa\'s error handling as a StoreError (status 503)',
+};
+
+const COOKIE_HINTS: Readonly<Record<string, string>> = {
+  key: 'Use `cookie.name`',
+  expires: 'Use `cookie.maxAge` (ms, or \'session\' for a browser-session cookie)',
+  overwrite: 'No counterpart: the sid cookie always replaces an earlier one',
+  priority: 'No counterpart',
+};
 
 /**
  * Validate `input` and apply the defaults. Returns a new object (the caller's
  * is never mutated); throws a `TypeError` naming the option and the fix.
  */
 export function resolveOptions(input: SessionOptions = {}): ResolvedOptions {
-  if (typeof input !== 'object' || input === null) fail('options', 'an object', input);
+  check.object('options', input);
+  check.known(input, OPTION_NAMES, PEER_OPTION_HINTS);
   const name = input.name ?? DEFAULTS.name;
-  if (typeof name !== 'string' || !IDENTIFIER.test(name)) fail('name', 'a JavaScript identifier (it becomes ctx[name])', name);
+  if (typeof name !== 'string' || !IDENTIFIER.test(name)) {
+    fail('name', 'a JavaScript identifier (it becomes ctx[name])', name, 'The cookie\'s name is `cookie.name`');
+  }
   if (RESERVED_NAMES.has(name)) fail('name', 'a name Koa does not use itself', name, 'Pick another name, e.g. "session" or "cart"');
 
   const master = input.master ?? new MemoryStore();
-  if (!isStore(master)) fail('master', 'a Store (an object with name, get, set and destroy)', master);
+  check.store('master', master);
   const mirrors = input.mirrors ?? [];
   if (!Array.isArray(mirrors)) fail('mirrors', 'an array of Stores', mirrors);
   mirrors.forEach((m, i) => {
-    if (!isStore(m)) fail(`mirrors[${i}]`, 'a Store (an object with name, get, set and destroy)', m);
+    check.store(`mirrors[${i}]`, m);
     if (m === master) fail(`mirrors[${i}]`, 'a store other than the master', m.name, 'Remove the master from `mirrors`');
     if (isRequestStore(m)) fail(`mirrors[${i}]`, 'a server-side store', m.name, 'A CookieStore can only be the master: it lives in the browser');
   });
-  const mirrorWrites = input.mirrorWrites ?? DEFAULTS.mirrorWrites;
-  if (mirrorWrites !== 'await' && mirrorWrites !== 'background') fail('mirrorWrites', "'await' or 'background'", mirrorWrites);
+  const mirrorWrites = check.oneOf('mirrorWrites', input.mirrorWrites, ['await', 'background'], DEFAULTS.mirrorWrites);
 
-  const maxPendingMirrorWrites = input.maxPendingMirrorWrites ?? DEFAULTS.maxPendingMirrorWrites;
-  if (!Number.isInteger(maxPendingMirrorWrites) || maxPendingMirrorWrites < 1) {
-    fail('maxPendingMirrorWrites', 'a positive integer', maxPendingMirrorWrites);
-  }
-  const storeTimeout = positive('storeTimeout', input.storeTimeout, DEFAULTS.storeTimeout);
+  const maxPendingMirrorWrites = check.positiveInt('maxPendingMirrorWrites', input.maxPendingMirrorWrites, DEFAULTS.maxPendingMirrorWrites);
+  const storeTimeout = check.positiveMs('storeTimeout', input.storeTimeout, DEFAULTS.storeTimeout);
   const locker = input.locker ?? new MemoryLocker();
   if (!isLocker(locker)) fail('locker', 'a Locker (an object with acquire(key, options))', locker);
 
-  const ttl = positive('ttl', input.ttl, DEFAULTS.ttl);
-  const lockTimeout = positive('lockTimeout', input.lockTimeout, DEFAULTS.lockTimeout);
-  const absoluteTtl = input.absoluteTtl === undefined ? undefined : positive('absoluteTtl', input.absoluteTtl, 0);
-  const rolling = bool('rolling', input.rolling, DEFAULTS.rolling);
+  const ttl = check.positiveMs('ttl', input.ttl, DEFAULTS.ttl);
+  const lockTimeout = check.positiveMs('lockTimeout', input.lockTimeout, DEFAULTS.lockTimeout);
+  const absoluteTtl = input.absoluteTtl === undefined ? undefined : check.positiveMs('absoluteTtl', input.absoluteTtl, 0);
+  const rolling = check.bool('rolling', input.rolling, DEFAULTS.rolling);
   const prefix = input.prefix ?? DEFAULTS.prefix;
   if (typeof prefix !== 'string' || !PREFIX.test(prefix)) fail('prefix', 'up to 64 chars of [A-Za-z0-9_:.-]', prefix);
   const genid = input.genid;
@@ -229,17 +264,18 @@ export function resolveOptions(input: SessionOptions = {}): ResolvedOptions {
 
   const sid = input.sid ?? {};
   if (typeof sid !== 'object' || sid === null) fail('sid', "an object like { header: 'x-session-id' }", sid);
+  check.known(sid, ['header'], {}, 'sid.');
   const header = sid.header;
   if (header !== undefined && (typeof header !== 'string' || !/^[A-Za-z0-9-]{1,64}$/.test(header))) {
     fail('sid.header', 'an HTTP header name (letters, digits, dashes)', header);
   }
-  const auth = input.auth ?? {};
+  const auth = check.object('auth', input.auth);
+  check.known(auth, ['userKey', 'userId', 'maxSessionsPerUser'], {}, 'auth.');
   const userKey = auth.userKey ?? 'user';
   if (typeof userKey !== 'string' || userKey === '' || userKey === '__proto__') fail('auth.userKey', 'a non-empty string', userKey);
   const userId = auth.userId ?? defaultUserId;
   if (typeof userId !== 'function') fail('auth.userId', 'a function returning the user\'s id', userId);
-  const maxSessionsPerUser = auth.maxSessionsPerUser ?? 100;
-  if (!Number.isInteger(maxSessionsPerUser) || maxSessionsPerUser < 1) fail('auth.maxSessionsPerUser', 'a positive integer', maxSessionsPerUser);
+  const maxSessionsPerUser = check.positiveInt('auth.maxSessionsPerUser', auth.maxSessionsPerUser, 100);
 
   return {
     name, master, mirrors: [...mirrors], mirrorWrites, maxPendingMirrorWrites, storeTimeout, locker, ttl, lockTimeout, absoluteTtl, rolling, prefix, genid, serializer,
@@ -259,7 +295,8 @@ function defaultUserId(user: unknown): string | number {
 }
 
 function resolveCookie(input: CookieOptions, sessionName: string, ttl: number): ResolvedCookieOptions {
-  if (typeof input !== 'object' || input === null) fail('cookie', 'an object', input);
+  check.object('cookie', input);
+  check.known(input, COOKIE_OPTION_NAMES, COOKIE_HINTS, 'cookie.');
   const d = DEFAULTS.cookie;
   const name = input.name ?? (sessionName === DEFAULTS.name ? d.name : `${sessionName}.sid`);
   if (typeof name !== 'string' || !COOKIE_NAME.test(name)) fail('cookie.name', 'a cookie name (letters, digits and !#$%&\'*+-.^_`|~)', name);
@@ -271,13 +308,11 @@ function resolveCookie(input: CookieOptions, sessionName: string, ttl: number): 
   if (maxAge !== 'session' && (typeof maxAge !== 'number' || !Number.isFinite(maxAge) || maxAge <= 0)) {
     fail('cookie.maxAge', "a positive number of ms or 'session'", maxAge);
   }
-  const httpOnly = bool('cookie.httpOnly', input.httpOnly, d.httpOnly);
-  const secure = input.secure ?? d.secure;
-  if (secure !== true && secure !== false && secure !== 'auto') fail('cookie.secure', "true, false or 'auto'", secure);
-  const sameSite = input.sameSite ?? d.sameSite;
-  if (!['strict', 'lax', 'none', false].includes(sameSite)) fail('cookie.sameSite', "'strict', 'lax', 'none' or false", sameSite);
-  const partitioned = bool('cookie.partitioned', input.partitioned, d.partitioned);
-  const signed = bool('cookie.signed', input.signed, d.signed);
+  const httpOnly = check.bool('cookie.httpOnly', input.httpOnly, d.httpOnly);
+  const secure = check.oneOf('cookie.secure', input.secure, [true, false, 'auto'], d.secure);
+  const sameSite = check.oneOf('cookie.sameSite', input.sameSite, ['strict', 'lax', 'none', false], d.sameSite);
+  const partitioned = check.bool('cookie.partitioned', input.partitioned, d.partitioned);
+  const signed = check.bool('cookie.signed', input.signed, d.signed);
   if (secure === false && (sameSite === 'none' || partitioned)) {
     fail('cookie.secure', `true or 'auto' with ${partitioned ? 'partitioned' : "sameSite: 'none'"}`, secure, 'Browsers drop such cookies unless they are Secure');
   }

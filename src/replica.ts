@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { mirrorErrorChannel, storeChannel, type StoreMessage } from './diagnostics.js';
 import { withDeadline } from './deadline.js';
 import { StoreError } from './errors.js';
-import { isVersioned, type Store, type VersionedRecord, type VersionedStore } from './stores/store.js';
+import { isVersioned, type Store, type VersionedRecord, type VersionedStore, type WriteCondition } from './stores/store.js';
 
 /** What a failed mirror write reports (turned into `session:mirror-error` by the middleware). */
 export interface MirrorError {
@@ -30,12 +30,19 @@ export interface ReplicaOptions {
 type Op = StoreMessage['op'];
 
 /**
- * Master + mirrors as one Store: reads from the master only; writes go to the
- * master first (its failure fails the call and no mirror is written), then to
- * every mirror in parallel. A mirror failure is reported, never thrown. Every
- * call is bounded by `storeTimeout` and published on the diagnostics channel.
+ * Master + mirrors as one Store (a `VersionedStore` when the master is one;
+ * the store conformance suite runs on it): reads from the master only; writes
+ * go to the master first (its failure fails the call and no mirror is
+ * written), then to every mirror in parallel. A mirror failure is reported,
+ * never thrown. Every call is bounded by `storeTimeout` and published on the
+ * diagnostics channel.
+ *
+ * One deadline per call: a store that bounds its own calls
+ * ({@link Store.timeoutMs}, every built-in store) at or under `storeTimeout`
+ * is called directly; any other store (a custom one, or a built-in one whose
+ * own bound is longer than `storeTimeout`) is bounded here.
  */
-export class Replica implements Store {
+export class Replica implements VersionedStore {
   readonly name: string;
   readonly #options: Required<ReplicaOptions>;
   readonly #pending: Set<Promise<void>>;
@@ -56,11 +63,6 @@ export class Replica implements Store {
     return master === this.master ? this : new Replica(master, this.mirrors, this.#options, this.#pending);
   }
 
-  /** Background mirror writes still in flight. */
-  get pendingMirrorWrites(): number {
-    return this.#pending.size;
-  }
-
   get(key: string): Promise<string | undefined> {
     return this.#call(this.master, 'master', 'get', () => this.master.get(key));
   }
@@ -74,14 +76,17 @@ export class Replica implements Store {
   }
 
   /**
-   * A scope's save: the master write, conditional on `condition` (the version
-   * the scope read, or `null` for a new sid); `false` when the master refused
-   * it (nothing was written anywhere). Then every mirror gets the same version,
-   * applied only over older data (a delete leaves a tombstone there for
-   * `ttlMs`), so late or reordered mirror writes never win. `value` undefined
-   * deletes; the master keeps a tombstone for `masterTombstoneMs` (0: none).
+   * A versioned write ({@link VersionedStore.write}): the master write,
+   * conditional on `condition` (a scope's save: the version it read, or `null`
+   * for a new sid); `false` when the master refused it (nothing was written
+   * anywhere). Then every mirror gets the same version, applied only over
+   * older data (a delete leaves a tombstone there for `ttlMs`), so late or
+   * reordered mirror writes never win. `value` undefined deletes; the master
+   * keeps a tombstone for `masterTombstoneMs` (default `ttlMs`, as the
+   * contract says; the session passes 0 where a tombstone on the master would
+   * wrongly read as "moved by regenerate()").
    */
-  async write(key: string, value: string | undefined, version: number, ttlMs: number, condition: number | null, masterTombstoneMs = 0): Promise<boolean> {
+  async write(key: string, value: string | undefined, version: number, ttlMs: number, condition: WriteCondition, masterTombstoneMs = ttlMs): Promise<boolean> {
     const { master } = this;
     const op: Op = value === undefined ? 'destroy' : 'set';
     if (isVersioned(master)) {
@@ -118,6 +123,7 @@ export class Replica implements Store {
     while (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);
   }
 
+  /** Wait for background mirror writes, then close the master and every mirror (each closes only what it created). */
   async close(): Promise<void> {
     await this.flush();
     await Promise.all([this.master, ...this.mirrors].map((s) => s.close?.()));
@@ -173,13 +179,19 @@ export class Replica implements Store {
     this.#options.onMirrorError(report);
   }
 
-  /** One store call: bounded by storeTimeout, failures as StoreError naming the store, timed for diagnostics. */
+  /**
+   * One store call: bounded by storeTimeout (here, unless the store bounds
+   * itself as tightly), failures as StoreError naming the store, timed for
+   * diagnostics.
+   */
   async #call<T>(store: Store, role: 'master' | 'mirror', op: Op, call: () => Promise<T>): Promise<T> {
     const observed = storeChannel.hasSubscribers;
     const start = observed ? performance.now() : 0;
     let error: unknown;
     try {
-      return await bounded(store, op, call, this.#options.storeTimeout);
+      const { storeTimeout } = this.#options;
+      const own = store.timeoutMs;
+      return await (typeof own === 'number' && own <= storeTimeout ? call() : bounded(store, op, call, storeTimeout));
     } catch (cause) {
       error = cause;
       if (cause instanceof StoreError) {

@@ -1,15 +1,31 @@
 import { Buffer } from 'node:buffer';
 import { debuglog } from 'node:util';
 import type Memcached from 'memcached';
+import { storeCall } from '../deadline.js';
 import { StoreError } from '../errors.js';
+import { checkTtl, checkVersionedWrite, Validator } from '../validate.js';
 import { allows, unwrap, wrap } from './envelope.js';
+import { closeOwned, own } from './owned.js';
+import { loadPeer } from './peer.js';
 import type { VersionedRecord, VersionedStore, WriteCondition } from './store.js';
-import { describe, errorMessage } from '../format.js';
+import { errorMessage } from '../format.js';
 
 const debug = debuglog('koa-locked-session');
 
 /** The name of {@link MemcachedStore} in logs, events and errors. */
 export const MEMCACHED_STORE_NAME = 'memcached';
+
+const check = new Validator('MemcachedStore');
+const OPTIONS = ['client', 'servers', 'clientOptions', 'prefix', 'timeoutMs', 'maxValueBytes'] as const;
+/** Options of other Memcached session stores (connect-memcached, koa-memcached…), with what to use here. */
+const HINTS: Readonly<Record<string, string>> = {
+  hosts: "Use `servers` ('host:port', an array of them or { 'host:port': weight })",
+  host: "Use `servers` ('host:port')",
+  location: "Use `servers` ('host:port')",
+  ttl: 'The session TTL is an option of session(): `session({ ttl })`',
+  maxAge: 'The session TTL is an option of session(): `session({ ttl })`',
+  timeout: 'Use `timeoutMs` (or `clientOptions.timeout` for the connect timeout)',
+};
 
 /** Memcached reads an expiry above 30 days as an absolute Unix time (seconds). */
 export const MEMCACHED_MAX_RELATIVE_TTL_S = 60 * 60 * 24 * 30;
@@ -152,6 +168,7 @@ export class MemcachedStore implements VersionedStore {
   readonly timeoutMs: number;
   readonly #servers: Memcached.Location | undefined;
   readonly #clientOptions: MemcachedClientOptions;
+  /** Whether the store creates its client (from `servers`): then it follows the server's item size limit. */
   readonly #owned: boolean;
   #client: MemcachedClient | undefined;
   #creating: Promise<MemcachedClient> | undefined;
@@ -160,29 +177,22 @@ export class MemcachedStore implements VersionedStore {
   #closed = false;
 
   constructor(options: MemcachedStoreOptions) {
-    const { prefix = 'sess:', timeoutMs = 2000, maxValueBytes } = options ?? ({} as Partial<MemcachedStoreCommonOptions>);
-    const { client, servers, clientOptions = {} } = (options ?? {}) as { client?: unknown; servers?: unknown; clientOptions?: MemcachedClientOptions };
+    const input = check.object('options', options as { client?: unknown; servers?: unknown; clientOptions?: MemcachedClientOptions } & MemcachedStoreCommonOptions | undefined);
+    check.known(input, OPTIONS, HINTS);
+    const { client, servers } = input;
     if ((client === undefined) === (servers === undefined)) {
       throw new TypeError('koa-locked-session: MemcachedStore needs exactly one of `client` (a memcached client) or `servers` (e.g. \'127.0.0.1:11211\')');
     }
     if (client !== undefined && (typeof client !== 'object' || client === null || typeof (client as MemcachedClient).gets !== 'function')) {
-      throw new TypeError(`koa-locked-session: Expected MemcachedStore \`client\` to be a client from the memcached package, got \`${describe(client)}\``);
+      check.fail('client', 'a client from the memcached package', client);
     }
     if (servers !== undefined && !(typeof servers === 'string' || Array.isArray(servers) || (typeof servers === 'object' && servers !== null))) {
-      throw new TypeError(`koa-locked-session: Expected MemcachedStore \`servers\` to be 'host:port', an array of them or { 'host:port': weight }, got \`${describe(servers)}\``);
+      check.fail('servers', "'host:port', an array of them or { 'host:port': weight }", servers);
     }
-    if (typeof prefix !== 'string' || /[\s\x00-\x1f\x7f]/.test(prefix)) {
-      throw new TypeError(`koa-locked-session: Expected MemcachedStore \`prefix\` to be a string without whitespace or control characters, got \`${describe(prefix)}\``);
-    }
-    if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs <= 0) {
-      throw new TypeError(`koa-locked-session: Expected MemcachedStore \`timeoutMs\` to be a positive number of ms, got \`${describe(timeoutMs)}\``);
-    }
-    if (maxValueBytes !== undefined && (!Number.isInteger(maxValueBytes) || maxValueBytes <= 0)) {
-      throw new TypeError(`koa-locked-session: Expected MemcachedStore \`maxValueBytes\` to be a positive integer, got \`${describe(maxValueBytes)}\``);
-    }
-    this.prefix = prefix;
-    this.timeoutMs = timeoutMs;
-    this.#maxValueBytes = maxValueBytes;
+    const clientOptions = check.object('clientOptions', input.clientOptions);
+    this.prefix = check.string('prefix', input.prefix, 'sess:', /^[^\s\x00-\x1f\x7f]*$/, 'a string without whitespace or control characters');
+    this.timeoutMs = check.positiveMs('timeoutMs', input.timeoutMs, 2000);
+    this.#maxValueBytes = check.positiveInt('maxValueBytes', input.maxValueBytes);
     this.#owned = client === undefined;
     this.#client = client as MemcachedClient | undefined;
     this.#servers = servers as Memcached.Location | undefined;
@@ -227,7 +237,7 @@ export class MemcachedStore implements VersionedStore {
   }
 
   async write(key: string, value: string | undefined, version: number, ttlMs: number, condition: WriteCondition): Promise<boolean> {
-    checkVersion(version, condition);
+    checkVersionedWrite(this.name, 'WRITE', version, condition);
     const client = await this.#ready();
     const fullKey = this.#checkedKey('WRITE', client, key);
     const remove = value === undefined && !(ttlMs > 0);
@@ -321,10 +331,9 @@ export class MemcachedStore implements VersionedStore {
   /** End the client if this store created it; a client you passed in is left open. */
   async close(): Promise<void> {
     this.#closed = true;
-    if (!this.#owned) return;
-    const client = this.#client ?? (await this.#creating?.catch(() => undefined));
-    client?.end();
-    this.#client = undefined;
+    // A client still being created is owned once created: wait for it.
+    await this.#creating?.catch(() => undefined);
+    await closeOwned(this);
   }
 
   /** The client, created on first use when the store owns it (the `memcached` package is loaded only then). */
@@ -333,16 +342,21 @@ export class MemcachedStore implements VersionedStore {
     if (this.#client) return this.#client;
     this.#creating ??= (async () => {
       try {
-        const { default: MemcachedClass } = await import('memcached');
+        const { default: MemcachedClass } = await loadPeer(this.name, 'memcached', () => import('memcached'));
         const client = new MemcachedClass(this.#servers!, {
           ...MEMCACHED_FAIL_FAST_OPTIONS,
           ...this.#clientOptions,
         }) as unknown as MemcachedClient;
         harden(client);
         this.#client = client;
+        own(this, () => {
+          client.end();
+          this.#client = undefined;
+        });
         return client;
       } catch (error) {
         this.#creating = undefined;
+        if (error instanceof StoreError) throw error;
         throw new StoreError(this.name, `could not create the memcached client: ${errorMessage(error)}`, { cause: error });
       }
     })();
@@ -401,28 +415,14 @@ export class MemcachedStore implements VersionedStore {
     return this.#discovering;
   }
 
-  /** Promise wrapper over the callback API, bounded by `timeoutMs`, failures as `StoreError`. */
+  /**
+   * Promise wrapper over the callback API, bounded by `timeoutMs` through the
+   * shared store-call wrapper (the library never calls back for a command
+   * that was in flight when a server died), failures as `StoreError`.
+   */
   #call<T>(command: string, start: (cb: Callback<T>) => void): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      let settled = false;
-      const timer = setTimeout(() => {
-        settled = true;
-        reject(new StoreError(this.name, `${command} failed: no reply within ${this.timeoutMs} ms`));
-      }, this.timeoutMs);
-      try {
-        start((error, result) => {
-          if (settled) return;
-          settled = true;
-          clearTimeout(timer);
-          if (error) reject(new StoreError(this.name, `${command} failed: ${errorMessage(error)}`, { cause: error }));
-          else resolve(result);
-        });
-      } catch (error) {
-        settled = true;
-        clearTimeout(timer);
-        reject(new StoreError(this.name, `${command} failed: ${errorMessage(error)}`, { cause: error }));
-      }
-    });
+    return storeCall(this.name, command, this.timeoutMs, () =>
+      new Promise<T>((resolve, reject) => start((error, result) => (error ? reject(error) : resolve(result)))));
   }
 }
 
@@ -450,10 +450,7 @@ export function memcachedLifetime(ttlMs: number, now = Date.now()): number {
 }
 
 function lifetimeFor(command: string, ttlMs: number): number {
-  if (typeof ttlMs !== 'number' || !(ttlMs > 0) || !Number.isFinite(ttlMs)) {
-    throw new StoreError(MEMCACHED_STORE_NAME, `${command} failed: expected ttlMs to be a positive number of ms, got \`${describe(ttlMs)}\``, { status: 500 });
-  }
-  return memcachedLifetime(ttlMs);
+  return memcachedLifetime(checkTtl(MEMCACHED_STORE_NAME, command, ttlMs));
 }
 
 /** Compare-and-retry rounds of one write before it reports contention. */
@@ -484,15 +481,6 @@ function parse(raw: unknown): Live | undefined {
   if (match && Date.now() >= Number(match[1])) return undefined;
   const body = match ? text.slice(match[0].length) : text;
   return { body, record: unwrap(body) };
-}
-
-function checkVersion(version: number, condition: WriteCondition): void {
-  if (!Number.isSafeInteger(version) || version < 0) {
-    throw new StoreError(MEMCACHED_STORE_NAME, `WRITE failed: expected version to be a non-negative safe integer, got \`${describe(version)}\``, { status: 500 });
-  }
-  if (!(condition === null || condition === 'newer' || (Number.isSafeInteger(condition) && condition >= 0))) {
-    throw new StoreError(MEMCACHED_STORE_NAME, `WRITE failed: expected condition to be null, 'newer' or a version, got \`${describe(condition)}\``, { status: 500 });
-  }
 }
 
 function byteLength(text: string): number {

@@ -1,3 +1,4 @@
+import { Validator } from '../validate.js';
 import { allows } from './envelope.js';
 import type { VersionedRecord, VersionedStore, WriteCondition } from './store.js';
 
@@ -17,6 +18,9 @@ export interface MemoryStoreOptions {
   sweepIntervalMs?: number;
 }
 
+const check = new Validator('MemoryStore');
+const OPTIONS = ['max', 'sweepIntervalMs'] as const;
+
 interface Entry {
   /** `undefined`: a tombstone. */
   value: string | undefined;
@@ -32,6 +36,8 @@ interface Entry {
  */
 export class MemoryStore implements VersionedStore {
   readonly name = 'memory';
+  /** Its calls never wait on I/O, so the session adds no deadline to them (see `Store.timeoutMs`). */
+  readonly timeoutMs = 0;
   readonly max: number;
   // Map keeps insertion order: re-inserting on access makes the first key the least recently used.
   readonly #entries = new Map<string, Entry>();
@@ -40,14 +46,10 @@ export class MemoryStore implements VersionedStore {
   readonly #sweeper: NodeJS.Timeout;
 
   constructor(options: MemoryStoreOptions = {}) {
-    const { max = 100_000, sweepIntervalMs = 60_000 } = options;
-    if (!Number.isInteger(max) || max < 1) {
-      throw new TypeError(`koa-locked-session: Expected MemoryStore \`max\` to be a positive integer, got \`${String(max)}\``);
-    }
-    if (!Number.isFinite(sweepIntervalMs) || sweepIntervalMs <= 0) {
-      throw new TypeError(`koa-locked-session: Expected MemoryStore \`sweepIntervalMs\` to be a positive number of ms, got \`${String(sweepIntervalMs)}\``);
-    }
-    this.max = max;
+    const input = check.object('options', options);
+    check.known(input, OPTIONS);
+    this.max = check.positiveInt('max', input.max, 100_000);
+    const sweepIntervalMs = check.positiveMs('sweepIntervalMs', input.sweepIntervalMs, 60_000);
     this.#sweeper = setInterval(() => this.sweep(), sweepIntervalMs).unref();
   }
 

@@ -1,9 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { debuglog } from 'node:util';
 import type { Collection, Db, Filter, MongoClient, MongoClientOptions } from 'mongodb';
+import { storeCall } from '../deadline.js';
 import { StoreError } from '../errors.js';
+import { checkTtl, checkVersionedWrite, Validator } from '../validate.js';
+import { closeOwned, own } from './owned.js';
+import { loadPeer } from './peer.js';
 import type { VersionedRecord, VersionedStore, WriteCondition } from './store.js';
-import { describe, errorMessage, redactUrl } from '../format.js';
+import { errorMessage, redactUrl } from '../format.js';
 
 const debug = debuglog('koa-locked-session');
 
@@ -107,8 +111,21 @@ export interface MongoStoreConnectOptions extends MongoStoreCommonOptions {
 const INDEX_NAME = 'expiresAt_1';
 /** Collections (`db.collection`) already warned about a missing TTL index. */
 const warned = new Set<string>();
-/** Clients created by {@link MongoStore.connect}, closed by their store. */
-const ownedClients = new WeakMap<MongoStore, MongoClient>();
+const check = new Validator('MongoStore');
+const OPTIONS = ['collection', 'db', 'collectionName', 'timeoutMs', 'ttlIndex', 'sweepIntervalMs', 'claims'] as const;
+const CONNECT_OPTIONS = ['url', 'dbName', 'collectionName', 'clientOptions', 'timeoutMs', 'ttlIndex', 'sweepIntervalMs', 'claims'] as const;
+/** Options of other Mongo session stores (connect-mongo, koa-generic-session-mongo…), with what to use here. */
+const HINTS: Readonly<Record<string, string>> = {
+  mongoUrl: 'Let the store create its client with `await MongoStore.connect({ url })`',
+  url: 'Pass a collection or a db, or let the store create its client: `await MongoStore.connect({ url })`',
+  client: 'Pass `db: client.db(name)` or `collection: client.db(name).collection(\'sessions\')`',
+  clientPromise: 'Await the client, then pass `db: client.db(name)`',
+  collection: 'Use `collectionName` with `MongoStore.connect()`, or pass a Collection to `new MongoStore({ collection })`',
+  ttl: 'The session TTL is an option of session(): `session({ ttl })`',
+  autoRemove: 'Use `ttlIndex` (\'auto\', \'require\' or \'off\')',
+  touchAfter: 'No counterpart: a save always writes the session; `session({ rolling })` renews it on every request',
+  stringify: 'Records are already strings: the serializer is an option of session(): `session({ serializer })`',
+};
 /** Error codes for "an index like this exists already" (concurrent or earlier creation). */
 const INDEX_EXISTS_CODES = new Set([68 /* IndexAlreadyExists */, 85 /* IndexOptionsConflict */, 86 /* IndexKeySpecsConflict */]);
 /** Error codes for "this server cannot do that" (FerretDB 1.x answers 238 for `expireAfterSeconds`). */
@@ -145,32 +162,19 @@ export class MongoStore implements VersionedStore {
   #closed = false;
 
   constructor(options: MongoStoreOptions) {
-    const { timeoutMs = 2000, ttlIndex = 'auto', sweepIntervalMs = 60_000, claims = 'auto' } = options ?? ({} as MongoStoreCommonOptions);
-    const { collection, db, collectionName = 'sessions' } = (options ?? {}) as { collection?: unknown; db?: unknown; collectionName?: unknown };
+    const input = check.object('options', options as MongoStoreCommonOptions & { collection?: unknown; db?: unknown; collectionName?: unknown } | undefined);
+    check.known(input, OPTIONS, HINTS);
+    const { collection, db } = input;
     if ((collection === undefined) === (db === undefined)) {
       throw new TypeError('koa-locked-session: MongoStore needs exactly one of `collection` (a mongodb Collection) or `db` (a mongodb Db, with an optional `collectionName`)');
     }
-    if (collection !== undefined && !isCollection(collection)) {
-      throw new TypeError(`koa-locked-session: Expected MongoStore \`collection\` to be a mongodb Collection, got \`${describe(collection)}\``);
-    }
-    if (db !== undefined && (typeof db !== 'object' || db === null || typeof (db as Db).collection !== 'function')) {
-      throw new TypeError(`koa-locked-session: Expected MongoStore \`db\` to be a mongodb Db, got \`${describe(db)}\``);
-    }
-    if (typeof collectionName !== 'string' || collectionName === '') {
-      throw new TypeError(`koa-locked-session: Expected MongoStore \`collectionName\` to be a non-empty string, got \`${describe(collectionName)}\``);
-    }
-    if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs <= 0) {
-      throw new TypeError(`koa-locked-session: Expected MongoStore \`timeoutMs\` to be a positive number of ms, got \`${describe(timeoutMs)}\``);
-    }
-    if (ttlIndex !== 'auto' && ttlIndex !== 'require' && ttlIndex !== 'off') {
-      throw new TypeError(`koa-locked-session: Expected MongoStore \`ttlIndex\` to be 'auto', 'require' or 'off', got \`${describe(ttlIndex)}\``);
-    }
-    if (typeof claims !== 'boolean' && claims !== 'auto') {
-      throw new TypeError(`koa-locked-session: Expected MongoStore \`claims\` to be 'auto' or a boolean (false only on real MongoDB), got \`${describe(claims)}\``);
-    }
-    if (typeof sweepIntervalMs !== 'number' || !Number.isFinite(sweepIntervalMs) || sweepIntervalMs <= 0) {
-      throw new TypeError(`koa-locked-session: Expected MongoStore \`sweepIntervalMs\` to be a positive number of ms, got \`${describe(sweepIntervalMs)}\``);
-    }
+    if (collection !== undefined && !isCollection(collection)) check.fail('collection', 'a mongodb Collection', collection);
+    if (db !== undefined && (typeof db !== 'object' || db === null || typeof (db as Db).collection !== 'function')) check.fail('db', 'a mongodb Db', db);
+    const collectionName = check.string('collectionName', input.collectionName, 'sessions', /./, 'a non-empty string');
+    const timeoutMs = check.positiveMs('timeoutMs', input.timeoutMs, 2000);
+    const ttlIndex = check.oneOf('ttlIndex', input.ttlIndex, ['auto', 'require', 'off'], 'auto');
+    const claims = check.oneOf('claims', input.claims, ['auto', true, false], 'auto');
+    const sweepIntervalMs = check.positiveMs('sweepIntervalMs', input.sweepIntervalMs, 60_000);
     this.collection = (collection as Collection<MongoSessionDocument> | undefined)
       ?? (db as Db).collection<MongoSessionDocument>(collectionName);
     this.timeoutMs = timeoutMs;
@@ -184,13 +188,21 @@ export class MongoStore implements VersionedStore {
    * here) and connected; `close()` closes it.
    */
   static async connect(options: MongoStoreConnectOptions): Promise<MongoStore> {
-    const { url, dbName, collectionName = 'sessions', clientOptions = {}, ...rest } = options;
-    if (typeof url !== 'string' || url === '') {
-      throw new TypeError(`koa-locked-session: Expected MongoStore.connect \`url\` to be a mongodb:// URL, got \`${describe(url)}\``);
+    const connect = new Validator('MongoStore.connect');
+    const input = connect.object('options', options);
+    connect.known(input, CONNECT_OPTIONS, HINTS);
+    const { url, dbName, collectionName = 'sessions', clientOptions = {}, ...rest } = input;
+    connect.string('url', url, '', /^mongodb(\+srv)?:\/\/./, 'a mongodb:// or mongodb+srv:// URL');
+    connect.object('clientOptions', clientOptions);
+    const timeoutMs = connect.positiveMs('timeoutMs', rest.timeoutMs, 2000);
+    const { MongoClient } = await loadPeer(MONGO_STORE_NAME, 'mongodb', () => import('mongodb'));
+    let client: MongoClient;
+    try {
+      client = new MongoClient(url, { serverSelectionTimeoutMS: timeoutMs, connectTimeoutMS: timeoutMs, ...clientOptions });
+    } catch (error) {
+      // A malformed URL or option: the driver throws a MongoParseError while parsing it.
+      throw new StoreError(MONGO_STORE_NAME, `invalid url ${redactUrl(url)}: ${errorMessage(error)}`, { cause: error, status: 500, outcome: 'none' });
     }
-    const { MongoClient } = await import('mongodb');
-    const timeoutMs = rest.timeoutMs ?? 2000;
-    const client = new MongoClient(url, { serverSelectionTimeoutMS: timeoutMs, connectTimeoutMS: timeoutMs, ...clientOptions });
     try {
       await client.connect();
     } catch (error) {
@@ -198,7 +210,7 @@ export class MongoStore implements VersionedStore {
       throw new StoreError(MONGO_STORE_NAME, `connect to ${redactUrl(url)} failed: ${errorMessage(error)}`, { cause: error });
     }
     const store = new MongoStore({ ...rest, db: client.db(dbName), collectionName });
-    ownedClients.set(store, client);
+    own(store, () => client.close());
     return store;
   }
 
@@ -286,7 +298,7 @@ export class MongoStore implements VersionedStore {
    * inserted: see there why.
    */
   async write(key: string, value: string | undefined, version: number, ttlMs: number, condition: WriteCondition): Promise<boolean> {
-    checkVersion(version, condition);
+    checkVersionedWrite(this.name, 'WRITE', version, condition);
     const remove = value === undefined && !(ttlMs > 0);
     const expiresAt = remove ? new Date() : expiry('WRITE', ttlMs);
     const doc: Omit<MongoSessionDocument, '_id'> = value === undefined ? { v: version, expiresAt } : { value, v: version, expiresAt };
@@ -411,9 +423,7 @@ export class MongoStore implements VersionedStore {
     this.#closed = true;
     if (this.#sweeper) clearInterval(this.#sweeper);
     this.#sweeper = undefined;
-    const client = ownedClients.get(this);
-    ownedClients.delete(this);
-    await client?.close();
+    await closeOwned(this);
   }
 
   async #createIndexes(): Promise<MongoExpiryMode> {
@@ -461,35 +471,23 @@ export class MongoStore implements VersionedStore {
     return 'sweep';
   }
 
-  /** Run one driver call, bounded by `timeoutMs`, failures as `StoreError`. */
-  async #op<T>(command: string, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    const controller = new AbortController();
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        const error = new StoreError(this.name, `${command} failed: no reply within ${this.timeoutMs} ms`);
-        controller.abort(error);
-        reject(error);
-      }, this.timeoutMs);
-    });
-    try {
-      return await Promise.race([run(controller.signal), timeout]);
-    } catch (error) {
-      if (error instanceof StoreError) throw error;
+  /**
+   * Run one driver call, bounded by `timeoutMs` through the shared store-call
+   * wrapper, failures as `StoreError`. A call that takes `signal` (reads) is
+   * aborted in the driver when the deadline passes.
+   */
+  #op<T>(command: string, run: (signal?: AbortSignal) => Promise<T>): Promise<T> {
+    const controller = run.length > 0 ? new AbortController() : undefined;
+    return storeCall(this.name, command, this.timeoutMs, () => run(controller?.signal), {
+      onTimeout: controller && (() => controller.abort(new StoreError(this.name, `${command} failed: no reply within ${this.timeoutMs} ms`))),
       // The server's E11000 message quotes the duplicate key (the sid): never pass it on.
-      if (codeOf(error) === 11000) throw new StoreError(this.name, `${command} failed: duplicate key (E11000)`, { cause: DUPLICATE_KEY });
-      throw new StoreError(this.name, `${command} failed: ${errorMessage(error)}`, { cause: error });
-    } finally {
-      clearTimeout(timer);
-    }
+      mapError: (error) => (codeOf(error) === 11000 ? new StoreError(this.name, `${command} failed: duplicate key (E11000)`, { cause: DUPLICATE_KEY }) : undefined),
+    });
   }
 }
 
 function expiry(command: string, ttlMs: number): Date {
-  if (typeof ttlMs !== 'number' || !(ttlMs > 0) || !Number.isFinite(ttlMs)) {
-    throw new StoreError(MONGO_STORE_NAME, `${command} failed: expected ttlMs to be a positive number of ms, got \`${describe(ttlMs)}\``, { status: 500 });
-  }
-  return new Date(Date.now() + ttlMs);
+  return new Date(Date.now() + checkTtl(MONGO_STORE_NAME, command, ttlMs));
 }
 
 /** How many `timeoutMs` a claim lives (see MongoStore#claimed). */
@@ -504,15 +502,6 @@ function versionIs(v: number): Filter<MongoSessionDocument> {
 
 function versionOf(v: unknown): number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : 0;
-}
-
-function checkVersion(version: number, condition: WriteCondition): void {
-  if (!Number.isSafeInteger(version) || version < 0) {
-    throw new StoreError(MONGO_STORE_NAME, `WRITE failed: expected version to be a non-negative safe integer, got \`${describe(version)}\``, { status: 500 });
-  }
-  if (!(condition === null || condition === 'newer' || (Number.isSafeInteger(condition) && condition >= 0))) {
-    throw new StoreError(MONGO_STORE_NAME, `WRITE failed: expected condition to be null, 'newer' or a version, got \`${describe(condition)}\``, { status: 500 });
-  }
 }
 
 /** The cause of a duplicate-key StoreError: the code without the server's message (which names the key). */

@@ -1,11 +1,14 @@
 import { createHash } from 'node:crypto';
 import { debuglog } from 'node:util';
 import type { RedisClientOptions } from 'redis';
-import { withDeadline } from '../deadline.js';
+import { storeCall } from '../deadline.js';
 import { StoreError } from '../errors.js';
+import { checkTtl, checkVersionedWrite, Validator } from '../validate.js';
 import { unwrap, wrap } from './envelope.js';
+import { closeOwned, own } from './owned.js';
+import { loadPeer } from './peer.js';
 import type { VersionedRecord, VersionedStore, WriteCondition } from './store.js';
-import { describe, errorMessage, redactUrl } from '../format.js';
+import { errorMessage, redactUrl } from '../format.js';
 
 const debug = debuglog('koa-locked-session');
 
@@ -132,16 +135,11 @@ const WRITE_SHA = createHash('sha1').update(WRITE_SCRIPT).digest('hex');
  * delete without a tombstone) and rejects a version that is not a safe integer.
  */
 export function versionedWriteArgs(value: string | undefined, version: number, ttlMs: number, condition: WriteCondition): [string, string, string, string] {
-  if (!Number.isSafeInteger(version) || version < 0) {
-    throw new StoreError(REDIS_STORE_NAME, `expected version to be a non-negative safe integer, got \`${describe(version)}\``, { status: 500 });
-  }
+  checkVersionedWrite(REDIS_STORE_NAME, 'WRITE', version, condition);
   const kind = condition === null ? 'absent' : condition === 'newer' ? 'newer' : 'eq';
   const n = condition === null ? '0' : condition === 'newer' ? String(version) : String(condition);
-  if (kind === 'eq' && !Number.isSafeInteger(condition)) {
-    throw new StoreError(REDIS_STORE_NAME, `expected the write condition to be a version, null or 'newer', got \`${describe(condition)}\``, { status: 500 });
-  }
   if (value === undefined && ttlMs === 0) return ['', '0', kind, n];
-  return [wrap(value, version), String(ttlToMs(ttlMs)), kind, n];
+  return [wrap(value, version), String(checkTtl(REDIS_STORE_NAME, 'WRITE', ttlMs)), kind, n];
 }
 
 /**
@@ -164,7 +162,20 @@ export interface RedisFastPath {
   recordKey(key: string): string;
 }
 
-const ownedClients = new WeakSet<object>();
+const check = new Validator('RedisStore');
+const OPTIONS = ['client', 'prefix', 'timeoutMs'] as const;
+const CONNECT_OPTIONS = ['url', 'clientOptions', 'prefix', 'timeoutMs'] as const;
+/** Options of other Redis session stores (koa-redis, connect-redis…), with what to use here. */
+const HINTS: Readonly<Record<string, string>> = {
+  url: 'Pass a connected client, or let the store create one: `await RedisStore.connect({ url })`',
+  host: 'Pass a connected client, or let the store create one: `await RedisStore.connect({ url: \'redis://host:port\' })`',
+  port: 'Pass a connected client, or let the store create one: `await RedisStore.connect({ url: \'redis://host:port\' })`',
+  db: 'Select the database in the client (`createClient({ database })`) or the URL (`redis://host:port/1`)',
+  keyPrefix: 'Use `prefix`',
+  ttl: 'The session TTL is an option of session(): `session({ ttl })`',
+  maxAge: 'The session TTL is an option of session(): `session({ ttl })`',
+  timeout: 'Use `timeoutMs`',
+};
 
 /**
  * Sessions in Redis (node-redis v5+, single node or cluster): `SET key value
@@ -189,24 +200,24 @@ export class RedisStore<C extends RedisClientLike = RedisClientLike> implements 
   readonly #commands: RedisCommands;
 
   constructor(options: RedisStoreOptions<C>) {
-    const { client, prefix = 'sess:', timeoutMs = 2000 } = options ?? ({} as Partial<RedisStoreOptions<C>>);
+    const input = check.object('options', options as RedisStoreOptions<C> | undefined);
+    check.known(input, OPTIONS, HINTS);
+    const { client } = input;
     if (typeof client !== 'object' || client === null || typeof (client as { withCommandOptions?: unknown }).withCommandOptions !== 'function') {
-      throw new TypeError(`koa-locked-session: Expected RedisStore \`client\` to be a node-redis (v5+) client from createClient() or createCluster(), got \`${describe(client)}\``);
-    }
-    if (typeof prefix !== 'string') {
-      throw new TypeError(`koa-locked-session: Expected RedisStore \`prefix\` to be a string, got \`${describe(prefix)}\``);
-    }
-    if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs <= 0) {
-      throw new TypeError(`koa-locked-session: Expected RedisStore \`timeoutMs\` to be a positive number of ms, got \`${describe(timeoutMs)}\``);
+      check.fail('client', 'a node-redis (v5+) client from createClient() or createCluster()', client);
     }
     this.client = client;
-    this.prefix = prefix;
-    this.timeoutMs = timeoutMs;
-    // A view of the same client whose unwritten commands time out (node-redis
-    // then removes them from its queue, so they are never sent late).
-    // No node-redis per-command `timeout`: it costs an AbortSignal per command, and
-    // `#run` bounds every command anyway (a disconnected client fails at once).
-    this.#commands = client as unknown as RedisCommands;
+    this.prefix = check.string('prefix', input.prefix, 'sess:');
+    this.timeoutMs = check.positiveMs('timeoutMs', input.timeoutMs, 2000);
+    // Our commands go through a view of the client with node-redis's own
+    // command timeout off: node-redis 6 otherwise creates an
+    // `AbortSignal.timeout(5000)` per command (a timer that outlives the
+    // command and is promoted by the GC; +37 % CPU on a locked
+    // read-modify-write when off). `#run` bounds every command instead, and a
+    // disconnected client fails at once. `withCommandOptions` returns a
+    // prototype proxy of the client (single node and Cluster alike) that
+    // keeps its connection, scripts and other command options.
+    this.#commands = client.withCommandOptions({ timeout: 0 }) as RedisCommands;
   }
 
   /**
@@ -214,25 +225,33 @@ export class RedisStore<C extends RedisClientLike = RedisClientLike> implements 
    * here) and connected; `close()` closes it.
    */
   static async connect(options: RedisStoreConnectOptions): Promise<RedisStore> {
-    const { url, clientOptions = {}, ...rest } = options;
-    if (typeof url !== 'string' || url === '') {
-      throw new TypeError(`koa-locked-session: Expected RedisStore.connect \`url\` to be a redis:// URL, got \`${describe(url)}\``);
-    }
-    const { createClient } = await import('redis');
-    const timeoutMs = rest.timeoutMs ?? 2000;
+    const connect = new Validator('RedisStore.connect');
+    const input = connect.object('options', options);
+    connect.known(input, CONNECT_OPTIONS, HINTS);
+    const { url, clientOptions = {}, ...rest } = input;
+    connect.string('url', url, '', /^rediss?:\/\/./, 'a redis:// or rediss:// URL');
+    connect.object('clientOptions', clientOptions);
+    const timeoutMs = connect.positiveMs('timeoutMs', rest.timeoutMs, 2000);
+    const { createClient } = await loadPeer(REDIS_STORE_NAME, 'redis', () => import('redis'));
     // Before the first connection, a failure rejects connect() (a wrong URL
     // must not hang startup); after it, reconnect forever with a capped backoff.
     let connected = false;
-    const client = createClient({
-      disableOfflineQueue: true,
-      ...clientOptions,
-      url,
-      socket: {
-        connectTimeout: timeoutMs,
-        reconnectStrategy: (retries: number, cause: Error) => (connected ? Math.min(50 * 2 ** retries, 1000) : cause),
-        ...clientOptions.socket,
-      } as NonNullable<RedisClientOptions['socket']>,
-    });
+    let client: ReturnType<typeof createClient>;
+    try {
+      client = createClient({
+        disableOfflineQueue: true,
+        ...clientOptions,
+        url,
+        socket: {
+          connectTimeout: timeoutMs,
+          reconnectStrategy: (retries: number, cause: Error) => (connected ? Math.min(50 * 2 ** retries, 1000) : cause),
+          ...clientOptions.socket,
+        } as NonNullable<RedisClientOptions['socket']>,
+      });
+    } catch (error) {
+      // A malformed URL (node-redis throws a TypeError while parsing it).
+      throw new StoreError(REDIS_STORE_NAME, `invalid url ${redactUrl(url)}: ${errorMessage(error)}`, { cause: error, status: 500, outcome: 'none' });
+    }
     // node-redis emits 'error' on every failed reconnect; without a listener
     // Node would crash the process. Operations report failures themselves.
     client.on('error', (error: unknown) => debug('redis client error: %s', errorMessage(error)));
@@ -243,8 +262,12 @@ export class RedisStore<C extends RedisClientLike = RedisClientLike> implements 
       if (client.isOpen) client.destroy();
       throw new StoreError(REDIS_STORE_NAME, `connect to ${redactUrl(url)} failed: ${errorMessage(error)}`, { cause: error });
     }
-    ownedClients.add(client);
-    return new RedisStore({ ...rest, client });
+    const store = new RedisStore({ ...rest, client });
+    own(store, async () => {
+      if (client.isOpen) await client.close().catch(() => client.destroy());
+      else client.destroy();
+    });
+    return store;
   }
 
   /** The full Redis key of session `key`: `${prefix}{${key}}` (a cluster hash tag). */
@@ -278,7 +301,7 @@ export class RedisStore<C extends RedisClientLike = RedisClientLike> implements 
     const args = versionedWriteArgs(value, version, ttlMs, condition); // validates before anything is sent
     if (condition === null && value !== undefined) {
       // A new sid: "nothing stored under the key" is exactly SET NX, one plain command instead of a script.
-      const px = ttlToMs(ttlMs);
+      const px = checkTtl(REDIS_STORE_NAME, 'SET NX', ttlMs);
       const reply = await this.#run('SET NX', (c) => c.set(this.keyFor(key), wrap(value, version), { expiration: { type: 'PX', value: px }, condition: 'NX' }));
       return reply !== null && reply !== undefined;
     }
@@ -295,7 +318,7 @@ export class RedisStore<C extends RedisClientLike = RedisClientLike> implements 
   }
 
   async set(key: string, value: string, ttlMs: number): Promise<void> {
-    const px = ttlToMs(ttlMs);
+    const px = checkTtl(REDIS_STORE_NAME, 'SET', ttlMs);
     await this.#run('SET', (c) => c.set(this.keyFor(key), value, { expiration: { type: 'PX', value: px } }));
   }
 
@@ -304,21 +327,14 @@ export class RedisStore<C extends RedisClientLike = RedisClientLike> implements 
   }
 
   async touch(key: string, ttlMs: number): Promise<void> {
-    const px = ttlToMs(ttlMs);
+    const px = checkTtl(REDIS_STORE_NAME, 'PEXPIRE', ttlMs);
     // PEXPIRE on an absent key is a no-op returning 0: it never creates one.
     await this.#run('PEXPIRE', (c) => c.pExpire(this.keyFor(key), px));
   }
 
   /** Close the client if this store created it ({@link RedisStore.connect}); a client you passed in is left open. */
   async close(): Promise<void> {
-    if (!ownedClients.has(this.client)) return;
-    ownedClients.delete(this.client);
-    const client = this.client as unknown as { isOpen: boolean; close(): Promise<void>; destroy(): void };
-    if (client.isOpen) {
-      await client.close().catch(() => client.destroy());
-    } else {
-      client.destroy();
-    }
+    await closeOwned(this);
   }
 
   async #run<T>(command: string, fn: (commands: RedisCommands) => Promise<T>): Promise<T> {
@@ -329,20 +345,7 @@ export class RedisStore<C extends RedisClientLike = RedisClientLike> implements 
     }
     // Once written to a black-holed server a command would wait forever: bound
     // it (one shared sweeper, not a timer or AbortSignal per command: see deadline.ts).
-    try {
-      return await withDeadline(() => fn(this.#commands), this.timeoutMs, () => new StoreError(this.name, `${command} failed: no reply within ${this.timeoutMs} ms`));
-    } catch (error) {
-      if (error instanceof StoreError) throw error;
-      throw new StoreError(this.name, `${command} failed: ${errorMessage(error)}`, { cause: error });
-    }
+    return storeCall(this.name, command, this.timeoutMs, () => fn(this.#commands));
   }
-}
-
-/** Redis wants a positive integer of ms. */
-function ttlToMs(ttlMs: number): number {
-  if (typeof ttlMs !== 'number' || !(ttlMs > 0) || !Number.isFinite(ttlMs)) {
-    throw new StoreError(REDIS_STORE_NAME, `expected ttlMs to be a positive number of ms, got \`${describe(ttlMs)}\``, { status: 500 });
-  }
-  return Math.ceil(ttlMs);
 }
 

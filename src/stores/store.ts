@@ -12,6 +12,15 @@
 export interface Store {
   /** Short name for logs, events and errors, e.g. `memory`, `redis`. */
   readonly name: string;
+  /**
+   * The store's own bound on each call (ms), when it has one: every call that
+   * gets no answer within `timeoutMs` rejects with a `StoreError`; `0` for a
+   * store whose calls never wait on I/O (MemoryStore). The session then adds
+   * no deadline of its own to the store's calls while its `storeTimeout` is at
+   * least this long (one deadline per call, not two); a store without it is
+   * bounded by `storeTimeout`. Leave it out unless your store bounds every call.
+   */
+  readonly timeoutMs?: number;
   /** The serialized record, or `undefined` when absent or expired. */
   get(key: string): Promise<string | undefined>;
   /** Write (create or overwrite) a record that expires after `ttlMs` milliseconds. */

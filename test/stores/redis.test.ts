@@ -72,7 +72,7 @@ storeConformance('redis', async () => new RedisStore({ client: await connectedCl
 
     it('rejects a non-positive TTL with a StoreError instead of sending it', async () => {
       await assert.rejects(ctx.store.set(key('bad-ttl'), '{}', 0), (error: unknown) =>
-        error instanceof StoreError && /^\[redis\] expected ttlMs/.test(error.message));
+        error instanceof StoreError && /^\[redis\] SET failed: expected ttlMs/.test(error.message));
     });
 
     it('close() leaves a client it was given open', async () => {
