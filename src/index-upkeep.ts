@@ -74,7 +74,7 @@ export async function indexAdd(host: IndexHost, plan: IndexPlan | undefined, new
     over = await host.index.add(master, uid, sid, oldSid === undefined ? [] : [oldSid]);
   } catch (error) {
     // Undo the insert (version 1): the client never learns this sid, no cookie was sent.
-    if (newSid !== undefined) await host.replica.write(host.key(newSid), undefined, 2, host.options.ttl, 1).catch(() => false);
+    if (newSid !== undefined) await host.replica.write(host.key(newSid), undefined, 2, host.options.ttl, 1, 0).catch(() => false);
     throw error instanceof SessionError ? error : new StoreError(master.name, 'user index update failed; nothing was logged in', { cause: error });
   }
   if (over.length > 0) await capSessions(host, uid, over);

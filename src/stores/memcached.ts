@@ -443,10 +443,17 @@ function harden(client: MemcachedClient): void {
   };
 }
 
-/** Memcached lifetime for a TTL in ms: whole seconds rounded up; past 30 days, an absolute Unix time. */
+/**
+ * Memcached lifetime for a TTL in ms: whole seconds rounded up, plus one;
+ * past 30 days, an absolute Unix time (plus one second too). The extra second
+ * is because memcached counts on a one-second clock and may drop an item at
+ * any moment of its last second: without it a record could vanish up to 1 s
+ * before its TTL. The exact expiry is enforced on read from the expiry stored
+ * in the value itself.
+ */
 export function memcachedLifetime(ttlMs: number, now = Date.now()): number {
-  const seconds = Math.ceil(ttlMs / 1000);
-  return seconds > MEMCACHED_MAX_RELATIVE_TTL_S ? Math.ceil((now + ttlMs) / 1000) : seconds;
+  const seconds = Math.ceil(ttlMs / 1000) + 1;
+  return seconds > MEMCACHED_MAX_RELATIVE_TTL_S ? Math.ceil((now + ttlMs) / 1000) + 1 : seconds;
 }
 
 function lifetimeFor(command: string, ttlMs: number): number {
