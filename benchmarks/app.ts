@@ -156,6 +156,10 @@ async function primary(): Promise<void> {
       sum.requests += m.stats.requests;
       sum.rmwOk += m.stats.rmwOk;
       sum.inflight += m.stats.inflight;
+      for (const [k, v] of Object.entries(m.stats.non2xx ?? {})) {
+        sum.non2xx ??= {};
+        sum.non2xx[k] = (sum.non2xx[k] ?? 0) + v;
+      }
       if (m.stats.store) {
         sum.store ??= {};
         for (const [k, v] of Object.entries(m.stats.store)) sum.store[k] = (sum.store[k] ?? 0) + v;
