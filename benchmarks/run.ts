@@ -116,7 +116,7 @@ class StartError extends Error {}
 interface Context {
   options: BenchOptions;
   /** Profiles written, with the requests served while each was taken. */
-  profiles: { scenario: string; variant: string; file: string; requests: number }[];
+  profiles: { scenario: string; variant: string; file: string; requests: number; cpuUs: number }[];
   servers: BenchServers;
   pinning: Pinning;
   appArgv: string[];
@@ -191,6 +191,7 @@ async function measure(ctx: Context, step: Step): Promise<Measurement> {
     const calls = storeCalls(variant.counting, { before: serverBefore, after: serverAfter }, { before: appBefore, after: appAfter });
     if (calls) m.storeCalls = calls;
     m.appRequests = appAfter.requests - appBefore.requests;
+    if (appAfter.cpuUs !== undefined && appBefore.cpuUs !== undefined && m.appRequests > 0) m.cpuUsPerRequest = (appAfter.cpuUs - appBefore.cpuUs) / m.appRequests;
     const statuses: Record<string, number> = {};
     for (const [status, n] of Object.entries(appAfter.non2xx ?? {})) {
       const d = n - (appBefore.non2xx?.[status] ?? 0);
@@ -198,7 +199,10 @@ async function measure(ctx: Context, step: Step): Promise<Measurement> {
     }
     if (Object.keys(statuses).length) m.non2xxByStatus = statuses;
     if (profile) {
-      for (const pid of app.pids) ctx.profiles.push({ scenario: scenario.id, variant: variant.id, file: profile.replace('%p', String(pid)), requests: m.appRequests / Math.max(1, processes) });
+      const cpuUs = appAfter.cpuUs !== undefined && appBefore.cpuUs !== undefined ? (appAfter.cpuUs - appBefore.cpuUs) / app.pids.length : 0;
+      for (const pid of app.pids) {
+        ctx.profiles.push({ scenario: scenario.id, variant: variant.id, file: profile.replace('%p', String(pid)), requests: m.appRequests / app.pids.length, cpuUs });
+      }
     }
     if (scenario.countsLostUpdates) {
       m.acked = appAfter.rmwOk - appBefore.rmwOk;
@@ -370,17 +374,18 @@ async function main(): Promise<number> {
 /** The committed "before" run that `--only targets` compares with by default. */
 const DEFAULT_BEFORE = 'benchmarks/results/2026-11-25-before.json';
 
-/** Markdown of the CPU profiles: the RMW and fresh-session routes of every profiled variant, merged over rounds. */
+/** Markdown of the CPU profiles: the many-users RMW and fresh-session routes of every profiled variant, merged over rounds. */
 async function profileSections(profiles: Context['profiles']): Promise<string> {
   const parts: string[] = [];
   const keys = [...new Set(profiles.map((p) => `${p.scenario}\u0000${p.variant}`))];
   const order = (scenario: string) => (scenario === 'rmw' ? 0 : scenario === 'fresh' ? 1 : 2);
+  keys.splice(0, keys.length, ...keys.filter((k) => order(k.split('\u0000')[0]!) < 2));
   keys.sort((a, b) => order(a.split('\u0000')[0]!) - order(b.split('\u0000')[0]!));
   for (const key of keys) {
     const [scenario, variant] = key.split('\u0000') as [string, string];
     const summary = await summarizeProfiles(profiles.filter((p) => p.scenario === scenario && p.variant === variant));
-    const path = SCENARIOS.find((s) => s.id === scenario)?.path ?? scenario;
-    if (summary) parts.push(renderProfile(`${path} · ${VARIANTS.find((v) => v.id === variant)?.label ?? variant}`, summary));
+    const s = SCENARIOS.find((x) => x.id === scenario);
+    if (summary) parts.push(renderProfile(`${s?.path ?? scenario} (${s?.title.replace(/^\d+\.\s*/, '').toLowerCase() ?? scenario}) · ${VARIANTS.find((v) => v.id === variant)?.label ?? variant}`, summary));
   }
   return parts.join('\n\n');
 }

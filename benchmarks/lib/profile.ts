@@ -3,9 +3,14 @@
  * and per group ("our code", node-redis, Koa, GC, …), in µs per request, so a
  * reader sees where a request's CPU goes without opening DevTools.
  *
- * Self time: each sample's time delta is charged to the function on top of the
- * stack. "(program)" is V8/native time no JS frame owns; "(idle)" is the event
- * loop waiting (left out of the per-request CPU).
+ * Self time: each sample is charged to the function on top of the stack.
+ * Samples are counted, not their time deltas: V8 samples by wall clock, and
+ * on a busy machine a delta also holds the time the process was descheduled,
+ * which would land on whatever frame happened to run next. Each group's share
+ * of the (non-idle) samples is then applied to the CPU time the process really
+ * used in the window (`process.cpuUsage()`), which gives µs per request.
+ * "(program)" is V8/native time no JS frame owns; "(idle)" is the event loop
+ * waiting (left out).
  */
 import { readFile } from 'node:fs/promises';
 
@@ -49,18 +54,21 @@ export interface ProfileSummary {
   profiles: number;
   /** Requests the app served while profiling (the measured windows). */
   requests: number;
-  /** Sampled CPU time, not idle, µs. */
+  /** CPU time of the app in the profiled windows (`process.cpuUsage()`), µs. */
   busyUs: number;
+  /** Non-idle samples. */
+  samples: number;
   groups: { group: Group; us: number }[];
   top: { name: string; group: Group; us: number }[];
 }
 
-export async function summarizeProfiles(files: readonly { file: string; requests: number }[], topN = 15): Promise<ProfileSummary | undefined> {
+export async function summarizeProfiles(files: readonly { file: string; requests: number; cpuUs: number }[], topN = 15): Promise<ProfileSummary | undefined> {
   const byGroup = new Map<Group, number>();
   const byFunction = new Map<string, { group: Group; us: number }>();
   let requests = 0;
   let profiles = 0;
-  for (const { file, requests: n } of files) {
+  let cpuUs = 0;
+  for (const { file, requests: n, cpuUs: used } of files) {
     let profile: CpuProfile;
     try {
       profile = JSON.parse(await readFile(file, 'utf8')) as CpuProfile;
@@ -69,11 +77,12 @@ export async function summarizeProfiles(files: readonly { file: string; requests
     }
     profiles++;
     requests += n;
+    cpuUs += used;
     const nodes = new Map(profile.nodes.map((node) => [node.id, node]));
     const self = new Map<number, number>();
     for (let i = 0; i < profile.samples.length; i++) {
       const id = profile.samples[i]!;
-      self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
+      self.set(id, (self.get(id) ?? 0) + 1);
     }
     for (const [id, us] of self) {
       const frame = nodes.get(id)?.callFrame;
@@ -89,13 +98,17 @@ export async function summarizeProfiles(files: readonly { file: string; requests
     }
   }
   if (!profiles || requests <= 0) return undefined;
-  const busyUs = [...byGroup].filter(([g]) => g !== 'idle').reduce((n, [, us]) => n + us, 0);
+  // Counts so far; scaled to µs of measured CPU below.
+  const samples = [...byGroup].filter(([g]) => g !== 'idle').reduce((n, [, c]) => n + c, 0);
+  if (!samples) return undefined;
+  const scale = cpuUs / samples;
   return {
     profiles,
     requests,
-    busyUs,
-    groups: [...byGroup].filter(([g]) => g !== 'idle').map(([group, us]) => ({ group, us })).sort((a, b) => b.us - a.us),
-    top: [...byFunction].map(([name, v]) => ({ name, ...v })).sort((a, b) => b.us - a.us).slice(0, topN),
+    busyUs: cpuUs,
+    samples,
+    groups: [...byGroup].filter(([g]) => g !== 'idle').map(([group, c]) => ({ group, us: c * scale })).sort((a, b) => b.us - a.us),
+    top: [...byFunction].map(([name, v]) => ({ name, group: v.group, us: v.us * scale })).sort((a, b) => b.us - a.us).slice(0, topN),
   };
 }
 
@@ -106,7 +119,7 @@ export function renderProfile(title: string, s: ProfileSummary): string {
   const lines = [
     `#### ${title}`,
     '',
-    `${per(s.busyUs)} µs of sampled CPU per request (${s.requests.toLocaleString('en-US')} requests, ${s.profiles} profile${s.profiles === 1 ? '' : 's'}; idle excluded).`,
+    `${per(s.busyUs)} µs of CPU per request (process.cpuUsage, profiler included; ${s.requests.toLocaleString('en-US')} requests, ${s.samples.toLocaleString('en-US')} samples, ${s.profiles} profile${s.profiles === 1 ? '' : 's'}).`,
     '',
     '| group | µs / req | share |',
     '| --- | ---: | ---: |',

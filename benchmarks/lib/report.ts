@@ -34,6 +34,8 @@ export interface Measurement {
   setupFailures?: number;
   /** Requests the app served in the measured window (its own counter). */
   appRequests?: number;
+  /** CPU time the serving process(es) spent in the window, per request served, µs. */
+  cpuUsPerRequest?: number;
   /** Non-2xx responses the app sent in the window, by status. */
   non2xxByStatus?: Record<string, number>;
   /** Wall time of the whole measurement (start-up to stop), ms. */
@@ -72,6 +74,8 @@ export interface Row {
   p99?: number;
   vsBare?: number;
   vsFloor?: number;
+  /** CPU µs per request (median over rounds). */
+  cpuUs?: number;
   /** × the raw floor whose client has node-redis's command timeout off. */
   vsFloorNoTimeout?: number;
   /** Generators that drove its rounds. */
@@ -115,6 +119,7 @@ export function buildRows(data: RunData): Row[] {
       set('rps', median(ok.map((m) => m.load!.rps)));
       set('p50', median(ok.map((m) => m.load!.p50)));
       set('p99', median(ok.map((m) => m.load!.p99)));
+      set('cpuUs', median(ok.map((m) => m.cpuUsPerRequest)));
       if (variant.id !== BARE) set('vsBare', median(ok.map((m) => ratioPerRound(data, m, BARE))));
       if (variant.id !== FLOOR) set('vsFloor', median(ok.map((m) => ratioPerRound(data, m, FLOOR))));
       if (variant.id !== FLOOR_NO_TIMEOUT) set('vsFloorNoTimeout', median(ok.map((m) => ratioPerRound(data, m, FLOOR_NO_TIMEOUT))));
@@ -181,7 +186,7 @@ function statusCell(row: Row): string {
 function scenarioTable(rows: Row[]): string {
   const scenario = rows[0]!.scenario;
   const lost = scenario.countsLostUpdates;
-  const head = ['variant', 'req/s', 'p50 ms', 'p99 ms', '× bare Koa', '× floor', '× floor, no cmd timeout', ...(lost ? ['lost updates (worst round)'] : []), 'store calls / req', 'non-2xx / errors'];
+  const head = ['variant', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs / req', '× bare Koa', '× floor', '× floor, no cmd timeout', ...(lost ? ['lost updates (worst round)'] : []), 'store calls / req', 'non-2xx / errors'];
   const lines = [`| ${head.join(' | ')} |`, `| ${head.map((h, i) => (i === 0 || h.startsWith('store') ? '---' : '---:')).join(' | ')} |`];
   for (const row of rows) {
     const name = row.variant.group === 'ours' ? `**${row.variant.label}**` : row.variant.label;
@@ -195,6 +200,7 @@ function scenarioTable(rows: Row[]): string {
         num(row.rps),
         ms(row.p50),
         ms(row.p99),
+        num(row.cpuUs),
         ratio(row.vsBare),
         ratio(row.vsFloor),
         ratio(row.vsFloorNoTimeout),
@@ -367,6 +373,7 @@ export function renderMarkdown(data: RunData, rows: Row[], chartFile: string): s
   parts.push(
     [
       '- **req/s** counts 2xx responses only; **p50/p99** are the load generator\'s latencies (wrk: of every response; autocannon: of 2xx responses). **non-2xx / errors**: responses with a status ≥ 400 as the client saw them, then connection errors; in brackets the non-2xx statuses the app counted (a 503 or 409 is an error, never throughput).',
+      '- **CPU µs / req**: user + system CPU time of the app process(es) over the measured window (`process.cpuUsage()`), divided by the requests they served. Unlike req/s it barely depends on what else the machine is running, so it is the steadiest number here on a busy box.',
       '- **Store calls / req**: the store operations the app caused per request in the measured window. Redis: `INFO commandstats` deltas, which include the locker\'s commands and the commands run *inside* its scripts (so `evalsha 2.00, set 1.00` is two round trips, not three). Memcached: `stats` deltas. MongoDB: driver command monitoring. MemoryStore: a counting subclass. `—`: the variant has no external store (bare Koa, cookie sessions).',
       '- **Lost updates**: in the hot scenarios, the read-modify-write responses the app committed with a 2xx minus the increase of the counter read back afterwards (counted in the app, so requests cut off at the end of a run are still accounted for). The percentage is of one round\'s acknowledged writes.',
       '- Cookie sessions keep the data in the client: concurrent requests carry the same cookie, so with koa-session\'s cookie mode the last response wins. Our CookieStore serializes scopes by the stable id inside the cookie and, by default (`recentWrites`), remembers each session\'s latest write in the process, so within one process a stale cookie still reads the latest data; across processes it cannot (it is not in the many-processes scenario).',
@@ -380,18 +387,19 @@ export function renderMarkdown(data: RunData, rows: Row[], chartFile: string): s
 /** A compact table for the terminal. */
 export function renderConsole(rows: Row[]): string {
   const out: string[] = [];
-  const header = ['variant', 'req/s', 'p99', '×bare', '×floor', '×floor-nt', 'calls/req', 'lost', 'non-2xx'];
+  const header = ['variant', 'req/s', 'p99', 'cpu µs', '×bare', '×floor', '×floor-nt', 'calls/req', 'lost', 'non-2xx'];
   for (const scenarioId of [...new Set(rows.map((r) => r.scenario.id))]) {
     const scenarioRows = rows.filter((r) => r.scenario.id === scenarioId);
     out.push('');
     out.push(scenarioRows[0]!.scenario.title);
     const cells = scenarioRows.map((r) =>
       r.error
-        ? [r.variant.label, 'not measured', '', '', '', '', '', '', '']
+        ? [r.variant.label, 'not measured', '', '', '', '', '', '', '', '']
         : [
             r.variant.label,
             num(r.rps),
             ms(r.p99),
+            num(r.cpuUs),
             ratio(r.vsBare),
             ratio(r.vsFloor),
             ratio(r.vsFloorNoTimeout),

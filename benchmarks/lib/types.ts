@@ -125,6 +125,8 @@ export interface AppStats {
   rmwOk: number;
   /** Requests still running. */
   inflight: number;
+  /** CPU time of the serving process(es) so far, user + system, µs (`process.cpuUsage()`). */
+  cpuUs?: number;
   /** Store calls counted inside the app, when the variant counts that way. */
   store?: Record<string, number>;
   /** Responses that were not 2xx, by status (Koa variants), e.g. `{ "503": 12 }`. */
