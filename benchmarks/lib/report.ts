@@ -74,6 +74,8 @@ export interface Row {
   p99?: number;
   vsBare?: number;
   vsFloor?: number;
+  /** The load generator's own CPU µs per response (median over rounds). */
+  generatorCpuUs?: number;
   /** CPU µs per request (median over rounds). */
   cpuUs?: number;
   /** × the raw floor whose client has node-redis's command timeout off. */
@@ -120,6 +122,7 @@ export function buildRows(data: RunData): Row[] {
       set('p50', median(ok.map((m) => m.load!.p50)));
       set('p99', median(ok.map((m) => m.load!.p99)));
       set('cpuUs', median(ok.map((m) => m.cpuUsPerRequest)));
+      set('generatorCpuUs', median(ok.map((m) => m.load!.generatorCpuUs)));
       if (variant.id !== BARE) set('vsBare', median(ok.map((m) => ratioPerRound(data, m, BARE))));
       if (variant.id !== FLOOR) set('vsFloor', median(ok.map((m) => ratioPerRound(data, m, FLOOR))));
       if (variant.id !== FLOOR_NO_TIMEOUT) set('vsFloorNoTimeout', median(ok.map((m) => ratioPerRound(data, m, FLOOR_NO_TIMEOUT))));
@@ -325,8 +328,15 @@ export function renderMarkdown(data: RunData, rows: Row[], chartFile: string): s
     parts.push(
       `On the app's core, the load generator drives a bare \`node:http\` listener at **${num(ceiling.rps)} req/s** and bare Koa at **${num(bare.rps)} req/s** ` +
         `(${ratio(bare.rps! / ceiling.rps!)} of it), on the ${ceiling.scenario.title.replace(/^\d+\.\s*/, '').toLowerCase()} scenario. ` +
-        (bare.rps! < ceiling.rps! * 0.8 ? 'Bare Koa is limited by Koa, not by the client.' : '**Bare Koa is close to the ceiling: the client may be the limit; treat ratios to bare Koa as lower bounds of the gap.**'),
+        (bare.rps! < ceiling.rps! * 0.8 ? 'Bare Koa is limited by Koa, not by the client.' : '**Bare Koa is close to the ceiling: either the client or the machine (other load on the app\'s core) is the limit; compare CPU µs per request below.**'),
     );
+    if (ceiling.generatorCpuUs !== undefined && bare.cpuUs !== undefined) {
+      parts.push('');
+      parts.push(
+        `CPU per request: the load generator spends **${ceiling.generatorCpuUs.toFixed(1)} µs** per response (its own CPU, measured), bare Koa **${bare.cpuUs.toFixed(1)} µs**, ` +
+          `the node:http listener ${ceiling.cpuUs?.toFixed(1) ?? '—'} µs. On equal cores the client could drive ${(bare.cpuUs / ceiling.generatorCpuUs).toFixed(1)}× what bare Koa can serve.`,
+      );
+    }
     parts.push('');
   }
   if (data.comparison) {

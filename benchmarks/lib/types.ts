@@ -185,6 +185,8 @@ export interface LoadResult {
   durationS: number;
   /** The jar after the run (jar mode). */
   cookie?: string;
+  /** CPU the load generator itself spent per response, µs (wrk on Linux). */
+  generatorCpuUs?: number;
   /** Which tool generated the load. */
   generator: 'wrk' | 'autocannon';
 }

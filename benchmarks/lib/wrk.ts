@@ -11,10 +11,28 @@
  * see `lib/loadgen.ts`.
  */
 import { execFile, execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LoadJob, LoadResult } from './types.js';
+
+/**
+ * CPU time (µs) of this process's waited-for children so far, from
+ * /proc/self/stat (cutime + cstime, in clock ticks of 10 ms); undefined off Linux.
+ * wrk is our only child, so the difference around a run is wrk's own CPU.
+ */
+function childrenCpuUs(): number | undefined {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    // Fields after the command name (which may hold spaces) start at field 3.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[13]) + Number(fields[14]); // cutime, cstime (fields 16, 17)
+    return Number.isFinite(ticks) ? ticks * 10_000 : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** `wrk -v` works: wrk is installed. */
 export function wrkAvailable(): boolean {
@@ -62,6 +80,7 @@ export async function wrkLoad(job: Extract<LoadJob, { kind: 'load' }>, script: s
     // wrk takes whole seconds only; the real duration comes back in the summary.
     const seconds = Math.max(1, Math.round(job.durationS));
     const args = ['-t', '1', '-c', String(Math.max(1, job.connections)), '-d', `${seconds}s`, '--timeout', '10s', '-s', script, job.url];
+    const cpuBefore = childrenCpuUs();
     const stdout = await new Promise<string>((resolve, reject) => {
       execFile('wrk', args, { env, maxBuffer: 1 << 20 }, (error, out, err) => {
         if (error) reject(new Error(`wrk failed: ${error.message}\n${err}`));
@@ -69,6 +88,7 @@ export async function wrkLoad(job: Extract<LoadJob, { kind: 'load' }>, script: s
       });
     });
     const s = parseWrkOutput(stdout);
+    const cpuAfter = childrenCpuUs();
     const durationS = s.durationUs / 1e6;
     // wrk counts statuses > 399 as errors; our routes never answer 1xx/3xx, so the rest are 2xx.
     const ok = s.requests - s.status;
@@ -83,6 +103,7 @@ export async function wrkLoad(job: Extract<LoadJob, { kind: 'load' }>, script: s
       timeouts: s.timeout,
       durationS,
       generator: 'wrk',
+      ...(cpuBefore !== undefined && cpuAfter !== undefined && s.requests > 0 ? { generatorCpuUs: (cpuAfter - cpuBefore) / s.requests } : {}),
       ...(mode.kind === 'jar' ? { cookie: mode.cookie } : {}),
     };
   } finally {
