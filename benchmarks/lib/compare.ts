@@ -23,7 +23,12 @@ export async function loadRun(file: string): Promise<SavedRun> {
   return data;
 }
 
-type Kind = 'ratio' | 'rps' | 'p99' | 'lost' | 'calls';
+/**
+ * `cpu`: CPU µs per request. `cpuRatio`: the `vs` variant's CPU per request ÷
+ * this one's, per round, median: the req/s ratio a CPU-bound app would reach on
+ * a core of its own, which a busy shared machine disturbs far less than req/s.
+ */
+type Kind = 'ratio' | 'cpuRatio' | 'rps' | 'cpu' | 'p99' | 'lost' | 'calls';
 
 interface Metric {
   label: string;
@@ -43,22 +48,35 @@ export const METRICS: readonly Metric[] = [
   { label: 'load generator ceiling: node:http req/s', scenario: 'untouched', variant: 'node-http', kind: 'rps' },
   { label: 'bare Koa req/s (untouched route)', scenario: 'untouched', variant: 'bare-koa', kind: 'rps' },
   { label: 'bare Koa ÷ node:http (≪ 1: Koa, not wrk, is the limit)', scenario: 'untouched', variant: 'bare-koa', vs: 'node-http', kind: 'ratio' },
+  { label: 'bare Koa CPU µs/req (untouched route)', scenario: 'untouched', variant: 'bare-koa', kind: 'cpu' },
   { label: 'many users RMW, RedisStore+RedisLocker × raw floor', scenario: 'rmw', variant: 'ours-redis', vs: 'raw-redis', kind: 'ratio', target: '≥ 0.85×', met: atLeast(0.85) },
   { label: 'many users RMW, RedisStore+RedisLocker × raw floor, no cmd timeout', scenario: 'rmw', variant: 'ours-redis', vs: 'raw-redis-notimeout', kind: 'ratio' },
   { label: 'many users RMW, RedisStore+RedisLocker ÷ koa-session+koa-redis', scenario: 'rmw', variant: 'ours-redis', vs: 'koa-session-redis', kind: 'ratio', target: '> 1×', met: (x) => x > 1 },
   { label: 'many users RMW, RedisStore+RedisLocker ÷ koa-generic-session', scenario: 'rmw', variant: 'ours-redis', vs: 'koa-generic-session', kind: 'ratio' },
   { label: 'many users RMW, RedisStore+RedisLocker req/s', scenario: 'rmw', variant: 'ours-redis', kind: 'rps' },
+  { label: 'many users RMW, RedisStore+RedisLocker × raw floor, by CPU µs/req', scenario: 'rmw', variant: 'ours-redis', vs: 'raw-redis', kind: 'cpuRatio', target: '≥ 0.85×', met: atLeast(0.85) },
+  { label: 'many users RMW, RedisStore+RedisLocker × raw floor no cmd timeout, by CPU', scenario: 'rmw', variant: 'ours-redis', vs: 'raw-redis-notimeout', kind: 'cpuRatio' },
+  { label: 'many users RMW, RedisStore+RedisLocker ÷ koa-session+koa-redis, by CPU', scenario: 'rmw', variant: 'ours-redis', vs: 'koa-session-redis', kind: 'cpuRatio', target: '> 1×', met: (x) => x > 1 },
+  { label: 'many users RMW, RedisStore+RedisLocker CPU µs/req', scenario: 'rmw', variant: 'ours-redis', kind: 'cpu' },
+  { label: 'many users RMW, raw floor CPU µs/req', scenario: 'rmw', variant: 'raw-redis', kind: 'cpu' },
+  { label: 'many users RMW, raw floor no cmd timeout CPU µs/req', scenario: 'rmw', variant: 'raw-redis-notimeout', kind: 'cpu' },
   { label: 'many users read-only, MemoryStore × bare Koa', scenario: 'read', variant: 'ours-memory', vs: 'bare-koa', kind: 'ratio', target: '≥ 0.85×', met: atLeast(0.85) },
+  { label: 'many users read-only, MemoryStore × bare Koa, by CPU', scenario: 'read', variant: 'ours-memory', vs: 'bare-koa', kind: 'cpuRatio', target: '≥ 0.85×', met: atLeast(0.85) },
   { label: 'many users read-only, RedisStore × raw floor', scenario: 'read', variant: 'ours-redis', vs: 'raw-redis', kind: 'ratio' },
   { label: 'fresh sessions, MemoryStore ÷ koa-session cookie mode', scenario: 'fresh', variant: 'ours-memory', vs: 'koa-session-cookie', kind: 'ratio', target: '≥ 1×', met: atLeast(1) },
+  { label: 'fresh sessions, MemoryStore ÷ koa-session cookie mode, by CPU', scenario: 'fresh', variant: 'ours-memory', vs: 'koa-session-cookie', kind: 'cpuRatio', target: '≥ 1×', met: atLeast(1) },
+  { label: 'fresh sessions, MemoryStore CPU µs/req', scenario: 'fresh', variant: 'ours-memory', kind: 'cpu' },
   { label: 'fresh sessions, RedisStore × raw floor', scenario: 'fresh', variant: 'ours-redis', vs: 'raw-redis', kind: 'ratio' },
   { label: 'fresh sessions, RedisStore × raw floor, no cmd timeout', scenario: 'fresh', variant: 'ours-redis', vs: 'raw-redis-notimeout', kind: 'ratio' },
   { label: 'RMW, CookieStore ÷ koa-session cookie mode', scenario: 'rmw', variant: 'ours-cookie', vs: 'koa-session-cookie', kind: 'ratio', target: '≥ 1×', met: atLeast(1) },
+  { label: 'RMW, CookieStore ÷ koa-session cookie mode, by CPU', scenario: 'rmw', variant: 'ours-cookie', vs: 'koa-session-cookie', kind: 'cpuRatio', target: '≥ 1×', met: atLeast(1) },
+  { label: 'RMW, CookieStore CPU µs/req', scenario: 'rmw', variant: 'ours-cookie', kind: 'cpu' },
   { label: 'untouched route, MemoryStore × bare Koa', scenario: 'untouched', variant: 'ours-memory', vs: 'bare-koa', kind: 'ratio', target: '≥ 0.98×', met: atLeast(0.98) },
   { label: 'untouched route, MemoryStore store calls / req', scenario: 'untouched', variant: 'ours-memory', kind: 'calls', target: '0', met: (x) => x < 0.005 },
   { label: 'hot session, 1 process, RedisStore+RedisLocker × raw floor', scenario: 'hot', variant: 'ours-redis', vs: 'raw-redis', kind: 'ratio', target: '≥ 1×', met: atLeast(1) },
   { label: 'hot session, 1 process, RedisStore+RedisLocker × raw floor, no cmd timeout', scenario: 'hot', variant: 'ours-redis', vs: 'raw-redis-notimeout', kind: 'ratio' },
   { label: 'hot session, 1 process, RedisStore+RedisLocker req/s', scenario: 'hot', variant: 'ours-redis', kind: 'rps' },
+  { label: 'hot session, 1 process, RedisStore+RedisLocker CPU µs/req', scenario: 'hot', variant: 'ours-redis', kind: 'cpu' },
   { label: 'hot session, 1 process, RedisStore+RedisLocker p99 ms', scenario: 'hot', variant: 'ours-redis', kind: 'p99' },
   { label: 'hot session, 1 process, RedisStore+RedisLocker lost updates', scenario: 'hot', variant: 'ours-redis', kind: 'lost', target: '0', met: (x) => x === 0 },
   { label: 'hot session, 1 process, RedisStore+RedisLocker Redis commands / req', scenario: 'hot', variant: 'ours-redis', kind: 'calls' },
@@ -80,6 +98,15 @@ export function metricValue(run: { measurements: readonly Measurement[] }, metri
       return median(ms.map((m) => m.load!.rps));
     case 'p99':
       return median(ms.map((m) => m.load!.p99));
+    case 'cpu':
+      return median(ms.map((m) => m.cpuUsPerRequest));
+    case 'cpuRatio': {
+      const ratios = ms.map((m) => {
+        const base = run.measurements.find((b) => b.round === m.round && b.scenario === m.scenario && b.variant === metric.vs && b.load);
+        return base?.cpuUsPerRequest && m.cpuUsPerRequest ? base.cpuUsPerRequest / m.cpuUsPerRequest : undefined;
+      });
+      return median(ratios);
+    }
     case 'lost':
       return max(ms.map((m) => m.lost));
     case 'calls':
@@ -98,7 +125,10 @@ function format(kind: Kind, x: number | undefined): string {
   if (x === undefined) return '—';
   switch (kind) {
     case 'ratio':
+    case 'cpuRatio':
       return `${x.toFixed(2)}×`;
+    case 'cpu':
+      return x.toFixed(1);
     case 'rps':
       return Math.round(x).toLocaleString('en-US');
     case 'p99':
@@ -123,6 +153,7 @@ export function renderComparison(before: SavedRun, after: { measurements: readon
     const a = metricValue(after, metric);
     if (a === undefined && b === undefined) continue;
     const change = a !== undefined && b !== undefined && b !== 0 && metric.kind !== 'lost' && metric.kind !== 'calls' ? `${(a / b).toFixed(2)}×` : '';
+    // (for `cpu` and `p99`, lower is better: after ÷ before < 1 is the gain)
     const met = !metric.met || a === undefined ? '' : metric.met(a) ? '✅' : '❌';
     lines.push(`| ${metric.label} | ${metric.target ?? ''} | ${format(metric.kind, b)} | ${format(metric.kind, a)} | ${change} | ${met} |`);
   }
