@@ -91,7 +91,9 @@ export async function summarizeProfiles(files: readonly { file: string; requests
       byGroup.set(group, (byGroup.get(group) ?? 0) + us);
       if (group === 'idle') continue;
       const where = shortUrl(frame.url);
-      const name = `${frame.functionName || '(anonymous)'}${where ? ` ${where}:${frame.lineNumber + 1}` : ''}`;
+      // tsx's transform does not keep our files' line numbers: name + file is what is reliable there.
+      const line = where.startsWith('src/') ? '' : `:${frame.lineNumber + 1}`;
+      const name = `${frame.functionName || '(anonymous)'}${where ? ` ${where}${line}` : ''}`;
       const entry = byFunction.get(name) ?? { group, us: 0 };
       entry.us += us;
       byFunction.set(name, entry);

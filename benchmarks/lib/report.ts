@@ -88,6 +88,8 @@ export interface Row {
   errors: number;
   /** Worst round. */
   lost?: number;
+  /** Worst round's lost ÷ that round's acknowledged writes. */
+  lostShare?: number;
   acked?: number;
   storeCalls?: StoreCalls;
   error?: string;
@@ -131,6 +133,7 @@ export function buildRows(data: RunData): Row[] {
       }
       if (scenario.countsLostUpdates) {
         set('lost', max(ok.map((m) => m.lost)));
+        set('lostShare', max(ok.map((m) => (m.lost !== undefined && m.acked ? m.lost / m.acked : undefined))));
         const acked = ok.map((m) => m.acked).filter((x): x is number => x !== undefined);
         if (acked.length) row.acked = acked.reduce((a, b) => a + b, 0);
       }
@@ -164,7 +167,8 @@ export function formatCalls(calls: StoreCalls | undefined, short = false): strin
 
 function lostCell(row: Row): string {
   if (row.lost === undefined) return row.variant.id === BARE ? 'n/a' : '—';
-  const pct = row.acked ? ` (${((row.lost / Math.max(1, row.acked / Math.max(1, row.rounds))) * 100).toFixed(1)}%)` : '';
+  // The share of the worst round's own acknowledged writes (never above 100 %).
+  const pct = row.lostShare !== undefined ? ` (${(row.lostShare * 100).toFixed(1)}%)` : '';
   return row.lost === 0 ? '**0**' : `${num(row.lost)}${pct}`;
 }
 
