@@ -347,7 +347,7 @@ async function main(): Promise<number> {
     generator: loadgen.wrk ? 'wrk' : 'autocannon (wrk missing)',
   };
   if (options.cpuProf) data.profiles = await profileSections(ctx.profiles);
-  if (before && beforeFile) data.comparison = renderComparison(before, { measurements, env }, relative(root, beforeFile));
+  if (before && beforeFile) data.comparison = renderComparison(before, { measurements, env, options }, relative(root, beforeFile));
   const rows = buildRows(data);
   const partial = options.only.length ? '-partial' : '';
   const base = `${localDate()}-${hostname()}${options.quick ? '-quick' : partial}`;

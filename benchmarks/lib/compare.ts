@@ -14,6 +14,7 @@ import type { ScenarioId } from './types.js';
 /** The part of a run's data the comparison needs (the saved JSON has more). */
 export interface SavedRun {
   env: { date: string; git: string; host: string };
+  options?: { rounds: number; durationS: number; warmupS: number; users: number; connections: number };
   measurements: Measurement[];
 }
 
@@ -28,7 +29,7 @@ export async function loadRun(file: string): Promise<SavedRun> {
  * this one's, per round, median: the req/s ratio a CPU-bound app would reach on
  * a core of its own, which a busy shared machine disturbs far less than req/s.
  */
-type Kind = 'ratio' | 'cpuRatio' | 'rps' | 'cpu' | 'p99' | 'lost' | 'calls';
+type Kind = 'ratio' | 'cpuRatio' | 'rps' | 'cpu' | 'p99' | 'lost' | 'lostShare' | 'calls';
 
 interface Metric {
   label: string;
@@ -81,12 +82,12 @@ export const METRICS: readonly Metric[] = [
   { label: 'hot session, 1 process, RedisStore+RedisLocker lost updates', scenario: 'hot', variant: 'ours-redis', kind: 'lost', target: '0', met: (x) => x === 0 },
   { label: 'hot session, 1 process, RedisStore+RedisLocker Redis commands / req', scenario: 'hot', variant: 'ours-redis', kind: 'calls' },
   { label: 'hot session, 1 process, koa-session+koa-redis × raw floor', scenario: 'hot', variant: 'koa-session-redis', vs: 'raw-redis', kind: 'ratio' },
-  { label: 'hot session, 1 process, koa-session+koa-redis lost updates', scenario: 'hot', variant: 'koa-session-redis', kind: 'lost' },
+  { label: 'hot session, 1 process, koa-session+koa-redis lost updates (share of its acked, worst round)', scenario: 'hot', variant: 'koa-session-redis', kind: 'lostShare' },
   { label: 'hot session, 4 processes, RedisStore+RedisLocker req/s', scenario: 'processes', variant: 'ours-redis', kind: 'rps' },
   { label: 'hot session, 4 processes, RedisStore+RedisLocker ÷ koa-session+koa-redis', scenario: 'processes', variant: 'ours-redis', vs: 'koa-session-redis', kind: 'ratio', target: '≥ 1×', met: atLeast(1) },
   { label: 'hot session, 4 processes, RedisStore+RedisLocker lost updates', scenario: 'processes', variant: 'ours-redis', kind: 'lost', target: '0', met: (x) => x === 0 },
   { label: 'hot session, 4 processes, RedisStore+RedisLocker Redis commands / req', scenario: 'processes', variant: 'ours-redis', kind: 'calls' },
-  { label: 'hot session, 4 processes, koa-session+koa-redis lost updates', scenario: 'processes', variant: 'koa-session-redis', kind: 'lost' },
+  { label: 'hot session, 4 processes, koa-session+koa-redis lost updates (share of its acked, worst round)', scenario: 'processes', variant: 'koa-session-redis', kind: 'lostShare' },
 ];
 
 /** One metric's value in one run, or undefined when the run lacks it. */
@@ -109,6 +110,8 @@ export function metricValue(run: { measurements: readonly Measurement[] }, metri
     }
     case 'lost':
       return max(ms.map((m) => m.lost));
+    case 'lostShare':
+      return max(ms.map((m) => (m.lost !== undefined && m.acked ? m.lost / m.acked : undefined)));
     case 'calls':
       return mergeStoreCalls(ms.map((m) => m.storeCalls))?.total;
     case 'ratio': {
@@ -121,7 +124,7 @@ export function metricValue(run: { measurements: readonly Measurement[] }, metri
   }
 }
 
-function format(kind: Kind, x: number | undefined): string {
+export function format(kind: Kind, x: number | undefined): string {
   if (x === undefined) return '—';
   switch (kind) {
     case 'ratio':
@@ -135,15 +138,22 @@ function format(kind: Kind, x: number | undefined): string {
       return `${x}`;
     case 'lost':
       return String(x);
+    case 'lostShare':
+      return `${(x * 100).toFixed(1)} %`;
     case 'calls':
       return x.toFixed(2);
   }
 }
 
 /** Markdown table: metric, target, before, after, after ÷ before, target met (after). */
-export function renderComparison(before: SavedRun, after: { measurements: readonly Measurement[]; env: { git: string } }, beforeName: string): string {
+export function renderComparison(before: SavedRun, after: Pick<SavedRun, 'measurements' | 'env' | 'options'>, beforeName: string): string {
+  const setting = (r: Pick<SavedRun, 'options'>) => (r.options ? `${r.options.rounds} × ${r.options.durationS} s, ${r.options.warmupS} s warm-up, ${r.options.users} users, ${r.options.connections} connections` : 'settings unknown');
+  const same = setting(before) === setting(after);
   const lines = [
-    `Before: \`${beforeName}\` (${before.env.git}); after: this run (${after.env.git}). Ratios are medians of per-round ratios within each run.`,
+    `Before: \`${beforeName}\` (${before.env.git}; ${setting(before)}); after: this run (${after.env.git}; ${setting(after)}). Ratios are medians of per-round ratios within each run.`,
+    ...(same || !before.options || !after.options
+      ? []
+      : ['', `> **Different settings**: short or unwarmed runs inflate CPU per request (JIT warm-up) and shift ratios; rerun with the before's durations (\`--duration ${before.options.durationS} --warmup ${before.options.warmupS}\`) to compare.`]),
     '',
     '| metric | target | before | after | after ÷ before | met (after) |',
     '| --- | --- | ---: | ---: | ---: | :---: |',
@@ -152,7 +162,7 @@ export function renderComparison(before: SavedRun, after: { measurements: readon
     const b = metricValue(before, metric);
     const a = metricValue(after, metric);
     if (a === undefined && b === undefined) continue;
-    const change = a !== undefined && b !== undefined && b !== 0 && metric.kind !== 'lost' && metric.kind !== 'calls' ? `${(a / b).toFixed(2)}×` : '';
+    const change = a !== undefined && b !== undefined && b !== 0 && metric.kind !== 'lost' && metric.kind !== 'lostShare' && metric.kind !== 'calls' ? `${(a / b).toFixed(2)}×` : '';
     // (for `cpu` and `p99`, lower is better: after ÷ before < 1 is the gain)
     const met = !metric.met || a === undefined ? '' : metric.met(a) ? '✅' : '❌';
     lines.push(`| ${metric.label} | ${metric.target ?? ''} | ${format(metric.kind, b)} | ${format(metric.kind, a)} | ${change} | ${met} |`);
