@@ -90,7 +90,7 @@ async function serve(): Promise<void> {
   const factory = await loadVariant(variant);
   const instance = await factory(env);
   const server: Server = createServer(instance.listener);
-  // autocannon keeps its connections; Node's 5 s default would reset idle ones between phases.
+  // The load generator keeps its connections; Node's 5 s default would reset idle ones between phases.
   server.keepAliveTimeout = 120_000;
   server.headersTimeout = 121_000;
   await new Promise<void>((resolve, reject) => {
