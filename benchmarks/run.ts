@@ -8,13 +8,15 @@
  *  2. starts the variant's app in a fresh child process (`benchmarks/app.ts`),
  *     pinned to its own core;
  *  3. creates the scenario's sessions, warms up, reads the counter, snapshots
- *     the store counters, runs autocannon from the load-generator child (on
- *     another core), waits for the app to settle, snapshots again, reads the
- *     counter back;
+ *     the store counters, runs wrk (autocannon when wrk is missing, or for a
+ *     run that must follow cookies) from the load-generator child (on another
+ *     core), waits for the app to settle, snapshots again, reads the counter
+ *     back;
  *  4. stops the app.
  * Then it writes `benchmarks/results/<date>-<host>.md` (+ `.svg`, `.json`) and
  * prints the table. See `--help` for the flags.
  */
+import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -26,16 +28,28 @@ import { AppChild, choosePinning, LoadGenerator, pinPid, type Pinning } from './
 import { snapshot, storeCalls } from './lib/counters.js';
 import { collectEnvironment, localDate } from './lib/env.js';
 import { Progress } from './lib/progress.js';
-import { BARE, buildRows, FLOOR, renderConsole, renderMarkdown, type Measurement, type RunData } from './lib/report.js';
+import { BARE, buildRows, FLOOR, FLOOR_NO_TIMEOUT, renderConsole, renderMarkdown, type Measurement, type RunData } from './lib/report.js';
 import { flushServer, startServers, type BenchServers } from './lib/servers.js';
 import type { CookieMode, Scenario, VariantInfo } from './lib/types.js';
+import { loadRun, renderComparison } from './lib/compare.js';
+import { PRESETS } from './lib/presets.js';
+import { renderProfile, summarizeProfiles } from './lib/profile.js';
 import { SCENARIOS } from './scenarios/index.js';
 import { VARIANTS } from './variants/index.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
-/** Scenarios and variants picked by `--only` (plus the baselines the ratios need). */
-function select(options: BenchOptions): { scenarios: Scenario[]; variants: VariantInfo[] } {
+/** Scenarios and variants picked by `--only` (plus the baselines the ratios need), and the pairs of a preset. */
+function select(options: BenchOptions): { scenarios: Scenario[]; variants: VariantInfo[]; pairs?: Readonly<Record<string, readonly string[]>> } {
+  const preset = options.only.length === 1 ? PRESETS[options.only[0]!] : undefined;
+  if (preset) {
+    const ids = new Set(Object.values(preset).flat());
+    return {
+      scenarios: SCENARIOS.filter((s) => preset[s.id]?.length),
+      variants: VARIANTS.filter((v) => ids.has(v.id)),
+      pairs: preset,
+    };
+  }
   const terms = options.only;
   const groups = new Set(['ours', 'peer', 'peers', 'baseline', 'baselines']);
   const scenarioTerms = terms.filter((t) => SCENARIOS.some((s) => s.id.includes(t)));
@@ -53,7 +67,10 @@ function select(options: BenchOptions): { scenarios: Scenario[]; variants: Varia
   if (variantTerms.length && options.baselines) {
     const wanted = new Set(variants.map((v) => v.id));
     wanted.add(BARE);
-    if (variants.some((v) => v.needs.includes('redis'))) wanted.add(FLOOR);
+    if (variants.some((v) => v.needs.includes('redis'))) {
+      wanted.add(FLOOR);
+      wanted.add(FLOOR_NO_TIMEOUT);
+    }
     variants = VARIANTS.filter((v) => wanted.has(v.id));
   }
   return { scenarios, variants };
@@ -69,11 +86,17 @@ interface Step {
 /** `--quick` keeps the many-processes scenario to these (a cluster start costs seconds). */
 const QUICK_PROCESSES = new Set([FLOOR, 'ours-redis', 'ours-redis-memlock']);
 
-function plan(options: BenchOptions, scenarios: Scenario[], variants: VariantInfo[]): Step[] {
+function plan(options: BenchOptions, scenarios: Scenario[], variants: VariantInfo[], pairs?: Readonly<Record<string, readonly string[]>>): Step[] {
   const steps: Step[] = [];
   for (let round = 1; round <= options.rounds; round++) {
     for (const scenario of scenarios) {
-      const list = variants.filter((v) => scenario.accepts(v) && !(options.quick && scenario.processes === 'many' && !QUICK_PROCESSES.has(v.id)));
+      const list = variants.filter(
+        (v) =>
+          scenario.accepts(v) &&
+          (!v.onlyScenarios || v.onlyScenarios.includes(scenario.id)) &&
+          (!pairs || pairs[scenario.id]?.includes(v.id)) &&
+          !(options.quick && scenario.processes === 'many' && !QUICK_PROCESSES.has(v.id)),
+      );
       // Round-robin: each round starts one variant further, so no variant is always first (or last).
       const shift = list.length ? (round - 1) % list.length : 0;
       const rotated = [...list.slice(shift), ...list.slice(0, shift)];
@@ -92,6 +115,8 @@ class StartError extends Error {}
 
 interface Context {
   options: BenchOptions;
+  /** Profiles written, with the requests served while each was taken. */
+  profiles: { scenario: string; variant: string; file: string; requests: number; cpuUs: number }[];
   servers: BenchServers;
   pinning: Pinning;
   appArgv: string[];
@@ -142,7 +167,9 @@ async function measure(ctx: Context, step: Step): Promise<Measurement> {
       cookies = scenario.cookies === 'jar' ? { kind: 'jar', cookie: made.cookies[0] ?? '' } : { kind: 'pool', cookies: made.cookies };
     }
     debug('sessions');
-    const job = { kind: 'load' as const, url, path: scenario.path, connections: options.connections };
+    // wrk cannot keep a cookie jar: a client-side session shared by every connection needs autocannon.
+    const followCookies = cookies.kind === 'jar' && variant.clientSide === true;
+    const job = { kind: 'load' as const, url, path: scenario.path, connections: options.connections, followCookies };
     if (options.warmupS > 0) {
       const warm = await loadgen.run({ ...job, durationS: options.warmupS, cookies });
       if (cookies.kind === 'jar' && warm.cookie !== undefined) cookies = { kind: 'jar', cookie: warm.cookie };
@@ -163,6 +190,20 @@ async function measure(ctx: Context, step: Step): Promise<Measurement> {
     const serverAfter = await snapshot(variant.counting, servers.urls, variant.lockerCounting);
     const calls = storeCalls(variant.counting, { before: serverBefore, after: serverAfter }, { before: appBefore, after: appAfter });
     if (calls) m.storeCalls = calls;
+    m.appRequests = appAfter.requests - appBefore.requests;
+    if (appAfter.cpuUs !== undefined && appBefore.cpuUs !== undefined && m.appRequests > 0) m.cpuUsPerRequest = (appAfter.cpuUs - appBefore.cpuUs) / m.appRequests;
+    const statuses: Record<string, number> = {};
+    for (const [status, n] of Object.entries(appAfter.non2xx ?? {})) {
+      const d = n - (appBefore.non2xx?.[status] ?? 0);
+      if (d > 0) statuses[status] = d;
+    }
+    if (Object.keys(statuses).length) m.non2xxByStatus = statuses;
+    if (profile) {
+      const cpuUs = appAfter.cpuUs !== undefined && appBefore.cpuUs !== undefined ? (appAfter.cpuUs - appBefore.cpuUs) / app.pids.length : 0;
+      for (const pid of app.pids) {
+        ctx.profiles.push({ scenario: scenario.id, variant: variant.id, file: profile.replace('%p', String(pid)), requests: m.appRequests / app.pids.length, cpuUs });
+      }
+    }
     if (scenario.countsLostUpdates) {
       m.acked = appAfter.rmwOk - appBefore.rmwOk;
       const cookie = m.load.cookie ?? (cookies.kind === 'jar' ? cookies.cookie : '');
@@ -195,7 +236,10 @@ async function main(): Promise<number> {
     return 0;
   }
   const started = Date.now();
-  const { scenarios, variants } = select(options);
+  const { scenarios, variants, pairs } = select(options);
+  // `--only targets` compares with the committed "before" run unless told otherwise.
+  const beforeFile = options.before ?? (options.only.length === 1 && options.only[0] === 'targets' && existsSync(join(root, DEFAULT_BEFORE)) ? join(root, DEFAULT_BEFORE) : undefined);
+  const before = beforeFile ? await loadRun(beforeFile) : undefined;
   const env = collectEnvironment(root);
   const pinning = choosePinning(options.pin);
   // The harness itself sits with the load generator, off the app's core.
@@ -211,7 +255,11 @@ async function main(): Promise<number> {
   }
 
   const entry = await buildEntrypoints(root);
-  const loadgen = await LoadGenerator.start(entry.loadgen, pinning.loadgen);
+  const loadgen = await LoadGenerator.start(entry.loadgen, pinning.loadgen, { ...process.env, BENCH_WRK_SCRIPT: join(root, 'benchmarks/lib/wrk.lua') });
+  if (!loadgen.wrk) {
+    process.stderr.write('\nbench: ***** wrk is NOT installed: falling back to autocannon, which saturates its own core near 10k req/s *****\n' +
+      'bench: ***** and so caps bare Koa and squeezes every ratio toward 1. Install it (Debian: apt-get install wrk). *****\n\n');
+  }
   const outDir = resolve(process.cwd(), options.outDir);
   // Flat in the results dir: .gitignore already ignores benchmarks/results/*.cpuprofile.
   const profileDir = outDir;
@@ -230,9 +278,11 @@ async function main(): Promise<number> {
     void cleanup().finally(() => process.exit(130));
   });
 
-  const steps = plan(options, scenarios, variants).filter((s) => !skipped[s.variant.id]);
+  const steps = plan(options, scenarios, variants, pairs).filter((s) => !skipped[s.variant.id]);
   const progress = new Progress(steps.length, steps.reduce((n, s) => n + s.weight, 0));
-  const ctx: Context = { options, servers, pinning, appArgv: entry.app, loadgen, profileDir };
+  // Profiled apps run unbundled (tsx), so each frame keeps its file: src/…, node_modules/koa/…
+  const appArgv = options.cpuProf ? ['--import', 'tsx', join(root, 'benchmarks/app.ts')] : entry.app;
+  const ctx: Context = { options, servers, pinning, appArgv, loadgen, profileDir, profiles: [] };
   const measurements: Measurement[] = [];
   for (const step of steps) {
     if (interrupted) break;
@@ -294,7 +344,10 @@ async function main(): Promise<number> {
     measurements,
     wallSeconds: (Date.now() - started) / 1000,
     ...(fastpath ? { fastpath } : {}),
+    generator: loadgen.wrk ? 'wrk' : 'autocannon (wrk missing)',
   };
+  if (options.cpuProf) data.profiles = await profileSections(ctx.profiles);
+  if (before && beforeFile) data.comparison = renderComparison(before, { measurements, env, options }, relative(root, beforeFile));
   const rows = buildRows(data);
   const partial = options.only.length ? '-partial' : '';
   const base = `${localDate()}-${hostname()}${options.quick ? '-quick' : partial}`;
@@ -304,6 +357,9 @@ async function main(): Promise<number> {
   await writeFile(join(outDir, `${base}.md`), renderMarkdown(data, rows, svgName));
   await writeFile(join(outDir, `${base}.json`), `${JSON.stringify({ ...data, scenarios: scenarios.map((s) => s.id), variants: variants.map((v) => v.id) }, null, 2)}\n`);
   process.stdout.write(`${renderConsole(rows)}\n\n`);
+  if (data.profiles) process.stdout.write(`${data.profiles}\n\n`);
+  if (data.comparison) process.stdout.write(`Before / after (targets):\n\n${data.comparison}\n\n`);
+  if (!loadgen.wrk) process.stdout.write('WARNING: wrk was not installed; autocannon drove the load and capped the fast variants.\n');
   const rel = (f: string) => {
     const path = relative(process.cwd(), join(outDir, f));
     return path.startsWith('..') ? join(outDir, f) : path;
@@ -313,6 +369,25 @@ async function main(): Promise<number> {
     process.stdout.write(`Not measured: ${Object.entries(skipped).map(([k, v]) => `${k} (${v})`).join('; ')}\n`);
   }
   return interrupted ? 130 : 0;
+}
+
+/** The committed "before" run that `--only targets` compares with by default. */
+const DEFAULT_BEFORE = 'benchmarks/results/2026-11-25-before.json';
+
+/** Markdown of the CPU profiles: the many-users RMW and fresh-session routes of every profiled variant, merged over rounds. */
+async function profileSections(profiles: Context['profiles']): Promise<string> {
+  const parts: string[] = [];
+  const keys = [...new Set(profiles.map((p) => `${p.scenario}\u0000${p.variant}`))];
+  const order = (scenario: string) => (scenario === 'rmw' ? 0 : scenario === 'fresh' ? 1 : 2);
+  keys.splice(0, keys.length, ...keys.filter((k) => order(k.split('\u0000')[0]!) < 2));
+  keys.sort((a, b) => order(a.split('\u0000')[0]!) - order(b.split('\u0000')[0]!));
+  for (const key of keys) {
+    const [scenario, variant] = key.split('\u0000') as [string, string];
+    const summary = await summarizeProfiles(profiles.filter((p) => p.scenario === scenario && p.variant === variant));
+    const s = SCENARIOS.find((x) => x.id === scenario);
+    if (summary) parts.push(renderProfile(`${s?.path ?? scenario} (${s?.title.replace(/^\d+\.\s*/, '').toLowerCase() ?? scenario}) · ${VARIANTS.find((v) => v.id === variant)?.label ?? variant}`, summary));
+  }
+  return parts.join('\n\n');
 }
 
 /** Stops children and servers and removes the bundle if main() throws half-way. */

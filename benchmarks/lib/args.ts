@@ -32,6 +32,8 @@ export interface BenchOptions {
   cpuProf: boolean;
   /** Also run `scenarios/redis-fastpath.ts` (Redis round trips of the locked path) and append it. */
   fastpath: boolean;
+  /** A saved run's JSON to compare the targets with (before/after table). */
+  before?: string;
   /** Print variants and scenarios, then exit. */
   list: boolean;
   help: boolean;
@@ -43,7 +45,10 @@ export const USAGE = `Usage: npm run bench -- [flags]
                        the many-processes scenario only for the floor and ours on Redis
   --only <terms>       comma-separated variant or scenario ids (substrings), e.g.
                        --only ours-redis,rmw   or   --only ours,peer   or   --only hot
-  --duration <s>       seconds of load per measurement      (default 5, quick 0.5)
+                       or the preset --only targets: exactly the pairs the targets of issues
+                       12 and 13 are stated on, compared with benchmarks/results/2026-11-25-before.json
+  --duration <s>       seconds of load per measurement      (default 5, quick 0.5; wrk rounds to
+                       whole seconds, at least 1)
   --warmup <s>         seconds of warm-up per measurement   (default 2, quick 0.15; 0 = none)
   --rounds <n>         interleaved rounds, medians over them (default 3, quick 1)
   --connections <n>    concurrent connections                (default 50)
@@ -53,7 +58,10 @@ export const USAGE = `Usage: npm run bench -- [flags]
   --no-pin             do not pin with taskset
   --no-baselines       do not add bare Koa / the raw Redis floor to a filtered run
   --flush-external     also flush servers given by REDIS_URL / MEMCACHED_URL / MONGO_URL
-  --cpu-prof           write a .cpuprofile of the app during each measured window
+  --cpu-prof           write a .cpuprofile of the app during each measured window (app run
+                       unbundled) and print its top self-time items, grouped (our code,
+                       node-redis, koa, GC, ...), in µs per request
+  --before <file.json> print the before/after table of the targets against a saved run
   --fastpath           also run benchmarks/scenarios/redis-fastpath.ts and append its table
   --list               list variants and scenarios
   -h, --help           this text
@@ -87,6 +95,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
       'flush-external': { type: 'boolean', default: false },
       'cpu-prof': { type: 'boolean', default: false },
       fastpath: { type: 'boolean', default: false },
+      before: { type: 'string' },
       list: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -107,6 +116,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     flushExternal: values['flush-external'] ?? false,
     cpuProf: values['cpu-prof'] ?? false,
     fastpath: values.fastpath ?? false,
+    ...(values.before ? { before: values.before } : {}),
     list: values.list ?? false,
     help: values.help ?? false,
   };

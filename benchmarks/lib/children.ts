@@ -111,6 +111,8 @@ export class AppChild {
   #nextId = 1;
   readonly #waiting = new Map<number, (stats: AppStats) => void>();
   port = 0;
+  /** PIDs of the processes serving requests (the cluster workers, or the app itself). */
+  pids: number[] = [];
 
   private constructor(child: ChildProcess) {
     this.#child = child;
@@ -141,6 +143,7 @@ export class AppChild {
           if (message.type === 'ready') {
             clearTimeout(timer);
             app.port = message.port;
+            app.pids = message.pids.length > 1 ? message.pids.slice(1) : message.pids;
             resolve();
           } else if (message.type === 'fatal') {
             clearTimeout(timer);
@@ -237,13 +240,17 @@ export class LoadGenerator {
     });
   }
 
-  static async start(nodeArgv: string[], cores: string): Promise<LoadGenerator> {
-    const gen = new LoadGenerator(spawnNode(nodeArgv, [], cores, process.env));
+  /** wrk is installed (else every run uses autocannon). */
+  wrk = false;
+
+  static async start(nodeArgv: string[], cores: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadGenerator> {
+    const gen = new LoadGenerator(spawnNode(nodeArgv, [], cores, env));
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('load generator not ready after 30 s')), 30_000);
       gen.#child.on('message', (message: LoadMessage) => {
         if (message.type === 'ready') {
           clearTimeout(timer);
+          gen.wrk = message.wrk;
           resolve();
         }
       });

@@ -1,12 +1,18 @@
 /**
- * The load generator child: runs autocannon (and a few plain HTTP requests for
- * set-up and read-back) on jobs the harness sends over IPC. It runs in its own
- * process, pinned to a different core than the app, so the app's numbers do
- * not include the cost of generating load.
+ * The load generator child: runs wrk (or autocannon, see below), and a few
+ * plain HTTP requests for set-up and read-back, on jobs the harness sends over
+ * IPC. It runs in its own process, pinned to a different core than the app, so
+ * the app's numbers do not include the cost of generating load.
+ *
+ * wrk is used whenever it is installed, except for a run that must follow
+ * `Set-Cookie` (a client-side session shared by all connections), which wrk's
+ * Lua cannot do; autocannon drives those, and every run when wrk is missing
+ * (the report then says so loudly: autocannon caps near 10k req/s on one core).
  */
 import { Agent, request } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import autocannon from 'autocannon';
+import { wrkAvailable, wrkLoad } from './wrk.js';
 import type { LoadCommand, LoadJob, LoadMessage, LoadResult, ReadResult, SessionsResult } from './types.js';
 
 const send = (message: LoadMessage): void => void process.send?.(message);
@@ -90,7 +96,15 @@ async function read(job: Extract<LoadJob, { kind: 'read' }>): Promise<ReadResult
 
 type AutocannonRequest = NonNullable<autocannon.Options['requests']>[number];
 
+const hasWrk = wrkAvailable();
+const wrkScript = process.env.BENCH_WRK_SCRIPT;
+
 async function load(job: Extract<LoadJob, { kind: 'load' }>): Promise<LoadResult> {
+  if (hasWrk && wrkScript && !job.followCookies) return wrkLoad(job, wrkScript);
+  return autocannonLoad(job);
+}
+
+async function autocannonLoad(job: Extract<LoadJob, { kind: 'load' }>): Promise<LoadResult> {
   const base = new URL(job.url);
   let jar = job.cookies.kind === 'jar' ? job.cookies.cookie : '';
   let requests: AutocannonRequest[];
@@ -151,6 +165,7 @@ async function load(job: Extract<LoadJob, { kind: 'load' }>): Promise<LoadResult
     errors: result.errors,
     timeouts: result.timeouts,
     durationS: result.duration,
+    generator: 'autocannon',
     ...(mode.kind === 'jar' ? { cookie: jar } : {}),
   };
 }
@@ -175,5 +190,5 @@ if (process.send) {
     );
   });
   process.on('disconnect', () => process.exit(0));
-  send({ type: 'ready' });
+  send({ type: 'ready', wrk: hasWrk });
 }

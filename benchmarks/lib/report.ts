@@ -11,6 +11,10 @@ import type { LoadResult, Scenario, ScenarioId, VariantInfo } from './types.js';
 
 export const BARE = 'bare-koa';
 export const FLOOR = 'raw-redis';
+/** The raw floor with node-redis's per-command timeout off: the physical floor. */
+export const FLOOR_NO_TIMEOUT = 'raw-redis-notimeout';
+/** A bare node:http listener: the load generator's ceiling on the app core. */
+export const CEILING = 'node-http';
 
 /** One (round, scenario, variant) run. */
 export interface Measurement {
@@ -28,6 +32,12 @@ export interface Measurement {
   lost?: number;
   storeCalls?: StoreCalls;
   setupFailures?: number;
+  /** Requests the app served in the measured window (its own counter). */
+  appRequests?: number;
+  /** CPU time the serving process(es) spent in the window, per request served, µs. */
+  cpuUsPerRequest?: number;
+  /** Non-2xx responses the app sent in the window, by status. */
+  non2xxByStatus?: Record<string, number>;
   /** Wall time of the whole measurement (start-up to stop), ms. */
   wallMs?: number;
 }
@@ -47,6 +57,12 @@ export interface RunData {
   wallSeconds: number;
   /** Markdown of the Redis fast-path study (`--fastpath`), or why it did not run. */
   fastpath?: string;
+  /** The load generator that drove the runs. */
+  generator: string;
+  /** Markdown of the CPU profile summaries (`--cpu-prof`). */
+  profiles?: string;
+  /** Markdown of the before/after table (`--before`, or `--only targets`). */
+  comparison?: string;
 }
 
 export interface Row {
@@ -58,10 +74,22 @@ export interface Row {
   p99?: number;
   vsBare?: number;
   vsFloor?: number;
+  /** The load generator's own CPU µs per response (median over rounds). */
+  generatorCpuUs?: number;
+  /** CPU µs per request (median over rounds). */
+  cpuUs?: number;
+  /** × the raw floor whose client has node-redis's command timeout off. */
+  vsFloorNoTimeout?: number;
+  /** Generators that drove its rounds. */
+  generators: string[];
+  /** Non-2xx responses by status, summed over rounds (app side). */
+  statuses: Record<string, number>;
   non2xx: number;
   errors: number;
   /** Worst round. */
   lost?: number;
+  /** Worst round's lost ÷ that round's acknowledged writes. */
+  lostShare?: number;
   acked?: number;
   storeCalls?: StoreCalls;
   error?: string;
@@ -84,6 +112,8 @@ export function buildRows(data: RunData): Row[] {
         scenario,
         variant,
         rounds: ok.length,
+        generators: [...new Set(ok.map((m) => m.load!.generator ?? 'autocannon'))],
+        statuses: {},
         non2xx: ok.reduce((n, m) => n + (m.load?.non2xx ?? 0), 0),
         errors: ok.reduce((n, m) => n + (m.load?.errors ?? 0), 0),
       };
@@ -93,10 +123,17 @@ export function buildRows(data: RunData): Row[] {
       set('rps', median(ok.map((m) => m.load!.rps)));
       set('p50', median(ok.map((m) => m.load!.p50)));
       set('p99', median(ok.map((m) => m.load!.p99)));
+      set('cpuUs', median(ok.map((m) => m.cpuUsPerRequest)));
+      set('generatorCpuUs', median(ok.map((m) => m.load!.generatorCpuUs)));
       if (variant.id !== BARE) set('vsBare', median(ok.map((m) => ratioPerRound(data, m, BARE))));
       if (variant.id !== FLOOR) set('vsFloor', median(ok.map((m) => ratioPerRound(data, m, FLOOR))));
+      if (variant.id !== FLOOR_NO_TIMEOUT) set('vsFloorNoTimeout', median(ok.map((m) => ratioPerRound(data, m, FLOOR_NO_TIMEOUT))));
+      for (const m of ok) {
+        for (const [status, n] of Object.entries(m.non2xxByStatus ?? {})) row.statuses[status] = (row.statuses[status] ?? 0) + n;
+      }
       if (scenario.countsLostUpdates) {
         set('lost', max(ok.map((m) => m.lost)));
+        set('lostShare', max(ok.map((m) => (m.lost !== undefined && m.acked ? m.lost / m.acked : undefined))));
         const acked = ok.map((m) => m.acked).filter((x): x is number => x !== undefined);
         if (acked.length) row.acked = acked.reduce((a, b) => a + b, 0);
       }
@@ -130,7 +167,8 @@ export function formatCalls(calls: StoreCalls | undefined, short = false): strin
 
 function lostCell(row: Row): string {
   if (row.lost === undefined) return row.variant.id === BARE ? 'n/a' : '—';
-  const pct = row.acked ? ` (${((row.lost / Math.max(1, row.acked / Math.max(1, row.rounds))) * 100).toFixed(1)}%)` : '';
+  // The share of the worst round's own acknowledged writes (never above 100 %).
+  const pct = row.lostShare !== undefined ? ` (${(row.lostShare * 100).toFixed(1)}%)` : '';
   return row.lost === 0 ? '**0**' : `${num(row.lost)}${pct}`;
 }
 
@@ -145,11 +183,17 @@ function meetsCalls(calls: StoreCalls, expect: { reads: number; writes: number }
   return close(calls.reads, expect.reads) && close(calls.writes, expect.writes) && (expect.reads + expect.writes > 0 || calls.total < 0.01);
 }
 
+/** Non-2xx statuses the app counted, e.g. ` (503×12)`. */
+function statusCell(row: Row): string {
+  const entries = Object.entries(row.statuses);
+  return entries.length ? ` (${entries.map(([s, n]) => `${s}×${n}`).join(', ')})` : '';
+}
+
 /** Markdown table of one scenario. */
 function scenarioTable(rows: Row[]): string {
   const scenario = rows[0]!.scenario;
   const lost = scenario.countsLostUpdates;
-  const head = ['variant', 'req/s', 'p50 ms', 'p99 ms', '× bare Koa', '× floor', ...(lost ? ['lost updates (worst round)'] : []), 'store calls / req', 'non-2xx / errors'];
+  const head = ['variant', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs / req', '× bare Koa', '× floor', '× floor, no cmd timeout', ...(lost ? ['lost updates (worst round)'] : []), 'store calls / req', 'non-2xx / errors'];
   const lines = [`| ${head.join(' | ')} |`, `| ${head.map((h, i) => (i === 0 || h.startsWith('store') ? '---' : '---:')).join(' | ')} |`];
   for (const row of rows) {
     const name = row.variant.group === 'ours' ? `**${row.variant.label}**` : row.variant.label;
@@ -163,11 +207,13 @@ function scenarioTable(rows: Row[]): string {
         num(row.rps),
         ms(row.p50),
         ms(row.p99),
+        num(row.cpuUs),
         ratio(row.vsBare),
         ratio(row.vsFloor),
+        ratio(row.vsFloorNoTimeout),
         ...(lost ? [lostCell(row)] : []),
         formatCalls(row.storeCalls) + checkCell(row),
-        `${row.non2xx} / ${row.errors}`,
+        `${row.non2xx} / ${row.errors}${statusCell(row)}${row.generators.includes('autocannon') ? ' (autocannon)' : ''}`,
       ].join(' | ')} |`,
     );
   }
@@ -240,7 +286,8 @@ export function renderMarkdown(data: RunData, rows: Row[], chartFile: string): s
   parts.push('');
   if (o.quick) parts.push('> **Quick run** (`--quick`): one short round, for a smoke check only. Do not quote these numbers.\n');
   if (busy) parts.push(`> **Noisy machine**: load average ${load} on ${env.cores} cores while this ran. Treat the numbers as rough.\n`);
-  parts.push('Generated by `npm run bench` (`benchmarks/run.ts`). Every variant serves the same four routes in its own process; autocannon drives them from another process; ' +
+  if (data.generator !== 'wrk') parts.push('> **wrk was not installed**: autocannon drove the load. It saturates its own core near 10k req/s, so bare Koa and the fast variants are capped by the client and every ratio is squeezed toward 1.\n');
+  parts.push(`Generated by \`npm run bench\` (\`benchmarks/run.ts\`). Every variant serves the same four routes in its own process; ${data.generator === 'wrk' ? 'wrk (one thread, Lua script `lib/wrk.lua`) drives them from another process, except a hot session with client-side cookies, which needs a cookie jar (autocannon, marked in the table)' : 'autocannon drives them from another process'}; ` +
     'each scenario is run for every variant in each round (variants in rotating order), and the tables show medians over rounds. ' +
     '**× bare Koa** and **× floor** are req/s ratios to bare Koa and to the raw Redis GET+SET floor measured in the same round, then the median over rounds.');
   parts.push('');
@@ -252,6 +299,7 @@ export function renderMarkdown(data: RunData, rows: Row[], chartFile: string): s
   parts.push(`| OS / CPU | ${env.os}; ${env.cpu}; ${env.cores} cores; ${env.memoryGb} GB |`);
   parts.push(`| Load average (1/5/15 min) | ${load} |`);
   parts.push(`| Pinning | ${data.pinning} |`);
+  parts.push(`| Load generator | ${data.generator} |`);
   parts.push(`| Rounds / duration / warm-up | ${o.rounds} × ${o.durationS} s, ${o.warmupS} s warm-up each |`);
   parts.push(`| Connections / users / processes | ${o.connections} / ${o.users} / ${o.processes} |`);
   parts.push(`| Children | ${data.childrenVia}; a fresh app process per measurement |`);
@@ -274,6 +322,39 @@ export function renderMarkdown(data: RunData, rows: Row[], chartFile: string): s
     parts.push(scenario.description);
     parts.push('');
     parts.push(scenarioTable(scenarioRows));
+    parts.push('');
+  }
+  const ceiling = rows.find((r) => r.variant.id === CEILING && r.rps !== undefined);
+  const bare = rows.find((r) => r.variant.id === BARE && r.scenario.id === ceiling?.scenario.id && r.rps !== undefined);
+  if (ceiling && bare) {
+    parts.push('## Load generator ceiling');
+    parts.push('');
+    parts.push(
+      `On the app's core, the load generator drives a bare \`node:http\` listener at **${num(ceiling.rps)} req/s** and bare Koa at **${num(bare.rps)} req/s** ` +
+        `(${ratio(bare.rps! / ceiling.rps!)} of it), on the ${ceiling.scenario.title.replace(/^\d+\.\s*/, '').toLowerCase()} scenario. ` +
+        (bare.rps! < ceiling.rps! * 0.8 ? 'Bare Koa is limited by Koa, not by the client.' : '**Bare Koa is close to the ceiling: either the client or the machine (other load on the app\'s core) is the limit; compare CPU µs per request below.**'),
+    );
+    if (ceiling.generatorCpuUs !== undefined && bare.cpuUs !== undefined) {
+      parts.push('');
+      parts.push(
+        `CPU per request: the load generator spends **${ceiling.generatorCpuUs.toFixed(1)} µs** per response (its own CPU, measured), bare Koa **${bare.cpuUs.toFixed(1)} µs**, ` +
+          `the node:http listener ${ceiling.cpuUs?.toFixed(1) ?? '—'} µs. On equal cores the client could drive ${(bare.cpuUs / ceiling.generatorCpuUs).toFixed(1)}× what bare Koa can serve.`,
+      );
+    }
+    parts.push('');
+  }
+  if (data.comparison) {
+    parts.push('## Before / after (targets)');
+    parts.push('');
+    parts.push(data.comparison);
+    parts.push('');
+  }
+  if (data.profiles) {
+    parts.push('## CPU profiles (app side, measured windows only)');
+    parts.push('');
+    parts.push('Self time per function (the frame on top of the stack), summed over rounds, divided by the requests served while profiling. The app ran unbundled under tsx for this, so frames keep their files; the profiler itself costs some throughput, so the req/s of a `--cpu-prof` run are not for quoting.');
+    parts.push('');
+    parts.push(data.profiles);
     parts.push('');
   }
   parts.push('## Targets (reported, not enforced)');
@@ -305,7 +386,8 @@ export function renderMarkdown(data: RunData, rows: Row[], chartFile: string): s
   parts.push('');
   parts.push(
     [
-      '- **req/s** counts 2xx responses only; **p50/p99** are autocannon latencies of 2xx responses.',
+      '- **req/s** counts 2xx responses only; **p50/p99** are the load generator\'s latencies (wrk: of every response; autocannon: of 2xx responses). **non-2xx / errors**: responses with a status ≥ 400 as the client saw them, then connection errors; in brackets the non-2xx statuses the app counted (a 503 or 409 is an error, never throughput).',
+      '- **CPU µs / req**: user + system CPU time of the app process(es) over the measured window (`process.cpuUsage()`), divided by the requests they served. Unlike req/s it barely depends on what else the machine is running, so it is the steadiest number here on a busy box.',
       '- **Store calls / req**: the store operations the app caused per request in the measured window. Redis: `INFO commandstats` deltas, which include the locker\'s commands and the commands run *inside* its scripts (so `evalsha 2.00, set 1.00` is two round trips, not three). Memcached: `stats` deltas. MongoDB: driver command monitoring. MemoryStore: a counting subclass. `—`: the variant has no external store (bare Koa, cookie sessions).',
       '- **Lost updates**: in the hot scenarios, the read-modify-write responses the app committed with a 2xx minus the increase of the counter read back afterwards (counted in the app, so requests cut off at the end of a run are still accounted for). The percentage is of one round\'s acknowledged writes.',
       '- Cookie sessions keep the data in the client: concurrent requests carry the same cookie, so with koa-session\'s cookie mode the last response wins. Our CookieStore serializes scopes by the stable id inside the cookie and, by default (`recentWrites`), remembers each session\'s latest write in the process, so within one process a stale cookie still reads the latest data; across processes it cannot (it is not in the many-processes scenario).',
@@ -319,22 +401,25 @@ export function renderMarkdown(data: RunData, rows: Row[], chartFile: string): s
 /** A compact table for the terminal. */
 export function renderConsole(rows: Row[]): string {
   const out: string[] = [];
-  const header = ['variant', 'req/s', 'p99', '×bare', '×floor', 'calls/req', 'lost'];
+  const header = ['variant', 'req/s', 'p99', 'cpu µs', '×bare', '×floor', '×floor-nt', 'calls/req', 'lost', 'non-2xx'];
   for (const scenarioId of [...new Set(rows.map((r) => r.scenario.id))]) {
     const scenarioRows = rows.filter((r) => r.scenario.id === scenarioId);
     out.push('');
     out.push(scenarioRows[0]!.scenario.title);
     const cells = scenarioRows.map((r) =>
       r.error
-        ? [r.variant.label, 'not measured', '', '', '', '', '']
+        ? [r.variant.label, 'not measured', '', '', '', '', '', '', '', '']
         : [
             r.variant.label,
             num(r.rps),
             ms(r.p99),
+            num(r.cpuUs),
             ratio(r.vsBare),
             ratio(r.vsFloor),
+            ratio(r.vsFloorNoTimeout),
             formatCalls(r.storeCalls, true),
             r.scenario.countsLostUpdates ? (r.lost === undefined ? '—' : num(r.lost)) : '',
+            `${r.non2xx}${statusCell(r)}`,
           ],
     );
     const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));

@@ -20,7 +20,14 @@ import type { AppStats } from './types.js';
 export const ROUTES = { fresh: '/fresh', rmw: '/rmw', read: '/read', untouched: '/untouched' } as const;
 
 /** This process's counters (one app per process). */
-export const appStats: AppStats = { requests: 0, rmwOk: 0, inflight: 0 };
+export const appStats: AppStats = { requests: 0, rmwOk: 0, inflight: 0, non2xx: {} };
+
+/** Count a response that was not a 2xx, by status (a 503 or 409 is an error, not throughput). */
+export function countStatus(status: number): void {
+  if (status >= 200 && status < 300) return;
+  const counts = (appStats.non2xx ??= {});
+  counts[status] = (counts[status] ?? 0) + 1;
+}
 
 /**
  * Count a read-modify-write request as acknowledged: called once its response
@@ -59,11 +66,17 @@ export function koaApp(options: KoaAppOptions): Koa {
   app.use(async (ctx, next) => {
     appStats.requests++;
     appStats.inflight++;
+    let status: number | undefined;
     try {
       await next();
+    } catch (error) {
+      // Koa's own error handler answers after us: count the status it will send.
+      status = (error as { status?: number }).status ?? 500;
+      throw error;
     } finally {
       appStats.inflight--;
-      if (ctx.url === ROUTES.rmw) countRmw(ctx.status);
+      countStatus(status ?? ctx.status);
+      if (ctx.url === ROUTES.rmw && status === undefined) countRmw(ctx.status);
     }
   });
   const middleware = typeof options.middleware === 'function' ? options.middleware(app) : (options.middleware ?? []);

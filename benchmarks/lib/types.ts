@@ -41,6 +41,8 @@ export interface VariantInfo {
   readonly needs: readonly ServerKind[];
   /** Session state lives outside the process, so several processes can share it (scenario 6). */
   readonly shared: boolean;
+  /** Only measured in these scenarios (e.g. the load generator's ceiling: one scenario is enough). */
+  readonly onlyScenarios?: readonly ScenarioId[];
   /** Only measured in the many-processes scenario (e.g. RedisStore + MemoryLocker, to show the loss). */
   readonly processesOnly?: boolean;
   /** Not measured in the many-processes scenario even though it is shared. */
@@ -123,8 +125,12 @@ export interface AppStats {
   rmwOk: number;
   /** Requests still running. */
   inflight: number;
+  /** CPU time of the serving process(es) so far, user + system, µs (`process.cpuUsage()`). */
+  cpuUs?: number;
   /** Store calls counted inside the app, when the variant counts that way. */
   store?: Record<string, number>;
+  /** Responses that were not 2xx, by status (Koa variants), e.g. `{ "503": 12 }`. */
+  non2xx?: Record<string, number>;
 }
 
 // ---------------------------------------------------------------------------
@@ -156,6 +162,8 @@ export type LoadJob =
       connections: number;
       durationS: number;
       cookies: CookieMode;
+      /** Follow `Set-Cookie` into the jar (client-side sessions, jar mode): needs autocannon. */
+      followCookies?: boolean;
     }
   | { kind: 'read'; url: string; cookie: string };
 
@@ -177,6 +185,10 @@ export interface LoadResult {
   durationS: number;
   /** The jar after the run (jar mode). */
   cookie?: string;
+  /** CPU the load generator itself spent per response, µs (wrk on Linux). */
+  generatorCpuUs?: number;
+  /** Which tool generated the load. */
+  generator: 'wrk' | 'autocannon';
 }
 
 /** Outcome of a `sessions` job: the `Cookie` header of each created session. */
@@ -194,6 +206,6 @@ export interface ReadResult {
 /** Load generator ↔ harness. */
 export type LoadCommand = { type: 'job'; id: number; job: LoadJob } | { type: 'stop' };
 export type LoadMessage =
-  | { type: 'ready' }
+  | { type: 'ready'; wrk: boolean }
   | { type: 'done'; id: number; result: LoadResult | SessionsResult | ReadResult }
   | { type: 'failed'; id: number; message: string };

@@ -11,7 +11,7 @@ import session from 'express-session';
 import { RedisStore } from 'connect-redis';
 import { createClient } from 'redis';
 import type { VariantFactory } from '../lib/types.js';
-import { appStats, countOf, countRmw, ROUTES } from '../lib/routes.js';
+import { appStats, countOf, countRmw, countStatus, ROUTES } from '../lib/routes.js';
 
 type Data = { count?: number };
 const data = (req: express.Request): Data => req.session as unknown as Data;
@@ -33,6 +33,7 @@ export const expressSession: VariantFactory = async (env) => {
     const rmw = req.url === ROUTES.rmw;
     res.end = function (this: ServerResponse, ...args: unknown[]) {
       appStats.inflight--;
+      countStatus(res.statusCode);
       if (rmw) countRmw(res.statusCode);
       return (end as (...a: unknown[]) => ServerResponse).apply(this, args);
     } as ServerResponse['end'];

@@ -12,6 +12,11 @@
  * No lock, no signature, no expiry check on read beyond Redis's own: this is
  * what a session costs at the very least, not a usable session. It loses
  * concurrent updates like every unlocked read-modify-write.
+ *
+ * Two clients: {@link rawRedis} with node-redis's defaults (a client-wide 5 s
+ * command timeout, i.e. an `AbortSignal.timeout()` per command), and
+ * {@link rawRedisNoTimeout} with that timeout off (`commandOptions: { timeout: 0 }`),
+ * the honest physical floor of one GET + one SET on loopback.
  */
 import { randomBytes } from 'node:crypto';
 import type { Context } from 'koa';
@@ -26,8 +31,12 @@ function sidOf(ctx: Context): string | undefined {
   return sid && /^[A-Za-z0-9_-]{43}$/.test(sid) ? sid : undefined;
 }
 
-export const rawRedis: VariantFactory = async (env) => {
-  const client = createClient({ url: env.servers.redis! });
+export const rawRedis: VariantFactory = (env) => rawRedisWith(env, true);
+export const rawRedisNoTimeout: VariantFactory = (env) => rawRedisWith(env, false);
+
+async function rawRedisWith(env: Parameters<VariantFactory>[0], defaultTimeout: boolean): ReturnType<VariantFactory> {
+  // `timeout: 0` is falsy in node-redis 6's command queue: no AbortSignal.timeout() per command.
+  const client = createClient({ url: env.servers.redis!, ...(defaultTimeout ? {} : { commandOptions: { timeout: 0 } }) });
   client.on('error', () => {});
   await client.connect();
   const ttl = env.ttlMs;
@@ -61,4 +70,4 @@ export const rawRedis: VariantFactory = async (env) => {
     },
   });
   return { listener: app.callback(), close: async () => void (await client.quit()) };
-};
+}

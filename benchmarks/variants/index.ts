@@ -16,6 +16,16 @@ export const VARIANTS: readonly VariantInfo[] = [
     description: 'Koa with the same routes and no session middleware.',
   },
   {
+    id: 'node-http',
+    label: 'node:http, fixed body (load generator ceiling)',
+    group: 'baseline',
+    needs: [],
+    shared: false,
+    onlyScenarios: ['untouched'],
+    counting: 'none',
+    description: 'A bare node:http listener answering a fixed body: what the load generator can drive on the app core. Bare Koa well below it means Koa, not the client, is the limit.',
+  },
+  {
     id: 'raw-redis',
     label: 'raw Redis GET+SET (floor)',
     group: 'baseline',
@@ -23,6 +33,15 @@ export const VARIANTS: readonly VariantInfo[] = [
     shared: true,
     counting: 'redis',
     description: 'Koa + node-redis, the fewest raw commands per route (SET / GET+SET / GET), unsigned cookie, no lock.',
+  },
+  {
+    id: 'raw-redis-notimeout',
+    label: 'raw Redis GET+SET, no command timeout (floor)',
+    group: 'baseline',
+    needs: ['redis'],
+    shared: true,
+    counting: 'redis',
+    description: "The raw floor with node-redis's client-wide command timeout off (`commandOptions: { timeout: 0 }`): no AbortSignal.timeout() per command.",
   },
   {
     id: 'ours-memory',
@@ -154,8 +173,12 @@ export async function loadVariant(id: string): Promise<VariantFactory> {
   switch (id) {
     case 'bare-koa':
       return (await import('../peers/bare-koa.js')).bareKoa;
+    case 'node-http':
+      return (await import('../peers/node-http.js')).nodeHttp;
     case 'raw-redis':
       return (await import('../peers/raw-redis.js')).rawRedis;
+    case 'raw-redis-notimeout':
+      return (await import('../peers/raw-redis.js')).rawRedisNoTimeout;
     case 'koa-session-cookie':
       return (await import('../peers/koa-session.js')).koaSessionCookie;
     case 'koa-session-redis':
