@@ -36,7 +36,7 @@ export {
   type MongoExpiryMode,
 } from './stores/mongo.js';
 export { MemoryLocker, type MemoryLockerOptions } from './lockers/memory.js';
-export { RedisLocker, type RedisLockerOptions, type RedisLockerClient } from './lockers/redis.js';
+export { RedisLocker, type RedisLockerOptions, type RedisLockerClient, type RedisLease } from './lockers/redis.js';
 export type { Locker, Lease, AcquireOptions } from './lockers/locker.js';
 export { Replica, type MirrorError, type MirrorWrites, type ReplicaOptions } from './replica.js';
 export { jsonSerializer, type Serializer } from './serialize.js';

@@ -13,6 +13,9 @@ export interface MemoryLockerOptions {
   maxHoldMs?: number;
 }
 
+/** setTimeout's limit (ms). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 interface Waiter {
   grant(): void;
 }
@@ -86,7 +89,8 @@ export class MemoryLocker implements Locker {
         this.#dropIfIdle(key, held);
         reject(error);
       };
-      const timer = setTimeout(() => giveUp(new LockTimeoutError(timeoutMs)), timeoutMs);
+      // Past setTimeout's limit Node would fire after 1 ms: such a timeout simply never fires.
+      const timer = timeoutMs <= MAX_TIMER_MS ? setTimeout(() => giveUp(new LockTimeoutError(timeoutMs)), timeoutMs) : undefined;
       const onAbort = () => giveUp(signal?.reason);
       signal?.addEventListener('abort', onAbort, { once: true });
       const cleanup = () => {

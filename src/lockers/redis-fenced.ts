@@ -2,11 +2,12 @@
  * The master `RedisStore` seen through a RedisLocker lease (the fast path).
  */
 import { LockLostError, StoreError } from '../errors.js';
-import { unwrap } from '../stores/envelope.js';
-import { versionedWriteArgs } from '../stores/redis.js';
-import type { VersionedRecord, VersionedStore, WriteCondition } from '../stores/store.js';
 import { errorMessage } from '../format.js';
-import type { RedisLease } from './redis.js';
+import { unwrap } from '../stores/envelope.js';
+import { ttlToMs, versionedWriteArgs } from '../stores/redis-versioned-write.js';
+import type { VersionedRecord, VersionedStore, WriteCondition } from '../stores/store.js';
+import type { HeldLease } from './redis-lease.js';
+import type { ScriptRunner } from './redis-scripts.js';
 
 /**
  * A RedisStore seen through a lease: the first `get`/`read` of the lease's key
@@ -18,54 +19,58 @@ import type { RedisLease } from './redis.js';
  */
 export class FencedStore implements VersionedStore {
   readonly name: string;
+  readonly #store: VersionedStore;
+  readonly #lease: HeldLease;
+  readonly #scripts: ScriptRunner;
+  readonly #recordKey: string;
+  /** Bound on each fenced script (ms): the smaller of the locker's and the store's command timeouts. */
+  readonly #timeoutMs: number;
   #prefetched = true;
   /** The stored string read by the acquire script (`undefined`: no key). */
   #stored: string | undefined;
 
-  constructor(
-    readonly store: VersionedStore,
-    readonly lease: RedisLease,
-    readonly recordKey: string,
-    /** Bound on each fenced script (ms): the smaller of the locker's and the store's command timeouts. */
-    readonly timeoutMs: number,
-    stored: string | undefined,
-  ) {
+  constructor(store: VersionedStore, lease: HeldLease, scripts: ScriptRunner, recordKey: string, timeoutMs: number, stored: string | undefined) {
     this.name = store.name;
+    this.#store = store;
+    this.#lease = lease;
+    this.#scripts = scripts;
+    this.#recordKey = recordKey;
+    this.#timeoutMs = timeoutMs;
     this.#stored = stored;
   }
 
   async get(key: string): Promise<string | undefined> {
-    if (key === this.lease.key && this.#prefetched) return this.#takePrefetched()?.value;
-    return this.store.get(key);
+    if (key === this.#lease.key && this.#prefetched) return this.#takePrefetched()?.value;
+    return this.#store.get(key);
   }
 
   async read(key: string): Promise<VersionedRecord | undefined> {
-    if (key === this.lease.key && this.#prefetched) return this.#takePrefetched();
-    return this.store.read(key);
+    if (key === this.#lease.key && this.#prefetched) return this.#takePrefetched();
+    return this.#store.read(key);
   }
 
   async write(key: string, value: string | undefined, version: number, ttlMs: number, condition: WriteCondition): Promise<boolean> {
-    if (key !== this.lease.key) return this.store.write(key, value, version, ttlMs, condition);
+    if (key !== this.#lease.key) return this.#store.write(key, value, version, ttlMs, condition);
     this.#prefetched = false;
     const outcome = await this.#fenced('conditional write', ['write', ...versionedWriteArgs(value, version, ttlMs, condition)]);
     return outcome === 1;
   }
 
   async set(key: string, value: string, ttlMs: number): Promise<void> {
-    if (key !== this.lease.key) return this.store.set(key, value, ttlMs);
+    if (key !== this.#lease.key) return this.#store.set(key, value, ttlMs);
     this.#prefetched = false;
-    await this.#fenced('SET', ['set', value, this.#px(ttlMs)]);
+    await this.#fenced('SET', ['set', value, String(ttlToMs(ttlMs))]);
   }
 
   async destroy(key: string): Promise<void> {
-    if (key !== this.lease.key) return this.store.destroy(key);
+    if (key !== this.#lease.key) return this.#store.destroy(key);
     this.#prefetched = false;
     await this.#fenced('DEL', ['del']);
   }
 
   async touch(key: string, ttlMs: number): Promise<void> {
-    if (key !== this.lease.key) return this.store.touch?.(key, ttlMs);
-    await this.#fenced('PEXPIRE', ['pexpire', this.#px(ttlMs)]);
+    if (key !== this.#lease.key) return this.#store.touch?.(key, ttlMs);
+    await this.#fenced('PEXPIRE', ['pexpire', String(ttlToMs(ttlMs))]);
   }
 
   #takePrefetched(): VersionedRecord | undefined {
@@ -75,26 +80,19 @@ export class FencedStore implements VersionedStore {
     return stored === undefined ? undefined : unwrap(stored);
   }
 
-  /** Redis wants a positive integer of ms (the same rule as RedisStore). */
-  #px(ttlMs: number): string {
-    if (typeof ttlMs !== 'number' || !(ttlMs > 0) || !Number.isFinite(ttlMs)) {
-      throw new StoreError(this.name, `expected ttlMs to be a positive number of ms, got \`${String(ttlMs)}\``, { status: 500 });
-    }
-    return String(Math.ceil(ttlMs));
-  }
-
   /** Run the fenced script; resolves 1 (written) or 2 (the version condition refused it), rejects with LockLostError when the token is gone. */
   async #fenced(op: string, args: string[]): Promise<1 | 2> {
-    const { lease } = this;
+    const lease = this.#lease;
+    const scripts = this.#scripts;
+    const releasing = lease.takeReleaseOnWrite();
+    const { lock, waiting, channel } = lease.keys;
     let outcome: unknown;
-    const releasing = lease.releaseOnWrite;
-    lease.releaseOnWrite = false;
     try {
-      lease.locker.assertReady(`fenced ${op}`);
+      scripts.assertReady(`fenced ${op}`);
       const [command, ...operands] = args;
-      outcome = await lease.locker.runScript('fenced', [lease.lockKey, this.recordKey], [
-        lease.token, command!, releasing ? '1' : '0', lease.locker.publishCommand, lease.channel, ...operands,
-      ], this.timeoutMs);
+      outcome = await scripts.run('fenced', [lock, this.#recordKey, waiting], [
+        lease.token, command!, releasing ? '1' : '0', scripts.publishCommand, channel, ...operands,
+      ], this.#timeoutMs);
     } catch (error) {
       if (error instanceof StoreError) throw error;
       throw new StoreError(this.name, `fenced ${op} failed: ${errorMessage(error)}`, { cause: error });

@@ -1,32 +1,46 @@
 /**
- * RedisLocker's Lua scripts. Every script names all its keys in KEYS, and all
- * keys of one script share the `{sid}` hash tag, so a cluster client routes it
- * to the node owning that slot and Redis accepts it.
+ * RedisLocker's Lua scripts, and the runner that sends them. Every script
+ * names all its keys in KEYS, and all keys of one script share the `{sid}`
+ * hash tag, so a cluster client routes it to the node owning that slot and
+ * Redis accepts it.
+ *
+ * Wake-ups cost a message only when someone waits: a waiter whose attempt
+ * finds the lock taken sets the lock's *waiting mark* (`<lock key>:waiting`)
+ * in that same atomic step, and a release deletes the mark together with the
+ * lock (one `DEL` of both keys) and publishes only when the mark was there.
+ * No wake-up is lost: a waiter retries once right after it subscribed, and
+ * each failed retry sets the mark again before any later release can run.
  */
 import { createHash } from 'node:crypto';
-import { VERSIONED_WRITE_LUA } from '../stores/redis.js';
+import { withDeadline } from '../deadline.js';
+import { StoreError } from '../errors.js';
+import { VERSIONED_WRITE_LUA } from '../stores/redis-versioned-write.js';
+import type { RedisLockerClient } from './redis-options.js';
 
 /**
- * Acquire: KEYS[1] lock, KEYS[2] (optional) session record; ARGV[1] token,
- * ARGV[2] lease ms. Returns `{1, record}` when acquired (the record read in the
- * same atomic step: the fast path), else `{0, pttl}` of the current holder.
+ * Acquire: KEYS[1] lock, KEYS[2] waiting mark, KEYS[3] (optional) session
+ * record; ARGV[1] token, ARGV[2] lease ms, ARGV[3] how long the waiting mark
+ * lives in ms ('' to set none: this waiter is not subscribed to wake-ups).
+ * Returns `{1, record}` when acquired (the record read in the same atomic
+ * step: the fast path), else `{0, pttl}` of the current holder.
  */
 const ACQUIRE = `
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  if KEYS[2] then return {1, redis.call('GET', KEYS[2])} end
+  if KEYS[3] then return {1, redis.call('GET', KEYS[3])} end
   return {1}
 end
+if ARGV[3] ~= '' then redis.call('SET', KEYS[2], '1', 'PX', ARGV[3]) end
 return {0, redis.call('PTTL', KEYS[1])}
 `;
 
 /**
- * Release: compare-and-delete, then wake the waiters. KEYS[1] lock; ARGV[1]
- * token, ARGV[2] publish command ('' for none), ARGV[3] channel.
+ * Release: compare-and-delete the lock (and the waiting mark with it), then
+ * wake the waiters if the mark was set. KEYS[1] lock, KEYS[2] waiting mark;
+ * ARGV[1] token, ARGV[2] publish command ('' for none), ARGV[3] channel.
  */
 const RELEASE = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-  if ARGV[2] ~= '' then redis.call(ARGV[2], ARGV[3], '1') end
+  if redis.call('DEL', KEYS[1], KEYS[2]) == 2 and ARGV[2] ~= '' then redis.call(ARGV[2], ARGV[3], '1') end
   return 1
 end
 return 0
@@ -40,10 +54,10 @@ return 0
 
 /**
  * Fenced write: only while the lock still holds our token, atomically; with
- * the release flag (the scope's last write) it also deletes the lock and wakes
- * the waiters in the same step. KEYS[1] lock, KEYS[2] record; ARGV[1] token,
- * ARGV[2] op, ARGV[3] '1' to release, ARGV[4] publish command ('' for none),
- * ARGV[5] channel, ARGV[6..] operands:
+ * the release flag (the scope's last write) it also releases the lock as
+ * RELEASE does, in the same step. KEYS[1] lock, KEYS[2] record, KEYS[3]
+ * waiting mark; ARGV[1] token, ARGV[2] op, ARGV[3] '1' to release, ARGV[4]
+ * publish command ('' for none), ARGV[5] channel, ARGV[6..] operands:
  * - `write` (versioned, RedisStore's `versioned_write`): stored ('' to delete),
  *   ttl, condition kind, condition version;
  * - `set`: value, ttl; `del`; `pexpire`: ttl.
@@ -66,19 +80,18 @@ else
   redis.call('PEXPIRE', KEYS[2], ARGV[6])
 end
 if ARGV[3] == '1' then
-  redis.call('DEL', KEYS[1])
-  if ARGV[4] ~= '' then redis.call(ARGV[4], ARGV[5], '1') end
+  if redis.call('DEL', KEYS[1], KEYS[3]) == 2 and ARGV[4] ~= '' then redis.call(ARGV[4], ARGV[5], '1') end
 end
 return 1
 `;
 
-export interface Script {
+interface Script {
   readonly source: string;
   readonly sha: string;
 }
 const script = (source: string): Script => ({ source, sha: createHash('sha1').update(source).digest('hex') });
 
-export const SCRIPTS = {
+const SCRIPTS = {
   acquire: script(ACQUIRE),
   release: script(RELEASE),
   renew: script(RENEW),
@@ -86,3 +99,74 @@ export const SCRIPTS = {
 };
 
 export type ScriptName = keyof typeof SCRIPTS;
+
+/** The slice of node-redis the runner uses, typed loosely so one code path serves a client and a cluster client, RESP2 and RESP3. */
+interface EvalClient {
+  evalSha(sha: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
+  eval(source: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
+}
+
+/**
+ * Sends the locker's scripts: EVALSHA, falling back to EVAL (which caches the
+ * script) after a NOSCRIPT, each bounded by `commandTimeoutMs` through the
+ * shared deadline sweeper.
+ */
+export class ScriptRunner {
+  readonly #client: RedisLockerClient;
+  /**
+   * The commands go through `client.withCommandOptions({ timeout: 0 })` when
+   * the client has it: node-redis 6 otherwise gives every command its default
+   * 5 s timeout, an `AbortSignal.timeout` per command (measured +37 % per
+   * request without it). Our deadline is the only bound.
+   */
+  readonly #commands: EvalClient;
+  readonly #timeoutMs: number;
+  /** The publish command of the release scripts (`''`: no notifications). */
+  readonly publishCommand: string;
+
+  constructor(client: RedisLockerClient, commandTimeoutMs: number, pubsub: 'sharded' | 'plain' | false) {
+    this.#client = client;
+    this.#commands = (typeof client.withCommandOptions === 'function' ? client.withCommandOptions({ timeout: 0 }) : client) as EvalClient;
+    this.#timeoutMs = commandTimeoutMs > 0 ? commandTimeoutMs : Infinity;
+    this.publishCommand = pubsub === 'sharded' ? 'SPUBLISH' : pubsub === 'plain' ? 'PUBLISH' : '';
+  }
+
+  /** The bound of one command, ms (`Infinity`: none). */
+  get timeoutMs(): number {
+    return this.#timeoutMs;
+  }
+
+  /** Whether a command would go out now (false while reconnecting). */
+  get connected(): boolean {
+    return this.#client.isReady !== false;
+  }
+
+  /**
+   * Fail at once while the client is not connected, as RedisStore does,
+   * instead of letting node-redis queue the command until it reconnects: the
+   * request gets its 503 now.
+   */
+  assertReady(what: string): void {
+    if (!this.connected) {
+      throw new StoreError('redis', `${what} failed: the client is not connected to Redis (${this.#client.isOpen ? 'reconnecting' : 'closed'})`);
+    }
+  }
+
+  /** Run script `name`; `timeoutMs`: a tighter bound than `commandTimeoutMs` (the fenced store's, the fused read's). */
+  run(name: ScriptName, keys: string[], args: string[], timeoutMs = this.#timeoutMs): Promise<unknown> {
+    const { sha, source } = SCRIPTS[name];
+    const commands = this.#commands;
+    const send = async (): Promise<unknown> => {
+      const options = { keys, arguments: args };
+      try {
+        return await commands.evalSha(sha, options);
+      } catch (error) {
+        if (!String((error as Error)?.message).startsWith('NOSCRIPT')) throw error;
+        return commands.eval(source, options);
+      }
+    };
+    if (!Number.isFinite(timeoutMs)) return send();
+    const which = timeoutMs === this.#timeoutMs ? 'commandTimeoutMs' : 'the store timeout';
+    return withDeadline(send, timeoutMs, () => new Error(`no reply within ${timeoutMs} ms (${which})`));
+  }
+}

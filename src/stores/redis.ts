@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { debuglog } from 'node:util';
 import type { RedisClientOptions } from 'redis';
 import { storeCall } from '../deadline.js';
@@ -8,12 +7,13 @@ import { unwrap, wrap } from './envelope.js';
 import { closeOwned, own } from './owned.js';
 import { loadPeer } from './peer.js';
 import type { VersionedRecord, VersionedStore, WriteCondition } from './store.js';
+import { registerRedisFastPath } from './redis-fast-path.js';
+import { REDIS_STORE_NAME, versionedWriteArgs, WRITE_SCRIPT, WRITE_SHA } from './redis-versioned-write.js';
 import { errorMessage, redactUrl } from '../format.js';
 
 const debug = debuglog('koa-locked-session');
 
-/** The name of {@link RedisStore} in logs, events and errors. */
-export const REDIS_STORE_NAME = 'redis';
+export { REDIS_STORE_NAME } from './redis-versioned-write.js';
 
 /**
  * A node-redis (v5+) client: a single-node client from `createClient()` or a
@@ -81,87 +81,6 @@ interface RedisCommands {
   eval(source: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
 }
 
-/**
- * The conditional write in Lua, as a function other scripts can embed (the
- * RedisLocker's fenced write runs it after its token check, in one script).
- * It parses the `v<N>:` / `v<N>!` envelope of envelope.ts (no envelope, or more
- * than 16 digits: a version-0 record, exactly as `unwrap` does), checks the
- * condition exactly as `allows` does, then writes.
- *
- * `versioned_write(key, stored, ttl, kind, n)`: `stored` is the wrapped string
- * to SET with `PX ttl`, or `''` to DEL the key; `kind` is `eq` (the live record
- * must be a record, not a tombstone, of version `n`), `absent` (nothing may be
- * stored) or `newer` (nothing, or something older than version `n`). Returns
- * 1 when written, 0 when the condition refused the write (nothing changed).
- * Versions compare as Lua numbers (doubles), as JavaScript compares them.
- */
-export const VERSIONED_WRITE_LUA = `
-local function versioned_write(key, stored, ttl, kind, n)
-  local cur = redis.call('GET', key)
-  if cur then
-    if kind == 'absent' then return 0 end
-    local version, tomb = 0, false
-    local digits, mark = string.match(cur, '^v(%d+)([:!])')
-    if digits and #digits <= 16 then
-      version = tonumber(digits)
-      tomb = mark == '!'
-    end
-    if kind == 'eq' then
-      if tomb or version ~= tonumber(n) then return 0 end
-    elseif version >= tonumber(n) then
-      return 0
-    end
-  elseif kind == 'eq' then
-    return 0
-  end
-  if stored == '' then
-    redis.call('DEL', key)
-  else
-    redis.call('SET', key, stored, 'PX', ttl)
-  end
-  return 1
-end
-`;
-
-/** KEYS[1] record; ARGV: stored ('' to delete), ttl ms, condition kind, condition version. */
-const WRITE_SCRIPT = `${VERSIONED_WRITE_LUA}
-return versioned_write(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
-`;
-const WRITE_SHA = createHash('sha1').update(WRITE_SCRIPT).digest('hex');
-
-/**
- * The arguments of `versioned_write` after `key` for a {@link VersionedStore.write}
- * call: `[stored, ttl, kind, n]`. Validates like `set()` (a positive TTL, or 0 to
- * delete without a tombstone) and rejects a version that is not a safe integer.
- */
-export function versionedWriteArgs(value: string | undefined, version: number, ttlMs: number, condition: WriteCondition): [string, string, string, string] {
-  checkVersionedWrite(REDIS_STORE_NAME, 'WRITE', version, condition);
-  const kind = condition === null ? 'absent' : condition === 'newer' ? 'newer' : 'eq';
-  const n = condition === null ? '0' : condition === 'newer' ? String(version) : String(condition);
-  if (value === undefined && ttlMs === 0) return ['', '0', kind, n];
-  return [wrap(value, version), String(checkTtl(REDIS_STORE_NAME, 'WRITE', ttlMs)), kind, n];
-}
-
-/**
- * What RedisLocker needs to fuse its lock with this store's record (one script
- * for lock + read, one for fenced write + release). A symbol rather than a
- * duck-typed `client`/`keyFor` check, so that renaming a public method can
- * never silently turn fencing off; `Symbol.for`, so that the ESM and CommonJS
- * copies of this package (dual-package hazard) recognise each other's stores.
- * @internal
- */
-export const REDIS_FAST_PATH = Symbol.for('koa-locked-session.RedisStore.fastPath');
-
-/** @internal What {@link REDIS_FAST_PATH} returns. */
-export interface RedisFastPath {
-  /** The client every command of the store goes through (the fast path needs the locker's own). */
-  readonly client: object;
-  /** The store's command timeout (ms): it also bounds the fused acquire-and-read. */
-  readonly timeoutMs: number;
-  /** The full Redis key of session `key`. */
-  recordKey(key: string): string;
-}
-
 const check = new Validator('RedisStore');
 const OPTIONS = ['client', 'prefix', 'timeoutMs'] as const;
 const CONNECT_OPTIONS = ['url', 'clientOptions', 'prefix', 'timeoutMs'] as const;
@@ -218,6 +137,7 @@ export class RedisStore<C extends RedisClientLike = RedisClientLike> implements 
     // prototype proxy of the client (single node and Cluster alike) that
     // keeps its connection, scripts and other command options.
     this.#commands = client.withCommandOptions({ timeout: 0 }) as RedisCommands;
+    registerRedisFastPath(this, { client, timeoutMs: this.timeoutMs, recordKey: (key) => this.keyFor(key) });
   }
 
   /**
@@ -273,11 +193,6 @@ export class RedisStore<C extends RedisClientLike = RedisClientLike> implements 
   /** The full Redis key of session `key`: `${prefix}{${key}}` (a cluster hash tag). */
   keyFor(key: string): string {
     return `${this.prefix}{${key}}`;
-  }
-
-  /** @internal See {@link REDIS_FAST_PATH}. */
-  [REDIS_FAST_PATH](): RedisFastPath {
-    return { client: this.client, timeoutMs: this.timeoutMs, recordKey: (key) => this.keyFor(key) };
   }
 
   /** The record's value; `undefined` when absent, expired or a tombstone. */

@@ -414,16 +414,20 @@ describe('RedisLocker on one Redis', { skip: redisSkip }, () => {
     test('a locked read-modify-write of an existing session costs 2 Redis round trips (acquire+read, write+release)', async () => {
       const sent: string[] = [];
       const commands = new Set(['get', 'set', 'del', 'pExpire', 'evalSha', 'eval', 'sendCommand', 'exists']);
-      const counted = new Proxy(client!, {
-        get(target, prop) {
-          const value = Reflect.get(target, prop, target) as unknown;
-          if (typeof value !== 'function') return value;
-          return (...args: unknown[]) => {
-            if (commands.has(String(prop))) sent.push(String(prop));
-            return (value as (...a: unknown[]) => unknown).apply(target, args);
-          };
-        },
-      });
+      // Counts every command, also those sent through `withCommandOptions` views.
+      const count = <T extends object>(t: T): T =>
+        new Proxy(t, {
+          get(target, prop) {
+            const value = Reflect.get(target, prop, target) as unknown;
+            if (typeof value !== 'function') return value;
+            return (...args: unknown[]) => {
+              if (commands.has(String(prop))) sent.push(String(prop));
+              const result = (value as (...a: unknown[]) => unknown).apply(target, args);
+              return prop === 'withCommandOptions' ? count(result as object) : result;
+            };
+          },
+        });
+      const counted = count(client!);
       const master = new RedisStore({ client: counted });
       const app = makeApp({ master, locker: locker({ client: counted }), lockTimeout: LONG }, async (ctx) => {
         ctx.body = { count: await ctx.session.withLock((s) => (s.count = (s.count ?? 0) + 1)) };

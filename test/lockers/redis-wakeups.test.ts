@@ -1,0 +1,149 @@
+/**
+ * Who wakes whom when a RedisLocker lock is released:
+ * - a release nobody waits for sends no PUBLISH (counted by the server:
+ *   INFO commandstats, which also counts commands run inside scripts);
+ * - a waiter of another process (here: another client and locker) registers
+ *   before it sleeps, so the release publishes and wakes it: with the poll 10
+ *   minutes away, only that message can hand it the lock;
+ * - a waiter of the same locker is woken by the local lease ending, even with
+ *   pub/sub off.
+ */
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import { createClient } from 'redis';
+import request from 'supertest';
+import { RedisLocker, type RedisLockerOptions } from '../../src/lockers/redis.js';
+import { RedisStore } from '../../src/stores/redis.js';
+import { cookieHeader, makeApp } from '../helpers/app.js';
+import { redisServer, skipReason, waitUntil } from '../helpers/servers.js';
+
+declare module '../../src/index.js' {
+  interface SessionData {
+    count?: number;
+  }
+}
+
+const LONG = 20_000;
+/** Waiters that could only ever poll after 10 minutes: whatever hands them the lock sooner is a wake-up. */
+const NO_POLL = { pollMinMs: 600_000, pollMaxMs: 600_000 } as const;
+let seq = 0;
+const freshKey = (): string => `wk-${process.pid}-${++seq}`;
+
+// Our own server even when REDIS_URL is set: the command counts must be ours alone.
+const server = await redisServer({ useEnv: false });
+const skip = server ? false : skipReason('redis');
+const connect = (url: string) => createClient({ url }).connect();
+type Client = Awaited<ReturnType<typeof connect>>;
+const clients: Client[] = server ? [await connect(server.url), await connect(server.url)] : [];
+const [one, two] = clients;
+const lockers: RedisLocker[] = [];
+const locker = (options: RedisLockerOptions): RedisLocker => {
+  const l = new RedisLocker(options);
+  lockers.push(l);
+  return l;
+};
+
+after(async () => {
+  await Promise.all(lockers.map((l) => l.close()));
+  await Promise.all(clients.map((c) => c.close()));
+  await server?.stop();
+});
+
+/** Calls per command since the last `CONFIG RESETSTAT`, from INFO commandstats (`publish`, `evalsha`, …). */
+async function commandCalls(): Promise<Map<string, number>> {
+  const info = await one!.info('commandstats');
+  const calls = new Map<string, number>();
+  for (const match of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls.set(match[1]!, Number(match[2]));
+  return calls;
+}
+
+describe('RedisLocker wake-ups', { skip }, () => {
+  test('an uncontended lock → save → release sends no PUBLISH; a contended release sends one', async () => {
+    const master = new RedisStore({ client: one! });
+    const app = makeApp({ master, locker: locker({ client: one! }), lockTimeout: LONG }, async (ctx) => {
+      ctx.body = { count: await ctx.session.withLock((s) => (s.count = (s.count ?? 0) + 1)) };
+    });
+    const http = app.callback();
+    const cookie = cookieHeader((await request(http).get('/')).headers['set-cookie']);
+    await one!.configResetStat();
+    const N = 5;
+    for (let i = 0; i < N; i++) assert.equal((await request(http).get('/').set('Cookie', cookie)).status, 200);
+    const calls = await commandCalls();
+    assert.ok((calls.get('evalsha') ?? 0) >= 2 * N, `the requests were counted: ${JSON.stringify([...calls])}`);
+    assert.equal(calls.get('publish') ?? 0, 0, 'no PUBLISH without a waiter');
+    assert.equal(calls.get('spublish') ?? 0, 0);
+
+    // The same release with a waiter of another process: exactly one PUBLISH, and the waiter gets the lock.
+    const key = freshKey();
+    const holder = await locker({ client: one! }).acquire(key, { timeoutMs: LONG });
+    const waiterLocker = locker({ client: two!, ...NO_POLL });
+    const waiting = waiterLocker.acquire(key, { timeoutMs: LONG });
+    const channel = `${waiterLocker.lockKey(key)}:released`;
+    await waitUntil(async () => ((await one!.pubSubNumSub(channel))[channel] ?? 0) >= 1, { what: 'the waiter subscribed' });
+    await one!.configResetStat();
+    await holder.release();
+    const lease = await waiting;
+    assert.equal((await commandCalls()).get('publish'), 1);
+    await lease.release();
+  });
+
+  test('a waiter of another process registers before it sleeps: the release wakes it, and clears the mark', async () => {
+    const key = freshKey();
+    const holderLocker = locker({ client: one! });
+    const holder = await holderLocker.acquire(key, { timeoutMs: LONG });
+    const waiterLocker = locker({ client: two!, ...NO_POLL });
+    const N = 6;
+    const got: number[] = [];
+    const waiters = Array.from({ length: N }, (_, i) =>
+      waiterLocker.acquire(key, { timeoutMs: LONG }).then(async (lease) => {
+        got.push(i);
+        await lease.release();
+      }),
+    );
+    const mark = `${holderLocker.lockKey(key)}:waiting`;
+    await waitUntil(async () => (await one!.exists(mark)) === 1, { what: 'the waiting mark' });
+    await holder.release();
+    // The first waiter is woken by the message; the next five by the local lease ending.
+    await Promise.all(waiters);
+    assert.deepEqual(got, [0, 1, 2, 3, 4, 5], 'FIFO within the process');
+    assert.equal(await one!.exists(mark), 0, 'the release took the mark with the lock');
+    assert.equal(waiterLocker.size + waiterLocker.heldKeys, 0);
+  });
+
+  test('two processes taking turns on one key: every release that someone waits for wakes them (no poll)', async () => {
+    const key = freshKey();
+    const a = locker({ client: one!, ...NO_POLL });
+    const b = locker({ client: two!, ...NO_POLL });
+    const N = 40;
+    let inside = 0;
+    let count = 0;
+    await Promise.all(Array.from({ length: N }, async (_, i) => {
+      const lease = await (i % 2 ? b : a).acquire(key, { timeoutMs: LONG });
+      assert.equal(++inside, 1, 'one holder at a time');
+      const read = count;
+      await new Promise((resolve) => setImmediate(resolve));
+      count = read + 1;
+      inside--;
+      await lease.release();
+    }));
+    assert.equal(count, N);
+  });
+
+  test('pub/sub off: waiters of the same locker are still handed the lock by the local release, not the poll', async () => {
+    const key = freshKey();
+    const l = locker({ client: one!, pubsub: false, ...NO_POLL });
+    const holder = await l.acquire(key, { timeoutMs: LONG });
+    const N = 10;
+    const order: number[] = [];
+    const waiters = Array.from({ length: N }, (_, i) =>
+      l.acquire(key, { timeoutMs: LONG }).then(async (lease) => {
+        order.push(i);
+        await lease.release();
+      }),
+    );
+    await holder.release();
+    await Promise.all(waiters);
+    assert.deepEqual(order, Array.from({ length: N }, (_, i) => i));
+    assert.equal(l.size + l.heldKeys, 0);
+  });
+});
