@@ -19,11 +19,11 @@ import { resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { LockLostError, LockTimeoutError, PostgresLocker, PostgresStore, type Lease, type VersionedStore } from '../src/index.js';
+import { freshDatabase, postgresServer } from './helpers/postgres-server.js';
+import { skipReason, waitUntil } from './helpers/servers.js';
 
 /** The lease's view of the master (a PostgresStore on the locker's pool: always there). */
 const fenced = (lease: Lease): VersionedStore => lease.store as VersionedStore;
-import { freshDatabase, postgresServer } from './helpers/postgres-server.js';
-import { skipReason, waitUntil } from './helpers/servers.js';
 
 const WORKER = resolve(import.meta.dirname, 'helpers/pg-worker-app.ts');
 
