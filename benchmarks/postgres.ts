@@ -6,8 +6,8 @@
  * child (benchmarks/postgres-app.ts) against one PostgreSQL (PG_URL, or one
  * started by test/helpers/postgres-server.ts):
  * - many users, read-modify-write: 200 sessions, 50 connections, req/s;
- * - four processes, one hot session: req/s and lost updates (2xx answers
- *   minus the counter's increase).
+ * - four processes, one hot session: 150 x duration requests, req/s and lost
+ *   updates (2xx answers minus the counter's increase).
  * Load comes from autocannon in this process. Prints a Markdown table.
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -46,11 +46,12 @@ async function countOf(url: string, cookie: string): Promise<number> {
   return ((await res.json()) as { count: number }).count;
 }
 
-async function load(url: string, cookies: string[]): Promise<{ rps: number; ok: number; errors: number }> {
+/** `amount`: a fixed number of requests, all answered before it resolves (none cut off at the end: lost updates are exact). */
+async function load(url: string, cookies: string[], amount?: number): Promise<{ rps: number; ok: number; errors: number }> {
   const result = await autocannon({
     url,
     connections: 50,
-    duration,
+    ...(amount ? { amount } : { duration }),
     requests: [{ method: 'GET', path: '/rmw', setupRequest: (req) => ({ ...req, headers: { ...req.headers, cookie: cookies[Math.floor(Math.random() * cookies.length)]! } }) }],
   });
   return { rps: result.requests.average, ok: result['2xx'], errors: result.non2xx + result.errors };
@@ -67,7 +68,7 @@ for (const variant of VARIANTS) {
   const four = await startApp(variant, 4);
   const hot = await fresh(four.url);
   const before = await countOf(four.url, hot);
-  const run = await load(four.url, [hot]);
+  const run = await load(four.url, [hot], 150 * duration);
   const lost = run.ok - ((await countOf(four.url, hot)) - before);
   await stopApp(four.child);
   rows.push(`| ${variant} | ${many.rps.toFixed(0)} | ${many.errors} | ${run.rps.toFixed(0)} | ${run.ok} | ${run.errors} | ${lost} |`);

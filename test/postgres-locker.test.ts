@@ -17,6 +17,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { LockLostError, LockTimeoutError, PostgresLocker, PostgresStore, type Lease, type VersionedStore } from '../src/index.js';
 import { freshDatabase, postgresServer } from './helpers/postgres-server.js';
@@ -84,10 +85,22 @@ describe('PostgresLocker in one process', { skip }, () => {
     await lease.release();
   });
 
-  it('a holder silent past leaseMs loses its transaction: the next holder gets the lock, and the late write is refused (LockLostError) without touching its record', async () => {
+  it('a slow but live scope keeps its lock past leaseMs (its process sends heartbeats in the transaction), and its save lands', async () => {
+    const store = new PostgresStore({ pool: pool!, table: freshTable() });
+    await store.write('slow', 'v1', 1, 60_000, null);
+    const lease = await new PostgresLocker({ store, leaseMs: 300 }).acquire('slow', { timeoutMs: 5000, store });
+    await sleep(1200); // the passing of time is what is under test: 4 x leaseMs without a statement of the scope
+    assert.equal(lease.lost, false);
+    assert.ok(await fenced(lease).write('slow', 'v2', 2, 60_000, 1));
+    await lease.release();
+    assert.deepEqual(await store.read('slow'), { value: 'v2', version: 2 });
+  });
+
+  it('a holder silent past leaseMs (a paused process: no heartbeat) loses its transaction: the next holder gets the lock, and the late write is refused (LockLostError) without touching its record', async () => {
     const store = new PostgresStore({ pool: pool!, table: freshTable() });
     await store.write('k', 'v1', 1, 60_000, null);
-    const slow = new PostgresLocker({ store, leaseMs: 300 });
+    // maxHoldMs = leaseMs: heartbeats stop at once, as if the process were paused.
+    const slow = new PostgresLocker({ store, leaseMs: 300, maxHoldMs: 300 });
     const next = new PostgresLocker({ store, leaseMs: 60_000 });
     const paused = await slow.acquire('k', { timeoutMs: 5000, store });
     assert.deepEqual(await fenced(paused).read('k'), { value: 'v1', version: 1 }, 'the acquire read the row');
@@ -105,6 +118,7 @@ describe('PostgresLocker in one process', { skip }, () => {
   it('rejects bad options, naming the fix', () => {
     assert.throws(() => new PostgresLocker({} as never), /exactly one of `pool`.*or `store`/);
     assert.throws(() => new PostgresLocker({ pool: pool!, leaseMs: 0 }), /`leaseMs`/);
+    assert.throws(() => new PostgresLocker({ pool: pool!, leaseMs: 1000, maxHoldMs: 10 }), /`maxHoldMs`/);
   });
 });
 

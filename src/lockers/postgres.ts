@@ -22,6 +22,15 @@ export type PostgresLockerOptions = {
    */
   leaseMs?: number;
   /**
+   * Longest a lock is held (ms). While a scope runs, its process proves it is
+   * alive with a `SELECT 1` in the transaction every `leaseMs / 3`, so a slow
+   * but live scope keeps its lock (a hung or paused process cannot, and loses
+   * it after `leaseMs`); past `maxHoldMs` that stops, and a scope that is
+   * never ended loses its lock `leaseMs` later rather than holding it for good.
+   * @default 60_000, or 2 × leaseMs when longer
+   */
+  maxHoldMs?: number;
+  /**
    * Prefix of the advisory lock's name (`hashtextextended(namespace || key)`).
    * Apps sharing one database with the same session keys but not the same
    * sessions give each locker its own.
@@ -69,12 +78,13 @@ export class PostgresLocker implements Locker {
   readonly name = 'postgres';
   readonly pool: PgPoolLike;
   readonly leaseMs: number;
+  readonly maxHoldMs: number;
   readonly namespace: string;
   /** The in-process queue per key (holding it is the right to take a connection for the key). */
   readonly #local: MemoryLocker;
 
   constructor(options: PostgresLockerOptions) {
-    const { pool, store, leaseMs = 10_000, namespace = 'koa-locked-session:' } = (options ?? {}) as { pool?: unknown; store?: unknown; leaseMs?: unknown; namespace?: unknown };
+    const { pool, store, leaseMs = 10_000, maxHoldMs, namespace = 'koa-locked-session:' } = (options ?? {}) as { pool?: unknown; store?: unknown; leaseMs?: unknown; maxHoldMs?: unknown; namespace?: unknown };
     if (store !== undefined && !(store instanceof PostgresStore) && !(typeof store === 'object' && store !== null && POSTGRES_FAST_PATH in store)) {
       throw new TypeError(`koa-locked-session: Expected PostgresLocker \`store\` to be a PostgresStore, got \`${describe(store)}\``);
     }
@@ -85,14 +95,19 @@ export class PostgresLocker implements Locker {
     if (typeof leaseMs !== 'number' || !Number.isSafeInteger(leaseMs) || leaseMs < 1) {
       throw new TypeError(`koa-locked-session: Expected PostgresLocker \`leaseMs\` to be a positive integer of ms, got \`${describe(leaseMs)}\``);
     }
+    const maxHold = maxHoldMs ?? Math.max(60_000, 2 * leaseMs);
+    if (typeof maxHold !== 'number' || !Number.isFinite(maxHold) || maxHold < leaseMs) {
+      throw new TypeError(`koa-locked-session: Expected PostgresLocker \`maxHoldMs\` to be a number of ms no smaller than \`leaseMs\`, got \`${describe(maxHoldMs)}\``);
+    }
     if (typeof namespace !== 'string') {
       throw new TypeError(`koa-locked-session: Expected PostgresLocker \`namespace\` to be a string, got \`${describe(namespace)}\``);
     }
     this.pool = chosen;
     this.leaseMs = leaseMs;
+    this.maxHoldMs = maxHold;
     this.namespace = namespace;
-    // A local holder past leaseMs has lost its transaction to the server anyway: let the next one try.
-    this.#local = new MemoryLocker({ maxHoldMs: leaseMs });
+    // A local holder past maxHoldMs + leaseMs has lost its transaction to the server: let the next one try.
+    this.#local = new MemoryLocker({ maxHoldMs: maxHold + leaseMs });
   }
 
   async acquire(key: string, options: AcquireOptions): Promise<Lease> {
@@ -187,9 +202,25 @@ export class PostgresLease implements Lease {
     this.#drop(true);
   };
 
+  /** Proves this process alive to the server while the scope runs (see PostgresLockerOptions.maxHoldMs). */
+  #heartbeat: NodeJS.Timeout | undefined;
+
   constructor(readonly locker: PostgresLocker, readonly key: string, client: PgClientLike, readonly local: Lease) {
     this.#client = client;
     client.on('error', this.#onError);
+    const until = Date.now() + locker.maxHoldMs;
+    this.#heartbeat = setInterval(() => {
+      const held = this.#client;
+      if (!held || Date.now() > until) return this.#stopHeartbeat();
+      // Queued behind any statement of the scope by the client; an error shows up as the client's 'error' or the next statement's.
+      if (!this.#busy) held.query('SELECT 1').catch((error: unknown) => debug('postgres lock heartbeat failed: %s', errorMessage(error)));
+    }, Math.max(1, Math.floor(locker.leaseMs / 3)));
+    this.#heartbeat.unref();
+  }
+
+  #stopHeartbeat(): void {
+    if (this.#heartbeat) clearInterval(this.#heartbeat);
+    this.#heartbeat = undefined;
   }
 
   /** True once the lock's transaction ended before the scope's write (its connection closed): a save is refused. */
@@ -280,6 +311,7 @@ export class PostgresLease implements Lease {
   /** Give the connection back to the pool (`destroy`: close it; the server rolls back whatever was open). */
   #drop(destroy: boolean): void {
     const client = this.#client;
+    this.#stopHeartbeat();
     if (!client) return;
     this.#client = undefined;
     client.removeListener('error', this.#onError);
