@@ -5,7 +5,8 @@
  * For raw-pg (floor), ours-postgres and connect-pg-simple, each in a fresh app
  * child (benchmarks/postgres-app.ts) against one PostgreSQL (PG_URL, or one
  * started by test/helpers/postgres-server.ts):
- * - many users, read-modify-write: 200 sessions, 50 connections, req/s;
+ * - many users, read-modify-write: 200 sessions, 50 connections, req/s, in
+ *   3 interleaved rounds (median; the ratio to the floor is taken per round);
  * - four processes, one hot session: 150 x duration requests, req/s and lost
  *   updates (2xx answers minus the counter's increase).
  * Load comes from autocannon in this process. Prints a Markdown table.
@@ -54,28 +55,47 @@ async function load(url: string, cookies: string[], amount?: number): Promise<{ 
     ...(amount ? { amount } : { duration }),
     requests: [{ method: 'GET', path: '/rmw', setupRequest: (req) => ({ ...req, headers: { ...req.headers, cookie: cookies[Math.floor(Math.random() * cookies.length)]! } }) }],
   });
-  return { rps: result.requests.average, ok: result['2xx'], errors: result.non2xx + result.errors };
+  // Answers per second over the whole run (autocannon's `duration` is in seconds).
+  return { rps: (result['2xx'] + result.non2xx) / result.duration, ok: result['2xx'], errors: result.non2xx + result.errors };
 }
 
-const rows: string[] = [];
+const ROUNDS = 3;
+const many = new Map<string, number[]>(VARIANTS.map((v) => [v, []]));
+const floorRatio: number[] = [];
+// Interleaved rounds (each variant once per round, order rotating): a busy machine slows whole rounds, ratios are taken within one.
+for (let round = 0; round < ROUNDS; round++) {
+  const order = VARIANTS.map((_, i) => VARIANTS[(i + round) % VARIANTS.length]!);
+  const thisRound = new Map<string, number>();
+  for (const variant of order) {
+    const one = await startApp(variant, 1);
+    const cookies = await Promise.all(Array.from({ length: 200 }, () => fresh(one.url)));
+    await load(one.url, cookies, 500); // warm-up
+    const run = await load(one.url, cookies);
+    await stopApp(one.child);
+    many.get(variant)!.push(run.rps);
+    thisRound.set(variant, run.rps);
+    console.error(`round ${round + 1}: ${variant} many-users RMW ${run.rps.toFixed(0)} req/s (non-2xx ${run.errors})`);
+  }
+  floorRatio.push(thisRound.get('ours-postgres')! / thisRound.get('raw-pg')!);
+}
+
+const hot = new Map<string, { rps: number; ok: number; errors: number; lost: number }>();
 for (const variant of VARIANTS) {
-  const one = await startApp(variant, 1);
-  const cookies = await Promise.all(Array.from({ length: 200 }, () => fresh(one.url)));
-  await load(one.url, cookies); // warm-up
-  const many = await load(one.url, cookies);
-  await stopApp(one.child);
-
   const four = await startApp(variant, 4);
-  const hot = await fresh(four.url);
-  const before = await countOf(four.url, hot);
-  const run = await load(four.url, [hot], 150 * duration);
-  const lost = run.ok - ((await countOf(four.url, hot)) - before);
+  const cookie = await fresh(four.url);
+  const before = await countOf(four.url, cookie);
+  const run = await load(four.url, [cookie], 150 * duration);
+  hot.set(variant, { ...run, lost: run.ok - ((await countOf(four.url, cookie)) - before) });
   await stopApp(four.child);
-  rows.push(`| ${variant} | ${many.rps.toFixed(0)} | ${many.errors} | ${run.rps.toFixed(0)} | ${run.ok} | ${run.errors} | ${lost} |`);
-  console.error(rows.at(-1));
 }
-console.log(`\nPostgreSQL rows (${duration} s per run, 50 connections, autocannon)\n`);
-console.log('| variant | many users RMW req/s | non-2xx | 4 processes hot session req/s | 2xx | non-2xx | lost updates |');
-console.log('| --- | --- | --- | --- | --- | --- | --- |');
-for (const row of rows) console.log(row);
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+console.log(`\nPostgreSQL rows (${ROUNDS} interleaved rounds x ${duration} s, 50 connections, autocannon; median)\n`);
+console.log('| variant | many users RMW req/s | 4 processes, hot session: req/s | 2xx | non-2xx | lost updates |');
+console.log('| --- | --- | --- | --- | --- | --- |');
+for (const variant of VARIANTS) {
+  const h = hot.get(variant)!;
+  console.log(`| ${variant} | ${median(many.get(variant)!).toFixed(0)} | ${h.rps.toFixed(0)} | ${h.ok} | ${h.errors} | ${h.lost} |`);
+}
+console.log(`\nours-postgres / raw-pg floor, many users RMW: ${median(floorRatio).toFixed(2)}x (median of per-round ratios: ${floorRatio.map((r) => r.toFixed(2)).join(', ')})`);
 await server.stop();
