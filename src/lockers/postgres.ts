@@ -160,9 +160,8 @@ export class PostgresLocker implements Locker {
     const waitMs = Math.max(1, Math.ceil(deadline - Date.now()));
     const statements = [
       'BEGIN',
-      // SET LOCAL of both, as one statement.
-      `SELECT set_config('lock_timeout', '${waitMs}', true), set_config('idle_in_transaction_session_timeout', '${this.leaseMs}', true)`,
-      `SELECT pg_advisory_xact_lock(hashtextextended(${literal(this.namespace + key)}, 0))`,
+      // SET LOCAL of both timeouts, then the advisory lock: one statement (a target list is evaluated left to right).
+      `SELECT set_config('lock_timeout', '${waitMs}', true), set_config('idle_in_transaction_session_timeout', '${this.leaseMs}', true), pg_advisory_xact_lock(hashtextextended(${literal(this.namespace + key)}, 0))`,
     ];
     if (fast) statements.push(inline(readSql(fast.table, key, true)));
     const lease = new PostgresLease(this, key, client, local);
