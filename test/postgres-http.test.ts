@@ -114,6 +114,28 @@ describe('PostgreSQL over HTTP', { skip }, () => {
     assert.equal(after.body.count, 2, 'the timed-out request applied nothing');
   });
 
+  it('a scope that throws writes nothing, and its lock is free at once for the next request', async () => {
+    const pool = newPool();
+    const master = new PostgresStore({ pool, table: table() });
+    const http = makeApp({ master, locker: new PostgresLocker({ store: master }), lockTimeout: 2000 }, async (ctx) => {
+      if (ctx.path === '/throw') {
+        await ctx.session.withLock((s) => {
+          s.count = 1000;
+          throw new Error('the handler failed');
+        });
+      }
+      await increment(ctx);
+    }).callback();
+    const first = await request(http).get('/');
+    const cookie = cookieHeader(first.headers['set-cookie']);
+    assert.equal((await request(http).get('/throw').set('Cookie', cookie)).status, 500);
+    const next = await request(http).get('/').set('Cookie', cookie);
+    assert.equal(next.status, 200);
+    assert.equal(next.body.count, 2, 'the thrown scope changed nothing');
+    const { rows } = await pool.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'`);
+    assert.equal(rows[0].n, 0, 'no transaction left open');
+  });
+
   it('a pool with no free connection: lockTimeout bounds the wait (503), never a hang', async () => {
     const pool = newPool({ max: 1 });
     const master = new PostgresStore({ pool, table: table() });

@@ -53,9 +53,9 @@ const ENDED_BY_SERVER = new Set(['25P03', '57P01', '57P02', '57P05']);
  * `lockTimeout`) and `idle_in_transaction_session_timeout` (`leaseMs`),
  * `pg_advisory_xact_lock` of the key, and `SELECT … FOR UPDATE` of the row,
  * which also reads it: one round trip. The scope's write is in that
- * transaction and commits it (`UPDATE …; COMMIT`, one round trip); a scope that
- * writes nothing commits (or, through {@link PostgresLease.rollback}, rolls
- * back) an empty transaction on release.
+ * transaction and commits it (`UPDATE …; COMMIT`, one round trip). A
+ * transaction still open at release has written nothing (every write commits
+ * it): a scope that wrote nothing, or threw, ends it with `ROLLBACK`.
  *
  * - Why an advisory lock as well as the row lock: a key may have no row yet
  *   (the user index before its first entry, a session past its expiry), and
@@ -269,33 +269,32 @@ export class PostgresLease implements Lease {
     }
   }
 
-  /** Commit the lock's transaction if still open (a scope that wrote nothing), and free the key in this process. Idempotent. */
+  /**
+   * End the lock's transaction if still open (then nothing was written in it:
+   * a scope that read only, or threw) with `ROLLBACK`, and free the key in this
+   * process. Idempotent.
+   */
   async release(): Promise<void> {
-    await this.#finish('COMMIT');
-  }
-
-  /** Roll the lock's transaction back (nothing written in it stays) and free the key. For direct users of the locker. */
-  async rollback(): Promise<void> {
-    await this.#finish('ROLLBACK');
+    await this.#finish();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.release();
   }
 
-  async #finish(end: 'COMMIT' | 'ROLLBACK'): Promise<void> {
+  async #finish(): Promise<void> {
     if (this.#released) return;
     this.#released = true;
     try {
       if (this.#busy) this.#drop(true); // a statement still running: closing the connection ends (and rolls back) it
-      else await this.#end(end);
+      else await this.#end('ROLLBACK');
     } finally {
       await this.local.release();
     }
   }
 
   /** End the transaction and give the connection back (destroyed if that fails). */
-  async #end(end: 'COMMIT' | 'ROLLBACK'): Promise<void> {
+  async #end(end: 'ROLLBACK'): Promise<void> {
     const client = this.#client;
     if (!client) return;
     try {

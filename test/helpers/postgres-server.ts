@@ -61,7 +61,7 @@ export async function postgresServer(options: ServerOptions = {}): Promise<TestS
       '-D', data, '-p', String(port),
       '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=',
       '-c', 'fsync=off', '-c', 'full_page_writes=off', // no durability needed past the OS: a SIGQUIT'd server still recovers every commit
-      '-c', 'max_connections=200',
+      '-c', 'max_connections=200', '-c', 'shared_buffers=16MB',
       ...(options.extraArgs ?? []),
     ],
     ready: (port) => pgReady(port),
