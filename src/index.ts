@@ -35,8 +35,17 @@ export {
   type MongoSessionDocument,
   type MongoExpiryMode,
 } from './stores/mongo.js';
+export {
+  PostgresStore,
+  type PostgresStoreOptions,
+  type PostgresStoreCommonOptions,
+  type PostgresStoreConnectOptions,
+  type PgPoolLike,
+  type PgClientLike,
+} from './stores/postgres.js';
 export { MemoryLocker, type MemoryLockerOptions } from './lockers/memory.js';
 export { RedisLocker, type RedisLockerOptions, type RedisLockerClient, type RedisLease } from './lockers/redis.js';
+export { PostgresLocker, PostgresLease, type PostgresLockerOptions } from './lockers/postgres.js';
 export type { Locker, Lease, AcquireOptions } from './lockers/locker.js';
 export { Replica, type MirrorError, type MirrorWrites, type ReplicaOptions } from './replica.js';
 export { jsonSerializer, type Serializer } from './serialize.js';
