@@ -53,3 +53,6 @@ export {
   type SessionErrorCode,
   type WriteOutcome,
 } from './errors.js';
+export { fromConnectStore, type ConnectStoreLike, type ConnectStoreAdapterOptions } from './adapters/connect-store.js';
+export { fromKoaStore, type KoaStoreLike, type KoaStoreAdapterOptions } from './adapters/koa-store.js';
+export { fromIoredis, isIoredis, type IoredisLike, type IoredisAdapter } from './adapters/ioredis.js';

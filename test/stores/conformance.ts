@@ -27,6 +27,12 @@ export interface ConformanceOptions {
   skip?: string | false | undefined;
   /** The short TTL of the expiry tests (ms). @default 50 */
   shortTtlMs?: number;
+  /**
+   * Whether the store must pass the versioned-write tests (VersionedStore).
+   * `false` only for stores that cannot write conditionally (adapted peer stores).
+   * @default true
+   */
+  versioned?: boolean;
 }
 
 /** A TTL long enough never to expire during a test (ms). */
@@ -37,7 +43,7 @@ const LONG_TTL = 60_000;
  * (before the first test); `store.close()` runs after the last.
  */
 export function storeConformance(name: string, factory: () => Store | Promise<Store>, options: ConformanceOptions = {}): void {
-  const { extraTests, skip = false, shortTtlMs = 50 } = options;
+  const { extraTests, skip = false, shortTtlMs = 50, versioned = true } = options;
   const tag = `t${randomUUID().slice(0, 8)}`;
   let current: Store | undefined;
   const ctx: ConformanceContext = {
@@ -185,7 +191,8 @@ export function storeConformance(name: string, factory: () => Store | Promise<St
       assert.equal(await ctx.store.get(key('a:b')), `{"k":${labels.indexOf('a:b')}}`);
     });
 
-    versionedConformance(ctx, () => pastShortTtl(Date.now()), shortTtlMs);
+    if (versioned) versionedConformance(ctx, () => pastShortTtl(Date.now()), shortTtlMs);
+    else it('is not versioned (plain writes): the adapter must not pretend otherwise', () => assert.equal(isVersioned(ctx.store), false));
 
     extraTests?.(ctx);
   });

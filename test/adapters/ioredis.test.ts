@@ -1,0 +1,105 @@
+/**
+ * RedisStore and RedisLocker on an ioredis client (single node and Cluster)
+ * through fromIoredis: the store conformance suite (versioned writes included:
+ * the same Lua scripts run), the locker conformance suite, and the HTTP
+ * increment race with store + locker on one ioredis client (the fast path).
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { after, describe, it } from 'node:test';
+import { Cluster, Redis } from 'ioredis';
+import { createClient } from 'redis';
+import { fromIoredis, isIoredis } from '../../src/adapters/ioredis.js';
+import { RedisLocker } from '../../src/lockers/redis.js';
+import { RedisStore } from '../../src/stores/redis.js';
+import { CLUSTER_KIND, redisCluster } from '../helpers/redis-cluster.js';
+import { redisServer, skipReason } from '../helpers/servers.js';
+import { lockerConformance } from '../lockers/conformance.js';
+import { storeConformance } from '../stores/conformance.js';
+import { incrementRace } from './http-race.js';
+
+const [server, cluster] = await Promise.all([redisServer(), redisCluster()]);
+const skip = server ? false : skipReason('redis');
+const clusterSkip = cluster ? false : skipReason(CLUSTER_KIND);
+
+const clients: Array<Redis | Cluster> = [];
+after(async () => {
+  for (const client of clients) await client.quit().catch(() => client.disconnect());
+  await Promise.all([server?.stop(), cluster?.stop()]);
+});
+
+async function single(): Promise<Redis> {
+  const client = new Redis(server!.url, { lazyConnect: true });
+  client.on('error', () => {});
+  clients.push(client);
+  await client.connect();
+  return client;
+}
+async function clustered(): Promise<Cluster> {
+  const nodes = cluster!.urls.map((url) => ({ host: new URL(url).hostname, port: Number(new URL(url).port) }));
+  const client = new Cluster(nodes, { lazyConnect: true });
+  client.on('error', () => {});
+  clients.push(client);
+  await client.connect();
+  return client;
+}
+
+storeConformance('redis on ioredis', async () => new RedisStore({ client: fromIoredis(await single()) }), { skip });
+storeConformance('redis on an ioredis Cluster', async () => new RedisStore({ client: fromIoredis(await clustered()) }), { skip: clusterSkip });
+
+let lockerClient: Redis | undefined;
+lockerConformance('redis on ioredis', async () => new RedisLocker({ client: fromIoredis((lockerClient ??= await single())) }), { shared: true, skip });
+let lockerCluster: Cluster | undefined;
+lockerConformance('redis on an ioredis Cluster', async () => new RedisLocker({ client: fromIoredis((lockerCluster ??= await clustered())) }), { shared: true, skip: clusterSkip });
+
+describe('fromIoredis', () => {
+  it('isIoredis tells an ioredis client from a node-redis one', { skip }, async () => {
+    const io = await single();
+    assert.equal(isIoredis(io), true);
+    const nodeRedis = createClient({ url: server!.url });
+    assert.equal(isIoredis(nodeRedis), false);
+    assert.equal(isIoredis({}), false);
+    assert.equal(isIoredis(null), false);
+  });
+
+  it('the same ioredis client always gives the same adapter (so store and locker share the fast path)', { skip }, async () => {
+    const io = await single();
+    assert.equal(fromIoredis(io), fromIoredis(io));
+    assert.equal(fromIoredis(io).ioredis, io);
+  });
+
+  it('rejects what is not an ioredis client, with the fix', () => {
+    assert.throws(() => fromIoredis({} as never), /Expected fromIoredis\(\) to get an ioredis client/);
+  });
+
+  it('isReady follows the connection: a quit client fails fast with a StoreError', { skip }, async () => {
+    const io = await single();
+    const store = new RedisStore({ client: fromIoredis(io) });
+    await store.set('ready-check', '{}', 60_000);
+    const ended = once(io, 'end');
+    await io.quit();
+    await ended;
+    await assert.rejects(store.get('ready-check'), /\[redis\] GET failed: the client is not connected to Redis \(closed\)/);
+  });
+
+  it('200 overlapping increments with RedisStore + RedisLocker on one ioredis client end at exactly 200', { skip }, async () => {
+    const client = fromIoredis(await single());
+    const locker = new RedisLocker({ client });
+    try {
+      await incrementRace({ prefix: `io${randomUUID().slice(0, 8)}:`, master: new RedisStore({ client }), locker }, 200);
+    } finally {
+      await locker.close();
+    }
+  });
+
+  it('100 overlapping increments with RedisStore + RedisLocker on an ioredis Cluster end at exactly 100', { skip: clusterSkip }, async () => {
+    const client = fromIoredis(await clustered());
+    const locker = new RedisLocker({ client });
+    try {
+      await incrementRace({ prefix: `io${randomUUID().slice(0, 8)}:`, master: new RedisStore({ client }), locker }, 100);
+    } finally {
+      await locker.close();
+    }
+  });
+});
