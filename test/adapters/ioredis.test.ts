@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { after, describe, it } from 'node:test';
 import { Cluster, Redis } from 'ioredis';
+import redisStore from 'koa-redis';
 import { createClient } from 'redis';
 import { fromIoredis, isIoredis } from '../../src/adapters/ioredis.js';
 import { RedisLocker } from '../../src/lockers/redis.js';
@@ -47,6 +48,19 @@ async function clustered(): Promise<Cluster> {
 
 storeConformance('redis on ioredis', async () => new RedisStore({ client: fromIoredis(await single()) }), { skip });
 storeConformance('redis on an ioredis Cluster', async () => new RedisStore({ client: fromIoredis(await clustered()) }), { skip: clusterSkip });
+
+// koa-redis bundles its own ioredis 4: the client a koa-redis app already has works too.
+const koaRedisStores: Array<ReturnType<typeof redisStore>> = [];
+after(async () => {
+  for (const store of koaRedisStores) await store.quit().catch(() => {});
+});
+storeConformance('redis on the ioredis 4 client of koa-redis', async () => {
+  const store = redisStore({ url: server!.url });
+  koaRedisStores.push(store);
+  const io = store.client as import('../../src/index.js').IoredisLike;
+  if (io.status !== 'ready') await once(io as unknown as import('node:events').EventEmitter, 'ready');
+  return new RedisStore({ client: fromIoredis(io) });
+}, { skip });
 
 let lockerClient: Redis | undefined;
 lockerConformance('redis on ioredis', async () => new RedisLocker({ client: fromIoredis((lockerClient ??= await single())) }), { shared: true, skip });
