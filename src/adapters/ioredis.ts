@@ -19,6 +19,9 @@
  * store and locker themselves (deadline sweeper), so `withCommandOptions`
  * returns the adapter unchanged.
  *
+ * The subscriber connection is disconnected when the app's client ends
+ * (`quit()`/`disconnect()`), so it never keeps a finished process alive.
+ *
  * On an ioredis Cluster the locker uses plain `PUBLISH`/`SUBSCRIBE` (ioredis
  * routes sharded pub/sub only with its `shardedSubscribers` option), and does
  * not check that custom prefixes share a hash tag: keep the default prefixes,
@@ -43,6 +46,7 @@ export interface IoredisLike {
   eval(...args: any[]): Promise<unknown>;
   call(command: string, ...args: any[]): Promise<unknown>;
   duplicate(...args: any[]): unknown;
+  once?(event: string, listener: () => void): unknown;
 }
 /* eslint-enable @typescript-eslint/no-explicit-any */
 
@@ -143,6 +147,9 @@ function makeSubscriber(c: IoredisLike) {
   };
   sub.on('message', dispatch(plain));
   sub.on('smessage', dispatch(sharded));
+  // The subscriber is the locker's own connection: it must not outlive the app's
+  // client (a process that quits its client would otherwise never exit).
+  c.once?.('end', () => sub.disconnect());
 
   async function add(map: Map<string, Set<Listener>>, channel: string, listener: Listener, command: (channel: string) => Promise<unknown>): Promise<void> {
     let set = map.get(channel);
