@@ -13,6 +13,7 @@ import redisStore from 'koa-redis';
 import { createClient } from 'redis';
 import { fromIoredis, isIoredis } from '../../src/adapters/ioredis.js';
 import { RedisLocker } from '../../src/lockers/redis.js';
+import { LockLostError } from '../../src/errors.js';
 import { RedisStore } from '../../src/stores/redis.js';
 import { CLUSTER_KIND, redisCluster } from '../helpers/redis-cluster.js';
 import { redisServer, skipReason } from '../helpers/servers.js';
@@ -95,6 +96,28 @@ describe('fromIoredis', () => {
     await io.quit();
     await ended;
     await assert.rejects(store.get('ready-check'), /\[redis\] GET failed: the client is not connected to Redis \(closed\)/);
+  });
+
+  it('fencing: store and locker on one ioredis client take the fast path; once the token is gone a write is refused (LockLostError)', { skip }, async () => {
+    const io = await single();
+    const client = fromIoredis(io);
+    const store = new RedisStore({ client });
+    const locker = new RedisLocker({ client, leaseMs: 60_000 });
+    try {
+      const key = `fence-${randomUUID().slice(0, 8)}`;
+      await store.write(key, '{"n":1}', 1, 60_000, null);
+      const lease = await locker.acquire(key, { timeoutMs: 10_000, store });
+      assert.ok(lease.store, 'the fast path applies (the same adapter for store and locker)');
+      assert.deepEqual(await lease.store.read(key), { value: '{"n":1}', version: 1 });
+      // The lease ran out while this holder was paused, and a newer holder took the lock.
+      await io.set(locker.lockKey(key), 'newer-holder', 'PX', 60_000);
+      await assert.rejects((lease.store as typeof store).write(key, '{"n":2}', 2, 60_000, 1), LockLostError);
+      assert.deepEqual(await store.read(key), { value: '{"n":1}', version: 1 }, 'nothing written');
+      await lease.release();
+      assert.equal(await io.get(locker.lockKey(key)), 'newer-holder', 'release never deletes another holder\'s lock');
+    } finally {
+      await locker.close();
+    }
   });
 
   it('200 overlapping increments with RedisStore + RedisLocker on one ioredis client end at exactly 200', { skip }, async () => {
