@@ -53,7 +53,7 @@ export {
   type SessionErrorCode,
   type WriteOutcome,
 } from './errors.js';
-export { fromConnectStore, type ConnectStoreLike, type ConnectStoreAdapterOptions } from './adapters/connect-store.js';
+export { fromConnectStore, type ConnectCallback, type ConnectStoreLike, type ConnectStoreAdapterOptions } from './adapters/connect-store.js';
 export { fromKoaStore, type KoaStoreLike, type KoaStoreAdapterOptions } from './adapters/koa-store.js';
 export { fromIoredis, isIoredis, type IoredisLike, type IoredisAdapter } from './adapters/ioredis.js';
 export { koaSessionCookie, type KoaSessionSourceOptions } from './migrate/koa-session.js';

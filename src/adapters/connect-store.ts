@@ -20,7 +20,8 @@ import { describe, errorMessage } from '../format.js';
 import type { Store } from '../stores/store.js';
 import { fromAdapted, toAdapted, validTtl } from './record.js';
 
-type Callback<T = unknown> = (error?: unknown, result?: T) => void;
+/** A node-style callback, as express-session stores take. */
+export type ConnectCallback<T = unknown> = (error?: unknown, result?: T) => void;
 
 /**
  * The part of an express-session `Store` the adapter calls (callback style, as
@@ -28,9 +29,12 @@ type Callback<T = unknown> = (error?: unknown, result?: T) => void;
  * types are needed.
  */
 export interface ConnectStoreLike {
-  get(sid: string, callback: Callback<unknown>): unknown;
-  set(sid: string, session: object, callback?: Callback): unknown;
-  destroy(sid: string, callback?: Callback): unknown;
+  /** Call back with the session stored under `sid` (null/undefined when none). */
+  get(sid: string, callback: ConnectCallback<unknown>): unknown;
+  /** Store `session` under `sid`; its lifetime comes from `session.cookie.expires`. */
+  set(sid: string, session: object, callback?: ConnectCallback): unknown;
+  /** Delete the session under `sid`. */
+  destroy(sid: string, callback?: ConnectCallback): unknown;
 }
 
 /** Options of {@link fromConnectStore}. */
@@ -69,9 +73,9 @@ export function fromConnectStore(store: ConnectStoreLike, options: ConnectStoreA
   const name = options.name ?? `connect:${store.constructor?.name && store.constructor.name !== 'Object' ? store.constructor.name : 'store'}`;
 
   /** Call the store with a node-style callback, bounded by `timeoutMs` (the shared deadline sweeper, no timer per call). */
-  function call<T>(what: string, invoke: (callback: Callback<T>) => unknown): Promise<T> {
+  function call<T>(what: string, invoke: (callback: ConnectCallback<T>) => unknown): Promise<T> {
     const settle = () => new Promise<T>((resolve, reject) => {
-      const done: Callback<T> = (error, result) => (error ? reject(error) : resolve(result as T));
+      const done: ConnectCallback<T> = (error, result) => (error ? reject(error) : resolve(result as T));
       try {
         const returned = invoke(done);
         // Some stores (connect-redis >= 8) also return a promise: a rejection there must not go unhandled.

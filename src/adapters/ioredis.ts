@@ -37,15 +37,25 @@ import { describe } from '../format.js';
  * that ioredis types are never needed to compile an app that does not use it.
  */
 export interface IoredisLike {
+  /** Connection state: `'ready'` when commands go out now; `'end'` once quit for good. */
   readonly status: string;
+  /** `true` on a `Cluster`. */
   readonly isCluster?: boolean;
+  /** `GET key`. */
   get(key: string): Promise<unknown>;
+  /** `DEL key…`. */
   del(...keys: any[]): Promise<unknown>;
+  /** `PEXPIRE key ms`. */
   pexpire(key: string, ms: number): Promise<unknown>;
+  /** `EVALSHA sha numkeys key… arg…`. */
   evalsha(...args: any[]): Promise<unknown>;
+  /** `EVAL script numkeys key… arg…`. */
   eval(...args: any[]): Promise<unknown>;
+  /** Any command by name (used for `SET … PX … NX`). */
   call(command: string, ...args: any[]): Promise<unknown>;
+  /** A new connection with the same options (the locker's subscriber). */
   duplicate(...args: any[]): unknown;
+  /** Events: the adapter listens for `'end'` to close the subscriber with the client. */
   once?(event: string, listener: () => void): unknown;
 }
 /* eslint-enable @typescript-eslint/no-explicit-any */

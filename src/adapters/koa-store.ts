@@ -18,8 +18,11 @@ import { fromAdapted, toAdapted, validTtl } from './record.js';
 
 /** The part of a koa-session / koa-generic-session store the adapter calls. */
 export interface KoaStoreLike {
+  /** The session stored under `key` (a promise; null/undefined when none). */
   get(key: string, maxAge?: number, options?: { rolling: boolean }): unknown;
+  /** Store `session` under `key` for `maxAge` ms (a promise). */
   set(key: string, session: object, maxAge: number, options?: { rolling: boolean; changed: boolean }): unknown;
+  /** Delete the session under `key` (a promise). */
   destroy(key: string, options?: object): unknown;
 }
 

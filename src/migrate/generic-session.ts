@@ -10,7 +10,9 @@ import { expireCookie, plainObject, sharedOptions, without, type FoundSession, t
 
 /** The store koa-generic-session was given (koa-redis, …): promise based `get(key)` / `destroy(key)`. */
 export interface GenericSessionStoreLike {
+  /** The record under `key` (a promise; null when none). */
   get(key: string): unknown;
+  /** Delete the record under `key` (a promise). */
   destroy(key: string): unknown;
 }
 
