@@ -62,3 +62,11 @@ export {
   type SessionErrorCode,
   type WriteOutcome,
 } from './errors.js';
+export { fromConnectStore, type ConnectCallback, type ConnectStoreLike, type ConnectStoreAdapterOptions } from './adapters/connect-store.js';
+export { fromKoaStore, type KoaStoreLike, type KoaStoreAdapterOptions } from './adapters/koa-store.js';
+export { fromIoredis, isIoredis, type IoredisLike, type IoredisAdapter } from './adapters/ioredis.js';
+export { koaSessionCookie, type KoaSessionSourceOptions } from './migrate/koa-session.js';
+export { genericSession, type GenericSessionSourceOptions, type GenericSessionStoreLike } from './migrate/generic-session.js';
+export { expressSession, unsignExpressCookie, type ExpressSessionSourceOptions } from './migrate/express-session.js';
+export type { MigrationSource, MigrationSourceOptions, FoundSession } from './migrate/source.js';
+export { findOldSession, moveOnce, migrateRequest, markerKey, type MoveOptions, type MoveResult } from './migrate/move.js';

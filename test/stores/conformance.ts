@@ -38,6 +38,12 @@ export interface ConformanceOptions {
    * with a known, documented gap (memcached's one-second clock). @default 0
    */
   earlyExpiryMs?: number;
+  /**
+   * Whether the store must pass the versioned-write tests (VersionedStore).
+   * `false` only for stores that cannot write conditionally (adapted peer stores).
+   * @default true
+   */
+  versioned?: boolean;
 }
 
 /** A TTL long enough never to expire during a test (ms). */
@@ -56,7 +62,7 @@ async function pastTtl(at: number): Promise<void> {
  * (before the first test); `store.close()` runs after the last.
  */
 export function storeConformance(name: string, factory: () => Store | Promise<Store>, options: ConformanceOptions = {}): void {
-  const { extraTests, skip = false, shortTtlMs = 50, readableTtlMs = 1000, earlyExpiryMs = 0 } = options;
+  const { extraTests, skip = false, shortTtlMs = 50, readableTtlMs = 1000, earlyExpiryMs = 0, versioned = true } = options;
   const tag = `t${randomUUID().slice(0, 8)}`;
   let current: Store | undefined;
   const ctx: ConformanceContext = {
@@ -228,7 +234,8 @@ export function storeConformance(name: string, factory: () => Store | Promise<St
       assert.equal(await ctx.store.get(key('a:b')), `{"k":${labels.indexOf('a:b')}}`);
     });
 
-    versionedConformance(ctx, () => pastShortTtl(Date.now()), shortTtlMs);
+    if (versioned) versionedConformance(ctx, () => pastShortTtl(Date.now()), shortTtlMs);
+    else it('is not versioned (plain writes): the adapter must not pretend otherwise', () => assert.equal(isVersioned(ctx.store), false));
 
     extraTests?.(ctx);
   });

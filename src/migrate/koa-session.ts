@@ -1,0 +1,86 @@
+/**
+ * Reader of koa-session (v5–v7) sessions, in its two modes:
+ * - cookie mode: cookie `koa.sess` = base64 of the JSON session, signed by
+ *   `koa.sess.sig` (Keygrip over `koa.sess=<value>` with `app.keys`, exactly
+ *   as koa-session reads it: through `ctx.cookies.get(key, { signed })`);
+ * - external store: the same cookie holds the external key, and the session is
+ *   `store.get(key, maxAge, { rolling, ctx })`.
+ * Bookkeeping fields (`_expire`, `_maxAge`, `_session`) are dropped; a session
+ * whose `_expire` has passed is not migrated (koa-session would not use it).
+ */
+import type { Context } from 'koa';
+import { withDeadline } from '../deadline.js';
+import type { KoaStoreLike } from '../adapters/koa-store.js';
+import { expireCookie, plainObject, sharedOptions, without, type FoundSession, type MigrationSource, type MigrationSourceOptions } from './source.js';
+
+/** Options of {@link koaSessionCookie}: the old `session(CONFIG, app)` values that matter for reading. */
+export interface KoaSessionSourceOptions extends MigrationSourceOptions {
+  /** The old `key` option (cookie name). @default 'koa.sess' */
+  key?: string;
+  /** The old `signed` option: `true` verifies `<key>.sig` with `app.keys`. @default true */
+  signed?: boolean;
+  /** The old `store` option (external store, e.g. koa-redis): the cookie then holds the store key. */
+  store?: KoaStoreLike;
+  /** The cookie `path` the old app used (to expire its cookie). @default '/' */
+  path?: string;
+}
+
+const BOOKKEEPING = ['_expire', '_maxAge', '_session'];
+
+/**
+ * Read koa-session sessions (cookie mode, or with `store` its external-store mode).
+ * @example
+ * session({ migrateFrom: koaSessionCookie({ key: 'koa.sess' }) })
+ */
+export function koaSessionCookie(options: KoaSessionSourceOptions = {}): MigrationSource {
+  const name = 'koa-session';
+  const { retire, map, timeoutMs } = sharedOptions(name, options);
+  const { key = 'koa.sess', signed = true, store, path = '/' } = options;
+  if (typeof key !== 'string' || key === '') throw new TypeError(`koa-locked-session: Expected ${name}({ key }) to be the old cookie name, e.g. 'koa.sess'`);
+  if (store !== undefined && (typeof store?.get !== 'function' || typeof store?.destroy !== 'function')) {
+    throw new TypeError(`koa-locked-session: Expected ${name}({ store }) to be the old external store (with get and destroy), e.g. koa-redis`);
+  }
+
+  return {
+    name,
+    retire,
+    async read(ctx: Context): Promise<FoundSession | undefined> {
+      if (signed && !ctx.app.keys) return undefined; // cannot verify: never trust an unsigned payload
+      let cookie: string | undefined;
+      try {
+        cookie = ctx.cookies.get(key, { signed });
+      } catch {
+        return undefined;
+      }
+      if (!cookie) return undefined;
+      let stored: unknown;
+      if (store) {
+        try {
+          stored = await withDeadline(async () => store.get(cookie, undefined, { rolling: false }), timeoutMs, () => new Error('timeout'));
+        } catch {
+          return undefined; // the old store is down or slow: no old session, never a crash
+        }
+      } else {
+        try {
+          stored = JSON.parse(Buffer.from(cookie, 'base64').toString('utf8'));
+        } catch {
+          return undefined;
+        }
+      }
+      const session = plainObject(stored);
+      if (!session) return undefined;
+      if (typeof session._expire === 'number' && session._expire < Date.now()) return undefined;
+      const data = map ? map(without(session, BOOKKEEPING), ctx) : without(session, BOOKKEEPING);
+      if (!data) return undefined;
+      return {
+        source: name,
+        id: `${store ? 'external' : 'cookie'}:${cookie}`,
+        data,
+        retire: async () => {
+          if (store) await store.destroy(cookie, { ctx });
+        },
+        clearCookies: () => expireCookie(ctx, key, { signed, path }),
+      };
+    },
+  };
+}
