@@ -1,5 +1,6 @@
 import { LockTimeoutError } from '../errors.js';
 import type { AcquireOptions, Lease, Locker } from './locker.js';
+import { Validator } from '../validate.js';
 
 /** Options of {@link MemoryLocker}. */
 export interface MemoryLockerOptions {
@@ -47,11 +48,9 @@ export class MemoryLocker implements Locker {
   readonly #entries = new Map<string, Entry>();
 
   constructor(options: MemoryLockerOptions = {}) {
-    const { maxHoldMs = 60_000 } = options;
-    if (typeof maxHoldMs !== 'number' || !Number.isFinite(maxHoldMs) || maxHoldMs <= 0) {
-      throw new TypeError(`koa-locked-session: Expected MemoryLocker \`maxHoldMs\` to be a positive number of ms, got \`${String(maxHoldMs)}\``);
-    }
-    this.maxHoldMs = maxHoldMs;
+    const check = new Validator('MemoryLocker');
+    check.known(check.object('options', options), ['maxHoldMs'], { lockTimeout: 'The lock wait is an option of session(): `session({ lockTimeout })`' });
+    this.maxHoldMs = check.positiveMs('maxHoldMs', options.maxHoldMs, 60_000)!;
   }
 
   /** Keys currently held or waited on (0 when idle: nothing leaks). */

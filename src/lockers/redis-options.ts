@@ -2,6 +2,8 @@
  * RedisLocker's options: the client type it accepts, the options with their
  * defaults, and their validation (a `TypeError` naming the option and the fix).
  */
+import { fromIoredis, isIoredis, type IoredisLike } from '../adapters/ioredis.js';
+import { Validator } from '../validate.js';
 
 /**
  * What RedisLocker needs of a node-redis (v5+) client: a `createClient()` or a
@@ -39,7 +41,7 @@ export interface RedisLockerOptions {
    * write + release in one script each, the write also checked against this
    * lease's token).
    */
-  client: RedisLockerClient;
+  client: RedisLockerClient | IoredisLike;
   /**
    * Prefix of the lock keys: the lock of session `sid` is `<prefix>{sid}`. The
    * `{sid}` hash tag puts it in the same Redis Cluster slot as RedisStore's
@@ -159,7 +161,12 @@ export function resolveRedisLockerOptions(options: RedisLockerOptions): Resolved
   if (!options || typeof options !== 'object' || !options.client) {
     throw new TypeError('koa-locked-session: Expected `client` to be a connected node-redis client or cluster client, e.g. `new RedisLocker({ client: await createClient().connect() })`');
   }
-  const { client } = options;
+  new Validator('RedisLocker').known(options, ['client', 'prefix', 'leaseMs', 'renewEveryMs', 'maxLeaseMs', 'pubsub', 'pollMinMs', 'pollMaxMs', 'commandTimeoutMs', 'closeTimeoutMs'], {
+    lockTimeout: 'The lock wait is an option of session(): `session({ lockTimeout })`',
+    ttl: 'Use `leaseMs` for the lock lease; the session TTL is `session({ ttl })`',
+  });
+  // An ioredis client gets the node-redis shaped adapter (the same one RedisStore makes of it).
+  const client: RedisLockerClient = isIoredis(options.client) ? fromIoredis(options.client) : options.client;
   if (typeof client.evalSha !== 'function' || typeof client.eval !== 'function') {
     throw new TypeError('koa-locked-session: Expected RedisLocker `client` to be a node-redis (v5+) client from createClient() or createCluster() (it has no `evalSha`/`eval`)');
   }

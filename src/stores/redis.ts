@@ -8,6 +8,7 @@ import { closeOwned, own } from './owned.js';
 import { loadPeer } from './peer.js';
 import type { VersionedRecord, VersionedStore, WriteCondition } from './store.js';
 import { registerRedisFastPath } from './redis-fast-path.js';
+import { fromIoredis, isIoredis, type IoredisLike } from '../adapters/ioredis.js';
 import { REDIS_STORE_NAME, versionedWriteArgs, WRITE_SCRIPT, WRITE_SHA } from './redis-versioned-write.js';
 import { errorMessage, redactUrl } from '../format.js';
 
@@ -39,10 +40,11 @@ export interface RedisClientLike {
 /** Options of {@link RedisStore}. */
 export interface RedisStoreOptions<C extends RedisClientLike = RedisClientLike> {
   /**
-   * A connected node-redis client or cluster client. The store never closes it.
+   * A connected node-redis client or cluster client, or an ioredis `Redis` /
+   * `Cluster` (wrapped with `fromIoredis()` for you). The store never closes it.
    * @example new RedisStore({ client: await createClient({ url }).connect() })
    */
-  client: C;
+  client: C | IoredisLike;
   /**
    * Prepended to every key. The key of session `abc` is `${prefix}{abc}`: the
    * braces are a Redis Cluster hash tag, so `sess:{abc}` and a locker's
@@ -121,7 +123,9 @@ export class RedisStore<C extends RedisClientLike = RedisClientLike> implements 
   constructor(options: RedisStoreOptions<C>) {
     const input = check.object('options', options as RedisStoreOptions<C> | undefined);
     check.known(input, OPTIONS, HINTS);
-    const { client } = input;
+    // An ioredis client gets the node-redis shaped adapter (the same one for the same client,
+    // so a RedisLocker given the same ioredis client still shares the fast path).
+    const client = (isIoredis(input.client) ? fromIoredis(input.client) : input.client) as C;
     if (typeof client !== 'object' || client === null || typeof (client as { withCommandOptions?: unknown }).withCommandOptions !== 'function') {
       check.fail('client', 'a node-redis (v5+) client from createClient() or createCluster()', client);
     }

@@ -84,6 +84,23 @@ describe('fromIoredis', () => {
     assert.equal(fromIoredis(io).ioredis, io);
   });
 
+  it('RedisStore and RedisLocker take an ioredis client as it is (adapted for you): they share the fast path', { skip }, async () => {
+    const io = await single();
+    const store = new RedisStore({ client: io });
+    const locker = new RedisLocker({ client: io, leaseMs: 60_000 });
+    try {
+      assert.equal(store.client, fromIoredis(io), 'the store holds the one adapter of this client');
+      const key = `raw-${randomUUID().slice(0, 8)}`;
+      await store.write(key, '{"n":1}', 1, 60_000, null);
+      const lease = await locker.acquire(key, { timeoutMs: 10_000, store });
+      assert.ok(lease.store, 'the fast path applies (store and locker adapted the same client to the same adapter)');
+      assert.deepEqual(await lease.store.read(key), { value: '{"n":1}', version: 1 });
+      await lease.release();
+    } finally {
+      await locker.close();
+    }
+  });
+
   it('rejects what is not an ioredis client, with the fix', () => {
     assert.throws(() => fromIoredis({} as never), /Expected fromIoredis\(\) to get an ioredis client/);
   });
