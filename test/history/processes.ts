@@ -27,7 +27,8 @@ export interface AppProcess {
 export async function startApp(slot: number, config: WorkerConfig): Promise<AppProcess> {
   const child = fork(WORKER, [], {
     execArgv: ['--import', 'tsx'],
-    env: { ...process.env, HISTORY_WORKER: JSON.stringify(config) },
+    // NODE_NO_WARNINGS: FerretDB's missing TTL index warns once per process; it is expected here.
+    env: { ...process.env, HISTORY_WORKER: JSON.stringify(config), NODE_NO_WARNINGS: '1' },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   try {

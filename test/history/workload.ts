@@ -43,6 +43,12 @@ export interface RunOptions {
   readonly clients?: number;
   /** Mean time between faults. @default 700 */
   readonly faultEveryMs?: number;
+  /**
+   * Keep running past `seconds` until every fault kind that applies to the
+   * configuration was injected at least once (a short run then still covers
+   * them all). @default false
+   */
+  readonly everyFault?: boolean;
   /** @default { leaseMs: 1000, storeTimeout: 500, lockTimeout: 3000 } */
   readonly timings?: Partial<Timings>;
   /** Progress lines (faults as they happen). */
@@ -140,8 +146,14 @@ export async function runHistory(options: RunOptions): Promise<RunReport | { ski
     if (first.status !== 'ok' || !first.cookie) throw new Error(`history: the first append failed (${first.note ?? 'no cookie'})`);
     cookie = first.cookie;
 
+    // Faults: the process faults first (a seeded shuffle), then the network
+    // ones, cycled, so a short run still gets the heavy ones.
+    const applies = (kind: FaultKind) => (kind === 'kill' ? backend.shared : kind === 'restart-redis' ? backend.restartRedis !== undefined : true);
+    const shuffle = (kinds: FaultKind[]) => kinds.map((kind) => ({ kind, key: random() })).sort((a, b) => a.key - b.key).map((k) => k.kind);
+    const order = [...shuffle(['pause', 'kill', 'restart-redis']), ...shuffle(['delay', 'partition', 'cut'])].filter(applies);
+
     const stopAt = performance.now() + options.seconds * 1000;
-    const running = () => performance.now() < stopAt;
+    const running = () => performance.now() < stopAt || (options.everyFault === true && order.some((kind) => faults[kind] === 0));
 
     // Client loops: each op on a random live process; 1 in 3 is a read.
     const loops = Array.from({ length: clients }, async (_, client) => {
@@ -155,10 +167,6 @@ export async function runHistory(options: RunOptions): Promise<RunReport | { ski
       }
     });
 
-    // Faults: a seeded shuffle of the kinds that make sense here, cycled, so a
-    // short run still gets each kind once.
-    const kinds = FAULTS.filter((kind) => (kind === 'kill' ? backend.shared : kind === 'restart-redis' ? backend.restartRedis !== undefined : true));
-    const order = [...kinds].sort(() => random() - 0.5);
     const faultEveryMs = options.faultEveryMs ?? 700;
     const proxies = (): TcpProxy[] => [...backend.proxies, ...apps.map((a) => a.proxy)];
     const inject = async (kind: FaultKind): Promise<string> => {
@@ -174,12 +182,14 @@ export async function runHistory(options: RunOptions): Promise<RunReport | { ski
         return `pause process ${app.slot} ${holding ? '(holding the lock)' : '(not in a scope)'} for ${pauseMs} ms`;
       }
       if (kind === 'kill') {
+        // Half of the kills aim at a process inside its scope (holding the lock).
         const slot = Math.floor(random() * apps.length);
+        const holding = random() < 0.5 && (await armHolder(apps[slot]!, 1000));
         down.add(slot);
         await killApp(apps[slot]!);
         apps[slot] = await startApp(slot, backend.workerConfig(false));
         down.delete(slot);
-        return `SIGKILL process ${slot}, restarted`;
+        return `SIGKILL process ${slot}${holding ? ' (holding the lock)' : ''}, restarted`;
       }
       if (kind === 'restart-redis') {
         await backend.restartRedis!();
