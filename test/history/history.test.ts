@@ -36,3 +36,14 @@ describe('history under faults: no acknowledged append lost, none duplicated, re
     });
   }
 });
+
+describe('history under faults: the workload and checker catch a real lost update', () => {
+  test('an app that appends to the list read by get() before its scope (not under the lock) is caught losing acknowledged appends', async () => {
+    const report = await runHistory({ config: 'memory', seconds: 1, seed: SEED, unsafeAppend: true });
+    assert.ok(!('skip' in report));
+    assert.equal(report.result.valid, false, 'the broken app must be caught');
+    const kinds = new Set(report.result.anomalies.map((a) => a.kind));
+    assert.ok(kinds.has('lost'), `lost appends found (found: ${[...kinds].join(', ')})`);
+    assert.match(report.counterexample, /^(lost|phantom|duplicate|failed-applied): /, 'the smallest counterexample is a single operation');
+  });
+});

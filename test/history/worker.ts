@@ -5,7 +5,8 @@
  * (JSON, {@link WorkerConfig}).
  *
  * Routes, all on one list in the session:
- * - `GET /append?el=X`: `withLock(s => { s.historyList = [...(s.historyList ?? []), X] })`.
+ * - `GET /append?el=X`: `withLock(s => { s.historyList = [...(s.historyList ?? []), X] })`
+ *   (or, with `unsafeAppend`, the broken variant the checker must catch).
  * - `GET /read`: `{ list }` from `get()` (the unlocked snapshot).
  * An error answers `{ code, outcome }` (the SessionError's code and, for a
  * StoreError, whether the write may have happened) so the driver can tell
@@ -53,6 +54,12 @@ export interface WorkerConfig {
   readonly leaseMs: number;
   readonly storeTimeout: number;
   readonly lockTimeout: number;
+  /**
+   * Broken on purpose, to show the checker catches a real lost update: append
+   * to the list read by the unlocked `get()` before the scope, not to the one
+   * read under the lock.
+   */
+  readonly unsafeAppend?: boolean;
 }
 
 const raw = process.env.HISTORY_WORKER;
@@ -147,9 +154,10 @@ app.use(session({ master: store, locker, lockTimeout: config.lockTimeout, storeT
 app.use(async (ctx) => {
   if (ctx.path === '/append') {
     const element = String(ctx.query.el);
+    const stale = config.unsafeAppend ? (await ctx.session.get()).historyList ?? [] : undefined;
     await ctx.session.withLock(async (s) => {
       await maybeHold();
-      s.historyList = [...(s.historyList ?? []), element];
+      s.historyList = [...(stale ?? s.historyList ?? []), element];
     });
     ctx.body = { pid: process.pid };
   } else if (ctx.path === '/read') {

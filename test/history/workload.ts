@@ -24,10 +24,10 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { seeded } from '../helpers/stall.js';
-import type { TcpProxy } from '../helpers/servers.js';
 import { startBackend, type Backend, type ConfigName, type Timings } from './backends.js';
 import { checkHistory, describeSmallest, type CheckResult, type Op, type Status } from './checker.js';
 import { armHolder, inflight, killApp, startApp, stopApp, type AppProcess } from './processes.js';
+import type { WorkerConfig } from './worker.js';
 
 export const FAULTS = ['pause', 'kill', 'restart-redis', 'delay', 'partition', 'cut'] as const;
 export type FaultKind = (typeof FAULTS)[number];
@@ -51,6 +51,8 @@ export interface RunOptions {
   readonly everyFault?: boolean;
   /** @default { leaseMs: 1000, storeTimeout: 500, lockTimeout: 3000 } */
   readonly timings?: Partial<Timings>;
+  /** Run the broken append of {@link WorkerConfig.unsafeAppend} (the checker must find lost appends). @default false */
+  readonly unsafeAppend?: boolean;
   /** Progress lines (faults as they happen). */
   readonly log?: ((line: string) => void) | undefined;
 }
@@ -128,7 +130,8 @@ export async function runHistory(options: RunOptions): Promise<RunReport | { ski
   const stamp = () => `${(performance.now() - origin).toFixed(0).padStart(6)} ms`;
 
   try {
-    for (let slot = 0; slot < processes; slot++) apps.push(await startApp(slot, backend.workerConfig(false)));
+    const appConfig = (): WorkerConfig => ({ ...backend.workerConfig(false), ...(options.unsafeAppend ? { unsafeAppend: true } : {}) });
+    for (let slot = 0; slot < processes; slot++) apps.push(await startApp(slot, appConfig()));
 
     origin = performance.now();
     // One session for everybody: the first append creates it and gives the cookie.
@@ -168,7 +171,6 @@ export async function runHistory(options: RunOptions): Promise<RunReport | { ski
     });
 
     const faultEveryMs = options.faultEveryMs ?? 700;
-    const proxies = (): TcpProxy[] => [...backend.proxies, ...apps.map((a) => a.proxy)];
     const inject = async (kind: FaultKind): Promise<string> => {
       if (kind === 'pause') {
         const app = apps[Math.floor(random() * apps.length)]!;
@@ -187,7 +189,7 @@ export async function runHistory(options: RunOptions): Promise<RunReport | { ski
         const holding = random() < 0.5 && (await armHolder(apps[slot]!, 1000));
         down.add(slot);
         await killApp(apps[slot]!);
-        apps[slot] = await startApp(slot, backend.workerConfig(false));
+        apps[slot] = await startApp(slot, appConfig());
         down.delete(slot);
         return `SIGKILL process ${slot}${holding ? ' (holding the lock)' : ''}, restarted`;
       }
@@ -195,10 +197,13 @@ export async function runHistory(options: RunOptions): Promise<RunReport | { ski
         await backend.restartRedis!();
         return 'restart Redis';
       }
-      const all = proxies();
-      const index = Math.floor(random() * all.length);
-      const proxy = all[index]!;
-      const which = index < backend.proxies.length ? `server connection ${index}` : `HTTP connection to process ${index - backend.proxies.length}`;
+      // Two in three network faults hit an app → server connection (where a
+      // late write comes from), the others a driver → app one.
+      const toServer = backend.proxies.length > 0 && random() < 2 / 3;
+      const pool = toServer ? backend.proxies : apps.map((a) => a.proxy);
+      const index = Math.floor(random() * pool.length);
+      const proxy = pool[index]!;
+      const which = toServer ? `server connection ${index}` : `HTTP connection to process ${index}`;
       if (kind === 'cut') {
         proxy.cut();
         return `cut ${which}`;
