@@ -1,20 +1,21 @@
 /**
  * The servers behind each configuration of the history workload, started on
- * loopback for one run, with a TCP fault proxy ({@link tcpProxy}) in front of
- * every server connection the app processes make, so connections can be
- * delayed, black-holed and cut.
+ * loopback for one run. Each app process reaches them through TCP fault proxies
+ * of its own (./processes.ts), so one process's connections can be delayed,
+ * black-holed or cut while the others carry on: {@link Backend.workerConfig}
+ * builds a process's connection settings from a port mapping.
  *
- * | config          | master                    | locker                  | Redis restart (AOF, fsync always) |
- * | --------------- | ------------------------- | ----------------------- | --------------------------------- |
- * | `redis`         | RedisStore                | RedisLocker, same client | yes                              |
- * | `redis-cluster` | RedisStore on 3 masters   | RedisLocker, same client | no (the cluster helper has none) |
- * | `memcached`     | MemcachedStore            | RedisLocker             | yes (Redis holds only the locks)  |
- * | `mongo`         | MongoStore (FerretDB)     | RedisLocker             | yes (Redis holds only the locks)  |
- * | `memory`        | MemoryStore               | MemoryLocker            | no server: one process            |
+ * | config          | master                    | locker                   | Redis restart (AOF, fsync always) |
+ * | --------------- | ------------------------- | ------------------------ | --------------------------------- |
+ * | `redis`         | RedisStore                | RedisLocker, same client | yes                               |
+ * | `redis-cluster` | RedisStore on 3 masters   | RedisLocker, same client | no (the cluster helper has none)  |
+ * | `memcached`     | MemcachedStore            | RedisLocker              | yes (Redis holds only the locks)  |
+ * | `mongo`         | MongoStore (FerretDB)     | RedisLocker              | yes (Redis holds only the locks)  |
+ * | `memory`        | MemoryStore               | MemoryLocker             | no server: one process            |
  */
 import { randomUUID } from 'node:crypto';
 import { redisCluster, CLUSTER_KIND } from '../helpers/redis-cluster.js';
-import { memcachedServer, mongoServer, redisServer, skipReason, tcpProxy, type StartedServer, type TcpProxy, type TestServer } from '../helpers/servers.js';
+import { memcachedServer, mongoServer, redisServer, skipReason, type StartedServer, type TestServer } from '../helpers/servers.js';
 import type { WorkerConfig } from './worker.js';
 
 export const CONFIGS = ['redis', 'redis-cluster', 'memcached', 'mongo', 'memory'] as const;
@@ -27,12 +28,15 @@ export interface Timings {
   readonly lockTimeout: number;
 }
 
+/** Where a process connects for a server port: a proxy's port, or the port itself (direct). */
+export type Route = (port: number) => number;
+
 export interface Backend {
   readonly name: ConfigName;
-  /** The servers' connections through the proxies (`direct: false`) or straight to them (the final read). */
-  workerConfig(direct: boolean): WorkerConfig;
-  /** Proxies in front of the servers (empty for `memory`). */
-  readonly proxies: readonly TcpProxy[];
+  /** The loopback ports of the servers the app processes connect to (empty for `memory`). */
+  readonly ports: readonly number[];
+  /** A process's settings, reaching server port P at `route(P)`. */
+  workerConfig(route: Route): WorkerConfig;
   /** Restart the Redis that holds the locks (and the sessions for `redis`), or undefined when there is none to restart. */
   readonly restartRedis: (() => Promise<void>) | undefined;
   /** More than one process can share the sessions (false for `memory`). */
@@ -40,85 +44,66 @@ export interface Backend {
   stop(): Promise<void>;
 }
 
-const port = (url: string): number => Number(new URL(url.includes('://') ? url : `tcp://${url}`).port);
+const portOf = (url: string): number => Number(new URL(url.includes('://') ? url : `tcp://${url}`).port);
 
 /** Start the servers of `name`, or return why they cannot run here (a loud skip; under `CI` the helpers throw instead). */
 export async function startBackend(name: ConfigName, timings: Timings): Promise<Backend | { skip: string }> {
   const prefix = `hist-${randomUUID().slice(0, 8)}:`;
   const base = { store: name, prefix, ...timings };
   const stops: Array<() => Promise<unknown>> = [];
-  const proxies: TcpProxy[] = [];
   const stop = async () => {
     for (const s of stops.reverse()) await s().catch(() => {});
   };
-  const proxy = async (target: number): Promise<TcpProxy> => {
-    const p = await tcpProxy(target);
-    proxies.push(p);
-    stops.push(() => p.close());
-    return p;
-  };
-  /** A Redis with AOF and `appendfsync always`: a restart keeps every acknowledged write (and every lock). */
-  const durableRedis = async (): Promise<StartedServer | undefined> => {
-    const server = await redisServer({ useEnv: false, extraArgs: ['--appendonly', 'yes', '--appendfsync', 'always'] });
-    if (server) stops.push(() => server.stop());
-    return server as StartedServer | undefined;
-  };
 
   if (name === 'memory') {
-    return { name, workerConfig: () => base, proxies, restartRedis: undefined, shared: false, stop };
+    return { name, ports: [], workerConfig: () => base, restartRedis: undefined, shared: false, stop };
   }
   if (name === 'redis-cluster') {
     const cluster = await redisCluster();
     if (!cluster) return { skip: skipReason(CLUSTER_KIND) };
     stops.push(() => cluster.stop());
-    const map: Record<string, { host: string; port: number }> = {};
-    const rootUrls: string[] = [];
-    for (const url of cluster.urls) {
-      const p = await proxy(port(url));
-      map[`127.0.0.1:${port(url)}`] = { host: '127.0.0.1', port: p.port };
-      rootUrls.push(`redis://127.0.0.1:${p.port}`);
-    }
+    const ports = cluster.urls.map(portOf);
     return {
       name,
-      workerConfig: (direct) => ({ ...base, clusterRootUrls: direct ? cluster.urls : rootUrls, clusterAddressMap: direct ? {} : map }),
-      proxies,
+      ports,
+      workerConfig: (route) => ({
+        ...base,
+        clusterRootUrls: ports.map((p) => `redis://127.0.0.1:${route(p)}`),
+        // The nodes announce their own ports: map each to this process's route.
+        clusterAddressMap: Object.fromEntries(ports.map((p) => [`127.0.0.1:${p}`, { host: '127.0.0.1', port: route(p) }])),
+      }),
       restartRedis: undefined,
       shared: true,
       stop,
     };
   }
 
-  const redis = await durableRedis();
-  if (!redis) {
-    await stop();
-    return { skip: skipReason('redis') };
-  }
-  const redisProxy = await proxy(redis.port);
-  const redisUrls = { redisUrl: `redis://127.0.0.1:${redisProxy.port}` };
+  // A Redis with AOF and `appendfsync always`: a restart keeps every acknowledged write (and every lock).
+  const redis = (await redisServer({ useEnv: false, extraArgs: ['--appendonly', 'yes', '--appendfsync', 'always'] })) as StartedServer | undefined;
+  if (!redis) return { skip: skipReason('redis') };
+  stops.push(() => redis.stop());
   const restartRedis = () => redis.restart();
+  const redisUrl = (route: Route) => `redis://127.0.0.1:${route(redis.port)}`;
   if (name === 'redis') {
-    return { name, workerConfig: (direct) => ({ ...base, redisUrl: direct ? redis.url : redisUrls.redisUrl }), proxies, restartRedis, shared: true, stop };
+    return { name, ports: [redis.port], workerConfig: (route) => ({ ...base, redisUrl: redisUrl(route) }), restartRedis, shared: true, stop };
   }
 
-  let other: TestServer | undefined;
-  if (name === 'memcached') other = await memcachedServer({ useEnv: false });
-  else other = await mongoServer({ useEnv: false });
+  const other: TestServer | undefined = name === 'memcached' ? await memcachedServer({ useEnv: false }) : await mongoServer({ useEnv: false });
   if (!other) {
     await stop();
     return { skip: skipReason(name) };
   }
-  const server = other;
-  stops.push(() => server.stop());
-  const otherProxy = await proxy(port(server.url));
-  const via = name === 'memcached' ? `127.0.0.1:${otherProxy.port}` : `mongodb://127.0.0.1:${otherProxy.port}/`;
+  stops.push(() => other.stop());
+  const otherPort = portOf(other.url);
+  const mongoDb = `kls_${prefix.slice(5, 13)}`;
   return {
     name,
-    workerConfig: (direct) => ({
+    ports: [redis.port, otherPort],
+    workerConfig: (route) => ({
       ...base,
-      redisUrl: direct ? redis.url : redisUrls.redisUrl,
-      ...(name === 'memcached' ? { memcachedUrl: direct ? server.url : via } : { mongoUrl: direct ? server.url : via, mongoDb: `kls_${prefix.slice(5, 13)}` }),
+      redisUrl: redisUrl(route),
+      ...(name === 'memcached' ? { memcachedUrl: `127.0.0.1:${route(otherPort)}` } : { mongoUrl: `mongodb://127.0.0.1:${route(otherPort)}/`, mongoDb }),
     }),
-    proxies,
     restartRedis,
     shared: true,
     stop,

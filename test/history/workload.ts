@@ -19,8 +19,10 @@
  * - `kill`: a process is SIGKILLed and a new one started in its place.
  * - `restart-redis`: the Redis holding the locks (and the sessions for `redis`)
  *   is stopped and started again on the same port (AOF, `appendfsync always`).
- * - `delay`, `partition`, `cut`: one proxied connection (app → server, or
- *   driver → app) is delayed, black-holed for a while, or cut.
+ * - `delay`, `partition`, `cut`: one process's connections to its servers, or
+ *   the driver's to it, are delayed, black-holed for a while (half of the
+ *   server partitions catch it holding the lock and outlast its lease: a late
+ *   write), or cut.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { seeded } from '../helpers/stall.js';
@@ -125,13 +127,15 @@ export async function runHistory(options: RunOptions): Promise<RunReport | { ski
   const faults = Object.fromEntries(FAULTS.map((f) => [f, 0])) as Record<FaultKind, number>;
   const faultLog: string[] = [];
   let pausedHolders = 0;
+  /** Set when the run ends early (an error): the client and fault loops stop. */
+  let aborted = false;
   let nextId = 0;
   let origin = performance.now();
   const stamp = () => `${(performance.now() - origin).toFixed(0).padStart(6)} ms`;
 
   try {
-    const appConfig = (): WorkerConfig => ({ ...backend.workerConfig(false), ...(options.unsafeAppend ? { unsafeAppend: true } : {}) });
-    for (let slot = 0; slot < processes; slot++) apps.push(await startApp(slot, appConfig()));
+    const extra: Partial<WorkerConfig> = options.unsafeAppend ? { unsafeAppend: true } : {};
+    for (let slot = 0; slot < processes; slot++) apps.push(await startApp(slot, backend, extra));
 
     origin = performance.now();
     // One session for everybody: the first append creates it and gives the cookie.
@@ -156,7 +160,7 @@ export async function runHistory(options: RunOptions): Promise<RunReport | { ski
     const order = [...shuffle(['pause', 'kill', 'restart-redis']), ...shuffle(['delay', 'partition', 'cut'])].filter(applies);
 
     const stopAt = performance.now() + options.seconds * 1000;
-    const running = () => performance.now() < stopAt || (options.everyFault === true && order.some((kind) => faults[kind] === 0));
+    const running = () => !aborted && (performance.now() < stopAt || (options.everyFault === true && order.some((kind) => faults[kind] === 0)));
 
     // Client loops: each op on a random live process; 1 in 3 is a read.
     const loops = Array.from({ length: clients }, async (_, client) => {
@@ -180,16 +184,16 @@ export async function runHistory(options: RunOptions): Promise<RunReport | { ski
         app.child.kill('SIGSTOP');
         await sleep(pauseMs);
         app.child.kill('SIGCONT');
-        app.child.send({ type: 'go' });
+        if (app.child.connected) app.child.send({ type: 'go' });
         return `pause process ${app.slot} ${holding ? '(holding the lock)' : '(not in a scope)'} for ${pauseMs} ms`;
       }
       if (kind === 'kill') {
-        // Half of the kills aim at a process inside its scope (holding the lock).
+        // The first kill and half of the others aim at a process inside its scope (holding the lock).
         const slot = Math.floor(random() * apps.length);
-        const holding = random() < 0.5 && (await armHolder(apps[slot]!, 1000));
+        const holding = (faults.kill === 0 || random() < 0.5) && (await armHolder(apps[slot]!, 1000));
         down.add(slot);
         await killApp(apps[slot]!);
-        apps[slot] = await startApp(slot, appConfig());
+        apps[slot] = await startApp(slot, backend, extra);
         down.delete(slot);
         return `SIGKILL process ${slot}${holding ? ' (holding the lock)' : ''}, restarted`;
       }
@@ -197,31 +201,38 @@ export async function runHistory(options: RunOptions): Promise<RunReport | { ski
         await backend.restartRedis!();
         return 'restart Redis';
       }
-      // Two in three network faults hit an app → server connection (where a
-      // late write comes from), the others a driver → app one.
-      const toServer = backend.proxies.length > 0 && random() < 2 / 3;
-      const pool = toServer ? backend.proxies : apps.map((a) => a.proxy);
-      const index = Math.floor(random() * pool.length);
-      const proxy = pool[index]!;
-      const which = toServer ? `server connection ${index}` : `HTTP connection to process ${index}`;
+      // Network faults hit one process: two in three its connections to the
+      // servers (where late writes come from), the others its HTTP connection.
+      const app = apps[Math.floor(random() * apps.length)]!;
+      // The first partition of a run always hits the server connections of a lock holder.
+      const first = kind === 'partition' && faults.partition === 0;
+      const toServer = app.serverProxies.length > 0 && (first || random() < 2 / 3);
+      const targets = toServer ? app.serverProxies : [app.proxy];
+      const which = toServer ? `the server connections of process ${app.slot}` : `the HTTP connection to process ${app.slot}`;
       if (kind === 'cut') {
-        proxy.cut();
+        for (const proxy of targets) proxy.cut();
         return `cut ${which}`;
       }
-      const ms = Math.round(200 + random() * 800);
       if (kind === 'partition') {
-        proxy.blackhole();
+        // Half of the server partitions catch the process inside its scope and
+        // last past its lease: its save (and its renewals) are held in the
+        // network and delivered after others have written: a late write.
+        const holding = toServer && (first || random() < 0.5) && (await armHolder(app, 1000));
+        const ms = Math.round(holding ? timings.leaseMs * (1.2 + random() * 0.8) : 200 + random() * 800);
+        for (const proxy of targets) proxy.blackhole();
+        if (app.child.connected) app.child.send({ type: 'go' });
         await sleep(ms);
-        proxy.pass();
-        return `black-hole ${which} for ${ms} ms`;
+        for (const proxy of targets) proxy.pass();
+        return `black-hole ${which}${holding ? ' (holding the lock)' : ''} for ${ms} ms`;
       }
+      const ms = Math.round(200 + random() * 800);
       const delayMs = Math.round(20 + random() * 200);
-      proxy.delay(delayMs);
+      for (const proxy of targets) proxy.delay(delayMs);
       await sleep(ms);
       // End the delay without reordering: hold new chunks until the delayed ones went out, then pass.
-      proxy.blackhole();
+      for (const proxy of targets) proxy.blackhole();
       await sleep(delayMs + 20);
-      proxy.pass();
+      for (const proxy of targets) proxy.pass();
       return `delay ${which} by ${delayMs} ms for ${ms} ms`;
     };
     const faulting = (async () => {
@@ -229,7 +240,10 @@ export async function runHistory(options: RunOptions): Promise<RunReport | { ski
         await sleep(Math.round(faultEveryMs * (0.5 + random())));
         if (!running()) return;
         const kind = order[i % order.length]!;
-        const line = `${stamp()} ${await inject(kind)}`;
+        const at = stamp();
+        const began = performance.now();
+        const what = await inject(kind);
+        const line = `${at} ${what} [${(performance.now() - began).toFixed(0)} ms]`;
         faults[kind]++;
         faultLog.push(line);
         log(line);
@@ -254,7 +268,7 @@ export async function runHistory(options: RunOptions): Promise<RunReport | { ski
     let reader: AppProcess;
     if (backend.shared) {
       await Promise.all(apps.splice(0).map(stopApp));
-      reader = await startApp(0, backend.workerConfig(true));
+      reader = await startApp(0, backend, {}, true);
       apps.push(reader);
     } else {
       reader = apps[0]!;
@@ -283,6 +297,7 @@ export async function runHistory(options: RunOptions): Promise<RunReport | { ski
       counterexample: describeSmallest(result, origin),
     };
   } finally {
+    aborted = true;
     await Promise.all(apps.map((app) => stopApp(app).catch(() => {})));
     await backend.stop();
   }
