@@ -9,7 +9,8 @@
  * Flags: `--seconds N` (per configuration, default 30), `--config NAME`
  * (repeatable or comma separated; default all: redis, redis-cluster,
  * memcached, mongo, memory), `--seed N` (default: random, printed),
- * `--processes N` (4–8 app processes, default 4), `--verbose` (print each fault).
+ * `--processes N` (4–8 app processes, default 4), `--verbose` (print each fault),
+ * `--lease-ms`, `--store-timeout`, `--lock-timeout` (ms; default 1000, 500, 3000).
  */
 import { parseArgs } from 'node:util';
 import { CONFIGS, type ConfigName } from './backends.js';
@@ -22,23 +23,27 @@ const { values } = parseArgs({
     seed: { type: 'string' },
     processes: { type: 'string', default: '4' },
     verbose: { type: 'boolean', default: false },
+    'lease-ms': { type: 'string', default: '1000' },
+    'store-timeout': { type: 'string', default: '500' },
+    'lock-timeout': { type: 'string', default: '3000' },
   },
 });
 const seconds = Number(values.seconds);
 const processes = Number(values.processes);
+const timings = { leaseMs: Number(values['lease-ms']), storeTimeout: Number(values['store-timeout']), lockTimeout: Number(values['lock-timeout']) };
 const seed = values.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(values.seed);
 const configs = (values.config ?? [...CONFIGS]).flatMap((c) => c.split(',')).map((c) => c.trim()).filter(Boolean);
 const unknown = configs.filter((c) => !(CONFIGS as readonly string[]).includes(c));
-if (!(seconds > 0) || !Number.isInteger(seed) || !(processes >= 1) || unknown.length) {
-  console.error(`usage: npm run chaos -- [--seconds N] [--config ${CONFIGS.join('|')}]… [--seed N] [--processes N] [--verbose]${unknown.length ? `\nunknown config: ${unknown.join(', ')}` : ''}`);
+if (!(seconds > 0) || !Number.isInteger(seed) || !(processes >= 1) || unknown.length || !Object.values(timings).every((ms) => ms > 0)) {
+  console.error(`usage: npm run chaos -- [--seconds N] [--config ${CONFIGS.join('|')}]… [--seed N] [--processes N] [--verbose] [--lease-ms N] [--store-timeout N] [--lock-timeout N]${unknown.length ? `\nunknown config: ${unknown.join(', ')}` : ''}`);
   process.exit(2);
 }
 
-console.log(`chaos: ${configs.join(', ')}; ${seconds} s each; seed ${seed}; ${processes} processes`);
+console.log(`chaos: ${configs.join(', ')}; ${seconds} s each; seed ${seed}; ${processes} processes; lease ${timings.leaseMs} ms, storeTimeout ${timings.storeTimeout} ms, lockTimeout ${timings.lockTimeout} ms`);
 const rows: Array<RunReport | { config: string; skip: string }> = [];
 for (const config of configs as ConfigName[]) {
   console.log(`\n== ${config}`);
-  const report = await runHistory({ config, seconds, seed, processes, log: values.verbose ? (line) => console.log(`  ${line}`) : undefined });
+  const report = await runHistory({ config, seconds, seed, processes, timings, log: values.verbose ? (line) => console.log(`  ${line}`) : undefined });
   if ('skip' in report) {
     rows.push({ config, skip: report.skip });
     console.log(`  skipped: ${report.skip}`);
