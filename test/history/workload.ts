@@ -26,7 +26,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { seeded } from '../helpers/stall.js';
-import { startBackend, type Backend, type ConfigName, type Timings } from './backends.js';
+import { startBackend, type ConfigName, type Timings } from './backends.js';
 import { checkHistory, describeSmallest, type CheckResult, type Op, type Status } from './checker.js';
 import { armHolder, inflight, killApp, startApp, stopApp, type AppProcess } from './processes.js';
 import type { WorkerConfig } from './worker.js';
@@ -308,4 +308,3 @@ export function faultCount(report: RunReport): number {
   return Object.values(report.faults).reduce((a, b) => a + b, 0);
 }
 
-export type { Backend };
