@@ -1,0 +1,111 @@
+/**
+ * The servers behind each configuration of the history workload, started on
+ * loopback for one run. Each app process reaches them through TCP fault proxies
+ * of its own (./processes.ts), so one process's connections can be delayed,
+ * black-holed or cut while the others carry on: {@link Backend.workerConfig}
+ * builds a process's connection settings from a port mapping.
+ *
+ * | config          | master                    | locker                   | Redis restart (AOF, fsync always) |
+ * | --------------- | ------------------------- | ------------------------ | --------------------------------- |
+ * | `redis`         | RedisStore                | RedisLocker, same client | yes                               |
+ * | `redis-cluster` | RedisStore on 3 masters   | RedisLocker, same client | no (the cluster helper has none)  |
+ * | `memcached`     | MemcachedStore            | RedisLocker              | yes (Redis holds only the locks)  |
+ * | `mongo`         | MongoStore (FerretDB)     | RedisLocker              | yes (Redis holds only the locks)  |
+ * | `memory`        | MemoryStore               | MemoryLocker             | no server: one process            |
+ */
+import { randomUUID } from 'node:crypto';
+import { redisCluster, CLUSTER_KIND } from '../helpers/redis-cluster.js';
+import { memcachedServer, mongoServer, redisServer, skipReason, type StartedServer, type TestServer } from '../helpers/servers.js';
+import type { WorkerConfig } from './worker.js';
+
+export const CONFIGS = ['redis', 'redis-cluster', 'memcached', 'mongo', 'memory'] as const;
+export type ConfigName = (typeof CONFIGS)[number];
+
+/** Timings shared by every process of a run. */
+export interface Timings {
+  readonly leaseMs: number;
+  readonly storeTimeout: number;
+  readonly lockTimeout: number;
+}
+
+/** Where a process connects for a server port: a proxy's port, or the port itself (direct). */
+export type Route = (port: number) => number;
+
+export interface Backend {
+  readonly name: ConfigName;
+  /** The loopback ports of the servers the app processes connect to (empty for `memory`). */
+  readonly ports: readonly number[];
+  /** A process's settings, reaching server port P at `route(P)`. */
+  workerConfig(route: Route): WorkerConfig;
+  /** Restart the Redis that holds the locks (and the sessions for `redis`), or undefined when there is none to restart. */
+  readonly restartRedis: (() => Promise<void>) | undefined;
+  /** More than one process can share the sessions (false for `memory`). */
+  readonly shared: boolean;
+  stop(): Promise<void>;
+}
+
+const portOf = (url: string): number => Number(new URL(url.includes('://') ? url : `tcp://${url}`).port);
+
+/** Start the servers of `name`, or return why they cannot run here (a loud skip; under `CI` the helpers throw instead). */
+export async function startBackend(name: ConfigName, timings: Timings): Promise<Backend | { skip: string }> {
+  const prefix = `hist-${randomUUID().slice(0, 8)}:`;
+  const base = { store: name, prefix, ...timings };
+  const stops: Array<() => Promise<unknown>> = [];
+  const stop = async () => {
+    for (const s of stops.reverse()) await s().catch(() => {});
+  };
+
+  if (name === 'memory') {
+    return { name, ports: [], workerConfig: () => base, restartRedis: undefined, shared: false, stop };
+  }
+  if (name === 'redis-cluster') {
+    const cluster = await redisCluster();
+    if (!cluster) return { skip: skipReason(CLUSTER_KIND) };
+    stops.push(() => cluster.stop());
+    const ports = cluster.urls.map(portOf);
+    return {
+      name,
+      ports,
+      workerConfig: (route) => ({
+        ...base,
+        clusterRootUrls: ports.map((p) => `redis://127.0.0.1:${route(p)}`),
+        // The nodes announce their own ports: map each to this process's route.
+        clusterAddressMap: Object.fromEntries(ports.map((p) => [`127.0.0.1:${p}`, { host: '127.0.0.1', port: route(p) }])),
+      }),
+      restartRedis: undefined,
+      shared: true,
+      stop,
+    };
+  }
+
+  // A Redis with AOF and `appendfsync always`: a restart keeps every acknowledged write (and every lock).
+  const redis = (await redisServer({ useEnv: false, extraArgs: ['--appendonly', 'yes', '--appendfsync', 'always'] })) as StartedServer | undefined;
+  if (!redis) return { skip: skipReason('redis') };
+  stops.push(() => redis.stop());
+  const restartRedis = () => redis.restart();
+  const redisUrl = (route: Route) => `redis://127.0.0.1:${route(redis.port)}`;
+  if (name === 'redis') {
+    return { name, ports: [redis.port], workerConfig: (route) => ({ ...base, redisUrl: redisUrl(route) }), restartRedis, shared: true, stop };
+  }
+
+  const other: TestServer | undefined = name === 'memcached' ? await memcachedServer({ useEnv: false }) : await mongoServer({ useEnv: false });
+  if (!other) {
+    await stop();
+    return { skip: skipReason(name) };
+  }
+  stops.push(() => other.stop());
+  const otherPort = portOf(other.url);
+  const mongoDb = `kls_${prefix.slice(5, 13)}`;
+  return {
+    name,
+    ports: [redis.port, otherPort],
+    workerConfig: (route) => ({
+      ...base,
+      redisUrl: redisUrl(route),
+      ...(name === 'memcached' ? { memcachedUrl: `127.0.0.1:${route(otherPort)}` } : { mongoUrl: `mongodb://127.0.0.1:${route(otherPort)}/`, mongoDb }),
+    }),
+    restartRedis,
+    shared: true,
+    stop,
+  };
+}

@@ -1,0 +1,184 @@
+/**
+ * One app process of the history workload (forked by ./processes.ts with
+ * `--import tsx` and an IPC channel): a Koa app with the library's public API
+ * on its own loopback port, its store and locker given by `HISTORY_WORKER`
+ * (JSON, {@link WorkerConfig}).
+ *
+ * Routes, all on one list in the session:
+ * - `GET /append?el=X`: `withLock(s => { s.historyList = [...(s.historyList ?? []), X] })`
+ *   (or, with `unsafeAppend`, the broken variant the checker must catch).
+ * - `GET /read`: `{ list }` from `get()` (the unlocked snapshot).
+ * An error answers `{ code, outcome }` (the SessionError's code and, for a
+ * StoreError, whether the write may have happened) so the driver can tell
+ * "nothing was written" from "unknown".
+ *
+ * Messages from the parent:
+ * - `{ type: 'arm', ms }`: the next append scope entered within `ms` tells the
+ *   parent `{ type: 'holding' }` and waits for `{ type: 'go' }` before it
+ *   writes, so the parent can SIGSTOP a process that holds the lock.
+ * - `{ type: 'inflight?' }`: answered with `{ type: 'inflight', count }`, the
+ *   requests still being processed (a request the driver gave up on may still
+ *   run here).
+ * Messages to the parent: `{ type: 'listening', port }`.
+ */
+import Koa from 'koa';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import Memcached from 'memcached';
+import { MongoClient } from 'mongodb';
+import { createClient, createCluster } from 'redis';
+import {
+  MEMCACHED_FAIL_FAST_OPTIONS, MemcachedStore, MemoryLocker, MemoryStore, MongoStore, RedisLocker, RedisStore, session,
+  type Locker, type MongoSessionDocument, type RedisLockerClient, type Store,
+} from '../../src/index.js';
+
+declare module '../../src/index.js' {
+  interface SessionData {
+    historyList?: string[];
+  }
+}
+
+/** How a worker reaches its servers (URLs may point at fault proxies). */
+export interface WorkerConfig {
+  readonly store: 'redis' | 'redis-cluster' | 'memcached' | 'mongo' | 'memory';
+  /** Redis for RedisStore and/or RedisLocker. */
+  readonly redisUrl?: string;
+  /** Cluster: root nodes, and where each node's announced address is really reached (a proxy). */
+  readonly clusterRootUrls?: readonly string[];
+  readonly clusterAddressMap?: Readonly<Record<string, { host: string; port: number }>>;
+  readonly memcachedUrl?: string;
+  readonly mongoUrl?: string;
+  readonly mongoDb?: string;
+  /** Key prefix of the stores and the locker: one run never sees another's keys. */
+  readonly prefix: string;
+  readonly leaseMs: number;
+  readonly storeTimeout: number;
+  readonly lockTimeout: number;
+  /**
+   * Broken on purpose, to show the checker catches a real lost update: append
+   * to the list read by the unlocked `get()` before the scope, not to the one
+   * read under the lock.
+   */
+  readonly unsafeAppend?: boolean;
+}
+
+const raw = process.env.HISTORY_WORKER;
+if (!raw || !process.send) throw new Error('history worker: run me with child_process.fork() and HISTORY_WORKER');
+const config = JSON.parse(raw) as WorkerConfig;
+const send = (message: object): void => {
+  if (process.connected) process.send!(message);
+};
+const closers: Array<() => Promise<unknown>> = [];
+const reconnectStrategy = () => 50;
+
+async function redisClient(): Promise<RedisLockerClient & { close(): Promise<void> }> {
+  if (config.store === 'redis-cluster') {
+    const cluster = createCluster({
+      rootNodes: config.clusterRootUrls!.map((url) => ({ url, socket: { reconnectStrategy } })),
+      defaults: { socket: { reconnectStrategy } },
+      nodeAddressMap: { ...config.clusterAddressMap },
+    });
+    cluster.on('error', () => {}); // reconnects by itself; requests report failures
+    await cluster.connect();
+    return cluster as unknown as RedisLockerClient & { close(): Promise<void> };
+  }
+  const client = createClient({ url: config.redisUrl!, socket: { reconnectStrategy } });
+  client.on('error', () => {});
+  await client.connect();
+  return client as unknown as RedisLockerClient & { close(): Promise<void> };
+}
+
+let store: Store;
+let locker: Locker;
+if (config.store === 'memory') {
+  store = new MemoryStore();
+  locker = new MemoryLocker();
+} else {
+  const redis = await redisClient();
+  const redisLocker = new RedisLocker({ client: redis, prefix: `${config.prefix}lock:`, leaseMs: config.leaseMs });
+  locker = redisLocker;
+  closers.push(() => redisLocker.close(), () => redis.close());
+  if (config.store === 'redis' || config.store === 'redis-cluster') {
+    store = new RedisStore({ client: redis as never, prefix: `${config.prefix}sess:`, timeoutMs: config.storeTimeout });
+  } else if (config.store === 'memcached') {
+    const client = new Memcached(config.memcachedUrl!, { ...MEMCACHED_FAIL_FAST_OPTIONS });
+    closers.push(async () => client.end());
+    store = new MemcachedStore({ client, prefix: `${config.prefix}sess:`, timeoutMs: config.storeTimeout });
+  } else {
+    const client = await new MongoClient(config.mongoUrl!, { serverSelectionTimeoutMS: 2000 }).connect();
+    closers.push(() => client.close());
+    store = new MongoStore({ collection: client.db(config.mongoDb!).collection<MongoSessionDocument>('sessions'), timeoutMs: config.storeTimeout });
+  }
+}
+
+let armedUntil = 0;
+let go: (() => void) | undefined;
+let inflight = 0;
+process.on('message', (message: { type?: string; ms?: number }) => {
+  if (message?.type === 'arm') armedUntil = performance.now() + (message.ms ?? 1000);
+  else if (message?.type === 'go') go?.();
+  else if (message?.type === 'inflight?') send({ type: 'inflight', count: inflight });
+});
+
+/** Inside a scope: if armed, tell the parent we hold the lock and wait for its word (bounded). */
+async function maybeHold(): Promise<void> {
+  if (performance.now() >= armedUntil) return;
+  armedUntil = 0;
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, 15_000);
+    go = () => {
+      clearTimeout(timer);
+      go = undefined;
+      resolve();
+    };
+    send({ type: 'holding' });
+  });
+}
+
+const app = new Koa();
+app.keys = ['history-workload-key']; // the same in every process: any of them verifies the cookie
+app.silent = true;
+app.use(async (ctx, next) => {
+  inflight++;
+  try {
+    await next();
+  } catch (error) {
+    const e = error as { status?: number; code?: string; outcome?: string; message?: string };
+    ctx.status = typeof e.status === 'number' && e.status >= 400 ? e.status : 500;
+    ctx.body = { code: e.code ?? 'ERR_UNEXPECTED', outcome: e.outcome, message: e.message };
+  } finally {
+    inflight--;
+  }
+});
+app.use(session({ master: store, locker, lockTimeout: config.lockTimeout, storeTimeout: config.storeTimeout }));
+app.use(async (ctx) => {
+  if (ctx.path === '/append') {
+    const element = String(ctx.query.el);
+    const stale = config.unsafeAppend ? (await ctx.session.get()).historyList ?? [] : undefined;
+    await ctx.session.withLock(async (s) => {
+      await maybeHold();
+      s.historyList = [...(stale ?? s.historyList ?? []), element];
+    });
+    ctx.body = { pid: process.pid };
+  } else if (ctx.path === '/read') {
+    ctx.body = { pid: process.pid, list: (await ctx.session.get()).historyList ?? [] };
+  } else {
+    ctx.status = 404;
+  }
+});
+
+const server = http.createServer(app.callback());
+server.keepAliveTimeout = 60_000;
+server.listen(0, '127.0.0.1', () => send({ type: 'listening', port: (server.address() as AddressInfo).port }));
+
+process.on('disconnect', () => {
+  // The parent went away: stop serving and leave.
+  server.close();
+  server.closeAllConnections();
+  const timer = setTimeout(() => process.exit(0), 2000);
+  void closers.reduce((chain, close) => chain.then(() => close().catch(() => {})), Promise.resolve<unknown>(undefined))
+    .finally(() => {
+      clearTimeout(timer);
+      process.exit(0);
+    });
+});
