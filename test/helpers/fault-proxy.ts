@@ -40,7 +40,7 @@ export async function tcpProxy(targetPort: number, targetHost = '127.0.0.1'): Pr
     sockets.add(upstream);
     const held: Array<[Socket, Buffer]> = [];
     const flush = (): void => {
-      for (const [to, chunk] of held.splice(0)) if (!to.destroyed) to.write(chunk);
+      for (const [to, chunk] of held.splice(0)) if (!to.destroyed) send(to, chunk);
     };
     flushers.add(flush);
     const drop = (): void => {
@@ -56,11 +56,32 @@ export async function tcpProxy(targetPort: number, targetHost = '127.0.0.1'): Pr
         upstream.write(chunk.subarray(0, Math.max(1, chunk.length >> 1)), drop);
         return;
       }
-      // Timers of equal delay fire in the order they were set, so delayed chunks stay in order.
-      if (mode === 'pass' && held.length === 0) {
-        if (delayMs > 0) setTimeout(() => to.destroyed || to.write(chunk), delayMs);
-        else to.write(chunk);
-      } else held.push([to, chunk]);
+      if (mode === 'pass' && held.length === 0) send(to, chunk);
+      else held.push([to, chunk]);
+    };
+    // One FIFO lane per direction: a chunk never overtakes one still waiting out a delay,
+    // even when the delay shrinks or ends (pass()) while earlier chunks are in flight.
+    const lanes = new Map<Socket, { queue: Array<{ chunk: Buffer; due: number }>; timer?: NodeJS.Timeout | undefined }>();
+    const send = (to: Socket, chunk: Buffer): void => {
+      let lane = lanes.get(to);
+      if (!lane) lanes.set(to, (lane = { queue: [] }));
+      if (delayMs === 0 && lane.queue.length === 0) {
+        to.write(chunk);
+        return;
+      }
+      lane.queue.push({ chunk, due: Date.now() + delayMs });
+      schedule(to, lane);
+    };
+    const schedule = (to: Socket, lane: { queue: Array<{ chunk: Buffer; due: number }>; timer?: NodeJS.Timeout | undefined }): void => {
+      if (lane.timer || lane.queue.length === 0) return;
+      lane.timer = setTimeout(() => {
+        lane.timer = undefined;
+        while (lane.queue.length > 0 && lane.queue[0]!.due <= Date.now()) {
+          const { chunk } = lane.queue.shift()!;
+          if (!to.destroyed) to.write(chunk);
+        }
+        schedule(to, lane);
+      }, Math.max(0, lane.queue[0]!.due - Date.now()));
     };
     client.on('data', forward(upstream));
     upstream.on('data', forward(client));
