@@ -87,6 +87,8 @@ export function cookieTransport(cookie: ResolvedCookieOptions): SidTransport {
     read(ctx) {
       const raw = ctx.cookies.get(cookie.name, { signed: false });
       if (raw === undefined || raw === '') return {};
+      // The format first: a malformed sid is reported as such (not as a bad signature), and is never signed-checked.
+      if (!isValidSid(raw)) return { invalid: 'bad-format' };
       if (cookie.signed) {
         // A sid signed with an older key is accepted and NOT re-signed here (Koa's cookies would
         // re-sign `.sig` without Max-Age, turning a "remember me" cookie into a browser-session
@@ -97,9 +99,9 @@ export function cookieTransport(cookie: ResolvedCookieOptions): SidTransport {
         const data = `${cookie.name}=${raw}`;
         const index = sig === undefined ? -1 : keys.grip ? keys.grip.index(data, sig) : signer.verify(keys.list, data, sig);
         if (index < 0) return { invalid: 'bad-signature' };
-        if (index > 0) return isValidSid(raw) ? { sid: raw, stale: true } : { invalid: 'bad-format' };
+        if (index > 0) return { sid: raw, stale: true };
       }
-      return isValidSid(raw) ? { sid: raw } : { invalid: 'bad-format' };
+      return { sid: raw };
     },
     write(ctx, sid, maxAge) {
       // A browser-session cookie has neither Max-Age nor Expires.

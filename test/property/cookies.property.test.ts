@@ -123,8 +123,9 @@ function expectCookie(header: string): Expected {
   if (value === undefined || value === '') return { accepted: null, invalid: [] };
   const sig = firstCookie(header, 'sid.sig');
   const signed = sig !== undefined && sig !== '' && KEYS.some((k) => keygrip(`sid=${value}`, k) === sig);
-  if (!signed) return { accepted: null, invalid: ['bad-signature'] };
+  // The format is judged first: a malformed sid is 'bad-format' whatever its signature.
   if (!SID_FORMAT.test(value)) return { accepted: null, invalid: ['bad-format'] };
+  if (!signed) return { accepted: null, invalid: ['bad-signature'] };
   return { accepted: value, invalid: [] };
 }
 
