@@ -157,6 +157,40 @@ describe('switching from koa-session (cookie mode)', () => {
   });
 });
 
+describe('switching from koa-session with an external store (koa-redis)', { skip }, () => {
+  it('the user is still logged in, the data intact, the old record retired', async () => {
+    const store = koaRedis();
+    const oldCookie = await loginOnOldKoa((app) => koaSessionMiddleware({ key: 'koa.sess', store: store as never }, app));
+    const externalKey = /koa\.sess=([^;]*)/.exec(oldCookie)![1]!;
+    assert.ok(await store.get(externalKey), 'koa-session wrote the record into Redis');
+    const app = newApp({ master: new MemoryStore(), migrateFrom: koaSessionCookie({ key: 'koa.sess', store: store as never }) });
+    const first = await request(app).get('/').set('Cookie', oldCookie);
+    assert.deepEqual({ views: first.body.views, user: first.body.user }, { views: 8, user: { id: 'u42' } });
+    assert.equal(await store.get(externalKey), null, 'the old record is retired');
+  });
+});
+
+describe('a migrated login is a login like any other', () => {
+  it('is listed in the per-user index, so revokeAll signs it out', async () => {
+    const oldCookie = await loginOnOldKoa((app) => koaSessionMiddleware({}, app));
+    const app = new Koa();
+    app.keys = KEYS;
+    app.use(session({ master: new MemoryStore(), auth: { userKey: 'account' }, migrateFrom: koaSessionCookie() }));
+    app.use(async (ctx) => {
+      if (ctx.path === '/revoke') {
+        ctx.body = { revoked: (await ctx.session.revokeAll({ id: 'u42' } as never)).length };
+        return;
+      }
+      const account = (await ctx.session.get()).account ?? null;
+      ctx.body = { account, sessions: account ? (await ctx.session.sessionsOf(account as never)).length : 0 };
+    });
+    const first = await request(app.callback()).get('/').set('Cookie', oldCookie);
+    assert.deepEqual(first.body, { account: { id: 'u42' }, sessions: 1 });
+    assert.deepEqual((await request(app.callback()).get('/revoke')).body, { revoked: 1 });
+    assert.deepEqual((await request(app.callback()).get('/').set('Cookie', ourCookie(first))).body, { account: null, sessions: 0 });
+  });
+});
+
 describe('requests without an old cookie', () => {
   it('cost no store call when they bring no cookie, or only cookies no source knows', async () => {
     const { store, calls } = counting(new MemoryStore());
