@@ -215,7 +215,7 @@ export class RequestSession implements ScopeHost {
     this.resolve();
     const migration = this.#migrated();
     if (migration) await migration;
-    if (this.#latest !== undefined) return this.get(); // the migration saved here: answer from that record
+    if (this.#latest !== undefined) return this.get(); // saved meanwhile (the migration, or a parallel scope): answer from that record
     const sid = this.#sid;
     if (sid === undefined) return readonly({});
     const record = await this.replica.read(this.key(sid));

@@ -10,7 +10,9 @@
  */
 import { debuglog } from 'node:util';
 import type { Context } from 'koa';
+import { storeCall } from '../deadline.js';
 import type { ResolvedOptions } from '../options.js';
+import type { Store } from '../stores/store.js';
 import { moveOnce, type MoveResult } from './move.js';
 import type { FoundSession, MigrationSource } from './source.js';
 
@@ -53,7 +55,7 @@ async function migrate(
     const result = await moveOnce(found, source.retire, {
       locker: options.locker,
       lockTimeoutMs: options.lockTimeout,
-      markers: options.master,
+      markers: bounded(options.master, options.storeTimeout),
       prefix: options.prefix,
       markerTtlMs: options.ttl,
       create,
@@ -69,4 +71,14 @@ async function migrate(
 async function retireEmpty(found: FoundSession): Promise<void> {
   found.clearCookies();
   await found.retire().catch((error: unknown) => debug('migrateFrom: retiring an empty old %s session failed: %s', found.source, String(error)));
+}
+
+/** The master for the markers, each call bounded by `storeTimeout` like every other master call (a hung store fails with StoreError, 503). */
+function bounded(master: Store, ms: number): Store {
+  return {
+    name: master.name,
+    get: (key) => storeCall(master.name, 'GET', ms, () => master.get(key)),
+    set: (key, value, ttlMs) => storeCall(master.name, 'SET', ms, () => master.set(key, value, ttlMs)),
+    destroy: (key) => storeCall(master.name, 'DESTROY', ms, () => master.destroy(key)),
+  };
 }
