@@ -1,5 +1,6 @@
 import { MemoryLocker } from './lockers/memory.js';
 import { isLocker, type Locker } from './lockers/locker.js';
+import type { MigrationSource } from './migrate/source.js';
 import type { MirrorWrites } from './replica.js';
 import { jsonSerializer, type Serializer } from './serialize.js';
 import { MemoryStore } from './stores/memory.js';
@@ -86,6 +87,17 @@ export interface SessionOptions {
   sid?: { header?: string };
   /** Auth helpers (`login`, `logout`, `user`, `sessionsOf`, `revokeAll`). */
   auth?: AuthOptions;
+  /**
+   * Keep users logged in when replacing koa-session, koa-generic-session or
+   * express-session: a request without a valid session of ours but with a
+   * valid old one has the old data moved into the master under a new sid,
+   * exactly once (under the lock), then the old session retired. Needs a
+   * server-side master (the "already moved" markers live there).
+   * See docs/migrating.md.
+   * @example session({ master, migrateFrom: expressSession({ store: oldStore, secret: OLD_SECRET }) })
+   * @default [] (no migration)
+   */
+  migrateFrom?: MigrationSource | readonly MigrationSource[];
 }
 
 /** Options of the auth helpers. */
@@ -140,6 +152,8 @@ export interface ResolvedOptions {
   userKey: string;
   userId: (user: unknown) => string | number;
   maxSessionsPerUser: number;
+  /** The migration sources, in the order they are asked (empty: no migration). */
+  migrateFrom: readonly MigrationSource[];
 }
 
 /** Defaults in one place (stores and lockers are created per `session()` call). */
@@ -174,7 +188,7 @@ const fail = check.fail.bind(check);
 /** Every option of session(); anything else fails at session() time (see {@link PEER_OPTION_HINTS}). */
 const OPTION_NAMES = [
   'name', 'master', 'mirrors', 'mirrorWrites', 'maxPendingMirrorWrites', 'storeTimeout', 'locker', 'ttl', 'lockTimeout',
-  'absoluteTtl', 'rolling', 'prefix', 'genid', 'serializer', 'cookie', 'sid', 'auth',
+  'absoluteTtl', 'rolling', 'prefix', 'genid', 'serializer', 'cookie', 'sid', 'auth', 'migrateFrom',
 ] as const;
 const COOKIE_OPTION_NAMES = ['name', 'domain', 'path', 'maxAge', 'httpOnly', 'secure', 'sameSite', 'partitioned', 'signed'] as const;
 const ADAPTERS = 'wrap a koa-session / koa-generic-session store (koa-redis…) with `fromKoaStore(store)`, an express-session (connect) store with `fromConnectStore(store)`';
@@ -276,6 +290,7 @@ export function resolveOptions(input: SessionOptions = {}): ResolvedOptions {
   const userId = auth.userId ?? defaultUserId;
   if (typeof userId !== 'function') fail('auth.userId', 'a function returning the user\'s id', userId);
   const maxSessionsPerUser = check.positiveInt('auth.maxSessionsPerUser', auth.maxSessionsPerUser, 100);
+  const migrateFrom = resolveMigrateFrom(input.migrateFrom, master);
 
   return {
     name, master, mirrors: [...mirrors], mirrorWrites, maxPendingMirrorWrites, storeTimeout, locker, ttl, lockTimeout, absoluteTtl, rolling, prefix, genid, serializer,
@@ -284,7 +299,26 @@ export function resolveOptions(input: SessionOptions = {}): ResolvedOptions {
     userKey,
     userId,
     maxSessionsPerUser,
+    migrateFrom,
   };
+}
+
+const SOURCES = 'koaSessionCookie(), genericSession() or expressSession()';
+
+function resolveMigrateFrom(input: SessionOptions['migrateFrom'], master: Store): readonly MigrationSource[] {
+  if (input === undefined) return [];
+  const sources = (Array.isArray(input) ? [...input] : [input]) as unknown[];
+  sources.forEach((source, i) => {
+    const s = source as Partial<MigrationSource> | null;
+    if (typeof s !== 'object' || s === null || typeof s.name !== 'string' || typeof s.read !== 'function' || typeof s.retire !== 'boolean') {
+      fail(Array.isArray(input) ? `migrateFrom[${i}]` : 'migrateFrom', `a migration source (${SOURCES})`, source);
+    }
+  });
+  if (sources.length > 0 && isRequestStore(master)) {
+    // Exactly-once needs a shared "already moved" marker; a CookieStore keeps nothing on the server.
+    fail('migrateFrom', 'used with a server-side master', master.name, 'A CookieStore master has nowhere to record that an old session was moved (two overlapping first requests would create two sessions): migrate into a server-side master (RedisStore, MemoryStore in one process, …), or let the old sessions expire');
+  }
+  return sources as MigrationSource[];
 }
 
 function defaultUserId(user: unknown): string | number {

@@ -2,6 +2,8 @@ import type { Context } from 'koa';
 import { SessionError, SessionMovedError } from './errors.js';
 import type { InvalidReason } from './events.js';
 import type { Lifecycle } from './lifecycle.js';
+import { migrateOnFirstUse } from './migrate/hook.js';
+import type { MoveResult } from './migrate/move.js';
 import type { ResolvedOptions } from './options.js';
 import { readonly } from './readonly.js';
 import type { RecordFormat, SessionMeta } from './record.js';
@@ -57,6 +59,8 @@ export class RequestSession implements ScopeHost {
   #used = false;
   /** Per-session settings of the last record read or written. */
   #meta: SessionMeta | undefined;
+  /** `migrateFrom`: unasked (`undefined`), nothing to do (`null`), or the move in flight/done. */
+  #migration: Promise<void> | null | undefined;
 
   constructor(ctx: Context, runtime: SessionRuntime) {
     this.#ctx = ctx;
@@ -86,7 +90,43 @@ export class RequestSession implements ScopeHost {
   /** Open or join the request's scope. */
   enter(): Promise<Participant> {
     this.#used = true;
-    return Scope.enter(this);
+    const migration = this.#migrated();
+    return migration ? migration.then(() => Scope.enter(this)) : Scope.enter(this);
+  }
+
+  /**
+   * `migrateFrom`, on the first async use: a request without a valid sid of
+   * ours that carries an old library's cookie has its old session moved
+   * (migrate/hook.ts) before anything reads ours. Otherwise `undefined`: no promise.
+   */
+  #migrated(): Promise<void> | undefined {
+    if (this.#migration === undefined) {
+      this.resolve();
+      const moving = this.#sid === undefined && !this.#bound ? migrateOnFirstUse(this.#ctx, this.options, (data) => this.#createFrom(data)) : undefined;
+      this.#migration = moving ? moving.then((result) => this.#arrived(result)) : null;
+    }
+    return this.#migration ?? undefined;
+  }
+
+  /** A new session holding `data`, saved the way every new session is (new sid, insert-only write, user index, cookie). */
+  async #createFrom(data: Record<string, unknown>): Promise<string> {
+    const me = await Scope.enter(this);
+    let threw = true;
+    try {
+      for (const [key, value] of Object.entries(data)) if (key !== '__proto__') me.view[key] = value;
+      threw = false;
+    } finally {
+      await me.scope.leave(me, threw);
+    }
+    if (this.#sid === undefined) throw new SessionError('koa-locked-session: migrateFrom: the old session could not be saved as ours');
+    return this.#sid;
+  }
+
+  /** The move is done: an overlapping request created the session, so this one takes its sid (and cookie). */
+  #arrived(result: MoveResult | undefined): void {
+    if (!result || result.created) return; // created here: the save already adopted the sid and set the cookie
+    this.#sid = result.sid;
+    this.#writeCookie(result.sid);
   }
 
   /**
@@ -173,6 +213,9 @@ export class RequestSession implements ScopeHost {
 
   async #read(): Promise<Readonly<Record<string, unknown>>> {
     this.resolve();
+    const migration = this.#migrated();
+    if (migration) await migration;
+    if (this.#latest !== undefined) return this.get(); // saved meanwhile (the migration, or a parallel scope): answer from that record
     const sid = this.#sid;
     if (sid === undefined) return readonly({});
     const record = await this.replica.read(this.key(sid));

@@ -69,6 +69,7 @@ export function expressSession(options: ExpressSessionSourceOptions): MigrationS
   return {
     name: source,
     retire,
+    carries: (ctx: Context) => rawCookie(ctx, name) !== undefined,
     async read(ctx: Context): Promise<FoundSession | undefined> {
       const value = rawCookie(ctx, name);
       const sid = value === undefined ? undefined : unsignExpressCookie(value, secrets);

@@ -6,7 +6,7 @@
  */
 import type { Context } from 'koa';
 import { withDeadline } from '../deadline.js';
-import { expireCookie, plainObject, sharedOptions, without, type FoundSession, type MigrationSource, type MigrationSourceOptions } from './source.js';
+import { expireCookie, plainObject, rawCookie, sharedOptions, without, type FoundSession, type MigrationSource, type MigrationSourceOptions } from './source.js';
 
 /** The store koa-generic-session was given (koa-redis, …): promise based `get(key)` / `destroy(key)`. */
 export interface GenericSessionStoreLike {
@@ -49,6 +49,7 @@ export function genericSession(options: GenericSessionSourceOptions): MigrationS
   return {
     name,
     retire,
+    carries: (ctx: Context) => rawCookie(ctx, key) !== undefined,
     async read(ctx: Context): Promise<FoundSession | undefined> {
       if (signed && !ctx.app.keys) return undefined;
       let sid: string | undefined;

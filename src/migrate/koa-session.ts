@@ -11,7 +11,7 @@
 import type { Context } from 'koa';
 import { withDeadline } from '../deadline.js';
 import type { KoaStoreLike } from '../adapters/koa-store.js';
-import { expireCookie, plainObject, sharedOptions, without, type FoundSession, type MigrationSource, type MigrationSourceOptions } from './source.js';
+import { expireCookie, plainObject, rawCookie, sharedOptions, without, type FoundSession, type MigrationSource, type MigrationSourceOptions } from './source.js';
 
 /** Options of {@link koaSessionCookie}: the old `session(CONFIG, app)` values that matter for reading. */
 export interface KoaSessionSourceOptions extends MigrationSourceOptions {
@@ -44,6 +44,7 @@ export function koaSessionCookie(options: KoaSessionSourceOptions = {}): Migrati
   return {
     name,
     retire,
+    carries: (ctx: Context) => rawCookie(ctx, key) !== undefined,
     async read(ctx: Context): Promise<FoundSession | undefined> {
       if (signed && !ctx.app.keys) return undefined; // cannot verify: never trust an unsigned payload
       let cookie: string | undefined;

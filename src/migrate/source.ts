@@ -30,6 +30,13 @@ export interface MigrationSource {
   readonly name: string;
   /** Whether the old session is deleted once moved (`retire` option). */
   readonly retire: boolean;
+  /**
+   * Whether the request carries this library's cookie at all (unverified, no
+   * I/O). The middleware asks it first, so that a request without any old
+   * cookie costs no store call and no promise. Leave it out to be asked
+   * `read` on every request without a session of ours.
+   */
+  carries?(ctx: Context): boolean;
   /** The old session this request carries, verified; `undefined` when none (or invalid: never throws on client input). */
   read(ctx: Context): Promise<FoundSession | undefined>;
 }
