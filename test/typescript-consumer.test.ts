@@ -104,7 +104,8 @@ describe('a Redis-only TypeScript app type-checks against the packed package (sk
     dir = await mkdtemp(join(tmpdir(), 'kls-ts-consumer-'));
     // npm pack runs `prepack` (tsup, then the optional-peer marks): exactly what is published.
     const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', dir], { cwd: root, maxBuffer: 16 * 1024 * 1024 });
-    const { filename } = (JSON.parse(stdout.slice(stdout.indexOf('['))) as Array<{ filename: string }>)[0]!;
+    // prepack's build logs come first (tsup prints its own `[…]` tags): the JSON is the array that opens a line.
+    const { filename } = (JSON.parse(stdout.slice(stdout.search(/^\[\s*$/m))) as Array<{ filename: string }>)[0]!;
     app = join(dir, 'app');
     const own = join(app, 'node_modules/koa-locked-session');
     await mkdir(own, { recursive: true });
