@@ -3,7 +3,7 @@ import { isLocker, type Locker } from './lockers/locker.js';
 import type { MirrorWrites } from './replica.js';
 import { jsonSerializer, type Serializer } from './serialize.js';
 import { MemoryStore } from './stores/memory.js';
-import { isRequestStore, type Store } from './stores/store.js';
+import { isRequestStore, type RequestStore, type Store } from './stores/store.js';
 import { Validator } from './validate.js';
 
 /** Options of the sid cookie. Defaults follow DESIGN §6 (and OWASP): HttpOnly, SameSite=Lax, Secure on HTTPS. */
@@ -41,8 +41,11 @@ export interface SessionOptions {
    * @default 'session'
    */
   name?: string;
-  /** The store reads come from and writes go to first. @default new MemoryStore() */
-  master?: Store;
+  /**
+   * The store reads come from and writes go to first, or a {@link RequestStore}
+   * (CookieStore: the session travels in the cookie). @default new MemoryStore()
+   */
+  master?: Store | RequestStore;
   /** Stores that receive every write and destroy too, after the master (analytics, migration, backup). @default [] */
   mirrors?: Store[];
   /** `'await'`: a scope ends after the mirrors are written; `'background'`: it does not wait for them. @default 'await' */
@@ -121,7 +124,7 @@ export interface ResolvedCookieOptions {
 /** The options with every default applied: what the middleware runs on. */
 export interface ResolvedOptions {
   name: string;
-  master: Store;
+  master: Store | RequestStore;
   mirrors: readonly Store[];
   mirrorWrites: MirrorWrites;
   maxPendingMirrorWrites: number;
@@ -234,13 +237,13 @@ export function resolveOptions(input: SessionOptions = {}): ResolvedOptions {
   if (RESERVED_NAMES.has(name)) fail('name', 'a name Koa does not use itself', name, 'Pick another name, e.g. "session" or "cart"');
 
   const master = input.master ?? new MemoryStore();
-  check.store('master', master);
+  if (!isRequestStore(master)) check.store('master', master);
   const mirrors = input.mirrors ?? [];
   if (!Array.isArray(mirrors)) fail('mirrors', 'an array of Stores', mirrors);
   mirrors.forEach((m, i) => {
+    if (isRequestStore(m)) fail(`mirrors[${i}]`, 'a server-side store', m.name, 'A CookieStore can only be the master: it lives in the browser');
     check.store(`mirrors[${i}]`, m);
     if (m === master) fail(`mirrors[${i}]`, 'a store other than the master', m.name, 'Remove the master from `mirrors`');
-    if (isRequestStore(m)) fail(`mirrors[${i}]`, 'a server-side store', m.name, 'A CookieStore can only be the master: it lives in the browser');
   });
   const mirrorWrites = check.oneOf('mirrorWrites', input.mirrorWrites, ['await', 'background'], DEFAULTS.mirrorWrites);
 

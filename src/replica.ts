@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { mirrorErrorChannel, storeChannel, type StoreMessage } from './diagnostics.js';
 import { withDeadline } from './deadline.js';
 import { StoreError } from './errors.js';
-import { isVersioned, type Store, type VersionedRecord, type VersionedStore, type WriteCondition } from './stores/store.js';
+import { isVersioned, type BoundRequestStore, type RequestWriteOptions, type Store, type VersionedRecord, type VersionedStore, type WriteCondition } from './stores/store.js';
 
 /** What a failed mirror write reports (turned into `session:mirror-error` by the middleware). */
 export interface MirrorError {
@@ -46,6 +46,8 @@ export class Replica implements VersionedStore {
   readonly name: string;
   readonly #options: Required<ReplicaOptions>;
   readonly #pending: Set<Promise<void>>;
+  /** The master when it is a request-bound store (CookieStore): the one master that takes {@link RequestWriteOptions}. */
+  #bound: BoundRequestStore | undefined;
 
   constructor(
     readonly master: Store,
@@ -56,6 +58,17 @@ export class Replica implements VersionedStore {
     this.name = master.name;
     this.#options = { mode: 'await', storeTimeout: 2000, maxPendingMirrorWrites: 1000, session: 'session', ...options };
     this.#pending = pending;
+  }
+
+  /**
+   * One request's replica whose master is bound to that request (a
+   * `RequestStore`'s `bindRequest`), in front of the app's mirrors; `pending`
+   * is the app's background mirror queue, shared by all its requests.
+   */
+  static forRequest(master: BoundRequestStore, mirrors: readonly Store[], options: ReplicaOptions, pending: Set<Promise<void>>): Replica {
+    const replica = new Replica(master, mirrors, options, pending);
+    replica.#bound = master;
+    return replica;
   }
 
   /** The same mirrors (and background queue) in front of another view of the master (e.g. a lease-guarded one). */
@@ -84,9 +97,10 @@ export class Replica implements VersionedStore {
    * reordered mirror writes never win. `value` undefined deletes; the master
    * keeps a tombstone for `masterTombstoneMs` (default `ttlMs`, as the
    * contract says; the session passes 0 where a tombstone on the master would
-   * wrongly read as "moved by regenerate()").
+   * wrongly read as "moved by regenerate()"). `options` reach a
+   * request-bound master only (the cookie kind of a CookieStore).
    */
-  async write(key: string, value: string | undefined, version: number, ttlMs: number, condition: WriteCondition, masterTombstoneMs = ttlMs): Promise<boolean> {
+  async write(key: string, value: string | undefined, version: number, ttlMs: number, condition: WriteCondition, masterTombstoneMs = ttlMs, options?: RequestWriteOptions): Promise<boolean> {
     const { master } = this;
     const op: Op = value === undefined ? 'destroy' : 'set';
     if (isVersioned(master)) {
@@ -97,7 +111,8 @@ export class Replica implements VersionedStore {
     }
     // A master without versions (CookieStore, a custom store) cannot refuse a late write and
     // gives mirrors no version to order by: plain set/destroy everywhere.
-    await this.#call(master, 'master', op, () => (value === undefined ? master.destroy(key) : master.set(key, value, ttlMs)));
+    const bound = this.#bound;
+    await this.#call(master, 'master', op, () => (value === undefined ? master.destroy(key) : bound ? bound.set(key, value, ttlMs, options) : master.set(key, value, ttlMs)));
     await this.#fanOut(key, op, (mirror) => (value === undefined ? mirror.destroy(key) : mirror.set(key, value, ttlMs)));
     return true;
   }
@@ -112,15 +127,18 @@ export class Replica implements VersionedStore {
     await this.#fanOut(key, 'destroy', (m) => m.destroy(key));
   }
 
-  async touch(key: string, ttlMs: number): Promise<void> {
+  /** `options` reach a request-bound master only (the cookie kind of a CookieStore); other stores take none. */
+  async touch(key: string, ttlMs: number, options?: RequestWriteOptions): Promise<void> {
     const { master } = this;
-    if (master.touch) await this.#call(master, 'master', 'touch', () => master.touch!(key, ttlMs));
+    const bound = this.#bound;
+    if (bound) await this.#call(master, 'master', 'touch', () => bound.touch(key, ttlMs, options));
+    else if (master.touch) await this.#call(master, 'master', 'touch', () => master.touch!(key, ttlMs));
     await this.#fanOut(key, 'touch', (m) => m.touch?.(key, ttlMs));
   }
 
   /** Wait until every background mirror write has settled. */
-  async flush(): Promise<void> {
-    while (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);
+  flush(): Promise<void> {
+    return flushPending(this.#pending);
   }
 
   /** Wait for background mirror writes, then close the master and every mirror (each closes only what it created). */
@@ -209,6 +227,11 @@ export class Replica implements VersionedStore {
       }
     }
   }
+}
+
+/** Wait until every background mirror write in `pending` (one app's queue) has settled. */
+export async function flushPending(pending: Set<Promise<void>>): Promise<void> {
+  while (pending.size > 0) await Promise.allSettled([...pending]);
 }
 
 /** Delay before the one retry of a failed mirror write (capped at `storeTimeout`). */

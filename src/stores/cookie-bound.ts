@@ -1,6 +1,6 @@
 /**
  * A CookieStore bound to one request (its cookie in, its Set-Cookie out), and
- * what the core tells it: the one seam through which the middleware knows a
+ * what the core tells it through the one seam by which the middleware knows a
  * request-bound store (`RequestStore.bindRequest`, src/stores/store.ts).
  */
 import { debuglog } from 'node:util';
@@ -10,7 +10,7 @@ import { seal, unseal, type Keyring } from '../seal.js';
 import { isValidSid } from '../sid.js';
 import type { RecentWrites, Rec } from './cookie-recent-writes.js';
 import type { Revocations } from './cookie-revocations.js';
-import type { BoundRequestStore } from './store.js';
+import type { BoundRequestStore, RequestWriteOptions } from './store.js';
 
 const debug = debuglog('koa-locked-session');
 
@@ -38,15 +38,13 @@ export interface CookieBindHooks {
   maxAge?: number | 'session';
 }
 
-/** Extra arguments of {@link BoundCookieStore.set}. */
-export interface CookieSetOptions {
-  /**
-   * `true`: a browser-session cookie (no Max-Age/Expires; the sealed expiry still applies).
-   * `false`: a persistent cookie with Max-Age = ttl. Omitted: keep what the session's cookie
-   * already was (persistent for a new session), so later saves do not undo `remember: false`.
-   */
-  sessionCookie?: boolean;
-}
+/**
+ * Extra arguments of {@link BoundCookieStore.set} and `touch`: `sessionCookie` `true` writes a
+ * browser-session cookie (no Max-Age/Expires; the sealed expiry still applies), `false` a
+ * persistent cookie with Max-Age = ttl; omitted keeps what the session's cookie already was
+ * (persistent for a new session), so later saves do not undo `remember: false`.
+ */
+export type CookieSetOptions = RequestWriteOptions;
 
 /** The cookie attributes a CookieStore writes, with defaults applied. */
 export interface ResolvedCookieStoreCookie {
@@ -85,17 +83,12 @@ export interface BoundConfig {
  */
 export class BoundCookieStore implements BoundRequestStore {
   readonly name = name;
+  /** Every call is synchronous work on this request's cookie (no I/O): the session adds no deadline to it. */
+  readonly timeoutMs = 0;
   readonly #ctx: Context;
   readonly #hooks: CookieBindHooks;
   readonly #prefix: string;
   readonly #c: BoundConfig;
-  /**
-   * Per-request choice of cookie kind for the following saves: `true` browser-session
-   * cookie, `false` persistent; `undefined` keeps what the session's cookie already was.
-   * The auth helpers set it (`login(user, { remember: false })`), since the scope's
-   * save goes through the master+mirrors Replica, which has no room for extra arguments.
-   */
-  sessionCookie: boolean | undefined = undefined;
   #opened = false;
   #incomingSid: string | undefined;
   /**
@@ -149,8 +142,8 @@ export class BoundCookieStore implements BoundRequestStore {
     }
     const prev = this.#latest(sid, { anyHolder: true });
     const live = prev && prev.value !== undefined ? prev : undefined;
-    // Explicit argument, then this request's choice, then what the cookie already was, then the app's default.
-    const session = opts.sessionCookie ?? this.sessionCookie ?? live?.session ?? this.#hooks.maxAge === 'session';
+    // The save's choice, then what the cookie already was, then the app's default.
+    const session = opts.sessionCookie ?? live?.session ?? this.#hooks.maxAge === 'session';
     const n = (prev?.n ?? 0) + 1;
     const now = this.#c.now();
     const header = JSON.stringify(session ? { id: sid, n, s: 1 } : { id: sid, n });
@@ -197,14 +190,17 @@ export class BoundCookieStore implements BoundRequestStore {
     }
   }
 
-  /** Re-seal the current record with a new expiry (a no-op when the session is absent: never recreates it). */
-  async touch(key: string, ttlMs: number): Promise<void> {
+  /**
+   * Re-seal the current record with a new expiry (a no-op when the session is absent: never
+   * recreates it); without `opts.sessionCookie` it keeps the cookie kind it had.
+   */
+  async touch(key: string, ttlMs: number, opts: CookieSetOptions = {}): Promise<void> {
     this.#open();
     const sid = this.#sidOf(key);
     if (sid === undefined) return;
     const rec = this.#latest(sid);
     if (!rec || rec.value === undefined || rec.exp <= this.#c.now()) return;
-    await this.set(key, rec.value, ttlMs); // keeps the cookie kind (browser-session or persistent) it had
+    await this.set(key, rec.value, ttlMs, opts);
   }
 
   /** Read and open the request's cookie once. Bad cookies are reported, never thrown. */

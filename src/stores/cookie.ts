@@ -96,9 +96,10 @@ const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,128}$/;
  * the mirrors, so `session({ master: new CookieStore({ keys }), mirrors: [redis] })`
  * keeps a server-side copy of every cookie session.
  *
- * It is a {@link RequestStore}: the middleware calls {@link CookieStore.bindRequest}
- * once per request; the unbound `get`/`set`/`destroy` throw, because there is no
- * cookie to read or write outside a request.
+ * It is a {@link RequestStore}, not a `Store`: outside a request there is no cookie
+ * to read or write, so it has no `get`/`set`/`destroy` of its own; the middleware
+ * calls {@link CookieStore.bindRequest} once per request (on the first use of the
+ * session) and uses the bound store as that request's master.
  *
  * @example
  * app.use(session({ master: new CookieStore({ keys: [process.env.SESSION_KEY!] }) }));
@@ -199,26 +200,6 @@ export class CookieStore implements RequestStore {
     });
   }
 
-  /** @throws always: outside a request there is no cookie. */
-  async get(_key: string): Promise<string | undefined> {
-    throw unbound('get');
-  }
-
-  /** @throws always: outside a request there is no cookie. */
-  async set(_key: string, _value: string, _ttlMs: number): Promise<void> {
-    throw unbound('set');
-  }
-
-  /** @throws always: outside a request there is no cookie. */
-  async destroy(_key: string): Promise<void> {
-    throw unbound('destroy');
-  }
-
-  /** @throws always: outside a request there is no cookie. */
-  async touch(_key: string, _ttlMs: number): Promise<void> {
-    throw unbound('touch');
-  }
-
   /** Forget the in-process recent writes. Never touches any client's cookie. */
   async close(): Promise<void> {
     this.#recent?.clear();
@@ -244,14 +225,6 @@ function resolveCookie(input: CookieStoreCookieOptions): ResolvedCookieStoreCook
     fail('cookie.secure', `true or 'auto' with ${partitioned ? 'partitioned' : "sameSite: 'none'"}`, secure, 'Browsers drop such cookies unless they are Secure');
   }
   return { name: cookieName, domain, path, httpOnly, sameSite, secure, partitioned };
-}
-
-function unbound(op: string): StoreError {
-  return new StoreError(
-    name,
-    `CookieStore.${op}() called outside a request: CookieStore keeps each session in the client's cookie, so it only works as the \`master\` of session() (which binds it to each request), not as a mirror or on its own`,
-    { status: 500 },
-  );
 }
 
 function bool(option: string, value: unknown, fallback: boolean): boolean {
