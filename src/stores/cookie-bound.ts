@@ -5,6 +5,7 @@
  */
 import { debuglog } from 'node:util';
 import type { Context } from 'koa';
+import { cookieSetAttributes, type CookieAttributes } from '../cookie-attributes.js';
 import { CookieTooLargeError, StoreError } from '../errors.js';
 import { seal, unseal, type Keyring } from '../seal.js';
 import { isValidSid } from '../sid.js';
@@ -47,15 +48,7 @@ export interface CookieBindHooks {
 export type CookieSetOptions = RequestWriteOptions;
 
 /** The cookie attributes a CookieStore writes, with defaults applied. */
-export interface ResolvedCookieStoreCookie {
-  name: string;
-  domain: string | undefined;
-  path: string;
-  httpOnly: boolean;
-  sameSite: 'strict' | 'lax' | 'none' | false;
-  secure: boolean | 'auto';
-  partitioned: boolean;
-}
+export type ResolvedCookieStoreCookie = CookieAttributes;
 
 // Header framing inside the seal: `{"id":…,"n":…,"s":1}\n<record>`. JSON.stringify never emits a raw
 // newline, and keeping the record outside the JSON avoids escaping it a second time (cookie bytes are scarce).
@@ -289,17 +282,8 @@ export class BoundCookieStore implements BoundRequestStore {
   #writeCookie(value: string | null, maxAge: number | 'session'): void {
     const c = this.#c.cookie;
     try {
-      this.#ctx.cookies.set(c.name, value, {
-        signed: false, // the seal is its own signature; Koa's .sig cookie would only add bytes
-        httpOnly: c.httpOnly,
-        sameSite: c.sameSite,
-        path: c.path,
-        ...(c.domain === undefined ? {} : { domain: c.domain }),
-        secure: c.secure === 'auto' ? this.#ctx.secure : c.secure,
-        partitioned: c.partitioned,
-        ...(value === null || maxAge === 'session' ? {} : { maxAge }),
-        overwrite: true,
-      });
+      // Never Koa-signed: the seal is its own signature; a .sig cookie would only add bytes.
+      this.#ctx.cookies.set(c.name, value, cookieSetAttributes(c, this.#ctx, value === null ? 'session' : maxAge));
     } catch (cause) {
       // e.g. `secure: true` on a plain-HTTP request (behind a proxy, set `app.proxy = true`): configuration, not client input.
       throw new StoreError(name, `cannot set the session cookie: ${(cause as Error)?.message ?? String(cause)}`, { status: 500, cause });
