@@ -139,7 +139,8 @@ export class BoundCookieStore implements BoundRequestStore {
     const session = opts.sessionCookie ?? live?.session ?? this.#hooks.maxAge === 'session';
     const n = (prev?.n ?? 0) + 1;
     const now = this.#c.now();
-    const header = JSON.stringify(session ? { id: sid, n, s: 1 } : { id: sid, n });
+    // What JSON.stringify({ id, n, s }) gives, without it: the sid is [A-Za-z0-9_-] (checked above), n an integer.
+    const header = session ? `{"id":"${sid}","n":${n},"s":1}` : `{"id":"${sid}","n":${n}}`;
     const sealed = seal(`${header}${FRAME_SEP}${value}`, this.#c.keyring, {
       encrypt: this.#c.encrypt,
       ttlMs,
@@ -299,12 +300,20 @@ export class BoundCookieStore implements BoundRequestStore {
  * value, ~4096 bytes; RFC 6265 §6.1 counts attributes too).
  */
 export function setCookieSize(c: Readonly<ResolvedCookieStoreCookie>, value: string): number {
-  let header = `${c.name}=${value}; path=${c.path}${EXPIRES_ATTR}`;
-  if (c.domain) header += `; domain=${c.domain}`;
-  if (c.sameSite) header += `; samesite=${c.sameSite}`;
-  header += '; secure';
-  if (c.httpOnly) header += '; httponly';
-  header += '; partitioned';
-  return Buffer.byteLength(header, 'utf8');
+  let fixed = attributeBytes.get(c);
+  if (fixed === undefined) {
+    let header = `${c.name}=; path=${c.path}${EXPIRES_ATTR}`;
+    if (c.domain) header += `; domain=${c.domain}`;
+    if (c.sameSite) header += `; samesite=${c.sameSite}`;
+    header += '; secure';
+    if (c.httpOnly) header += '; httponly';
+    header += '; partitioned';
+    fixed = Buffer.byteLength(header, 'utf8');
+    attributeBytes.set(c, fixed);
+  }
+  return fixed + Buffer.byteLength(value, 'utf8');
 }
+
+/** Bytes of everything but the value in a Set-Cookie of these (frozen) attributes: counted once, not per save. */
+const attributeBytes = new WeakMap<Readonly<ResolvedCookieStoreCookie>, number>();
 
