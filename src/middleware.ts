@@ -90,7 +90,7 @@ export function session<T extends object = SessionData>(options: SessionOptions 
       format,
       // A request store (CookieStore) has no app-wide master: each request binds its own.
       replica: isRequestStore(master) ? undefined : new Replica(master, resolved.mirrors, replicaOptions, pending),
-      bindReplica: (bound: BoundRequestStore) => Replica.forRequest(bound, resolved.mirrors, replicaOptions, pending),
+      bindReplica: (bound: BoundRequestStore) => Replica.forRequest(bound, resolved.prefix, resolved.mirrors, replicaOptions, pending),
     };
     install(app as AppWithRegistry, runtime); // throws on every request while the app is misconfigured
     runtimes.set(app, runtime);

@@ -48,6 +48,8 @@ export class Replica implements VersionedStore {
   readonly #pending: Set<Promise<void>>;
   /** The master when it is a request-bound store (CookieStore): the one master that takes {@link RequestWriteOptions}. */
   #bound: BoundRequestStore | undefined;
+  /** Length of the session prefix of keys (`prefix + sid`), which a request-bound master does not take. */
+  #prefixLength = 0;
 
   constructor(
     readonly master: Store,
@@ -63,12 +65,20 @@ export class Replica implements VersionedStore {
   /**
    * One request's replica whose master is bound to that request (a
    * `RequestStore`'s `bindRequest`), in front of the app's mirrors; `pending`
-   * is the app's background mirror queue, shared by all its requests.
+   * is the app's background mirror queue, shared by all its requests. Keys
+   * are `prefix + sid` as everywhere (mirrors and locks need the prefix); the
+   * bound master is called with the bare sid, the id its request carries.
    */
-  static forRequest(master: BoundRequestStore, mirrors: readonly Store[], options: ReplicaOptions, pending: Set<Promise<void>>): Replica {
+  static forRequest(master: BoundRequestStore, prefix: string, mirrors: readonly Store[], options: ReplicaOptions, pending: Set<Promise<void>>): Replica {
     const replica = new Replica(master, mirrors, options, pending);
     replica.#bound = master;
+    replica.#prefixLength = prefix.length;
     return replica;
+  }
+
+  /** The master's key for `key`: the bare sid for a request-bound master, else `key` itself. */
+  #masterKey(key: string): string {
+    return this.#prefixLength === 0 ? key : key.slice(this.#prefixLength);
   }
 
   /** The same mirrors (and background queue) in front of another view of the master (e.g. a lease-guarded one). */
@@ -77,7 +87,7 @@ export class Replica implements VersionedStore {
   }
 
   get(key: string): Promise<string | undefined> {
-    return this.#call(this.master, 'master', 'get', () => this.master.get(key));
+    return this.#call(this.master, 'master', 'get', () => this.master.get(this.#masterKey(key)));
   }
 
   /** The master's record with its version (a store without versions reports version 0 and no tombstones). */
@@ -112,18 +122,19 @@ export class Replica implements VersionedStore {
     // A master without versions (CookieStore, a custom store) cannot refuse a late write and
     // gives mirrors no version to order by: plain set/destroy everywhere.
     const bound = this.#bound;
-    await this.#call(master, 'master', op, () => (value === undefined ? master.destroy(key) : bound ? bound.set(key, value, ttlMs, options) : master.set(key, value, ttlMs)));
+    const own = this.#masterKey(key);
+    await this.#call(master, 'master', op, () => (value === undefined ? master.destroy(own) : bound ? bound.set(own, value, ttlMs, options) : master.set(own, value, ttlMs)));
     await this.#fanOut(key, op, (mirror) => (value === undefined ? mirror.destroy(key) : mirror.set(key, value, ttlMs)));
     return true;
   }
 
   async set(key: string, value: string, ttlMs: number): Promise<void> {
-    await this.#call(this.master, 'master', 'set', () => this.master.set(key, value, ttlMs));
+    await this.#call(this.master, 'master', 'set', () => this.master.set(this.#masterKey(key), value, ttlMs));
     await this.#fanOut(key, 'set', (m) => m.set(key, value, ttlMs));
   }
 
   async destroy(key: string): Promise<void> {
-    await this.#call(this.master, 'master', 'destroy', () => this.master.destroy(key));
+    await this.#call(this.master, 'master', 'destroy', () => this.master.destroy(this.#masterKey(key)));
     await this.#fanOut(key, 'destroy', (m) => m.destroy(key));
   }
 
@@ -131,7 +142,7 @@ export class Replica implements VersionedStore {
   async touch(key: string, ttlMs: number, options?: RequestWriteOptions): Promise<void> {
     const { master } = this;
     const bound = this.#bound;
-    if (bound) await this.#call(master, 'master', 'touch', () => bound.touch(key, ttlMs, options));
+    if (bound) await this.#call(master, 'master', 'touch', () => bound.touch(this.#masterKey(key), ttlMs, options));
     else if (master.touch) await this.#call(master, 'master', 'touch', () => master.touch!(key, ttlMs));
     await this.#fanOut(key, 'touch', (m) => m.touch?.(key, ttlMs));
   }

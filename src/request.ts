@@ -132,11 +132,9 @@ export class RequestSession implements ScopeHost {
     this.#resolved = true;
     const { master } = this.options;
     if (isRequestStore(master)) {
-      const { prefix, cookie } = this.options;
       this.#bound = master.bindRequest(this.#ctx, {
         onInvalid: (reason) => this.#emit('session:invalid', reason as InvalidReason),
-        prefix,
-        maxAge: cookie.maxAge,
+        maxAge: this.options.cookie.maxAge,
       });
       this.#replica = this.#rt.bindReplica(this.#bound);
       this.#sid = this.#bound.sid;

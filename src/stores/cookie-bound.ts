@@ -26,12 +26,6 @@ export interface CookieBindHooks {
   /** Called once, with a short reason, when the request brought a cookie that does not open. */
   onInvalid(reason: string): void;
   /**
-   * The middleware's key prefix (`session({ prefix })`): keys given to get/set/destroy/touch are
-   * `prefix + sid`, while the cookie and {@link BoundCookieStore.sid} carry the bare sid.
-   * @default ''
-   */
-  prefix?: string;
-  /**
    * The middleware's `cookie.maxAge`: `'session'` makes new sessions browser-session cookies;
    * a number caps the cookie's Max-Age (which is otherwise the ttl, the seal's own expiry).
    * @default the ttl of each save
@@ -80,7 +74,6 @@ export class BoundCookieStore implements BoundRequestStore {
   readonly timeoutMs = 0;
   readonly #ctx: Context;
   readonly #hooks: CookieBindHooks;
-  readonly #prefix: string;
   readonly #c: BoundConfig;
   #opened = false;
   #incomingSid: string | undefined;
@@ -98,7 +91,6 @@ export class BoundCookieStore implements BoundRequestStore {
   constructor(ctx: Context, hooks: CookieBindHooks, config: BoundConfig) {
     this.#ctx = ctx;
     this.#hooks = hooks;
-    this.#prefix = hooks.prefix ?? '';
     this.#c = config;
   }
 
@@ -127,7 +119,7 @@ export class BoundCookieStore implements BoundRequestStore {
     const sid = this.#sidOf(key);
     if (sid === undefined) {
       // Our own caller's bug, not client input: fail loudly rather than write a cookie we would refuse to read.
-      throw new StoreError(name, `refusing to seal a key that is not \`prefix\` + a session id (16–128 chars of [A-Za-z0-9_-]), got ${typeof key === 'string' ? `${key.length} chars` : typeof key}`, { status: 500 });
+      throw new StoreError(name, `refusing to seal a key that is not a session id (16–128 chars of [A-Za-z0-9_-]), got ${typeof key === 'string' ? `${key.length} chars` : typeof key}`, { status: 500 });
     }
     if (typeof value !== 'string') throw new StoreError(name, 'the record to seal must be a string', { status: 500 });
     if (typeof ttlMs !== 'number' || !Number.isFinite(ttlMs) || ttlMs <= 0) {
@@ -228,11 +220,9 @@ export class BoundCookieStore implements BoundRequestStore {
     if (opened.keyIndex > 0) debug('cookie store: cookie sealed with keys[%d]; the next save re-seals it with keys[0]', opened.keyIndex);
   }
 
-  /** The bare sid in `key` (`prefix + sid`), or undefined when `key` is not of that shape. */
+  /** `key` when it is a session id (the keys of a bound store are bare sids), else undefined. */
   #sidOf(key: string): string | undefined {
-    if (typeof key !== 'string' || !key.startsWith(this.#prefix)) return undefined;
-    const sid = key.slice(this.#prefix.length);
-    return isValidSid(sid) ? sid : undefined;
+    return isValidSid(key) ? key : undefined;
   }
 
   /** Max-Age of a persistent cookie: the ttl (the seal's expiry; a longer cookie would be useless), capped by `hooks.maxAge`. */

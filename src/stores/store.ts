@@ -62,8 +62,6 @@ export interface RequestStore {
 export interface RequestStoreHooks {
   /** Called once, with a short reason, when the request brought a session that does not open. */
   onInvalid(reason: string): void;
-  /** The middleware's key prefix: keys given to get/set/destroy/touch are `prefix + sid`. */
-  prefix?: string;
   /** The middleware's `cookie.maxAge` (`'session'`: browser-session cookies). */
   maxAge?: number | 'session';
 }
@@ -81,6 +79,8 @@ export interface RequestWriteOptions {
 /**
  * A {@link RequestStore} bound to one request: a Store for that request's
  * session (the middleware uses it as the master, in front of the mirrors).
+ * Its keys are bare session ids (the middleware's `prefix` is for server-side
+ * stores and locks only).
  */
 export interface BoundRequestStore extends Store {
   /** The stable session id carried by the request, if valid. */
