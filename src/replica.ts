@@ -83,7 +83,9 @@ export class Replica implements VersionedStore {
 
   /** The same mirrors (and background queue) in front of another view of the master (e.g. a lease-guarded one). */
   withMaster(master: Store): Replica {
-    return master === this.master ? this : new Replica(master, this.mirrors, this.#options, this.#pending);
+    // A request-bound master lives in this request only: no locker has a guarded view of it.
+    if (master === this.master || this.#bound !== undefined) return this;
+    return new Replica(master, this.mirrors, this.#options, this.#pending);
   }
 
   get(key: string): Promise<string | undefined> {
