@@ -7,7 +7,7 @@ export { requireLogin, type RequireLoginOptions } from './auth.js';
 export type { SessionData } from './session-data.js';
 export { DEFAULTS, type SessionOptions, type CookieOptions, type AuthOptions } from './options.js';
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory.js';
-export { isVersioned, type Store, type VersionedStore, type VersionedRecord, type WriteCondition, type RequestStore, type BoundRequestStore, type RequestStoreHooks } from './stores/store.js';
+export { isVersioned, type Store, type VersionedStore, type VersionedRecord, type WriteCondition, type RequestStore, type BoundRequestStore, type RequestStoreHooks, type RequestWriteOptions } from './stores/store.js';
 export {
   CookieStore,
   type BoundCookieStore,

@@ -2,7 +2,7 @@ import type Koa from 'koa';
 import type { Middleware } from 'koa';
 import type { SessionData } from './session-data.js';
 import { resolveOptions, type SessionOptions } from './options.js';
-import { Replica } from './replica.js';
+import { flushPending, Replica } from './replica.js';
 import { SessionHandle, type SessionRuntime } from './session.js';
 import { SessionError } from './errors.js';
 import { appKeys, cookieTransport, headerTransport, KEYS_FIX } from './sid-transport.js';
@@ -31,8 +31,10 @@ type AppWithRegistry = Koa & { context: Koa['context'] & { [INSTALLED]?: Map<str
 
 /** The cookies a session() reads and writes: its sid cookie (and signature), or its CookieStore's cookie; none for a header. */
 function cookiesOf(resolved: ReturnType<typeof resolveOptions>): string[] {
-  const master = resolved.master as { cookie?: { name?: unknown } };
-  if (isRequestStore(resolved.master)) return typeof master.cookie?.name === 'string' ? [master.cookie.name] : [];
+  if (isRequestStore(resolved.master)) {
+    const { cookie } = resolved.master as { cookie?: { name?: unknown } };
+    return typeof cookie?.name === 'string' ? [cookie.name] : [];
+  }
   if (resolved.header !== undefined) return [];
   return resolved.cookie.signed ? [resolved.cookie.name, `${resolved.cookie.name}.sig`] : [resolved.cookie.name];
 }
@@ -54,14 +56,16 @@ export function session<T extends object = SessionData>(options: SessionOptions 
   const { name } = resolved;
   const handleKey = Symbol(`koa-locked-session:${name}`);
   // A CookieStore master takes its cookie name from this session (named sessions get separate cookies).
-  const master = resolved.master as { claim?: (session: string, cookie: string | undefined) => void };
-  if (isRequestStore(resolved.master) && typeof master.claim === 'function') master.claim(name, options.cookie?.name);
-  const needsKeys = (resolved.cookie.signed || resolved.header !== undefined) && !isRequestStore(resolved.master);
+  const { master } = resolved;
+  const claim = (master as { claim?: (session: string, cookie: string | undefined) => void }).claim;
+  if (isRequestStore(master) && typeof claim === 'function') claim.call(master, name, options.cookie?.name);
+  const needsKeys = (resolved.cookie.signed || resolved.header !== undefined) && !isRequestStore(master);
   const transport = resolved.header === undefined ? cookieTransport(resolved.cookie) : headerTransport(resolved.header);
   const index = new UserIndex(resolved.locker, resolved.lockTimeout, resolved.prefix, resolved.maxSessionsPerUser, resolved.storeTimeout);
   const format = new RecordFormat(resolved);
   const runtimes = new WeakMap<Koa, SessionRuntime>();
-  const replicas = new Set<Replica>();
+  /** Each app's background mirror queue (flushed by close()). */
+  const pendings = new Set<Set<Promise<void>>>();
   const lifecycle = new Lifecycle();
 
   const runtimeFor = (app: Koa): SessionRuntime => {
@@ -69,22 +73,24 @@ export function session<T extends object = SessionData>(options: SessionOptions 
     if (known) return known;
     const onMirrorError = (report: { store: string; sid: string; op: 'set' | 'destroy' | 'touch'; error: unknown }) =>
       app.emit('session:mirror-error', report);
-    const replica = new Replica(resolved.master, resolved.mirrors, {
+    const replicaOptions = {
       onMirrorError,
       mode: resolved.mirrorWrites,
       storeTimeout: resolved.storeTimeout,
       maxPendingMirrorWrites: resolved.maxPendingMirrorWrites,
       session: name,
-    });
-    replicas.add(replica);
+    };
+    const pending = new Set<Promise<void>>();
+    pendings.add(pending);
     const runtime: SessionRuntime = {
       options: resolved,
       transport,
       index,
       lifecycle,
       format,
-      replica,
-      bindReplica: (bound: BoundRequestStore) => replica.withMaster(bound),
+      // A request store (CookieStore) has no app-wide master: each request binds its own.
+      replica: isRequestStore(master) ? undefined : new Replica(master, resolved.mirrors, replicaOptions, pending),
+      bindReplica: (bound: BoundRequestStore) => Replica.forRequest(bound, resolved.prefix, resolved.mirrors, replicaOptions, pending),
     };
     install(app as AppWithRegistry, runtime); // throws on every request while the app is misconfigured
     runtimes.set(app, runtime);
@@ -156,7 +162,7 @@ export function session<T extends object = SessionData>(options: SessionOptions 
   middleware.close = () =>
     (closing ??= (async () => {
       await lifecycle.close();
-      await Promise.all([...replicas].map((r) => r.flush()));
+      await Promise.all([...pendings].map(flushPending));
       await resolved.locker.close?.();
       await Promise.all([resolved.master, ...resolved.mirrors].map((s) => s.close?.()));
     })());

@@ -4,8 +4,9 @@ import type { MigrationSource } from './migrate/source.js';
 import type { MirrorWrites } from './replica.js';
 import { jsonSerializer, type Serializer } from './serialize.js';
 import { MemoryStore } from './stores/memory.js';
-import { isRequestStore, type Store } from './stores/store.js';
+import { isRequestStore, type RequestStore, type Store } from './stores/store.js';
 import { Validator } from './validate.js';
+import { COOKIE_DEFAULTS, resolveCookieAttributes, type CookieAttributes } from './cookie-attributes.js';
 
 /** Options of the sid cookie. Defaults follow DESIGN §6 (and OWASP): HttpOnly, SameSite=Lax, Secure on HTTPS. */
 export interface CookieOptions {
@@ -42,8 +43,11 @@ export interface SessionOptions {
    * @default 'session'
    */
   name?: string;
-  /** The store reads come from and writes go to first. @default new MemoryStore() */
-  master?: Store;
+  /**
+   * The store reads come from and writes go to first, or a {@link RequestStore}
+   * (CookieStore: the session travels in the cookie). @default new MemoryStore()
+   */
+  master?: Store | RequestStore;
   /** Stores that receive every write and destroy too, after the master (analytics, migration, backup). @default [] */
   mirrors?: Store[];
   /** `'await'`: a scope ends after the mirrors are written; `'background'`: it does not wait for them. @default 'await' */
@@ -118,22 +122,15 @@ export interface AuthOptions {
 }
 
 /** The cookie options with every default applied. */
-export interface ResolvedCookieOptions {
-  name: string;
-  domain: string | undefined;
-  path: string;
+export interface ResolvedCookieOptions extends CookieAttributes {
   maxAge: number | 'session';
-  httpOnly: boolean;
-  secure: boolean | 'auto';
-  sameSite: 'strict' | 'lax' | 'none' | false;
-  partitioned: boolean;
   signed: boolean;
 }
 
 /** The options with every default applied: what the middleware runs on. */
 export interface ResolvedOptions {
   name: string;
-  master: Store;
+  master: Store | RequestStore;
   mirrors: readonly Store[];
   mirrorWrites: MirrorWrites;
   maxPendingMirrorWrites: number;
@@ -166,7 +163,7 @@ export const DEFAULTS = Object.freeze({
   lockTimeout: 5000,
   rolling: false,
   prefix: '',
-  cookie: Object.freeze({ name: 'sid', path: '/', httpOnly: true, secure: 'auto' as const, sameSite: 'lax' as const, partitioned: false, signed: true }),
+  cookie: Object.freeze({ name: 'sid', ...COOKIE_DEFAULTS, signed: true }),
 });
 
 // Names that would shadow Koa's own context members.
@@ -178,8 +175,6 @@ const RESERVED_NAMES = new Set([
 ]);
 
 const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]{0,63}$/;
-// RFC 6265 cookie-name token characters.
-const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,128}$/;
 const PREFIX = /^[A-Za-z0-9_:.-]{0,64}$/;
 
 const check = new Validator('');
@@ -248,13 +243,13 @@ export function resolveOptions(input: SessionOptions = {}): ResolvedOptions {
   if (RESERVED_NAMES.has(name)) fail('name', 'a name Koa does not use itself', name, 'Pick another name, e.g. "session" or "cart"');
 
   const master = input.master ?? new MemoryStore();
-  check.store('master', master);
+  if (!isRequestStore(master)) check.store('master', master);
   const mirrors = input.mirrors ?? [];
   if (!Array.isArray(mirrors)) fail('mirrors', 'an array of Stores', mirrors);
   mirrors.forEach((m, i) => {
+    if (isRequestStore(m)) fail(`mirrors[${i}]`, 'a server-side store', m.name, 'A CookieStore can only be the master: it lives in the browser');
     check.store(`mirrors[${i}]`, m);
     if (m === master) fail(`mirrors[${i}]`, 'a store other than the master', m.name, 'Remove the master from `mirrors`');
-    if (isRequestStore(m)) fail(`mirrors[${i}]`, 'a server-side store', m.name, 'A CookieStore can only be the master: it lives in the browser');
   });
   const mirrorWrites = check.oneOf('mirrorWrites', input.mirrorWrites, ['await', 'background'], DEFAULTS.mirrorWrites);
 
@@ -305,7 +300,7 @@ export function resolveOptions(input: SessionOptions = {}): ResolvedOptions {
 
 const SOURCES = 'koaSessionCookie(), genericSession() or expressSession()';
 
-function resolveMigrateFrom(input: SessionOptions['migrateFrom'], master: Store): readonly MigrationSource[] {
+function resolveMigrateFrom(input: SessionOptions['migrateFrom'], master: Store | RequestStore): readonly MigrationSource[] {
   if (input === undefined) return [];
   const sources = (Array.isArray(input) ? [...input] : [input]) as unknown[];
   sources.forEach((source, i) => {
@@ -332,23 +327,11 @@ function resolveCookie(input: CookieOptions, sessionName: string, ttl: number): 
   check.object('cookie', input);
   check.known(input, COOKIE_OPTION_NAMES, COOKIE_HINTS, 'cookie.');
   const d = DEFAULTS.cookie;
-  const name = input.name ?? (sessionName === DEFAULTS.name ? d.name : `${sessionName}.sid`);
-  if (typeof name !== 'string' || !COOKIE_NAME.test(name)) fail('cookie.name', 'a cookie name (letters, digits and !#$%&\'*+-.^_`|~)', name);
-  const domain = input.domain;
-  if (domain !== undefined && (typeof domain !== 'string' || !/^\.?[A-Za-z0-9.-]+$/.test(domain))) fail('cookie.domain', 'a host name', domain);
-  const path = input.path ?? d.path;
-  if (typeof path !== 'string' || !/^\/[\x21-\x3A\x3C-\x7E]*$/.test(path)) fail('cookie.path', "a path starting with '/'", path);
+  const attributes = resolveCookieAttributes(check, input, sessionName === DEFAULTS.name ? d.name : `${sessionName}.sid`);
   const maxAge = input.maxAge ?? ttl;
   if (maxAge !== 'session' && (typeof maxAge !== 'number' || !Number.isFinite(maxAge) || maxAge <= 0)) {
     fail('cookie.maxAge', "a positive number of ms or 'session'", maxAge);
   }
-  const httpOnly = check.bool('cookie.httpOnly', input.httpOnly, d.httpOnly);
-  const secure = check.oneOf('cookie.secure', input.secure, [true, false, 'auto'], d.secure);
-  const sameSite = check.oneOf('cookie.sameSite', input.sameSite, ['strict', 'lax', 'none', false], d.sameSite);
-  const partitioned = check.bool('cookie.partitioned', input.partitioned, d.partitioned);
   const signed = check.bool('cookie.signed', input.signed, d.signed);
-  if (secure === false && (sameSite === 'none' || partitioned)) {
-    fail('cookie.secure', `true or 'auto' with ${partitioned ? 'partitioned' : "sameSite: 'none'"}`, secure, 'Browsers drop such cookies unless they are Secure');
-  }
-  return { name, domain, path, maxAge, httpOnly, secure, sameSite, partitioned, signed };
+  return { ...attributes, maxAge, signed };
 }

@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { mirrorErrorChannel, storeChannel, type StoreMessage } from './diagnostics.js';
 import { withDeadline } from './deadline.js';
 import { StoreError } from './errors.js';
-import { isVersioned, type Store, type VersionedRecord, type VersionedStore, type WriteCondition } from './stores/store.js';
+import { isVersioned, type BoundRequestStore, type RequestWriteOptions, type Store, type VersionedRecord, type VersionedStore, type WriteCondition } from './stores/store.js';
 
 /** What a failed mirror write reports (turned into `session:mirror-error` by the middleware). */
 export interface MirrorError {
@@ -46,6 +46,10 @@ export class Replica implements VersionedStore {
   readonly name: string;
   readonly #options: Required<ReplicaOptions>;
   readonly #pending: Set<Promise<void>>;
+  /** The master when it is a request-bound store (CookieStore): the one master that takes {@link RequestWriteOptions}. */
+  #bound: BoundRequestStore | undefined;
+  /** Length of the session prefix of keys (`prefix + sid`), which a request-bound master does not take. */
+  #prefixLength = 0;
 
   constructor(
     readonly master: Store,
@@ -58,13 +62,34 @@ export class Replica implements VersionedStore {
     this.#pending = pending;
   }
 
+  /**
+   * One request's replica whose master is bound to that request (a
+   * `RequestStore`'s `bindRequest`), in front of the app's mirrors; `pending`
+   * is the app's background mirror queue, shared by all its requests. Keys
+   * are `prefix + sid` as everywhere (mirrors and locks need the prefix); the
+   * bound master is called with the bare sid, the id its request carries.
+   */
+  static forRequest(master: BoundRequestStore, prefix: string, mirrors: readonly Store[], options: ReplicaOptions, pending: Set<Promise<void>>): Replica {
+    const replica = new Replica(master, mirrors, options, pending);
+    replica.#bound = master;
+    replica.#prefixLength = prefix.length;
+    return replica;
+  }
+
+  /** The master's key for `key`: the bare sid for a request-bound master, else `key` itself. */
+  #masterKey(key: string): string {
+    return this.#prefixLength === 0 ? key : key.slice(this.#prefixLength);
+  }
+
   /** The same mirrors (and background queue) in front of another view of the master (e.g. a lease-guarded one). */
   withMaster(master: Store): Replica {
-    return master === this.master ? this : new Replica(master, this.mirrors, this.#options, this.#pending);
+    // A request-bound master lives in this request only: no locker has a guarded view of it.
+    if (master === this.master || this.#bound !== undefined) return this;
+    return new Replica(master, this.mirrors, this.#options, this.#pending);
   }
 
   get(key: string): Promise<string | undefined> {
-    return this.#call(this.master, 'master', 'get', () => this.master.get(key));
+    return this.#call(this.master, 'master', 'get', () => this.master.get(this.#masterKey(key)));
   }
 
   /** The master's record with its version (a store without versions reports version 0 and no tombstones). */
@@ -84,9 +109,10 @@ export class Replica implements VersionedStore {
    * reordered mirror writes never win. `value` undefined deletes; the master
    * keeps a tombstone for `masterTombstoneMs` (default `ttlMs`, as the
    * contract says; the session passes 0 where a tombstone on the master would
-   * wrongly read as "moved by regenerate()").
+   * wrongly read as "moved by regenerate()"). `options` reach a
+   * request-bound master only (the cookie kind of a CookieStore).
    */
-  async write(key: string, value: string | undefined, version: number, ttlMs: number, condition: WriteCondition, masterTombstoneMs = ttlMs): Promise<boolean> {
+  async write(key: string, value: string | undefined, version: number, ttlMs: number, condition: WriteCondition, masterTombstoneMs = ttlMs, options?: RequestWriteOptions): Promise<boolean> {
     const { master } = this;
     const op: Op = value === undefined ? 'destroy' : 'set';
     if (isVersioned(master)) {
@@ -97,30 +123,35 @@ export class Replica implements VersionedStore {
     }
     // A master without versions (CookieStore, a custom store) cannot refuse a late write and
     // gives mirrors no version to order by: plain set/destroy everywhere.
-    await this.#call(master, 'master', op, () => (value === undefined ? master.destroy(key) : master.set(key, value, ttlMs)));
+    const bound = this.#bound;
+    const own = this.#masterKey(key);
+    await this.#call(master, 'master', op, () => (value === undefined ? master.destroy(own) : bound ? bound.set(own, value, ttlMs, options) : master.set(own, value, ttlMs)));
     await this.#fanOut(key, op, (mirror) => (value === undefined ? mirror.destroy(key) : mirror.set(key, value, ttlMs)));
     return true;
   }
 
   async set(key: string, value: string, ttlMs: number): Promise<void> {
-    await this.#call(this.master, 'master', 'set', () => this.master.set(key, value, ttlMs));
+    await this.#call(this.master, 'master', 'set', () => this.master.set(this.#masterKey(key), value, ttlMs));
     await this.#fanOut(key, 'set', (m) => m.set(key, value, ttlMs));
   }
 
   async destroy(key: string): Promise<void> {
-    await this.#call(this.master, 'master', 'destroy', () => this.master.destroy(key));
+    await this.#call(this.master, 'master', 'destroy', () => this.master.destroy(this.#masterKey(key)));
     await this.#fanOut(key, 'destroy', (m) => m.destroy(key));
   }
 
-  async touch(key: string, ttlMs: number): Promise<void> {
+  /** `options` reach a request-bound master only (the cookie kind of a CookieStore); other stores take none. */
+  async touch(key: string, ttlMs: number, options?: RequestWriteOptions): Promise<void> {
     const { master } = this;
-    if (master.touch) await this.#call(master, 'master', 'touch', () => master.touch!(key, ttlMs));
+    const bound = this.#bound;
+    if (bound) await this.#call(master, 'master', 'touch', () => bound.touch(this.#masterKey(key), ttlMs, options));
+    else if (master.touch) await this.#call(master, 'master', 'touch', () => master.touch!(key, ttlMs));
     await this.#fanOut(key, 'touch', (m) => m.touch?.(key, ttlMs));
   }
 
   /** Wait until every background mirror write has settled. */
-  async flush(): Promise<void> {
-    while (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);
+  flush(): Promise<void> {
+    return flushPending(this.#pending);
   }
 
   /** Wait for background mirror writes, then close the master and every mirror (each closes only what it created). */
@@ -209,6 +240,11 @@ export class Replica implements VersionedStore {
       }
     }
   }
+}
+
+/** Wait until every background mirror write in `pending` (one app's queue) has settled. */
+export async function flushPending(pending: Set<Promise<void>>): Promise<void> {
+  while (pending.size > 0) await Promise.allSettled([...pending]);
 }
 
 /** Delay before the one retry of a failed mirror write (capped at `storeTimeout`). */

@@ -11,7 +11,7 @@ import type { Replica } from './replica.js';
 import { Scope, type Participant, type ScopeHost } from './scope.js';
 import { generateSid, isValidSid } from './sid.js';
 import type { SidTransport } from './sid-transport.js';
-import { isRequestStore, type BoundRequestStore } from './stores/store.js';
+import { isRequestStore, type BoundRequestStore, type RequestWriteOptions } from './stores/store.js';
 import type { UserIndex } from './user-index.js';
 
 const isThenable = (value: unknown): value is PromiseLike<unknown> =>
@@ -25,11 +25,15 @@ export interface SessionRuntime {
   readonly lifecycle: Lifecycle;
   /** The record format (encoding, expiry policy) of this session(). */
   readonly format: RecordFormat;
-  /** Master + mirrors for this app (replaced per request when the master is a request store). */
-  readonly replica: Replica;
+  /** Master + mirrors for this app; `undefined` when the master is a request store (one replica per request). */
+  readonly replica: Replica | undefined;
   /** Build the replica for a request-bound master (CookieStore). */
   bindReplica(master: BoundRequestStore): Replica;
 }
+
+/** What a save tells a request-bound master: the cookie kind (shared, never mutated). */
+const SESSION_COOKIE: RequestWriteOptions = Object.freeze({ sessionCookie: true });
+const PERSISTENT_COOKIE: RequestWriteOptions = Object.freeze({ sessionCookie: false });
 
 /**
  * The state of one request's session behind `ctx.session`: the sid the
@@ -42,11 +46,12 @@ export class RequestSession implements ScopeHost {
   readonly index: UserIndex;
   readonly format: RecordFormat;
   readonly lifecycle: Lifecycle;
-  replica: Replica;
   active: Scope | undefined;
   readonly #ctx: Context;
   readonly #rt: SessionRuntime;
   #bound: BoundRequestStore | undefined;
+  /** Master + mirrors: the app's, or (request store) this request's, made on first use. */
+  #replica: Replica | undefined;
   #resolved = false;
   #sid: string | undefined;
   #isNew = true;
@@ -69,7 +74,14 @@ export class RequestSession implements ScopeHost {
     this.index = runtime.index;
     this.format = runtime.format;
     this.lifecycle = runtime.lifecycle;
-    this.replica = runtime.replica;
+    this.#replica = runtime.replica;
+  }
+
+  get replica(): Replica {
+    if (this.#replica === undefined) this.resolve();
+    // Still none: binding the request store threw (that error was already thrown to the caller).
+    if (this.#replica === undefined) throw new SessionError('koa-locked-session: the session store could not be bound to this request; see the first error of this request', { status: 500 });
+    return this.#replica;
   }
 
   get sid(): string | undefined {
@@ -160,13 +172,11 @@ export class RequestSession implements ScopeHost {
     this.#resolved = true;
     const { master } = this.options;
     if (isRequestStore(master)) {
-      const { prefix, cookie } = this.options;
       this.#bound = master.bindRequest(this.#ctx, {
         onInvalid: (reason) => this.#emit('session:invalid', reason as InvalidReason),
-        prefix,
-        maxAge: cookie.maxAge,
+        maxAge: this.options.cookie.maxAge,
       });
-      this.replica = this.#rt.bindReplica(this.#bound);
+      this.#replica = this.#rt.bindReplica(this.#bound);
       this.#sid = this.#bound.sid;
     } else {
       const read = this.#rt.transport.read(this.#ctx);
@@ -235,9 +245,10 @@ export class RequestSession implements ScopeHost {
 
   // ---- what scopes tell the request (ScopeHost) -----------------------------
 
-  saving(meta: SessionMeta | undefined): void {
+  saving(meta: SessionMeta | undefined): RequestWriteOptions | undefined {
     this.#meta = meta;
-    if (this.#bound) this.#bound.sessionCookie = meta?.remember === false || this.options.cookie.maxAge === 'session';
+    if (!this.#bound) return undefined;
+    return meta?.remember === false || this.options.cookie.maxAge === 'session' ? SESSION_COOKIE : PERSISTENT_COOKIE;
   }
 
   adopt(sid: string, value: string): void {

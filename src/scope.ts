@@ -5,6 +5,7 @@ import type { Lifecycle } from './lifecycle.js';
 import type { SessionMeta } from './record.js';
 import type { Replica } from './replica.js';
 import { SessionLock, writeIfVersion } from './session-lock.js';
+import type { RequestWriteOptions } from './stores/store.js';
 
 const debug = debuglog('koa-locked-session');
 
@@ -31,8 +32,11 @@ export interface ScopeHost extends IndexHost {
   readonly clientSide: boolean;
   /** Read the session reference the request brought (once). */
   resolve(): void;
-  /** The settings of the record about to be saved (they decide the cookie's expiry). */
-  saving(meta: SessionMeta | undefined): void;
+  /**
+   * The settings of the record about to be saved (they decide the cookie's expiry);
+   * returns what the save tells a request-bound master (the cookie kind), if any.
+   */
+  saving(meta: SessionMeta | undefined): RequestWriteOptions | undefined;
   /** The session now lives under `sid` with record `value` (cookie sent). */
   adopt(sid: string, value: string): void;
   /** This request destroyed its session (`null`: get() now answers `{}`). */
@@ -344,7 +348,7 @@ export class Scope {
     const host = this.host;
     const oldSid = this.#sid;
     this.meta = host.format.forSave(this.meta, oldSid === undefined);
-    host.saving(this.meta);
+    const kind = host.saving(this.meta);
     const value = host.format.encode(this.data, this.meta);
     const ttl = host.format.ttl(this.meta);
 
@@ -367,7 +371,7 @@ export class Scope {
       const sid = host.newSid();
       const plan = this.#indexPlan(oldSid, sid);
       // A fresh id: no lock needed, nobody else knows it; the insert refuses to overwrite anything.
-      if (!(await host.replica.write(host.key(sid), value, 1, ttl, null))) throw new ConflictError();
+      if (!(await host.replica.write(host.key(sid), value, 1, ttl, null, ttl, kind))) throw new ConflictError();
       if (plan) await indexAdd(host, plan, sid, oldSid); // listed before the old sid dies: see revokeAll
       if (oldSid !== undefined) {
         if (final) this.#lastWrite(plan);
@@ -382,7 +386,7 @@ export class Scope {
       const plan = this.#indexPlan(oldSid, oldSid);
       if (plan) await indexAdd(host, plan, undefined, oldSid); // the record exists: listed before it changes hands
       if (final) this.#lastWrite(plan);
-      await writeIfVersion(this.#storeFor(oldSid), host.key(oldSid), value, this.#version, ttl);
+      await writeIfVersion(this.#storeFor(oldSid), host.key(oldSid), value, this.#version, ttl, 0, kind);
       host.adopt(oldSid, value);
       if (plan) await indexRemove(host, plan);
       this.#stand(oldSid, value, this.#version + 1);
@@ -390,8 +394,8 @@ export class Scope {
       const key = host.key(oldSid);
       const store = this.#storeFor(oldSid);
       if (final) this.#lastWrite(undefined);
-      if ((this.#lock?.store ?? host.replica).master.touch) await store.touch(key, ttl);
-      else await writeIfVersion(store, key, value, this.#version, ttl);
+      if ((this.#lock?.store ?? host.replica).master.touch) await store.touch(key, ttl, kind);
+      else await writeIfVersion(store, key, value, this.#version, ttl, 0, kind);
       host.refreshCookie(oldSid);
       this.touch = false;
     }

@@ -30,7 +30,7 @@
  * `node:crypto`, used the standard way. Not compressed before sealing: compressing
  * secrets next to attacker-influenced data leaks through the length (CRIME/BREACH).
  */
-import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomFillSync, timingSafeEqual } from 'node:crypto';
 
 /** A key as configured: a string of ≥ 32 characters or exactly 32 bytes. */
 export type KeyInput = string | Uint8Array;
@@ -163,6 +163,26 @@ export function createKeyring(keys: readonly KeyInput[] | Keyring, optionName = 
 }
 
 /**
+ * Random IVs drawn from a pool filled 256 at a time: one CSPRNG call per 256
+ * seals instead of one per seal (a measurable share of a CookieStore save).
+ * Every IV is still 12 fresh random bytes, used once (Node's randomUUID
+ * caches its entropy the same way).
+ */
+const ivPool = Buffer.alloc(IV_BYTES * 256);
+let ivOffset = ivPool.length;
+
+function nextIv(): Buffer {
+  if (ivOffset === ivPool.length) {
+    randomFillSync(ivPool);
+    ivOffset = 0;
+  }
+  // A view, not a copy: seal() uses it synchronously and never lets it escape, so no refill can reach it in use.
+  const iv = ivPool.subarray(ivOffset, ivOffset + IV_BYTES);
+  ivOffset += IV_BYTES;
+  return iv;
+}
+
+/**
  * Seal `plaintext` with the first key of `keys`.
  *
  * @returns `v1.e.…` (encrypted, default) or `v1.s.…` (signed only), cookie-safe.
@@ -182,7 +202,7 @@ export function seal(plaintext: string, keys: Keyring | readonly KeyInput[], opt
 
   if (encrypt) {
     const header = `${VERSION}.e.${key.kid}`;
-    const iv = randomBytes(IV_BYTES);
+    const iv = nextIv();
     const cipher = createCipheriv('aes-256-gcm', key.encKey, iv, { authTagLength: TAG_BYTES });
     cipher.setAAD(aad(header, purpose));
     const ciphertext = Buffer.concat([cipher.update(body), cipher.final()]);

@@ -6,7 +6,7 @@ import { redactSids } from './format.js';
 import type { Lease } from './lockers/locker.js';
 import type { ResolvedOptions } from './options.js';
 import type { Replica } from './replica.js';
-import type { VersionedRecord } from './stores/store.js';
+import type { RequestWriteOptions, VersionedRecord } from './stores/store.js';
 
 const debug = debuglog('koa-locked-session');
 
@@ -73,11 +73,12 @@ export class SessionLock {
  * record changed under the lock (lost lease, a late write landed first), so
  * nothing is saved and the request fails with {@link ConflictError}.
  * `value` undefined deletes: `ttl` is then the mirrors' tombstone and
- * `tombstoneMs` how long the master keeps one.
+ * `tombstoneMs` how long the master keeps one; `options` go to a
+ * request-bound master (the cookie kind).
  */
-export async function writeIfVersion(store: Replica, key: string, value: string | undefined, version: number, ttl: number, tombstoneMs = 0): Promise<void> {
+export async function writeIfVersion(store: Replica, key: string, value: string | undefined, version: number, ttl: number, tombstoneMs = 0, options?: RequestWriteOptions): Promise<void> {
   const applied = value === undefined
     ? await store.write(key, undefined, version + 1, ttl, version, tombstoneMs)
-    : await store.write(key, value, version + 1, ttl, version);
+    : await store.write(key, value, version + 1, ttl, version, ttl, options);
   if (!applied) throw new ConflictError();
 }

@@ -1,4 +1,5 @@
 import type { Context } from 'koa';
+import { cookieSetAttributes } from './cookie-attributes.js';
 import { SessionError } from './errors.js';
 import type { InvalidReason } from './events.js';
 import type { ResolvedCookieOptions } from './options.js';
@@ -71,16 +72,6 @@ export function cookieTransport(cookie: ResolvedCookieOptions): SidTransport {
   const sigName = `${cookie.name}.sig`;
   // Same signatures as Koa's own signed cookies (Keygrip), computed by a caching signer.
   const signer = new Signer(keygripMac);
-  const attributes = (ctx: Context) => ({
-    signed: false,
-    httpOnly: cookie.httpOnly,
-    sameSite: cookie.sameSite,
-    path: cookie.path,
-    ...(cookie.domain === undefined ? {} : { domain: cookie.domain }),
-    secure: cookie.secure === 'auto' ? ctx.secure : cookie.secure,
-    partitioned: cookie.partitioned,
-    overwrite: true,
-  });
   return {
     signer,
     vary: 'Cookie',
@@ -104,8 +95,7 @@ export function cookieTransport(cookie: ResolvedCookieOptions): SidTransport {
       return { sid: raw };
     },
     write(ctx, sid, maxAge) {
-      // A browser-session cookie has neither Max-Age nor Expires.
-      const options = { ...attributes(ctx), ...(maxAge === 'session' ? {} : { maxAge }) };
+      const options = cookieSetAttributes(cookie, ctx, maxAge);
       if (!cookie.signed) {
         ctx.cookies.set(cookie.name, sid, options);
         return;
@@ -119,8 +109,9 @@ export function cookieTransport(cookie: ResolvedCookieOptions): SidTransport {
       ctx.cookies.set(sigName, signer.sign(keys.list, `${cookie.name}=${sid}`), options);
     },
     clear(ctx) {
-      ctx.cookies.set(cookie.name, null, attributes(ctx));
-      if (cookie.signed) ctx.cookies.set(sigName, null, attributes(ctx));
+      const options = cookieSetAttributes(cookie, ctx, 'session');
+      ctx.cookies.set(cookie.name, null, options);
+      if (cookie.signed) ctx.cookies.set(sigName, null, options);
     },
   };
 }

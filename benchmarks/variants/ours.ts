@@ -21,7 +21,7 @@ import {
   RedisStore,
   session,
 } from '../../src/index.js';
-import type { Locker, Store } from '../../src/index.js';
+import type { Locker, RequestStore, Store } from '../../src/index.js';
 import type { AppEnv, AppInstance, VariantFactory } from '../lib/types.js';
 import { koaApp, countOf, type SessionOps } from '../lib/routes.js';
 
@@ -63,7 +63,7 @@ class CountingMemoryStore extends MemoryStore {
 }
 
 interface Parts {
-  master: Store;
+  master: Store | RequestStore;
   locker?: Locker;
   storeCalls?: () => Record<string, number>;
   close: () => Promise<void>;

@@ -55,7 +55,8 @@ async function migrate(
     const result = await moveOnce(found, source.retire, {
       locker: options.locker,
       lockTimeoutMs: options.lockTimeout,
-      markers: bounded(options.master, options.storeTimeout),
+      // session() refuses migrateFrom with a request store (CookieStore) master: this is a server-side Store.
+      markers: bounded(options.master as Store, options.storeTimeout),
       prefix: options.prefix,
       markerTtlMs: options.ttl,
       create,

@@ -1,16 +1,17 @@
 /**
  * A CookieStore bound to one request (its cookie in, its Set-Cookie out), and
- * what the core tells it: the one seam through which the middleware knows a
+ * what the core tells it through the one seam by which the middleware knows a
  * request-bound store (`RequestStore.bindRequest`, src/stores/store.ts).
  */
 import { debuglog } from 'node:util';
 import type { Context } from 'koa';
+import { cookieSetAttributes, type CookieAttributes } from '../cookie-attributes.js';
 import { CookieTooLargeError, StoreError } from '../errors.js';
 import { seal, unseal, type Keyring } from '../seal.js';
 import { isValidSid } from '../sid.js';
 import type { RecentWrites, Rec } from './cookie-recent-writes.js';
 import type { Revocations } from './cookie-revocations.js';
-import type { BoundRequestStore } from './store.js';
+import type { BoundRequestStore, RequestWriteOptions } from './store.js';
 
 const debug = debuglog('koa-locked-session');
 
@@ -25,12 +26,6 @@ export interface CookieBindHooks {
   /** Called once, with a short reason, when the request brought a cookie that does not open. */
   onInvalid(reason: string): void;
   /**
-   * The middleware's key prefix (`session({ prefix })`): keys given to get/set/destroy/touch are
-   * `prefix + sid`, while the cookie and {@link BoundCookieStore.sid} carry the bare sid.
-   * @default ''
-   */
-  prefix?: string;
-  /**
    * The middleware's `cookie.maxAge`: `'session'` makes new sessions browser-session cookies;
    * a number caps the cookie's Max-Age (which is otherwise the ttl, the seal's own expiry).
    * @default the ttl of each save
@@ -38,26 +33,16 @@ export interface CookieBindHooks {
   maxAge?: number | 'session';
 }
 
-/** Extra arguments of {@link BoundCookieStore.set}. */
-export interface CookieSetOptions {
-  /**
-   * `true`: a browser-session cookie (no Max-Age/Expires; the sealed expiry still applies).
-   * `false`: a persistent cookie with Max-Age = ttl. Omitted: keep what the session's cookie
-   * already was (persistent for a new session), so later saves do not undo `remember: false`.
-   */
-  sessionCookie?: boolean;
-}
+/**
+ * Extra arguments of {@link BoundCookieStore.set} and `touch`: `sessionCookie` `true` writes a
+ * browser-session cookie (no Max-Age/Expires; the sealed expiry still applies), `false` a
+ * persistent cookie with Max-Age = ttl; omitted keeps what the session's cookie already was
+ * (persistent for a new session), so later saves do not undo `remember: false`.
+ */
+export type CookieSetOptions = RequestWriteOptions;
 
 /** The cookie attributes a CookieStore writes, with defaults applied. */
-export interface ResolvedCookieStoreCookie {
-  name: string;
-  domain: string | undefined;
-  path: string;
-  httpOnly: boolean;
-  sameSite: 'strict' | 'lax' | 'none' | false;
-  secure: boolean | 'auto';
-  partitioned: boolean;
-}
+export type ResolvedCookieStoreCookie = CookieAttributes;
 
 // Header framing inside the seal: `{"id":…,"n":…,"s":1}\n<record>`. JSON.stringify never emits a raw
 // newline, and keeping the record outside the JSON avoids escaping it a second time (cookie bytes are scarce).
@@ -85,17 +70,11 @@ export interface BoundConfig {
  */
 export class BoundCookieStore implements BoundRequestStore {
   readonly name = name;
+  /** Every call is synchronous work on this request's cookie (no I/O): the session adds no deadline to it. */
+  readonly timeoutMs = 0;
   readonly #ctx: Context;
   readonly #hooks: CookieBindHooks;
-  readonly #prefix: string;
   readonly #c: BoundConfig;
-  /**
-   * Per-request choice of cookie kind for the following saves: `true` browser-session
-   * cookie, `false` persistent; `undefined` keeps what the session's cookie already was.
-   * The auth helpers set it (`login(user, { remember: false })`), since the scope's
-   * save goes through the master+mirrors Replica, which has no room for extra arguments.
-   */
-  sessionCookie: boolean | undefined = undefined;
   #opened = false;
   #incomingSid: string | undefined;
   /**
@@ -112,7 +91,6 @@ export class BoundCookieStore implements BoundRequestStore {
   constructor(ctx: Context, hooks: CookieBindHooks, config: BoundConfig) {
     this.#ctx = ctx;
     this.#hooks = hooks;
-    this.#prefix = hooks.prefix ?? '';
     this.#c = config;
   }
 
@@ -141,7 +119,7 @@ export class BoundCookieStore implements BoundRequestStore {
     const sid = this.#sidOf(key);
     if (sid === undefined) {
       // Our own caller's bug, not client input: fail loudly rather than write a cookie we would refuse to read.
-      throw new StoreError(name, `refusing to seal a key that is not \`prefix\` + a session id (16–128 chars of [A-Za-z0-9_-]), got ${typeof key === 'string' ? `${key.length} chars` : typeof key}`, { status: 500 });
+      throw new StoreError(name, `refusing to seal a key that is not a session id (16–128 chars of [A-Za-z0-9_-]), got ${typeof key === 'string' ? `${key.length} chars` : typeof key}`, { status: 500 });
     }
     if (typeof value !== 'string') throw new StoreError(name, 'the record to seal must be a string', { status: 500 });
     if (typeof ttlMs !== 'number' || !Number.isFinite(ttlMs) || ttlMs <= 0) {
@@ -149,11 +127,12 @@ export class BoundCookieStore implements BoundRequestStore {
     }
     const prev = this.#latest(sid, { anyHolder: true });
     const live = prev && prev.value !== undefined ? prev : undefined;
-    // Explicit argument, then this request's choice, then what the cookie already was, then the app's default.
-    const session = opts.sessionCookie ?? this.sessionCookie ?? live?.session ?? this.#hooks.maxAge === 'session';
+    // The save's choice, then what the cookie already was, then the app's default.
+    const session = opts.sessionCookie ?? live?.session ?? this.#hooks.maxAge === 'session';
     const n = (prev?.n ?? 0) + 1;
     const now = this.#c.now();
-    const header = JSON.stringify(session ? { id: sid, n, s: 1 } : { id: sid, n });
+    // What JSON.stringify({ id, n, s }) gives, without it: the sid is [A-Za-z0-9_-] (checked above), n an integer.
+    const header = session ? `{"id":"${sid}","n":${n},"s":1}` : `{"id":"${sid}","n":${n}}`;
     const sealed = seal(`${header}${FRAME_SEP}${value}`, this.#c.keyring, {
       encrypt: this.#c.encrypt,
       ttlMs,
@@ -197,14 +176,17 @@ export class BoundCookieStore implements BoundRequestStore {
     }
   }
 
-  /** Re-seal the current record with a new expiry (a no-op when the session is absent: never recreates it). */
-  async touch(key: string, ttlMs: number): Promise<void> {
+  /**
+   * Re-seal the current record with a new expiry (a no-op when the session is absent: never
+   * recreates it); without `opts.sessionCookie` it keeps the cookie kind it had.
+   */
+  async touch(key: string, ttlMs: number, opts: CookieSetOptions = {}): Promise<void> {
     this.#open();
     const sid = this.#sidOf(key);
     if (sid === undefined) return;
     const rec = this.#latest(sid);
     if (!rec || rec.value === undefined || rec.exp <= this.#c.now()) return;
-    await this.set(key, rec.value, ttlMs); // keeps the cookie kind (browser-session or persistent) it had
+    await this.set(key, rec.value, ttlMs, opts);
   }
 
   /** Read and open the request's cookie once. Bad cookies are reported, never thrown. */
@@ -238,11 +220,9 @@ export class BoundCookieStore implements BoundRequestStore {
     if (opened.keyIndex > 0) debug('cookie store: cookie sealed with keys[%d]; the next save re-seals it with keys[0]', opened.keyIndex);
   }
 
-  /** The bare sid in `key` (`prefix + sid`), or undefined when `key` is not of that shape. */
+  /** `key` when it is a session id (the keys of a bound store are bare sids), else undefined. */
   #sidOf(key: string): string | undefined {
-    if (typeof key !== 'string' || !key.startsWith(this.#prefix)) return undefined;
-    const sid = key.slice(this.#prefix.length);
-    return isValidSid(sid) ? sid : undefined;
+    return isValidSid(key) ? key : undefined;
   }
 
   /** Max-Age of a persistent cookie: the ttl (the seal's expiry; a longer cookie would be useless), capped by `hooks.maxAge`. */
@@ -293,17 +273,8 @@ export class BoundCookieStore implements BoundRequestStore {
   #writeCookie(value: string | null, maxAge: number | 'session'): void {
     const c = this.#c.cookie;
     try {
-      this.#ctx.cookies.set(c.name, value, {
-        signed: false, // the seal is its own signature; Koa's .sig cookie would only add bytes
-        httpOnly: c.httpOnly,
-        sameSite: c.sameSite,
-        path: c.path,
-        ...(c.domain === undefined ? {} : { domain: c.domain }),
-        secure: c.secure === 'auto' ? this.#ctx.secure : c.secure,
-        partitioned: c.partitioned,
-        ...(value === null || maxAge === 'session' ? {} : { maxAge }),
-        overwrite: true,
-      });
+      // Never Koa-signed: the seal is its own signature; a .sig cookie would only add bytes.
+      this.#ctx.cookies.set(c.name, value, cookieSetAttributes(c, this.#ctx, value === null ? 'session' : maxAge));
     } catch (cause) {
       // e.g. `secure: true` on a plain-HTTP request (behind a proxy, set `app.proxy = true`): configuration, not client input.
       throw new StoreError(name, `cannot set the session cookie: ${(cause as Error)?.message ?? String(cause)}`, { status: 500, cause });
@@ -319,12 +290,20 @@ export class BoundCookieStore implements BoundRequestStore {
  * value, ~4096 bytes; RFC 6265 §6.1 counts attributes too).
  */
 export function setCookieSize(c: Readonly<ResolvedCookieStoreCookie>, value: string): number {
-  let header = `${c.name}=${value}; path=${c.path}${EXPIRES_ATTR}`;
-  if (c.domain) header += `; domain=${c.domain}`;
-  if (c.sameSite) header += `; samesite=${c.sameSite}`;
-  header += '; secure';
-  if (c.httpOnly) header += '; httponly';
-  header += '; partitioned';
-  return Buffer.byteLength(header, 'utf8');
+  let fixed = attributeBytes.get(c);
+  if (fixed === undefined) {
+    let header = `${c.name}=; path=${c.path}${EXPIRES_ATTR}`;
+    if (c.domain) header += `; domain=${c.domain}`;
+    if (c.sameSite) header += `; samesite=${c.sameSite}`;
+    header += '; secure';
+    if (c.httpOnly) header += '; httponly';
+    header += '; partitioned';
+    fixed = Buffer.byteLength(header, 'utf8');
+    attributeBytes.set(c, fixed);
+  }
+  return fixed + Buffer.byteLength(value, 'utf8');
 }
+
+/** Bytes of everything but the value in a Set-Cookie of these (frozen) attributes: counted once, not per save. */
+const attributeBytes = new WeakMap<Readonly<ResolvedCookieStoreCookie>, number>();
 

@@ -1,6 +1,8 @@
 import type { Context } from 'koa';
 import { StoreError } from '../errors.js';
+import { resolveCookieAttributes } from '../cookie-attributes.js';
 import { createKeyring, type KeyInput, type Keyring } from '../seal.js';
+import { Validator } from '../validate.js';
 import { BoundCookieStore, name, type CookieBindHooks, type ResolvedCookieStoreCookie } from './cookie-bound.js';
 import { RecentWrites } from './cookie-recent-writes.js';
 import { Revocations } from './cookie-revocations.js';
@@ -88,7 +90,8 @@ export interface CookieStoreOptions {
   now?: () => number;
 }
 
-const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,128}$/;
+const check = new Validator('CookieStore');
+
 /**
  * The whole session in the client's cookie, sealed with AES-256-GCM (or signed
  * only, `encrypt: false`) by `src/seal.ts`. It works as the `master` of
@@ -96,9 +99,10 @@ const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,128}$/;
  * the mirrors, so `session({ master: new CookieStore({ keys }), mirrors: [redis] })`
  * keeps a server-side copy of every cookie session.
  *
- * It is a {@link RequestStore}: the middleware calls {@link CookieStore.bindRequest}
- * once per request; the unbound `get`/`set`/`destroy` throw, because there is no
- * cookie to read or write outside a request.
+ * It is a {@link RequestStore}, not a `Store`: outside a request there is no cookie
+ * to read or write, so it has no `get`/`set`/`destroy` of its own; the middleware
+ * calls {@link CookieStore.bindRequest} once per request (on the first use of the
+ * session) and uses the bound store as that request's master.
  *
  * @example
  * app.use(session({ master: new CookieStore({ keys: [process.env.SESSION_KEY!] }) }));
@@ -123,29 +127,26 @@ export class CookieStore implements RequestStore {
       throw new TypeError('koa-locked-session: Expected CookieStore options to be an object with `keys`, e.g. `new CookieStore({ keys: [process.env.SESSION_KEY] })`');
     }
     this.#keyring = createKeyring(options.keys, 'CookieStore keys');
-    this.encrypt = bool('encrypt', options.encrypt, true);
+    this.encrypt = check.bool('encrypt', options.encrypt, true);
     const maxBytes = options.maxBytes ?? 4096;
-    if (!Number.isInteger(maxBytes) || maxBytes < 256) fail('maxBytes', 'an integer of at least 256 (bytes)', maxBytes);
+    if (!Number.isInteger(maxBytes) || maxBytes < 256) check.fail('maxBytes', 'an integer of at least 256 (bytes)', maxBytes);
     this.maxBytes = maxBytes;
-    this.#cookie = Object.freeze(resolveCookie(options.cookie ?? {}));
+    this.#cookie = Object.freeze(resolveCookieAttributes(check, check.object('cookie', options.cookie), 'session'));
     this.#explicitName = options.cookie?.name !== undefined;
     const recent = options.recentWrites ?? {};
     if (recent !== false) {
-      if (typeof recent !== 'object' || recent === null) fail('recentWrites', 'false or { max, windowMs }', recent);
-      const { max = 1000, windowMs = 60_000 } = recent;
-      if (!Number.isInteger(max) || max < 1) fail('recentWrites.max', 'a positive integer', max);
-      if (!Number.isFinite(windowMs) || windowMs <= 0) fail('recentWrites.windowMs', 'a positive number of ms', windowMs);
-      this.#recent = new RecentWrites(max, windowMs);
+      if (typeof recent !== 'object' || recent === null) check.fail('recentWrites', 'false or { max, windowMs }', recent);
+      this.#recent = new RecentWrites(check.positiveInt('recentWrites.max', recent.max, 1000), check.positiveMs('recentWrites.windowMs', recent.windowMs, 60_000));
     }
     const revocations = options.revocations ?? {};
     if (revocations !== false) {
-      if (typeof revocations !== 'object' || revocations === null) fail('revocations', 'false or { maxBytes }', revocations);
+      if (typeof revocations !== 'object' || revocations === null) check.fail('revocations', 'false or { maxBytes }', revocations);
       const { maxBytes = 1_048_576 } = revocations;
-      if (!Number.isInteger(maxBytes) || maxBytes < 1) fail('revocations.maxBytes', 'a positive integer (bytes)', maxBytes);
+      if (!Number.isInteger(maxBytes) || maxBytes < 1) check.fail('revocations.maxBytes', 'a positive integer (bytes)', maxBytes);
       this.#revoked = new Revocations(maxBytes);
     }
     const now = options.now ?? Date.now;
-    if (typeof now !== 'function') fail('now', 'a function returning ms', now);
+    if (typeof now !== 'function') check.fail('now', 'a function returning ms', now);
     this.#now = now;
   }
 
@@ -199,68 +200,9 @@ export class CookieStore implements RequestStore {
     });
   }
 
-  /** @throws always: outside a request there is no cookie. */
-  async get(_key: string): Promise<string | undefined> {
-    throw unbound('get');
-  }
-
-  /** @throws always: outside a request there is no cookie. */
-  async set(_key: string, _value: string, _ttlMs: number): Promise<void> {
-    throw unbound('set');
-  }
-
-  /** @throws always: outside a request there is no cookie. */
-  async destroy(_key: string): Promise<void> {
-    throw unbound('destroy');
-  }
-
-  /** @throws always: outside a request there is no cookie. */
-  async touch(_key: string, _ttlMs: number): Promise<void> {
-    throw unbound('touch');
-  }
-
   /** Forget the in-process recent writes. Never touches any client's cookie. */
   async close(): Promise<void> {
     this.#recent?.clear();
     this.#revoked?.clear();
   }
-}
-
-function resolveCookie(input: CookieStoreCookieOptions): ResolvedCookieStoreCookie {
-  if (typeof input !== 'object' || input === null) fail('cookie', 'an object', input);
-  const cookieName = input.name ?? 'session';
-  if (typeof cookieName !== 'string' || !COOKIE_NAME.test(cookieName)) fail('cookie.name', "a cookie name (letters, digits and !#$%&'*+-.^_`|~)", cookieName);
-  const domain = input.domain;
-  if (domain !== undefined && (typeof domain !== 'string' || !/^\.?[A-Za-z0-9.-]+$/.test(domain))) fail('cookie.domain', 'a host name', domain);
-  const path = input.path ?? '/';
-  if (typeof path !== 'string' || !/^\/[\x21-\x3A\x3C-\x7E]*$/.test(path)) fail('cookie.path', "a path starting with '/'", path);
-  const httpOnly = bool('cookie.httpOnly', input.httpOnly, true);
-  const sameSite = input.sameSite ?? 'lax';
-  if (!(['strict', 'lax', 'none', false] as unknown[]).includes(sameSite)) fail('cookie.sameSite', "'strict', 'lax', 'none' or false", sameSite);
-  const secure = input.secure ?? 'auto';
-  if (secure !== true && secure !== false && secure !== 'auto') fail('cookie.secure', "true, false or 'auto'", secure);
-  const partitioned = bool('cookie.partitioned', input.partitioned, false);
-  if (secure === false && (sameSite === 'none' || partitioned)) {
-    fail('cookie.secure', `true or 'auto' with ${partitioned ? 'partitioned' : "sameSite: 'none'"}`, secure, 'Browsers drop such cookies unless they are Secure');
-  }
-  return { name: cookieName, domain, path, httpOnly, sameSite, secure, partitioned };
-}
-
-function unbound(op: string): StoreError {
-  return new StoreError(
-    name,
-    `CookieStore.${op}() called outside a request: CookieStore keeps each session in the client's cookie, so it only works as the \`master\` of session() (which binds it to each request), not as a mirror or on its own`,
-    { status: 500 },
-  );
-}
-
-function bool(option: string, value: unknown, fallback: boolean): boolean {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'boolean') fail(option, 'a boolean', value);
-  return value;
-}
-
-function fail(option: string, expected: string, got: unknown, fix = ''): never {
-  const shown = typeof got === 'function' ? 'a function' : typeof got === 'string' ? JSON.stringify(got) : String(got);
-  throw new TypeError(`koa-locked-session: Expected CookieStore \`${option}\` to be ${expected}, got \`${shown}\`${fix ? `. ${fix}` : ''}`);
 }

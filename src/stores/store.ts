@@ -33,50 +33,64 @@ export interface Store {
   close?(): Promise<void>;
 }
 
-/** True when `value` has the shape of a {@link Store}. */
-export function isStore(value: unknown): value is Store {
-  const s = value as Partial<Store> | null;
-  return (
-    typeof s === 'object' && s !== null &&
-    typeof s.name === 'string' &&
-    typeof s.get === 'function' && typeof s.set === 'function' && typeof s.destroy === 'function'
-  );
-}
+// ---- request-bound stores: records that travel with the request ----------
 
 /**
- * A store whose records travel with the request itself (CookieStore). The
- * middleware binds it to each request lazily, on the first use of the session.
+ * The one seam through which the core knows a store whose records live in
+ * the request itself (CookieStore): it is not a {@link Store} — outside a
+ * request there is nothing to read or write — but a factory the middleware
+ * binds to each request, lazily, on the first use of the session (koa-session's
+ * `ContextStore` constructed per request, in one method). Recognised by the
+ * `bindRequest` member of this type ({@link isRequestStore}); pass it as
+ * `session({ master })`, never as a mirror.
  */
-export interface RequestStore extends Store {
+export interface RequestStore {
+  /** Short name for logs, events and errors, e.g. `cookie`. */
+  readonly name: string;
   /**
-   * Bind to one request. `sid` is the stable session id found in the request
-   * (sealed inside the cookie), or `undefined` when the request brought none or
-   * an invalid one (then `onInvalid` has been called with a short reason).
-   * The returned store reads and writes this request's cookie.
+   * Bind to one request. The returned store's `sid` is the stable session id
+   * found in the request, or `undefined` when the request brought none or an
+   * invalid one (then `hooks.onInvalid` has been called with a short reason).
+   * The returned store reads and writes this request's records.
    */
   bindRequest(ctx: import('koa').Context, hooks: RequestStoreHooks): BoundRequestStore;
+  /** Release what the store keeps in process (never a client's cookie). */
+  close?(): Promise<void>;
 }
 
 /** What the middleware tells a {@link RequestStore} about the request's session. */
 export interface RequestStoreHooks {
   /** Called once, with a short reason, when the request brought a session that does not open. */
   onInvalid(reason: string): void;
-  /** The middleware's key prefix: keys given to get/set/destroy/touch are `prefix + sid`. */
-  prefix?: string;
   /** The middleware's `cookie.maxAge` (`'session'`: browser-session cookies). */
   maxAge?: number | 'session';
 }
 
-/** A {@link RequestStore} bound to one request. */
+/** What a save tells a {@link BoundRequestStore} besides the record (the other stores need nothing). */
+export interface RequestWriteOptions {
+  /**
+   * `true`: a browser-session cookie (login with `remember: false`, or
+   * `cookie.maxAge: 'session'`); `false`: a persistent one. Omitted: keep what
+   * the session's cookie already was.
+   */
+  sessionCookie?: boolean;
+}
+
+/**
+ * A {@link RequestStore} bound to one request: a Store for that request's
+ * session (the middleware uses it as the master, in front of the mirrors).
+ * Its keys are bare session ids (the middleware's `prefix` is for server-side
+ * stores and locks only).
+ */
 export interface BoundRequestStore extends Store {
   /** The stable session id carried by the request, if valid. */
   readonly sid: string | undefined;
-  /** Set by the middleware before a save: `true` for a browser-session cookie (login with `remember: false`). */
-  sessionCookie?: boolean | undefined;
+  set(key: string, value: string, ttlMs: number, options?: RequestWriteOptions): Promise<void>;
+  touch(key: string, ttlMs: number, options?: RequestWriteOptions): Promise<void>;
 }
 
 /** True when `store` is a {@link RequestStore} (its records live in the request). */
-export function isRequestStore(store: Store): store is RequestStore {
+export function isRequestStore(store: Store | RequestStore): store is RequestStore {
   return typeof (store as Partial<RequestStore>).bindRequest === 'function';
 }
 

@@ -393,10 +393,7 @@ describe('CookieStore: destroy, regenerate order, touch, cookie kind', () => {
       if (ctx.path === '/login-forget-me') return void (await bound.set(sid, 'a', 60_000, { sessionCookie: true }));
       if (ctx.path === '/save') return void (await bound.set(sid, 'b', 60_000));
       if (ctx.path === '/touch') return void (await bound.touch(sid, 60_000));
-      if (ctx.path === '/remember') {
-        bound.sessionCookie = false;
-        return void (await bound.set(sid, 'c', 60_000));
-      }
+      if (ctx.path === '/remember') return void (await bound.set(sid, 'c', 60_000, { sessionCookie: false }));
     });
     const login = await request(server).get('/login-forget-me');
     assert.doesNotMatch(setCookies(login)[0]!, /expires=/);
@@ -415,18 +412,14 @@ describe('CookieStore: destroy, regenerate order, touch, cookie kind', () => {
     expiresAfter(setCookies(cappedRes)[0]!, 60_000, before, Date.now()); // a numeric maxAge caps the cookie lifetime
   });
 
-  it('hooks.prefix: keys are prefix + sid, the cookie and `sid` carry the bare sid', async () => {
+  it('keys are bare sids: the cookie and `sid` carry the key given to set, a prefixed key is not a sid', async () => {
     const sid = newSid();
-    const { server } = unitApp(
-      store(),
-      async (bound, ctx) => {
-        if (ctx.path === '/set') return void (await bound.set(`cart:${sid}`, 'v', 60_000));
-        return { sid: bound.sid ?? null, value: (await bound.get(`cart:${bound.sid}`)) ?? null, bare: (await bound.get(sid)) ?? null };
-      },
-      { prefix: 'cart:' },
-    );
+    const { server } = unitApp(store(), async (bound, ctx) => {
+      if (ctx.path === '/set') return void (await bound.set(sid, 'v', 60_000));
+      return { sid: bound.sid ?? null, value: (await bound.get(sid)) ?? null, prefixed: (await bound.get(`cart:${sid}`)) ?? null };
+    });
     const cookie = cookieOf(await request(server).get('/set'));
-    assert.deepEqual((await request(server).get('/').set('Cookie', cookie)).body, { sid, value: 'v', bare: null });
+    assert.deepEqual((await request(server).get('/').set('Cookie', cookie)).body, { sid, value: 'v', prefixed: null });
   });
 
   it('refuses to seal a key that is not a sid (a caller bug, not client input)', async () => {
@@ -554,11 +547,13 @@ describe('CookieStore: construction and misuse', () => {
     assert.equal(store().maxBytes, 4096);
   });
 
-  it('the unbound get/set/destroy/touch throw: CookieStore only works as the master of session()', async () => {
-    const s = store();
-    for (const call of [() => s.get(newSid()), () => s.set(newSid(), 'v', 1000), () => s.destroy(newSid()), () => s.touch(newSid(), 1000)]) {
-      await assert.rejects(call(), (e: unknown) => e instanceof StoreError && /master/.test(e.message) && /session\(\)/.test(e.message));
-    }
+  it('is a request store, not a Store: no unbound get/set/destroy, and as a mirror it fails fast naming the fix', () => {
+    const s = store() as unknown as Record<string, unknown>;
+    for (const method of ['get', 'set', 'destroy', 'touch']) assert.equal(s[method], undefined, `CookieStore has no unbound ${method}()`);
+    assert.throws(
+      () => session({ mirrors: [store() as never] }),
+      (e: unknown) => e instanceof TypeError && /mirrors\[0\]/.test(e.message) && /CookieStore can only be the master/.test(e.message),
+    );
   });
 
   it('binding one store twice in one request (two session() sharing it) is a clear error', async () => {
@@ -751,11 +746,16 @@ describe('CookieStore as the master of session()', () => {
     assert.deepEqual(invalid, []);
   });
 
-  it('session({ prefix }) with a CookieStore master (needs the middleware to pass `prefix` to bindRequest)', async () => {
-    const { server } = sessionApp(store(), { prefix: 'app:' });
+  it('session({ prefix }) with a CookieStore master: the cookie keeps the bare sid, mirrors get prefix + sid', async () => {
+    const mirror = new MemoryStore();
+    const { server } = sessionApp(store(), { prefix: 'app:', mirrors: [mirror] });
     const agent = request.agent(server);
     assert.equal((await agent.get('/inc')).status, 200);
-    assert.equal((await agent.get('/inc')).body.count, 2);
+    const second = await agent.get('/inc');
+    assert.equal(second.body.count, 2);
+    const sid = second.body.id as string;
+    assert.ok(!sid.startsWith('app:'), 'the id the app sees is the bare sid');
+    assert.equal(JSON.parse((await mirror.get(`app:${sid}`))!).count, 2, 'the mirror is keyed prefix + sid');
   });
 
   it("session({ cookie: { maxAge: 'session' } }) makes browser-session cookies (needs the middleware to pass `maxAge`)", async () => {
