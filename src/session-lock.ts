@@ -30,7 +30,8 @@ export class SessionLock {
     readonly lease: Lease,
     replica: Replica,
     private readonly options: ResolvedOptions,
-    private readonly queues: LocalQueues,
+    /** This process' queues of the key (`undefined`: handoff off, every scope goes to the locker). */
+    private readonly queues: LocalQueues | undefined,
     /** The record the previous holder of this process wrote under the same lease (a handoff). */
     private fresh: FreshRecord | undefined,
   ) {
@@ -61,6 +62,9 @@ export class SessionLock {
 
   static async #acquire(options: ResolvedOptions, replica: Replica, key: string, timeoutMs: number): Promise<SessionLock> {
     const { locker, storeTimeout } = options;
+    if (options.handoff === false) {
+      return new SessionLock(key, await locker.acquire(key, { timeoutMs, storeTimeoutMs: storeTimeout, store: replica.master }), replica, options, undefined, undefined);
+    }
     const queues = localQueues(locker, replica.master);
     const start = performance.now();
     const entered = queues.enter(key, timeoutMs);
@@ -102,7 +106,7 @@ export class SessionLock {
    */
   releaseWithNextWrite(): void {
     const { lease } = this;
-    if (!lease.releaseWithNextWrite || this.queues.wouldHandOff(this.key, lease, this.options.handoff)) return;
+    if (!lease.releaseWithNextWrite || this.queues?.wouldHandOff(this.key, lease, this.options.handoff)) return;
     this.#releasedByWrite = true;
     lease.releaseWithNextWrite();
   }
@@ -117,8 +121,8 @@ export class SessionLock {
     if (this.#released) return;
     this.#released = true;
     const lease = this.#releasedByWrite ? undefined : this.lease;
-    if (this.#releasedByWrite) await this.#releaseLease(); // a no-op when the write did release it; a refused write did not
-    await this.queues.release(this.key, lease, this.options.handoff, fresh, () => this.#releaseLease());
+    if (this.#releasedByWrite || !this.queues) await this.#releaseLease(); // after a write that released it: a no-op (a refused write did not)
+    await this.queues?.release(this.key, lease, this.options.handoff, fresh, () => this.#releaseLease());
   }
 
   async #releaseLease(): Promise<void> {
