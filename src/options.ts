@@ -65,7 +65,7 @@ export interface SessionOptions {
    * written. After `maxHandoffs` handoffs in a row or `maxMs` since the lock was
    * acquired, it goes back to the locker's queue so other processes get their
    * turn. `false` turns it off (every scope acquires from the locker).
-   * @default { maxHandoffs: 32, maxMs: 100 }
+   * @default { maxHandoffs: 64, maxMs: 250 } (measured: 50 connections on one session, RedisStore + RedisLocker)
    */
   handoff?: Partial<HandoffOptions> | false;
   /** Server-side expiry in ms, renewed by every save and `touch()`. @default 86_400_000 (24 h) */
@@ -163,7 +163,7 @@ export const DEFAULTS = Object.freeze({
   storeTimeout: 2000,
   ttl: 24 * 60 * 60 * 1000,
   lockTimeout: 5000,
-  handoff: Object.freeze({ maxHandoffs: 32, maxMs: 100 }),
+  handoff: Object.freeze({ maxHandoffs: 64, maxMs: 250 }),
   rolling: false,
   prefix: '',
   cookie: Object.freeze({ name: 'sid', path: '/', httpOnly: true, secure: 'auto' as const, sameSite: 'lax' as const, partitioned: false, signed: true }),
@@ -311,7 +311,7 @@ export function resolveOptions(input: SessionOptions = {}): ResolvedOptions {
 function resolveHandoff(input: unknown, locker: Locker): HandoffOptions | false {
   if (input === false) return false;
   if (input !== undefined && (typeof input !== 'object' || input === null || Array.isArray(input))) {
-    fail('handoff', 'an object like { maxHandoffs: 32, maxMs: 100 }, or false', input, 'Leave it out for the defaults');
+    fail('handoff', 'an object like { maxHandoffs: 64, maxMs: 250 }, or false', input, 'Leave it out for the defaults');
   }
   const given = (input ?? {}) as Partial<HandoffOptions>;
   check.known(given, ['maxHandoffs', 'maxMs'], {}, 'handoff.');
