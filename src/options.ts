@@ -1,3 +1,4 @@
+import type { HandoffOptions } from './local-queue.js';
 import { MemoryLocker } from './lockers/memory.js';
 import { isLocker, type Locker } from './lockers/locker.js';
 import type { MigrationSource } from './migrate/source.js';
@@ -62,6 +63,16 @@ export interface SessionOptions {
   storeTimeout?: number;
   /** Serializes scopes per session id. `RedisLocker` for many processes. @default new MemoryLocker() */
   locker?: Locker;
+  /**
+   * Lease handoff for hot sessions: when a scope ends while another scope of the
+   * same session waits in this process, the lock passes to it directly (no
+   * release and re-acquire at the locker) and it starts on the record just
+   * written. After `maxHandoffs` handoffs in a row or `maxMs` since the lock was
+   * acquired, it goes back to the locker's queue so other processes get their
+   * turn. `false` turns it off (every scope acquires from the locker).
+   * @default { maxHandoffs: 64, maxMs: 250 } (measured: 50 connections on one session, RedisStore + RedisLocker)
+   */
+  handoff?: Partial<HandoffOptions> | false;
   /** Server-side expiry in ms, renewed by every save and `touch()`. @default 86_400_000 (24 h) */
   ttl?: number;
   /** Most ms a scope waits for the lock before failing with `LockTimeoutError` (503). @default 5000 */
@@ -136,6 +147,8 @@ export interface ResolvedOptions {
   maxPendingMirrorWrites: number;
   storeTimeout: number;
   locker: Locker;
+  /** Lease handoff bounds (`false`: off); `maxMs` already capped by the locker's lease. */
+  handoff: HandoffOptions | false;
   ttl: number;
   lockTimeout: number;
   absoluteTtl: number | undefined;
@@ -161,6 +174,7 @@ export const DEFAULTS = Object.freeze({
   storeTimeout: 2000,
   ttl: 24 * 60 * 60 * 1000,
   lockTimeout: 5000,
+  handoff: Object.freeze({ maxHandoffs: 64, maxMs: 250 }),
   rolling: false,
   prefix: '',
   cookie: Object.freeze({ name: 'sid', ...COOKIE_DEFAULTS, signed: true }),
@@ -182,7 +196,7 @@ const fail = check.fail.bind(check);
 
 /** Every option of session(); anything else fails at session() time (see {@link PEER_OPTION_HINTS}). */
 const OPTION_NAMES = [
-  'name', 'master', 'mirrors', 'mirrorWrites', 'maxPendingMirrorWrites', 'storeTimeout', 'locker', 'ttl', 'lockTimeout',
+  'name', 'master', 'mirrors', 'mirrorWrites', 'maxPendingMirrorWrites', 'storeTimeout', 'locker', 'handoff', 'ttl', 'lockTimeout',
   'absoluteTtl', 'rolling', 'prefix', 'genid', 'serializer', 'cookie', 'sid', 'auth', 'migrateFrom',
 ] as const;
 const COOKIE_OPTION_NAMES = ['name', 'domain', 'path', 'maxAge', 'httpOnly', 'secure', 'sameSite', 'partitioned', 'signed'] as const;
@@ -258,6 +272,7 @@ export function resolveOptions(input: SessionOptions = {}): ResolvedOptions {
   const locker = input.locker ?? new MemoryLocker();
   if (!isLocker(locker)) fail('locker', 'a Locker (an object with acquire(key, options))', locker);
 
+  const handoff = resolveHandoff(input.handoff, locker);
   const ttl = check.positiveMs('ttl', input.ttl, DEFAULTS.ttl);
   const lockTimeout = check.positiveMs('lockTimeout', input.lockTimeout, DEFAULTS.lockTimeout);
   const absoluteTtl = input.absoluteTtl === undefined ? undefined : check.positiveMs('absoluteTtl', input.absoluteTtl, 0);
@@ -288,7 +303,7 @@ export function resolveOptions(input: SessionOptions = {}): ResolvedOptions {
   const migrateFrom = resolveMigrateFrom(input.migrateFrom, master);
 
   return {
-    name, master, mirrors: [...mirrors], mirrorWrites, maxPendingMirrorWrites, storeTimeout, locker, ttl, lockTimeout, absoluteTtl, rolling, prefix, genid, serializer,
+    name, master, mirrors: [...mirrors], mirrorWrites, maxPendingMirrorWrites, storeTimeout, locker, handoff, ttl, lockTimeout, absoluteTtl, rolling, prefix, genid, serializer,
     cookie: resolveCookie(input.cookie ?? {}, name, ttl),
     header: header?.toLowerCase(),
     userKey,
@@ -314,6 +329,25 @@ function resolveMigrateFrom(input: SessionOptions['migrateFrom'], master: Store 
     fail('migrateFrom', 'used with a server-side master', master.name, 'A CookieStore master has nowhere to record that an old session was moved (two overlapping first requests would create two sessions): migrate into a server-side master (RedisStore, MemoryStore in one process, …), or let the old sessions expire');
   }
   return sources as MigrationSource[];
+}
+
+/**
+ * The handoff bounds. A locker with a lease of fixed length (`leaseMs`,
+ * RedisLocker) caps `maxMs` at half of it, so a lease handed over always has
+ * half its life left even with renewal off: a lease near its expiry is
+ * released to the locker, never passed on.
+ */
+function resolveHandoff(input: unknown, locker: Locker): HandoffOptions | false {
+  if (input === false) return false;
+  if (input !== undefined && (typeof input !== 'object' || input === null || Array.isArray(input))) {
+    fail('handoff', 'an object like { maxHandoffs: 64, maxMs: 250 }, or false', input, 'Leave it out for the defaults');
+  }
+  const given = (input ?? {}) as Partial<HandoffOptions>;
+  check.known(given, ['maxHandoffs', 'maxMs'], {}, 'handoff.');
+  const maxHandoffs = check.positiveInt('handoff.maxHandoffs', given.maxHandoffs, DEFAULTS.handoff.maxHandoffs);
+  const maxMs = check.positiveMs('handoff.maxMs', given.maxMs, DEFAULTS.handoff.maxMs);
+  const leaseMs = (locker as { leaseMs?: unknown }).leaseMs;
+  return { maxHandoffs, maxMs: typeof leaseMs === 'number' && leaseMs > 0 ? Math.min(maxMs, leaseMs / 2) : maxMs };
 }
 
 function defaultUserId(user: unknown): string | number {

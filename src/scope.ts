@@ -1,7 +1,9 @@
 import { debuglog } from 'node:util';
+import { performance } from 'node:perf_hooks';
 import { ConflictError, SerializationError, SessionMovedError } from './errors.js';
 import { indexAdd, indexRemove, planIndex, type IndexHost, type IndexPlan } from './index-upkeep.js';
 import type { Lifecycle } from './lifecycle.js';
+import type { FreshRecord } from './local-queue.js';
 import type { SessionMeta } from './record.js';
 import type { Replica } from './replica.js';
 import { SessionLock, writeIfVersion } from './session-lock.js';
@@ -111,6 +113,8 @@ export class Scope {
   /** The sid whose record the scope stands on; `undefined` for a new session (a new sid is generated on save). */
   #sid: string | undefined;
   #lock: SessionLock | undefined;
+  /** The locked record as this scope last wrote (or touched) it, handed to the next scope of this process with the lease. */
+  #fresh: FreshRecord | undefined;
   #participants = 1;
   /** Participants that came from `lock()` and have not been disposed yet (innermost last). */
   readonly #undisposed: Participant[] = [];
@@ -288,7 +292,7 @@ export class Scope {
     try {
       if (!this.#failed) await this.#save(true);
     } finally {
-      if (this.#lock) await this.#lock.release();
+      if (this.#lock) await this.#lock.release(this.#fresh);
       if (this.host.active === this) this.host.active = undefined;
       this.#markClosed();
       this.host.lifecycle.leave();
@@ -359,6 +363,7 @@ export class Scope {
       }
       const plan = this.#indexPlan(oldSid, undefined);
       if (final) this.#lastWrite(plan);
+      this.#fresh = undefined;
       await writeIfVersion(this.#storeFor(oldSid), host.key(oldSid), undefined, this.#version, ttl);
       host.forget();
       host.destroyed();
@@ -375,6 +380,7 @@ export class Scope {
       if (plan) await indexAdd(host, plan, sid, oldSid); // listed before the old sid dies: see revokeAll
       if (oldSid !== undefined) {
         if (final) this.#lastWrite(plan);
+        this.#fresh = undefined;
         // The old sid keeps a short tombstone, so that requests of this browser still waiting
         // on it get a retryable 409 instead of writing into a fresh anonymous session.
         await writeIfVersion(this.#storeFor(oldSid), host.key(oldSid), undefined, this.#version, ttl, this.#movedMs());
@@ -386,7 +392,9 @@ export class Scope {
       const plan = this.#indexPlan(oldSid, oldSid);
       if (plan) await indexAdd(host, plan, undefined, oldSid); // the record exists: listed before it changes hands
       if (final) this.#lastWrite(plan);
+      this.#fresh = undefined; // a failed write may or may not have landed
       await writeIfVersion(this.#storeFor(oldSid), host.key(oldSid), value, this.#version, ttl, 0, kind);
+      this.#wrote(oldSid, value, this.#version + 1, ttl);
       host.adopt(oldSid, value);
       if (plan) await indexRemove(host, plan);
       this.#stand(oldSid, value, this.#version + 1);
@@ -394,11 +402,24 @@ export class Scope {
       const key = host.key(oldSid);
       const store = this.#storeFor(oldSid);
       if (final) this.#lastWrite(undefined);
-      if ((this.#lock?.store ?? host.replica).master.touch) await store.touch(key, ttl, kind);
-      else await writeIfVersion(store, key, value, this.#version, ttl, 0, kind);
+      this.#fresh = undefined;
+      if ((this.#lock?.store ?? host.replica).master.touch) {
+        await store.touch(key, ttl, kind);
+        this.#wrote(oldSid, value, this.#version, ttl);
+      } else {
+        await writeIfVersion(store, key, value, this.#version, ttl, 0, kind);
+        this.#version++;
+        this.#wrote(oldSid, value, this.#version, ttl);
+      }
       host.refreshCookie(oldSid);
       this.touch = false;
     }
+  }
+
+  /** The locked record now holds `value` at `version` for `ttl` ms: the next holder of the lease may start on it without a read. */
+  #wrote(sid: string, value: string, version: number, ttl: number): void {
+    const lock = this.#lock;
+    if (lock !== undefined && this.host.key(sid) === lock.key) this.#fresh = { value, version, until: performance.now() + ttl };
   }
 
   /** After a save the scope stands on the record it wrote (it may go on: see #commit). */
@@ -435,7 +456,7 @@ export class Scope {
    */
   #lastWrite(plan: IndexPlan | undefined): void {
     const { mirrors, mirrorWrites } = this.host.options;
-    if (plan === undefined && (mirrors.length === 0 || mirrorWrites === 'background')) this.#lock?.lease.releaseWithNextWrite?.();
+    if (plan === undefined && (mirrors.length === 0 || mirrorWrites === 'background')) this.#lock?.releaseWithNextWrite();
   }
 }
 

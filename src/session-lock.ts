@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { ConflictError, LockLostError, LockTimeoutError } from './errors.js';
 import { lockChannel } from './diagnostics.js';
 import { redactSids } from './format.js';
+import { localQueues, type FreshRecord, type LocalQueues } from './local-queue.js';
 import type { Lease } from './lockers/locker.js';
 import type { ResolvedOptions } from './options.js';
 import type { Replica } from './replica.js';
@@ -20,26 +21,37 @@ const debug = debuglog('koa-locked-session');
 export class SessionLock {
   /** Where the holder reads and writes: the replica, its master guarded by the lease where the locker can. */
   readonly store: Replica;
+  /** The lease went back with the last write (RedisLocker's fast path): nothing left to hand over. */
+  #releasedByWrite = false;
+  #released = false;
 
   private constructor(
     readonly key: string,
     readonly lease: Lease,
     replica: Replica,
+    private readonly options: ResolvedOptions,
+    /** This process' queues of the key (`undefined`: handoff off, every scope goes to the locker). */
+    private readonly queues: LocalQueues | undefined,
+    /** The record the previous holder of this process wrote under the same lease (a handoff). */
+    private fresh: FreshRecord | undefined,
   ) {
     this.store = lease.store ? replica.withMaster(lease.store) : replica;
   }
 
-  /** Wait for the lock on `key` (`timeoutMs`: default `lockTimeout`). */
+  /**
+   * Wait for the lock on `key` (`timeoutMs`: default `lockTimeout`): first in
+   * this process' queue of the key, then, unless the lease is handed over by
+   * the scope before (see {@link release}), from the locker.
+   */
   static async acquire(options: ResolvedOptions, replica: Replica, key: string, timeoutMs = options.lockTimeout): Promise<SessionLock> {
-    const { locker, storeTimeout, name } = options;
-    const acquireOptions = { timeoutMs, storeTimeoutMs: storeTimeout, store: replica.master };
-    if (!lockChannel.hasSubscribers) return new SessionLock(key, await locker.acquire(key, acquireOptions), replica);
+    const { locker, name } = options;
+    if (!lockChannel.hasSubscribers) return SessionLock.#acquire(options, replica, key, timeoutMs);
     const start = performance.now();
     let outcome: 'acquired' | 'timeout' | 'error' = 'error';
     try {
-      const lease = await locker.acquire(key, acquireOptions);
+      const lock = await SessionLock.#acquire(options, replica, key, timeoutMs);
       outcome = 'acquired';
-      return new SessionLock(key, lease, replica);
+      return lock;
     } catch (error) {
       if (error instanceof LockTimeoutError) outcome = 'timeout';
       throw error;
@@ -48,8 +60,37 @@ export class SessionLock {
     }
   }
 
-  /** The record as it is now, read under the lock (`value` undefined: a tombstone). */
+  static async #acquire(options: ResolvedOptions, replica: Replica, key: string, timeoutMs: number): Promise<SessionLock> {
+    const { locker, storeTimeout } = options;
+    if (options.handoff === false) {
+      return new SessionLock(key, await locker.acquire(key, { timeoutMs, storeTimeoutMs: storeTimeout, store: replica.master }), replica, options, undefined, undefined);
+    }
+    const queues = localQueues(locker, replica.master);
+    const start = performance.now();
+    const entered = queues.enter(key, timeoutMs);
+    const grant = entered instanceof Promise ? await entered : entered;
+    if (grant.lease !== undefined) return new SessionLock(key, grant.lease, replica, options, queues, grant.fresh);
+    let lease: Lease;
+    try {
+      const left = entered instanceof Promise ? Math.max(1, timeoutMs - (performance.now() - start)) : timeoutMs;
+      lease = await locker.acquire(key, { timeoutMs: left, storeTimeoutMs: storeTimeout, store: replica.master });
+    } catch (error) {
+      void queues.release(key, undefined, false, undefined, async () => {});
+      throw error;
+    }
+    queues.acquired(key);
+    return new SessionLock(key, lease, replica, options, queues, undefined);
+  }
+
+  /**
+   * The record as it is now, read under the lock (`value` undefined: a
+   * tombstone); after a handoff, the record the previous holder wrote under
+   * the same lease (nobody else could write it since).
+   */
   read(): Promise<VersionedRecord | undefined> {
+    const fresh = this.fresh;
+    this.fresh = undefined;
+    if (fresh !== undefined && performance.now() < fresh.until) return Promise.resolve({ value: fresh.value, version: fresh.version });
     return this.store.read(this.key);
   }
 
@@ -58,8 +99,33 @@ export class SessionLock {
     if (this.lease.lost) throw new LockLostError();
   }
 
-  /** Release the lock; a failure only logs (the lease expires on its own, the outcome is already decided). */
-  async release(): Promise<void> {
+  /**
+   * The next write is the holder's last store operation: let the locker
+   * release in the same round trip, unless a scope of this process waits for
+   * the key and will get the lease handed over instead.
+   */
+  releaseWithNextWrite(): void {
+    const { lease } = this;
+    if (!lease.releaseWithNextWrite || this.queues?.wouldHandOff(this.key, lease, this.options.handoff)) return;
+    this.#releasedByWrite = true;
+    lease.releaseWithNextWrite();
+  }
+
+  /**
+   * Release the lock: hand it to the next scope of this process waiting for
+   * the key (with `fresh`, the record this holder wrote, when it vouches one),
+   * or back to the locker. A failure only logs (the lease expires on its own,
+   * the outcome is already decided).
+   */
+  async release(fresh?: FreshRecord): Promise<void> {
+    if (this.#released) return;
+    this.#released = true;
+    const lease = this.#releasedByWrite ? undefined : this.lease;
+    if (this.#releasedByWrite || !this.queues) await this.#releaseLease(); // after a write that released it: a no-op (a refused write did not)
+    await this.queues?.release(this.key, lease, this.options.handoff, fresh, () => this.#releaseLease());
+  }
+
+  async #releaseLease(): Promise<void> {
     try {
       await this.lease.release();
     } catch (error) {

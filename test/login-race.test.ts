@@ -92,7 +92,9 @@ async function race(setup: Setup, move: 'login' | 'regenerate') {
   const held = deferred();
   const gate = deferred();
   const errors: Array<{ code?: unknown }> = [];
-  const app: Koa = makeApp({ master, locker, lockTimeout: 20_000 }, async (ctx) => {
+  // handoff off: the order is set up by counting the locker's acquire calls, and with
+  // handoff a request of this process queues in-process before it calls the locker.
+  const app: Koa = makeApp({ master, locker, lockTimeout: 20_000, handoff: false }, async (ctx) => {
     const s = ctx.session;
     if (ctx.path === '/hello') {
       await s.withLock((d) => void (d.seen = true));

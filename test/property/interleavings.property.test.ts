@@ -224,7 +224,8 @@ async function runScenario(backend: Backend, run: number, input: Scenario): Prom
   const { master, keys } = backend.store(run);
   const { locker: inner, leftovers } = backend.locker(run);
   const locker = new RecordingLocker(inner);
-  const app = makeApp({ master, locker, lockTimeout: 60_000, storeTimeout: 10_000 }, async (ctx) => {
+  // handoff off: the lock order is read from the locker's grants, and a handed-over lease is no grant.
+  const app = makeApp({ master, locker, lockTimeout: 60_000, storeTimeout: 10_000, handoff: false }, async (ctx) => {
     const op = Number(ctx.query.op);
     await currentOp.run(op, async () => {
       const session = handle(ctx);
