@@ -1,3 +1,4 @@
+import { debuglog } from 'node:util';
 import type { Context } from 'koa';
 import { SessionError, SessionMovedError } from './errors.js';
 import type { InvalidReason } from './events.js';
@@ -13,6 +14,14 @@ import { generateSid, isValidSid } from './sid.js';
 import type { SidTransport } from './sid-transport.js';
 import { isRequestStore, type BoundRequestStore, type RequestWriteOptions } from './stores/store.js';
 import type { UserIndex } from './user-index.js';
+
+// NODE_DEBUG=koa-locked-session: why a client's session was reset (never the sid or any data).
+const debug = debuglog('koa-locked-session');
+const RESET_REASONS: Readonly<Record<string, string>> = {
+  'bad-signature': 'the sid cookie is unsigned or its signature does not match app.keys (tampered, or signed with a key no longer in app.keys)',
+  'bad-format': 'the sid cookie is not a sid this library issued (wrong length or characters)',
+  'bad-record': 'the stored record could not be decoded (written by hand or by another library, or the serializer refused it)',
+};
 
 const isThenable = (value: unknown): value is PromiseLike<unknown> =>
   (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as PromiseLike<unknown>).then === 'function';
@@ -236,7 +245,7 @@ export class RequestSession implements ScopeHost {
     if (raw === undefined || this.format.pastAbsolute(decoded?.meta)) {
       // Gone (destroyed, expired): the request is anonymous from now on, and a rolling cookie is not re-sent.
       this.forget();
-      this.expired();
+      this.expired(raw === undefined ? 'gone' : 'absolute-ttl');
       return readonly({});
     }
     if (decoded) this.#meta = decoded.meta;
@@ -289,7 +298,11 @@ export class RequestSession implements ScopeHost {
     }
   }
 
-  expired(): void {
+  /** The sid's record is gone (`'gone'`) or past its `absoluteTtl` (`'absolute-ttl'`): the request gets a fresh session. */
+  expired(why: 'gone' | 'absolute-ttl' = 'gone'): void {
+    debug('session %s reset: %s', this.options.name, why === 'gone'
+      ? 'its record is gone from the master (expired, evicted by the store, or destroyed by another request)'
+      : 'past its absoluteTtl');
     this.#emit('session:expired');
   }
 
@@ -342,6 +355,7 @@ export class RequestSession implements ScopeHost {
   }
 
   #emit(event: 'session:invalid' | 'session:expired', reason?: InvalidReason): void {
+    if (reason !== undefined) debug('session %s reset: %s', this.options.name, RESET_REASONS[reason] ?? reason);
     this.#ctx.app.emit(event, { ctx: this.#ctx, name: this.options.name, ...(reason === undefined ? {} : { reason }) });
   }
 }

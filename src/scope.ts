@@ -50,7 +50,7 @@ export interface ScopeHost extends IndexHost {
   /** Throw before anything is written when a save needing a new cookie comes after the response headers. */
   cookieWritable(): void;
   newSid(): string;
-  expired(): void;
+  expired(why?: 'gone' | 'absolute-ttl'): void;
   invalidRecord(): void;
 }
 
@@ -255,7 +255,7 @@ export class Scope {
       if (decoded === undefined || host.format.pastAbsolute(decoded.meta)) {
         // No resurrection: the record is gone (destroyed, expired): work on a fresh session with a new sid.
         if (decoded !== undefined) await writeIfVersion(lock.store, lock.key, undefined, record!.version, host.options.ttl); // past its absolute timeout
-        if (raw === undefined || decoded !== undefined) host.expired();
+        if (raw === undefined || decoded !== undefined) host.expired(raw === undefined ? 'gone' : 'absolute-ttl');
         host.forget();
         return;
       }
