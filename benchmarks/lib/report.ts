@@ -155,7 +155,8 @@ export function buildRows(data: RunData): Row[] {
 const num = (x: number | undefined, digits = 0): string =>
   x === undefined ? '—' : x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 const ratio = (x: number | undefined): string => (x === undefined ? '—' : `${x.toFixed(2)}×`);
-const ms = (x: number | undefined): string => (x === undefined ? '—' : `${x}`);
+// At most two decimals: a median of an even number of rounds averages two latencies (342.41999999999996).
+const ms = (x: number | undefined): string => (x === undefined ? '—' : `${Number(x.toFixed(2))}`);
 
 export function formatCalls(calls: StoreCalls | undefined, short = false): string {
   if (!calls) return '—';
