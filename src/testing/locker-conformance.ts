@@ -10,6 +10,7 @@ import { after, afterEach, describe, test } from 'node:test';
 import type { LockTimeoutError } from '../errors.js';
 import type { Lease, Locker } from '../lockers/locker.js';
 
+/** Options of {@link lockerConformance}. */
 export interface LockerConformanceOptions {
   /** The locker promises FIFO order for waiters of one key (within one instance). @default true */
   fifo?: boolean;
@@ -60,6 +61,15 @@ async function settled(p: Promise<unknown>): Promise<boolean> {
   return done;
 }
 
+/**
+ * Declare the `node:test` suite of the `Locker` contract for `name`: mutual
+ * exclusion per key (across two instances too with `shared`), keys independent,
+ * FIFO waiters (unless `fifo: false`), `LockTimeoutError` (status 503, code
+ * `ERR_SESSION_LOCK_TIMEOUT`) while the lock stays held, aborts through an
+ * `AbortSignal`, idempotent release (an old lease never frees a newer holder),
+ * `await using`, and no phantom holder after a waiter gives up. `factory` makes a
+ * locker per test; `teardown` runs after the suite.
+ */
 export function lockerConformance(
   name: string,
   factory: () => Locker | Promise<Locker>,

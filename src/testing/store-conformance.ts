@@ -21,6 +21,7 @@ export interface ConformanceContext {
   key(label: string): string;
 }
 
+/** Options of {@link storeConformance}. */
 export interface ConformanceOptions {
   /** Store-specific tests, declared inside the suite's `describe`. */
   extraTests?: (ctx: ConformanceContext) => void;
