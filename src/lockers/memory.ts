@@ -44,6 +44,7 @@ interface Entry {
  */
 export class MemoryLocker implements Locker {
   readonly name = 'memory';
+  /** Longest a lease may be held before it is lost (`options.maxHoldMs`). */
   readonly maxHoldMs: number;
   readonly #entries = new Map<string, Entry>();
 
