@@ -40,4 +40,6 @@ export default {
   tsconfig: 'tsconfig.typedoc.json',
   disableSources: true,
   markdownItLoader: headingsKeepInlineCode,
+  // TypeDoc's defaults plus `sql` (README "PostgreSQL"), which it would print unhighlighted with a warning.
+  highlightLanguages: ['bash', 'console', 'css', 'html', 'javascript', 'json', 'jsonc', 'json5', 'yaml', 'tsx', 'typescript', 'sql'],
 };

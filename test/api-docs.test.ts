@@ -4,8 +4,8 @@
  * reference is exported (typedoc `--validation`); and the pages' "On This
  * Page" navigation names every heading of the README (headings that are all
  * inline code, like `session(options?)`, used to come out blank). A ratchet:
- * add a module here once it is fully documented, until the list is the whole
- * of src/ and the check can become `treatWarningsAsErrors` in typedoc.config.mjs.
+ * the whole public API is checked except the files in PENDING; empty it, and the
+ * check can become `treatWarningsAsErrors` in typedoc.config.mjs.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -18,8 +18,8 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 const root = resolve(import.meta.dirname, '..');
 
-/** Modules whose public API must be fully documented. */
-const DOCUMENTED = ['src/adapters/', 'src/migrate/', 'src/testing/'];
+/** Files whose public API still lacks doc comments (being reworked elsewhere when this was written). */
+const PENDING = ['src/options.ts', 'src/replica.ts', 'src/stores/cookie.ts', 'src/stores/cookie-bound.ts'];
 
 describe('API docs (typedoc)', { timeout: 300_000 }, () => {
   let out = '';
@@ -34,10 +34,10 @@ describe('API docs (typedoc)', { timeout: 300_000 }, () => {
     if (out) await rm(out, { recursive: true, force: true });
   });
 
-  it(`finds no undocumented or unexported public API in ${DOCUMENTED.join(', ')}`, () => {
+  it(`finds no undocumented or unexported public API outside ${PENDING.join(', ')}`, () => {
     assert.ok(/Found \d+ errors/.test(output), 'typedoc ran and reported');
-    const warnings = output.split('\n').filter((line) => /\[warning\]|\[error\]/.test(line));
-    const ours = warnings.filter((line) => DOCUMENTED.some((dir) => line.includes(`koa-locked-session/${dir}`)));
+    const warnings = output.split('\n').filter((line) => /\[warning\]|\[error\]/.test(line) && !/Found \d+ errors and \d+ warnings/.test(line));
+    const ours = warnings.filter((line) => !PENDING.some((file) => line.includes(`koa-locked-session/${file},`)));
     assert.deepEqual(ours, []);
   });
 
