@@ -9,7 +9,7 @@
  * With `--processes N > 1` this process becomes a Node cluster primary: N
  * workers share one port (the primary hands out connections round-robin) and
  * the primary sums their counters. Environment: `BENCH_REDIS_URL`,
- * `BENCH_MEMCACHED_URL`, `BENCH_MONGO_URL`, `BENCH_TTL_MS`.
+ * `BENCH_MEMCACHED_URL`, `BENCH_MONGO_URL`, `BENCH_PG_URL`, `BENCH_TTL_MS`.
  */
 import cluster, { type Worker } from 'node:cluster';
 import { createServer, type Server } from 'node:http';
@@ -51,6 +51,7 @@ const env: AppEnv = {
     ...(process.env.BENCH_REDIS_URL ? { redis: process.env.BENCH_REDIS_URL } : {}),
     ...(process.env.BENCH_MEMCACHED_URL ? { memcached: process.env.BENCH_MEMCACHED_URL } : {}),
     ...(process.env.BENCH_MONGO_URL ? { mongo: process.env.BENCH_MONGO_URL } : {}),
+    ...(process.env.BENCH_PG_URL ? { postgres: process.env.BENCH_PG_URL } : {}),
   },
   processes,
   ttlMs: Number(process.env.BENCH_TTL_MS ?? 3_600_000),

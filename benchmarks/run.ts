@@ -71,6 +71,8 @@ function select(options: BenchOptions): { scenarios: Scenario[]; variants: Varia
       wanted.add(FLOOR);
       wanted.add(FLOOR_NO_TIMEOUT);
     }
+    // Rows measured against another backend's floor (PostgreSQL: raw-pg) bring that floor along.
+    for (const v of variants) if (v.floor) wanted.add(v.floor);
     variants = VARIANTS.filter((v) => wanted.has(v.id));
   }
   return { scenarios, variants };
@@ -151,6 +153,7 @@ async function measure(ctx: Context, step: Step): Promise<Measurement> {
     ...(servers.urls.redis ? { BENCH_REDIS_URL: servers.urls.redis } : {}),
     ...(servers.urls.memcached ? { BENCH_MEMCACHED_URL: servers.urls.memcached } : {}),
     ...(servers.urls.mongo ? { BENCH_MONGO_URL: servers.urls.mongo } : {}),
+    ...(servers.urls.postgres ? { BENCH_PG_URL: servers.urls.postgres } : {}),
   };
   debug('flush');
   const app = await AppChild.start({ nodeArgv: ctx.appArgv, variant: variant.id, processes, cores: ctx.pinning.app, env }).catch((error: Error) => {

@@ -18,26 +18,43 @@ export const CHANNELS = Object.freeze({
   mirrorError: 'koa-locked-session:mirror-error',
 });
 
+/** Published on `koa-locked-session:lock` for every lock acquisition. */
 export interface LockMessage {
+  /** The session's name (`session({ name })`), never its id. */
   session: string;
+  /** The locker's `name`. */
   locker: string;
+  /** How long the request waited for the lock, ms. */
   waitMs: number;
+  /** Acquired, gave up at `lockTimeout`, or the locker failed. */
   outcome: 'acquired' | 'timeout' | 'error';
 }
 
+/** Published on `koa-locked-session:store` for every store call. */
 export interface StoreMessage {
+  /** The session's name (`session({ name })`), never its id. */
   session: string;
+  /** The store's `name`. */
   store: string;
+  /** Whether the store is the master or a mirror. */
   role: 'master' | 'mirror';
+  /** The store operation. */
   op: 'get' | 'set' | 'destroy' | 'touch';
+  /** How long the call took, ms. */
   durationMs: number;
+  /** What it threw, when it failed. */
   error?: unknown;
 }
 
+/** Published on `koa-locked-session:mirror-error` when a mirror write failed or was dropped. */
 export interface MirrorErrorMessage {
+  /** The session's name (`session({ name })`), never its id. */
   session: string;
+  /** The mirror's `name`. */
   store: string;
+  /** The write that failed. */
   op: 'set' | 'destroy' | 'touch';
+  /** What the mirror threw (or why the write was dropped). */
   error: unknown;
 }
 

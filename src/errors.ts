@@ -6,6 +6,10 @@
 
 import { redactSids, scrubError } from './format.js';
 
+/**
+ * The `code` of every {@link SessionError}: compare `err.code`, not
+ * `instanceof` (the ESM and CommonJS builds each have their own classes).
+ */
 export type SessionErrorCode =
   | 'ERR_SESSION'
   | 'ERR_SESSION_LOCK_TIMEOUT'
@@ -25,7 +29,9 @@ export type SessionErrorCode =
  * whoever built the message (a store quoting a driver's error, say).
  */
 export class SessionError extends Error {
+  /** The class name (`'StoreError'`, …), as in `err.name`. */
   override name = 'SessionError';
+  /** What went wrong, stable across versions and builds: test this, not `instanceof`. */
   readonly code: SessionErrorCode;
   /** HTTP status Koa answers with when the error escapes the middleware. */
   readonly status: number;
@@ -48,6 +54,7 @@ export class SessionError extends Error {
 
 /** The lock for a session could not be acquired within `lockTimeout`. Status 503 with `Retry-After: 1`. */
 export class LockTimeoutError extends SessionError {
+  /** `'LockTimeoutError'`. */
   override name = 'LockTimeoutError';
   constructor(timeoutMs: number, options: { cause?: unknown } = {}) {
     super(`koa-locked-session: timed out after ${timeoutMs} ms waiting for the session lock (raise \`lockTimeout\` or shorten the work done under the lock)`, {
@@ -61,6 +68,7 @@ export class LockTimeoutError extends SessionError {
 
 /** The lease on the lock expired or was taken over before the scope ended: nothing was saved. Status 503. */
 export class LockLostError extends SessionError {
+  /** `'LockLostError'`. */
   override name = 'LockLostError';
   constructor(message = 'koa-locked-session: the session lock lease was lost before the save; nothing was saved (raise the locker\'s `leaseMs` or shorten the work done under the lock)', options: { cause?: unknown } = {}) {
     super(message, { code: 'ERR_SESSION_LOCK_LOST', status: 503, headers: { 'Retry-After': '1' }, ...options });
@@ -80,6 +88,7 @@ export type WriteOutcome = 'none' | 'unknown';
 
 /** A store operation failed (server down, timeout, value too large…). The message names the store. Status 503. */
 export class StoreError extends SessionError {
+  /** `'StoreError'`. */
   override name = 'StoreError';
   /** Name of the store that failed, e.g. `redis`. */
   readonly store: string;
@@ -104,6 +113,7 @@ export class StoreError extends SessionError {
  * the session. The old sid never leads to the new session (session fixation).
  */
 export class SessionMovedError extends SessionError {
+  /** `'SessionMovedError'`. */
   override name = 'SessionMovedError';
   constructor() {
     super('koa-locked-session: this session was regenerated (login or regenerate()) by a concurrent request; nothing was saved. Retry the request with the new session cookie', {
@@ -119,6 +129,7 @@ export class SessionMovedError extends SessionError {
  * landed in between). Nothing was saved. Status 503 with `Retry-After: 1`.
  */
 export class ConflictError extends SessionError {
+  /** `'ConflictError'`. */
   override name = 'ConflictError';
   constructor() {
     super('koa-locked-session: the session record changed under the lock (a lost lease or a late write landed first); nothing was saved. Retry the request', {
@@ -131,6 +142,7 @@ export class ConflictError extends SessionError {
 
 /** Session data could not be serialized (BigInt, circular reference…) or a custom serializer failed. Nothing was saved. Status 500. */
 export class SerializationError extends SessionError {
+  /** `'SerializationError'`. */
   override name = 'SerializationError';
   constructor(message: string, options: { cause?: unknown } = {}) {
     super(message, { code: 'ERR_SESSION_SERIALIZATION', status: 500, ...options });
@@ -139,7 +151,9 @@ export class SerializationError extends SessionError {
 
 /** A sealed session cookie would exceed the browser limit (4096 bytes). Nothing was sent. Status 500. */
 export class CookieTooLargeError extends SessionError {
+  /** `'CookieTooLargeError'`. */
   override name = 'CookieTooLargeError';
+  /** Size of the sealed cookie that was refused, in bytes. */
   readonly size: number;
   constructor(size: number, limit = 4096) {
     super(`koa-locked-session: the sealed session cookie is ${size} bytes, over the ${limit}-byte browser limit; keep large data in a server-side store (RedisStore, MongoStore…) and only ids in the cookie`, {

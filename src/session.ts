@@ -11,7 +11,10 @@ export type { SessionRuntime } from './request.js';
 export type LockedSession<T extends object = SessionData> = T & AsyncDisposable;
 
 /** The logged-in user's type: `SessionData['user']` when declared. */
-export type UserOf<T> = T extends { user?: infer U } ? U : unknown;
+export type UserOf<T> = T extends {
+  /** The session field `login()` writes. */
+  user?: infer U;
+} ? U : unknown;
 
 /**
  * `ctx.session`: a lockable handle on one request's session. Data changes only

@@ -13,7 +13,7 @@ describe('the published package', { timeout: 300_000 }, () => {
     const { stdout } = await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root });
     const { files } = (JSON.parse(stdout) as Array<{ files: Array<{ path: string }> }>)[0]!;
     const paths = files.map((f) => f.path).sort();
-    for (const path of paths) assert.match(path, /^(dist\/index\.(c?js|d\.c?ts)(\.map)?|README\.md|CHANGELOG\.md|LICENSE|package\.json)$/, `unexpected file in the package: ${path}`);
+    for (const path of paths) assert.match(path, /^(dist\/(index|testing)\.(c?js|d\.c?ts)(\.map)?|dist\/[a-z]+-[A-Za-z0-9_-]+\.d\.c?ts|README\.md|CHANGELOG\.md|LICENSE|package\.json)$/, `unexpected file in the package: ${path}`);
     assert.ok(paths.includes('package.json') && paths.includes('README.md') && paths.includes('LICENSE'));
   });
 

@@ -46,7 +46,7 @@ function blocks(markdown: string): string[] {
 }
 
 function moduleFor(code: string): string {
-  const body = code.replaceAll("'koa-locked-session'", "'./src.js'");
+  const body = code.replaceAll("'koa-locked-session'", "'./src.js'").replaceAll("'koa-locked-session/testing'", "'./testing.js'");
   const defined = (name: string) => new RegExp(`(import[^;]*\\b${name}\\b[^;]*from|(const|let|var|function|class|interface)\\s+${name}\\b)`).test(body);
   const used = (name: string) => new RegExp(`\\b${name}\\b`).test(body);
   const prelude = Object.entries(PRELUDE).filter(([name]) => used(name) && !defined(name)).map(([, decl]) => decl);
@@ -61,6 +61,7 @@ describe('README code blocks compile against the real API', () => {
     await rm(dir, { recursive: true, force: true });
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, 'src.ts'), "export * from '../../src/index.js';\n");
+    await writeFile(join(dir, 'testing.ts'), "export * from '../../src/testing/index.js';\n");
     await writeFile(join(dir, 'data.ts'), DATA);
     const files = await Promise.all(
       found.map(async (code, i) => {

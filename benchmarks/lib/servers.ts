@@ -1,11 +1,12 @@
 /**
  * The harness's servers: found or started through the test suite's helper
  * (`test/helpers/servers.ts`, which honours REDIS_URL / MEMCACHED_URL /
- * MONGO_URL), flushed between measurements, asked for their versions and for
+ * MONGO_URL, and `test/helpers/postgres-server.ts`, which honours PG_URL), flushed between measurements, asked for their versions and for
  * the command counters that give store calls per request.
  */
 import { connect } from 'node:net';
 import { memcachedServer, mongoServer, redisServer, type TestServer } from '../../test/helpers/servers.js';
+import { postgresServer } from '../../test/helpers/postgres-server.js';
 import { pinPid, type Pinning } from './children.js';
 import type { ServerKind, ServerUrls } from './types.js';
 
@@ -23,6 +24,7 @@ const starters: Record<ServerKind, () => Promise<TestServer | undefined>> = {
   redis: () => redisServer(),
   memcached: () => memcachedServer(),
   mongo: () => mongoServer(),
+  postgres: () => postgresServer(),
 };
 
 export async function startServers(kinds: Iterable<ServerKind>, pinning: Pinning): Promise<BenchServers> {
@@ -174,6 +176,20 @@ async function serverVersion(kind: ServerKind, url: string): Promise<string> {
         await client.close();
       }
     }
+    case 'postgres':
+      return withPg(url, async (client) => `PostgreSQL ${String((await client.query('SHOW server_version')).rows[0]?.server_version ?? '?')}`);
+  }
+}
+
+/** Run `fn` on a fresh `pg.Client` (loaded only when a PostgreSQL row runs). */
+async function withPg<T>(url: string, fn: (client: import('pg').Client) => Promise<T>): Promise<T> {
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
   }
 }
 
@@ -194,7 +210,15 @@ export async function flushServer(kind: ServerKind, url: string): Promise<void> 
       } finally {
         await client.close();
       }
+      return;
     }
+    case 'postgres':
+      // Empty the tables but keep them: the variants create theirs once at start, and
+      // four cluster workers racing to re-create a dropped table would fail.
+      await withPg(url, async (client) => {
+        const { rows } = await client.query<{ name: string }>("SELECT quote_ident(tablename) AS name FROM pg_tables WHERE schemaname = 'public'");
+        if (rows.length) await client.query(`TRUNCATE ${rows.map((r) => r.name).join(', ')}`);
+      });
   }
 }
 

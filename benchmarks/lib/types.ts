@@ -9,13 +9,14 @@
 import type { RequestListener } from 'node:http';
 
 /** Servers a variant may need; the harness starts only those some selected variant needs. */
-export type ServerKind = 'redis' | 'memcached' | 'mongo';
+export type ServerKind = 'redis' | 'memcached' | 'mongo' | 'postgres';
 
 /** Where to find the servers, handed to app children through the environment. */
 export interface ServerUrls {
   redis?: string;
   memcached?: string;
   mongo?: string;
+  postgres?: string;
 }
 
 /** How store calls are counted for a variant (see `lib/counters.ts`). */
@@ -53,6 +54,11 @@ export interface VariantInfo {
   readonly lockerCounting?: 'redis';
   /** Session state travels in the cookie (the harness keeps a shared cookie jar in the hot scenarios). */
   readonly clientSide?: boolean;
+  /**
+   * The raw floor of its backend, when that is not the raw Redis floor (e.g.
+   * `raw-pg` for the PostgreSQL rows): the report's "× floor" divides by it.
+   */
+  readonly floor?: string;
   /** One line for the report: what exactly runs. */
   readonly description: string;
 }

@@ -1,11 +1,11 @@
 /**
- * Where the PostgreSQL variants find their server: `servers.postgres` once the
- * harness starts one, else `PG_URL` (benchmarks/postgres.ts sets it).
+ * Where the PostgreSQL variants find their server: the one the harness started
+ * (or found through `PG_URL`), handed to the app child as `BENCH_PG_URL`.
  */
 import type { AppEnv } from '../lib/types.js';
 
 export function postgresUrlOf(env: AppEnv): string {
-  const url = (env.servers as { postgres?: string }).postgres ?? process.env.PG_URL;
-  if (!url) throw new Error('PostgreSQL variants need a server: set PG_URL');
+  const url = env.servers.postgres;
+  if (!url) throw new Error('PostgreSQL variants need a server: install postgresql or set PG_URL');
   return url;
 }

@@ -4,6 +4,7 @@
  * serves.
  */
 import type { VariantFactory, VariantInfo } from '../lib/types.js';
+import { POSTGRES_VARIANTS } from './postgres-info.js';
 
 export const VARIANTS: readonly VariantInfo[] = [
   {
@@ -160,6 +161,7 @@ export const VARIANTS: readonly VariantInfo[] = [
     counting: 'redis',
     description: 'Express 5 + express-session (resave: false, saveUninitialized: false) + connect-redis 9 (node-redis).',
   },
+  ...POSTGRES_VARIANTS,
 ];
 
 export function variantInfo(id: string): VariantInfo {
@@ -203,6 +205,12 @@ export async function loadVariant(id: string): Promise<VariantFactory> {
       return (await import('./ours.js')).oursMongoRedisLocker;
     case 'ours-cookie':
       return (await import('./ours.js')).oursCookie;
+    case 'raw-pg':
+      return (await import('../peers/raw-pg.js')).rawPg;
+    case 'ours-postgres':
+      return (await import('./ours-postgres.js')).oursPostgres;
+    case 'connect-pg-simple':
+      return (await import('../peers/connect-pg-simple.js')).connectPgSimpleVariant;
     default:
       throw new Error(`unknown variant \`${id}\``);
   }

@@ -1,12 +1,11 @@
 /**
  * koa-locked-session on PostgreSQL: PostgresStore + PostgresLocker on one
- * pool (the lock is the session's row; the save commits its transaction), and
- * the metadata to list it, the raw floor and connect-pg-simple in
- * variants/index.ts once the harness starts a PostgreSQL server.
+ * pool (the lock is the session's row; the save commits its transaction).
+ * Its report metadata is in postgres-info.ts.
  */
 import pg from 'pg';
 import { PostgresLocker, PostgresStore, session } from '../../src/index.js';
-import type { VariantFactory, VariantInfo } from '../lib/types.js';
+import type { VariantFactory } from '../lib/types.js';
 import { koaApp, countOf, type SessionOps } from '../lib/routes.js';
 import { postgresUrlOf } from '../peers/postgres-url.js';
 
@@ -41,34 +40,3 @@ export const oursPostgres: VariantFactory = async (env) => {
     },
   };
 };
-
-/** Rows for variants/index.ts (their `needs` is PostgreSQL: the harness's server list gains `postgres`). */
-export const POSTGRES_VARIANTS: readonly (Omit<VariantInfo, 'needs'> & { needs: readonly string[] })[] = [
-  {
-    id: 'raw-pg',
-    label: 'raw PostgreSQL SELECT+UPDATE (floor)',
-    group: 'baseline',
-    needs: ['postgres'],
-    shared: true,
-    counting: 'none',
-    description: 'Koa + pg.Pool, one SELECT + one UPDATE per read-modify-write, unsigned cookie, no lock, no transaction.',
-  },
-  {
-    id: 'ours-postgres',
-    label: 'ours · PostgresStore + PostgresLocker',
-    group: 'ours',
-    needs: ['postgres'],
-    shared: true,
-    counting: 'none',
-    description: 'PostgresStore + PostgresLocker on one pg.Pool: the lock is the session row (SELECT … FOR UPDATE), the save commits its transaction.',
-  },
-  {
-    id: 'connect-pg-simple',
-    label: 'express-session + connect-pg-simple',
-    group: 'peer',
-    needs: ['postgres'],
-    shared: true,
-    counting: 'none',
-    description: 'Express 5 + express-session + connect-pg-simple on a pg.Pool (no lock).',
-  },
-];

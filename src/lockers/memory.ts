@@ -44,6 +44,7 @@ interface Entry {
  */
 export class MemoryLocker implements Locker {
   readonly name = 'memory';
+  /** Longest a lease may be held while someone waits for the lock (`options.maxHoldMs`). */
   readonly maxHoldMs: number;
   readonly #entries = new Map<string, Entry>();
 

@@ -38,8 +38,18 @@ export type PostgresLockerOptions = {
    */
   namespace?: string;
 } & (
-  | { /** A node-postgres `Pool` (with an `'error'` listener). The locker never ends it. */ pool: PgPoolLike; store?: never }
-  | { /** The master store: the locker uses its pool, and reads and writes its rows in the lock's transaction. */ store: PostgresStore; pool?: never }
+  | {
+      /** A node-postgres `Pool` (with an `'error'` listener). The locker never ends it. */
+      pool: PgPoolLike;
+      /** Not with `pool`: pass one or the other. */
+      store?: never;
+    }
+  | {
+      /** The master store: the locker uses its pool, and reads and writes its rows in the lock's transaction. */
+      store: PostgresStore;
+      /** Not with `store`: the store's pool is used. */
+      pool?: never;
+    }
 );
 
 /** SQLSTATEs of a lock wait that gave up: lock_not_available (lock_timeout), deadlock_detected. */
@@ -76,9 +86,13 @@ const ENDED_BY_SERVER = new Set(['25P03', '57P01', '57P02', '57P05']);
  */
 export class PostgresLocker implements Locker {
   readonly name = 'postgres';
+  /** The pool its transactions run on (given, or the store's). */
   readonly pool: PgPoolLike;
+  /** How long a transaction may sit idle before the server ends it and frees the lock (`options.leaseMs`). */
   readonly leaseMs: number;
+  /** How long a scope's lock is kept alive at most (`options.maxHoldMs`). */
   readonly maxHoldMs: number;
+  /** Prefix of the advisory lock's name (`options.namespace`). */
   readonly namespace: string;
   /** The in-process queue per key (holding it is the right to take a connection for the key). */
   readonly #local: MemoryLocker;
@@ -188,7 +202,7 @@ export class PostgresLocker implements Locker {
  * the scope's write commits it), plus this process's queue slot for the key.
  */
 export class PostgresLease implements Lease {
-  /** Set when the master's rows are read and written in this transaction. */
+  /** @internal Set when the master's rows are read and written in this transaction. */
   declare store?: PostgresFencedStore;
   #client: PgClientLike | undefined;
   #lost = false;
@@ -204,6 +218,12 @@ export class PostgresLease implements Lease {
   /** Proves this process alive to the server while the scope runs (see PostgresLockerOptions.maxHoldMs). */
   #heartbeat: NodeJS.Timeout | undefined;
 
+  /**
+   * @param locker The locker that granted it.
+   * @param key The locked key.
+   * @param client The pooled connection whose transaction holds the lock.
+   * @param local This process's queue slot for the key.
+   */
   constructor(readonly locker: PostgresLocker, readonly key: string, client: PgClientLike, readonly local: Lease) {
     this.#client = client;
     client.on('error', this.#onError);
@@ -278,6 +298,7 @@ export class PostgresLease implements Lease {
     await this.#finish();
   }
 
+  /** `await using lease = await locker.acquire(key, …)`: {@link release} at the end of the block. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.release();
   }

@@ -21,11 +21,17 @@ import { Validator } from '../validate.js';
  */
 /* eslint-disable @typescript-eslint/no-explicit-any */
 export interface RedisLockerClient {
+  /** Connected and ready: an acquire sent now is not queued behind a reconnect. */
   readonly isReady: boolean;
+  /** Not closed (it may be reconnecting). */
   readonly isOpen: boolean;
+  /** `EVALSHA`: the acquire, renew and release scripts. */
   evalSha(...args: any[]): Promise<unknown>;
+  /** `EVAL`: loads a script the server does not know yet (after a restart or `SCRIPT FLUSH`). */
   eval(...args: any[]): Promise<unknown>;
+  /** A view of the client with per-command options: bounds each lock command in time. */
   withCommandOptions?(...args: any[]): unknown;
+  /** Opens the pub/sub connection for release wake-ups (without it, waiters only poll). */
   duplicate?(...args: any[]): unknown;
 }
 /* eslint-enable @typescript-eslint/no-explicit-any */

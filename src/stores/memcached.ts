@@ -48,8 +48,11 @@ const ITEM_OVERHEAD_BYTES = 128;
 export const MEMCACHED_FAIL_FAST_OPTIONS = Object.freeze({
   /** Connection-pool retries per request, with a short backoff (20, 40, 80 ms): they absorb a burst that fills the pool, not an outage. */
   retries: 3,
+  /** Each pool retry waits twice as long as the one before. */
   factor: 2,
+  /** The first pool retry waits 20 ms. */
   minTimeout: 20,
+  /** No pool retry waits longer than 200 ms. */
   maxTimeout: 200,
   /** Connect timeout (ms). */
   timeout: 1000,
@@ -74,7 +77,9 @@ export type MemcachedStoreOptions = MemcachedStoreCommonOptions & (
   | {
     /** A `memcached` client you created; the store never ends it. */
     client: Memcached;
+    /** Not with `client`: the client already knows its servers. */
     servers?: never;
+    /** Not with `client`: configure the client you created. */
     clientOptions?: never;
   }
   | {
@@ -86,6 +91,7 @@ export type MemcachedStoreOptions = MemcachedStoreCommonOptions & (
     servers: Memcached.Location;
     /** Extra `memcached` client options, merged over {@link MEMCACHED_FAIL_FAST_OPTIONS}. */
     clientOptions?: MemcachedClientOptions;
+    /** Not with `servers`: pass one or the other. */
     client?: never;
   }
 );

@@ -38,6 +38,7 @@ export class MemoryStore implements VersionedStore {
   readonly name = 'memory';
   /** Its calls never wait on I/O, so the session adds no deadline to them (see `Store.timeoutMs`). */
   readonly timeoutMs = 0;
+  /** Most records kept; past it the least recently used unpinned record is evicted (`options.max`). */
   readonly max: number;
   // Map keeps insertion order: re-inserting on access makes the first key the least recently used.
   readonly #entries = new Map<string, Entry>();

@@ -21,9 +21,13 @@ export const MONGO_STORE_NAME = 'mongo';
  * (written by `set()`, by hand or by an older release) is version 0.
  */
 export interface MongoSessionDocument {
+  /** The record's key (the middleware's `prefix` + the session id). */
   _id: string;
+  /** The serialized record; absent or `null` in a tombstone. */
   value?: string | null;
+  /** The record's version; absent means 0. */
   v?: number;
+  /** When the record (or tombstone) expires: reads ignore it from then on, the TTL index deletes it. */
   expiresAt: Date;
 }
 
@@ -84,14 +88,17 @@ export type MongoStoreOptions = MongoStoreCommonOptions & (
      * @example new MongoStore({ collection: client.db('app').collection('sessions') })
      */
     collection: Collection<MongoSessionDocument>;
+    /** Not with `collection`. */
     db?: never;
+    /** Not with `collection`. */
     collectionName?: never;
   }
   | {
     /** The database; the collection is `collectionName`. */
     db: Db;
-    /** @default 'sessions' */
+    /** The collection's name in `db`. @default 'sessions' */
     collectionName?: string;
+    /** Not with `db`. */
     collection?: never;
   }
 );
@@ -150,6 +157,7 @@ const UNSUPPORTED_CODES = new Set([115 /* CommandNotSupported */, 238 /* NotImpl
  */
 export class MongoStore implements VersionedStore {
   readonly name = MONGO_STORE_NAME;
+  /** The collection holding the sessions (given, or `db.collection(collectionName)`). */
   readonly collection: Collection<MongoSessionDocument>;
   /** @see MongoStoreCommonOptions.timeoutMs */
   readonly timeoutMs: number;

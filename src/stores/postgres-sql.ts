@@ -27,17 +27,23 @@ export interface PgResult {
 
 /** A pooled node-postgres client (`PoolClient`), structurally: `@types/pg` is not needed to use this package. */
 export interface PgClientLike {
+  /** Run one statement (with `$1…` values) or several (simple protocol, no values). */
   query(text: string, values?: any[]): Promise<any>;
   /** Give the client back to its pool; with an error (or `true`) the pool destroys it instead. */
   release(destroy?: Error | boolean): void;
+  /** A broken or server-ended connection: the lease it holds is lost. */
   on(event: 'error', listener: (error: Error) => void): unknown;
+  /** Undo {@link on} when the client goes back to its pool. */
   removeListener(event: 'error', listener: (error: Error) => void): unknown;
 }
 
 /** A node-postgres `Pool` (pg ≥ 8), structurally. */
 export interface PgPoolLike {
+  /** Check out a client (a lock's transaction, a versioned write). */
   connect(): Promise<PgClientLike>;
+  /** Close every client: only for a pool the store created (`PostgresStore.connect()`). */
   end(): Promise<void>;
+  /** An idle client's error: a pool the store created gets a listener, so it cannot crash the process. */
   on(event: 'error', listener: (error: Error, client: unknown) => void): unknown;
 }
 /* eslint-enable @typescript-eslint/no-explicit-any */

@@ -114,6 +114,7 @@ const ownedPools = new WeakMap<PostgresStore, PgPoolLike>();
  */
 export class PostgresStore implements VersionedStore {
   readonly name = POSTGRES_STORE_NAME;
+  /** The pool it queries (given, or created by `PostgresStore.connect()` and ended by `close()`). */
   readonly pool: PgPoolLike;
   /** The quoted table name, e.g. `"sessions"`. */
   readonly table: string;

@@ -107,6 +107,7 @@ export function isRequestStore(store: Store | RequestStore): store is RequestSto
 export interface VersionedRecord {
   /** The serialized record; `undefined` for a tombstone (a deleted record whose version is kept for a while). */
   readonly value: string | undefined;
+  /** Its version: 0 for a record written without one, else the number of the write that made it. */
   readonly version: number;
 }
 
