@@ -4,7 +4,9 @@ export default defineConfig({
   // `testing`: the conformance suites for store and locker authors (`koa-locked-session/testing`).
   entry: { index: 'src/index.ts', testing: 'src/testing/index.ts' },
   format: ['esm', 'cjs'],
-  dts: true,
+  // stripInternal: members marked `@internal` (the handle's constructor, the request-end
+  // hook, …) are wiring between our own modules, not API: they stay out of the .d.ts.
+  dts: { compilerOptions: { stripInternal: true } },
   clean: true,
   sourcemap: true,
   // One self-contained file per entry and format (no shared chunks): the testing

@@ -16,17 +16,35 @@ const PATH = /^\/[\x21-\x3A\x3C-\x7E]*$/;
 
 /** The attributes of a cookie, with defaults applied. */
 export interface CookieAttributes {
+  /** The cookie's name. */
   name: string;
+  /** `Domain`, or `undefined` for a host-only cookie. */
   domain: string | undefined;
+  /** `Path`. */
   path: string;
+  /** `HttpOnly`: hidden from page scripts. */
   httpOnly: boolean;
+  /** `SameSite`, or `false` to send none. */
   sameSite: 'strict' | 'lax' | 'none' | false;
+  /** `Secure`; `'auto'`: when the request came over HTTPS. */
   secure: boolean | 'auto';
+  /** `Partitioned` (CHIPS). */
   partitioned: boolean;
 }
 
 /** Defaults of DESIGN §6 (and OWASP): HttpOnly, SameSite=Lax, Secure on HTTPS. */
-export const COOKIE_DEFAULTS = Object.freeze({ path: '/', httpOnly: true, secure: 'auto' as const, sameSite: 'lax' as const, partitioned: false });
+export const COOKIE_DEFAULTS = Object.freeze({
+  /** Sent for every path of the site. */
+  path: '/',
+  /** Hidden from page scripts. */
+  httpOnly: true,
+  /** `Secure` when the request came over HTTPS (`ctx.secure`, which honours `app.proxy`). */
+  secure: 'auto' as const,
+  /** Sent on top-level navigations from other sites, not on cross-site subrequests. */
+  sameSite: 'lax' as const,
+  /** No CHIPS partitioning unless asked. */
+  partitioned: false,
+});
 
 /** What the caller was given (unchecked: JS callers pass anything). */
 export interface CookieAttributesInput {

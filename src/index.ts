@@ -7,7 +7,7 @@ export { requireLogin, type RequireLoginOptions } from './auth.js';
 export type { SessionData } from './session-data.js';
 export { DEFAULTS, type SessionOptions, type CookieOptions, type AuthOptions } from './options.js';
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory.js';
-export { isVersioned, type Store, type VersionedStore, type VersionedRecord, type WriteCondition, type RequestStore, type BoundRequestStore, type RequestStoreHooks, type RequestWriteOptions } from './stores/store.js';
+export { isVersioned, isRequestStore, type Store, type VersionedStore, type VersionedRecord, type WriteCondition, type RequestStore, type BoundRequestStore, type RequestStoreHooks, type RequestWriteOptions } from './stores/store.js';
 export {
   CookieStore,
   type BoundCookieStore,
@@ -70,3 +70,5 @@ export { genericSession, type GenericSessionSourceOptions, type GenericSessionSt
 export { expressSession, unsignExpressCookie, type ExpressSessionSourceOptions } from './migrate/express-session.js';
 export type { MigrationSource, MigrationSourceOptions, FoundSession } from './migrate/source.js';
 export { findOldSession, moveOnce, migrateRequest, markerKey, type MoveOptions, type MoveResult } from './migrate/move.js';
+export type { CookieAttributes } from './cookie-attributes.js';
+export type { HandoffOptions } from './local-queue.js';
