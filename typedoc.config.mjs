@@ -36,7 +36,7 @@ export default {
   readme: 'README.md',
   excludePrivate: true,
   excludeInternal: true,
-  treatWarningsAsErrors: false,
+  treatWarningsAsErrors: true,
   tsconfig: 'tsconfig.typedoc.json',
   disableSources: true,
   markdownItLoader: headingsKeepInlineCode,

@@ -99,7 +99,10 @@ export interface SessionOptions {
    * (`<sid>.<signature>`); no cookie is read or set.
    * @default the cookie
    */
-  sid?: { header?: string };
+  sid?: {
+    /** Request/response header carrying the signed sid instead of the cookie (`[A-Za-z0-9-]`, at most 64 chars). */
+    header?: string;
+  };
   /** Auth helpers (`login`, `logout`, `user`, `sessionsOf`, `revokeAll`). */
   auth?: AuthOptions;
   /**
@@ -168,16 +171,37 @@ export interface ResolvedOptions {
 
 /** Defaults in one place (stores and lockers are created per `session()` call). */
 export const DEFAULTS = Object.freeze({
+  /** Context property of the handle: `ctx.session`. */
   name: 'session',
+  /** A scope ends after the mirrors are written. */
   mirrorWrites: 'await' as MirrorWrites,
+  /** Most background mirror writes in flight at once; more are dropped and reported. */
   maxPendingMirrorWrites: 1000,
+  /** Bound on every store call, in ms. */
   storeTimeout: 2000,
+  /** Server-side idle expiry in ms (24 h). */
   ttl: 24 * 60 * 60 * 1000,
+  /** Most ms a scope waits for the lock. */
   lockTimeout: 5000,
-  handoff: Object.freeze({ maxHandoffs: 64, maxMs: 250 }),
+  /** Lease handoff bounds (measured: 50 connections on one session, RedisStore + RedisLocker). */
+  handoff: Object.freeze({
+    /** Most handoffs in a row before the lease goes back to the locker's queue. */
+    maxHandoffs: 64,
+    /** Most ms the lease stays in this process by handoffs, counted from its acquire. */
+    maxMs: 250,
+  }),
+  /** The expiry is renewed on saves and `touch()` only, not on every request. */
   rolling: false,
+  /** No key prefix in the stores and the locker. */
   prefix: '',
-  cookie: Object.freeze({ name: 'sid', ...COOKIE_DEFAULTS, signed: true }),
+  /** The sid cookie: path `/`, HttpOnly, SameSite=Lax, Secure on HTTPS, not partitioned, signed. */
+  cookie: Object.freeze({
+    /** Cookie name of the default session (a named session uses `<name>.sid`). */
+    name: 'sid',
+    ...COOKIE_DEFAULTS,
+    /** Signed with `app.keys`. */
+    signed: true,
+  }),
 });
 
 // Names that would shadow Koa's own context members.

@@ -6,9 +6,13 @@ import { isVersioned, type BoundRequestStore, type RequestWriteOptions, type Sto
 
 /** What a failed mirror write reports (turned into `session:mirror-error` by the middleware). */
 export interface MirrorError {
+  /** Name of the mirror that failed (its `Store.name`). */
   store: string;
+  /** Key of the session the write was for: the session `prefix` followed by the sid. */
   sid: string;
+  /** The store call that failed or was dropped. */
   op: 'set' | 'destroy' | 'touch';
+  /** What the mirror threw (a `StoreError` for a timeout or a dropped write). */
   error: unknown;
 }
 
@@ -17,7 +21,9 @@ export type MirrorWrites = 'await' | 'background';
 
 /** Settings of a {@link Replica}. */
 export interface ReplicaOptions {
+  /** Called with every failed or dropped mirror write (the middleware emits it as `session:mirror-error`); it should not throw. */
   onMirrorError: (report: MirrorError) => void;
+  /** Whether writes wait for the mirrors (`'await'`) or leave them in the background. @default 'await' */
   mode?: MirrorWrites;
   /** Bound on every store call in ms; past it the call fails with a StoreError. */
   storeTimeout?: number;
@@ -52,7 +58,9 @@ export class Replica implements VersionedStore {
   #prefixLength = 0;
 
   constructor(
+    /** The store reads come from and writes go to first; its failure fails the call. */
     readonly master: Store,
+    /** Stores written after the master, in parallel; their failures are reported, never thrown. */
     readonly mirrors: readonly Store[],
     options: ReplicaOptions,
     pending = new Set<Promise<void>>(),

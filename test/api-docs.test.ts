@@ -4,8 +4,9 @@
  * reference is exported (typedoc `--validation`); and the pages' "On This
  * Page" navigation names every heading of the README (headings that are all
  * inline code, like `session(options?)`, used to come out blank). A ratchet:
- * the whole public API is checked except the files in PENDING; empty it, and the
- * check can become `treatWarningsAsErrors` in typedoc.config.mjs.
+ * the whole public API is checked except the files in PENDING (now none, and
+ * typedoc.config.mjs has `treatWarningsAsErrors`); a file may go back in only
+ * while it is being reworked.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -19,7 +20,7 @@ const run = promisify(execFile);
 const root = resolve(import.meta.dirname, '..');
 
 /** Files whose public API still lacks doc comments (being reworked elsewhere when this was written). */
-const PENDING = ['src/options.ts', 'src/replica.ts', 'src/stores/cookie.ts', 'src/stores/cookie-bound.ts'];
+const PENDING: string[] = [];
 
 describe('API docs (typedoc)', { timeout: 300_000 }, () => {
   let out = '';
@@ -27,15 +28,18 @@ describe('API docs (typedoc)', { timeout: 300_000 }, () => {
   before(async () => {
     out = await mkdtemp(join(tmpdir(), 'kls-api-docs-'));
     const args = [resolve(root, 'node_modules/typedoc/bin/typedoc'), '--out', out, '--validation.notDocumented', 'true', '--validation.notExported', 'true', '--validation.invalidLink', 'true'];
-    const { stdout, stderr } = await run(process.execPath, args, { cwd: root, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' } });
+    // treatWarningsAsErrors (typedoc.config.mjs) makes any warning a non-zero exit: keep its output for the assertions.
+    const { stdout, stderr } = await run(process.execPath, args, { cwd: root, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' } })
+      .catch((error: { stdout?: string; stderr?: string }) => ({ stdout: error.stdout ?? '', stderr: error.stderr ?? String(error) }));
     output = `${stdout}\n${stderr}`;
   });
   after(async () => {
     if (out) await rm(out, { recursive: true, force: true });
   });
 
-  it(`finds no undocumented or unexported public API outside ${PENDING.join(', ')}`, () => {
-    assert.ok(/Found \d+ errors/.test(output), 'typedoc ran and reported');
+  it(`finds no undocumented or unexported public API${PENDING.length > 0 ? ` outside ${PENDING.join(', ')}` : ''}`, () => {
+    // A clean run prints only "html generated"; one with findings ends with "Found N errors and M warnings".
+    assert.ok(/html generated at|Found \d+ errors/.test(output), `typedoc ran and reported:\n${output}`);
     const warnings = output.split('\n').filter((line) => /\[warning\]|\[error\]/.test(line) && !/Found \d+ errors and \d+ warnings/.test(line));
     const ours = warnings.filter((line) => !PENDING.some((file) => line.includes(`koa-locked-session/${file},`)));
     assert.deepEqual(ours, []);

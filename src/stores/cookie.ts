@@ -73,7 +73,12 @@ export interface CookieStoreOptions {
    * `false` makes the store fully stateless: every request starts from the cookie it brought.
    * @default { max: 1000, windowMs: 60_000 }
    */
-  recentWrites?: false | { max?: number; windowMs?: number };
+  recentWrites?: false | {
+    /** Most sessions remembered; the least recently written is dropped first. @default 1000 */
+    max?: number;
+    /** How long, in ms, a write is remembered after it was made. @default 60_000 */
+    windowMs?: number;
+  };
   /**
    * In-process memory of destroyed sessions (logout, `regenerate`, `destroy`): a copy of a
    * destroyed session's cookie (another tab, a thief) is refused by this process until that
@@ -85,7 +90,10 @@ export interface CookieStoreOptions {
    * its sealed expiry.
    * @default { maxBytes: 1_048_576 }
    */
-  revocations?: false | { maxBytes?: number };
+  revocations?: false | {
+    /** Memory bound of the remembered revocations, in bytes (2 per sid character + 80 each). @default 1_048_576 */
+    maxBytes?: number;
+  };
   /** Clock in ms (tests inject one). @default Date.now */
   now?: () => number;
 }
@@ -109,7 +117,9 @@ const check = new Validator('CookieStore');
  */
 export class CookieStore implements RequestStore {
   readonly name = name;
+  /** `true`: the cookie is sealed with AES-256-GCM; `false`: signed only (readable by the client). */
   readonly encrypt: boolean;
+  /** Largest `Set-Cookie` value a save may produce, in bytes; a bigger one fails with `CookieTooLargeError`. */
   readonly maxBytes: number;
   #cookie: Readonly<ResolvedCookieStoreCookie>;
   /** `cookie.name` was given to the constructor (else the session() that uses this store picks it). */
