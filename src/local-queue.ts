@@ -94,7 +94,7 @@ export class LocalQueues {
    */
   wouldHandOff(key: string, lease: Lease, bounds: HandoffOptions | false): boolean {
     const queue = this.#queues.get(key);
-    if (!bounds || !queue || queue.waiters.length === 0 || lease.lost) return false;
+    if (!bounds || !queue || queue.waiters.length === 0 || lease.lost || lease.holdsLock === false) return false;
     return queue.handoffs < bounds.maxHandoffs && performance.now() - queue.since < bounds.maxMs;
   }
 

@@ -40,6 +40,7 @@ after(async () => {
 /** A lease we control: `lost` can be set, and every call is counted. */
 class FakeLease implements Lease {
   lost = false;
+  holdsLock?: boolean;
   releases = 0;
   fastPaths = 0;
   async release(): Promise<void> {
@@ -125,6 +126,20 @@ describe('lease handoff (SessionLock + local queue)', () => {
     assert.equal((first.lease as FakeLease).releases, 1);
     await lock.read();
     assert.equal(master.reads, 1, 'the cached record of a lost lease is not trusted');
+    await lock.release();
+  });
+
+  it('a lease that no longer holds the lock (PostgresLocker after its save committed) is never handed off', async () => {
+    const { master, locker, acquire } = lockSetup();
+    const first = await acquire();
+    const second = acquire();
+    (first.lease as FakeLease).holdsLock = false;
+    await first.release({ value: '{"count":1}', version: 1, until: Number.POSITIVE_INFINITY });
+    const lock = await second;
+    assert.notEqual(lock.lease, first.lease);
+    assert.equal((locker as CountingLocker).leases.length, 2, 'the next scope acquired from the locker');
+    await lock.read();
+    assert.equal(master.reads, 1, 'and read the store');
     await lock.release();
   });
 

@@ -42,6 +42,13 @@ export interface Lease extends AsyncDisposable {
    * under the lock; `release()` is then a no-op.
    */
   releaseWithNextWrite?(): void;
+  /**
+   * Optional: `false` once this lease no longer holds the lock on behalf of a
+   * next scope, although not lost (PostgresLocker: the row lock ends with the
+   * transaction that the scope's save commits). Such a lease is never handed
+   * over to the next scope of the process (lease handoff); absent = it holds.
+   */
+  readonly holdsLock?: boolean;
 }
 
 /** Serializes scopes per key. `MemoryLocker` for one process, `RedisLocker` across processes. */

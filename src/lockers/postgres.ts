@@ -252,6 +252,11 @@ export class PostgresLease implements Lease {
     return this.#client !== undefined && !this.#lost;
   }
 
+  /** The row lock ends with the transaction: once the save committed it, this lease is not handed to the next scope of the process. */
+  get holdsLock(): boolean {
+    return this.inTransaction;
+  }
+
   /**
    * Run `sql` (one or more statements) in the lock's transaction, bounded by
    * `timeoutMs`. `commits`: it ends with `COMMIT`, after which the connection
