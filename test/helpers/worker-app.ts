@@ -1,43 +1,20 @@
 /**
  * One worker of the multi-process tests (forked with `--import tsx` and an IPC
- * channel): its own Koa app on its own loopback port, sessions in Redis.
+ * channel): the counter app of test/helpers/counter-worker.ts (routes and
+ * messages are described there), sessions in Redis.
  *
  * Environment:
  * - `REDIS_URL` (required): the Redis every worker shares.
  * - `LOCKER`: `redis` (RedisLocker, the default) or `memory` (MemoryLocker: one
  *   lock per process, the case that loses updates across processes).
  * - `LEASE_MS`: RedisLocker lease (default 10 000).
- *
- * Routes (all on one counter, `count`):
- * - `GET /incr`: read-modify-write under the lock, yielding once in between.
- * - `GET /count`: the unlocked snapshot's count.
- * - `GET /hold`: increment under the lock, tell the parent `{ type: 'holding' }`,
- *   and finish only when the parent sends `{ type: 'finish' }` (the parent may
- *   SIGKILL or SIGSTOP us meanwhile).
- * - `GET /incr-after-barrier`: read-modify-write under the lock that, between
- *   the read and the write, tells the parent `{ type: 'read', count }` and waits
- *   for `{ type: 'write' }`: a barrier the parent releases once every worker has
- *   read, so the race between processes is certain, not left to scheduling.
- *
- * Messages to the parent: `{ type: 'listening', port }`, `{ type: 'holding' }`,
- * `{ type: 'read', count }`.
  */
-import Koa from 'koa';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { setImmediate as yieldOnce } from 'node:timers/promises';
 import { createClient } from 'redis';
-import { MemoryLocker, RedisLocker, RedisStore, session } from '../../src/index.js';
-
-declare module '../../src/index.js' {
-  interface SessionData {
-    count?: number;
-  }
-}
+import { MemoryLocker, RedisLocker, RedisStore } from '../../src/index.js';
+import { serveCounter } from './counter-worker.js';
 
 const url = process.env.REDIS_URL;
-if (!url || !process.send) throw new Error('worker-app: run me with child_process.fork() and REDIS_URL');
-const send = (message: object): void => void process.send!(message);
+if (!url) throw new Error('worker-app: run me with child_process.fork() and REDIS_URL');
 
 const client = createClient({ url });
 client.on('error', () => {}); // reconnects by itself; requests report failures
@@ -47,66 +24,7 @@ const locker = process.env.LOCKER === 'memory'
   ? new MemoryLocker()
   : new RedisLocker({ client, leaseMs: Number(process.env.LEASE_MS ?? 10_000) });
 
-const app = new Koa();
-app.keys = ['multi-process-test-key']; // the same in every worker: any of them verifies the cookie
-app.silent = true;
-app.use(session({ master: new RedisStore({ client }), locker, lockTimeout: 60_000 }));
-
-let finishHold: (() => void) | undefined;
-let passBarrier: (() => void) | undefined;
-process.on('message', (message: { type?: string }) => {
-  if (message?.type === 'finish') finishHold?.();
-  if (message?.type === 'write') passBarrier?.();
-});
-
-app.use(async (ctx) => {
-  if (ctx.path === '/incr') {
-    ctx.body = {
-      pid: process.pid,
-      count: await ctx.session.withLock(async (s) => {
-        const read = s.count ?? 0;
-        await yieldOnce(); // let other work in this process run between the read and the write
-        return (s.count = read + 1);
-      }),
-    };
-  } else if (ctx.path === '/incr-after-barrier') {
-    ctx.body = {
-      pid: process.pid,
-      count: await ctx.session.withLock(async (s) => {
-        const read = s.count ?? 0;
-        const barrier = new Promise<void>((resolve) => (passBarrier = resolve));
-        send({ type: 'read', count: read });
-        await barrier;
-        return (s.count = read + 1);
-      }),
-    };
-  } else if (ctx.path === '/count') {
-    ctx.body = { pid: process.pid, count: (await ctx.session.get()).count ?? 0 };
-  } else if (ctx.path === '/hold') {
-    ctx.body = {
-      pid: process.pid,
-      count: await ctx.session.withLock(async (s) => {
-        s.count = (s.count ?? 0) + 1;
-        const finished = new Promise<void>((resolve) => (finishHold = resolve));
-        send({ type: 'holding' });
-        await finished;
-        return s.count;
-      }),
-    };
-  } else {
-    ctx.status = 404;
-  }
-});
-
-const server = http.createServer(app.callback());
-server.keepAliveTimeout = 60_000;
-server.listen(0, '127.0.0.1', () => send({ type: 'listening', port: (server.address() as AddressInfo).port }));
-
-process.on('disconnect', () => {
-  // The parent went away: stop serving and leave.
-  server.close();
-  server.closeAllConnections();
-  void Promise.resolve((locker as { close?: () => Promise<void> }).close?.())
-    .finally(() => client.close())
-    .finally(() => process.exit(0));
-});
+serveCounter(
+  { master: new RedisStore({ client }), locker, lockTimeout: 60_000 },
+  () => Promise.resolve((locker as { close?: () => Promise<void> }).close?.()).finally(() => client.close()),
+);
