@@ -3,7 +3,7 @@ import { SessionError, StoreError } from './errors.js';
 import type { ResolvedOptions } from './options.js';
 import type { RecordFormat } from './record.js';
 import type { Replica } from './replica.js';
-import { SessionLock, writeIfVersion } from './session-lock.js';
+import { SessionLock } from './session-lock.js';
 import type { UserIndex } from './user-index.js';
 
 const debug = debuglog('koa-locked-session');
@@ -128,7 +128,7 @@ export async function destroyListed(host: IndexHost, lock: SessionLock, uid: str
     const owner = host.format.decode(record.value)?.data[host.options.userKey];
     if (owner !== undefined && !sameId(ownerId(host.options, owner), uid)) return false;
     lock.checkHeld();
-    await writeIfVersion(lock.store, lock.key, undefined, record.version, host.options.ttl);
+    await lock.write(undefined, record.version, host.options.ttl);
     return true;
   } finally {
     await lock.release();

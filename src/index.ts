@@ -72,3 +72,4 @@ export type { MigrationSource, MigrationSourceOptions, FoundSession } from './mi
 export { findOldSession, moveOnce, migrateRequest, markerKey, type MoveOptions, type MoveResult } from './migrate/move.js';
 export type { CookieAttributes } from './cookie-attributes.js';
 export type { HandoffOptions } from './local-queue.js';
+export type { GroupCommitOptions } from './group-commit.js';

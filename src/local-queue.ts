@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { LockTimeoutError } from './errors.js';
+import type { Batch } from './group-commit.js';
 import type { Lease, Locker } from './lockers/locker.js';
 import type { Store, VersionedRecord } from './stores/store.js';
 
@@ -11,9 +12,18 @@ export interface HandoffOptions {
   maxMs: number;
 }
 
-/** A record a holder wrote under the lease, vouched fresh for its successor until `until` (its TTL, monotonic clock). */
+/**
+ * A record a holder wrote under the lease, vouched fresh for its successor
+ * until `until` (its TTL, monotonic clock); or, with `batch` (group commit),
+ * a record not written yet: the master still holds `version`, and the next
+ * write of the key, at `version` + 1, carries the batch.
+ */
 export interface FreshRecord extends VersionedRecord {
   readonly until: number;
+  /** Group commit: the scopes waiting for this record to be written. */
+  readonly batch?: Batch;
+  /** With `batch`: the TTL of that write (the last scope's). */
+  readonly ttl?: number;
 }
 
 /** What a waiter of the local queue is given: the lease (a handoff), or `undefined`: acquire from the locker yourself. */
@@ -99,19 +109,28 @@ export class LocalQueues {
   }
 
   /**
+   * Pass `lease` (with `fresh`) to the next waiter of `key` now, if the bounds
+   * allow; synchronous, so a caller can decide on it and act in one step.
+   * @returns whether the lease was handed over.
+   */
+  handOver(key: string, lease: Lease, bounds: HandoffOptions | false, fresh: FreshRecord | undefined): boolean {
+    if (!this.wouldHandOff(key, lease, bounds)) return false;
+    const queue = this.#queues.get(key)!;
+    queue.handoffs++;
+    queue.waiters.shift()!.resolve({ lease, fresh });
+    return true;
+  }
+
+  /**
    * The head ends: pass `lease` to the next waiter when the bounds allow and
    * the lease still holds (`lease` undefined: the head's acquire failed or the
    * lease is already gone), else release it to the locker and let the next
    * waiter acquire from the locker's queue, behind other processes.
    */
   async release(key: string, lease: Lease | undefined, bounds: HandoffOptions | false, fresh: FreshRecord | undefined, releaseLease: () => Promise<void>): Promise<void> {
-    const queue = this.#queues.get(key);
-    if (lease !== undefined && queue !== undefined && this.wouldHandOff(key, lease, bounds)) {
-      queue.handoffs++;
-      queue.waiters.shift()!.resolve({ lease, fresh });
-      return;
-    }
+    if (lease !== undefined && this.handOver(key, lease, bounds, fresh)) return;
     if (lease !== undefined) await releaseLease();
+    const queue = this.#queues.get(key);
     const next = queue?.waiters.shift();
     if (next) next.resolve(NO_LEASE);
     else this.#queues.delete(key);

@@ -1,4 +1,5 @@
 import type { HandoffOptions } from './local-queue.js';
+import type { GroupCommitOptions } from './group-commit.js';
 import { MemoryLocker } from './lockers/memory.js';
 import { isLocker, type Locker } from './lockers/locker.js';
 import type { MigrationSource } from './migrate/source.js';
@@ -73,6 +74,19 @@ export interface SessionOptions {
    * @default { maxHandoffs: 64, maxMs: 250 } (measured: 50 connections on one session, RedisStore + RedisLocker)
    */
   handoff?: Partial<HandoffOptions> | false;
+  /**
+   * Group commit for hot sessions (rides on `handoff`): a scope that ends while
+   * another scope of the same session waits in this process does not write; it
+   * hands its unsaved record over with the lock and waits. The changes of up to
+   * `maxScopes` scopes go to the master in one write, and each request is
+   * answered only after the write that holds its change is acknowledged; if
+   * that write fails, every scope in it fails (503) and none is saved. A batch
+   * takes no new scope `maxMs` after its first. `false` turns it off (every
+   * scope writes its own change before the next one starts). Needs `handoff`.
+   * See docs/group-commit.md for what your code can observe.
+   * @default { maxScopes: 32, maxMs: 20 }
+   */
+  groupCommit?: Partial<GroupCommitOptions> | false;
   /** Server-side expiry in ms, renewed by every save and `touch()`. @default 86_400_000 (24 h) */
   ttl?: number;
   /** Most ms a scope waits for the lock before failing with `LockTimeoutError` (503). @default 5000 */
@@ -152,6 +166,8 @@ export interface ResolvedOptions {
   locker: Locker;
   /** Lease handoff bounds (`false`: off); `maxMs` already capped by the locker's lease. */
   handoff: HandoffOptions | false;
+  /** Group commit bounds (`false`: off, always off when handoff is). */
+  groupCommit: GroupCommitOptions | false;
   ttl: number;
   lockTimeout: number;
   absoluteTtl: number | undefined;
@@ -190,6 +206,13 @@ export const DEFAULTS = Object.freeze({
     /** Most ms the lease stays in this process by handoffs, counted from its acquire. */
     maxMs: 250,
   }),
+  /** Group commit bounds (measured: 50 connections on one session, RedisStore + RedisLocker). */
+  groupCommit: Object.freeze({
+    /** Most scopes whose changes one master write carries. */
+    maxScopes: 32,
+    /** Most ms a batch takes new scopes, counted from its first. */
+    maxMs: 20,
+  }),
   /** The expiry is renewed on saves and `touch()` only, not on every request. */
   rolling: false,
   /** No key prefix in the stores and the locker. */
@@ -220,7 +243,7 @@ const fail = check.fail.bind(check);
 
 /** Every option of session(); anything else fails at session() time (see {@link PEER_OPTION_HINTS}). */
 const OPTION_NAMES = [
-  'name', 'master', 'mirrors', 'mirrorWrites', 'maxPendingMirrorWrites', 'storeTimeout', 'locker', 'handoff', 'ttl', 'lockTimeout',
+  'name', 'master', 'mirrors', 'mirrorWrites', 'maxPendingMirrorWrites', 'storeTimeout', 'locker', 'handoff', 'groupCommit', 'ttl', 'lockTimeout',
   'absoluteTtl', 'rolling', 'prefix', 'genid', 'serializer', 'cookie', 'sid', 'auth', 'migrateFrom',
 ] as const;
 const COOKIE_OPTION_NAMES = ['name', 'domain', 'path', 'maxAge', 'httpOnly', 'secure', 'sameSite', 'partitioned', 'signed'] as const;
@@ -297,6 +320,7 @@ export function resolveOptions(input: SessionOptions = {}): ResolvedOptions {
   if (!isLocker(locker)) fail('locker', 'a Locker (an object with acquire(key, options))', locker);
 
   const handoff = resolveHandoff(input.handoff, locker);
+  const groupCommit = resolveGroupCommit(input.groupCommit, handoff);
   const ttl = check.positiveMs('ttl', input.ttl, DEFAULTS.ttl);
   const lockTimeout = check.positiveMs('lockTimeout', input.lockTimeout, DEFAULTS.lockTimeout);
   const absoluteTtl = input.absoluteTtl === undefined ? undefined : check.positiveMs('absoluteTtl', input.absoluteTtl, 0);
@@ -327,7 +351,7 @@ export function resolveOptions(input: SessionOptions = {}): ResolvedOptions {
   const migrateFrom = resolveMigrateFrom(input.migrateFrom, master);
 
   return {
-    name, master, mirrors: [...mirrors], mirrorWrites, maxPendingMirrorWrites, storeTimeout, locker, handoff, ttl, lockTimeout, absoluteTtl, rolling, prefix, genid, serializer,
+    name, master, mirrors: [...mirrors], mirrorWrites, maxPendingMirrorWrites, storeTimeout, locker, handoff, groupCommit, ttl, lockTimeout, absoluteTtl, rolling, prefix, genid, serializer,
     cookie: resolveCookie(input.cookie ?? {}, name, ttl),
     header: header?.toLowerCase(),
     userKey,
@@ -372,6 +396,23 @@ function resolveHandoff(input: unknown, locker: Locker): HandoffOptions | false 
   const maxMs = check.positiveMs('handoff.maxMs', given.maxMs, DEFAULTS.handoff.maxMs);
   const leaseMs = (locker as { leaseMs?: unknown }).leaseMs;
   return { maxHandoffs, maxMs: typeof leaseMs === 'number' && leaseMs > 0 ? Math.min(maxMs, leaseMs / 2) : maxMs };
+}
+
+/** The group commit bounds; off with handoff (the batch travels with the handed-over lease). */
+function resolveGroupCommit(input: unknown, handoff: HandoffOptions | false): GroupCommitOptions | false {
+  if (input === false) return false;
+  if (input !== undefined && (typeof input !== 'object' || input === null || Array.isArray(input))) {
+    fail('groupCommit', 'an object like { maxScopes: 32, maxMs: 20 }, or false', input, 'Leave it out for the defaults');
+  }
+  if (handoff === false) {
+    if (input === undefined) return false;
+    fail('groupCommit', 'false or left out when handoff is false (a batch travels with the handed-over lock)', input, 'Turn handoff on, or drop groupCommit');
+  }
+  const given = (input ?? {}) as Partial<GroupCommitOptions>;
+  check.known(given, ['maxScopes', 'maxMs'], {}, 'groupCommit.');
+  const maxScopes = check.positiveInt('groupCommit.maxScopes', given.maxScopes, DEFAULTS.groupCommit.maxScopes);
+  const maxMs = check.positiveMs('groupCommit.maxMs', given.maxMs, DEFAULTS.groupCommit.maxMs);
+  return { maxScopes, maxMs };
 }
 
 function defaultUserId(user: unknown): string | number {

@@ -254,7 +254,7 @@ export class Scope {
       if (raw !== undefined && decoded === undefined) host.invalidRecord();
       if (decoded === undefined || host.format.pastAbsolute(decoded.meta)) {
         // No resurrection: the record is gone (destroyed, expired): work on a fresh session with a new sid.
-        if (decoded !== undefined) await writeIfVersion(lock.store, lock.key, undefined, record!.version, host.options.ttl); // past its absolute timeout
+        if (decoded !== undefined) await lock.write(undefined, record!.version, host.options.ttl); // past its absolute timeout
         if (raw === undefined || decoded !== undefined) host.expired(raw === undefined ? 'gone' : 'absolute-ttl');
         host.forget();
         return;
@@ -364,7 +364,7 @@ export class Scope {
       const plan = this.#indexPlan(oldSid, undefined);
       if (final) this.#lastWrite(plan);
       this.#fresh = undefined;
-      await writeIfVersion(this.#storeFor(oldSid), host.key(oldSid), undefined, this.#version, ttl);
+      await this.#writeOld(oldSid, undefined, ttl);
       host.forget();
       host.destroyed();
       if (plan) await indexRemove(host, plan); // (no plan, the common case: no promise)
@@ -383,17 +383,26 @@ export class Scope {
         this.#fresh = undefined;
         // The old sid keeps a short tombstone, so that requests of this browser still waiting
         // on it get a retryable 409 instead of writing into a fresh anonymous session.
-        await writeIfVersion(this.#storeFor(oldSid), host.key(oldSid), undefined, this.#version, ttl, this.#movedMs());
+        await this.#writeOld(oldSid, undefined, ttl, this.#movedMs());
       }
       host.adopt(sid, value);
       if (plan) await indexRemove(host, plan);
       this.#stand(sid, value, 1);
-    } else if (value !== this.#original) {
+    } else if (value !== this.#original || this.#lockOf(oldSid)?.pending) {
+      // (Standing on a batch's unsaved record, a scope writes even with no change of its own.)
       const plan = this.#indexPlan(oldSid, oldSid);
       if (plan) await indexAdd(host, plan, undefined, oldSid); // the record exists: listed before it changes hands
+      // Group commit: a scope of this process waits for the session; it takes the record over, unsaved.
+      const batch = final && plan === undefined ? this.#lockOf(oldSid)?.defer(value, this.#version, ttl) : undefined;
+      if (batch !== undefined) {
+        await batch; // answered only once the write that carries this change is acknowledged
+        host.adopt(oldSid, value);
+        this.#stand(oldSid, value, this.#version + 1);
+        return;
+      }
       if (final) this.#lastWrite(plan);
       this.#fresh = undefined; // a failed write may or may not have landed
-      await writeIfVersion(this.#storeFor(oldSid), host.key(oldSid), value, this.#version, ttl, 0, kind);
+      await this.#writeOld(oldSid, value, ttl, 0, kind);
       this.#wrote(oldSid, value, this.#version + 1, ttl);
       host.adopt(oldSid, value);
       if (plan) await indexRemove(host, plan);
@@ -407,7 +416,7 @@ export class Scope {
         await store.touch(key, ttl, kind);
         this.#wrote(oldSid, value, this.#version, ttl);
       } else {
-        await writeIfVersion(store, key, value, this.#version, ttl, 0, kind);
+        await this.#writeOld(oldSid, value, ttl, 0, kind);
         this.#version++;
         this.#wrote(oldSid, value, this.#version, ttl);
       }
@@ -434,8 +443,20 @@ export class Scope {
 
   /** The lease-guarded store for the locked sid; the plain replica for any other (a sid this scope just created). */
   #storeFor(sid: string): Replica {
+    return this.#lockOf(sid)?.store ?? this.host.replica;
+  }
+
+  /** The lock, if it is the lock on `sid` (not on a sid this scope just created). */
+  #lockOf(sid: string): SessionLock | undefined {
     const lock = this.#lock;
-    return lock !== undefined && this.host.key(sid) === lock.key ? lock.store : this.host.replica;
+    return lock !== undefined && this.host.key(sid) === lock.key ? lock : undefined;
+  }
+
+  /** Write the record of `sid` the scope stands on, conditional on the version it read: through the lock when it is the locked sid (a batch rides on it). */
+  #writeOld(sid: string, value: string | undefined, ttl: number, tombstoneMs = 0, kind?: RequestWriteOptions): Promise<void> {
+    const lock = this.#lockOf(sid);
+    if (lock !== undefined) return lock.write(value, this.#version, ttl, tombstoneMs, kind);
+    return writeIfVersion(this.host.replica, this.host.key(sid), value, this.#version, ttl, tombstoneMs, kind);
   }
 
   /** How the per-user index must change when the session moves from `oldSid` to `newSid` (client-side sessions: no index). */

@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { ConflictError, LockLostError, LockTimeoutError } from './errors.js';
 import { lockChannel } from './diagnostics.js';
 import { redactSids } from './format.js';
+import { Batch } from './group-commit.js';
 import { localQueues, type FreshRecord, type LocalQueues } from './local-queue.js';
 import type { Lease } from './lockers/locker.js';
 import type { ResolvedOptions } from './options.js';
@@ -24,6 +25,8 @@ export class SessionLock {
   /** The lease went back with the last write (RedisLocker's fast path): nothing left to hand over. */
   #releasedByWrite = false;
   #released = false;
+  /** Group commit: the record of a batch handed over with the lease, not yet in the master (the next write of the key carries it). */
+  #pending: (FreshRecord & { readonly batch: Batch; readonly ttl: number }) | undefined;
 
   private constructor(
     readonly key: string,
@@ -36,6 +39,12 @@ export class SessionLock {
     private fresh: FreshRecord | undefined,
   ) {
     this.store = lease.store ? replica.withMaster(lease.store) : replica;
+    if (fresh?.batch !== undefined) this.#pending = fresh as FreshRecord & { batch: Batch; ttl: number };
+  }
+
+  /** Whether the holder stands on a batch's record that is not in the master yet: its next write of the key must be made, even with no change of its own. */
+  get pending(): boolean {
+    return this.#pending !== undefined;
   }
 
   /**
@@ -90,7 +99,8 @@ export class SessionLock {
   read(): Promise<VersionedRecord | undefined> {
     const fresh = this.fresh;
     this.fresh = undefined;
-    if (fresh !== undefined && performance.now() < fresh.until) return Promise.resolve({ value: fresh.value, version: fresh.version });
+    // A batch's record is read whatever its age: the master does not hold it yet.
+    if (fresh !== undefined && (fresh.batch !== undefined || performance.now() < fresh.until)) return Promise.resolve({ value: fresh.value, version: fresh.version });
     return this.store.read(this.key);
   }
 
@@ -112,17 +122,75 @@ export class SessionLock {
   }
 
   /**
+   * Write the locked key, conditional on `version` (see {@link writeIfVersion}).
+   * A batch the holder stands on rides on this write: it is acknowledged with
+   * it, or fails with it.
+   */
+  async write(value: string | undefined, version: number, ttl: number, tombstoneMs = 0, options?: RequestWriteOptions): Promise<void> {
+    const pending = this.#pending;
+    this.#pending = undefined;
+    try {
+      await writeIfVersion(this.store, this.key, value, version, ttl, tombstoneMs, options);
+    } catch (error) {
+      pending?.batch.settle(error);
+      throw error;
+    }
+    pending?.batch.settle();
+  }
+
+  /**
+   * Group commit: instead of writing `value` (at `version` + 1), hand the
+   * lease and the unsaved record to the next scope of this process waiting for
+   * the key, when one waits and the bounds allow. The write of a later holder
+   * carries it; the returned promise settles with that write. `undefined`:
+   * nobody to hand it to, write it yourself.
+   */
+  defer(value: string, version: number, ttl: number): Promise<void> | undefined {
+    const bounds = this.options.groupCommit;
+    const queues = this.queues;
+    if (!bounds || !queues || this.#released || !queues.wouldHandOff(this.key, this.lease, this.options.handoff)) return undefined; // (the common case: nobody waits, no batch made)
+    const batch = this.#pending?.batch ?? new Batch();
+    if (batch.full(bounds) || !queues.handOver(this.key, this.lease, this.options.handoff, { value, version, until: Infinity, batch, ttl })) return undefined;
+    batch.size++;
+    this.#pending = undefined;
+    this.#released = true;
+    return batch.done;
+  }
+
+  /**
    * Release the lock: hand it to the next scope of this process waiting for
    * the key (with `fresh`, the record this holder wrote, when it vouches one),
-   * or back to the locker. A failure only logs (the lease expires on its own,
-   * the outcome is already decided).
+   * or back to the locker. A batch the holder still stands on (it wrote
+   * nothing: it threw, or failed before its write) goes on with the lease, or
+   * is written here before the lease leaves the process. A failure to release
+   * only logs (the lease expires on its own, the outcome is already decided).
    */
   async release(fresh?: FreshRecord): Promise<void> {
     if (this.#released) return;
     this.#released = true;
+    const pending = this.#pending;
+    if (pending !== undefined) {
+      this.#pending = undefined;
+      const bounds = this.options.groupCommit;
+      if (bounds && !pending.batch.expired(bounds) && this.queues?.handOver(this.key, this.lease, this.options.handoff, pending)) return;
+      fresh = await this.#flush(pending);
+    }
     const lease = this.#releasedByWrite ? undefined : this.lease;
     if (this.#releasedByWrite || !this.queues) await this.#releaseLease(); // after a write that released it: a no-op (a refused write did not)
     await this.queues?.release(this.key, lease, this.options.handoff, fresh, () => this.#releaseLease());
+  }
+
+  /** Write a batch nobody after this holder will carry; settles it. @returns the record written, for the next holder. */
+  async #flush(pending: FreshRecord & { readonly batch: Batch; readonly ttl: number }): Promise<FreshRecord | undefined> {
+    try {
+      this.checkHeld();
+      await writeIfVersion(this.store, this.key, pending.value, pending.version, pending.ttl);
+    } catch (error) {
+      pending.batch.settle(error);
+      return undefined;
+    }
+    pending.batch.settle();
+    return { value: pending.value, version: pending.version + 1, until: performance.now() + pending.ttl };
   }
 
   async #releaseLease(): Promise<void> {
