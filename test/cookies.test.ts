@@ -1,14 +1,16 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, it, mock } from 'node:test';
 import Koa from 'koa';
 import request from 'supertest';
 import { MemoryStore, session } from '../src/index.js';
 import { CountingStore, cookieHeader, makeApp, sidOf } from './helpers/app.js';
-import { expiresAfter } from './helpers/cookies.js';
+import { countingApp } from './helpers/counting-app.js';
+import { expiresAfter, setCookies } from './helpers/cookies.js';
 
 declare module '../src/index.js' {
   interface SessionData {
     name?: string;
+    count?: number;
   }
 }
 
@@ -105,6 +107,42 @@ describe('sid cookie', () => {
     const later = await request(make(['new'])).get('/').set('Cookie', cookieHeader(saved.headers['set-cookie']));
     assert.deepEqual(later.body, { name: 'bob' });
   });
+
+  // README "How it works" 3 and SECURITY.md: a persistent cookie's expiry follows the
+  // session's, which every save renews (`ttl`). A cookie's lifetime counts from the response
+  // that carried it, and the server cannot know which of its Set-Cookies the browser kept, so
+  // every save re-sends the cookie, however little its expiry moved: skipping one would let
+  // the cookie die before the record.
+  for (const [label, options, cookieMs] of [
+    ['Max-Age = ttl', { ttl: 3_600_000 }, 3_600_000],
+    ['cookie.maxAge below ttl', { ttl: 3_600_000, cookie: { maxAge: 600_000 } }, 600_000],
+  ] as const) {
+    it(`a persistent sid cookie (${label}) is re-sent by every save with its expiry moved to that save's; a read or an unchanged save sends none`, async () => {
+      mock.timers.enable({ apis: ['Date'], now: 1_000_000 });
+      try {
+        const { server } = countingApp(async (ctx) => {
+          if (ctx.path === '/inc') await ctx.session.withLock((s) => void (s.count = (s.count ?? 0) + 1));
+          if (ctx.path === '/same') await ctx.session.withLock((s) => void (s.count = s.count ?? 0));
+          ctx.body = await ctx.session.get();
+        }, options);
+        const expiry = (res: { headers: Record<string, unknown> }) => setCookies(res, 'sid').map((c) => c.attributes.get('expires'));
+        const first = await request(server).get('/inc');
+        const cookie = cookieHeader(first.headers['set-cookie']);
+        assert.deepEqual(expiry(first), [new Date(1_000_000 + cookieMs).toUTCString()]);
+        mock.timers.tick(1000); // one second of a long lifetime: the smallest move Expires can show
+        const read = await request(server).get('/').set('Cookie', cookie);
+        assert.equal(read.body.count, 1);
+        assert.equal(read.headers['set-cookie'], undefined, 'a read renews nothing (rolling is off): no cookie');
+        assert.equal((await request(server).get('/same').set('Cookie', cookie)).headers['set-cookie'], undefined, 'an unchanged scope saves nothing: no cookie');
+        const saved = await request(server).get('/inc').set('Cookie', cookie);
+        assert.equal(saved.body.count, 2);
+        assert.deepEqual(expiry(saved), [new Date(1_001_000 + cookieMs).toUTCString()], 'the same sid, re-sent with the expiry the save gave the session');
+        assert.equal(cookieHeader(saved.headers['set-cookie']), cookie, 'same sid, same signature');
+      } finally {
+        mock.timers.reset();
+      }
+    });
+  }
 
   it('a missing app.keys fails with an error that names the fix', async () => {
     const app = new Koa();

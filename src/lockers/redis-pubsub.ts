@@ -19,6 +19,8 @@ interface Subscriber {
   readonly isReady?: boolean;
   connect(): Promise<unknown>;
   on(event: 'error', listener: (error: unknown) => void): unknown;
+  /** A cluster client's node clients (re)connecting (see `destroyForGood`). */
+  once?(event: 'node-connect' | 'node-reconnecting', listener: () => void): unknown;
   subscribe(channels: string, listener: PubSubListener): Promise<void>;
   unsubscribe(channels: string, listener?: PubSubListener): Promise<void>;
   sSubscribe(channels: string, listener: PubSubListener): Promise<void>;
@@ -176,8 +178,9 @@ export class ReleaseChannels {
     this.#subs.clear();
     const subscriber = this.#subscriber;
     this.#subscriber = undefined;
-    this.#subscriberReady = undefined;
     if (!subscriber) return;
+    const ready = this.#subscriberReady;
+    this.#subscriberReady = undefined;
     if (subscriber.isReady === true && subscriber.close) {
       const closed = await withDeadline(() => subscriber.close!(), this.#closeTimeoutMs, () => new Error('close timed out')).then(
         () => true,
@@ -188,12 +191,38 @@ export class ReleaseChannels {
       );
       if (closed) return;
     }
-    try {
-      subscriber.destroy();
-    } catch (error) {
-      debug('redis locker: destroying the subscriber connection failed: %s', errorMessage(error));
-    }
+    destroyForGood(subscriber, ready);
   }
+}
+
+/** `destroy()` that never throws (the locker is closing either way). */
+function destroyQuietly(subscriber: Subscriber): void {
+  try {
+    subscriber.destroy();
+  } catch (error) {
+    debug('redis locker: destroying the subscriber connection failed: %s', errorMessage(error));
+  }
+}
+
+/**
+ * Destroy `subscriber` now, and again if it turns out to be still connecting.
+ * A node-redis cluster client destroyed while its `connect()` is still
+ * discovering the slots (`CLUSTER SLOTS` on a root node in flight) destroys
+ * the node clients it has so far (none), then the discovery resumes and
+ * creates one per master: those were never destroyed and reconnected forever
+ * to a server long gone, keeping the process alive. They announce
+ * themselves (`node-connect`, or `node-reconnecting` when the node is down),
+ * and the connect settles once they connected: each of those destroys the
+ * cluster client again, which now finds them. Nothing here is awaited: the
+ * locker's `close()` stays bounded.
+ */
+function destroyForGood(subscriber: Subscriber, connected: Promise<boolean> | undefined): void {
+  destroyQuietly(subscriber);
+  if (subscriber.once) {
+    subscriber.once('node-connect', () => destroyQuietly(subscriber));
+    subscriber.once('node-reconnecting', () => destroyQuietly(subscriber));
+  }
+  void connected?.then(() => destroyQuietly(subscriber));
 }
 
 // ---------------------------------------------------------------------------

@@ -100,6 +100,39 @@ export interface CookieStoreOptions {
 
 const check = new Validator('CookieStore');
 
+/** The options {@link CookieStore} knows; any other key is refused (a misspelling would be ignored silently). */
+const OPTIONS = ['keys', 'encrypt', 'cookie', 'maxBytes', 'recentWrites', 'revocations', 'now'] as const;
+const COOKIE_OPTIONS = ['name', 'domain', 'path', 'httpOnly', 'sameSite', 'secure', 'partitioned'] as const;
+const COOKIE_LIFETIME = 'The session lifetime is `session({ ttl })`, sealed into the cookie; its Max-Age follows it, capped by `session({ cookie: { maxAge } })` (\'session\': a browser-session cookie)';
+
+/**
+ * Options of other cookie-session libraries (koa-session, cookie-session,
+ * client-sessions) and top-level cookie attributes, with our equivalent.
+ */
+const HINTS: Readonly<Record<string, string>> = {
+  key: 'The cookie name is `cookie.name`: `new CookieStore({ keys, cookie: { name } })`',
+  cookieName: 'The cookie name is `cookie.name`: `new CookieStore({ keys, cookie: { name } })`',
+  secret: 'Use `keys` (secrets of at least 32 characters, newest first)',
+  secrets: 'Use `keys` (secrets of at least 32 characters, newest first)',
+  signed: 'Cookies are always authenticated; `encrypt: false` makes them signed only (readable by the client)',
+  encode: 'No counterpart: the sealed format is fixed',
+  decode: 'No counterpart: the sealed format is fixed',
+  ttl: COOKIE_LIFETIME,
+  maxAge: COOKIE_LIFETIME,
+  expires: COOKIE_LIFETIME,
+  duration: COOKIE_LIFETIME,
+  ...Object.fromEntries(COOKIE_OPTIONS.map((option) => [option, `Cookie attributes go in \`cookie\`: \`new CookieStore({ keys, cookie: { ${option} } })\``])),
+};
+/** Koa-session's cookie options that have no place in `cookie`, with our equivalent. */
+const COOKIE_HINTS: Readonly<Record<string, string>> = {
+  key: 'Use `cookie.name`',
+  maxAge: COOKIE_LIFETIME,
+  expires: COOKIE_LIFETIME,
+  signed: 'Cookies are always authenticated; `encrypt: false` makes them signed only (readable by the client)',
+  overwrite: 'No counterpart: the cookie always replaces an earlier one',
+  priority: 'No counterpart',
+};
+
 /**
  * The whole session in the client's cookie, sealed with AES-256-GCM (or signed
  * only, `encrypt: false`) by `src/seal.ts`. It works as the `master` of
@@ -136,21 +169,26 @@ export class CookieStore implements RequestStore {
     if (typeof options !== 'object' || options === null) {
       throw new TypeError('koa-locked-session: Expected CookieStore options to be an object with `keys`, e.g. `new CookieStore({ keys: [process.env.SESSION_KEY] })`');
     }
+    check.known(options, OPTIONS, HINTS);
     this.#keyring = createKeyring(options.keys, 'CookieStore keys');
     this.encrypt = check.bool('encrypt', options.encrypt, true);
     const maxBytes = options.maxBytes ?? 4096;
     if (!Number.isInteger(maxBytes) || maxBytes < 256) check.fail('maxBytes', 'an integer of at least 256 (bytes)', maxBytes);
     this.maxBytes = maxBytes;
-    this.#cookie = Object.freeze(resolveCookieAttributes(check, check.object('cookie', options.cookie), 'session'));
+    const cookie = check.object('cookie', options.cookie);
+    check.known(cookie, COOKIE_OPTIONS, COOKIE_HINTS, 'cookie.');
+    this.#cookie = Object.freeze(resolveCookieAttributes(check, cookie, 'session'));
     this.#explicitName = options.cookie?.name !== undefined;
     const recent = options.recentWrites ?? {};
     if (recent !== false) {
       if (typeof recent !== 'object' || recent === null) check.fail('recentWrites', 'false or { max, windowMs }', recent);
+      check.known(recent, ['max', 'windowMs'], {}, 'recentWrites.');
       this.#recent = new RecentWrites(check.positiveInt('recentWrites.max', recent.max, 1000), check.positiveMs('recentWrites.windowMs', recent.windowMs, 60_000));
     }
     const revocations = options.revocations ?? {};
     if (revocations !== false) {
       if (typeof revocations !== 'object' || revocations === null) check.fail('revocations', 'false or { maxBytes }', revocations);
+      check.known(revocations, ['maxBytes'], {}, 'revocations.');
       const { maxBytes = 1_048_576 } = revocations;
       if (!Number.isInteger(maxBytes) || maxBytes < 1) check.fail('revocations.maxBytes', 'a positive integer (bytes)', maxBytes);
       this.#revoked = new Revocations(maxBytes);

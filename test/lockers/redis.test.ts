@@ -575,6 +575,57 @@ describe('RedisLocker on Redis Cluster', { skip: clusterSkip }, () => {
     await lease.release();
   });
 
+  test('a locker closed while its cluster subscriber is still discovering the slots leaves no node connection behind', async () => {
+    // node-redis: a cluster client destroyed during its slot discovery creates
+    // its node clients afterwards; they used to reconnect forever once the
+    // cluster was stopped (the test file then never ended by itself).
+    type Cluster = NonNullable<typeof clusterClient>;
+    const key = freshKey();
+    const holder = await locker().acquire(key, { timeoutMs: LONG });
+    let subscriber: Cluster | undefined;
+    let connecting: Promise<unknown> | undefined;
+    let closing: Promise<void> | undefined;
+    /** The node clients the subscriber's discovery created (seen when the first one connects). */
+    let nodeClients: { isOpen: boolean }[] = [];
+    const waiterLocker: RedisLocker = new RedisLocker({
+      client: new Proxy(clusterClient!, {
+        get(obj, prop) {
+          const value = Reflect.get(obj, prop, obj) as unknown;
+          if (typeof value !== 'function') return value;
+          if (prop !== 'duplicate') return (value as (...a: unknown[]) => unknown).bind(obj);
+          return (...args: unknown[]) => {
+            const dup = (value as (...a: unknown[]) => Cluster).apply(obj, args);
+            subscriber = dup;
+            dup.on('node-connect', () => {
+              if (nodeClients.length === 0) nodeClients = dup.masters.flatMap((m) => (m.client ? [m.client] : []));
+            });
+            const connect = dup.connect.bind(dup);
+            dup.connect = () => {
+              connecting = connect();
+              // The locker closes right after the connect started: CLUSTER SLOTS is still in flight.
+              queueMicrotask(() => (closing = waiterLocker.close()));
+              return connecting as ReturnType<Cluster['connect']>;
+            };
+            return dup;
+          };
+        },
+      }),
+      pollMinMs: 600_000,
+      pollMaxMs: 600_000,
+    });
+    try {
+      await assert.rejects(waiterLocker.acquire(key, { timeoutMs: LONG }), { code: 'ERR_SESSION_CLOSED' });
+      await closing;
+      await Promise.allSettled([connecting]);
+      assert.ok(subscriber, 'the waiter opened a subscriber');
+      assert.equal(nodeClients.length, 3, 'the discovery created a client per master after the close (the race happened)');
+      assert.deepEqual(nodeClients.map((c) => c.isOpen), [false, false, false], 'every node client was destroyed');
+    } finally {
+      subscriber?.destroy(); // whatever the outcome, no client of this test outlives it
+      await holder.release();
+    }
+  });
+
   test('200 overlapping increments on one sid over HTTP end at exactly 200 on the cluster', async () => {
     const N = 200;
     const master = new RedisStore({ client: clusterClient! });

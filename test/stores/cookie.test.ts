@@ -547,6 +547,32 @@ describe('CookieStore: construction and misuse', () => {
     assert.equal(store().maxBytes, 4096);
   });
 
+  it('refuses unknown options, naming the option and the fix (like session() and every other store)', () => {
+    const js = (options: Record<string, unknown>): Partial<CookieStoreOptions> => options as Partial<CookieStoreOptions>;
+    const refused = (options: Record<string, unknown>, message: RegExp): void =>
+      assert.throws(() => store(js(options)), (e: unknown) => e instanceof TypeError && message.test(e.message));
+    refused({ maxbytes: 1000 }, /Unknown CookieStore option `maxbytes`\. Known options: keys, encrypt, cookie, maxBytes, recentWrites, revocations, now$/);
+    // What a port from koa-session / cookie-session brings along.
+    refused({ key: 'koa.sess' }, /Unknown CookieStore option `key`.*`cookie\.name`/);
+    refused({ secret: 'x'.repeat(32) }, /Unknown CookieStore option `secret`.*`keys`/);
+    refused({ maxAge: 86_400_000 }, /Unknown CookieStore option `maxAge`.*`session\(\{ ttl \}\)`/);
+    refused({ signed: false }, /Unknown CookieStore option `signed`.*`encrypt: false`/);
+    refused({ sameSite: 'strict' }, /Unknown CookieStore option `sameSite`.*cookie: \{ sameSite \}/);
+    // Sub-options, with their path.
+    refused({ cookie: { maxAge: 1000 } }, /Unknown CookieStore option `cookie\.maxAge`.*`session\(\{ ttl \}\)`/);
+    refused({ cookie: { nmae: 'x' } }, /Unknown CookieStore option `cookie\.nmae`\. Known options: name, domain, path, httpOnly, sameSite, secure, partitioned$/);
+    refused({ recentWrites: { maxAge: 1000 } }, /Unknown CookieStore option `recentWrites\.maxAge`\. Known options: max, windowMs$/);
+    refused({ revocations: { max: 10 } }, /Unknown CookieStore option `revocations\.max`\. Known options: maxBytes$/);
+    // Every documented option (and sub-option) is accepted.
+    const all = store({
+      encrypt: false, maxBytes: 2048, now: Date.now,
+      cookie: { name: 'c', domain: 'example.com', path: '/', httpOnly: true, sameSite: 'none', secure: true, partitioned: true },
+      recentWrites: { max: 10, windowMs: 1000 }, revocations: { maxBytes: 4096 },
+    });
+    assert.equal(all.maxBytes, 2048);
+    assert.equal(store({ recentWrites: false, revocations: false }).encrypt, true);
+  });
+
   it('is a request store, not a Store: no unbound get/set/destroy, and as a mirror it fails fast naming the fix', () => {
     const s = store() as unknown as Record<string, unknown>;
     for (const method of ['get', 'set', 'destroy', 'touch']) assert.equal(s[method], undefined, `CookieStore has no unbound ${method}()`);
