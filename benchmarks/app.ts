@@ -8,8 +8,9 @@
  *
  * With `--processes N > 1` this process becomes a Node cluster primary: N
  * workers share one port (the primary hands out connections round-robin) and
- * the primary sums their counters. Environment: `BENCH_REDIS_URL`,
- * `BENCH_MEMCACHED_URL`, `BENCH_MONGO_URL`, `BENCH_PG_URL`, `BENCH_TTL_MS`.
+ * the primary sums their counters (and lists each worker's lock waits).
+ * Environment: `BENCH_REDIS_URL`, `BENCH_MEMCACHED_URL`, `BENCH_MONGO_URL`,
+ * `BENCH_PG_URL`, `BENCH_TTL_MS`, `BENCH_LOCK_WAITS=1` (record lock waits).
  */
 import cluster, { type Worker } from 'node:cluster';
 import { createServer, type Server } from 'node:http';
@@ -55,6 +56,7 @@ const env: AppEnv = {
   },
   processes,
   ttlMs: Number(process.env.BENCH_TTL_MS ?? 3_600_000),
+  recordLockWaits: process.env.BENCH_LOCK_WAITS === '1',
 };
 
 /** A CPU profile of the measured window only (not start-up or warm-up). */
@@ -79,10 +81,12 @@ function profiler() {
   };
 }
 
-function stats(instance: AppInstance | undefined): AppStats {
+function stats(instance: AppInstance | undefined, resetLockWaits = false): AppStats {
+  if (resetLockWaits) instance?.lockWaits?.reset();
   const store = instance?.storeCalls?.();
+  const waits = instance?.lockWaits?.snapshot();
   const cpu = process.cpuUsage();
-  return { ...appStats, cpuUs: cpu.user + cpu.system, ...(store ? { store } : {}) };
+  return { ...appStats, cpuUs: cpu.user + cpu.system, ...(store ? { store } : {}), ...(waits ? { lockWaits: [waits] } : {}) };
 }
 
 /** One process serving the variant (alone, or as a cluster worker). */
@@ -112,8 +116,8 @@ async function serve(): Promise<void> {
   process.on('message', (message: Command) => {
     switch (message.type) {
       case 'stats':
-        if (cluster.isWorker) process.send!({ type: 'worker-stats', id: message.id, stats: stats(instance) } satisfies WorkerReply);
-        else send({ type: 'stats', id: message.id, stats: stats(instance) });
+        if (cluster.isWorker) process.send!({ type: 'worker-stats', id: message.id, stats: stats(instance, message.resetLockWaits) } satisfies WorkerReply);
+        else send({ type: 'stats', id: message.id, stats: stats(instance, message.resetLockWaits) });
         break;
       case 'profile-start':
         void prof.start();
@@ -165,6 +169,8 @@ async function primary(): Promise<void> {
         sum.non2xx ??= {};
         sum.non2xx[k] = (sum.non2xx[k] ?? 0) + v;
       }
+      // Lock waits stay per process: a maximum summed or merged would hide a starved worker.
+      if (m.stats.lockWaits) (sum.lockWaits ??= []).push(...m.stats.lockWaits);
       if (m.stats.store) {
         sum.store ??= {};
         for (const [k, v] of Object.entries(m.stats.store)) sum.store[k] = (sum.store[k] ?? 0) + v;

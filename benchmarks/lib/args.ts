@@ -46,7 +46,9 @@ export const USAGE = `Usage: npm run bench -- [flags]
   --only <terms>       comma-separated variant or scenario ids (substrings), e.g.
                        --only ours-redis,rmw   or   --only ours,peer   or   --only hot
                        or the preset --only targets: exactly the pairs the targets of issues
-                       12 and 13 are stated on, compared with benchmarks/results/2026-11-25-before.json
+                       12 and 13 are stated on, compared with benchmarks/results/2026-11-25-before.json;
+                       --only hot-targets: just the hot-session pairs of it (1 and 4 processes, the
+                       handoff / group-commit ladder, Memcached and MongoDB with RedisLocker)
   --duration <s>       seconds of load per measurement      (default 5, quick 0.5; wrk rounds to
                        whole seconds, at least 1)
   --warmup <s>         seconds of warm-up per measurement   (default 2, quick 0.15; 0 = none)
@@ -62,6 +64,7 @@ export const USAGE = `Usage: npm run bench -- [flags]
                        unbundled) and print its top self-time items, grouped (our code,
                        node-redis, koa, GC, ...), in µs per request
   --before <file.json> print the before/after table of the targets against a saved run
+                       (a preset compares with benchmarks/results/2026-11-25-before.json by default)
   --fastpath           also run benchmarks/scenarios/redis-fastpath.ts and append its table
   --list               list variants and scenarios
   -h, --help           this text

@@ -171,7 +171,9 @@ export class AppChild {
     if (this.#child.connected) this.#child.send(message);
   }
 
-  stats(timeoutMs = 5000): Promise<AppStats> {
+  /** The app's counters; `resetLockWaits` starts a new lock-wait window first (the reply confirms it). */
+  stats(options: { resetLockWaits?: boolean; timeoutMs?: number } = {}): Promise<AppStats> {
+    const { resetLockWaits = false, timeoutMs = 5000 } = options;
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -182,7 +184,7 @@ export class AppChild {
         clearTimeout(timer);
         resolve(stats);
       });
-      this.#send({ type: 'stats', id });
+      this.#send({ type: 'stats', id, ...(resetLockWaits ? { resetLockWaits } : {}) });
     });
   }
 

@@ -1,11 +1,29 @@
 /**
  * Named selections for `--only`: `--only targets` runs exactly the
  * (scenario, variant) pairs the targets of issues 12 and 13 are stated on,
- * so the before/after comparison can be re-run with one command.
+ * so the before/after comparison can be re-run with one command;
+ * `--only hot-targets` runs just its hot-session part (one and four
+ * processes), with the same before/after table.
  */
 import type { ScenarioId } from './types.js';
 
-export const TARGET_PAIRS: Readonly<Record<ScenarioId, readonly string[]>> = {
+type Pairs = Readonly<Partial<Record<ScenarioId, readonly string[]>>>;
+
+/**
+ * The hot-session ladder on Redis: per-request locking (handoff off), handoff
+ * without group commit (skipped while session() does not know `groupCommit`),
+ * then the defaults (ours-redis).
+ */
+const LADDER = ['ours-redis-nohandoff', 'ours-redis-nogroupcommit', 'ours-redis'];
+
+const HOT_PAIRS = {
+  // hot session, one process: vs the raw GET+SET floors and koa-session + koa-redis
+  hot: ['raw-redis', 'raw-redis-notimeout', ...LADDER, 'koa-session-redis'],
+  // hot session, four processes: vs koa-session + koa-redis; the Memcached and MongoDB masters with RedisLocker
+  processes: ['raw-redis', ...LADDER, 'koa-session-redis', 'ours-memcached-redislock', 'ours-mongo-redislock'],
+} as const satisfies Pairs;
+
+export const TARGET_PAIRS: Pairs = {
   // many users, locked RMW on Redis vs both raw floors and koa-session + koa-redis; CookieStore vs koa-session cookie mode
   rmw: ['bare-koa', 'raw-redis', 'raw-redis-notimeout', 'ours-redis', 'koa-session-redis', 'koa-generic-session', 'ours-cookie', 'koa-session-cookie'],
   // many users, read-only: MemoryStore vs bare Koa (and Redis vs the floors)
@@ -14,10 +32,10 @@ export const TARGET_PAIRS: Readonly<Record<ScenarioId, readonly string[]>> = {
   fresh: ['bare-koa', 'ours-memory', 'koa-session-cookie', 'raw-redis', 'raw-redis-notimeout', 'ours-redis'],
   // untouched route vs bare Koa, store calls counted; node:http = the load generator's ceiling
   untouched: ['node-http', 'bare-koa', 'ours-memory'],
-  // hot session, one process
-  hot: ['raw-redis', 'raw-redis-notimeout', 'ours-redis', 'koa-session-redis', 'ours-memory'],
+  // hot session, one process (plus MemoryStore)
+  hot: [...HOT_PAIRS.hot, 'ours-memory'],
   // hot session, four processes
-  processes: ['raw-redis', 'ours-redis', 'koa-session-redis'],
+  processes: HOT_PAIRS.processes,
 };
 
-export const PRESETS: Readonly<Record<string, Readonly<Record<ScenarioId, readonly string[]>>>> = { targets: TARGET_PAIRS };
+export const PRESETS: Readonly<Record<string, Pairs>> = { targets: TARGET_PAIRS, 'hot-targets': HOT_PAIRS };

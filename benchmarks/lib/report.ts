@@ -7,7 +7,8 @@ import type { StoreCalls } from './counters.js';
 import { mergeStoreCalls } from './counters.js';
 import type { Environment } from './env.js';
 import { max, median } from './stats.js';
-import type { LoadResult, Scenario, ScenarioId, VariantInfo } from './types.js';
+import { formatAcquisitions, formatLongestWait, formatWaitP99, worstLockWaits } from './lock-wait-report.js';
+import type { LoadResult, LockWaits, Scenario, ScenarioId, VariantInfo } from './types.js';
 
 export const BARE = 'bare-koa';
 export const FLOOR = 'raw-redis';
@@ -40,6 +41,8 @@ export interface Measurement {
   non2xxByStatus?: Record<string, number>;
   /** Wall time of the whole measurement (start-up to stop), ms. */
   wallMs?: number;
+  /** Lock waits in the window, one entry per serving process (our variants, hot-session scenarios). */
+  lockWaits?: LockWaits[];
 }
 
 export interface RunData {
@@ -92,6 +95,8 @@ export interface Row {
   lostShare?: number;
   acked?: number;
   storeCalls?: StoreCalls;
+  /** The worst round's lock waits, one entry per serving process (our variants, hot-session scenarios). */
+  lockWaits?: LockWaits[];
   error?: string;
 }
 
@@ -140,6 +145,7 @@ export function buildRows(data: RunData): Row[] {
         if (acked.length) row.acked = acked.reduce((a, b) => a + b, 0);
       }
       set('storeCalls', mergeStoreCalls(ok.map((m) => m.storeCalls)));
+      set('lockWaits', worstLockWaits(ok));
       const failed = ms.find((m) => m.error);
       if (!ok.length && failed?.error) row.error = failed.error;
       rows.push(row);
@@ -193,10 +199,20 @@ function statusCell(row: Row): string {
 }
 
 /** Markdown table of one scenario. */
+/** The hot-session scenarios (one session for every connection) get the lock-wait columns. */
+const showsLockWaits = (scenario: Scenario): boolean => scenario.recordsLockWaits === true;
+
 function scenarioTable(rows: Row[]): string {
   const scenario = rows[0]!.scenario;
   const lost = scenario.countsLostUpdates;
-  const head = ['variant', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs / req', '× bare Koa', '× floor', '× floor, no cmd timeout', ...(lost ? ['lost updates (worst round)'] : []), 'store calls / req', 'non-2xx / errors'];
+  const waits = showsLockWaits(scenario);
+  const head = [
+    'variant', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs / req', '× bare Koa', '× floor', '× floor, no cmd timeout',
+    ...(lost ? ['lost updates (worst round)'] : []),
+    'store calls / req',
+    ...(waits ? ['longest lock wait ms, per process (worst round)', 'lock wait p99 ms (worst process)', 'lock acquisitions, per process (same order)'] : []),
+    'non-2xx / errors',
+  ];
   const lines = [`| ${head.join(' | ')} |`, `| ${head.map((h, i) => (i === 0 || h.startsWith('store') ? '---' : '---:')).join(' | ')} |`];
   for (const row of rows) {
     const name = row.variant.group === 'ours' ? `**${row.variant.label}**` : row.variant.label;
@@ -216,6 +232,7 @@ function scenarioTable(rows: Row[]): string {
         ratio(row.vsFloorNoTimeout),
         ...(lost ? [lostCell(row)] : []),
         formatCalls(row.storeCalls) + checkCell(row),
+        ...(waits ? [formatLongestWait(row.lockWaits), formatWaitP99(row.lockWaits), formatAcquisitions(row.lockWaits)] : []),
         `${row.non2xx} / ${row.errors}${statusCell(row)}${row.generators.includes('autocannon') ? ' (autocannon)' : ''}`,
       ].join(' | ')} |`,
     );
@@ -400,6 +417,7 @@ export function renderMarkdown(data: RunData, rows: Row[], chartFile: string): s
       '- **req/s** counts 2xx responses only; **p50/p99** are the load generator\'s latencies (wrk: of every response; autocannon: of 2xx responses). **non-2xx / errors**: responses with a status ≥ 400 as the client saw them, then connection errors; in brackets the non-2xx statuses the app counted (a 503 or 409 is an error, never throughput).',
       '- **CPU µs / req**: user + system CPU time of the app process(es) over the measured window (`process.cpuUsage()`), divided by the requests they served. Unlike req/s it barely depends on what else the machine is running, so it is the steadiest number here on a busy box.',
       '- **Store calls / req**: the store operations the app caused per request in the measured window. Redis: `INFO commandstats` deltas, which include the locker\'s commands and the commands run *inside* its scripts (so `evalsha 2.00, set 1.00` is two round trips, not three). Memcached: `stats` deltas. MongoDB: driver command monitoring. MemoryStore: a counting subclass. `—`: the variant has no external store (bare Koa, cookie sessions).',
+      '- **Longest lock wait, per process** (hot-session scenarios, our variants): the longest time one request of a process waited for the session lock, from asking to holding it (its wait in the process\' own queue of the session plus the wait at the locker), from the `koa-locked-session:lock` diagnostics channel, recorded inside each app process over the measured window. With several processes, each process\' longest wait is listed (longest first), so one starved process shows; the round shown is the worst one. **lock wait p99**: the 99th percentile of those waits in the process with the largest one. **Lock acquisitions, per process**: how many scopes of each process got the lock in that round, in the same order (a process far below the others is starved too).',
       '- **Lost updates**: in the hot scenarios, the read-modify-write responses the app committed with a 2xx minus the increase of the counter read back afterwards (counted in the app, so requests cut off at the end of a run are still accounted for). The percentage is of one round\'s acknowledged writes.',
       '- Cookie sessions keep the data in the client: concurrent requests carry the same cookie, so with koa-session\'s cookie mode the last response wins. Our CookieStore serializes scopes by the stable id inside the cookie and, by default (`recentWrites`), remembers each session\'s latest write in the process, so within one process a stale cookie still reads the latest data; across processes it cannot (it is not in the many-processes scenario).',
       '- Ratios are taken within a round, then the median is reported, so slow drifts of the machine affect numerator and denominator alike.',
@@ -412,14 +430,15 @@ export function renderMarkdown(data: RunData, rows: Row[], chartFile: string): s
 /** A compact table for the terminal. */
 export function renderConsole(rows: Row[]): string {
   const out: string[] = [];
-  const header = ['variant', 'req/s', 'p99', 'cpu µs', '×bare', '×floor', '×floor-nt', 'calls/req', 'lost', 'non-2xx'];
   for (const scenarioId of [...new Set(rows.map((r) => r.scenario.id))]) {
     const scenarioRows = rows.filter((r) => r.scenario.id === scenarioId);
+    const waits = showsLockWaits(scenarioRows[0]!.scenario);
+    const header = ['variant', 'req/s', 'p99', 'cpu µs', '×bare', '×floor', '×floor-nt', 'calls/req', 'lost', ...(waits ? ['lock wait max (per process)', 'wait p99'] : []), 'non-2xx'];
     out.push('');
     out.push(scenarioRows[0]!.scenario.title);
     const cells = scenarioRows.map((r) =>
       r.error
-        ? [r.variant.label, 'not measured', '', '', '', '', '', '', '', '']
+        ? [r.variant.label, 'not measured', ...header.slice(2).map(() => '')]
         : [
             r.variant.label,
             num(r.rps),
@@ -430,6 +449,7 @@ export function renderConsole(rows: Row[]): string {
             ratio(r.vsFloorNoTimeout),
             formatCalls(r.storeCalls, true),
             r.scenario.countsLostUpdates ? (r.lost === undefined ? '—' : num(r.lost)) : '',
+            ...(waits ? [formatLongestWait(r.lockWaits), formatWaitP99(r.lockWaits)] : []),
             `${r.non2xx}${statusCell(r)}`,
           ],
     );

@@ -61,6 +61,13 @@ export interface VariantInfo {
   readonly floor?: string;
   /** One line for the report: what exactly runs. */
   readonly description: string;
+  /**
+   * Options of session() this variant passes beyond its store and locker (e.g.
+   * `{ handoff: false }`). The harness first checks that session() of the
+   * code under test accepts them, and skips the variant with the reason when
+   * it does not (an option not there yet).
+   */
+  readonly sessionOptions?: Readonly<Record<string, unknown>>;
 }
 
 /** The part of a variant that runs in the app child. */
@@ -69,6 +76,8 @@ export interface AppInstance {
   readonly listener: RequestListener;
   /** Store calls counted inside the process (counting mode `app`), by operation. */
   storeCalls?(): Record<string, number>;
+  /** Lock waits of this process since the last reset (our variants, when `AppEnv.recordLockWaits`). */
+  lockWaits?: { snapshot(): LockWaits; reset(): void };
   /** Release clients and timers. */
   close(): Promise<void>;
 }
@@ -83,6 +92,21 @@ export interface AppEnv {
   readonly processes: number;
   /** Session TTL in ms. */
   readonly ttlMs: number;
+  /** Record the lock waits published on the library's diagnostics channel (hot-session scenarios). */
+  readonly recordLockWaits: boolean;
+}
+
+/** Lock waits of one serving process in a window (see `lib/lock-waits.ts`). */
+export interface LockWaits {
+  pid: number;
+  /** Lock acquisitions in the window. */
+  count: number;
+  timeouts: number;
+  errors: number;
+  /** Longest wait for the lock, ms (in-process queue + locker). */
+  maxMs: number;
+  /** 99th percentile of the waits, ms. */
+  p99Ms: number;
 }
 
 /** How the requests of a load run carry cookies. */
@@ -117,6 +141,12 @@ export interface Scenario {
   readonly processes: 'one' | 'many';
   /** Read the counter back and report lost updates. */
   readonly countsLostUpdates: boolean;
+  /**
+   * Record the lock waits of our variants (every connection on one session):
+   * the app subscribes to the library's lock channel, and the report shows
+   * the longest wait of each process.
+   */
+  readonly recordsLockWaits?: boolean;
   /** What our variants must do per request, checked in the report (not a failure). */
   readonly expectStoreCalls?: { reads: number; writes: number; label: string };
   /** Which variants it runs. */
@@ -137,6 +167,8 @@ export interface AppStats {
   store?: Record<string, number>;
   /** Responses that were not 2xx, by status (Koa variants), e.g. `{ "503": 12 }`. */
   non2xx?: Record<string, number>;
+  /** Lock waits since the last reset, one entry per serving process (when recorded). */
+  lockWaits?: LockWaits[];
 }
 
 // ---------------------------------------------------------------------------
@@ -150,7 +182,10 @@ export type AppMessage =
   | { type: 'fatal'; message: string };
 
 /** Harness → app child. */
-export type AppCommand = { type: 'stats'; id: number } | { type: 'stop' };
+export type AppCommand =
+  /** `resetLockWaits`: start a new lock-wait window before answering (so the reply confirms it). */
+  | { type: 'stats'; id: number; resetLockWaits?: boolean }
+  | { type: 'stop' };
 
 /** A job for the load generator. */
 export type LoadJob =

@@ -12,5 +12,6 @@ export const hotSession: Scenario = {
   cookies: 'jar',
   processes: 'one',
   countsLostUpdates: true,
+  recordsLockWaits: true,
   accepts: (v) => !v.processesOnly,
 };

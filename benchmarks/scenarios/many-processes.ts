@@ -12,5 +12,6 @@ export const manyProcesses: Scenario = {
   cookies: 'jar',
   processes: 'many',
   countsLostUpdates: true,
+  recordsLockWaits: true,
   accepts: (v) => v.shared && !v.singleOnly,
 };

@@ -63,6 +63,28 @@ export const VARIANTS: readonly VariantInfo[] = [
     description: 'RedisStore + RedisLocker on one node-redis client (fenced writes).',
   },
   {
+    id: 'ours-redis-nohandoff',
+    label: 'ours · RedisStore + RedisLocker, handoff off',
+    group: 'ours',
+    needs: ['redis'],
+    shared: true,
+    onlyScenarios: ['hot', 'processes'],
+    counting: 'redis',
+    sessionOptions: { handoff: false },
+    description: 'ours-redis with `handoff: false`: every scope acquires and releases the lock at the locker (per-request locking), the first rung of the hot-session ladder.',
+  },
+  {
+    id: 'ours-redis-nogroupcommit',
+    label: 'ours · RedisStore + RedisLocker, group commit off',
+    group: 'ours',
+    needs: ['redis'],
+    shared: true,
+    onlyScenarios: ['hot', 'processes'],
+    counting: 'redis',
+    sessionOptions: { groupCommit: false },
+    description: 'ours-redis with `groupCommit: false`: lease handoff, but one master write per scope (skipped when session() does not know the option yet).',
+  },
+  {
     id: 'ours-memcached',
     label: 'ours · MemcachedStore',
     group: 'ours',
@@ -193,6 +215,10 @@ export async function loadVariant(id: string): Promise<VariantFactory> {
       return (await import('./ours.js')).oursMemory;
     case 'ours-redis':
       return (await import('./ours.js')).oursRedis;
+    case 'ours-redis-nohandoff':
+      return (await import('./ours.js')).oursRedisNoHandoff;
+    case 'ours-redis-nogroupcommit':
+      return (await import('./ours.js')).oursRedisNoGroupCommit;
     case 'ours-redis-memlock':
       return (await import('./ours.js')).oursRedisMemoryLocker;
     case 'ours-memcached':

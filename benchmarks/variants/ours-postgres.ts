@@ -4,10 +4,11 @@
  * Its report metadata is in postgres-info.ts.
  */
 import pg from 'pg';
-import { PostgresLocker, PostgresStore, session } from '../../src/index.js';
+import { CHANNELS, PostgresLocker, PostgresStore, session } from '../../src/index.js';
 import type { VariantFactory } from '../lib/types.js';
 import { koaApp, countOf, type SessionOps } from '../lib/routes.js';
 import { postgresUrlOf } from '../peers/postgres-url.js';
+import { LockWaitRecorder } from '../lib/lock-waits.js';
 
 type Counter = { count?: number };
 
@@ -32,9 +33,12 @@ export const oursPostgres: VariantFactory = async (env) => {
   await store.ensureTable();
   const sessions = session({ master: store, locker: new PostgresLocker({ store }), ttl: env.ttlMs });
   const app = koaApp({ middleware: [sessions], ops });
+  const lockWaits = env.recordLockWaits ? new LockWaitRecorder(CHANNELS.lock) : undefined;
   return {
     listener: app.callback(),
+    ...(lockWaits ? { lockWaits } : {}),
     close: async () => {
+      lockWaits?.close();
       await sessions.close();
       await pool.end();
     },

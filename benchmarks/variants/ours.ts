@@ -12,6 +12,7 @@
  * with the MongoDB driver's command monitoring.
  */
 import {
+  CHANNELS,
   CookieStore,
   MemcachedStore,
   MemoryLocker,
@@ -24,6 +25,8 @@ import {
 import type { Locker, RequestStore, Store } from '../../src/index.js';
 import type { AppEnv, AppInstance, VariantFactory } from '../lib/types.js';
 import { koaApp, countOf, type SessionOps } from '../lib/routes.js';
+import { LockWaitRecorder } from '../lib/lock-waits.js';
+import { variantInfo } from './index.js';
 
 type Counter = { count?: number };
 
@@ -69,13 +72,27 @@ interface Parts {
   close: () => Promise<void>;
 }
 
-function build(env: AppEnv, parts: Parts): AppInstance {
-  const options = { master: parts.master, ttl: env.ttlMs, ...(parts.locker ? { locker: parts.locker } : {}) };
+type SessionOptions = Parameters<typeof session>[0];
+
+/**
+ * The app of a variant: session() on its parts, plus the extra options its
+ * metadata names (`sessionOptions` in variants/index.ts, e.g. `handoff: false`;
+ * the harness has checked that session() accepts them).
+ */
+function build(env: AppEnv, parts: Parts, variantId?: string): AppInstance {
+  const extra = variantId ? variantInfo(variantId).sessionOptions : undefined;
+  const options = { ...extra, master: parts.master, ttl: env.ttlMs, ...(parts.locker ? { locker: parts.locker } : {}) } as SessionOptions;
   const app = koaApp({ ops, middleware: [session(options)] });
+  // Subscribe before the first request, so warm-up and measured window take the same (published) path.
+  const lockWaits = env.recordLockWaits ? new LockWaitRecorder(CHANNELS.lock) : undefined;
   return {
     listener: app.callback(),
     ...(parts.storeCalls ? { storeCalls: parts.storeCalls } : {}),
-    close: parts.close,
+    ...(lockWaits ? { lockWaits } : {}),
+    close: async () => {
+      lockWaits?.close();
+      await parts.close();
+    },
   };
 }
 
@@ -135,6 +152,11 @@ export const oursMemory: VariantFactory = async (env) => {
 };
 
 export const oursRedis: VariantFactory = async (env) => build(env, await redisParts(env, 'redis'));
+
+/** The ladder of hot-session optimisations: per-request locking (no handoff), then handoff without group commit. */
+export const oursRedisNoHandoff: VariantFactory = async (env) => build(env, await redisParts(env, 'redis'), 'ours-redis-nohandoff');
+
+export const oursRedisNoGroupCommit: VariantFactory = async (env) => build(env, await redisParts(env, 'redis'), 'ours-redis-nogroupcommit');
 
 export const oursRedisMemoryLocker: VariantFactory = async (env) => build(env, await redisParts(env, 'memory'));
 
