@@ -7,9 +7,9 @@
  * Routes, all on one list in the session:
  * - `GET /append?el=X`: `withLock(s => { s.historyList = [...(s.historyList ?? []), X] })`
  *   (or, with `unsafeAppend`, the broken variant the checker must catch);
- *   answers `{ handedOver }`: whether the scope got its lease from the scope
- *   before it in this process (lease handoff, session() option `handoff`, on
- *   by default and on here) instead of from the locker.
+ *   answers `{ handedOver }`: whether the scope of an existing session got its
+ *   lease from the scope before it in this process (lease handoff, session()
+ *   option `handoff`, on by default and on here) instead of from the locker.
  * - `GET /read`: `{ list }` from `get()` (the unlocked snapshot).
  * An error answers `{ code, outcome }` (the SessionError's code and, for a
  * StoreError, whether the write may have happened) so the driver can tell
@@ -189,12 +189,14 @@ app.use(async (ctx) => {
   if (ctx.path === '/append') {
     const element = String(ctx.query.el);
     const stale = config.unsafeAppend ? (await ctx.session.get()).historyList ?? [] : undefined;
+    // A new session's scope takes no lock at all (nobody else knows its id): not a handoff.
+    const existing = ctx.session.id !== undefined;
     const counter = { acquires: 0 };
     await scopeAcquires.run(counter, () => ctx.session.withLock(async (s) => {
       await maybeHold();
       s.historyList = [...(stale ?? s.historyList ?? []), element];
     }));
-    ctx.body = { pid: process.pid, handedOver: counter.acquires === 0 };
+    ctx.body = { pid: process.pid, handedOver: existing && counter.acquires === 0 };
   } else if (ctx.path === '/read') {
     ctx.body = { pid: process.pid, list: (await ctx.session.get()).historyList ?? [] };
   } else {
