@@ -5,20 +5,22 @@
  * black-holed or cut while the others carry on: {@link Backend.workerConfig}
  * builds a process's connection settings from a port mapping.
  *
- * | config          | master                    | locker                   | Redis restart (AOF, fsync always) |
- * | --------------- | ------------------------- | ------------------------ | --------------------------------- |
- * | `redis`         | RedisStore                | RedisLocker, same client | yes                               |
- * | `redis-cluster` | RedisStore on 3 masters   | RedisLocker, same client | no (the cluster helper has none)  |
- * | `memcached`     | MemcachedStore            | RedisLocker              | yes (Redis holds only the locks)  |
- * | `mongo`         | MongoStore (FerretDB)     | RedisLocker              | yes (Redis holds only the locks)  |
- * | `memory`        | MemoryStore               | MemoryLocker             | no server: one process            |
+ * | config          | master                    | locker                   | server restart                                  |
+ * | --------------- | ------------------------- | ------------------------ | ----------------------------------------------- |
+ * | `redis`         | RedisStore                | RedisLocker, same client | Redis (AOF, fsync always)                       |
+ * | `redis-cluster` | RedisStore on 3 masters   | RedisLocker, same client | none (the cluster helper has none)              |
+ * | `memcached`     | MemcachedStore            | RedisLocker              | Redis, which holds only the locks               |
+ * | `mongo`         | MongoStore (FerretDB)     | RedisLocker              | Redis, which holds only the locks               |
+ * | `postgres`      | PostgresStore             | PostgresLocker (the row) | PostgreSQL (immediate shutdown, WAL recovery)   |
+ * | `memory`        | MemoryStore               | MemoryLocker             | none: one process                               |
  */
 import { randomUUID } from 'node:crypto';
+import { postgresServer } from '../helpers/postgres-server.js';
 import { redisCluster, CLUSTER_KIND } from '../helpers/redis-cluster.js';
 import { memcachedServer, mongoServer, redisServer, skipReason, type StartedServer, type TestServer } from '../helpers/servers.js';
 import type { WorkerConfig } from './worker.js';
 
-export const CONFIGS = ['redis', 'redis-cluster', 'memcached', 'mongo', 'memory'] as const;
+export const CONFIGS = ['redis', 'redis-cluster', 'memcached', 'mongo', 'postgres', 'memory'] as const;
 export type ConfigName = (typeof CONFIGS)[number];
 
 /** Timings shared by every process of a run. */
@@ -37,8 +39,12 @@ export interface Backend {
   readonly ports: readonly number[];
   /** A process's settings, reaching server port P at `route(P)`. */
   workerConfig(route: Route): WorkerConfig;
-  /** Restart the Redis that holds the locks (and the sessions for `redis`), or undefined when there is none to restart. */
-  readonly restartRedis: (() => Promise<void>) | undefined;
+  /**
+   * Restart the server that holds the locks (Redis, which also holds the
+   * sessions for `redis`; PostgreSQL, which holds both), or undefined when
+   * there is none to restart.
+   */
+  readonly restart: { readonly server: string; run(): Promise<void> } | undefined;
   /** More than one process can share the sessions (false for `memory`). */
   readonly shared: boolean;
   stop(): Promise<void>;
@@ -56,7 +62,7 @@ export async function startBackend(name: ConfigName, timings: Timings): Promise<
   };
 
   if (name === 'memory') {
-    return { name, ports: [], workerConfig: () => base, restartRedis: undefined, shared: false, stop };
+    return { name, ports: [], workerConfig: () => base, restart: undefined, shared: false, stop };
   }
   if (name === 'redis-cluster') {
     const cluster = await redisCluster();
@@ -72,7 +78,21 @@ export async function startBackend(name: ConfigName, timings: Timings): Promise<
         // The nodes announce their own ports: map each to this process's route.
         clusterAddressMap: Object.fromEntries(ports.map((p) => [`127.0.0.1:${p}`, { host: '127.0.0.1', port: route(p) }])),
       }),
-      restartRedis: undefined,
+      restart: undefined,
+      shared: true,
+      stop,
+    };
+  }
+  if (name === 'postgres') {
+    const server = (await postgresServer({ useEnv: false })) as StartedServer | undefined;
+    if (!server) return { skip: skipReason('postgres') };
+    stops.push(() => server.stop());
+    const pgTable = `hist_${prefix.slice(5, 13)}`;
+    return {
+      name,
+      ports: [server.port],
+      workerConfig: (route) => ({ ...base, pgUrl: `postgres://postgres@127.0.0.1:${route(server.port)}/postgres`, pgTable }),
+      restart: { server: 'PostgreSQL', run: () => server.restart() },
       shared: true,
       stop,
     };
@@ -82,10 +102,10 @@ export async function startBackend(name: ConfigName, timings: Timings): Promise<
   const redis = (await redisServer({ useEnv: false, extraArgs: ['--appendonly', 'yes', '--appendfsync', 'always'] })) as StartedServer | undefined;
   if (!redis) return { skip: skipReason('redis') };
   stops.push(() => redis.stop());
-  const restartRedis = () => redis.restart();
+  const restart = { server: 'Redis', run: () => redis.restart() };
   const redisUrl = (route: Route) => `redis://127.0.0.1:${route(redis.port)}`;
   if (name === 'redis') {
-    return { name, ports: [redis.port], workerConfig: (route) => ({ ...base, redisUrl: redisUrl(route) }), restartRedis, shared: true, stop };
+    return { name, ports: [redis.port], workerConfig: (route) => ({ ...base, redisUrl: redisUrl(route) }), restart, shared: true, stop };
   }
 
   const other: TestServer | undefined = name === 'memcached' ? await memcachedServer({ useEnv: false }) : await mongoServer({ useEnv: false });
@@ -104,7 +124,7 @@ export async function startBackend(name: ConfigName, timings: Timings): Promise<
       redisUrl: redisUrl(route),
       ...(name === 'memcached' ? { memcachedUrl: `127.0.0.1:${route(otherPort)}` } : { mongoUrl: `mongodb://127.0.0.1:${route(otherPort)}/`, mongoDb }),
     }),
-    restartRedis,
+    restart,
     shared: true,
     stop,
   };

@@ -8,13 +8,13 @@
  *
  * Flags: `--seconds N` (per configuration, default 30), `--config NAME`
  * (repeatable or comma separated; default all: redis, redis-cluster,
- * memcached, mongo, memory), `--seed N` (default: random, printed),
+ * memcached, mongo, postgres, memory), `--seed N` (default: random, printed),
  * `--processes N` (4–8 app processes, default 4), `--verbose` (print each fault),
  * `--lease-ms`, `--store-timeout`, `--lock-timeout` (ms; default 1000, 500, 3000).
  */
 import { parseArgs } from 'node:util';
 import { CONFIGS, type ConfigName } from './backends.js';
-import { faultCount, runHistory, type RunReport } from './workload.js';
+import { FAULTS, faultCount, runHistory, type RunReport } from './workload.js';
 
 const { values } = parseArgs({
   options: {
@@ -51,22 +51,24 @@ for (const config of configs as ConfigName[]) {
   }
   rows.push(report);
   const { counts } = report.result;
-  console.log(`  ${counts.ops} ops, ${faultCount(report)} faults, ${report.result.anomalies.length} anomalies`);
+  console.log(`  ${report.durationS.toFixed(0)} s, ${counts.ops} ops, ${faultCount(report)} faults (${FAULTS.map((k) => `${k} ${report.faults[k]}`).join(', ')}), ${report.handoffs} acked appends by lease handoff, ${report.result.anomalies.length} anomalies`);
   if (report.counterexample) console.log(`  SMALLEST COUNTEREXAMPLE (seed ${seed}, config ${config}):\n${report.counterexample.replace(/^/gm, '    ')}`);
 }
 
-const header = ['config', 'ops checked', 'appends ok/unknown/failed', 'reads ok', 'final list', 'faults (pause/holder, kill, redis, delay, partition, cut)', 'anomalies'];
+const header = ['config', 'wall s', 'ops checked', 'appends ok/unknown/failed', 'by handoff', 'reads ok', 'final list', 'faults (pause/holder, kill, restart, delay, partition, cut)', 'anomalies'];
 const table = rows.map((r) => {
-  if ('skip' in r) return [r.config, 'skipped', '', '', '', '', r.skip];
+  if ('skip' in r) return [r.config, '', 'skipped', '', '', '', '', '', r.skip];
   const { counts } = r.result;
   const f = r.faults;
   return [
     r.config,
+    r.durationS.toFixed(0),
     String(counts.ops),
     `${counts.appends.ok}/${counts.appends.unknown} (${counts.unknownApplied} landed)/${counts.appends.failed}`,
+    String(r.handoffs),
     String(counts.reads.ok),
     String(counts.finalLength),
-    `${faultCount(r)} (${f.pause}/${r.pausedHolders}, ${f.kill}, ${f['restart-redis']}, ${f.delay}, ${f.partition}, ${f.cut})`,
+    `${faultCount(r)} (${f.pause}/${r.pausedHolders}, ${f.kill}, ${f.restart}, ${f.delay}, ${f.partition}, ${f.cut})`,
     String(r.result.anomalies.length),
   ];
 });

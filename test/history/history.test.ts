@@ -3,7 +3,7 @@
  * runs it at length): for every configuration, a few seconds of clients
  * appending to and reading one session's list across app processes while a
  * seeded schedule pauses a lock holder past its lease, kills a process,
- * restarts Redis (AOF) and delays, black-holes and cuts connections. The
+ * restarts Redis (AOF) or PostgreSQL and delays, black-holes and cuts connections. The
  * history must have no anomaly, and the run must really have injected faults
  * and acknowledged appends (a run that did nothing proves nothing).
  */
@@ -24,7 +24,7 @@ describe('history under faults: no acknowledged append lost, none duplicated, re
         return;
       }
       const { counts } = report.result;
-      t.diagnostic(`${config}: ${counts.ops} ops (appends ${counts.appends.ok} ok, ${counts.appends.unknown} unknown, ${counts.appends.failed} failed; ${counts.reads.ok} reads), ${faultCount(report)} faults: ${report.faultLog.map((l) => l.trim()).join('; ')}`);
+      t.diagnostic(`${config}: ${counts.ops} ops (appends ${counts.appends.ok} ok, ${report.handoffs} of them by lease handoff, ${counts.appends.unknown} unknown, ${counts.appends.failed} failed; ${counts.reads.ok} reads), ${faultCount(report)} faults: ${report.faultLog.map((l) => l.trim()).join('; ')}`);
       assert.equal(report.counterexample, '', `anomaly (seed ${SEED}, config ${config})`);
       assert.ok(report.result.valid);
       const expected: readonly FaultKind[] = config === 'memory' ? ['pause', 'delay', 'partition', 'cut'] : config === 'redis-cluster' ? ['pause', 'kill', 'delay', 'partition', 'cut'] : FAULTS;

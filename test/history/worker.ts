@@ -6,7 +6,10 @@
  *
  * Routes, all on one list in the session:
  * - `GET /append?el=X`: `withLock(s => { s.historyList = [...(s.historyList ?? []), X] })`
- *   (or, with `unsafeAppend`, the broken variant the checker must catch).
+ *   (or, with `unsafeAppend`, the broken variant the checker must catch);
+ *   answers `{ handedOver }`: whether the scope of an existing session got its
+ *   lease from the scope before it in this process (lease handoff, session()
+ *   option `handoff`, on by default and on here) instead of from the locker.
  * - `GET /read`: `{ list }` from `get()` (the unlocked snapshot).
  * An error answers `{ code, outcome }` (the SessionError's code and, for a
  * StoreError, whether the write may have happened) so the driver can tell
@@ -22,13 +25,15 @@
  * Messages to the parent: `{ type: 'listening', port }`.
  */
 import Koa from 'koa';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Memcached from 'memcached';
 import { MongoClient } from 'mongodb';
+import pg from 'pg';
 import { createClient, createCluster } from 'redis';
 import {
-  MEMCACHED_FAIL_FAST_OPTIONS, MemcachedStore, MemoryLocker, MemoryStore, MongoStore, RedisLocker, RedisStore, session,
+  MEMCACHED_FAIL_FAST_OPTIONS, MemcachedStore, MemoryLocker, MemoryStore, MongoStore, PostgresLocker, PostgresStore, RedisLocker, RedisStore, session,
   type Locker, type MongoSessionDocument, type RedisLockerClient, type Store,
 } from '../../src/index.js';
 
@@ -40,7 +45,7 @@ declare module '../../src/index.js' {
 
 /** How a worker reaches its servers (URLs may point at fault proxies). */
 export interface WorkerConfig {
-  readonly store: 'redis' | 'redis-cluster' | 'memcached' | 'mongo' | 'memory';
+  readonly store: 'redis' | 'redis-cluster' | 'memcached' | 'mongo' | 'postgres' | 'memory';
   /** Redis for RedisStore and/or RedisLocker. */
   readonly redisUrl?: string;
   /** Cluster: root nodes, and where each node's announced address is really reached (a proxy). */
@@ -49,6 +54,9 @@ export interface WorkerConfig {
   readonly memcachedUrl?: string;
   readonly mongoUrl?: string;
   readonly mongoDb?: string;
+  /** PostgresStore + PostgresLocker (the lock is the session's row): the server and the run's own table. */
+  readonly pgUrl?: string;
+  readonly pgTable?: string;
   /** Key prefix of the stores and the locker: one run never sees another's keys. */
   readonly prefix: string;
   readonly leaseMs: number;
@@ -93,6 +101,14 @@ let locker: Locker;
 if (config.store === 'memory') {
   store = new MemoryStore();
   locker = new MemoryLocker();
+} else if (config.store === 'postgres') {
+  const pool = new pg.Pool({ connectionString: config.pgUrl!, max: 20 });
+  pool.on('error', () => {}); // connections cut or closed by a restart: replaced on the next checkout
+  closers.push(() => pool.end());
+  const pgStore = new PostgresStore({ pool, table: config.pgTable!, timeoutMs: config.storeTimeout });
+  await pgStore.ensureTable(); // every process at once: the creation is safe
+  store = pgStore;
+  locker = new PostgresLocker({ store: pgStore, leaseMs: config.leaseMs });
 } else {
   const redis = await redisClient();
   const redisLocker = new RedisLocker({ client: redis, prefix: `${config.prefix}lock:`, leaseMs: config.leaseMs });
@@ -110,6 +126,24 @@ if (config.store === 'memory') {
     store = new MongoStore({ collection: client.db(config.mongoDb!).collection<MongoSessionDocument>('sessions'), timeoutMs: config.storeTimeout });
   }
 }
+
+/**
+ * Per append request: how many times its scope went to the locker. A scope
+ * that ran without going there got its lease handed over by the scope before
+ * it in this process. The wrapper keeps `leaseMs`, which caps the handoff.
+ */
+const scopeAcquires = new AsyncLocalStorage<{ acquires: number }>();
+const inner = locker;
+locker = {
+  name: inner.name,
+  ...('leaseMs' in inner ? { leaseMs: (inner as { leaseMs: number }).leaseMs } : {}),
+  acquire(key, options) {
+    const counter = scopeAcquires.getStore();
+    if (counter) counter.acquires++;
+    return inner.acquire(key, options);
+  },
+  close: () => inner.close?.() ?? Promise.resolve(),
+} as Locker;
 
 let armedUntil = 0;
 let go: (() => void) | undefined;
@@ -155,11 +189,14 @@ app.use(async (ctx) => {
   if (ctx.path === '/append') {
     const element = String(ctx.query.el);
     const stale = config.unsafeAppend ? (await ctx.session.get()).historyList ?? [] : undefined;
-    await ctx.session.withLock(async (s) => {
+    // A new session's scope takes no lock at all (nobody else knows its id): not a handoff.
+    const existing = ctx.session.id !== undefined;
+    const counter = { acquires: 0 };
+    await scopeAcquires.run(counter, () => ctx.session.withLock(async (s) => {
       await maybeHold();
       s.historyList = [...(stale ?? s.historyList ?? []), element];
-    });
-    ctx.body = { pid: process.pid };
+    }));
+    ctx.body = { pid: process.pid, handedOver: existing && counter.acquires === 0 };
   } else if (ctx.path === '/read') {
     ctx.body = { pid: process.pid, list: (await ctx.session.get()).historyList ?? [] };
   } else {

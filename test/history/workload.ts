@@ -17,8 +17,10 @@
  *   SIGSTOPped for 1.5–2.5 leases, then resumed; with MemoryStore, the single
  *   process is paused with requests in flight.
  * - `kill`: a process is SIGKILLed and a new one started in its place.
- * - `restart-redis`: the Redis holding the locks (and the sessions for `redis`)
- *   is stopped and started again on the same port (AOF, `appendfsync always`).
+ * - `restart`: the server holding the locks is stopped and started again on
+ *   the same port: Redis (AOF, `appendfsync always`; it also holds the
+ *   sessions for `redis`), or PostgreSQL (immediate shutdown, then WAL
+ *   recovery; it holds both).
  * - `delay`, `partition`, `cut`: one process's connections to its servers, or
  *   the driver's to it, are delayed, black-holed for a while (half of the
  *   server partitions catch it holding the lock and outlast its lease: a late
@@ -31,7 +33,7 @@ import { checkHistory, describeSmallest, type CheckResult, type Op, type Status 
 import { armHolder, inflight, killApp, startApp, stopApp, type AppProcess } from './processes.js';
 import type { WorkerConfig } from './worker.js';
 
-export const FAULTS = ['pause', 'kill', 'restart-redis', 'delay', 'partition', 'cut'] as const;
+export const FAULTS = ['pause', 'kill', 'restart', 'delay', 'partition', 'cut'] as const;
 export type FaultKind = (typeof FAULTS)[number];
 
 export interface RunOptions {
@@ -68,6 +70,10 @@ export interface RunReport {
   readonly faults: Readonly<Record<FaultKind, number>>;
   /** Pauses that caught a process inside its scope (holding the lock). */
   readonly pausedHolders: number;
+  /** Acknowledged appends whose scope got the lease handed over by the scope before it in its process (not from the locker). */
+  readonly handoffs: number;
+  /** Wall time of the run in s: starting the processes, the clients with faults, recovery, the final read. */
+  readonly durationS: number;
   readonly faultLog: readonly string[];
   readonly history: readonly Op[];
   readonly final: readonly string[];
@@ -78,7 +84,7 @@ export interface RunReport {
 /** Outcome of one HTTP request: a status for the history, plus the parsed body. */
 interface Reply {
   status: Status;
-  body?: { list?: string[]; code?: string; outcome?: string };
+  body?: { list?: string[]; code?: string; outcome?: string; handedOver?: boolean };
   note?: string;
   cookie?: string;
 }
@@ -113,6 +119,7 @@ async function call(url: string, cookie: string | undefined, timeoutMs: number):
 export async function runHistory(options: RunOptions): Promise<RunReport | { skip: string }> {
   const timings: Timings = { leaseMs: 1000, storeTimeout: 500, lockTimeout: 3000, ...options.timings };
   const log = options.log ?? (() => {});
+  const runStart = performance.now();
   const random = seeded(options.seed);
   const backend = await startBackend(options.config, timings);
   if ('skip' in backend) return backend;
@@ -127,6 +134,7 @@ export async function runHistory(options: RunOptions): Promise<RunReport | { ski
   const faults = Object.fromEntries(FAULTS.map((f) => [f, 0])) as Record<FaultKind, number>;
   const faultLog: string[] = [];
   let pausedHolders = 0;
+  let handoffs = 0;
   /** Set when the run ends early (an error): the client and fault loops stop. */
   let aborted = false;
   let nextId = 0;
@@ -147,6 +155,7 @@ export async function runHistory(options: RunOptions): Promise<RunReport | { ski
       const base = { id: nextId++, client, worker: app.slot, start, end, status: reply.status, ...(reply.note ? { note: reply.note } : {}) };
       if (kind === 'append') history.push({ kind, ...base, element });
       else history.push({ kind, ...base, ...(reply.status === 'ok' ? { result: reply.body?.list ?? [] } : {}) });
+      if (kind === 'append' && reply.status === 'ok' && reply.body?.handedOver === true) handoffs++;
       return reply;
     };
     const first = await perform(-1, 'append', 'init', apps[0]!);
@@ -155,9 +164,9 @@ export async function runHistory(options: RunOptions): Promise<RunReport | { ski
 
     // Faults: the process faults first (a seeded shuffle), then the network
     // ones, cycled, so a short run still gets the heavy ones.
-    const applies = (kind: FaultKind) => (kind === 'kill' ? backend.shared : kind === 'restart-redis' ? backend.restartRedis !== undefined : true);
+    const applies = (kind: FaultKind) => (kind === 'kill' ? backend.shared : kind === 'restart' ? backend.restart !== undefined : true);
     const shuffle = (kinds: FaultKind[]) => kinds.map((kind) => ({ kind, key: random() })).sort((a, b) => a.key - b.key).map((k) => k.kind);
-    const order = [...shuffle(['pause', 'kill', 'restart-redis']), ...shuffle(['delay', 'partition', 'cut'])].filter(applies);
+    const order = [...shuffle(['pause', 'kill', 'restart']), ...shuffle(['delay', 'partition', 'cut'])].filter(applies);
 
     const stopAt = performance.now() + options.seconds * 1000;
     const running = () => !aborted && (performance.now() < stopAt || (options.everyFault === true && order.some((kind) => faults[kind] === 0)));
@@ -197,9 +206,9 @@ export async function runHistory(options: RunOptions): Promise<RunReport | { ski
         down.delete(slot);
         return `SIGKILL process ${slot}${holding ? ' (holding the lock)' : ''}, restarted`;
       }
-      if (kind === 'restart-redis') {
-        await backend.restartRedis!();
-        return 'restart Redis';
+      if (kind === 'restart') {
+        await backend.restart!.run();
+        return `restart ${backend.restart!.server}`;
       }
       // Network faults hit one process: two in three its connections to the
       // servers (where late writes come from), the others its HTTP connection.
@@ -291,6 +300,8 @@ export async function runHistory(options: RunOptions): Promise<RunReport | { ski
       result,
       faults,
       pausedHolders,
+      handoffs,
+      durationS: (performance.now() - runStart) / 1000,
       faultLog,
       history,
       final,
