@@ -135,17 +135,18 @@ export class SessionLock {
       pending?.batch.settle(error);
       throw error;
     }
-    pending?.batch.settle();
+    pending?.batch.settle(undefined, value === undefined); // a delete or tombstone: the batch's members send no cookie
   }
 
   /**
    * Group commit: instead of writing `value` (at `version` + 1), hand the
    * lease and the unsaved record to the next scope of this process waiting for
    * the key, when one waits and the bounds allow. The write of a later holder
-   * carries it; the returned promise settles with that write. `undefined`:
-   * nobody to hand it to, write it yourself.
+   * carries it; the returned promise settles with that write (`true`: it
+   * removed the record, see {@link Batch.done}). `undefined`: nobody to hand
+   * it to, write it yourself.
    */
-  defer(value: string, version: number, ttl: number): Promise<void> | undefined {
+  defer(value: string, version: number, ttl: number): Promise<boolean> | undefined {
     const bounds = this.options.groupCommit;
     const queues = this.queues;
     if (!bounds || !queues || this.#released || !queues.wouldHandOff(this.key, this.lease, this.options.handoff)) return undefined; // (the common case: nobody waits, no batch made)

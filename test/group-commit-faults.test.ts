@@ -25,6 +25,7 @@ import { RecordFormat } from '../src/record.js';
 import { Replica } from '../src/replica.js';
 import { SessionLock } from '../src/session-lock.js';
 import { deferred, makeApp } from './helpers/app.js';
+import { CookieJar, setCookies } from './helpers/cookies.js';
 import { burstApp, results } from './helpers/group-burst.js';
 import { redisServer, skipReason, tcpProxy } from './helpers/servers.js';
 
@@ -53,7 +54,7 @@ const inc = (s: { count?: number }): number => (s.count = (s.count ?? 0) + 1);
 /** Handoff and group-commit bounds no test here reaches (a waiter's give-up must not end the batch by its age instead). */
 const unbounded = { handoff: { maxMs: 600_000 }, groupCommit: { maxMs: 600_000 } } as const;
 
-describe('group commit: no member of a batch is orphaned', () => {
+describe('group commit: no member of a batch is orphaned', { timeout: 60_000 }, () => {
   it('a waiter behind the batch times out in the local queue: the batch goes on to the next waiter and is written once', async () => {
     const master = new WriteCountingStore();
     const locker = new MemoryLocker();
@@ -192,7 +193,7 @@ describe('group commit: no member of a batch is orphaned', () => {
   });
 });
 
-describe('group commit: a lock taken outside a request (revokeAll, the maxSessionsPerUser cap) receives a batch', () => {
+describe('group commit: a lock taken outside a request (revokeAll, the maxSessionsPerUser cap) receives a batch', { timeout: 60_000 }, () => {
   /** The internal acquirer revokeAll and the cap use, queued in the same process queue as the app's scopes. */
   function internal(options: SessionOptions) {
     const resolved = resolveOptions(options);
@@ -227,7 +228,7 @@ describe('group commit: a lock taken outside a request (revokeAll, the maxSessio
   }
 });
 
-describe('group commit with mirrors', () => {
+describe('group commit with mirrors', { timeout: 60_000 }, () => {
   for (const mirrorWrites of ['await', 'background'] as const) {
     it(`mirrorWrites: '${mirrorWrites}': the mirror gets the batch's record; a failed batch reaches no mirror`, async () => {
       const master = new WriteCountingStore();
@@ -249,7 +250,7 @@ describe('group commit with mirrors', () => {
   }
 });
 
-describe('group commit with RedisLocker: a lease lost while the batch\'s write is stalled', () => {
+describe('group commit with RedisLocker: a lease lost while the batch\'s write is stalled', { timeout: 120_000 }, () => {
   const serverReady = redisServer();
   after(async () => (await serverReady)?.stop());
 
@@ -310,5 +311,47 @@ describe('group commit with RedisLocker: a lease lost while the batch\'s write i
     assert.deepEqual([...acknowledged].sort((x, y) => x - y), acknowledged.map((_, k) => k + 1), 'every 200 saw its own count, 1..n with no gap');
     assert.equal(await app1.count(cookie), acknowledged.length, 'the final count is exactly the number of 200s');
   });
+  }
+});
+
+describe('group commit: a carrier that moves or ends the session', { timeout: 60_000 }, () => {
+  // The batch's members are answered only once the carrier's write is acknowledged, and that write is
+  // the old sid's tombstone (regenerate, login) or delete (destroy, logout): their responses go out
+  // with or after the carrier's. A member re-sending the old sid's cookie (the default persistent
+  // cookie is re-sent on every save) would undo the carrier's cookie in a browser that gets the
+  // member's response last: the browser holds a moved sid (409, then an anonymous fresh session)
+  // or keeps the cookie of a session that was logged out.
+  const cases = {
+    regenerate: async (ctx: import('koa').Context) => ctx.session.regenerate(),
+    login: async (ctx: import('koa').Context) => ctx.session.login({ id: 'u1', name: 'someone' }, { keepData: true }),
+    destroy: async (ctx: import('koa').Context) => ctx.session.destroy(),
+  };
+  for (const [name, carrierAct] of Object.entries(cases)) {
+    it(`${name} by the carrier: the members' responses, received last, leave the browser where the carrier put it`, async () => {
+      const master = new WriteCountingStore();
+      const a = burstApp({ master }, (ctx, i, hold) => ctx.session.withLock(async (s) => {
+        await hold();
+        const seen = inc(s);
+        if (i === 2) await carrierAct(ctx); // joins the scope: applied at its end, by the write that carries 0 and 1
+        return seen;
+      }));
+      const { cookie, sid } = await a.setup();
+      const responses = await a.burst(cookie, 3);
+      assert.deepEqual(results(responses), [1, 2, 3]);
+      // The members were answered once the carrier's move was written: no cookie of the moved sid in their responses.
+      for (const r of responses.slice(0, 2)) assert.deepEqual(setCookies(r, 'sid').filter((c) => c.value === sid), [], 'no member re-sends the old sid');
+      // The browser gets the carrier's response first, then the members' (their order on the wire is not fixed).
+      const jar = new CookieJar();
+      jar.take(cookie.split('; ').map((c) => `${c}; Path=/`));
+      for (const r of [responses[2]!, responses[0]!, responses[1]!]) jar.take(r);
+      if (name === 'destroy') {
+        assert.equal(jar.get('sid'), undefined, 'the logged-out cookie stays cleared');
+        return;
+      }
+      assert.notEqual(jar.get('sid'), sid, 'the browser is not sent back to the moved sid');
+      const after = await request(a.http).get('/count').set('Cookie', jar.header);
+      assert.equal(after.status, 200);
+      assert.equal(after.body.count, 3, 'the browser still reaches its session, every change in it');
+    });
   }
 });
