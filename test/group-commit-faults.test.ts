@@ -17,8 +17,9 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, describe, it, mock } from 'node:test';
 import request from 'supertest';
+import pg from 'pg';
 import { createClient } from 'redis';
-import { MemoryLocker, MemoryStore, RedisLocker, RedisStore, type SessionOptions, type Store, type WriteCondition } from '../src/index.js';
+import { MemoryLocker, MemoryStore, PostgresLocker, PostgresStore, RedisLocker, RedisStore, type SessionOptions, type Store, type WriteCondition } from '../src/index.js';
 import { destroyListed } from '../src/index-upkeep.js';
 import { resolveOptions } from '../src/options.js';
 import { RecordFormat } from '../src/record.js';
@@ -27,6 +28,7 @@ import { SessionLock } from '../src/session-lock.js';
 import { deferred, makeApp } from './helpers/app.js';
 import { CookieJar, setCookies } from './helpers/cookies.js';
 import { burstApp, results } from './helpers/group-burst.js';
+import { freshDatabase, postgresServer } from './helpers/postgres-server.js';
 import { redisServer, skipReason, tcpProxy } from './helpers/servers.js';
 
 /** A MemoryStore that counts master writes and can be told to fail them. */
@@ -352,6 +354,47 @@ describe('group commit: a carrier that moves or ends the session', { timeout: 60
       const after = await request(a.http).get('/count').set('Cookie', jar.header);
       assert.equal(after.status, 200);
       assert.equal(after.body.count, 3, 'the browser still reaches its session, every change in it');
+    });
+  }
+});
+
+describe('group commit with PostgresLocker: the batch is written in the lock\'s transaction, and the row lock is not passed on after it', { timeout: 120_000 }, () => {
+  const ready = (async () => {
+    const server = await postgresServer();
+    if (!server) return undefined;
+    const db = await freshDatabase(server, 'gc_faults');
+    const pool = new pg.Pool({ connectionString: db.url, max: 4 });
+    pool.on('error', () => {});
+    return { server, db, pool };
+  })();
+  after(async () => {
+    const pgs = await ready;
+    await pgs?.pool.end();
+    await pgs?.db.drop().catch(() => {});
+    await pgs?.server.stop();
+  });
+
+  // 2: a scope in the middle throws (the batch goes on with the lease, in the open transaction);
+  // 5: the last scope throws (its release writes the batch in the transaction and commits it).
+  for (const thrower of [2, 5]) {
+    it(`scope ${thrower} of 6 throws: one write carries the others, no connection left checked out`, async (t) => {
+      const pgs = await ready;
+      if (!pgs) return t.skip(skipReason('postgres'));
+      const master = new PostgresStore({ pool: pgs.pool, table: `gcf_${randomUUID().slice(0, 8)}` });
+      const locker = new PostgresLocker({ store: master });
+      const a = burstApp({ master, locker, storeTimeout: 30_000, lockTimeout: 60_000 }, (ctx, i, hold) => ctx.session.withLock(async (s) => {
+        await hold();
+        const seen = inc(s);
+        if (i === thrower) throw new Error('boom');
+        return seen;
+      }));
+      const { cookie, sid } = await a.setup();
+      const responses = await a.burst(cookie, 6);
+      const want = [1, 2, 3, 4, 5, 6].map((n, i) => (i === thrower ? 500 : i > thrower ? n - 1 : n));
+      assert.deepEqual(results(responses), want);
+      assert.equal(await a.count(cookie), 5);
+      assert.equal((await master.read(sid))?.version, 2, 'created by setup, then one write');
+      assert.equal(pgs.pool.totalCount - pgs.pool.idleCount, 0, 'every transaction ended (committed or rolled back)');
     });
   }
 });
