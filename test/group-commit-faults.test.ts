@@ -195,6 +195,33 @@ describe('group commit: no member of a batch is orphaned', { timeout: 60_000 }, 
   });
 });
 
+describe('group commit: how long a member waits', { timeout: 60_000 }, () => {
+  // Design point, not fixed here: a member is answered when the scope it handed its change to (or a
+  // later one) writes, so it waits out its successor's whole scope, unbounded (a successor that
+  // never ends leaves it waiting for good, while the waiters behind get LockTimeoutError after
+  // lockTimeout). Without group commit it is answered at once. Kept as a todo until the batch is
+  // flushed under a slow holder (see the gcreview report).
+  it('a member is answered while its successor is still in a long scope', { todo: 'a member waits for its successor\'s whole scope' }, async () => {
+    let inScope = false;
+    const a = burstApp({ master: new MemoryStore() }, async (ctx, i, hold) => {
+      const seen = await ctx.session.withLock(async (s) => {
+        await hold();
+        if (i === 1) {
+          inScope = true;
+          await new Promise((resolve) => setTimeout(resolve, 1000)); // a slow call under the lock (no synchronisation)
+          inScope = false;
+        }
+        return inc(s);
+      });
+      return { seen, successorInScope: i === 0 ? inScope : undefined };
+    });
+    const { cookie } = await a.setup();
+    const responses = await a.burst(cookie, 2);
+    assert.deepEqual(responses.map((r) => r.body.result.seen), [1, 2]);
+    assert.equal(responses[0]!.body.result.successorInScope, true, 'request 0 was answered before its successor left its scope');
+  });
+});
+
 describe('group commit: a lock taken outside a request (revokeAll, the maxSessionsPerUser cap) receives a batch', { timeout: 60_000 }, () => {
   /** The internal acquirer revokeAll and the cap use, queued in the same process queue as the app's scopes. */
   function internal(options: SessionOptions) {
