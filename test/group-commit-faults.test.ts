@@ -53,6 +53,9 @@ class AwaitableMirror extends MemoryStore {
 }
 
 const inc = (s: { count?: number }): number => (s.count = (s.count ?? 0) + 1);
+/** One Redis server for the file (started on load; under CI a missing one fails the run). */
+const redisReady = redisServer();
+after(async () => (await redisReady)?.stop());
 /** Handoff and group-commit bounds no test here reaches (a waiter's give-up must not end the batch by its age instead). */
 const unbounded = { handoff: { maxMs: 600_000 }, groupCommit: { maxMs: 600_000 } } as const;
 
@@ -226,6 +229,39 @@ describe('group commit: how long a member waits', { timeout: 20_000 }, () => {
     assert.equal(await a.count(cookie), 2);
   });
 
+  it('the same on RedisStore + RedisLocker (fenced writes; the holder\'s last write also releases the lease)', async (t) => {
+    const redis = await redisReady;
+    if (!redis) return t.skip(skipReason('redis'));
+    const client = await createClient({ url: redis.url }).connect();
+    const locker = new RedisLocker({ client, prefix: `lock-gcf-${randomUUID().slice(0, 8)}:` });
+    t.after(async () => {
+      await locker.close();
+      await client.quit();
+    });
+    const master = new RedisStore({ client, prefix: `gcf-${randomUUID().slice(0, 8)}:` });
+    const answered = deferred();
+    let inScope = false;
+    const a = burstApp({ master, locker, groupCommit: { maxMs: 5 } }, async (ctx, i, hold) => {
+      const seen = await ctx.session.withLock(async (s) => {
+        await hold();
+        if (i === 1) {
+          inScope = true;
+          await answered.promise;
+          inScope = false;
+        }
+        return inc(s);
+      });
+      if (i === 0) answered.resolve();
+      return { seen, successorInScope: i === 0 ? inScope : undefined };
+    });
+    const { cookie, sid } = await a.setup();
+    const responses = await a.burst(cookie, 2);
+    assert.deepEqual(responses.map((r) => r.body.result.seen), [1, 2]);
+    assert.equal(responses[0]!.body.result.successorInScope, true);
+    assert.equal((await master.read(sid))?.version, 3, 'setup, the batch under the successor, the successor');
+    assert.equal(locker.size, 0, 'the lease went back (with the successor\'s write)');
+  });
+
   it('the batch written under a holder fails: its members fail, and so does the holder that built on it (also read-only)', async () => {
     const master = new WriteCountingStore();
     const answered = deferred();
@@ -327,12 +363,10 @@ describe('group commit with mirrors', { timeout: 60_000 }, () => {
 });
 
 describe('group commit with RedisLocker: a lease lost while the batch\'s write is stalled', { timeout: 120_000 }, () => {
-  const serverReady = redisServer();
-  after(async () => (await serverReady)?.stop());
 
   for (const fenced of [true, false]) {
   it(`${fenced ? 'fenced (store and locker on one client)' : 'version-checked only (locker on its own client)'}: the stalled write lands after another process took the lock and wrote: refused, no member answered 200, every 200 counted exactly once`, async (t) => {
-    const redis = await serverReady;
+    const redis = await redisReady;
     if (!redis) return t.skip(skipReason('redis'));
     const prefix = `gcf-${randomUUID().slice(0, 8)}:`;
     const lockPrefix = `lock-${prefix}`;
