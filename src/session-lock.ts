@@ -33,6 +33,8 @@ export class SessionLock {
    */
   #flushed: Promise<void> | undefined;
   #flushState: 'running' | 'written' | 'failed' | undefined;
+  /** Armed by {@link #flushLater}; cleared once the batch is written, handed on or released otherwise (a long `maxMs` must not keep it). */
+  #flushTimer: NodeJS.Timeout | undefined;
   /** 1 once {@link #flushed} wrote the record the holder stands on: its versions of the key are one behind the master's. */
   #shift = 0;
 
@@ -71,7 +73,7 @@ export class SessionLock {
     const bounds = this.options.groupCommit;
     const pending = this.#pending;
     if (!bounds || !pending || this.lease.holdsLock !== undefined) return;
-    const timer = setTimeout(() => {
+    this.#flushTimer = setTimeout(() => {
       if (this.#pending !== pending || this.#released || this.#releasedByWrite) return; // written, handed on or released meanwhile
       this.#pending = undefined;
       this.#flushState = 'running';
@@ -82,7 +84,7 @@ export class SessionLock {
       });
       this.#flushed.catch(() => {}); // awaited by the holder's next write or release
     }, Math.max(0, bounds.maxMs - (performance.now() - pending.batch.started)));
-    timer.unref();
+    this.#flushTimer.unref();
   }
 
   /**
@@ -167,6 +169,7 @@ export class SessionLock {
   async write(value: string | undefined, version: number, ttl: number, tombstoneMs = 0, options?: RequestWriteOptions): Promise<void> {
     const pending = this.#pending;
     this.#pending = undefined;
+    clearTimeout(this.#flushTimer);
     if (this.#flushed !== undefined) await this.#flushed; // (rejects if the batch under this holder could not be written)
     try {
       await writeIfVersion(this.store, this.key, value, version + this.#shift, ttl, tombstoneMs, options);
@@ -194,6 +197,7 @@ export class SessionLock {
     if (batch.full(bounds) || !queues.handOver(this.key, this.lease, this.options.handoff, { value, version: version + this.#shift, until: Infinity, batch, ttl })) return undefined;
     batch.size++;
     this.#pending = undefined;
+    clearTimeout(this.#flushTimer);
     this.#released = true;
     return batch.done;
   }
@@ -209,6 +213,7 @@ export class SessionLock {
   async release(fresh?: FreshRecord): Promise<void> {
     if (this.#released) return;
     this.#released = true;
+    clearTimeout(this.#flushTimer);
     if (this.#flushed !== undefined) {
       // A batch written under this holder: the lease goes on only once that write is known; a record the holder vouches is one version on.
       fresh = await this.#flushed.then(() => fresh && { ...fresh, version: fresh.version + this.#shift }, () => undefined);
