@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 export interface GroupCommitOptions {
   /** Most scopes whose changes one master write carries. */
   maxScopes: number;
-  /** Most ms a batch stays open (counted from its first scope's end); past it the next scope to end writes. */
+  /** Most ms a batch stays open (counted from its first scope's end); past it the next scope to end writes, or the holder's lock writes it if that scope still runs. */
   maxMs: number;
 }
 
@@ -22,14 +22,19 @@ export class Batch {
   size = 0;
   /** When the first scope joined (performance.now()). */
   readonly started = performance.now();
-  /** Settles with the write that carries the batch. */
-  readonly done: Promise<void>;
-  #resolve!: () => void;
+  /**
+   * Settles with the write that carries the batch; resolves to `true` when that
+   * write removed the record (a later scope moved or ended the session:
+   * regenerate, login, destroy, revokeAll, absoluteTtl), so a member must not
+   * re-send the old sid's cookie after it.
+   */
+  readonly done: Promise<boolean>;
+  #resolve!: (removed: boolean) => void;
   #reject!: (error: unknown) => void;
   #settled = false;
 
   constructor() {
-    this.done = new Promise<void>((resolve, reject) => {
+    this.done = new Promise<boolean>((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
     });
@@ -46,11 +51,11 @@ export class Batch {
     return performance.now() - this.started >= bounds.maxMs;
   }
 
-  /** The write that carries the batch was acknowledged (`error` undefined) or failed. */
-  settle(error?: unknown): void {
+  /** The write that carries the batch was acknowledged (`error` undefined; `removed`: it deleted the record) or failed. */
+  settle(error?: unknown, removed = false): void {
     if (this.#settled) return;
     this.#settled = true;
-    if (error === undefined) this.#resolve();
+    if (error === undefined) this.#resolve(removed);
     else this.#reject(error);
   }
 }

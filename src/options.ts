@@ -81,7 +81,8 @@ export interface SessionOptions {
    * `maxScopes` scopes go to the master in one write, and each request is
    * answered only after the write that holds its change is acknowledged; if
    * that write fails, every scope in it fails (503) and none is saved. A batch
-   * takes no new scope `maxMs` after its first. `false` turns it off (every
+   * takes no new scope `maxMs` after its first, and is written by then even if
+   * the scope holding it still runs. `false` turns it off (every
    * scope writes its own change before the next one starts). Needs `handoff`.
    * See docs/group-commit.md for what your code can observe.
    * @default { maxScopes: 32, maxMs: 20 }

@@ -260,11 +260,12 @@ export class RequestSession implements ScopeHost {
     return meta?.remember === false || this.options.cookie.maxAge === 'session' ? SESSION_COOKIE : PERSISTENT_COOKIE;
   }
 
-  adopt(sid: string, value: string): void {
+  adopt(sid: string, value: string, resend = true): void {
     const moved = sid !== this.#sid;
     this.#sid = sid;
     this.#latest = value;
-    this.#wroteCookie = true;
+    this.#wroteCookie = true; // (also when not re-sent: no rolling renewal of a sid that is gone)
+    if (!resend) return;
     // The client already holds this sid: re-send it only when the cookie has an expiry to move
     // (every save renews the session's), or its signature was made with an older key.
     if (moved || this.#stale || this.#cookieExpiry() !== 'session') this.#writeCookie(sid);

@@ -39,8 +39,13 @@ export interface ScopeHost extends IndexHost {
    * returns what the save tells a request-bound master (the cookie kind), if any.
    */
   saving(meta: SessionMeta | undefined): RequestWriteOptions | undefined;
-  /** The session now lives under `sid` with record `value` (cookie sent). */
-  adopt(sid: string, value: string): void;
+  /**
+   * The session now lives under `sid` with record `value` (cookie sent).
+   * `resend` false: the record was saved but is gone already (group commit: a
+   * later scope of the batch moved or ended the session in the same write), so
+   * no cookie of `sid` is sent, nor renewed at the end of the request.
+   */
+  adopt(sid: string, value: string, resend?: boolean): void;
   /** This request destroyed its session (`null`: get() now answers `{}`). */
   destroyed(): void;
   /** The client's sid is dead: later scopes start a new session and the stale cookie is cleared. */
@@ -395,8 +400,11 @@ export class Scope {
       // Group commit: a scope of this process waits for the session; it takes the record over, unsaved.
       const batch = final && plan === undefined ? this.#lockOf(oldSid)?.defer(value, this.#version, ttl) : undefined;
       if (batch !== undefined) {
-        await batch; // answered only once the write that carries this change is acknowledged
-        host.adopt(oldSid, value);
+        // Answered only once the write that carries this change is acknowledged. When that write removed the
+        // record (a later scope of the batch moved or ended the session), this response goes out after the move:
+        // re-sending the old sid's cookie would undo the new one (or the cleared one) in the browser.
+        const removed = await batch;
+        host.adopt(oldSid, value, !removed);
         this.#stand(oldSid, value, this.#version + 1);
         return;
       }

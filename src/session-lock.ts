@@ -27,6 +27,16 @@ export class SessionLock {
   #released = false;
   /** Group commit: the record of a batch handed over with the lease, not yet in the master (the next write of the key carries it). */
   #pending: (FreshRecord & { readonly batch: Batch; readonly ttl: number }) | undefined;
+  /**
+   * Group commit: the batch this holder stands on, written under it by {@link #flushLater}
+   * (its members must not wait out a long scope): rejects if that write failed.
+   */
+  #flushed: Promise<void> | undefined;
+  #flushState: 'running' | 'written' | 'failed' | undefined;
+  /** Armed by {@link #flushLater}; cleared once the batch is written, handed on or released otherwise (a long `maxMs` must not keep it). */
+  #flushTimer: NodeJS.Timeout | undefined;
+  /** 1 once {@link #flushed} wrote the record the holder stands on: its versions of the key are one behind the master's. */
+  #shift = 0;
 
   private constructor(
     readonly key: string,
@@ -39,12 +49,42 @@ export class SessionLock {
     private fresh: FreshRecord | undefined,
   ) {
     this.store = lease.store ? replica.withMaster(lease.store) : replica;
-    if (fresh?.batch !== undefined) this.#pending = fresh as FreshRecord & { batch: Batch; ttl: number };
+    if (fresh?.batch !== undefined) {
+      this.#pending = fresh as FreshRecord & { batch: Batch; ttl: number };
+      this.#flushLater();
+    }
   }
 
-  /** Whether the holder stands on a batch's record that is not in the master yet: its next write of the key must be made, even with no change of its own. */
+  /** Whether the holder stands on a batch's record that is not (known to be) in the master: its next write of the key must be made, even with no change of its own. */
   get pending(): boolean {
-    return this.#pending !== undefined;
+    return this.#pending !== undefined || this.#flushState === 'running' || this.#flushState === 'failed';
+  }
+
+  /**
+   * The batch's members wait for the write that carries it; a holder that runs
+   * long (a slow call under the lock, a scope that never ends) would keep them
+   * waiting all that time. Once the batch is `groupCommit.maxMs` old and still
+   * unwritten, write it under the holder: the record written is the one the
+   * holder stands on, so its later writes of the key go one version on (its
+   * write fails if this one did: it built on changes that were not saved).
+   * Not with a lease whose lock ends with its first write (PostgresLocker).
+   */
+  #flushLater(): void {
+    const bounds = this.options.groupCommit;
+    const pending = this.#pending;
+    if (!bounds || !pending || this.lease.holdsLock !== undefined) return;
+    this.#flushTimer = setTimeout(() => {
+      if (this.#pending !== pending || this.#released || this.#releasedByWrite) return; // written, handed on or released meanwhile
+      this.#pending = undefined;
+      this.#flushState = 'running';
+      this.#flushed = this.#flush(pending).then(async (written) => {
+        this.#flushState = written ? 'written' : 'failed';
+        if (!written) throw await pending.batch.done.then(() => new ConflictError(), (error: unknown) => error); // the error its members got
+        this.#shift = 1;
+      });
+      this.#flushed.catch(() => {}); // awaited by the holder's next write or release
+    }, Math.max(0, bounds.maxMs - (performance.now() - pending.batch.started)));
+    this.#flushTimer.unref();
   }
 
   /**
@@ -116,7 +156,7 @@ export class SessionLock {
    */
   releaseWithNextWrite(): void {
     const { lease } = this;
-    if (!lease.releaseWithNextWrite || this.queues?.wouldHandOff(this.key, lease, this.options.handoff)) return;
+    if (!lease.releaseWithNextWrite || this.#flushState === 'running' || this.queues?.wouldHandOff(this.key, lease, this.options.handoff)) return;
     this.#releasedByWrite = true;
     lease.releaseWithNextWrite();
   }
@@ -129,30 +169,35 @@ export class SessionLock {
   async write(value: string | undefined, version: number, ttl: number, tombstoneMs = 0, options?: RequestWriteOptions): Promise<void> {
     const pending = this.#pending;
     this.#pending = undefined;
+    clearTimeout(this.#flushTimer);
+    if (this.#flushed !== undefined) await this.#flushed; // (rejects if the batch under this holder could not be written)
     try {
-      await writeIfVersion(this.store, this.key, value, version, ttl, tombstoneMs, options);
+      await writeIfVersion(this.store, this.key, value, version + this.#shift, ttl, tombstoneMs, options);
     } catch (error) {
       pending?.batch.settle(error);
       throw error;
     }
-    pending?.batch.settle();
+    pending?.batch.settle(undefined, value === undefined); // a delete or tombstone: the batch's members send no cookie
   }
 
   /**
    * Group commit: instead of writing `value` (at `version` + 1), hand the
    * lease and the unsaved record to the next scope of this process waiting for
    * the key, when one waits and the bounds allow. The write of a later holder
-   * carries it; the returned promise settles with that write. `undefined`:
-   * nobody to hand it to, write it yourself.
+   * carries it; the returned promise settles with that write (`true`: it
+   * removed the record, see {@link Batch.done}). `undefined`: nobody to hand
+   * it to, write it yourself.
    */
-  defer(value: string, version: number, ttl: number): Promise<void> | undefined {
+  defer(value: string, version: number, ttl: number): Promise<boolean> | undefined {
     const bounds = this.options.groupCommit;
     const queues = this.queues;
     if (!bounds || !queues || this.#released || !queues.wouldHandOff(this.key, this.lease, this.options.handoff)) return undefined; // (the common case: nobody waits, no batch made)
+    if (this.#flushState === 'running' || this.#flushState === 'failed') return undefined; // write it yourself, once that flush is known
     const batch = this.#pending?.batch ?? new Batch();
-    if (batch.full(bounds) || !queues.handOver(this.key, this.lease, this.options.handoff, { value, version, until: Infinity, batch, ttl })) return undefined;
+    if (batch.full(bounds) || !queues.handOver(this.key, this.lease, this.options.handoff, { value, version: version + this.#shift, until: Infinity, batch, ttl })) return undefined;
     batch.size++;
     this.#pending = undefined;
+    clearTimeout(this.#flushTimer);
     this.#released = true;
     return batch.done;
   }
@@ -168,6 +213,11 @@ export class SessionLock {
   async release(fresh?: FreshRecord): Promise<void> {
     if (this.#released) return;
     this.#released = true;
+    clearTimeout(this.#flushTimer);
+    if (this.#flushed !== undefined) {
+      // A batch written under this holder: the lease goes on only once that write is known; a record the holder vouches is one version on.
+      fresh = await this.#flushed.then(() => fresh && { ...fresh, version: fresh.version + this.#shift }, () => undefined);
+    }
     const pending = this.#pending;
     if (pending !== undefined) {
       this.#pending = undefined;
