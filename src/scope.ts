@@ -69,6 +69,8 @@ export interface ScopeHost extends IndexHost {
 export interface Participant {
   readonly scope: Scope;
   readonly checkpoint: string | null | undefined;
+  /** How many mid-scope saves had been handed in when it joined (see `Scope.#handedIn`). */
+  readonly joinedAt: number;
   readonly touched?: Set<string>;
   /** What the caller's function gets: a recording view for a joined caller, the data itself for the opener. */
   readonly view: Record<string, unknown>;
@@ -125,6 +127,13 @@ export class Scope {
   readonly #undisposed: Participant[] = [];
   /** Everyone who took part in the scope, the opener first. */
   readonly #members: Participant[] = [];
+  /**
+   * Participants that left with success while others remained (their change is
+   * saved at once, and their caller told so): the keys each changed and the data
+   * as it left. A later rollback puts such a key back to that value, not to what
+   * it was before (an acknowledged change is never undone).
+   */
+  readonly #handedIn: Array<{ readonly by: Participant; readonly keys: ReadonlySet<string>; readonly checkpoint: string | null | undefined }> = [];
   /** The chain of this scope's saves, and the first error one of them hit (every later save fails with it). */
   #saving: Promise<void> = settled;
   #error: unknown;
@@ -187,7 +196,7 @@ export class Scope {
       host.lifecycle.leave();
       throw error;
     }
-    const opener: Participant = { scope, checkpoint: scope.#original ?? null, view: scope.data };
+    const opener: Participant = { scope, checkpoint: scope.#original ?? null, joinedAt: 0, view: scope.data };
     scope.#members.push(opener);
     return opener;
   }
@@ -202,7 +211,7 @@ export class Scope {
     }
     // Its way back if it throws: the data as it stood when it joined, and what it touches from now on.
     const touched = new Set<string>();
-    const joined: Participant = { scope: this, checkpoint: this.host.format.checkpoint(this.data), touched, view: recordingView(this.data, touched) };
+    const joined: Participant = { scope: this, checkpoint: this.host.format.checkpoint(this.data), joinedAt: this.#handedIn.length, touched, view: recordingView(this.data, touched) };
     this.#members.push(joined);
     return joined;
   }
@@ -290,7 +299,10 @@ export class Scope {
       else this.#rollback(me);
     }
     if (--this.#participants > 0) {
-      if (!threw) await this.#save(false);
+      if (!threw) {
+        this.#handIn(me);
+        await this.#save(false);
+      }
       return;
     }
     this.#closing = true;
@@ -333,15 +345,28 @@ export class Scope {
     return [...keys].filter((key) => !others.has(key) && !this.host.format.sameValue(before[key], this.data[key]));
   }
 
-  /** Undo the top-level keys `me` changed; what the other callers of the request changed stays. */
+  /** `me` leaves with success while others remain: note what it changed, as it left (see {@link #handedIn}). */
+  #handIn(me: Participant): void {
+    const before = this.host.format.restore(me.checkpoint);
+    if (before) this.#handedIn.push({ by: me, keys: new Set(this.#keysOf(me, before)), checkpoint: this.host.format.checkpoint(this.data) });
+  }
+
+  /**
+   * Undo the top-level keys `me` changed; what the other callers of the request
+   * changed stays. A key another caller changed and handed in since `me` joined
+   * goes back to the value it was saved with, not further.
+   */
   #rollback(me: Participant): void {
     const before = this.host.format.restore(me.checkpoint);
     if (!before) {
       this.#error ??= new SerializationError('koa-locked-session: a scope threw and its changes could not be rolled back (its data could not be serialized when it joined); nothing more is saved');
       return;
     }
+    const handedIn = this.#handedIn.slice(me.joinedAt).filter((h) => h.by !== me);
     for (const key of this.#keysOf(me, before)) {
-      if (Object.prototype.hasOwnProperty.call(before, key)) this.data[key] = before[key];
+      const last = [...handedIn].reverse().find((h) => h.keys.has(key));
+      const source = (last && this.host.format.restore(last.checkpoint)) ?? before;
+      if (Object.prototype.hasOwnProperty.call(source, key)) this.data[key] = source[key];
       else delete this.data[key];
     }
   }
