@@ -75,7 +75,9 @@ const increment: Step = (s) => (s.count = (s.count ?? 0) + 1);
  * Send `n` requests of one session (`step` runs in each one's withLock),
  * queued behind request 0 in the order sent. Resolves to the responses by index.
  */
-async function burst(options: SessionOptions, n: number, step: Step = increment) {
+async function burst(given: SessionOptions, n: number, step: Step = increment) {
+  // The lock is taken before the others arrive: a slow machine must not run out the handoff's time bound.
+  const options: SessionOptions = { handoff: { maxMs: 600_000 }, ...given };
   const holder = deferred();
   const gate = deferred();
   const arrivals = Array.from({ length: n }, () => deferred());
@@ -119,12 +121,15 @@ async function burst(options: SessionOptions, n: number, step: Step = increment)
   return { responses: done, writes, count, sid, cookie, http };
 }
 
+/** Bounds no run reaches, so that the write counts do not depend on the machine's speed (maxMs is tested in group-commit-faults). */
+const UNCUT = { maxScopes: 32, maxMs: 600_000 };
+
 const results = (rs: request.Response[]) => rs.map((r) => (r.status === 200 ? r.body.result : r.status));
 
 describe('group commit: scopes queued in one process share one master write', () => {
   it('10 overlapping increments: one master write, each response its own value, the count ends at 10', async () => {
     const master = new WriteCountingStore();
-    const { responses, writes, count } = await burst({ master }, 10);
+    const { responses, writes, count } = await burst({ master, groupCommit: UNCUT }, 10);
     assert.deepEqual(results(responses), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     assert.equal(writes, 1);
     assert.equal(await count(), 10);
@@ -132,7 +137,7 @@ describe('group commit: scopes queued in one process share one master write', ()
 
   it('maxScopes bounds how many scopes one write carries', async () => {
     const master = new WriteCountingStore();
-    const { responses, writes, count } = await burst({ master, groupCommit: { maxScopes: 3 } }, 10);
+    const { responses, writes, count } = await burst({ master, groupCommit: { ...UNCUT, maxScopes: 3 } }, 10);
     assert.deepEqual(results(responses), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     assert.equal(writes, 4, 'batches of 3, 3, 3 and 1');
     assert.equal(await count(), 10);
@@ -148,7 +153,7 @@ describe('group commit: scopes queued in one process share one master write', ()
 
   it('a scope that throws is rolled back alone: the batch goes on without its change', async () => {
     const master = new WriteCountingStore();
-    const { responses, writes, count } = await burst({ master }, 10, (s, i) => {
+    const { responses, writes, count } = await burst({ master, groupCommit: UNCUT }, 10, (s, i) => {
       increment(s, i, undefined as never);
       if (i === 4) throw new Error('boom');
       return s.count;
@@ -160,7 +165,7 @@ describe('group commit: scopes queued in one process share one master write', ()
 
   it('the last scope of a batch throws: the batch it inherited is still written (without its change) and acknowledged', async () => {
     const master = new WriteCountingStore();
-    const { responses, writes, count } = await burst({ master }, 10, (s, i) => {
+    const { responses, writes, count } = await burst({ master, groupCommit: UNCUT }, 10, (s, i) => {
       increment(s, i, undefined as never);
       if (i === 9) throw new Error('boom');
       return s.count;
@@ -173,7 +178,7 @@ describe('group commit: scopes queued in one process share one master write', ()
   it('the batch write fails: every scope in it fails with 503, a read-only one too, and nothing is saved', async () => {
     const master = new WriteCountingStore();
     let armed = false;
-    const { responses, count } = await burst({ master }, 6, (s, i) => {
+    const { responses, count } = await burst({ master, groupCommit: UNCUT }, 6, (s, i) => {
       if (!armed) {
         armed = true;
         master.failWrites = true;
@@ -188,7 +193,7 @@ describe('group commit: scopes queued in one process share one master write', ()
 
   it('a regenerate inside a batch carries the batch to the new sid; scopes queued on the old sid get 409', async () => {
     const master = new WriteCountingStore();
-    const { responses, count } = await burst({ master }, 8, async (s, i, ctx) => {
+    const { responses, count } = await burst({ master, groupCommit: UNCUT }, 8, async (s, i, ctx) => {
       increment(s, i, undefined as never);
       if (i === 4) await ctx.session.regenerate();
       return s.count;
@@ -199,7 +204,7 @@ describe('group commit: scopes queued in one process share one master write', ()
 
   it('a scope that changes nothing still waits for the write that holds what it read', async () => {
     const master = new WriteCountingStore();
-    const { responses, writes } = await burst({ master }, 4, (s, i) => (i === 3 ? s.count : increment(s, i, undefined as never)));
+    const { responses, writes } = await burst({ master, groupCommit: UNCUT }, 4, (s, i) => (i === 3 ? s.count : increment(s, i, undefined as never)));
     assert.deepEqual(results(responses), [1, 2, 3, 3]);
     assert.equal(writes, 1, 'the read-only last scope wrote the batch it stood on');
   });
@@ -248,7 +253,7 @@ describe('group commit on every store: 12 overlapping increments, one master wri
   for (const backend of backends) {
     it(backend.name, { skip: backend.skip }, async () => {
       const { master, locker } = backend.make();
-      const { responses, count, sid } = await burst({ master, locker, storeTimeout: 30_000, lockTimeout: 60_000 }, 12);
+      const { responses, count, sid } = await burst({ master, locker, groupCommit: UNCUT, storeTimeout: 30_000, lockTimeout: 60_000 }, 12);
       assert.deepEqual(results(responses), Array.from({ length: 12 }, (_, i) => i + 1));
       assert.equal(await count(), 12);
       // Version 1: the setup request created the record; version 2: the one write of the burst.
