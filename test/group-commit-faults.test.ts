@@ -27,20 +27,10 @@ import { Replica } from '../src/replica.js';
 import { SessionLock } from '../src/session-lock.js';
 import { deferred, makeApp } from './helpers/app.js';
 import { CookieJar, setCookies } from './helpers/cookies.js';
-import { burstApp, results } from './helpers/group-burst.js';
+import { burstApp, results, WriteCountingStore } from './helpers/group-burst.js';
 import { freshDatabase, postgresServer } from './helpers/postgres-server.js';
 import { redisServer, skipReason, tcpProxy } from './helpers/servers.js';
 
-/** A MemoryStore that counts master writes and can be told to fail them. */
-class WriteCountingStore extends MemoryStore {
-  writes = 0;
-  failWrites = false;
-  override async write(key: string, value: string | undefined, version: number, ttlMs: number, condition: WriteCondition): Promise<boolean> {
-    this.writes++;
-    if (this.failWrites) throw new Error('the store refused the write');
-    return super.write(key, value, version, ttlMs, condition);
-  }
-}
 
 /** A mirror whose writes can be awaited (background mirror writes finish after the response). */
 class AwaitableMirror extends MemoryStore {

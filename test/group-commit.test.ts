@@ -25,6 +25,7 @@ import { resolveOptions } from '../src/options.js';
 import { cookieHeader, deferred, makeApp, sidOf } from './helpers/app.js';
 import { freshDatabase, postgresServer } from './helpers/postgres-server.js';
 import { memcachedServer, mongoServer, redisServer, skipReason } from './helpers/servers.js';
+import { WriteCountingStore } from './helpers/group-burst.js';
 
 declare module '../src/index.js' {
   interface SessionData {
@@ -56,16 +57,6 @@ function redisLocker(): RedisLocker {
   const locker = new RedisLocker({ client: redisClient!, prefix: `lock-${unique()}` });
   closers.push(() => locker.close());
   return locker;
-}
-/** A MemoryStore that counts master writes and can be told to fail them (a store that refuses the batch's write). */
-class WriteCountingStore extends MemoryStore {
-  writes = 0;
-  failWrites = false;
-  override async write(key: string, value: string | undefined, version: number, ttlMs: number, condition: WriteCondition): Promise<boolean> {
-    this.writes++;
-    if (this.failWrites) throw new Error('the store refused the write');
-    return super.write(key, value, version, ttlMs, condition);
-  }
 }
 
 type Step = (s: { count?: number }, i: number, ctx: Koa.Context) => unknown;

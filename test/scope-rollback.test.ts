@@ -47,51 +47,45 @@ describe('A scope that throws saves nothing', () => {
   });
 });
 
+/**
+ * One request, two parallel withLock calls: the first sets `count` to 1 and is
+ * saved (its caller told so); the second, joined, waits for that, then makes
+ * `change` and throws.
+ */
+function savedThenThrowApp(change: (s: Record<string, unknown>) => void) {
+  return countingApp(async (ctx) => {
+    if (ctx.path === '/read') {
+      ctx.body = await ctx.session.get();
+      return;
+    }
+    let firstSaved!: () => void;
+    const saved = new Promise<void>((resolve) => (firstSaved = resolve));
+    const first = ctx.session.withLock((s) => void (s.count = 1)).then(firstSaved);
+    const second = ctx.session.withLock(async (s) => {
+      await saved;
+      change(s as Record<string, unknown>);
+      throw new Error('second');
+    });
+    await first;
+    await second.catch(() => undefined);
+    ctx.body = await ctx.session.get();
+  });
+}
+
 describe('A joined scope that throws never undoes a change another scope of the request saved', () => {
   it('parallel withLock calls: the first saves and resolves, the second then changes the same key and throws: the saved value stays', async () => {
-    const { server } = countingApp(async (ctx) => {
-      if (ctx.path === '/read') {
-        ctx.body = await ctx.session.get();
-        return;
-      }
-      let firstSaved!: () => void;
-      const saved = new Promise<void>((resolve) => (firstSaved = resolve));
-      const first = ctx.session.withLock((s) => void (s.count = 1)).then(firstSaved);
-      const second = ctx.session.withLock(async (s) => {
-        await saved; // the first call's change is saved and its caller told so
-        s.count = 99;
-        throw new Error('second');
-      });
-      await first;
-      await second.catch(() => undefined);
-      ctx.body = await ctx.session.get();
-    });
+    const { server } = savedThenThrowApp((s) => (s.count = 99));
     const res = await request(server).get('/');
     assert.deepEqual(res.body, { count: 1 });
-    const cookie = cookieHeader(res.headers['set-cookie']);
-    const stored = await request(server).get('/read').set('Cookie', cookie);
+    const stored = await request(server).get('/read').set('Cookie', cookieHeader(res.headers['set-cookie']));
     assert.deepEqual(stored.body, { count: 1 }, 'the stored record keeps the acknowledged value');
   });
 
   it('a key the first call did not hand in is still rolled back to what it was when the second joined', async () => {
-    const { server } = countingApp(async (ctx) => {
-      if (ctx.path === '/read') {
-        ctx.body = await ctx.session.get();
-        return;
-      }
-      let firstSaved!: () => void;
-      const saved = new Promise<void>((resolve) => (firstSaved = resolve));
-      const first = ctx.session.withLock((s) => void (s.count = 1)).then(firstSaved);
-      const second = ctx.session.withLock(async (s) => {
-        await saved;
-        (s as Record<string, unknown>).other = 'x';
-        throw new Error('second');
-      });
-      await first;
-      await second.catch(() => undefined);
-      ctx.body = await ctx.session.get();
-    });
+    const { server } = savedThenThrowApp((s) => (s.other = 'x'));
     const res = await request(server).get('/');
     assert.deepEqual(res.body, { count: 1 });
+    const stored = await request(server).get('/read').set('Cookie', cookieHeader(res.headers['set-cookie']));
+    assert.deepEqual(stored.body, { count: 1 });
   });
 });

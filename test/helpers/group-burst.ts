@@ -12,7 +12,7 @@
 import assert from 'node:assert/strict';
 import type Koa from 'koa';
 import request from 'supertest';
-import type { SessionOptions } from '../../src/index.js';
+import { MemoryStore, type SessionOptions, type WriteCondition } from '../../src/index.js';
 import { cookieHeader, deferred, makeApp, sidOf } from './app.js';
 
 declare module '../../src/index.js' {
@@ -100,3 +100,14 @@ export function burstApp(options: SessionOptions, handler: BurstHandler, setup: 
 
 /** What each response answered: its `result` for a 200, else its status. */
 export const results = (rs: readonly request.Response[]): unknown[] => rs.map((r) => (r.status === 200 ? r.body.result : r.status));
+
+/** A MemoryStore that counts master writes and can be told to fail them (a store that refuses a batch's write). */
+export class WriteCountingStore extends MemoryStore {
+  writes = 0;
+  failWrites = false;
+  override async write(key: string, value: string | undefined, version: number, ttlMs: number, condition: WriteCondition): Promise<boolean> {
+    this.writes++;
+    if (this.failWrites) throw new Error('the store refused the write');
+    return super.write(key, value, version, ttlMs, condition);
+  }
+}
