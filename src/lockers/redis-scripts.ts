@@ -4,12 +4,23 @@
  * hash tag, so a cluster client routes it to the node owning that slot and
  * Redis accepts it.
  *
- * Wake-ups cost a message only when someone waits: a waiter whose attempt
- * finds the lock taken sets the lock's *waiting mark* (`<lock key>:waiting`)
- * in that same atomic step, and a release deletes the mark together with the
- * lock (one `DEL` of both keys) and publishes only when the mark was there.
- * No wake-up is lost: a waiter retries once right after it subscribed, and
- * each failed retry sets the mark again before any later release can run.
+ * Wake-ups cost a message only when someone waits, and wake one process, in
+ * the order they came: a waiter whose attempt finds the lock taken (and
+ * whose locker is subscribed to the release channel) appends its locker's id
+ * to the lock's *waiters list* (`<lock key>:waiters`, once per locker) in that
+ * same atomic step; a release pops the first id and publishes it, and only
+ * that locker tries (a locker woken so that fails again goes back to the
+ * front of the list, not the end). Every other attempt would fail anyway:
+ * waking all waiting processes made each release cost one failed attempt per
+ * other waiting process, and favoured whichever subscriber Redis wrote to
+ * first. No wake-up is lost: a waiter retries once right after it
+ * subscribed, each failed retry registers again before any later release can
+ * run, and a locker woken with nobody waiting any more passes the wake-up on.
+ *
+ * Waiters of releases before this list (0.1.0) set the *waiting mark*
+ * `<lock key>:waiting` instead and take any message as a wake-up: a release
+ * deletes the mark with the lock and publishes when it was there, so a
+ * rolling upgrade wakes both kinds.
  */
 import { createHash } from 'node:crypto';
 import { withDeadline } from '../deadline.js';
@@ -18,32 +29,71 @@ import { VERSIONED_WRITE_LUA } from '../stores/redis-versioned-write.js';
 import type { RedisLockerClient } from './redis-options.js';
 
 /**
- * Acquire: KEYS[1] lock, KEYS[2] waiting mark, KEYS[3] (optional) session
- * record; ARGV[1] token, ARGV[2] lease ms, ARGV[3] how long the waiting mark
- * lives in ms ('' to set none: this waiter is not subscribed to wake-ups).
+ * Wake the next waiting process (with the lock already deleted): pop the
+ * first locker id of the waiters list KEYS[wi] and publish it; with no id but
+ * a legacy waiting mark (it was deleted with the lock: `legacy` true), publish
+ * '1', which wakes every legacy waiter.
+ */
+const WAKE_NEXT_LUA = `
+local function wake_next(waiters, legacy, command, channel)
+  if command == '' then return end
+  local id = redis.call('LPOP', waiters)
+  if id then redis.call(command, channel, id) elseif legacy then redis.call(command, channel, '1') end
+end
+`;
+
+/**
+ * Acquire: KEYS[1] lock, KEYS[2] waiters list, KEYS[3] (optional) session
+ * record; ARGV[1] token, ARGV[2] lease ms, ARGV[3] how long the waiters list
+ * lives in ms ('' to register nothing: this waiter is not subscribed to
+ * wake-ups), ARGV[4] the locker's id, ARGV[5] '1' when this locker was woken
+ * by a release (a failure puts it back at the front) or registered before
+ * (a success takes its id out of the list), else ''.
  * Returns `{1, record}` when acquired (the record read in the same atomic
  * step: the fast path), else `{0, pttl}` of the current holder.
  */
 const ACQUIRE = `
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  if ARGV[5] == '1' then redis.call('LREM', KEYS[2], 0, ARGV[4]) end
   if KEYS[3] then return {1, redis.call('GET', KEYS[3])} end
   return {1}
 end
-if ARGV[3] ~= '' then redis.call('SET', KEYS[2], '1', 'PX', ARGV[3]) end
+if ARGV[3] ~= '' then
+  local queued = false
+  for _, id in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+    if id == ARGV[4] then queued = true break end
+  end
+  if not queued then
+    if ARGV[5] == '1' then redis.call('LPUSH', KEYS[2], ARGV[4]) else redis.call('RPUSH', KEYS[2], ARGV[4]) end
+  end
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+end
 return {0, redis.call('PTTL', KEYS[1])}
 `;
 
 /**
- * Release: compare-and-delete the lock (and the waiting mark with it), then
- * wake the waiters if the mark was set. KEYS[1] lock, KEYS[2] waiting mark;
- * ARGV[1] token, ARGV[2] publish command ('' for none), ARGV[3] channel.
+ * Release: compare-and-delete the lock (and the legacy waiting mark with it),
+ * then wake the next waiting process. KEYS[1] lock, KEYS[2] waiters list,
+ * KEYS[3] legacy waiting mark; ARGV[1] token, ARGV[2] publish command ('' for
+ * none), ARGV[3] channel.
  */
-const RELEASE = `
+const RELEASE = `${WAKE_NEXT_LUA}
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-  if redis.call('DEL', KEYS[1], KEYS[2]) == 2 and ARGV[2] ~= '' then redis.call(ARGV[2], ARGV[3], '1') end
+  wake_next(KEYS[2], redis.call('DEL', KEYS[1], KEYS[3]) == 2, ARGV[2], ARGV[3])
   return 1
 end
 return 0
+`;
+
+/**
+ * Pass a wake-up on: a locker was woken with nobody waiting any more. While
+ * the lock is free, wake the next waiting process (the holder's release
+ * does it otherwise). KEYS[1] lock, KEYS[2] waiters list; ARGV[1] publish
+ * command, ARGV[2] channel.
+ */
+const PASS = `${WAKE_NEXT_LUA}
+if redis.call('EXISTS', KEYS[1]) == 0 then wake_next(KEYS[2], false, ARGV[1], ARGV[2]) end
+return 1
 `;
 
 /** Renew: extend the lease only while the token is ours. KEYS[1] lock; ARGV[1] token, ARGV[2] lease ms. */
@@ -56,7 +106,7 @@ return 0
  * Fenced write: only while the lock still holds our token, atomically; with
  * the release flag (the scope's last write) it also releases the lock as
  * RELEASE does, in the same step. KEYS[1] lock, KEYS[2] record, KEYS[3]
- * waiting mark; ARGV[1] token, ARGV[2] op, ARGV[3] '1' to release, ARGV[4]
+ * waiters list, KEYS[4] legacy waiting mark; ARGV[1] token, ARGV[2] op, ARGV[3] '1' to release, ARGV[4]
  * publish command ('' for none), ARGV[5] channel, ARGV[6..] operands:
  * - `write` (versioned, RedisStore's `versioned_write`): stored ('' to delete),
  *   ttl, condition kind, condition version;
@@ -67,7 +117,7 @@ return 0
  * condition refused the write (nothing written, the lock still held: the
  * caller's release() gives it back).
  */
-const FENCED = `${VERSIONED_WRITE_LUA}
+const FENCED = `${VERSIONED_WRITE_LUA}${WAKE_NEXT_LUA}
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 local op = ARGV[2]
 if op == 'write' then
@@ -79,9 +129,7 @@ elseif op == 'del' then
 else
   redis.call('PEXPIRE', KEYS[2], ARGV[6])
 end
-if ARGV[3] == '1' then
-  if redis.call('DEL', KEYS[1], KEYS[3]) == 2 and ARGV[4] ~= '' then redis.call(ARGV[4], ARGV[5], '1') end
-end
+if ARGV[3] == '1' then wake_next(KEYS[3], redis.call('DEL', KEYS[1], KEYS[4]) == 2, ARGV[4], ARGV[5]) end
 return 1
 `;
 
@@ -94,6 +142,7 @@ const script = (source: string): Script => ({ source, sha: createHash('sha1').up
 const SCRIPTS = {
   acquire: script(ACQUIRE),
   release: script(RELEASE),
+  pass: script(PASS),
   renew: script(RENEW),
   fenced: script(FENCED),
 };
