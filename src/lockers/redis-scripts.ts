@@ -4,18 +4,23 @@
  * hash tag, so a cluster client routes it to the node owning that slot and
  * Redis accepts it.
  *
- * Wake-ups cost a message only when someone waits, and wake one process, in
- * the order they came: a waiter whose attempt finds the lock taken (and
- * whose locker is subscribed to the release channel) appends its locker's id
- * to the lock's *waiters list* (`<lock key>:waiters`, once per locker) in that
- * same atomic step; a release pops the first id and publishes it, and only
- * that locker tries (a locker woken so that fails again goes back to the
- * front of the list, not the end). Every other attempt would fail anyway:
- * waking all waiting processes made each release cost one failed attempt per
- * other waiting process, and favoured whichever subscriber Redis wrote to
- * first. No wake-up is lost: a waiter retries once right after it
- * subscribed, each failed retry registers again before any later release can
- * run, and a locker woken with nobody waiting any more passes the wake-up on.
+ * Wake-ups cost a message only when someone waits, and the lock goes to the
+ * waiting processes in turn, in the order they came: a waiter whose attempt
+ * finds the lock taken (and whose locker is subscribed to the release
+ * channel) appends its locker's id to the lock's *waiters list*
+ * (`<lock key>:waiters`, once per locker) in that same atomic step; a release
+ * pops the first id, leaves the lock key holding that locker's *turn*
+ * (`turn:<id>`, for {@link TURN_MS} at most) instead of deleting it, and
+ * publishes the id. Only that locker may take the lock then (its attempt
+ * swaps the turn for its token), so neither the releasing process nor a
+ * newcomer overtakes the queue, and nobody else is woken to try and fail.
+ * (Waking every waiting process made each release cost one failed attempt
+ * per other waiting process, favoured whichever subscriber Redis wrote to
+ * first, and let the releasing process take the lock straight back.) No
+ * wake-up is lost: a waiter retries once right after it subscribed, each
+ * failed retry registers again before any later release can run, a locker
+ * woken with nobody waiting any more passes its turn on, and a turn nobody
+ * takes (its process died, or the message was lost) expires.
  *
  * Waiters of releases before this list (0.1.0) set the *waiting mark*
  * `<lock key>:waiting` instead and take any message as a wake-up: a release
@@ -29,16 +34,28 @@ import { VERSIONED_WRITE_LUA } from '../stores/redis-versioned-write.js';
 import type { RedisLockerClient } from './redis-options.js';
 
 /**
- * Wake the next waiting process (with the lock already deleted): pop the
- * first locker id of the waiters list KEYS[wi] and publish it; with no id but
- * a legacy waiting mark (it was deleted with the lock: `legacy` true), publish
- * '1', which wakes every legacy waiter.
+ * How long a turn waits for its locker, ms: past the wake-up latency of a
+ * loaded process, short enough that a turn nobody takes (a dead process, a
+ * message lost while its subscriber reconnected) costs the queue little.
+ */
+export const TURN_MS = 100;
+
+/**
+ * Give the lock `lock` (already deleted) to the next waiting process: pop the
+ * first locker id of `waiters`, set the lock to its turn and publish the id;
+ * with nobody on the list but a legacy waiting mark (deleted with the lock:
+ * `legacy` true), publish '1', which wakes every legacy waiter.
  */
 const WAKE_NEXT_LUA = `
-local function wake_next(waiters, legacy, command, channel)
+local function wake_next(lock, waiters, legacy, command, channel)
   if command == '' then return end
   local id = redis.call('LPOP', waiters)
-  if id then redis.call(command, channel, id) elseif legacy then redis.call(command, channel, '1') end
+  if id then
+    redis.call('SET', lock, 'turn:' .. id, 'PX', ${TURN_MS})
+    redis.call(command, channel, id)
+  elseif legacy then
+    redis.call(command, channel, '1')
+  end
 end
 `;
 
@@ -48,12 +65,14 @@ end
  * lives in ms ('' to register nothing: this waiter is not subscribed to
  * wake-ups), ARGV[4] the locker's id, ARGV[5] '1' when this locker was woken
  * by a release (a failure puts it back at the front) or registered before
- * (a success takes its id out of the list), else ''.
+ * (a success takes its id out of the list), else ''. The lock is free, or it
+ * is this locker's turn.
  * Returns `{1, record}` when acquired (the record read in the same atomic
  * step: the fast path), else `{0, pttl}` of the current holder.
  */
 const ACQUIRE = `
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
+  or (redis.call('GET', KEYS[1]) == 'turn:' .. ARGV[4] and redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])) then
   if ARGV[5] == '1' then redis.call('LREM', KEYS[2], 0, ARGV[4]) end
   if KEYS[3] then return {1, redis.call('GET', KEYS[3])} end
   return {1}
@@ -79,20 +98,22 @@ return {0, redis.call('PTTL', KEYS[1])}
  */
 const RELEASE = `${WAKE_NEXT_LUA}
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-  wake_next(KEYS[2], redis.call('DEL', KEYS[1], KEYS[3]) == 2, ARGV[2], ARGV[3])
+  wake_next(KEYS[1], KEYS[2], redis.call('DEL', KEYS[1], KEYS[3]) == 2, ARGV[2], ARGV[3])
   return 1
 end
 return 0
 `;
 
 /**
- * Pass a wake-up on: a locker was woken with nobody waiting any more. While
- * the lock is free, wake the next waiting process (the holder's release
- * does it otherwise). KEYS[1] lock, KEYS[2] waiters list; ARGV[1] publish
- * command, ARGV[2] channel.
+ * Pass a turn on: a locker was woken with nobody waiting there any more. If
+ * the lock holds its turn (or is free), give it to the next waiting process
+ * (a holder's release does it otherwise). KEYS[1] lock, KEYS[2] waiters list;
+ * ARGV[1] publish command, ARGV[2] channel, ARGV[3] the locker's id.
  */
 const PASS = `${WAKE_NEXT_LUA}
-if redis.call('EXISTS', KEYS[1]) == 0 then wake_next(KEYS[2], false, ARGV[1], ARGV[2]) end
+local current = redis.call('GET', KEYS[1])
+if current == 'turn:' .. ARGV[3] then redis.call('DEL', KEYS[1]) elseif current then return 0 end
+wake_next(KEYS[1], KEYS[2], false, ARGV[1], ARGV[2])
 return 1
 `;
 
@@ -129,7 +150,7 @@ elseif op == 'del' then
 else
   redis.call('PEXPIRE', KEYS[2], ARGV[6])
 end
-if ARGV[3] == '1' then wake_next(KEYS[3], redis.call('DEL', KEYS[1], KEYS[4]) == 2, ARGV[4], ARGV[5]) end
+if ARGV[3] == '1' then wake_next(KEYS[1], KEYS[3], redis.call('DEL', KEYS[1], KEYS[4]) == 2, ARGV[4], ARGV[5]) end
 return 1
 `;
 

@@ -109,11 +109,10 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  * - waiting: in-process waiters queue FIFO and only the head of each key talks
  *   to Redis; it sleeps until a release (a local lease ending, or a pub/sub
  *   notification from another process) or a bounded backoff poll, never
- *   spinning. Across processes, a release wakes one waiting process, in the
- *   order they registered (a failed attempt registers its locker at the end
- *   of the lock's waiters list; see redis-scripts.ts), so the other waiting
- *   processes do not all try and fail. A process arriving while the lock is
- *   free can still take it first (the woken one then stays first in line);
+ *   spinning. Across processes the lock goes in turn, first come first: a
+ *   failed attempt registers its locker at the end of the lock's waiters
+ *   list, and a release hands the lock to the first one's turn and wakes only
+ *   that process (see redis-scripts.ts);
  * - fencing: a versioned master (every built-in server-side store) refuses a
  *   write whose version condition no longer holds, so a save that lands late
  *   cannot overwrite newer data, whichever client it uses. With a `RedisStore`
@@ -441,8 +440,8 @@ export class RedisLocker implements Locker {
       }
       this.#wake(state);
     } else if (message === this.#id) {
-      void this.#scripts.run('pass', [lockKey, `${lockKey}:waiters`], [this.#scripts.publishCommand, channel]).catch((error: unknown) => {
-        debug('redis locker: passing a wake-up on failed (the next waiter polls): %s', errorMessage(error));
+      void this.#scripts.run('pass', [lockKey, `${lockKey}:waiters`], [this.#scripts.publishCommand, channel, this.#id]).catch((error: unknown) => {
+        debug('redis locker: passing a turn on failed (it expires; the next waiter polls): %s', errorMessage(error));
       });
     }
   };

@@ -5,8 +5,10 @@
  * - a waiter of another process (here: another client and locker) registers
  *   before it sleeps, so the release publishes and wakes it: with the poll 10
  *   minutes away, only that message can hand it the lock;
- * - a release wakes one waiting process (locker), the first registered, and
- *   the others in turn; a locker woken with nobody waiting passes it on;
+ * - a release gives the lock to the turn of one waiting process (locker), the
+ *   first registered, and wakes only it; the releasing process cannot take it
+ *   back meanwhile; a locker woken with nobody waiting passes its turn on; a
+ *   turn nobody takes expires;
  * - a waiter of the same locker is woken by the local lease ending, even with
  *   pub/sub off;
  * - with 0.1.0 lockers on the same server (a rolling upgrade): their waiting
@@ -18,6 +20,7 @@ import { createClient } from 'redis';
 import request from 'supertest';
 import { LockTimeoutError } from '../../src/errors.js';
 import { RedisLocker, type RedisLockerOptions } from '../../src/lockers/redis.js';
+import { TURN_MS } from '../../src/lockers/redis-scripts.js';
 import { RedisStore } from '../../src/stores/redis.js';
 import { cookieHeader, makeApp } from '../helpers/app.js';
 import { redisServer, skipReason, waitUntil } from '../helpers/servers.js';
@@ -176,6 +179,29 @@ describe('RedisLocker wake-ups', { skip }, () => {
     const lease = await waiting;
     await lease.release();
     assert.equal(await one!.exists(list), 0);
+  });
+
+  test('while the lock holds the turn of another locker, nobody else takes it (the releasing process included)', async () => {
+    const key = freshKey();
+    const releasing = locker({ client: one!, pollMinMs: 10, pollMaxMs: 20 });
+    const holder = await releasing.acquire(key, { timeoutMs: LONG });
+    await holder.release();
+    // What a release leaves for the next process in line (here for longer than TURN_MS, so the refusals are certain).
+    await one!.set(holder.lockKey, 'turn:a locker of another process', { PX: 60_000 });
+    await assert.rejects(releasing.acquire(key, { timeoutMs: 200 }), LockTimeoutError);
+    await assert.rejects(locker({ client: two!, pollMinMs: 10, pollMaxMs: 20 }).acquire(key, { timeoutMs: 200 }), LockTimeoutError);
+    await one!.del(holder.lockKey);
+  });
+
+  test('a turn nobody takes (its process died) expires, and the next waiter gets the lock by its poll', async () => {
+    const key = freshKey();
+    const holder = await locker({ client: one! }).acquire(key, { timeoutMs: LONG });
+    await one!.rPush(`${holder.lockKey}:waiters`, 'a locker of a process that died');
+    await holder.release();
+    assert.equal(await one!.get(holder.lockKey), 'turn:a locker of a process that died');
+    // Refused while the turn lasts (TURN_MS), then taken by a poll.
+    const lease = await locker({ client: two!, pollMinMs: Math.ceil(TURN_MS / 10), pollMaxMs: TURN_MS }).acquire(key, { timeoutMs: LONG });
+    await lease.release();
   });
 
   test('rolling upgrade: a 0.1.0 waiting mark gets its message and goes with the lock; a 0.1.0 message (\'1\') wakes our waiters', async () => {
