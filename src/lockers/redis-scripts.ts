@@ -63,17 +63,26 @@ end
  * Acquire: KEYS[1] lock, KEYS[2] waiters list, KEYS[3] (optional) session
  * record; ARGV[1] token, ARGV[2] lease ms, ARGV[3] how long the waiters list
  * lives in ms ('' to register nothing: this waiter is not subscribed to
- * wake-ups), ARGV[4] the locker's id, ARGV[5] '1' when this locker was woken
- * by a release (a failure puts it back at the front) or registered before
- * (a success takes its id out of the list), else ''. The lock is free, or it
- * is this locker's turn.
+ * wake-ups), ARGV[4] the locker's id, ARGV[5] '1' when a release woke this
+ * locker (it was popped: the lock should hold its turn; a failure puts it
+ * back at the front of the list), ARGV[6] '1' when it registered and was
+ * not woken since (a lost message: the lock may hold its turn; a success
+ * takes its id off the list). The lock is taken when free, or when it holds
+ * this locker's turn (looked up only by a locker that may have one: a
+ * first attempt costs just the `SET NX`).
  * Returns `{1, record}` when acquired (the record read in the same atomic
  * step: the fast path), else `{0, pttl}` of the current holder.
  */
 const ACQUIRE = `
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
-  or (redis.call('GET', KEYS[1]) == 'turn:' .. ARGV[4] and redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])) then
-  if ARGV[5] == '1' then redis.call('LREM', KEYS[2], 0, ARGV[4]) end
+local took
+if ARGV[5] == '1' or ARGV[6] == '1' then
+  local current = redis.call('GET', KEYS[1])
+  if not current or current == 'turn:' .. ARGV[4] then took = redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
+else
+  took = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
+end
+if took then
+  if ARGV[6] == '1' then redis.call('LREM', KEYS[2], 0, ARGV[4]) end
   if KEYS[3] then return {1, redis.call('GET', KEYS[3])} end
   return {1}
 end

@@ -371,14 +371,15 @@ export class RedisLocker implements Locker {
     // that cannot hear it would be lost for every other waiter too (the run
     // loop retries right after subscribing, and registers then).
     const register = this.#channels?.isSubscribed(keys.channel) ? this.#waitingMarkMs : '';
-    // Woken by id: a failure goes back to the front. Registered before: a success takes the id out.
-    const again = state.called || state.registered ? '1' : '';
+    // Woken by id: take the turn (a failure goes back to the front). Registered before: the turn may be ours too, and a success takes the id off the list.
+    const called = state.called ? '1' : '';
+    const registered = state.registered ? '1' : '';
     state.called = false;
     const startedAt = performance.now();
     let reply: unknown;
     try {
       this.#scripts.assertReady('lock acquire');
-      reply = await this.#scripts.run('acquire', scriptKeys, [token, String(this.leaseMs), register, this.#id, again], timeoutMs);
+      reply = await this.#scripts.run('acquire', scriptKeys, [token, String(this.leaseMs), register, this.#id, called, registered], timeoutMs);
     } catch (error) {
       if (error instanceof StoreError) throw error;
       // The SET may have landed with its reply lost (command timeout, dropped
