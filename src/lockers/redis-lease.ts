@@ -40,7 +40,7 @@ export interface LockKeys {
   readonly lock: string;
   /** `<lock>:waiters`: the ids of the lockers waiting for a wake-up, first come first (see redis-scripts.ts). */
   readonly waiters: string;
-  /** `<lock>:waiting`: the waiting mark of 0.1.0's waiters, deleted and answered by every release (see redis-scripts.ts). */
+  /** `<lock>:waiting`: set while any waiter of another process wants a wake-up (what 0.1.0's waiters set alone; see redis-scripts.ts). */
   readonly waiting: string;
   /** `<lock>:released`: the wake-up channel. */
   readonly channel: string;

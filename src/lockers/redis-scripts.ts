@@ -22,10 +22,13 @@
  * woken with nobody waiting any more passes its turn on, and a turn nobody
  * takes (its process died, or the message was lost) expires.
  *
- * Waiters of releases before this list (0.1.0) set the *waiting mark*
- * `<lock key>:waiting` instead and take any message as a wake-up: a release
- * deletes the mark with the lock and publishes when it was there, so a
- * rolling upgrade wakes both kinds.
+ * Every registration also sets the lock's *waiting mark* (`<lock key>:waiting`,
+ * what 0.1.0's waiters set alone), and a release deletes it with the lock in
+ * one `DEL`: the list is looked at only when the mark was there, so a release
+ * nobody waits for costs what it did before the list (and sets the mark again
+ * while the list holds more lockers). A mark without a list (a 0.1.0 waiter,
+ * which takes any message as a wake-up) gets the message '1': a rolling
+ * upgrade wakes both kinds.
  */
 import { createHash } from 'node:crypto';
 import { withDeadline } from '../deadline.js';
@@ -41,28 +44,31 @@ import type { RedisLockerClient } from './redis-options.js';
 export const TURN_MS = 100;
 
 /**
- * Give the lock `lock` (already deleted) to the next waiting process: pop the
- * first locker id of `waiters`, set the lock to its turn and publish the id;
- * with nobody on the list but a legacy waiting mark (deleted with the lock:
- * `legacy` true), publish '1', which wakes every legacy waiter.
+ * Give the lock `lock` (already deleted, with the waiting mark `mark`:
+ * `marked` says whether the mark was there) to the next waiting process: pop
+ * the first locker id of `waiters`, set the mark again if more are left, set
+ * the lock to the popped locker's turn and publish its id; with a mark but
+ * nobody on the list (a 0.1.0 waiter), publish '1', which wakes every waiter.
  */
 const WAKE_NEXT_LUA = `
-local function wake_next(lock, waiters, legacy, command, channel)
-  if command == '' then return end
+local function wake_next(lock, waiters, mark, marked, command, channel)
+  if not marked or command == '' then return end
   local id = redis.call('LPOP', waiters)
-  if id then
-    redis.call('SET', lock, 'turn:' .. id, 'PX', ${TURN_MS})
-    redis.call(command, channel, id)
-  elseif legacy then
+  if not id then
     redis.call(command, channel, '1')
+    return
   end
+  local left = redis.call('PTTL', waiters)
+  if left > 0 then redis.call('SET', mark, '1', 'PX', left) end
+  redis.call('SET', lock, 'turn:' .. id, 'PX', ${TURN_MS})
+  redis.call(command, channel, id)
 end
 `;
 
 /**
- * Acquire: KEYS[1] lock, KEYS[2] waiters list, KEYS[3] (optional) session
- * record; ARGV[1] token, ARGV[2] lease ms, ARGV[3] how long the waiters list
- * lives in ms ('' to register nothing: this waiter is not subscribed to
+ * Acquire: KEYS[1] lock, KEYS[2] waiters list, KEYS[3] waiting mark, KEYS[4]
+ * (optional) session record; ARGV[1] token, ARGV[2] lease ms, ARGV[3] how long
+ * the waiters list and the mark live in ms ('' to register nothing: this waiter is not subscribed to
  * wake-ups), ARGV[4] the locker's id, ARGV[5] '1' when a release woke this
  * locker (it was popped: the lock should hold its turn; a failure puts it
  * back at the front of the list), ARGV[6] '1' when it registered and was
@@ -83,10 +89,11 @@ else
 end
 if took then
   if ARGV[6] == '1' then redis.call('LREM', KEYS[2], 0, ARGV[4]) end
-  if KEYS[3] then return {1, redis.call('GET', KEYS[3])} end
+  if KEYS[4] then return {1, redis.call('GET', KEYS[4])} end
   return {1}
 end
 if ARGV[3] ~= '' then
+  redis.call('SET', KEYS[3], '1', 'PX', ARGV[3])
   local queued = false
   for _, id in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
     if id == ARGV[4] then queued = true break end
@@ -100,14 +107,14 @@ return {0, redis.call('PTTL', KEYS[1])}
 `;
 
 /**
- * Release: compare-and-delete the lock (and the legacy waiting mark with it),
- * then wake the next waiting process. KEYS[1] lock, KEYS[2] waiters list,
- * KEYS[3] legacy waiting mark; ARGV[1] token, ARGV[2] publish command ('' for
+ * Release: compare-and-delete the lock (and the waiting mark with it), then
+ * give it to the next waiting process. KEYS[1] lock, KEYS[2] waiters list,
+ * KEYS[3] waiting mark; ARGV[1] token, ARGV[2] publish command ('' for
  * none), ARGV[3] channel.
  */
 const RELEASE = `${WAKE_NEXT_LUA}
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-  wake_next(KEYS[1], KEYS[2], redis.call('DEL', KEYS[1], KEYS[3]) == 2, ARGV[2], ARGV[3])
+  wake_next(KEYS[1], KEYS[2], KEYS[3], redis.call('DEL', KEYS[1], KEYS[3]) == 2, ARGV[2], ARGV[3])
   return 1
 end
 return 0
@@ -116,13 +123,14 @@ return 0
 /**
  * Pass a turn on: a locker was woken with nobody waiting there any more. If
  * the lock holds its turn (or is free), give it to the next waiting process
- * (a holder's release does it otherwise). KEYS[1] lock, KEYS[2] waiters list;
- * ARGV[1] publish command, ARGV[2] channel, ARGV[3] the locker's id.
+ * (a holder's release does it otherwise). KEYS[1] lock, KEYS[2] waiters list,
+ * KEYS[3] waiting mark; ARGV[1] publish command, ARGV[2] channel, ARGV[3] the
+ * locker's id.
  */
 const PASS = `${WAKE_NEXT_LUA}
 local current = redis.call('GET', KEYS[1])
 if current == 'turn:' .. ARGV[3] then redis.call('DEL', KEYS[1]) elseif current then return 0 end
-wake_next(KEYS[1], KEYS[2], false, ARGV[1], ARGV[2])
+wake_next(KEYS[1], KEYS[2], KEYS[3], redis.call('DEL', KEYS[3]) == 1, ARGV[1], ARGV[2])
 return 1
 `;
 
@@ -136,7 +144,7 @@ return 0
  * Fenced write: only while the lock still holds our token, atomically; with
  * the release flag (the scope's last write) it also releases the lock as
  * RELEASE does, in the same step. KEYS[1] lock, KEYS[2] record, KEYS[3]
- * waiters list, KEYS[4] legacy waiting mark; ARGV[1] token, ARGV[2] op, ARGV[3] '1' to release, ARGV[4]
+ * waiters list, KEYS[4] waiting mark; ARGV[1] token, ARGV[2] op, ARGV[3] '1' to release, ARGV[4]
  * publish command ('' for none), ARGV[5] channel, ARGV[6..] operands:
  * - `write` (versioned, RedisStore's `versioned_write`): stored ('' to delete),
  *   ttl, condition kind, condition version;
@@ -159,7 +167,7 @@ elseif op == 'del' then
 else
   redis.call('PEXPIRE', KEYS[2], ARGV[6])
 end
-if ARGV[3] == '1' then wake_next(KEYS[1], KEYS[3], redis.call('DEL', KEYS[1], KEYS[4]) == 2, ARGV[4], ARGV[5]) end
+if ARGV[3] == '1' then wake_next(KEYS[1], KEYS[3], KEYS[4], redis.call('DEL', KEYS[1], KEYS[4]) == 2, ARGV[4], ARGV[5]) end
 return 1
 `;
 

@@ -366,7 +366,7 @@ export class RedisLocker implements Locker {
     const token = nextToken();
     const { keys } = state;
     const recordKey = fast?.recordKey(keys.key);
-    const scriptKeys = recordKey === undefined ? [keys.lock, keys.waiters] : [keys.lock, keys.waiters, recordKey];
+    const scriptKeys = recordKey === undefined ? [keys.lock, keys.waiters, keys.waiting] : [keys.lock, keys.waiters, keys.waiting, recordKey];
     // Register for a wake-up only once subscribed: a wake-up sent to a locker
     // that cannot hear it would be lost for every other waiter too (the run
     // loop retries right after subscribing, and registers then).
@@ -441,7 +441,7 @@ export class RedisLocker implements Locker {
       }
       this.#wake(state);
     } else if (message === this.#id) {
-      void this.#scripts.run('pass', [lockKey, `${lockKey}:waiters`], [this.#scripts.publishCommand, channel, this.#id]).catch((error: unknown) => {
+      void this.#scripts.run('pass', [lockKey, `${lockKey}:waiters`, `${lockKey}:waiting`], [this.#scripts.publishCommand, channel, this.#id]).catch((error: unknown) => {
         debug('redis locker: passing a turn on failed (it expires; the next waiter polls): %s', errorMessage(error));
       });
     }
