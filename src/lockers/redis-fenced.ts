@@ -85,12 +85,12 @@ export class FencedStore implements VersionedStore {
     const lease = this.#lease;
     const scripts = this.#scripts;
     const releasing = lease.takeReleaseOnWrite();
-    const { lock, waiting, channel } = lease.keys;
+    const { lock, waiters, waiting, channel } = lease.keys;
     let outcome: unknown;
     try {
       scripts.assertReady(`fenced ${op}`);
       const [command, ...operands] = args;
-      outcome = await scripts.run('fenced', [lock, this.#recordKey, waiting], [
+      outcome = await scripts.run('fenced', [lock, this.#recordKey, waiters, waiting], [
         lease.token, command!, releasing ? '1' : '0', scripts.publishCommand, channel, ...operands,
       ], this.#timeoutMs);
     } catch (error) {

@@ -38,7 +38,9 @@ export interface LockKeys {
   readonly key: string;
   /** `<prefix>{key}`: holds the token of the lease. */
   readonly lock: string;
-  /** `<lock>:waiting`: set while a waiter of another process wants a wake-up (see redis-scripts.ts). */
+  /** `<lock>:waiters`: the ids of the lockers waiting for a wake-up, first come first (see redis-scripts.ts). */
+  readonly waiters: string;
+  /** `<lock>:waiting`: set while any waiter of another process wants a wake-up (what 0.1.0's waiters set alone; see redis-scripts.ts). */
   readonly waiting: string;
   /** `<lock>:released`: the wake-up channel. */
   readonly channel: string;
@@ -170,9 +172,9 @@ export class HeldLease implements RedisLease {
     this.#released ??= (async () => {
       this.#stop();
       const { scripts } = this.#host;
-      const { lock, waiting, channel } = this.keys;
+      const { lock, waiters, waiting, channel } = this.keys;
       // The next local waiter tries once this has run (it would find the lock still held before).
-      const command = scripts.run('release', [lock, waiting], [this.token, scripts.publishCommand, channel]).then(
+      const command = scripts.run('release', [lock, waiters, waiting], [this.token, scripts.publishCommand, channel]).then(
         () => this.#end(),
         (error: unknown) => {
           debug('redis locker: a release failed (the lock expires by itself): %s', errorMessage(error));

@@ -97,8 +97,9 @@ export interface RedisLockerOptions {
   /**
    * Fallback poll while waiting, in ms: the first retry after `pollMinMs`, then
    * doubling up to `pollMaxMs` (never later than the moment the current lock
-   * expires). It only matters when a release notification is lost (subscriber
-   * reconnecting) or a holder died.
+   * expires, or the turn it holds for another process). It only matters when a
+   * release notification is lost (subscriber reconnecting), a holder died, or
+   * a process died while the lock waited for it in its turn.
    * @default 50
    */
   pollMinMs?: number;

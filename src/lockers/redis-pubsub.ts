@@ -45,7 +45,7 @@ export class ReleaseChannels {
   readonly #client: RedisLockerClient;
   readonly #sharded: boolean;
   readonly #closeTimeoutMs: number;
-  readonly #onRelease: (channel: string) => void;
+  readonly #onRelease: (channel: string, message: string) => void;
   readonly #subs = new Map<string, ChannelSub>();
   /** The subscriber connection (created on first need)… */
   #subscriber: Subscriber | undefined;
@@ -55,7 +55,7 @@ export class ReleaseChannels {
   #unwatch: (() => void) | undefined;
   #closed = false;
 
-  constructor(client: RedisLockerClient, mode: 'sharded' | 'plain', closeTimeoutMs: number, onRelease: (channel: string) => void) {
+  constructor(client: RedisLockerClient, mode: 'sharded' | 'plain', closeTimeoutMs: number, onRelease: (channel: string, message: string) => void) {
     this.#client = client;
     this.#sharded = mode === 'sharded';
     this.#closeTimeoutMs = closeTimeoutMs;
@@ -90,7 +90,7 @@ export class ReleaseChannels {
     await this.#dropSubscriber();
   }
 
-  readonly #onMessage: PubSubListener = (_message, channel) => this.#onRelease(channel);
+  readonly #onMessage: PubSubListener = (message, channel) => this.#onRelease(channel, message);
 
   async #want(channel: string, want: boolean): Promise<void> {
     if (this.#closed) return;

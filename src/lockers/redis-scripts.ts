@@ -4,12 +4,31 @@
  * hash tag, so a cluster client routes it to the node owning that slot and
  * Redis accepts it.
  *
- * Wake-ups cost a message only when someone waits: a waiter whose attempt
- * finds the lock taken sets the lock's *waiting mark* (`<lock key>:waiting`)
- * in that same atomic step, and a release deletes the mark together with the
- * lock (one `DEL` of both keys) and publishes only when the mark was there.
- * No wake-up is lost: a waiter retries once right after it subscribed, and
- * each failed retry sets the mark again before any later release can run.
+ * Wake-ups cost a message only when someone waits, and the lock goes to the
+ * waiting processes in turn, in the order they came: a waiter whose attempt
+ * finds the lock taken (and whose locker is subscribed to the release
+ * channel) appends its locker's id to the lock's *waiters list*
+ * (`<lock key>:waiters`, once per locker) in that same atomic step; a release
+ * pops the first id, leaves the lock key holding that locker's *turn*
+ * (`turn:<id>`, for {@link TURN_MS} at most) instead of deleting it, and
+ * publishes the id. Only that locker may take the lock then (its attempt
+ * swaps the turn for its token), so neither the releasing process nor a
+ * newcomer overtakes the queue, and nobody else is woken to try and fail.
+ * (Waking every waiting process made each release cost one failed attempt
+ * per other waiting process, favoured whichever subscriber Redis wrote to
+ * first, and let the releasing process take the lock straight back.) No
+ * wake-up is lost: a waiter retries once right after it subscribed, each
+ * failed retry registers again before any later release can run, a locker
+ * woken with nobody waiting any more passes its turn on, and a turn nobody
+ * takes (its process died, or the message was lost) expires.
+ *
+ * Every registration also sets the lock's *waiting mark* (`<lock key>:waiting`,
+ * what 0.1.0's waiters set alone), and a release deletes it with the lock in
+ * one `DEL`: the list is looked at only when the mark was there, so a release
+ * nobody waits for costs what it did before the list (and sets the mark again
+ * while the list holds more lockers). A mark without a list (a 0.1.0 waiter,
+ * which takes any message as a wake-up) gets the message '1': a rolling
+ * upgrade wakes both kinds.
  */
 import { createHash } from 'node:crypto';
 import { withDeadline } from '../deadline.js';
@@ -18,32 +37,101 @@ import { VERSIONED_WRITE_LUA } from '../stores/redis-versioned-write.js';
 import type { RedisLockerClient } from './redis-options.js';
 
 /**
- * Acquire: KEYS[1] lock, KEYS[2] waiting mark, KEYS[3] (optional) session
- * record; ARGV[1] token, ARGV[2] lease ms, ARGV[3] how long the waiting mark
- * lives in ms ('' to set none: this waiter is not subscribed to wake-ups).
+ * How long a turn waits for its locker, ms: past the wake-up latency of a
+ * loaded process, short enough that a turn nobody takes (a dead process, a
+ * message lost while its subscriber reconnected) costs the queue little.
+ */
+export const TURN_MS = 100;
+
+/**
+ * Give the lock `lock` (already deleted, with the waiting mark `mark`:
+ * `marked` says whether the mark was there) to the next waiting process: pop
+ * the first locker id of `waiters`, set the mark again if more are left, set
+ * the lock to the popped locker's turn and publish its id; with a mark but
+ * nobody on the list (a 0.1.0 waiter), publish '1', which wakes every waiter.
+ */
+const WAKE_NEXT_LUA = `
+local function wake_next(lock, waiters, mark, marked, command, channel)
+  if not marked or command == '' then return end
+  local id = redis.call('LPOP', waiters)
+  if not id then
+    redis.call(command, channel, '1')
+    return
+  end
+  local left = redis.call('PTTL', waiters)
+  if left > 0 then redis.call('SET', mark, '1', 'PX', left) end
+  redis.call('SET', lock, 'turn:' .. id, 'PX', ${TURN_MS})
+  redis.call(command, channel, id)
+end
+`;
+
+/**
+ * Acquire: KEYS[1] lock, KEYS[2] waiters list, KEYS[3] waiting mark, KEYS[4]
+ * (optional) session record; ARGV[1] token, ARGV[2] lease ms, ARGV[3] how long
+ * the waiters list and the mark live in ms ('' to register nothing: this waiter is not subscribed to
+ * wake-ups), ARGV[4] the locker's id, ARGV[5] '1' when a release woke this
+ * locker (it was popped: the lock should hold its turn; a failure puts it
+ * back at the front of the list), ARGV[6] '1' when it registered and was
+ * not woken since (a lost message: the lock may hold its turn; a success
+ * takes its id off the list). The lock is taken when free, or when it holds
+ * this locker's turn (looked up only by a locker that may have one: a
+ * first attempt costs just the `SET NX`).
  * Returns `{1, record}` when acquired (the record read in the same atomic
  * step: the fast path), else `{0, pttl}` of the current holder.
  */
 const ACQUIRE = `
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  if KEYS[3] then return {1, redis.call('GET', KEYS[3])} end
+local took
+if ARGV[5] == '1' or ARGV[6] == '1' then
+  local current = redis.call('GET', KEYS[1])
+  if not current or current == 'turn:' .. ARGV[4] then took = redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
+else
+  took = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
+end
+if took then
+  if ARGV[6] == '1' then redis.call('LREM', KEYS[2], 0, ARGV[4]) end
+  if KEYS[4] then return {1, redis.call('GET', KEYS[4])} end
   return {1}
 end
-if ARGV[3] ~= '' then redis.call('SET', KEYS[2], '1', 'PX', ARGV[3]) end
+if ARGV[3] ~= '' then
+  redis.call('SET', KEYS[3], '1', 'PX', ARGV[3])
+  local queued = false
+  for _, id in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+    if id == ARGV[4] then queued = true break end
+  end
+  if not queued then
+    if ARGV[5] == '1' then redis.call('LPUSH', KEYS[2], ARGV[4]) else redis.call('RPUSH', KEYS[2], ARGV[4]) end
+  end
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+end
 return {0, redis.call('PTTL', KEYS[1])}
 `;
 
 /**
  * Release: compare-and-delete the lock (and the waiting mark with it), then
- * wake the waiters if the mark was set. KEYS[1] lock, KEYS[2] waiting mark;
- * ARGV[1] token, ARGV[2] publish command ('' for none), ARGV[3] channel.
+ * give it to the next waiting process. KEYS[1] lock, KEYS[2] waiters list,
+ * KEYS[3] waiting mark; ARGV[1] token, ARGV[2] publish command ('' for
+ * none), ARGV[3] channel.
  */
-const RELEASE = `
+const RELEASE = `${WAKE_NEXT_LUA}
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-  if redis.call('DEL', KEYS[1], KEYS[2]) == 2 and ARGV[2] ~= '' then redis.call(ARGV[2], ARGV[3], '1') end
+  wake_next(KEYS[1], KEYS[2], KEYS[3], redis.call('DEL', KEYS[1], KEYS[3]) == 2, ARGV[2], ARGV[3])
   return 1
 end
 return 0
+`;
+
+/**
+ * Pass a turn on: a locker was woken with nobody waiting there any more. If
+ * the lock holds its turn (or is free), give it to the next waiting process
+ * (a holder's release does it otherwise). KEYS[1] lock, KEYS[2] waiters list,
+ * KEYS[3] waiting mark; ARGV[1] publish command, ARGV[2] channel, ARGV[3] the
+ * locker's id.
+ */
+const PASS = `${WAKE_NEXT_LUA}
+local current = redis.call('GET', KEYS[1])
+if current == 'turn:' .. ARGV[3] then redis.call('DEL', KEYS[1]) elseif current then return 0 end
+wake_next(KEYS[1], KEYS[2], KEYS[3], redis.call('DEL', KEYS[3]) == 1, ARGV[1], ARGV[2])
+return 1
 `;
 
 /** Renew: extend the lease only while the token is ours. KEYS[1] lock; ARGV[1] token, ARGV[2] lease ms. */
@@ -56,7 +144,7 @@ return 0
  * Fenced write: only while the lock still holds our token, atomically; with
  * the release flag (the scope's last write) it also releases the lock as
  * RELEASE does, in the same step. KEYS[1] lock, KEYS[2] record, KEYS[3]
- * waiting mark; ARGV[1] token, ARGV[2] op, ARGV[3] '1' to release, ARGV[4]
+ * waiters list, KEYS[4] waiting mark; ARGV[1] token, ARGV[2] op, ARGV[3] '1' to release, ARGV[4]
  * publish command ('' for none), ARGV[5] channel, ARGV[6..] operands:
  * - `write` (versioned, RedisStore's `versioned_write`): stored ('' to delete),
  *   ttl, condition kind, condition version;
@@ -67,7 +155,7 @@ return 0
  * condition refused the write (nothing written, the lock still held: the
  * caller's release() gives it back).
  */
-const FENCED = `${VERSIONED_WRITE_LUA}
+const FENCED = `${VERSIONED_WRITE_LUA}${WAKE_NEXT_LUA}
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 local op = ARGV[2]
 if op == 'write' then
@@ -79,9 +167,7 @@ elseif op == 'del' then
 else
   redis.call('PEXPIRE', KEYS[2], ARGV[6])
 end
-if ARGV[3] == '1' then
-  if redis.call('DEL', KEYS[1], KEYS[3]) == 2 and ARGV[4] ~= '' then redis.call(ARGV[4], ARGV[5], '1') end
-end
+if ARGV[3] == '1' then wake_next(KEYS[1], KEYS[3], KEYS[4], redis.call('DEL', KEYS[1], KEYS[4]) == 2, ARGV[4], ARGV[5]) end
 return 1
 `;
 
@@ -94,6 +180,7 @@ const script = (source: string): Script => ({ source, sha: createHash('sha1').up
 const SCRIPTS = {
   acquire: script(ACQUIRE),
   release: script(RELEASE),
+  pass: script(PASS),
   renew: script(RENEW),
   fenced: script(FENCED),
 };

@@ -51,6 +51,12 @@ function nextToken(): string {
   return `${TOKEN_NONCE}.${(++tokenCounter).toString(36)}`;
 }
 
+/** Each locker's id in the waiters lists (unique like the tokens: same nonce, its own counter). */
+let lockerCounter = 0;
+function nextLockerId(): string {
+  return `${TOKEN_NONCE}:${(++lockerCounter).toString(36)}`;
+}
+
 function text(value: unknown): string | undefined {
   if (value === null || value === undefined) return undefined;
   if (typeof value === 'string') return value;
@@ -68,6 +74,10 @@ interface KeyState {
   readonly queue: Waiter[];
   /** The lock was released (a notification, or a local lease ended): the head retries at once instead of sleeping. */
   woken: boolean;
+  /** A release woke this locker by its id: if the next attempt fails, it goes back to the front of the waiters list. */
+  called: boolean;
+  /** This locker's id may be in the waiters list (an attempt registered it and no release popped it since). */
+  registered: boolean;
 }
 
 interface Waiter {
@@ -99,7 +109,10 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  * - waiting: in-process waiters queue FIFO and only the head of each key talks
  *   to Redis; it sleeps until a release (a local lease ending, or a pub/sub
  *   notification from another process) or a bounded backoff poll, never
- *   spinning. Across processes there is no FIFO promise;
+ *   spinning. Across processes the lock goes in turn, first come first: a
+ *   failed attempt registers its locker at the end of the lock's waiters
+ *   list, and a release hands the lock to the first one's turn and wakes only
+ *   that process (see redis-scripts.ts);
  * - fencing: a versioned master (every built-in server-side store) refuses a
  *   write whose version condition no longer holds, so a save that lands late
  *   cannot overwrite newer data, whichever client it uses. With a `RedisStore`
@@ -139,8 +152,10 @@ export class RedisLocker implements Locker {
   readonly #channels: ReleaseChannels | undefined;
   /** What each lease needs of this locker. */
   readonly #host: LeaseHost;
-  /** How long a waiter's mark (`<lock>:waiting`) lives: past its longest sleep between two attempts. `''`: no wake-ups wanted. */
+  /** How long a waiters list (`<lock>:waiters`) lives after a registration: past a waiter's longest sleep between two attempts. `''`: no wake-ups wanted. */
   readonly #waitingMarkMs: string;
+  /** This locker's id in the waiters lists. */
+  readonly #id = nextLockerId();
   readonly #keys = new Map<string, KeyState>();
   /** Leases this process holds, per key (a new local head need not ask Redis while we hold it). */
   readonly #held = new Map<string, number>();
@@ -215,7 +230,7 @@ export class RedisLocker implements Locker {
     let state = this.#keys.get(key);
     if (!state) {
       const lock = this.lockKey(key);
-      state = { keys: { key, lock, waiting: `${lock}:waiting`, channel: `${lock}:released` }, queue: [], woken: false };
+      state = { keys: { key, lock, waiters: `${lock}:waiters`, waiting: `${lock}:waiting`, channel: `${lock}:released` }, queue: [], woken: false, called: false, registered: false };
       this.#keys.set(key, state);
     }
     const keyState = state;
@@ -351,23 +366,35 @@ export class RedisLocker implements Locker {
     const token = nextToken();
     const { keys } = state;
     const recordKey = fast?.recordKey(keys.key);
-    const scriptKeys = recordKey === undefined ? [keys.lock, keys.waiting] : [keys.lock, keys.waiting, recordKey];
+    const scriptKeys = recordKey === undefined ? [keys.lock, keys.waiters, keys.waiting] : [keys.lock, keys.waiters, keys.waiting, recordKey];
+    // Register for a wake-up only once subscribed: a wake-up sent to a locker
+    // that cannot hear it would be lost for every other waiter too (the run
+    // loop retries right after subscribing, and registers then).
+    const register = this.#channels?.isSubscribed(keys.channel) ? this.#waitingMarkMs : '';
+    // Woken by id: take the turn (a failure goes back to the front). Registered before: the turn may be ours too, and a success takes the id off the list.
+    const called = state.called ? '1' : '';
+    const registered = state.registered ? '1' : '';
+    state.called = false;
     const startedAt = performance.now();
     let reply: unknown;
     try {
       this.#scripts.assertReady('lock acquire');
-      reply = await this.#scripts.run('acquire', scriptKeys, [token, String(this.leaseMs), this.#waitingMarkMs], timeoutMs);
+      reply = await this.#scripts.run('acquire', scriptKeys, [token, String(this.leaseMs), register, this.#id, called, registered], timeoutMs);
     } catch (error) {
       if (error instanceof StoreError) throw error;
       // The SET may have landed with its reply lost (command timeout, dropped
       // connection): give back whatever this token holds, without waiting (on
       // the same connection, so it runs after the SET if that arrives late).
-      void this.#scripts.run('release', [keys.lock, keys.waiting], [token, this.#scripts.publishCommand, keys.channel]).catch(() => {});
+      void this.#scripts.run('release', [keys.lock, keys.waiters, keys.waiting], [token, this.#scripts.publishCommand, keys.channel]).catch(() => {});
       // Never the lock key in a message: it carries the sid.
       throw new StoreError(this.name, `lock acquire (SET NX PX${fast ? ' + GET' : ''}) failed for a lock key: ${errorMessage(error)}`, { cause: error });
     }
     const [ok, second] = Array.isArray(reply) ? (reply as unknown[]) : [];
-    if (Number(ok) !== 1) return { pttl: Number(second ?? -1) };
+    if (Number(ok) !== 1) {
+      if (register !== '') state.registered = true;
+      return { pttl: Number(second ?? -1) };
+    }
+    state.registered = false;
     this.#held.set(keys.key, (this.#held.get(keys.key) ?? 0) + 1);
     const lease = new HeldLease(this.#host, keys, token, startedAt);
     if (fast && recordKey !== undefined) {
@@ -397,11 +424,27 @@ export class RedisLocker implements Locker {
     }
   }
 
-  /** A release notification on channel `<lockKey>:released`: wake that key's head. */
-  readonly #onReleaseMessage = (channel: string): void => {
+  /**
+   * A release notification on channel `<lockKey>:released`, carrying the id
+   * of the locker it wakes ('1': every waiter, from a 0.1.0 release): wake
+   * that key's head if it is this locker; with nobody waiting here any more,
+   * pass the wake-up on to the next waiting process.
+   */
+  readonly #onReleaseMessage = (channel: string, message: string): void => {
+    if (message !== this.#id && message !== '1') return;
     const lockKey = channel.slice(0, -':released'.length);
     const state = this.#keys.get(lockKey.slice(this.prefix.length + 1, -1));
-    if (state) this.#wake(state);
+    if (state) {
+      if (message === this.#id) {
+        state.called = true;
+        state.registered = false;
+      }
+      this.#wake(state);
+    } else if (message === this.#id) {
+      void this.#scripts.run('pass', [lockKey, `${lockKey}:waiters`, `${lockKey}:waiting`], [this.#scripts.publishCommand, channel, this.#id]).catch((error: unknown) => {
+        debug('redis locker: passing a turn on failed (it expires; the next waiter polls): %s', errorMessage(error));
+      });
+    }
   };
 
   // -- master store ------------------------------------------------------------

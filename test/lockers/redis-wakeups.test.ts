@@ -5,14 +5,22 @@
  * - a waiter of another process (here: another client and locker) registers
  *   before it sleeps, so the release publishes and wakes it: with the poll 10
  *   minutes away, only that message can hand it the lock;
+ * - a release gives the lock to the turn of one waiting process (locker), the
+ *   first registered, and wakes only it; the releasing process cannot take it
+ *   back meanwhile; a locker woken with nobody waiting passes its turn on; a
+ *   turn nobody takes expires;
  * - a waiter of the same locker is woken by the local lease ending, even with
- *   pub/sub off.
+ *   pub/sub off;
+ * - with 0.1.0 lockers on the same server (a rolling upgrade): their waiting
+ *   mark still gets a message, and their message ('1') still wakes ours.
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { createClient } from 'redis';
 import request from 'supertest';
+import { LockTimeoutError } from '../../src/errors.js';
 import { RedisLocker, type RedisLockerOptions } from '../../src/lockers/redis.js';
+import { TURN_MS } from '../../src/lockers/redis-scripts.js';
 import { RedisStore } from '../../src/stores/redis.js';
 import { cookieHeader, makeApp } from '../helpers/app.js';
 import { redisServer, skipReason, waitUntil } from '../helpers/servers.js';
@@ -87,7 +95,7 @@ describe('RedisLocker wake-ups', { skip }, () => {
     await lease.release();
   });
 
-  test('a waiter of another process registers before it sleeps: the release wakes it, and clears the mark', async () => {
+  test('a waiter of another process registers (once per locker) before it sleeps: the release wakes it, and takes it off the list', async () => {
     const key = freshKey();
     const holderLocker = locker({ client: one! });
     const holder = await holderLocker.acquire(key, { timeoutMs: LONG });
@@ -100,13 +108,14 @@ describe('RedisLocker wake-ups', { skip }, () => {
         await lease.release();
       }),
     );
-    const mark = `${holderLocker.lockKey(key)}:waiting`;
-    await waitUntil(async () => (await one!.exists(mark)) === 1, { what: 'the waiting mark' });
+    const list = `${holderLocker.lockKey(key)}:waiters`;
+    await waitUntil(async () => (await one!.lLen(list)) === 1, { what: 'the waiter registered' });
     await holder.release();
     // The first waiter is woken by the message; the next five by the local lease ending.
     await Promise.all(waiters);
     assert.deepEqual(got, [0, 1, 2, 3, 4, 5], 'FIFO within the process');
-    assert.equal(await one!.exists(mark), 0, 'the release took the mark with the lock');
+    assert.equal(await one!.exists(list), 0, 'the release took the registration off the list');
+    assert.equal(await one!.exists(`${holderLocker.lockKey(key)}:waiting`), 0, 'and the waiting mark with the lock');
     assert.equal(waiterLocker.size + waiterLocker.heldKeys, 0);
   });
 
@@ -127,6 +136,98 @@ describe('RedisLocker wake-ups', { skip }, () => {
       await lease.release();
     }));
     assert.equal(count, N);
+  });
+
+  test('a release wakes one waiting process, the first registered; each release the next (one PUBLISH each, no failed attempt)', async () => {
+    const key = freshKey();
+    const holder = await locker({ client: one! }).acquire(key, { timeoutMs: LONG });
+    const list = `${holder.lockKey}:waiters`;
+    const got: string[] = [];
+    const waiting: Promise<void>[] = [];
+    for (const name of ['a', 'b', 'c']) {
+      const l = locker({ client: two!, ...NO_POLL });
+      waiting.push(l.acquire(key, { timeoutMs: LONG }).then(async (lease) => {
+        got.push(name);
+        await lease.release();
+      }));
+      // Registered in this order (once subscribed: the run loop retries then and registers).
+      await waitUntil(async () => (await one!.lLen(list)) === waiting.length, { what: `waiter ${name} registered` });
+    }
+    await one!.configResetStat();
+    await holder.release();
+    await Promise.all(waiting);
+    assert.deepEqual(got, ['a', 'b', 'c'], 'woken in the order they registered');
+    const calls = await commandCalls();
+    assert.equal(calls.get('publish'), 3, 'one message per release someone waited for');
+    assert.equal(calls.get('lrange') ?? 0, 0, 'no attempt failed (a failed one registers again): nobody was woken for nothing');
+    assert.equal(await one!.exists(list), 0);
+  });
+
+  test('a locker woken after its waiter gave up passes the wake-up on to the next waiting process', async () => {
+    const key = freshKey();
+    const holder = await locker({ client: one! }).acquire(key, { timeoutMs: LONG });
+    const list = `${holder.lockKey}:waiters`;
+    const gaveUp = locker({ client: two!, ...NO_POLL });
+    const timedOut = gaveUp.acquire(key, { timeoutMs: 300 });
+    await waitUntil(async () => (await one!.lLen(list)) === 1, { what: 'the first waiter registered' });
+    await assert.rejects(timedOut, LockTimeoutError);
+    assert.equal(gaveUp.size, 0, 'nobody waits at the first locker any more');
+    const next = locker({ client: two!, ...NO_POLL });
+    const waiting = next.acquire(key, { timeoutMs: LONG });
+    await waitUntil(async () => (await one!.lLen(list)) === 2, { what: 'the second waiter registered behind it' });
+    await holder.release();
+    // The message names the first locker; only its pass-on can wake the second before its poll (10 minutes).
+    const lease = await waiting;
+    await lease.release();
+    assert.equal(await one!.exists(list), 0);
+  });
+
+  test('while the lock holds the turn of another locker, nobody else takes it (the releasing process included)', async () => {
+    const key = freshKey();
+    const releasing = locker({ client: one!, pollMinMs: 10, pollMaxMs: 20 });
+    const holder = await releasing.acquire(key, { timeoutMs: LONG });
+    await holder.release();
+    // What a release leaves for the next process in line (here for longer than TURN_MS, so the refusals are certain).
+    await one!.set(holder.lockKey, 'turn:a locker of another process', { PX: 60_000 });
+    await assert.rejects(releasing.acquire(key, { timeoutMs: 200 }), LockTimeoutError);
+    await assert.rejects(locker({ client: two!, pollMinMs: 10, pollMaxMs: 20 }).acquire(key, { timeoutMs: 200 }), LockTimeoutError);
+    await one!.del(holder.lockKey);
+  });
+
+  test('a turn nobody takes (its process died) expires, and the next waiter gets the lock by its poll', async () => {
+    const key = freshKey();
+    const holder = await locker({ client: one! }).acquire(key, { timeoutMs: LONG });
+    // What its registration left: its id on the list, and the waiting mark.
+    await one!.rPush(`${holder.lockKey}:waiters`, 'a locker of a process that died');
+    await one!.set(`${holder.lockKey}:waiting`, '1', { PX: 10_000 });
+    await holder.release();
+    assert.equal(await one!.get(holder.lockKey), 'turn:a locker of a process that died');
+    // Refused while the turn lasts (TURN_MS), then taken by a poll.
+    const lease = await locker({ client: two!, pollMinMs: Math.ceil(TURN_MS / 10), pollMaxMs: TURN_MS }).acquire(key, { timeoutMs: LONG });
+    await lease.release();
+  });
+
+  test('rolling upgrade: a 0.1.0 waiting mark gets its message and goes with the lock; a 0.1.0 message (\'1\') wakes our waiters', async () => {
+    const key = freshKey();
+    const holderLocker = locker({ client: one! });
+    const holder = await holderLocker.acquire(key, { timeoutMs: LONG });
+    const mark = `${holder.lockKey}:waiting`;
+    const channel = `${holder.lockKey}:released`;
+    await one!.set(mark, '1', { PX: 10_000 }); // what a 0.1.0 waiter sets
+    await one!.configResetStat();
+    await holder.release();
+    assert.equal((await commandCalls()).get('publish'), 1, 'the 0.1.0 waiter is woken');
+    assert.equal(await one!.exists(mark), 0);
+
+    // A 0.1.0 holder releases with DEL + PUBLISH '1' (it knows nothing of the list).
+    await one!.set(holder.lockKey, 'a 0.1.0 token', { PX: 10_000 });
+    const waiter = locker({ client: two!, ...NO_POLL });
+    const waiting = waiter.acquire(key, { timeoutMs: LONG });
+    await waitUntil(async () => (await one!.lLen(`${holder.lockKey}:waiters`)) === 1, { what: 'our waiter registered' });
+    await one!.del([holder.lockKey, mark]);
+    await one!.publish(channel, '1');
+    const lease = await waiting;
+    await lease.release();
   });
 
   test('pub/sub off: waiters of the same locker are still handed the lock by the local release, not the poll', async () => {
