@@ -51,13 +51,13 @@ for (const config of configs as ConfigName[]) {
   }
   rows.push(report);
   const { counts } = report.result;
-  console.log(`  ${report.durationS.toFixed(0)} s, ${counts.ops} ops, ${faultCount(report)} faults (${FAULTS.map((k) => `${k} ${report.faults[k]}`).join(', ')}), ${report.handoffs} acked appends by lease handoff, ${report.result.anomalies.length} anomalies`);
+  console.log(`  ${report.durationS.toFixed(0)} s, ${counts.ops} ops, ${faultCount(report)} faults (${FAULTS.map((k) => `${k} ${report.faults[k]}`).join(', ')}), ${report.handoffs} acked appends by lease handoff, ${report.masterWrites} master writes for ${report.result.counts.appends.ok} acked appends (${report.carried} carried by a batch), ${report.result.anomalies.length} anomalies`);
   if (report.counterexample) console.log(`  SMALLEST COUNTEREXAMPLE (seed ${seed}, config ${config}):\n${report.counterexample.replace(/^/gm, '    ')}`);
 }
 
-const header = ['config', 'wall s', 'ops checked', 'appends ok/unknown/failed', 'by handoff', 'reads ok', 'final list', 'faults (pause/holder, kill, restart, delay, partition, cut)', 'anomalies'];
+const header = ['config', 'wall s', 'ops checked', 'appends ok/unknown/failed', 'by handoff', 'master writes', 'carried', 'reads ok', 'final list', 'faults (pause/holder, kill, restart, delay, partition, cut)', 'anomalies'];
 const table = rows.map((r) => {
-  if ('skip' in r) return [r.config, '', 'skipped', '', '', '', '', '', r.skip];
+  if ('skip' in r) return [r.config, '', 'skipped', '', '', '', '', '', '', '', r.skip];
   const { counts } = r.result;
   const f = r.faults;
   return [
@@ -66,6 +66,8 @@ const table = rows.map((r) => {
     String(counts.ops),
     `${counts.appends.ok}/${counts.appends.unknown} (${counts.unknownApplied} landed)/${counts.appends.failed}`,
     String(r.handoffs),
+    String(r.masterWrites),
+    String(r.carried),
     String(counts.reads.ok),
     String(counts.finalLength),
     `${faultCount(r)} (${f.pause}/${r.pausedHolders}, ${f.kill}, ${f.restart}, ${f.delay}, ${f.partition}, ${f.cut})`,

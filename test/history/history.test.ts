@@ -24,7 +24,7 @@ describe('history under faults: no acknowledged append lost, none duplicated, re
         return;
       }
       const { counts } = report.result;
-      t.diagnostic(`${config}: ${counts.ops} ops (appends ${counts.appends.ok} ok, ${report.handoffs} of them by lease handoff, ${counts.appends.unknown} unknown, ${counts.appends.failed} failed; ${counts.reads.ok} reads), ${faultCount(report)} faults: ${report.faultLog.map((l) => l.trim()).join('; ')}`);
+      t.diagnostic(`${config}: ${counts.ops} ops (appends ${counts.appends.ok} ok, ${report.handoffs} of them by lease handoff, ${report.carried} carried by a group-commit batch, ${report.masterWrites} master writes, ${counts.appends.unknown} unknown, ${counts.appends.failed} failed; ${counts.reads.ok} reads), ${faultCount(report)} faults: ${report.faultLog.map((l) => l.trim()).join('; ')}`);
       assert.equal(report.counterexample, '', `anomaly (seed ${SEED}, config ${config})`);
       assert.ok(report.result.valid);
       const expected: readonly FaultKind[] = config === 'memory' ? ['pause', 'delay', 'partition', 'cut'] : config === 'redis-cluster' ? ['pause', 'kill', 'delay', 'partition', 'cut'] : FAULTS;

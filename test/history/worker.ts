@@ -9,7 +9,10 @@
  *   (or, with `unsafeAppend`, the broken variant the checker must catch);
  *   answers `{ handedOver }`: whether the scope of an existing session got its
  *   lease from the scope before it in this process (lease handoff, session()
- *   option `handoff`, on by default and on here) instead of from the locker.
+ *   option `handoff`, on by default and on here) instead of from the locker,
+ *   and `masterWrites`: how many master writes the request itself made (0: with
+ *   group commit, on by default and on here, a later scope's write carried its
+ *   change).
  * - `GET /read`: `{ list }` from `get()` (the unlocked snapshot).
  * An error answers `{ code, outcome }` (the SessionError's code and, for a
  * StoreError, whether the write may have happened) so the driver can tell
@@ -128,6 +131,47 @@ if (config.store === 'memory') {
 }
 
 /**
+ * Per append request: the versions its own context wrote to the master (a
+ * successful conditional write of the session's record; mirror writes, with
+ * condition 'newer', are not master writes). With group commit an append can
+ * be acknowledged without any: a later scope's write carried its change. A
+ * Proxy counts them without touching the library: on the lease's guarded view
+ * where the locker gives one (Redis fast path, PostgreSQL row), else on the
+ * master itself (memcached, mongo, memory; a RedisStore or PostgresStore is
+ * never wrapped, its fast-path registration is keyed by the object).
+ */
+const scopeWrites = new AsyncLocalStorage<{ versions: Set<number> }>();
+function countingStore<T extends object>(target: T): T {
+  return new Proxy(target, {
+    get(t, prop) {
+      const value = Reflect.get(t, prop, t) as unknown;
+      if (typeof value !== 'function') return value;
+      if (prop !== 'write') return value.bind(t);
+      return async (...args: unknown[]) => {
+        const applied = await (value as (...a: unknown[]) => Promise<boolean>).apply(t, args);
+        const writes = scopeWrites.getStore();
+        if (applied && writes && args[4] !== 'newer') writes.versions.add(args[2] as number);
+        return applied;
+      };
+    },
+  });
+}
+if (config.store === 'memcached' || config.store === 'mongo' || config.store === 'memory') store = countingStore(store);
+function countingLease<L extends object>(lease: L): L {
+  const guarded = (lease as { store?: object }).store;
+  if (guarded === undefined) return lease;
+  const counted = countingStore(guarded);
+  const proxy = new Proxy(lease, {
+    get(t, prop) {
+      if (prop === 'store') return counted;
+      const value = Reflect.get(t, prop, t) as unknown;
+      return typeof value === 'function' ? value.bind(t) : value;
+    },
+  });
+  return proxy;
+}
+
+/**
  * Per append request: how many times its scope went to the locker. A scope
  * that ran without going there got its lease handed over by the scope before
  * it in this process. The wrapper keeps `leaseMs`, which caps the handoff.
@@ -140,7 +184,7 @@ locker = {
   acquire(key, options) {
     const counter = scopeAcquires.getStore();
     if (counter) counter.acquires++;
-    return inner.acquire(key, options);
+    return inner.acquire(key, options).then(countingLease);
   },
   close: () => inner.close?.() ?? Promise.resolve(),
 } as Locker;
@@ -192,11 +236,12 @@ app.use(async (ctx) => {
     // A new session's scope takes no lock at all (nobody else knows its id): not a handoff.
     const existing = ctx.session.id !== undefined;
     const counter = { acquires: 0 };
-    await scopeAcquires.run(counter, () => ctx.session.withLock(async (s) => {
+    const writes = { versions: new Set<number>() };
+    await scopeWrites.run(writes, () => scopeAcquires.run(counter, () => ctx.session.withLock(async (s) => {
       await maybeHold();
       s.historyList = [...(stale ?? s.historyList ?? []), element];
-    }));
-    ctx.body = { pid: process.pid, handedOver: existing && counter.acquires === 0 };
+    })));
+    ctx.body = { pid: process.pid, handedOver: existing && counter.acquires === 0, masterWrites: writes.versions.size };
   } else if (ctx.path === '/read') {
     ctx.body = { pid: process.pid, list: (await ctx.session.get()).historyList ?? [] };
   } else {

@@ -72,6 +72,10 @@ export interface RunReport {
   readonly pausedHolders: number;
   /** Acknowledged appends whose scope got the lease handed over by the scope before it in its process (not from the locker). */
   readonly handoffs: number;
+  /** Master writes made by the requests of acknowledged appends (fewer than the acknowledged appends: group commit batched them). */
+  readonly masterWrites: number;
+  /** Acknowledged appends whose request wrote nothing to the master: a later scope's write carried the change (group commit). */
+  readonly carried: number;
   /** Wall time of the run in s: starting the processes, the clients with faults, recovery, the final read. */
   readonly durationS: number;
   readonly faultLog: readonly string[];
@@ -84,7 +88,7 @@ export interface RunReport {
 /** Outcome of one HTTP request: a status for the history, plus the parsed body. */
 interface Reply {
   status: Status;
-  body?: { list?: string[]; code?: string; outcome?: string; handedOver?: boolean };
+  body?: { list?: string[]; code?: string; outcome?: string; handedOver?: boolean; masterWrites?: number };
   note?: string;
   cookie?: string;
 }
@@ -135,6 +139,8 @@ export async function runHistory(options: RunOptions): Promise<RunReport | { ski
   const faultLog: string[] = [];
   let pausedHolders = 0;
   let handoffs = 0;
+  let masterWrites = 0;
+  let carried = 0;
   /** Set when the run ends early (an error): the client and fault loops stop. */
   let aborted = false;
   let nextId = 0;
@@ -156,6 +162,11 @@ export async function runHistory(options: RunOptions): Promise<RunReport | { ski
       if (kind === 'append') history.push({ kind, ...base, element });
       else history.push({ kind, ...base, ...(reply.status === 'ok' ? { result: reply.body?.list ?? [] } : {}) });
       if (kind === 'append' && reply.status === 'ok' && reply.body?.handedOver === true) handoffs++;
+      if (kind === 'append' && reply.status === 'ok') {
+        const wrote = reply.body?.masterWrites ?? 0;
+        masterWrites += wrote;
+        if (wrote === 0) carried++;
+      }
       return reply;
     };
     const first = await perform(-1, 'append', 'init', apps[0]!);
@@ -301,6 +312,8 @@ export async function runHistory(options: RunOptions): Promise<RunReport | { ski
       faults,
       pausedHolders,
       handoffs,
+      masterWrites,
+      carried,
       durationS: (performance.now() - runStart) / 1000,
       faultLog,
       history,
