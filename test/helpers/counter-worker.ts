@@ -19,10 +19,9 @@
  * serving, runs `shutdown` (close the locker and clients) and exits.
  */
 import Koa from 'koa';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { setImmediate as yieldOnce } from 'node:timers/promises';
 import { session, type SessionOptions } from '../../src/index.js';
+import { serveForParent } from './worker-serve.js';
 
 declare module '../../src/index.js' {
   interface SessionData {
@@ -85,14 +84,5 @@ export function serveCounter(options: SessionOptions, shutdown: () => Promise<un
     }
   });
 
-  const server = http.createServer(app.callback());
-  server.keepAliveTimeout = 60_000;
-  server.listen(0, '127.0.0.1', () => send({ type: 'listening', port: (server.address() as AddressInfo).port }));
-
-  process.on('disconnect', () => {
-    // The parent went away: stop serving and leave.
-    server.close();
-    server.closeAllConnections();
-    void shutdown().finally(() => process.exit(0));
-  });
+  serveForParent(app, send, shutdown);
 }

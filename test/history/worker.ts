@@ -29,8 +29,6 @@
  */
 import Koa from 'koa';
 import { AsyncLocalStorage } from 'node:async_hooks';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import Memcached from 'memcached';
 import { MongoClient } from 'mongodb';
 import pg from 'pg';
@@ -39,6 +37,7 @@ import {
   MEMCACHED_FAIL_FAST_OPTIONS, MemcachedStore, MemoryLocker, MemoryStore, MongoStore, PostgresLocker, PostgresStore, RedisLocker, RedisStore, session,
   type Locker, type MongoSessionDocument, type RedisLockerClient, type Store,
 } from '../../src/index.js';
+import { serveForParent } from '../helpers/worker-serve.js';
 
 declare module '../../src/index.js' {
   interface SessionData {
@@ -249,18 +248,4 @@ app.use(async (ctx) => {
   }
 });
 
-const server = http.createServer(app.callback());
-server.keepAliveTimeout = 60_000;
-server.listen(0, '127.0.0.1', () => send({ type: 'listening', port: (server.address() as AddressInfo).port }));
-
-process.on('disconnect', () => {
-  // The parent went away: stop serving and leave.
-  server.close();
-  server.closeAllConnections();
-  const timer = setTimeout(() => process.exit(0), 2000);
-  void closers.reduce((chain, close) => chain.then(() => close().catch(() => {})), Promise.resolve<unknown>(undefined))
-    .finally(() => {
-      clearTimeout(timer);
-      process.exit(0);
-    });
-});
+serveForParent(app, send, () => closers.reduce((chain, close) => chain.then(() => close().catch(() => {})), Promise.resolve<unknown>(undefined)));
