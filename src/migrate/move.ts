@@ -148,7 +148,7 @@ function markerSid(value: string): string | undefined {
   }
 }
 
-/** Move `found` into our master at most once (see {@link settleMove}); `undefined` when it was moved before and that session has ended. */
+/** Move `found` into our master at most once (decided under the lock, see the module comment); `undefined` when it was moved before and that session has ended. */
 export async function moveOnce(found: FoundSession, retire: boolean, options: MoveOptions): Promise<MoveResult | undefined> {
   return settleMove(found, retire, async () => found, options);
 }
