@@ -3,7 +3,7 @@ import type { Context } from 'koa';
 import { SessionError, SessionMovedError } from './errors.js';
 import type { InvalidReason } from './events.js';
 import type { Lifecycle } from './lifecycle.js';
-import { migrateOnFirstUse } from './migrate/hook.js';
+import { expireOldCookies, migrateOnFirstUse } from './migrate/hook.js';
 import type { MoveResult } from './migrate/move.js';
 import type { ResolvedOptions } from './options.js';
 import { readonly } from './readonly.js';
@@ -124,6 +124,8 @@ export class RequestSession implements ScopeHost {
     if (this.#migration === undefined) {
       this.resolve();
       const moving = this.#sid === undefined && !this.#bound ? migrateOnFirstUse(this.#ctx, this.options, (data) => this.#createFrom(data)) : undefined;
+      // Our session wins over an old cookie the request also carries: expire it (another user's, left behind).
+      if (this.#sid !== undefined && !this.#bound && this.options.migrateFrom.length > 0) expireOldCookies(this.#ctx, this.options);
       this.#migration = moving ? moving.then((result) => this.#arrived(result)) : null;
     }
     return this.#migration ?? undefined;

@@ -10,7 +10,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Context } from 'koa';
 import { withDeadline } from '../deadline.js';
 import type { ConnectStoreLike } from '../adapters/connect-store.js';
-import { expireCookie, plainObject, rawCookie, sharedOptions, without, type FoundSession, type MigrationSource, type MigrationSourceOptions } from './source.js';
+import { expireCookie, expiryOf, oldData, plainObject, rawCookie, sharedOptions, without, type FoundSession, type MigrationSource, type MigrationSourceOptions } from './source.js';
 
 /** Options of {@link expressSession}: the old `session({ store, secret, name })` values. */
 export interface ExpressSessionSourceOptions extends MigrationSourceOptions {
@@ -46,7 +46,7 @@ export function unsignExpressCookie(value: string, secrets: readonly string[]): 
  */
 export function expressSession(options: ExpressSessionSourceOptions): MigrationSource {
   const source = 'express-session';
-  const { retire, map, timeoutMs } = sharedOptions(source, options ?? ({} as ExpressSessionSourceOptions));
+  const { retire, map, timeoutMs, until } = sharedOptions(source, options ?? ({} as ExpressSessionSourceOptions));
   const { store, secret, name = 'connect.sid', path = '/' } = options ?? ({} as ExpressSessionSourceOptions);
   if (typeof store?.get !== 'function' || typeof store?.destroy !== 'function') {
     throw new TypeError(`koa-locked-session: Expected ${source}({ store }) to be the connect store express-session used (with get and destroy), e.g. new RedisStore({ client }) from connect-redis`);
@@ -66,13 +66,21 @@ export function expressSession(options: ExpressSessionSourceOptions): MigrationS
       }
     }), timeoutMs, () => new Error(`${source}: the old store did not answer within ${timeoutMs} ms`));
 
+  const identify = (ctx: Context): string | undefined => {
+    const value = rawCookie(ctx, name);
+    return value === undefined ? undefined : unsignExpressCookie(value, secrets);
+  };
+  const clearCookies = (ctx: Context) => expireCookie(ctx, name, { path });
+
   return {
     name: source,
     retire,
+    until,
     carries: (ctx: Context) => rawCookie(ctx, name) !== undefined,
+    identify,
+    clearCookies,
     async read(ctx: Context): Promise<FoundSession | undefined> {
-      const value = rawCookie(ctx, name);
-      const sid = value === undefined ? undefined : unsignExpressCookie(value, secrets);
+      const sid = identify(ctx);
       if (!sid) return undefined;
       let stored: unknown;
       try {
@@ -80,20 +88,21 @@ export function expressSession(options: ExpressSessionSourceOptions): MigrationS
       } catch {
         return undefined;
       }
-      const session = plainObject(stored);
+      const session = oldData(stored);
       if (!session) return undefined;
-      const expires = plainObject(session.cookie)?.expires;
-      if (expires !== undefined && expires !== null && !(new Date(expires as string).getTime() > Date.now())) return undefined;
+      const expiresAt = expiryOf(plainObject(session.cookie)?.expires);
+      if (expiresAt !== undefined && !(expiresAt > Date.now())) return undefined;
       const data = map ? map(without(session, ['cookie']), ctx) : without(session, ['cookie']);
       if (!data) return undefined;
       return {
         source,
         id: sid,
         data,
+        ...(expiresAt === undefined ? {} : { expiresAt }),
         retire: async () => {
           await call((cb) => store.destroy(sid, cb));
         },
-        clearCookies: () => expireCookie(ctx, name, { path }),
+        clearCookies: () => clearCookies(ctx),
       };
     },
   };

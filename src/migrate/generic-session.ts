@@ -6,7 +6,7 @@
  */
 import type { Context } from 'koa';
 import { withDeadline } from '../deadline.js';
-import { expireCookie, plainObject, rawCookie, sharedOptions, without, type FoundSession, type MigrationSource, type MigrationSourceOptions } from './source.js';
+import { expireCookie, expiryOf, oldData, plainObject, rawCookie, sharedOptions, without, type FoundSession, type MigrationSource, type MigrationSourceOptions } from './source.js';
 
 /** The store koa-generic-session was given (koa-redis, …): promise based `get(key)` / `destroy(key)`. */
 export interface GenericSessionStoreLike {
@@ -37,27 +37,38 @@ export interface GenericSessionSourceOptions extends MigrationSourceOptions {
  */
 export function genericSession(options: GenericSessionSourceOptions): MigrationSource {
   const name = 'koa-generic-session';
-  const { retire, map, timeoutMs } = sharedOptions(name, options ?? ({} as GenericSessionSourceOptions));
+  const { retire, map, timeoutMs, until } = sharedOptions(name, options ?? ({} as GenericSessionSourceOptions));
   const { store, key = 'koa.sid', prefix = 'koa:sess:', signed = true, path = '/' } = options ?? ({} as GenericSessionSourceOptions);
   if (typeof store?.get !== 'function' || typeof store?.destroy !== 'function') {
     throw new TypeError(`koa-locked-session: Expected ${name}({ store }) to be the store koa-generic-session used (with get and destroy), e.g. redisStore() from koa-redis`);
+  }
+  if (until === undefined) {
+    // Its sessions carry no expiry (only `cookie.maxAge`): only `until` bounds how long one can come back.
+    throw new TypeError(`koa-locked-session: Expected ${name}({ until }) to be the end of the migration window (a Date): koa-generic-session sessions carry no expiry date, so nothing else bounds how long an old session can be presented. Pass e.g. until: new Date(Date.now() + <your old ttl> + a margin) fixed at your switch date`);
   }
   if (typeof key !== 'string' || key === '' || typeof prefix !== 'string') {
     throw new TypeError(`koa-locked-session: Expected ${name}({ key, prefix }) to be the old cookie name and store prefix, e.g. { key: 'koa.sid', prefix: 'koa:sess:' }`);
   }
 
+  const identify = (ctx: Context): string | undefined => {
+    if (signed && !ctx.app.keys) return undefined;
+    try {
+      return ctx.cookies.get(key, { signed }) || undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const clearCookies = (ctx: Context) => expireCookie(ctx, key, { signed, path });
+
   return {
     name,
     retire,
+    until,
     carries: (ctx: Context) => rawCookie(ctx, key) !== undefined,
+    identify,
+    clearCookies,
     async read(ctx: Context): Promise<FoundSession | undefined> {
-      if (signed && !ctx.app.keys) return undefined;
-      let sid: string | undefined;
-      try {
-        sid = ctx.cookies.get(key, { signed });
-      } catch {
-        return undefined;
-      }
+      const sid = identify(ctx);
       if (!sid) return undefined;
       let stored: unknown;
       try {
@@ -65,20 +76,22 @@ export function genericSession(options: GenericSessionSourceOptions): MigrationS
       } catch {
         return undefined;
       }
-      const session = plainObject(stored);
+      const session = oldData(stored);
       if (!session) return undefined;
-      const expires = plainObject(session.cookie)?.expires;
-      if (expires !== undefined && expires !== null && !(new Date(expires as string).getTime() > Date.now())) return undefined;
+      // koa-generic-session keeps only `cookie.maxAge` (no date): `expires` is honoured when a store kept one.
+      const expiresAt = expiryOf(plainObject(session.cookie)?.expires);
+      if (expiresAt !== undefined && !(expiresAt > Date.now())) return undefined;
       const data = map ? map(without(session, ['cookie']), ctx) : without(session, ['cookie']);
       if (!data) return undefined;
       return {
         source: name,
         id: sid,
         data,
+        ...(expiresAt === undefined ? {} : { expiresAt }),
         retire: async () => {
           await store.destroy(prefix + sid);
         },
-        clearCookies: () => expireCookie(ctx, key, { signed, path }),
+        clearCookies: () => clearCookies(ctx),
       };
     },
   };

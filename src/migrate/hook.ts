@@ -13,7 +13,7 @@ import type { Context } from 'koa';
 import { storeCall } from '../deadline.js';
 import type { ResolvedOptions } from '../options.js';
 import type { Store } from '../stores/store.js';
-import { moveOnce, type MoveResult } from './move.js';
+import { settleMove, type MoveResult } from './move.js';
 import type { FoundSession, MigrationSource } from './source.js';
 
 const debug = debuglog('koa-locked-session');
@@ -44,34 +44,49 @@ async function migrate(
   create: (data: Record<string, unknown>) => Promise<string>,
 ): Promise<MoveResult | undefined> {
   for (const source of sources) {
-    const found = await source.read(ctx);
-    if (!found) continue;
-    if (Object.keys(found.data).length === 0) {
-      // An empty old session (express-session's saveUninitialized): nothing to keep, and our
-      // store never holds an empty session. Retire it so that later requests stop asking.
-      if (source.retire) await retireEmpty(found);
-      return undefined;
-    }
-    const result = await moveOnce(found, source.retire, {
+    // Identified from the cookie alone (verified, no I/O), the old session is read under the move's lock.
+    const id = source.identify?.(ctx);
+    const early = source.identify ? undefined : await source.read(ctx);
+    if (id === undefined && early === undefined) continue;
+    const identity = early ?? { source: source.name, id: id! };
+    const result = await settleMove(identity, source.retire, early ? async () => early : () => source.read(ctx), {
       locker: options.locker,
       lockTimeoutMs: options.lockTimeout,
       // session() refuses migrateFrom with a request store (CookieStore) master: this is a server-side Store.
       markers: bounded(options.master as Store, options.storeTimeout),
       prefix: options.prefix,
-      markerTtlMs: options.ttl,
+      ...(source.until === undefined ? {} : { until: source.until }),
       create,
-      onRetireError: (error) => debug('migrateFrom: retiring the old %s session failed (it was moved; the marker prevents a second move): %s', found.source, String(error)),
+      onRetireError: (error, found) => debug('migrateFrom: retiring the old %s session failed (it was moved; the marker prevents a second move): %s', found.source, String(error)),
+      onUnbounded: (found) => warnUnbounded(source, found),
     });
-    if (source.retire) found.clearCookies();
-    debug('migrateFrom: %s session of %s', result.created ? 'moved the' : 'joined the already moved', found.source);
+    if (source.retire) {
+      if (source.clearCookies) source.clearCookies(ctx);
+      else early?.clearCookies();
+    }
+    debug('migrateFrom: %s session of %s', result === undefined ? 'no (or an ended) old' : result.created ? 'moved the' : 'joined the already moved', source.name);
     return result;
   }
   return undefined;
 }
 
-async function retireEmpty(found: FoundSession): Promise<void> {
-  found.clearCookies();
-  await found.retire().catch((error: unknown) => debug('migrateFrom: retiring an empty old %s session failed: %s', found.source, String(error)));
+const warned = new WeakSet<MigrationSource>();
+function warnUnbounded(source: MigrationSource, found: FoundSession): void {
+  debug('migrateFrom: an old %s session without an expiry was not moved: set the source\'s `until`', found.source);
+  if (warned.has(source)) return;
+  warned.add(source);
+  process.emitWarning(`koa-locked-session: migrateFrom: an old ${found.source} session without an expiry of its own was not moved (the user starts anew): pass ${source.name}({ until: <end of the migration window> }) to move such sessions`, { code: 'KLS_MIGRATE_UNBOUNDED' });
+}
+
+/**
+ * A request whose own session of ours wins: expire the cookies of the old
+ * libraries it also carries (sources with `retire`), so that after a logout
+ * the next request does not move another user's old session into the browser.
+ */
+export function expireOldCookies(ctx: Context, options: ResolvedOptions): void {
+  for (const source of options.migrateFrom) {
+    if (source.retire && source.clearCookies && (source.carries?.(ctx) ?? true) && source.identify?.(ctx) !== undefined) source.clearCookies(ctx);
+  }
 }
 
 /** The master for the markers, each call bounded by `storeTimeout` like every other master call (a hung store fails with StoreError, 503). */

@@ -6,12 +6,14 @@
  * - external store: the same cookie holds the external key, and the session is
  *   `store.get(key, maxAge, { rolling, ctx })`.
  * Bookkeeping fields (`_expire`, `_maxAge`, `_session`) are dropped; a session
- * whose `_expire` has passed is not migrated (koa-session would not use it).
+ * whose `_expire` has passed is not migrated (koa-session would not use it),
+ * and `_expire` is how long the "already moved" marker is kept (a
+ * `maxAge: 'session'` cookie has none: it needs the source's `until`).
  */
 import type { Context } from 'koa';
 import { withDeadline } from '../deadline.js';
 import type { KoaStoreLike } from '../adapters/koa-store.js';
-import { expireCookie, plainObject, rawCookie, sharedOptions, without, type FoundSession, type MigrationSource, type MigrationSourceOptions } from './source.js';
+import { expireCookie, expiryOf, oldData, rawCookie, sharedOptions, without, type FoundSession, type MigrationSource, type MigrationSourceOptions } from './source.js';
 
 /** Options of {@link koaSessionCookie}: the old `session(CONFIG, app)` values that matter for reading. */
 export interface KoaSessionSourceOptions extends MigrationSourceOptions {
@@ -34,26 +36,37 @@ const BOOKKEEPING = ['_expire', '_maxAge', '_session'];
  */
 export function koaSessionCookie(options: KoaSessionSourceOptions = {}): MigrationSource {
   const name = 'koa-session';
-  const { retire, map, timeoutMs } = sharedOptions(name, options);
+  const { retire, map, timeoutMs, until } = sharedOptions(name, options);
   const { key = 'koa.sess', signed = true, store, path = '/' } = options;
   if (typeof key !== 'string' || key === '') throw new TypeError(`koa-locked-session: Expected ${name}({ key }) to be the old cookie name, e.g. 'koa.sess'`);
   if (store !== undefined && (typeof store?.get !== 'function' || typeof store?.destroy !== 'function')) {
     throw new TypeError(`koa-locked-session: Expected ${name}({ store }) to be the old external store (with get and destroy), e.g. koa-redis`);
   }
 
+  /** The verified cookie value (the payload in cookie mode, the external key otherwise). */
+  const verified = (ctx: Context): string | undefined => {
+    if (signed && !ctx.app.keys) return undefined; // cannot verify: never trust an unsigned payload
+    try {
+      return ctx.cookies.get(key, { signed }) || undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const clearCookies = (ctx: Context) => expireCookie(ctx, key, { signed, path });
+
   return {
     name,
     retire,
+    until,
     carries: (ctx: Context) => rawCookie(ctx, key) !== undefined,
+    identify: (ctx: Context) => {
+      const cookie = verified(ctx);
+      return cookie === undefined ? undefined : `${store ? 'external' : 'cookie'}:${cookie}`;
+    },
+    clearCookies,
     async read(ctx: Context): Promise<FoundSession | undefined> {
-      if (signed && !ctx.app.keys) return undefined; // cannot verify: never trust an unsigned payload
-      let cookie: string | undefined;
-      try {
-        cookie = ctx.cookies.get(key, { signed });
-      } catch {
-        return undefined;
-      }
-      if (!cookie) return undefined;
+      const cookie = verified(ctx);
+      if (cookie === undefined) return undefined;
       let stored: unknown;
       if (store) {
         try {
@@ -62,25 +75,24 @@ export function koaSessionCookie(options: KoaSessionSourceOptions = {}): Migrati
           return undefined; // the old store is down or slow: no old session, never a crash
         }
       } else {
-        try {
-          stored = JSON.parse(Buffer.from(cookie, 'base64').toString('utf8'));
-        } catch {
-          return undefined;
-        }
+        // koa-session's own decode, with our parsing rules (no `__proto__`, plain objects only).
+        stored = Buffer.from(cookie, 'base64').toString('utf8');
       }
-      const session = plainObject(stored);
+      const session = oldData(stored);
       if (!session) return undefined;
-      if (typeof session._expire === 'number' && session._expire < Date.now()) return undefined;
+      const expiresAt = expiryOf(session._expire);
+      if (expiresAt !== undefined && expiresAt < Date.now()) return undefined;
       const data = map ? map(without(session, BOOKKEEPING), ctx) : without(session, BOOKKEEPING);
       if (!data) return undefined;
       return {
         source: name,
         id: `${store ? 'external' : 'cookie'}:${cookie}`,
         data,
+        ...(expiresAt === undefined ? {} : { expiresAt }),
         retire: async () => {
           if (store) await store.destroy(cookie, { ctx });
         },
-        clearCookies: () => expireCookie(ctx, key, { signed, path }),
+        clearCookies: () => clearCookies(ctx),
       };
     },
   };

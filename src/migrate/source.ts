@@ -5,6 +5,7 @@
  * valid session of ours; see move.ts for what happens with what they find.
  */
 import type { Context } from 'koa';
+import { deserialize, jsonSerializer } from '../serialize.js';
 
 /** A session of the old library, found in a request and verified (signature, expiry). */
 export interface FoundSession {
@@ -16,8 +17,15 @@ export interface FoundSession {
    * session have the same `id`, which is what makes the move happen once.
    */
   readonly id: string;
-  /** The session data, without the old library's bookkeeping (`cookie`, `_expire`, `_maxAge`). */
+  /** The session data, without the old library's bookkeeping (`cookie`, `_expire`, `_maxAge`), parsed with our rules (plain objects, no `__proto__`). */
   readonly data: Record<string, unknown>;
+  /**
+   * When the old session stops being valid by its own rules (ms since the
+   * epoch: koa-session's `_expire`, express-session's `cookie.expires`);
+   * `undefined` when it has none (a browser-session cookie). The "already
+   * moved" marker lives until then (or until the source's `until`).
+   */
+  readonly expiresAt?: number;
   /** Delete the old session where it is stored (a no-op for cookie-only sessions). Called once, by the request that moved it. */
   retire(): Promise<void>;
   /** Expire the old library's cookie(s) on this response (every request that found it). */
@@ -30,6 +38,18 @@ export interface MigrationSource {
   readonly name: string;
   /** Whether the old session is deleted once moved (`retire` option). */
   readonly retire: boolean;
+  /** The source's `until` (ms since the epoch): no old session is accepted from then on. */
+  readonly until?: number | undefined;
+  /**
+   * The verified identity of the old session this request carries (the same
+   * value as {@link FoundSession.id}), from the cookie alone: signature
+   * checked, no I/O. With it the move decides under its lock, before reading
+   * the old session, so a request that comes after the move retired the old
+   * record still joins the moved session. Sources without it are read first.
+   */
+  identify?(ctx: Context): string | undefined;
+  /** Expire this library's cookie(s) on the response (no I/O; harmless when absent). */
+  clearCookies?(ctx: Context): void;
   /**
    * Whether the request carries this library's cookie at all (unverified, no
    * I/O). The middleware asks it first, so that a request without any old
@@ -56,6 +76,16 @@ export interface MigrationSourceOptions {
    * @default the data as is
    */
   map?: (data: Record<string, unknown>, ctx: Context) => Record<string, unknown> | undefined;
+  /**
+   * The end of the migration window: from this date on no old session is
+   * moved. Required for old sessions without an expiry of their own
+   * (koa-session `maxAge: 'session'`, express-session without `cookie.maxAge`,
+   * every koa-generic-session session): without `until` they are not moved,
+   * because nothing would bound how long their "already moved" marker must be
+   * kept. Pass a date past the longest your old sessions can live.
+   * @default none (only old sessions with their own expiry are moved)
+   */
+  until?: Date | number;
   /**
    * Longest wait for one call to the old store (ms); a store that never
    * answers means "no old session" rather than a hung request.
@@ -96,6 +126,32 @@ export function plainObject(value: unknown): Record<string, unknown> | undefined
   return value as Record<string, unknown>;
 }
 
+/**
+ * Old session data under our own parsing rules before any user code (`map`)
+ * sees it: a JSON round trip through our serializer, so every level is a plain
+ * object and no `__proto__` key survives (the peers' own `JSON.parse` keeps
+ * one as an own property, which a copy turns into a prototype). `undefined`
+ * for anything that is not a plain JSON object.
+ */
+export function oldData(value: unknown): Record<string, unknown> | undefined {
+  if (typeof value === 'string') return deserialize(jsonSerializer, value);
+  if (!plainObject(value)) return undefined;
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value);
+  } catch {
+    return undefined; // circular, BigInt: not a session we could store
+  }
+  return json === undefined ? undefined : deserialize(jsonSerializer, json);
+}
+
+/** A date of an old session (a number of ms, an ISO string or a Date) as ms since the epoch; `undefined` when absent or not a date. */
+export function expiryOf(value: unknown): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  const ms = typeof value === 'number' ? value : typeof value === 'string' ? Date.parse(value) : NaN;
+  return Number.isFinite(ms) ? ms : undefined;
+}
+
 /** A copy of `data` without the keys in `drop`. */
 export function without(data: Record<string, unknown>, drop: readonly string[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
@@ -104,12 +160,16 @@ export function without(data: Record<string, unknown>, drop: readonly string[]):
 }
 
 /** Validate the shared options (programmer input: fail fast, naming the fix). */
-export function sharedOptions(source: string, options: MigrationSourceOptions): { retire: boolean; timeoutMs: number; map: MigrationSourceOptions['map'] | undefined } {
-  const { retire = true, map, timeoutMs = 2000 } = options;
+export function sharedOptions(source: string, options: MigrationSourceOptions): { retire: boolean; timeoutMs: number; map: MigrationSourceOptions['map'] | undefined; until: number | undefined } {
+  const { retire = true, map, timeoutMs = 2000, until } = options;
+  const untilMs = until instanceof Date ? until.getTime() : until;
+  if (untilMs !== undefined && (typeof untilMs !== 'number' || !Number.isFinite(untilMs))) {
+    throw new TypeError(`koa-locked-session: Expected ${source}({ until }) to be a Date (or ms since the epoch) ending the migration window, got \`${String(until)}\`; e.g. until: new Date('2027-01-31')`);
+  }
   if (typeof retire !== 'boolean') throw new TypeError(`koa-locked-session: Expected ${source}({ retire }) to be a boolean, got \`${String(retire)}\``);
   if (map !== undefined && typeof map !== 'function') throw new TypeError(`koa-locked-session: Expected ${source}({ map }) to be a function (data, ctx) => data`);
   if (typeof timeoutMs !== 'number' || !(timeoutMs > 0) || !Number.isFinite(timeoutMs)) {
     throw new TypeError(`koa-locked-session: Expected ${source}({ timeoutMs }) to be a positive number of ms, got \`${String(timeoutMs)}\``);
   }
-  return { retire, map, timeoutMs };
+  return { retire, map, timeoutMs, until: untilMs };
 }

@@ -22,6 +22,8 @@ import { generateSid } from '../../src/sid.js';
 import { deferred } from '../helpers/app.js';
 import { redisServer, skipReason } from '../helpers/servers.js';
 
+/** The end of the migration window (the old sessions here carry no expiry of their own). */
+const UNTIL = new Date(Date.now() + 86_400_000);
 const redis = await redisServer();
 const skip = redis ? false : skipReason('redis');
 const client = redis ? await createClient({ url: redis.url }).connect() : undefined;
@@ -68,7 +70,7 @@ describe('moveOnce: exactly once, under the lock', () => {
     // Both requests must have read the old session before either creates ours: the real race.
     const bothRead = deferred();
     let reads = 0;
-    const real = expressSession({ store, secret: SECRET });
+    const real = expressSession({ store, secret: SECRET, until: UNTIL });
     let destroys = 0;
     const source: MigrationSource = {
       ...real,
@@ -123,18 +125,25 @@ describe('moveOnce: exactly once, under the lock', () => {
       },
     };
     let n = 0;
-    const options: MoveOptions = { locker, lockTimeoutMs: 1000, markers: master, prefix: 'p:', markerTtlMs: 60_000, create: async () => `sid-${++n}` };
+    const options: MoveOptions = {
+      locker, lockTimeoutMs: 1000, markers: master, prefix: 'p:', until: UNTIL.getTime(),
+      create: async () => {
+        const sid = `sid-${++n}`;
+        await master.set(`p:${sid}`, '{"a":1}', 60_000);
+        return sid;
+      },
+    };
     const app = newApp(source, options);
     const results = await Promise.all(Array.from({ length: 10 }, () => request(app).get('/')));
     assert.equal(reads, 10);
     assert.deepEqual(new Set(results.map((r) => r.body.sid)), new Set(['sid-1']));
     assert.equal(results.filter((r) => r.body.created).length, 1);
     assert.equal(retired, 0);
-    assert.equal(await master.get(markerKey('p:', { source: 'fake', id: 'old-1' })), 'sid-1');
+    assert.deepEqual(JSON.parse((await master.get(markerKey('p:', { source: 'fake', id: 'old-1' })))!), { sid: 'sid-1' });
   });
 
   it('a request without an old session migrates nothing', async () => {
-    const app = newApp(expressSession({ store: { get: (_: string, cb: (e: null, s: null) => void) => cb(null, null), set() {}, destroy() {} }, secret: SECRET }), {
+    const app = newApp(expressSession({ until: UNTIL, store: { get: (_: string, cb: (e: null, s: null) => void) => cb(null, null), set() {}, destroy() {} }, secret: SECRET }), {
       locker: new MemoryLocker(), lockTimeoutMs: 1000, markers: new MemoryStore(), prefix: '', markerTtlMs: 1000, create: async () => assert.fail('nothing to create'),
     });
     assert.equal((await request(app).get('/')).body.sid, null);

@@ -21,6 +21,8 @@ import request from 'supertest';
 import { expressSession, genericSession, koaSessionCookie, type FoundSession, type MigrationSource } from '../../src/index.js';
 import { redisServer, skipReason } from '../helpers/servers.js';
 
+/** The end of the migration window (the old sessions here carry no expiry of their own). */
+const UNTIL = new Date(Date.now() + 86_400_000);
 const redis = await redisServer();
 const skip = redis ? false : skipReason('redis');
 const client = redis ? await createClient({ url: redis.url }).connect() : undefined;
@@ -129,7 +131,7 @@ describe('koa-generic-session with koa-redis', { skip }, () => {
     const cookie = cookieHeader(old.headers['set-cookie']);
     const sid = /koa\.sid=([^;]*)/.exec(cookie)![1]!;
     assert.ok(await store.get(prefix + sid), 'koa-generic-session wrote the record into Redis');
-    const source = genericSession({ store, prefix });
+    const source = genericSession({ store, until: UNTIL, prefix });
     const res = await request(reader(source, OLD_KEYS, (found) => found.retire())).get('/').set('Cookie', cookie);
     assert.deepEqual(res.body.found, { source: 'koa-generic-session', data: DATA });
     assert.equal(await store.get(prefix + sid), null);
@@ -138,7 +140,7 @@ describe('koa-generic-session with koa-redis', { skip }, () => {
   it('another app key finds nothing', async () => {
     const store = koaRedis();
     const old = await request(oldKoaApp(() => genericSessionMiddleware({ store }))).get('/login');
-    const res = await request(reader(genericSession({ store }), ['not the old key'])).get('/').set('Cookie', cookieHeader(old.headers['set-cookie']));
+    const res = await request(reader(genericSession({ store, until: UNTIL }), ['not the old key'])).get('/').set('Cookie', cookieHeader(old.headers['set-cookie']));
     assert.equal(res.body.found, null);
   });
 });
@@ -182,7 +184,7 @@ describe('express-session with connect-redis', { skip }, () => {
 describe('reader options', () => {
   it('bad programmer input fails fast, naming the fix', () => {
     assert.throws(() => expressSession({ store: {} as never, secret: 's' }), /express-session\(\{ store \}\)/);
-    assert.throws(() => expressSession({ store: { get() {}, set() {}, destroy() {} }, secret: [] }), /express-session\(\{ secret \}\)/);
+    assert.throws(() => expressSession({ until: UNTIL, store: { get() {}, set() {}, destroy() {} }, secret: [] }), /express-session\(\{ secret \}\)/);
     assert.throws(() => genericSession({} as never), /koa-generic-session\(\{ store \}\)/);
     assert.throws(() => koaSessionCookie({ retire: 'yes' as never }), /\{ retire \}/);
   });
