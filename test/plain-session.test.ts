@@ -12,7 +12,7 @@ declare module '../src/index.js' {
 }
 
 /** session() + plainSession() on `/plain/*`, a route without the view on `/bare`. */
-function plainApp(master: SessionOptions['master'], view: PlainSessionOptions = {}, routes: Koa.Middleware = async () => {}) {
+function plainApp(master: NonNullable<SessionOptions['master']>, view: PlainSessionOptions = {}, routes: Koa.Middleware = async () => {}) {
   const app = new Koa();
   app.keys = ['test-key-1'];
   app.silent = true;

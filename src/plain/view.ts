@@ -133,7 +133,7 @@ export class PlainSessionView {
 
   /** The data only (koa-session). */
   toJSON(): Record<string, unknown> {
-    return { ...this };
+    return { ...(this as unknown as Record<string, unknown>) };
   }
 }
 
