@@ -70,6 +70,7 @@ export class PlainSessionView {
     return hostOf(this).maxAge;
   }
 
+  /** Throws a TypeError: the lifetime is session()'s `ttl`, or per login the handle's `login(user, { ttl, remember })`. */
   set maxAge(value: unknown) {
     throw new TypeError(`koa-locked-session: plainSession() view: setting maxAge (to \`${String(value)}\`) is not supported; the lifetime comes from session({ ttl, cookie: { maxAge } }), or per login from the handle's login(user, { ttl, remember })`);
   }
