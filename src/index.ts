@@ -4,6 +4,8 @@ export { session, type SessionMiddleware } from './middleware.js';
 export { CHANNELS, type LockMessage, type StoreMessage, type MirrorErrorMessage } from './diagnostics.js';
 export { SessionHandle, type LockedSession, type LoginOptions, type UserOf } from './session.js';
 export { requireLogin, type RequireLoginOptions } from './auth.js';
+export { plainSession, plainSessionOf, passportUser, type PlainSessionOptions } from './plain/middleware.js';
+export { PlainSessionView, type PlainSession, type NodeCallback } from './plain/view.js';
 export type { SessionData } from './session-data.js';
 export { DEFAULTS, type SessionOptions, type CookieOptions, type AuthOptions } from './options.js';
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory.js';

@@ -71,3 +71,26 @@ describe('examples/diagnostics', () => {
     }
   });
 });
+
+describe('examples/passport', () => {
+  it('passport-local login through koa-csrf, protected page, logout', async () => {
+    const ex = await startExample('passport');
+    try {
+      const form = await fetch(`${ex.url}/login`);
+      const token = /name="_csrf" value="([^"]+)"/.exec(await form.text())![1]!;
+      const login = await fetch(`${ex.url}/login`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: cookiesOf(form) },
+        body: new URLSearchParams({ username: 'Ada', password: 'secret', _csrf: token }).toString(),
+      });
+      assert.equal(login.status, 302);
+      const cookie = cookiesOf(login);
+      const account = await fetch(`${ex.url}/account`, { headers: { cookie } });
+      assert.match(await account.text(), /Logged in as <span id="name">Ada<\/span> \(isAuthenticated: true\)/);
+      assert.equal((await fetch(`${ex.url}/health`)).status, 200);
+    } finally {
+      await ex.stop();
+    }
+  });
+});
