@@ -124,7 +124,7 @@ export function createApp(options: SessionOptions = {}): Koa {
   });
   // The handle API (no view on this route): passport logins are in the user index.
   router.get('/devices', async (ctx) => {
-    const user = (await ctx.session.user()) as unknown as string | undefined;
+    const user = (await ctx.session.currentUser()) as unknown as string | undefined;
     if (user === undefined) ctx.throw(401, 'Login required');
     ctx.body = { sessions: (await ctx.session.sessionsOf(user as never)).length };
   });

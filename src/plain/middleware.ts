@@ -36,7 +36,7 @@ export interface PlainSessionOptions {
    * Which value of the view's data is the logged-in user, e.g. {@link passportUser}.
    * It is kept in the session's `auth.userKey` field when the request ends, so that
    * the user index (`sessionsOf`, `revokeAll`), `requireLogin()` and the handle's
-   * `user()` see logins made by a library writing its own key. That field is then
+   * `currentUser()` see logins made by a library writing its own key. That field is then
    * derived: it is hidden from the view.
    */
   user?: (data: Record<string, unknown>) => unknown;

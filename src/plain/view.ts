@@ -124,7 +124,7 @@ export class PlainSessionView {
    * `requireLogin()` placed after plainSession() agrees with passport's
    * `ctx.isAuthenticated()`: both read this request's view.
    */
-  user(): Promise<unknown> {
+  currentUser(): Promise<unknown> {
     try {
       return Promise.resolve(hostOf(this).userOf(this));
     } catch (error) {
