@@ -34,6 +34,7 @@
  * upgrade wakes both kinds.
  */
 import { createHash } from 'node:crypto';
+import { notConnectedReason } from '../adapters/ioredis.js';
 import { withDeadline } from '../deadline.js';
 import { StoreError } from '../errors.js';
 import { VERSIONED_WRITE_LUA } from '../stores/redis-versioned-write.js';
@@ -253,7 +254,7 @@ export class ScriptRunner {
    */
   assertReady(what: string): void {
     if (!this.connected) {
-      throw new StoreError('redis', `${what} failed: the client is not connected to Redis (${this.#client.isOpen ? 'reconnecting' : 'closed'})`);
+      throw new StoreError('redis', `${what} failed: the client is not connected to Redis (${notConnectedReason(this.#client)})`);
     }
   }
 
