@@ -12,6 +12,10 @@
  *   its half-done scope wrote nothing.
  * - A holder SIGSTOPped past its lease: the others continue; when it resumes, its
  *   save is refused (503) and overwrote nothing.
+ * - RedisLocker with `pubsub: false` (waiters only poll): processes still take
+ *   turns. One process keeps the lock busy without a pause (its local queue
+ *   never empties, so it would always win the lock back); the other two each
+ *   get every one of their requests answered within `lockTimeout`.
  * - examples/cluster.ts (node:cluster workers behind one port) runs as documented.
  */
 import assert from 'node:assert/strict';
@@ -197,6 +201,54 @@ describe('many processes sharing one session through Redis', { skip }, () => {
       assert.equal((await get(`${memoryWorkers[0]!.url}/count`, cookie)).body.count, 2, 'the one acknowledged increment is saved; the refused ones left no trace');
     } finally {
       await Promise.all(memoryWorkers.map((w) => stopWorker(w.child)));
+    }
+  });
+});
+
+describe('RedisLocker with pubsub: false: processes take turns by polling', { skip }, () => {
+  test('a process that keeps the lock busy does not starve the others: no lock timeout, every increment counted', async () => {
+    // lockTimeout 5 s: taking turns, a request waits for at most two other
+    // processes' runs (handoff.maxMs, 250 ms, each) and their polls; without
+    // turns, the busy process takes the lock straight back at every release
+    // and the others time out.
+    const polling = await startWorkers(3, { PUBSUB: 'false', LOCK_TIMEOUT: '5000' });
+    try {
+      const [busy, ...others] = polling;
+      const { cookie } = await newSession(busy!);
+      type Reply = Awaited<ReturnType<typeof get>>;
+      const replies = new Map<Worker, Reply[]>(polling.map((w) => [w, []]));
+      let othersDone = false;
+      // The busy process: 6 connections, each sending its next increment as
+      // soon as the last one is answered, until the other two are done.
+      let running!: () => void;
+      const busyRunning = new Promise<void>((resolve) => (running = resolve));
+      const busyLoops = Array.from({ length: 6 }, async () => {
+        while (!othersDone) {
+          replies.get(busy!)!.push(await get(`${busy!.url}/incr-slow`, cookie));
+          if (replies.get(busy!)!.length >= 20) running();
+        }
+      });
+      // The others start once the busy process holds the lock and serves a run.
+      await busyRunning;
+      // The other two: 3 connections each, 10 increments per connection
+      // (/incr-slow holds the lock 20 ms: every process' queue keeps it busy).
+      const PER_CONNECTION = 10;
+      await Promise.all(others.flatMap((w) => Array.from({ length: 3 }, async () => {
+        for (let i = 0; i < PER_CONNECTION; i++) replies.get(w)!.push(await get(`${w.url}/incr-slow`, cookie));
+      })));
+      othersDone = true;
+      await Promise.all(busyLoops);
+
+      const all = [...replies.values()].flat();
+      console.log(polling.map((w) => `${replies.get(w)!.length}:${replies.get(w)!.filter((r) => r.status !== 200).length}`).join(' '));
+      const statuses = polling.map((w) => replies.get(w)!.map((r) => r.status).filter((s) => s !== 200));
+      assert.deepEqual(statuses, [[], [], []], 'no request failed (a 503 is a lock timeout): every process got its turns');
+      for (const w of others) assert.equal(replies.get(w)!.length, 3 * PER_CONNECTION);
+      assert.ok(replies.get(busy!)!.length > 0);
+      assert.deepEqual(all.map((r) => r.body.count!).sort((a, b) => a - b), Array.from({ length: all.length }, (_, i) => i + 2), 'each increment saw its own value');
+      assert.equal((await get(`${others[0]!.url}/count`, cookie)).body.count, all.length + 1, 'the final count is the number of 200s (+ the first)');
+    } finally {
+      await Promise.all(polling.map((w) => stopWorker(w.child)));
     }
   });
 });

@@ -80,6 +80,20 @@ export function isIoredis(client: unknown): client is IoredisLike {
 const adapters = new WeakMap<object, IoredisAdapter>();
 
 /**
+ * Why `client` (a node-redis client or an ioredis adapter) sends no command
+ * now, for the fail-fast error: `reconnecting`, `closed`, or, for an ioredis
+ * client made with `lazyConnect` that nobody connected (status `wait`), the
+ * fix. We do not connect it ourselves: when to connect (and how to handle a
+ * failed connect) is the application's call.
+ */
+export function notConnectedReason(client: { readonly isOpen: boolean }): string {
+  if ((client as Partial<IoredisAdapter>).ioredis?.status === 'wait') {
+    return 'ioredis client created with lazyConnect and never connected: call await client.connect() first';
+  }
+  return client.isOpen ? 'reconnecting' : 'closed';
+}
+
+/**
  * The node-redis shaped view of an ioredis client, for `RedisStore` and
  * `RedisLocker`. The same client always gives the same adapter. The client
  * should be connected (or connecting): the store fails fast while it is not ready.

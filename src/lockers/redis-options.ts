@@ -87,7 +87,13 @@ export interface RedisLockerOptions {
    * (`PUBLISH`/`SUBSCRIBE`, any Redis; broadcast to every node of a cluster), or
    * `false` (no notifications: waiters only poll). A release publishes only
    * when a waiter of another process registered (an uncontended release sends
-   * no message). The locker opens one extra subscriber connection
+   * no message). Either way the processes take turns, first come first: a
+   * waiting process waits for at most about `handoff.maxMs` (session()'s
+   * option) per process ahead of it in line. With `false` a waiter
+   * finds its turn at its next poll (the next in line polls every
+   * {@link pollMinMs}, the one behind it every 2 × `pollMinMs`, …, at most
+   * {@link pollMaxMs}; a turn waits 2 × `pollMaxMs` for it): each handoff
+   * between processes adds up to about `pollMinMs` of idle lock. The locker opens one extra subscriber connection
    * (`client.duplicate()`, never keeping the process alive) on the first
    * contended acquire and closes it in {@link RedisLocker.close} or when
    * `client` closes.
@@ -97,9 +103,11 @@ export interface RedisLockerOptions {
   /**
    * Fallback poll while waiting, in ms: the first retry after `pollMinMs`, then
    * doubling up to `pollMaxMs` (never later than the moment the current lock
-   * expires, or the turn it holds for another process). It only matters when a
-   * release notification is lost (subscriber reconnecting), a holder died, or
-   * a process died while the lock waited for it in its turn.
+   * expires, or the turn it holds for another process). With pub/sub it only
+   * matters when a release notification is lost (subscriber reconnecting), a
+   * holder died, or a process died while the lock waited for it in its turn;
+   * with `pubsub: false` it is how a waiter finds its turn (the next in line
+   * polls every `pollMinMs`, the one behind it every 2 × `pollMinMs`, …).
    * @default 50
    */
   pollMinMs?: number;

@@ -7,7 +7,7 @@
  * Wake-ups cost a message only when someone waits, and the lock goes to the
  * waiting processes in turn, in the order they came: a waiter whose attempt
  * finds the lock taken (and whose locker is subscribed to the release
- * channel) appends its locker's id to the lock's *waiters list*
+ * channel, or does not use pub/sub at all: it polls) appends its locker's id to the lock's *waiters list*
  * (`<lock key>:waiters`, once per locker) in that same atomic step; a release
  * pops the first id, leaves the lock key holding that locker's *turn*
  * (`turn:<id>`, for {@link TURN_MS} at most) instead of deleting it, and
@@ -20,7 +20,10 @@
  * wake-up is lost: a waiter retries once right after it subscribed, each
  * failed retry registers again before any later release can run, a locker
  * woken with nobody waiting any more passes its turn on, and a turn nobody
- * takes (its process died, or the message was lost) expires.
+ * takes (its process died, or the message was lost) expires. Without pub/sub
+ * the same list and turns apply; the locker finds its turn at its next poll
+ * (the turn lasts past its poll interval), so the local head of the releasing
+ * process cannot win the lock back at every release.
  *
  * Every registration also sets the lock's *waiting mark* (`<lock key>:waiting`,
  * what 0.1.0's waiters set alone), and a release deletes it with the lock in
@@ -31,6 +34,7 @@
  * upgrade wakes both kinds.
  */
 import { createHash } from 'node:crypto';
+import { notConnectedReason } from '../adapters/ioredis.js';
 import { withDeadline } from '../deadline.js';
 import { StoreError } from '../errors.js';
 import { VERSIONED_WRITE_LUA } from '../stores/redis-versioned-write.js';
@@ -49,19 +53,23 @@ export const TURN_MS = 100;
  * the first locker id of `waiters`, set the mark again if more are left, set
  * the lock to the popped locker's turn and publish its id; with a mark but
  * nobody on the list (a 0.1.0 waiter), publish '1', which wakes every waiter.
+ * Without pub/sub (`command` '') the turn is set all the same, for the
+ * locker's next poll to find. The turn lasts {@link TURN_MS}, or what the id
+ * says after a '/': a polling locker's id (`<id>/<ms>`) asks for a turn long
+ * enough to outlast its poll interval (see `RedisLocker`).
  */
 const WAKE_NEXT_LUA = `
 local function wake_next(lock, waiters, mark, marked, command, channel)
-  if not marked or command == '' then return end
+  if not marked then return end
   local id = redis.call('LPOP', waiters)
   if not id then
-    redis.call(command, channel, '1')
+    if command ~= '' then redis.call(command, channel, '1') end
     return
   end
   local left = redis.call('PTTL', waiters)
   if left > 0 then redis.call('SET', mark, '1', 'PX', left) end
-  redis.call('SET', lock, 'turn:' .. id, 'PX', ${TURN_MS})
-  redis.call(command, channel, id)
+  redis.call('SET', lock, 'turn:' .. id, 'PX', tonumber(string.match(id, '/(%d+)$')) or ${TURN_MS})
+  if command ~= '' then redis.call(command, channel, id) end
 end
 `;
 
@@ -75,9 +83,12 @@ end
  * not woken since (a lost message: the lock may hold its turn; a success
  * takes its id off the list). The lock is taken when free, or when it holds
  * this locker's turn (looked up only by a locker that may have one: a
- * first attempt costs just the `SET NX`).
+ * first attempt costs just the `SET NX`). A locker that was on the list
+ * (ARGV[5] or ARGV[6]) and is no longer there was popped and missed its turn:
+ * it goes back to the front.
  * Returns `{1, record}` when acquired (the record read in the same atomic
- * step: the fast path), else `{0, pttl}` of the current holder.
+ * step: the fast path), else `{0, pttl}` of the current holder, and with a
+ * registration `{0, pttl, place}`: the locker's place on the list (0: next).
  */
 const ACQUIRE = `
 local took
@@ -94,14 +105,20 @@ if took then
 end
 if ARGV[3] ~= '' then
   redis.call('SET', KEYS[3], '1', 'PX', ARGV[3])
-  local queued = false
-  for _, id in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
-    if id == ARGV[4] then queued = true break end
+  local place
+  for i, id in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+    if id == ARGV[4] then place = i - 1 break end
   end
-  if not queued then
-    if ARGV[5] == '1' then redis.call('LPUSH', KEYS[2], ARGV[4]) else redis.call('RPUSH', KEYS[2], ARGV[4]) end
+  if not place then
+    if ARGV[5] == '1' or ARGV[6] == '1' then
+      redis.call('LPUSH', KEYS[2], ARGV[4])
+      place = 0
+    else
+      place = redis.call('RPUSH', KEYS[2], ARGV[4]) - 1
+    end
   end
   redis.call('PEXPIRE', KEYS[2], ARGV[3])
+  return {0, redis.call('PTTL', KEYS[1]), place}
 end
 return {0, redis.call('PTTL', KEYS[1])}
 `;
@@ -121,13 +138,15 @@ return 0
 `;
 
 /**
- * Pass a turn on: a locker was woken with nobody waiting there any more. If
- * the lock holds its turn (or is free), give it to the next waiting process
+ * Pass a turn on: a locker was woken with nobody waiting there any more (or,
+ * polling, its last waiter left while registered). Take its id off the list;
+ * if the lock holds its turn (or is free), give it to the next waiting process
  * (a holder's release does it otherwise). KEYS[1] lock, KEYS[2] waiters list,
  * KEYS[3] waiting mark; ARGV[1] publish command, ARGV[2] channel, ARGV[3] the
  * locker's id.
  */
 const PASS = `${WAKE_NEXT_LUA}
+redis.call('LREM', KEYS[2], 0, ARGV[3])
 local current = redis.call('GET', KEYS[1])
 if current == 'turn:' .. ARGV[3] then redis.call('DEL', KEYS[1]) elseif current then return 0 end
 wake_next(KEYS[1], KEYS[2], KEYS[3], redis.call('DEL', KEYS[3]) == 1, ARGV[1], ARGV[2])
@@ -235,7 +254,7 @@ export class ScriptRunner {
    */
   assertReady(what: string): void {
     if (!this.connected) {
-      throw new StoreError('redis', `${what} failed: the client is not connected to Redis (${this.#client.isOpen ? 'reconnecting' : 'closed'})`);
+      throw new StoreError('redis', `${what} failed: the client is not connected to Redis (${notConnectedReason(this.#client)})`);
     }
   }
 

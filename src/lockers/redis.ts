@@ -92,6 +92,16 @@ interface Waiter {
   readonly waiting: () => void;
 }
 
+/**
+ * How long a release leaves the lock holding the turn of a polling locker
+ * (`pubsub: false`), ms: twice its longest poll interval, so its next poll
+ * finds the turn even on a loaded machine; a turn nobody takes (the
+ * process died) blocks the session that long.
+ */
+export function pollingTurnMs(pollMaxMs: number): number {
+  return 2 * pollMaxMs;
+}
+
 /** setTimeout's limit; longer (or infinite) lock timeouts simply never fire. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -152,10 +162,14 @@ export class RedisLocker implements Locker {
   readonly #channels: ReleaseChannels | undefined;
   /** What each lease needs of this locker. */
   readonly #host: LeaseHost;
-  /** How long a waiters list (`<lock>:waiters`) lives after a registration: past a waiter's longest sleep between two attempts. `''`: no wake-ups wanted. */
+  /** How long a waiters list (`<lock>:waiters`) lives after a registration: past a waiter's longest sleep between two attempts. */
   readonly #waitingMarkMs: string;
-  /** This locker's id in the waiters lists. */
-  readonly #id = nextLockerId();
+  /**
+   * This locker's id in the waiters lists. Polling (`pubsub: false`), it ends
+   * in `/<ms>`: how long a release leaves the lock holding its turn (see
+   * {@link pollingTurnMs}), which the release script reads from the id.
+   */
+  readonly #id: string;
   readonly #keys = new Map<string, KeyState>();
   /** Leases this process holds, per key (a new local head need not ask Redis while we hold it). */
   readonly #held = new Map<string, number>();
@@ -180,7 +194,8 @@ export class RedisLocker implements Locker {
     this.#cluster = resolved.cluster;
     this.#scripts = new ScriptRunner(this.client, this.commandTimeoutMs, this.pubsub);
     this.#channels = this.pubsub ? new ReleaseChannels(this.client, this.pubsub, this.closeTimeoutMs, this.#onReleaseMessage) : undefined;
-    this.#waitingMarkMs = this.pubsub ? String(2 * this.pollMaxMs + 1000) : '';
+    this.#waitingMarkMs = String(2 * this.pollMaxMs + 1000);
+    this.#id = this.pubsub ? nextLockerId() : `${nextLockerId()}/${pollingTurnMs(this.pollMaxMs)}`;
     this.#host = {
       leaseMs: this.leaseMs,
       renewEveryMs: this.renewEveryMs,
@@ -317,6 +332,10 @@ export class RedisLocker implements Locker {
         if (result.lease) return result.lease;
         if (waiter.done) return undefined;
         pttl = result.pttl;
+        // Polling: the turn comes at the next poll, so poll by the place in
+        // line: the next in line every pollMinMs, the one after every 2 ×
+        // pollMinMs, … (at most pollMaxMs, which the turn outlasts).
+        if (!channels && result.place !== undefined) delay = Math.min(delay, this.pollMinMs * (result.place + 1));
         if (channels && !triedSubscribe && !channels.isSubscribed(channel)) {
           // Subscribe in the background (never block the wait on it: the poll
           // covers a subscriber that cannot connect). Once subscribed, try once
@@ -362,15 +381,16 @@ export class RedisLocker implements Locker {
   }
 
   /** One SET NX attempt (with the fast-path read when possible). */
-  async #attempt(state: KeyState, fast: FastPath | undefined, timeoutMs: number): Promise<{ lease?: HeldLease; pttl: number }> {
+  async #attempt(state: KeyState, fast: FastPath | undefined, timeoutMs: number): Promise<{ lease?: HeldLease; pttl: number; place?: number | undefined }> {
     const token = nextToken();
     const { keys } = state;
     const recordKey = fast?.recordKey(keys.key);
     const scriptKeys = recordKey === undefined ? [keys.lock, keys.waiters, keys.waiting] : [keys.lock, keys.waiters, keys.waiting, recordKey];
     // Register for a wake-up only once subscribed: a wake-up sent to a locker
     // that cannot hear it would be lost for every other waiter too (the run
-    // loop retries right after subscribing, and registers then).
-    const register = this.#channels?.isSubscribed(keys.channel) ? this.#waitingMarkMs : '';
+    // loop retries right after subscribing, and registers then). Without
+    // pub/sub, always: the turn waits for the next poll.
+    const register = !this.#channels || this.#channels.isSubscribed(keys.channel) ? this.#waitingMarkMs : '';
     // Woken by id: take the turn (a failure goes back to the front). Registered before: the turn may be ours too, and a success takes the id off the list.
     const called = state.called ? '1' : '';
     const registered = state.registered ? '1' : '';
@@ -389,10 +409,10 @@ export class RedisLocker implements Locker {
       // Never the lock key in a message: it carries the sid.
       throw new StoreError(this.name, `lock acquire (SET NX PX${fast ? ' + GET' : ''}) failed for a lock key: ${errorMessage(error)}`, { cause: error });
     }
-    const [ok, second] = Array.isArray(reply) ? (reply as unknown[]) : [];
+    const [ok, second, place] = Array.isArray(reply) ? (reply as unknown[]) : [];
     if (Number(ok) !== 1) {
       if (register !== '') state.registered = true;
-      return { pttl: Number(second ?? -1) };
+      return { pttl: Number(second ?? -1), place: place === undefined || place === null ? undefined : Number(place) };
     }
     state.registered = false;
     this.#held.set(keys.key, (this.#held.get(keys.key) ?? 0) + 1);
@@ -421,6 +441,10 @@ export class RedisLocker implements Locker {
     if (state.queue.length === 0 && this.#keys.get(state.keys.key) === state) {
       this.#keys.delete(state.keys.key);
       this.#channels?.release(state.keys.channel, () => this.#keys.has(state.keys.key));
+      // Polling, nobody will look for a turn this locker registered for: take
+      // it off the list now, and pass on a turn it may hold already (with
+      // pub/sub, the release's message makes #onReleaseMessage do that).
+      if (!this.#channels && state.registered) this.#passTurn(state.keys.lock);
     }
   }
 
@@ -441,11 +465,16 @@ export class RedisLocker implements Locker {
       }
       this.#wake(state);
     } else if (message === this.#id) {
-      void this.#scripts.run('pass', [lockKey, `${lockKey}:waiters`, `${lockKey}:waiting`], [this.#scripts.publishCommand, channel, this.#id]).catch((error: unknown) => {
-        debug('redis locker: passing a turn on failed (it expires; the next waiter polls): %s', errorMessage(error));
-      });
+      this.#passTurn(lockKey);
     }
   };
+
+  /** Take this locker off the waiters list of `lockKey`, passing on a turn it holds there. */
+  #passTurn(lockKey: string): void {
+    void this.#scripts.run('pass', [lockKey, `${lockKey}:waiters`, `${lockKey}:waiting`], [this.#scripts.publishCommand, `${lockKey}:released`, this.#id]).catch((error: unknown) => {
+      debug('redis locker: passing a turn on failed (it expires; the next waiter polls): %s', errorMessage(error));
+    });
+  }
 
   // -- master store ------------------------------------------------------------
 

@@ -8,7 +8,7 @@ import { closeOwned, own } from './owned.js';
 import { loadPeer } from './peer.js';
 import type { VersionedRecord, VersionedStore, WriteCondition } from './store.js';
 import { registerRedisFastPath } from './redis-fast-path.js';
-import { fromIoredis, isIoredis, type IoredisLike } from '../adapters/ioredis.js';
+import { fromIoredis, isIoredis, notConnectedReason, type IoredisLike } from '../adapters/ioredis.js';
 import { REDIS_STORE_NAME, versionedWriteArgs, WRITE_SCRIPT, WRITE_SHA } from './redis-versioned-write.js';
 import { errorMessage, redactUrl } from '../format.js';
 
@@ -269,7 +269,7 @@ export class RedisStore<C extends RedisClientLike = RedisClientLike> implements 
     // A disconnected client would otherwise queue the command (offline queue)
     // until it reconnects: fail at once so the request gets its 503 now.
     if (!this.client.isReady) {
-      throw new StoreError(this.name, `${command} failed: the client is not connected to Redis (${this.client.isOpen ? 'reconnecting' : 'closed'})`);
+      throw new StoreError(this.name, `${command} failed: the client is not connected to Redis (${notConnectedReason(this.client)})`);
     }
     // Once written to a black-holed server a command would wait forever: bound
     // it (one shared sweeper, not a timer or AbortSignal per command: see deadline.ts).

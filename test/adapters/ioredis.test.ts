@@ -19,6 +19,8 @@ import { CLUSTER_KIND, redisCluster } from '../helpers/redis-cluster.js';
 import { redisServer, skipReason } from '../helpers/servers.js';
 import { lockerConformance } from '../lockers/conformance.js';
 import { storeConformance } from '../stores/conformance.js';
+import request from 'supertest';
+import { makeApp } from '../helpers/app.js';
 import { incrementRace } from './http-race.js';
 
 const [server, cluster] = await Promise.all([redisServer(), redisCluster()]);
@@ -113,6 +115,35 @@ describe('fromIoredis', () => {
     await io.quit();
     await ended;
     await assert.rejects(store.get('ready-check'), /\[redis\] GET failed: the client is not connected to Redis \(closed\)/);
+  });
+
+  it('a lazyConnect client never connected: every request is a 503 whose error says to connect it (not "closed")', { skip }, async () => {
+    const io = new Redis(server!.url, { lazyConnect: true });
+    io.on('error', () => {});
+    clients.push(io);
+    assert.equal(io.status, 'wait');
+    const store = new RedisStore({ client: io });
+    const locker = new RedisLocker({ client: io });
+    const errors: unknown[] = [];
+    const app = makeApp({ master: store, locker }, async (ctx) => {
+      ctx.body = { n: await ctx.session.withLock((s) => (s.n = (s.n ?? 0) + 1)) };
+    });
+    app.on('error', (error: unknown) => errors.push(error));
+    try {
+      const hint = 'ioredis client created with lazyConnect and never connected: call await client.connect() first';
+      const res = await request(app.callback()).get('/');
+      assert.equal(res.status, 503);
+      assert.ok(String((errors.at(-1) as Error)?.message).endsWith(`failed: the client is not connected to Redis (${hint})`), String(errors.at(-1)));
+      // The store's commands and the locker's acquire both say it.
+      await assert.rejects(store.get('lazy'), (error: Error) => error.message.endsWith(`GET failed: the client is not connected to Redis (${hint})`));
+      await assert.rejects(locker.acquire('lazy', { timeoutMs: 1000 }), (error: Error) => error.message.endsWith(`lock acquire failed: the client is not connected to Redis (${hint})`));
+      assert.equal(io.status, 'wait', 'the library did not connect the client behind the application\'s back');
+      // Once the application connects it, the same store and locker work.
+      await io.connect();
+      assert.equal((await request(app.callback()).get('/')).status, 200);
+    } finally {
+      await locker.close();
+    }
   });
 
   it('fencing: store and locker on one ioredis client take the fast path; once the token is gone a write is refused (LockLostError)', { skip }, async () => {

@@ -5,6 +5,9 @@
  *
  * Routes:
  * - `GET /incr`: read-modify-write under the lock, yielding once in between.
+ * - `GET /incr-slow`: the same, holding the lock 20 ms between the read and the
+ *   write (a slow call under the lock: a process with a few of these queued
+ *   keeps the lock busy without a pause).
  * - `GET /count`: the unlocked snapshot's count.
  * - `GET /hold`: increment under the lock, tell the parent `{ type: 'holding' }`,
  *   and finish only when the parent sends `{ type: 'finish' }` (the parent may
@@ -19,7 +22,7 @@
  * serving, runs `shutdown` (close the locker and clients) and exits.
  */
 import Koa from 'koa';
-import { setImmediate as yieldOnce } from 'node:timers/promises';
+import { setImmediate as yieldOnce, setTimeout as sleep } from 'node:timers/promises';
 import { session, type SessionOptions } from '../../src/index.js';
 import { serveForParent } from './worker-serve.js';
 
@@ -52,6 +55,15 @@ export function serveCounter(options: SessionOptions, shutdown: () => Promise<un
         count: await ctx.session.withLock(async (s) => {
           const read = s.count ?? 0;
           await yieldOnce(); // let other work in this process run between the read and the write
+          return (s.count = read + 1);
+        }),
+      };
+    } else if (ctx.path === '/incr-slow') {
+      ctx.body = {
+        pid: process.pid,
+        count: await ctx.session.withLock(async (s) => {
+          const read = s.count ?? 0;
+          await sleep(20);
           return (s.count = read + 1);
         }),
       };

@@ -8,6 +8,8 @@
  * - `LOCKER`: `redis` (RedisLocker, the default) or `memory` (MemoryLocker: one
  *   lock per process, the case that loses updates across processes).
  * - `LEASE_MS`: RedisLocker lease (default 10 000).
+ * - `PUBSUB`: `false` for a RedisLocker without release notifications (waiters poll).
+ * - `LOCK_TIMEOUT`: session() `lockTimeout` (default 60 000).
  */
 import { createClient } from 'redis';
 import { MemoryLocker, RedisLocker, RedisStore } from '../../src/index.js';
@@ -22,9 +24,9 @@ await client.connect();
 
 const locker = process.env.LOCKER === 'memory'
   ? new MemoryLocker()
-  : new RedisLocker({ client, leaseMs: Number(process.env.LEASE_MS ?? 10_000) });
+  : new RedisLocker({ client, leaseMs: Number(process.env.LEASE_MS ?? 10_000), ...(process.env.PUBSUB === 'false' ? { pubsub: false } : {}) });
 
 serveCounter(
-  { master: new RedisStore({ client }), locker, lockTimeout: 60_000 },
+  { master: new RedisStore({ client }), locker, lockTimeout: Number(process.env.LOCK_TIMEOUT ?? 60_000) },
   () => Promise.resolve((locker as { close?: () => Promise<void> }).close?.()).finally(() => client.close()),
 );

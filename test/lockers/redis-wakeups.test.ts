@@ -9,6 +9,10 @@
  *   first registered, and wakes only it; the releasing process cannot take it
  *   back meanwhile; a locker woken with nobody waiting passes its turn on; a
  *   turn nobody takes expires;
+ * - with pub/sub off, waiters of other processes register all the same and a
+ *   release leaves the lock to the first one's turn, found at its next poll
+ *   (the releasing locker cannot take it back); a polling waiter that gives up
+ *   leaves the list and passes on a turn it was given;
  * - a waiter of the same locker is woken by the local lease ending, even with
  *   pub/sub off;
  * - with 0.1.0 lockers on the same server (a rolling upgrade): their waiting
@@ -228,6 +232,50 @@ describe('RedisLocker wake-ups', { skip }, () => {
     await one!.publish(channel, '1');
     const lease = await waiting;
     await lease.release();
+  });
+
+  test('pub/sub off: a waiter of another process registers, and a release leaves the lock to its turn: the releasing locker cannot take it back', async () => {
+    const key = freshKey();
+    const polling = { pubsub: false, pollMinMs: 200, pollMaxMs: 400 } as const;
+    const releasing = locker({ client: one!, ...polling });
+    const holder = await releasing.acquire(key, { timeoutMs: LONG });
+    const list = `${holder.lockKey}:waiters`;
+    const order: string[] = [];
+    const other = locker({ client: two!, ...polling }).acquire(key, { timeoutMs: LONG }).then((lease) => {
+      order.push('other');
+      return lease;
+    });
+    await waitUntil(async () => (await one!.lLen(list)) === 1, { what: 'the polling waiter registered', timeoutMs: 5000 });
+    await holder.release();
+    // The releasing process asks again at once; the other one only polls (every 200 ms).
+    const again = releasing.acquire(key, { timeoutMs: LONG }).then((lease) => {
+      order.push('releasing');
+      return lease;
+    });
+    await (await other).release();
+    await (await again).release();
+    assert.deepEqual(order, ['other', 'releasing'], 'the first in line got the lock, not the process that released it');
+    assert.equal(await one!.exists(list), 0);
+  });
+
+  test('pub/sub off: a polling waiter that gives up leaves the list and passes on a turn it was given', async () => {
+    const key = freshKey();
+    const holder = await locker({ client: one!, pubsub: false }).acquire(key, { timeoutMs: LONG });
+    const list = `${holder.lockKey}:waiters`;
+    // Its turn would last 2 × pollMaxMs (20 minutes) and it polls only every 10: only its pass-on hands the lock on.
+    const gaveUp = locker({ client: two!, pubsub: false, ...NO_POLL });
+    const timedOut = gaveUp.acquire(key, { timeoutMs: 1000 });
+    await waitUntil(async () => (await one!.lLen(list)) === 1, { what: 'the first waiter registered' });
+    const next = locker({ client: two!, pubsub: false, pollMinMs: 20, pollMaxMs: 20 });
+    const waiting = next.acquire(key, { timeoutMs: LONG });
+    await waitUntil(async () => (await one!.lLen(list)) === 2, { what: 'the second waiter registered behind it' });
+    await holder.release();
+    assert.match((await one!.get(holder.lockKey)) ?? '', /^turn:.+\/1200000$/, 'the lock waits for the first in line');
+    await assert.rejects(timedOut, LockTimeoutError);
+    const lease = await waiting;
+    await lease.release();
+    assert.equal(await one!.exists(list), 0, 'nobody left on the list');
+    assert.equal(gaveUp.size + next.size + next.heldKeys, 0);
   });
 
   test('pub/sub off: waiters of the same locker are still handed the lock by the local release, not the poll', async () => {
