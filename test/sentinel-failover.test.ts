@@ -72,7 +72,7 @@ async function stopWorker(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-async function get(url: string, cookie?: string): Promise<{ status: number; count?: number; cookie: string }> {
+async function get(url: string, cookie?: string): Promise<{ status: number; count: number | undefined; cookie: string }> {
   const res = await fetch(url, { headers: cookie ? { cookie } : {} });
   const text = await res.text();
   let count: number | undefined;

@@ -9,7 +9,7 @@
  * - `CLIENT`: `node-redis` (`createSentinel`, the default) or `ioredis` (`new Redis({ sentinels })`).
  * - `WAIT_REPLICAS`: RedisStore `waitForReplicas` (default 0: no wait).
  */
-import Redis from 'ioredis';
+import { Redis } from 'ioredis';
 import { createSentinel } from 'redis';
 import { RedisLocker, RedisStore, type RedisStoreOptions } from '../../src/index.js';
 import { serveCounter } from './counter-worker.js';

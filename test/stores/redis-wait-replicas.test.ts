@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import Redis from 'ioredis';
+import { Redis } from 'ioredis';
 import { createClient } from 'redis';
 import { StoreError } from '../../src/errors.js';
 import { RedisLocker } from '../../src/lockers/redis.js';
