@@ -58,11 +58,11 @@ export interface IoredisLike {
   /** Events: the adapter listens for `'end'` to close the subscriber with the client. */
   once?(event: string, listener: () => void): unknown;
   /** A pipeline (RedisStore's `waitForReplicas`: the write and `WAIT` in one round trip). */
-  pipeline?(): IoredisPipeline;
+  pipeline?(...args: any[]): any;
 }
 
 /** The part of an ioredis pipeline the adapter uses. */
-export interface IoredisPipeline {
+interface IoredisPipeline {
   evalsha(...args: any[]): IoredisPipeline;
   eval(...args: any[]): IoredisPipeline;
   call(command: string, ...args: any[]): IoredisPipeline;
@@ -148,7 +148,7 @@ function makeAdapter(c: IoredisLike): IoredisAdapter {
  */
 function makePipeline(c: IoredisLike) {
   if (typeof c.pipeline !== 'function') throw new TypeError('koa-locked-session: this ioredis client has no pipeline()');
-  const p = c.pipeline();
+  const p = c.pipeline() as IoredisPipeline;
   const builder = {
     evalSha: (sha: string, options: EvalOptions) => (p.evalsha(sha, options.keys.length, ...options.keys, ...options.arguments), builder),
     eval: (source: string, options: EvalOptions) => (p.eval(source, options.keys.length, ...options.keys, ...options.arguments), builder),
