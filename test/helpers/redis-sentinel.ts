@@ -30,6 +30,8 @@ export const MASTER_NAME = 'mymaster';
 export interface SentinelSetup {
   /** The Sentinels' ports (what `createSentinel({ sentinelRootNodes })` / ioredis `sentinels` get). */
   readonly sentinelPorts: readonly number[];
+  /** The ports of the two data nodes (the primary and the replica, in either role). */
+  readonly dataPorts: readonly number[];
   /** The port of the primary the Sentinels name now. */
   masterPort(): Promise<number>;
   /** SIGSTOP the replica (of the current primary): the primary's writes from now on are not replicated. */
@@ -153,6 +155,7 @@ export async function redisSentinel(): Promise<SentinelSetup | undefined> {
     };
     return {
       sentinelPorts,
+      dataPorts: data.map((s) => s.port),
       masterPort,
       async pauseReplica() {
         const port = await masterPort();
