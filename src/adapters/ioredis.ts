@@ -57,6 +57,18 @@ export interface IoredisLike {
   duplicate(...args: any[]): unknown;
   /** Events: the adapter listens for `'end'` to close the subscriber with the client. */
   once?(event: string, listener: () => void): unknown;
+  /** A pipeline (RedisStore's `waitForReplicas`: the write and `WAIT` in one round trip). */
+  pipeline?(...args: any[]): any;
+}
+
+/** The part of an ioredis pipeline the adapter uses. */
+interface IoredisPipeline {
+  evalsha(...args: any[]): IoredisPipeline;
+  eval(...args: any[]): IoredisPipeline;
+  call(command: string, ...args: any[]): IoredisPipeline;
+  del(...keys: any[]): IoredisPipeline;
+  pexpire(key: string, ms: number): IoredisPipeline;
+  exec(): Promise<Array<[Error | null, unknown]> | null>;
 }
 /* eslint-enable @typescript-eslint/no-explicit-any */
 
@@ -138,8 +150,39 @@ function makeAdapter(c: IoredisLike): IoredisAdapter {
     eval: (source: string, options: EvalOptions) => c.eval(source, options.keys.length, ...options.keys, ...options.arguments),
     withCommandOptions: () => adapter,
     duplicate: () => makeSubscriber(c),
+    multi: () => makePipeline(c),
   };
   return adapter;
+}
+
+/**
+ * node-redis's pipeline builder (`multi()…execAsPipeline()`) on an ioredis
+ * pipeline: the same commands, sent together on the client's connection;
+ * rejects with the first command's error, as node-redis does.
+ */
+function makePipeline(c: IoredisLike) {
+  if (typeof c.pipeline !== 'function') throw new TypeError('koa-locked-session: this ioredis client has no pipeline()');
+  const p = c.pipeline() as IoredisPipeline;
+  const builder = {
+    evalSha: (sha: string, options: EvalOptions) => (p.evalsha(sha, options.keys.length, ...options.keys, ...options.arguments), builder),
+    eval: (source: string, options: EvalOptions) => (p.eval(source, options.keys.length, ...options.keys, ...options.arguments), builder),
+    set: (key: string, value: string, options?: { expiration?: { type: string; value: number }; condition?: string }) => {
+      const args: Array<string | number> = [key, value];
+      if (options?.expiration) args.push(options.expiration.type, options.expiration.value);
+      if (options?.condition) args.push(options.condition);
+      p.call('SET', ...args);
+      return builder;
+    },
+    del: (key: string) => (p.del(key), builder),
+    pExpire: (key: string, ms: number) => (p.pexpire(key, ms), builder),
+    wait: (replicas: number, timeoutMs: number) => (p.call('WAIT', replicas, timeoutMs), builder),
+    execAsPipeline: async (): Promise<unknown[]> => {
+      const results = (await p.exec()) ?? [];
+      for (const [error] of results) if (error) throw error;
+      return results.map(([, reply]) => reply);
+    },
+  };
+  return builder;
 }
 
 type Listener = (message: string, channel: string) => void;

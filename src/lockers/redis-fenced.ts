@@ -5,6 +5,7 @@ import { LockLostError, StoreError } from '../errors.js';
 import { errorMessage } from '../format.js';
 import { unwrap } from '../stores/envelope.js';
 import { ttlToMs, versionedWriteArgs } from '../stores/redis-versioned-write.js';
+import { unconfirmedError, type ReplicaWait } from '../stores/redis-replicas.js';
 import type { VersionedRecord, VersionedStore, WriteCondition } from '../stores/store.js';
 import type { HeldLease } from './redis-lease.js';
 import type { ScriptRunner } from './redis-scripts.js';
@@ -25,11 +26,13 @@ export class FencedStore implements VersionedStore {
   readonly #recordKey: string;
   /** Bound on each fenced script (ms): the smaller of the locker's and the store's command timeouts. */
   readonly #timeoutMs: number;
+  /** The master's `waitForReplicas` (`undefined`: no WAIT after a fenced write). */
+  readonly #wait: ReplicaWait | undefined;
   #prefetched = true;
   /** The stored string read by the acquire script (`undefined`: no key). */
   #stored: string | undefined;
 
-  constructor(store: VersionedStore, lease: HeldLease, scripts: ScriptRunner, recordKey: string, timeoutMs: number, stored: string | undefined) {
+  constructor(store: VersionedStore, lease: HeldLease, scripts: ScriptRunner, recordKey: string, timeoutMs: number, stored: string | undefined, wait?: ReplicaWait) {
     this.name = store.name;
     this.#store = store;
     this.#lease = lease;
@@ -37,6 +40,7 @@ export class FencedStore implements VersionedStore {
     this.#recordKey = recordKey;
     this.#timeoutMs = timeoutMs;
     this.#stored = stored;
+    this.#wait = wait;
   }
 
   async get(key: string): Promise<string | undefined> {
@@ -87,12 +91,14 @@ export class FencedStore implements VersionedStore {
     const releasing = lease.takeReleaseOnWrite();
     const { lock, waiters, waiting, channel } = lease.keys;
     let outcome: unknown;
+    let confirmed = Infinity;
     try {
       scripts.assertReady(`fenced ${op}`);
       const [command, ...operands] = args;
-      outcome = await scripts.run('fenced', [lock, this.#recordKey, waiters, waiting], [
-        lease.token, command!, releasing ? '1' : '0', scripts.publishCommand, channel, ...operands,
-      ], this.#timeoutMs);
+      const keys = [lock, this.#recordKey, waiters, waiting];
+      const argv = [lease.token, command!, releasing ? '1' : '0', scripts.publishCommand, channel, ...operands];
+      if (this.#wait) ({ reply: outcome, confirmed } = await scripts.runThenWait('fenced', keys, argv, this.#wait, this.#timeoutMs));
+      else outcome = await scripts.run('fenced', keys, argv, this.#timeoutMs);
     } catch (error) {
       if (error instanceof StoreError) throw error;
       throw new StoreError(this.name, `fenced ${op} failed: ${errorMessage(error)}`, { cause: error });
@@ -104,6 +110,8 @@ export class FencedStore implements VersionedStore {
     }
     if (code === 2) return 2; // refused by the version: the lock is still ours, release() gives it back
     if (releasing) lease.releasedByWrite();
+    // Written on the primary, but not on enough replicas: a failover may lose it.
+    if (this.#wait && !(confirmed >= this.#wait.replicas)) throw unconfirmedError(`fenced ${op}`, this.#wait, confirmed, this.name);
     return 1;
   }
 }

@@ -38,6 +38,7 @@ import { notConnectedReason } from '../adapters/ioredis.js';
 import { withDeadline } from '../deadline.js';
 import { StoreError } from '../errors.js';
 import { VERSIONED_WRITE_LUA } from '../stores/redis-versioned-write.js';
+import { writeThenWait, type PipelineClient, type ReplicaWait } from '../stores/redis-replicas.js';
 import type { RedisLockerClient } from './redis-options.js';
 
 /**
@@ -271,6 +272,22 @@ export class ScriptRunner {
         return commands.eval(source, options);
       }
     };
+    return this.#bounded(send, timeoutMs);
+  }
+
+  /**
+   * Run script `name` and `WAIT` for `wait.replicas` in one pipeline (the
+   * master RedisStore's `waitForReplicas`, for the fenced write): the script's
+   * reply and how many replicas confirmed it.
+   */
+  runThenWait(name: ScriptName, keys: string[], args: string[], wait: ReplicaWait, timeoutMs = this.#timeoutMs): Promise<{ reply: unknown; confirmed: number }> {
+    const { sha, source } = SCRIPTS[name];
+    const options = { keys, arguments: args };
+    const send = () => writeThenWait(this.#commands as unknown as PipelineClient, wait, (p) => p.evalSha(sha, options), (p) => p.eval(source, options));
+    return this.#bounded(send, timeoutMs);
+  }
+
+  #bounded<T>(send: () => Promise<T>, timeoutMs: number): Promise<T> {
     if (!Number.isFinite(timeoutMs)) return send();
     const which = timeoutMs === this.#timeoutMs ? 'commandTimeoutMs' : 'the store timeout';
     return withDeadline(send, timeoutMs, () => new Error(`no reply within ${timeoutMs} ms (${which})`));

@@ -418,7 +418,7 @@ export class RedisLocker implements Locker {
     this.#held.set(keys.key, (this.#held.get(keys.key) ?? 0) + 1);
     const lease = new HeldLease(this.#host, keys, token, startedAt);
     if (fast && recordKey !== undefined) {
-      lease.store = new FencedStore(fast.store, lease, this.#scripts, recordKey, Math.min(this.#scripts.timeoutMs, fast.timeoutMs), text(second));
+      lease.store = new FencedStore(fast.store, lease, this.#scripts, recordKey, Math.min(this.#scripts.timeoutMs, fast.timeoutMs), text(second), fast.replicaWait);
     }
     return { lease, pttl: 0 };
   }
@@ -490,7 +490,7 @@ export class RedisLocker implements Locker {
       debug('redis locker: the record key and the lock key of a session are in different slots (prefixes with braces?): no fast path');
       return undefined;
     }
-    return { client: fast.client, timeoutMs: fast.timeoutMs, recordKey: fast.recordKey, store: store! as VersionedStore };
+    return { client: fast.client, timeoutMs: fast.timeoutMs, recordKey: fast.recordKey, replicaWait: fast.replicaWait, store: store! as VersionedStore };
   }
 
   /**

@@ -9,6 +9,7 @@
  * `Symbol.for` key on `globalThis`, so the ESM and CommonJS copies of this
  * package (dual-package hazard) recognise each other's stores.
  */
+import type { ReplicaWait } from './redis-replicas.js';
 import type { Store } from './store.js';
 
 /** What a RedisStore tells RedisLocker about itself. */
@@ -19,6 +20,8 @@ export interface RedisFastPath {
   readonly timeoutMs: number;
   /** The full Redis key of session `key`. */
   recordKey(key: string): string;
+  /** The store's `waitForReplicas`: the locker's fenced writes wait for the same replicas (`undefined`: no WAIT). */
+  readonly replicaWait?: ReplicaWait | undefined;
 }
 
 const REGISTRY = Symbol.for('koa-locked-session.redisFastPaths');

@@ -10,6 +10,7 @@ import type { VersionedRecord, VersionedStore, WriteCondition } from './store.js
 import { registerRedisFastPath } from './redis-fast-path.js';
 import { fromIoredis, isIoredis, notConnectedReason, type IoredisLike } from '../adapters/ioredis.js';
 import { REDIS_STORE_NAME, versionedWriteArgs, WRITE_SCRIPT, WRITE_SHA } from './redis-versioned-write.js';
+import { unconfirmedError, writeThenWait, type ReplicaWait, type WritePipeline } from './redis-replicas.js';
 import { errorMessage, redactUrl } from '../format.js';
 
 const debug = debuglog('koa-locked-session');
@@ -17,8 +18,9 @@ const debug = debuglog('koa-locked-session');
 export { REDIS_STORE_NAME } from './redis-versioned-write.js';
 
 /**
- * A node-redis (v5+) client: a single-node client from `createClient()` or a
- * cluster client from `createCluster()`, already connected. Structural on
+ * A node-redis (v5+) client: a single-node client from `createClient()`, a
+ * cluster client from `createCluster()` or a Sentinel client from
+ * `createSentinel()`, already connected. Structural on
  * purpose: `RedisClusterType<any, …>` rejects real `createCluster()` clients
  * (its `_handleAsk` parameter is invariant in the modules), so whatever modules,
  * scripts, RESP version or type mapping a client has, it is accepted here.
@@ -43,13 +45,16 @@ export interface RedisClientLike {
   eval(...args: any[]): Promise<unknown>;
   /** A view of the client with per-command options (the store's command timeout). */
   withCommandOptions(...args: any[]): unknown;
+  /** A pipeline: the write and `WAIT` in one round trip (only used with `waitForReplicas`). */
+  multi?(...args: any[]): unknown;
 }
 /* eslint-enable @typescript-eslint/no-explicit-any */
 
 /** Options of {@link RedisStore}. */
 export interface RedisStoreOptions<C extends RedisClientLike = RedisClientLike> {
   /**
-   * A connected node-redis client or cluster client, or an ioredis `Redis` /
+   * A connected node-redis client, cluster client or Sentinel client
+   * (`createSentinel()`), or an ioredis `Redis` (also with `sentinels`) /
    * `Cluster` (wrapped with `fromIoredis()` for you). The store never closes it.
    * @example new RedisStore({ client: await createClient({ url }).connect() })
    */
@@ -67,6 +72,27 @@ export interface RedisStoreOptions<C extends RedisClientLike = RedisClientLike> 
    * @default 2000
    */
   timeoutMs?: number;
+  /**
+   * Acknowledge a save only once this many replicas confirmed it: every write
+   * (the versioned write, `SET`, `DEL`, `PEXPIRE`, and RedisLocker's fenced
+   * write on the same client) is followed by `WAIT waitForReplicas
+   * waitForReplicasTimeoutMs` in the same pipeline (one round trip). A write
+   * that fewer replicas confirmed in time fails with a `StoreError` (503,
+   * outcome `'unknown'`): it is on the primary, and survives a failover only
+   * if the promoted replica got it. With Sentinel, a save answered 200 then
+   * survives the primary's loss as long as a replica that confirmed it is
+   * promoted (set it to the number of replicas to be sure of that).
+   * See docs/redis-sentinel.md. `0`: no wait (Redis's asynchronous
+   * replication; a failover may lose the last acknowledged saves).
+   * @default 0
+   */
+  waitForReplicas?: number;
+  /**
+   * How long `WAIT` waits for {@link waitForReplicas} replicas, in ms. Must be
+   * below {@link timeoutMs} (which bounds the whole round trip).
+   * @default timeoutMs / 2
+   */
+  waitForReplicasTimeoutMs?: number;
 }
 
 /** Options of {@link RedisStore.connect}: a store that creates (and closes) its own client. */
@@ -93,8 +119,8 @@ interface RedisCommands {
 }
 
 const check = new Validator('RedisStore');
-const OPTIONS = ['client', 'prefix', 'timeoutMs'] as const;
-const CONNECT_OPTIONS = ['url', 'clientOptions', 'prefix', 'timeoutMs'] as const;
+const OPTIONS = ['client', 'prefix', 'timeoutMs', 'waitForReplicas', 'waitForReplicasTimeoutMs'] as const;
+const CONNECT_OPTIONS = ['url', 'clientOptions', 'prefix', 'timeoutMs', 'waitForReplicas', 'waitForReplicasTimeoutMs'] as const;
 /** Options of other Redis session stores (koa-redis, connect-redis…), with what to use here. */
 const HINTS: Readonly<Record<string, string>> = {
   url: 'Pass a connected client, or let the store create one: `await RedisStore.connect({ url })`',
@@ -127,7 +153,13 @@ export class RedisStore<C extends RedisClientLike = RedisClientLike> implements 
   readonly prefix: string;
   /** @see RedisStoreOptions.timeoutMs */
   readonly timeoutMs: number;
+  /** @see RedisStoreOptions.waitForReplicas */
+  readonly waitForReplicas: number;
+  /** @see RedisStoreOptions.waitForReplicasTimeoutMs */
+  readonly waitForReplicasTimeoutMs: number;
   readonly #commands: RedisCommands;
+  /** What every write waits for (`undefined`: no WAIT). */
+  readonly #wait: ReplicaWait | undefined;
 
   constructor(options: RedisStoreOptions<C>) {
     const input = check.object('options', options as RedisStoreOptions<C> | undefined);
@@ -141,6 +173,9 @@ export class RedisStore<C extends RedisClientLike = RedisClientLike> implements 
     this.client = client;
     this.prefix = check.string('prefix', input.prefix, 'sess:');
     this.timeoutMs = check.positiveMs('timeoutMs', input.timeoutMs, 2000);
+    this.#wait = resolveReplicaWait(input, this.timeoutMs, client);
+    this.waitForReplicas = this.#wait?.replicas ?? 0;
+    this.waitForReplicasTimeoutMs = this.#wait?.timeoutMs ?? Math.floor(this.timeoutMs / 2);
     // Our commands go through a view of the client with node-redis's own
     // command timeout off: node-redis 6 otherwise creates an
     // `AbortSignal.timeout(5000)` per command (a timer that outlives the
@@ -150,7 +185,7 @@ export class RedisStore<C extends RedisClientLike = RedisClientLike> implements 
     // prototype proxy of the client (single node and Cluster alike) that
     // keeps its connection, scripts and other command options.
     this.#commands = client.withCommandOptions({ timeout: 0 }) as RedisCommands;
-    registerRedisFastPath(this, { client, timeoutMs: this.timeoutMs, recordKey: (key) => this.keyFor(key) });
+    registerRedisFastPath(this, { client, timeoutMs: this.timeoutMs, recordKey: (key) => this.keyFor(key), replicaWait: this.#wait });
   }
 
   /**
@@ -230,10 +265,19 @@ export class RedisStore<C extends RedisClientLike = RedisClientLike> implements 
     if (condition === null && value !== undefined) {
       // A new sid: "nothing stored under the key" is exactly SET NX, one plain command instead of a script.
       const px = checkTtl(REDIS_STORE_NAME, 'SET NX', ttlMs);
-      const reply = await this.#run('SET NX', (c) => c.set(this.keyFor(key), wrap(value, version), { expiration: { type: 'PX', value: px }, condition: 'NX' }));
+      const set = { expiration: { type: 'PX' as const, value: px }, condition: 'NX' as const };
+      if (this.#wait) {
+        const reply = await this.#waited('SET NX', (p) => p.set(this.keyFor(key), wrap(value, version), set), (r) => r !== null && r !== undefined);
+        return reply !== null && reply !== undefined;
+      }
+      const reply = await this.#run('SET NX', (c) => c.set(this.keyFor(key), wrap(value, version), set));
       return reply !== null && reply !== undefined;
     }
     const options = { keys: [this.keyFor(key)], arguments: args };
+    if (this.#wait) {
+      const reply = await this.#waited('conditional write', (p) => p.evalSha(WRITE_SHA, options), (r) => Number(r) === 1, (p) => p.eval(WRITE_SCRIPT, options));
+      return Number(reply) === 1;
+    }
     const written = await this.#run('conditional write', async (c) => {
       try {
         return await c.evalSha(WRITE_SHA, options);
@@ -247,16 +291,28 @@ export class RedisStore<C extends RedisClientLike = RedisClientLike> implements 
 
   async set(key: string, value: string, ttlMs: number): Promise<void> {
     const px = checkTtl(REDIS_STORE_NAME, 'SET', ttlMs);
+    if (this.#wait) {
+      await this.#waited('SET', (p) => p.set(this.keyFor(key), value, { expiration: { type: 'PX', value: px } }), () => true);
+      return;
+    }
     await this.#run('SET', (c) => c.set(this.keyFor(key), value, { expiration: { type: 'PX', value: px } }));
   }
 
   async destroy(key: string): Promise<void> {
+    if (this.#wait) {
+      await this.#waited('DEL', (p) => p.del(this.keyFor(key)), (r) => Number(r) > 0);
+      return;
+    }
     await this.#run('DEL', (c) => c.del(this.keyFor(key)));
   }
 
   async touch(key: string, ttlMs: number): Promise<void> {
     const px = checkTtl(REDIS_STORE_NAME, 'PEXPIRE', ttlMs);
     // PEXPIRE on an absent key is a no-op returning 0: it never creates one.
+    if (this.#wait) {
+      await this.#waited('PEXPIRE', (p) => p.pExpire(this.keyFor(key), px), (r) => Number(r) === 1);
+      return;
+    }
     await this.#run('PEXPIRE', (c) => c.pExpire(this.keyFor(key), px));
   }
 
@@ -275,5 +331,34 @@ export class RedisStore<C extends RedisClientLike = RedisClientLike> implements 
     // it (one shared sweeper, not a timer or AbortSignal per command: see deadline.ts).
     return storeCall(this.name, command, this.timeoutMs, () => fn(this.#commands));
   }
+
+  /**
+   * A write and `WAIT` in one pipeline (`waitForReplicas`): the write's reply,
+   * or a `StoreError` (outcome `'unknown'`) when it changed something
+   * (`changed(reply)`) that fewer replicas than asked confirmed in time.
+   */
+  async #waited(command: string, write: (p: WritePipeline) => WritePipeline, changed: (reply: unknown) => boolean, fallback?: (p: WritePipeline) => WritePipeline): Promise<unknown> {
+    const wait = this.#wait!;
+    const { reply, confirmed } = await this.#run(command, (c) => writeThenWait(c as unknown as { multi(): unknown }, wait, write, fallback));
+    if (changed(reply) && !(confirmed >= wait.replicas)) throw unconfirmedError(command, wait, confirmed, this.name);
+    return reply;
+  }
+}
+
+/** `waitForReplicas` and its timeout, validated (`undefined`: no WAIT). */
+function resolveReplicaWait(input: { waitForReplicas?: unknown; waitForReplicasTimeoutMs?: unknown }, timeoutMs: number, client: RedisClientLike): ReplicaWait | undefined {
+  const { waitForReplicas: replicas = 0, waitForReplicasTimeoutMs } = input;
+  if (typeof replicas !== 'number' || !Number.isInteger(replicas) || replicas < 0) {
+    check.fail('waitForReplicas', 'a non-negative integer (the number of replicas that must confirm a save)', replicas, 'Use 0 (the default) not to wait, or the number of replicas of your primary');
+  }
+  const waitMs = check.positiveMs('waitForReplicasTimeoutMs', waitForReplicasTimeoutMs, Math.max(1, Math.floor(timeoutMs / 2)));
+  if (!(waitMs < timeoutMs)) {
+    check.fail('waitForReplicasTimeoutMs', `below timeoutMs (${timeoutMs} ms), which bounds the write and its WAIT together`, waitMs, 'Lower it, or raise timeoutMs');
+  }
+  if (replicas === 0) return undefined;
+  if (typeof client.multi !== 'function') {
+    check.fail('client', 'a client with multi() (pipelines) when waitForReplicas is set', client);
+  }
+  return { replicas: replicas as number, timeoutMs: Math.ceil(waitMs) };
 }
 

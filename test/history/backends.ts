@@ -9,6 +9,7 @@
  * | --------------- | ------------------------- | ------------------------ | ----------------------------------------------- |
  * | `redis`         | RedisStore                | RedisLocker, same client | Redis (AOF, fsync always)                       |
  * | `redis-cluster` | RedisStore on 3 masters   | RedisLocker, same client | none (the cluster helper has none)              |
+ * | `redis-sentinel`| RedisStore, `waitForReplicas: 1`, via Sentinel | RedisLocker, same client | the primary SIGKILLed, failed over, rejoined as a replica |
  * | `memcached`     | MemcachedStore            | RedisLocker              | Redis, which holds only the locks               |
  * | `mongo`         | MongoStore (FerretDB)     | RedisLocker              | Redis, which holds only the locks               |
  * | `postgres`      | PostgresStore             | PostgresLocker (the row) | PostgreSQL (immediate shutdown, WAL recovery)   |
@@ -17,10 +18,11 @@
 import { randomUUID } from 'node:crypto';
 import { postgresServer } from '../helpers/postgres-server.js';
 import { redisCluster, CLUSTER_KIND } from '../helpers/redis-cluster.js';
+import { redisSentinel } from '../helpers/redis-sentinel.js';
 import { memcachedServer, mongoServer, redisServer, skipReason, type StartedServer, type TestServer } from '../helpers/servers.js';
 import type { WorkerConfig } from './worker.js';
 
-export const CONFIGS = ['redis', 'redis-cluster', 'memcached', 'mongo', 'postgres', 'memory'] as const;
+export const CONFIGS = ['redis', 'redis-cluster', 'redis-sentinel', 'memcached', 'mongo', 'postgres', 'memory'] as const;
 export type ConfigName = (typeof CONFIGS)[number];
 
 /** Timings shared by every process of a run. */
@@ -79,6 +81,32 @@ export async function startBackend(name: ConfigName, timings: Timings): Promise<
         clusterAddressMap: Object.fromEntries(ports.map((p) => [`127.0.0.1:${p}`, { host: '127.0.0.1', port: route(p) }])),
       }),
       restart: undefined,
+      shared: true,
+      stop,
+    };
+  }
+  if (name === 'redis-sentinel') {
+    const sentinel = await redisSentinel();
+    if (!sentinel) return { skip: skipReason('redis') };
+    stops.push(() => sentinel.stop());
+    const ports = [...sentinel.sentinelPorts, ...sentinel.dataPorts];
+    return {
+      name,
+      ports,
+      workerConfig: (route) => ({
+        ...base,
+        sentinelRootUrls: sentinel.sentinelPorts.map((p) => `redis://127.0.0.1:${route(p)}`),
+        // The Sentinels name nodes by their own ports: map each to this process's route.
+        clusterAddressMap: Object.fromEntries(ports.map((p) => [`127.0.0.1:${p}`, { host: '127.0.0.1', port: route(p) }])),
+      }),
+      // The "restart" of this configuration is a failover: the primary SIGKILLed, a replica promoted, the old one back as a replica.
+      restart: {
+        server: 'the Redis primary (SIGKILL, Sentinel failover, rejoin)',
+        run: async () => {
+          await sentinel.killPrimary();
+          await sentinel.rejoin();
+        },
+      },
       shared: true,
       stop,
     };

@@ -7,7 +7,7 @@
  *   npm run chaos -- --seconds 60 --config redis --seed 7 --processes 6
  *
  * Flags: `--seconds N` (per configuration, default 30), `--config NAME`
- * (repeatable or comma separated; default all: redis, redis-cluster,
+ * (repeatable or comma separated; default all: redis, redis-cluster, redis-sentinel,
  * memcached, mongo, postgres, memory), `--seed N` (default: random, printed),
  * `--processes N` (4–8 app processes, default 4), `--verbose` (print each fault),
  * `--lease-ms`, `--store-timeout`, `--lock-timeout` (ms; default 1000, 500, 3000).

@@ -32,12 +32,13 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import Memcached from 'memcached';
 import { MongoClient } from 'mongodb';
 import pg from 'pg';
-import { createClient, createCluster } from 'redis';
+import { createClient, createCluster, createSentinel } from 'redis';
 import {
   MEMCACHED_FAIL_FAST_OPTIONS, MemcachedStore, MemoryLocker, MemoryStore, MongoStore, PostgresLocker, PostgresStore, RedisLocker, RedisStore, session,
   type Locker, type MongoSessionDocument, type RedisLockerClient, type Store,
 } from '../../src/index.js';
 import { serveForParent } from '../helpers/worker-serve.js';
+import { MASTER_NAME } from '../helpers/redis-sentinel.js';
 
 declare module '../../src/index.js' {
   interface SessionData {
@@ -47,12 +48,14 @@ declare module '../../src/index.js' {
 
 /** How a worker reaches its servers (URLs may point at fault proxies). */
 export interface WorkerConfig {
-  readonly store: 'redis' | 'redis-cluster' | 'memcached' | 'mongo' | 'postgres' | 'memory';
+  readonly store: 'redis' | 'redis-cluster' | 'redis-sentinel' | 'memcached' | 'mongo' | 'postgres' | 'memory';
   /** Redis for RedisStore and/or RedisLocker. */
   readonly redisUrl?: string;
   /** Cluster: root nodes, and where each node's announced address is really reached (a proxy). */
   readonly clusterRootUrls?: readonly string[];
   readonly clusterAddressMap?: Readonly<Record<string, { host: string; port: number }>>;
+  /** Sentinel: the Sentinels (the data nodes they name are mapped by `clusterAddressMap`). */
+  readonly sentinelRootUrls?: readonly string[];
   readonly memcachedUrl?: string;
   readonly mongoUrl?: string;
   readonly mongoDb?: string;
@@ -92,6 +95,18 @@ async function redisClient(): Promise<RedisLockerClient & { close(): Promise<voi
     await cluster.connect();
     return cluster as unknown as RedisLockerClient & { close(): Promise<void> };
   }
+  if (config.store === 'redis-sentinel') {
+    const sentinel = createSentinel({
+      name: MASTER_NAME,
+      sentinelRootNodes: config.sentinelRootUrls!.map((url) => ({ host: '127.0.0.1', port: Number(new URL(url).port) })),
+      nodeAddressMap: { ...config.clusterAddressMap },
+      nodeClientOptions: { socket: { reconnectStrategy } },
+      sentinelClientOptions: { socket: { reconnectStrategy } },
+    });
+    sentinel.on('error', () => {}); // rediscovers the primary by itself; requests report failures
+    await sentinel.connect();
+    return sentinel as unknown as RedisLockerClient & { close(): Promise<void> };
+  }
   const client = createClient({ url: config.redisUrl!, socket: { reconnectStrategy } });
   client.on('error', () => {});
   await client.connect();
@@ -116,8 +131,10 @@ if (config.store === 'memory') {
   const redisLocker = new RedisLocker({ client: redis, prefix: `${config.prefix}lock:`, leaseMs: config.leaseMs });
   locker = redisLocker;
   closers.push(() => redisLocker.close(), () => redis.close());
-  if (config.store === 'redis' || config.store === 'redis-cluster') {
-    store = new RedisStore({ client: redis as never, prefix: `${config.prefix}sess:`, timeoutMs: config.storeTimeout });
+  if (config.store === 'redis' || config.store === 'redis-cluster' || config.store === 'redis-sentinel') {
+    // Through a failover, a save is acknowledged only once the replica has it.
+    const waitForReplicas = config.store === 'redis-sentinel' ? 1 : 0;
+    store = new RedisStore({ client: redis as never, prefix: `${config.prefix}sess:`, timeoutMs: config.storeTimeout, waitForReplicas });
   } else if (config.store === 'memcached') {
     const client = new Memcached(config.memcachedUrl!, { ...MEMCACHED_FAIL_FAST_OPTIONS });
     closers.push(async () => client.end());
