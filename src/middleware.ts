@@ -113,16 +113,6 @@ export function session<T extends object = SessionData>(options: SessionOptions 
       }
       cookies.set(cookie, name);
     }
-    // koa-session code sets per-request cookie options on ctx.sessionOptions: here that
-    // would be silently ignored (issue 20 item 5). Defined once, unless another middleware owns it.
-    if (!Object.prototype.hasOwnProperty.call(app.context, 'sessionOptions')) {
-      const refuse = () => {
-        throw new TypeError(
-          "koa-locked-session: ctx.sessionOptions is koa-session's; here options are given once to session({ ttl, cookie: { maxAge, sameSite, … } }), and one session's lifetime by `await ctx.session.login(user, { ttl, remember })`",
-        );
-      };
-      Object.defineProperty(app.context, 'sessionOptions', { configurable: true, enumerable: false, get: refuse, set: refuse });
-    }
     // Koa's own pattern (ctx.cookies): a getter on the context prototype that builds the handle on first access.
     Object.defineProperty(app.context, name, {
       configurable: true,

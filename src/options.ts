@@ -148,14 +148,6 @@ export interface AuthOptions {
    * @default 100
    */
   maxSessionsPerUser?: number;
-  /**
-   * Deprecated, for this release only: keep `ctx.session.user()` as the old name of
-   * `currentUser()` (each process warns once with a `DeprecationWarning`). Off, reading
-   * `ctx.session.user` throws a TypeError naming `currentUser()`: as a method it was truthy,
-   * so the koa-session habit `if (ctx.session.user)` let every anonymous request in.
-   * @default false
-   */
-  legacyUserMethod?: boolean;
 }
 
 /** The cookie options with every default applied. */
@@ -190,8 +182,6 @@ export interface ResolvedOptions {
   userKey: string;
   userId: (user: unknown) => string | number;
   maxSessionsPerUser: number;
-  /** `auth.legacyUserMethod`: `ctx.session.user()` still answers (deprecated). */
-  legacyUserMethod: boolean;
   /** The migration sources, in the order they are asked (empty: no migration). */
   migrateFrom: readonly MigrationSource[];
 }
@@ -353,13 +343,12 @@ export function resolveOptions(input: SessionOptions = {}): ResolvedOptions {
     fail('sid.header', 'an HTTP header name (letters, digits, dashes)', header);
   }
   const auth = check.object('auth', input.auth);
-  check.known(auth, ['userKey', 'userId', 'maxSessionsPerUser', 'legacyUserMethod'], {}, 'auth.');
+  check.known(auth, ['userKey', 'userId', 'maxSessionsPerUser'], {}, 'auth.');
   const userKey = auth.userKey ?? 'user';
   if (typeof userKey !== 'string' || userKey === '' || userKey === '__proto__') fail('auth.userKey', 'a non-empty string', userKey);
   const userId = auth.userId ?? defaultUserId;
   if (typeof userId !== 'function') fail('auth.userId', 'a function returning the user\'s id', userId);
   const maxSessionsPerUser = check.positiveInt('auth.maxSessionsPerUser', auth.maxSessionsPerUser, 100);
-  const legacyUserMethod = check.bool('auth.legacyUserMethod', auth.legacyUserMethod, false);
   const migrateFrom = resolveMigrateFrom(input.migrateFrom, master);
 
   return {
@@ -369,7 +358,6 @@ export function resolveOptions(input: SessionOptions = {}): ResolvedOptions {
     userKey,
     userId,
     maxSessionsPerUser,
-    legacyUserMethod,
     migrateFrom,
   };
 }

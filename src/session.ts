@@ -107,45 +107,9 @@ export class SessionHandle<T extends object = SessionData> {
     return this.destroy();
   }
 
-  /**
-   * The logged-in user, or `undefined`. (Was `user()`: as a method, `ctx.session.user`
-   * was truthy for everyone, so the koa-session habit `if (ctx.session.user)` let every
-   * anonymous request in; reading `ctx.session.user` now throws, see `auth.legacyUserMethod`.)
-   * @example const user = await ctx.session.currentUser();
-   */
-  currentUser(): Promise<UserOf<T> | undefined> {
+  /** The logged-in user, or `undefined`. */
+  user(): Promise<UserOf<T> | undefined> {
     return auth.userOf(this.#req) as Promise<UserOf<T> | undefined>;
-  }
-
-  /**
-   * Not the session data: reading it throws a TypeError naming `currentUser()`, so
-   * `if (ctx.session.user)` can never let an anonymous request in. With the deprecated
-   * `auth: { legacyUserMethod: true }` it is still the old name of {@link currentUser}.
-   * @deprecated Use `await ctx.session.currentUser()`.
-   */
-  get user(): never {
-    if (!this.#req.options.legacyUserMethod) throw notData('user', 'the logged-in user is `await ctx.session.currentUser()`');
-    warnLegacyUser();
-    return (() => this.currentUser()) as never;
-  }
-
-  /**
-   * koa-session's per-session cookie lifetime: not a member of the handle. Reading or
-   * assigning it throws a TypeError naming `login(user, { ttl, remember })` and the
-   * `ttl` / `cookie.maxAge` options.
-   */
-  get maxAge(): never {
-    throw maxAgeError();
-  }
-
-  /** koa-session's `save()`: not a member. A scope saves when it ends; reading it throws naming `withLock`. */
-  get save(): never {
-    throw notData('save', 'a scope saves when it ends: `await ctx.session.withLock((s) => { … })` (or `await using s = await ctx.session.lock()`)');
-  }
-
-  /** `JSON.stringify(ctx.session)` throws: the handle holds no data; serialize `await ctx.session.get()`. */
-  toJSON(): never {
-    throw notData('toJSON', 'serialize the data: `JSON.stringify(await ctx.session.get())`');
   }
 
   /**
@@ -207,60 +171,8 @@ function refuseWrite(key: string | symbol): never {
   );
 }
 
-/**
- * No silent reads either (issue 20 item 5): koa-session code reads data off
- * `ctx.session` (`ctx.session.views`, `if (ctx.session.userId)`); on the handle such a
- * read would be `undefined` (or, for a method, truthy) without a word. An unknown name
- * reaching the end of the prototype chain throws instead, naming `get()` and
- * `withLock`. Names that runtimes probe on any object pass as `undefined`: `then`
- * (`await` and `return` from an async function look it up), symbols (util.inspect,
- * `Symbol.toPrimitive`, disposal) and the few duck-typing probes below (util.inspect
- * asks for `href` to tell a URL).
- */
-const PROBED = new Set(['then', 'href', 'inspect', 'asymmetricMatch', '$$typeof', 'nodeType', 'tagName', 'toJSON', 'catch', 'finally', 'constructor']);
-
-function notData(name: string, fix: string): TypeError {
-  return new TypeError(
-    `koa-locked-session: ctx.session.${name} is not the session data: ctx.session is a handle. ` +
-      `Read the data with \`await ctx.session.get()\` (or inside \`withLock\`); ${fix}`,
-  );
-}
-
-function unknownRead(key: string): TypeError {
-  return notData(key, `change it inside \`await ctx.session.withLock((s) => { s.${key} = … })\``);
-}
-
-function maxAgeError(): TypeError {
-  return new TypeError(
-    'koa-locked-session: ctx.session.maxAge is not a member of the handle. A session\'s lifetime comes from ' +
-      '`await ctx.session.login(user, { ttl, remember })` (remember: false gives a browser-session cookie), ' +
-      'or for every session from the `ttl` and `cookie.maxAge` options of session()',
-  );
-}
-
-let legacyUserWarned = false;
-function warnLegacyUser(): void {
-  if (legacyUserWarned) return;
-  legacyUserWarned = true;
-  process.emitWarning('ctx.session.user() is deprecated: use await ctx.session.currentUser() (auth.legacyUserMethod goes away in the next release)', {
-    type: 'DeprecationWarning',
-    code: 'KOA_LOCKED_SESSION_USER',
-  });
-}
-
-const TRAPS = new Set<string | symbol>(['user', 'save']);
-
 for (const key of Reflect.ownKeys(SessionHandle.prototype)) {
   if (key === 'constructor') continue;
-  if (key === 'maxAge') {
-    Object.defineProperty(SessionHandle.prototype, key, { get: () => { throw maxAgeError(); }, set: () => { throw maxAgeError(); }, enumerable: false, configurable: true });
-    continue;
-  }
-  if (TRAPS.has(key)) {
-    const descriptor = Object.getOwnPropertyDescriptor(SessionHandle.prototype, key)!;
-    Object.defineProperty(SessionHandle.prototype, key, { ...descriptor, set: () => refuseWrite(key) });
-    continue;
-  }
   const descriptor = Object.getOwnPropertyDescriptor(SessionHandle.prototype, key)!;
   if ('value' in descriptor) {
     const method = descriptor.value as unknown;
@@ -273,9 +185,5 @@ Object.setPrototypeOf(
   SessionHandle.prototype,
   new Proxy(Object.create(Object.prototype) as object, {
     set: (_target, key) => refuseWrite(key),
-    get: (target, key, receiver) => {
-      if (typeof key === 'symbol' || PROBED.has(key) || key in target) return Reflect.get(target, key, receiver);
-      throw unknownRead(key);
-    },
   }),
 );

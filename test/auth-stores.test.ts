@@ -66,7 +66,7 @@ function authApp(options: SessionOptions) {
       ctx.body = { sessions: await ctx.session.sessionsOf(ada) };
       return;
     }
-    ctx.body = { user: (await ctx.session.currentUser()) ?? null, id: ctx.session.id ?? null };
+    ctx.body = { user: (await ctx.session.user()) ?? null, id: ctx.session.id ?? null };
   }).callback();
 }
 
@@ -101,7 +101,7 @@ describe('auth on CookieStore', () => {
       if (ctx.path === '/login') await ctx.session.login(ada);
       if (ctx.path === '/logout') await ctx.session.logout();
       if (ctx.path === '/sessions') await ctx.session.sessionsOf(ada);
-      ctx.body = { user: (await ctx.session.currentUser()) ?? null, id: ctx.session.id ?? null };
+      ctx.body = { user: (await ctx.session.user()) ?? null, id: ctx.session.id ?? null };
     });
     app.on('error', (e) => errors.push(e));
     const server = app.callback();
