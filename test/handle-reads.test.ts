@@ -259,7 +259,7 @@ describe('reads of the session handle', () => {
     try {
       const { server } = appWith({ auth: { legacyUserMethod: true } }, async (ctx) => {
         if (ctx.path === '/login') {
-          await ctx.session.login({ id: '7' });
+          await ctx.session.login({ id: '7', name: 'Bo' });
           ctx.body = 'ok';
           return;
         }
@@ -268,7 +268,7 @@ describe('reads of the session handle', () => {
       });
       const login = await request(server).get('/login');
       const cookie = cookieHeader(login.headers['set-cookie']);
-      assert.deepEqual((await request(server).get('/me').set('Cookie', cookie)).body, { user: { id: '7' } });
+      assert.deepEqual((await request(server).get('/me').set('Cookie', cookie)).body, { user: { id: '7', name: 'Bo' } });
       assert.deepEqual((await request(server).get('/me')).body, { user: null });
       await new Promise<void>((resolve) => setImmediate(resolve)); // process 'warning' is emitted on the next tick
       assert.equal(warnings.length, 1);
