@@ -65,7 +65,7 @@ const protect = requireLogin({
 
 app.use(async (ctx, next) => {
   if (ctx.path === '/' && ctx.method === 'GET') {
-    const user = await ctx.session.user();
+    const user = await ctx.session.currentUser();
     ctx.body = page('Home', user ? `<p>Hello ${escape(user.name)}. <a href="/account">Your account</a></p>` : '<p><a href="/login">Log in</a></p>');
     return;
   }
@@ -106,7 +106,7 @@ app.use(async (ctx, next) => {
 app.use(protect);
 
 app.use(async (ctx) => {
-  const user = (await ctx.session.user())!;
+  const user = (await ctx.session.currentUser())!;
   if (ctx.path === '/increment' && ctx.method === 'POST') {
     ctx.body = { count: await ctx.session.withLock((s) => (s.count = (s.count ?? 0) + 1)) };
     return;

@@ -126,7 +126,7 @@ export interface RequireLoginOptions {
 
 /**
  * Middleware that lets a request through only when a user is logged in
- * (`ctx.session.user()`); otherwise it answers 401 (or calls `onUnauthorized`).
+ * (`ctx.session.currentUser()`); otherwise it answers 401 (or calls `onUnauthorized`).
  * CORS preflight (OPTIONS) requests always pass: browsers send them without cookies.
  *
  * @example router.get('/account', requireLogin({ onUnauthorized: (ctx) => ctx.redirect('/login') }), showAccount);
@@ -138,11 +138,11 @@ export function requireLogin(options: RequireLoginOptions = {}): Middleware {
   }
   return async function requireLoginMiddleware(ctx, next) {
     if (ctx.method === 'OPTIONS') return next();
-    const handle = (ctx as unknown as Record<string, { user?: () => Promise<unknown> } | undefined>)[name];
-    if (!handle || typeof handle.user !== 'function') {
+    const handle = (ctx as unknown as Record<string, { currentUser?: () => Promise<unknown> } | undefined>)[name];
+    if (!handle || typeof handle.currentUser !== 'function') {
       throw new TypeError(`koa-locked-session: requireLogin() found no session "${name}" on ctx; app.use(session(${name === 'session' ? '' : `{ name: '${name}' }`})) must come before it`);
     }
-    if ((await handle.user()) !== undefined) return next();
+    if ((await handle.currentUser()) !== undefined) return next();
     if (onUnauthorized) return onUnauthorized(ctx, next);
     ctx.throw(401, 'Login required');
   };

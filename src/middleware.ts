@@ -40,6 +40,26 @@ function cookiesOf(resolved: ReturnType<typeof resolveOptions>): string[] {
 }
 
 /**
+ * koa-session's `ctx.sessionOptions` (its per-request options object, e.g.
+ * `ctx.sessionOptions.maxAge = …`) has no counterpart here: reading or assigning it
+ * throws naming the fix instead of reading `undefined` (or, in sloppy code, a write
+ * that vanishes). Installed once per app, only when nobody else (koa-session itself,
+ * during a migration) defined it, and configurable so a later koa-session can.
+ * Non-enumerable, and `'sessionOptions' in ctx` is a plain `true` (no read).
+ */
+function noSessionOptions(app: Koa): void {
+  if ('sessionOptions' in app.context) return;
+  const refuse = (): never => {
+    throw new TypeError(
+      'koa-locked-session: ctx.sessionOptions (koa-session\'s per-request options) does not exist: options are fixed per `session({ ... })` ' +
+        '(the cookie\'s under `cookie: { maxAge, sameSite, … }`, the expiry under `ttl`); one session\'s expiry is set at login, ' +
+        '`await ctx.session.login(user, { ttl, remember })`',
+    );
+  };
+  Object.defineProperty(app.context, 'sessionOptions', { configurable: true, enumerable: false, get: refuse, set: refuse });
+}
+
+/**
  * The session middleware: installs a lazy, lockable handle on `ctx[name]`
  * (`ctx.session` by default). Nothing touches a store or sets a cookie until the
  * handle is used.
@@ -113,6 +133,7 @@ export function session<T extends object = SessionData>(options: SessionOptions 
       }
       cookies.set(cookie, name);
     }
+    noSessionOptions(app);
     // Koa's own pattern (ctx.cookies): a getter on the context prototype that builds the handle on first access.
     Object.defineProperty(app.context, name, {
       configurable: true,

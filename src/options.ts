@@ -118,7 +118,7 @@ export interface SessionOptions {
     /** Request/response header carrying the signed sid instead of the cookie (`[A-Za-z0-9-]`, at most 64 chars). */
     header?: string;
   };
-  /** Auth helpers (`login`, `logout`, `user`, `sessionsOf`, `revokeAll`). */
+  /** Auth helpers (`login`, `logout`, `currentUser`, `sessionsOf`, `revokeAll`). */
   auth?: AuthOptions;
   /**
    * Keep users logged in when replacing koa-session, koa-generic-session or
@@ -148,6 +148,13 @@ export interface AuthOptions {
    * @default 100
    */
   maxSessionsPerUser?: number;
+  /**
+   * @deprecated Keeps `ctx.session.user()`, renamed `currentUser()`, for one release
+   * (a DeprecationWarning once per process). It brings back the trap the rename
+   * removes: `if (ctx.session.user)` is true for every request, logged in or not.
+   * @default false (`ctx.session.user` throws a TypeError naming `currentUser()`)
+   */
+  legacyUserMethod?: boolean;
 }
 
 /** The cookie options with every default applied. */
@@ -182,6 +189,8 @@ export interface ResolvedOptions {
   userKey: string;
   userId: (user: unknown) => string | number;
   maxSessionsPerUser: number;
+  /** `auth.legacyUserMethod`: the handle still answers `user()` (deprecated). */
+  legacyUserMethod: boolean;
   /** The migration sources, in the order they are asked (empty: no migration). */
   migrateFrom: readonly MigrationSource[];
 }
@@ -343,12 +352,13 @@ export function resolveOptions(input: SessionOptions = {}): ResolvedOptions {
     fail('sid.header', 'an HTTP header name (letters, digits, dashes)', header);
   }
   const auth = check.object('auth', input.auth);
-  check.known(auth, ['userKey', 'userId', 'maxSessionsPerUser'], {}, 'auth.');
+  check.known(auth, ['userKey', 'userId', 'maxSessionsPerUser', 'legacyUserMethod'], {}, 'auth.');
   const userKey = auth.userKey ?? 'user';
   if (typeof userKey !== 'string' || userKey === '' || userKey === '__proto__') fail('auth.userKey', 'a non-empty string', userKey);
   const userId = auth.userId ?? defaultUserId;
   if (typeof userId !== 'function') fail('auth.userId', 'a function returning the user\'s id', userId);
   const maxSessionsPerUser = check.positiveInt('auth.maxSessionsPerUser', auth.maxSessionsPerUser, 100);
+  const legacyUserMethod = check.bool('auth.legacyUserMethod', auth.legacyUserMethod, false);
   const migrateFrom = resolveMigrateFrom(input.migrateFrom, master);
 
   return {
@@ -358,6 +368,7 @@ export function resolveOptions(input: SessionOptions = {}): ResolvedOptions {
     userKey,
     userId,
     maxSessionsPerUser,
+    legacyUserMethod,
     migrateFrom,
   };
 }

@@ -16,6 +16,9 @@ export type UserOf<T> = T extends {
   user?: infer U;
 } ? U : unknown;
 
+/** A handle's request (set by the class's static block; the traps below cannot name `#req`). */
+let requestOf: (handle: object) => RequestSession | undefined;
+
 /**
  * `ctx.session`: a lockable handle on one request's session. Data changes only
  * inside a lock scope (`withLock`, `lock`), which reads the record fresh under
@@ -23,7 +26,9 @@ export type UserOf<T> = T extends {
  *
  * The handle is not the data: assigning any property of it (`ctx.session.views = 1`,
  * the koa-session habit) throws a TypeError naming `withLock`, in strict and
- * sloppy code alike, instead of being silently lost.
+ * sloppy code alike, instead of being silently lost; reading a name it does not
+ * have (`ctx.session.user`, `ctx.session.views`, `JSON.stringify(ctx.session)`)
+ * throws a TypeError naming `get()` / `currentUser()` instead of reading `undefined`.
  */
 export class SessionHandle<T extends object = SessionData> {
   readonly #req: RequestSession;
@@ -107,8 +112,13 @@ export class SessionHandle<T extends object = SessionData> {
     return this.destroy();
   }
 
-  /** The logged-in user, or `undefined`. */
-  user(): Promise<UserOf<T> | undefined> {
+  /**
+   * The logged-in user, or `undefined` (a read of the session, like {@link get}).
+   * Named so that no member of the handle reads like session data: `ctx.session.user`
+   * (the koa-session habit) throws instead of being a truthy method (issue 20, item 5).
+   * @example const user = await ctx.session.currentUser();
+   */
+  currentUser(): Promise<UserOf<T> | undefined> {
     return auth.userOf(this.#req) as Promise<UserOf<T> | undefined>;
   }
 
@@ -153,22 +163,112 @@ export class SessionHandle<T extends object = SessionData> {
   end(failed: boolean): Promise<void> | undefined {
     return this.#req.end(failed);
   }
+
+  static {
+    requestOf = (handle) => (#req in handle ? handle.#req : undefined);
+  }
 }
 
+
 /**
- * No silent footguns (issue 14): a write to the handle throws in sloppy code too,
- * where a frozen object would ignore it. Methods and getters become accessors
- * with a throwing setter (a getter returning the method is inlined: no cost per
- * call), and a Proxy at the end of the prototype chain refuses every other name
- * (`ctx.session.views = 1` reaches it because the handle has no such property).
- * Reads of unknown names are not trapped, so the Proxy is never on a hot path.
+ * No silent footguns (issues 14 and 20): the handle is not the session data, and
+ * code written for koa-session's `ctx.session` object must fail loudly on it
+ * rather than read `undefined` (`if (ctx.session.user)` would let everyone in
+ * if `user` were a method, and silently deny if it read `undefined`).
+ *
+ * - Writes throw in sloppy code too, where a frozen object would ignore them:
+ *   methods and getters become accessors with a throwing setter (a getter
+ *   returning the method is inlined: no cost per call).
+ * - A Proxy at the END of the prototype chain refuses every other name, read
+ *   or written. Real members are found before it, so their reads never reach
+ *   the Proxy: it is never on a hot path.
+ * - It does not refuse what JavaScript, Node and libraries probe on any object:
+ *   symbols (`util.inspect.custom`, `Symbol.toPrimitive`, `Symbol.asyncDispose`,
+ *   `Symbol.iterator`…), Object.prototype's members, and {@link PROBES}.
+ *
+ * `delete ctx.session.views` cannot be refused here: a delete only looks at the
+ * object's own properties, never at its prototype chain, and a Proxy around the
+ * handle itself would put every member read on the slow path (and break `#req`).
+ * TypeScript rejects it at compile time (`views` is not a member of the handle).
  */
-function refuseWrite(key: string | symbol): never {
+
+/**
+ * Names read by code that inspects any value, answered `undefined` as for a plain object:
+ * `then` (`await handle`, returning it from an async function, `Promise.resolve(handle)`),
+ * `inspect` (legacy custom inspection, some loggers), `readable` (Koa's
+ * `ctx.body = …` stream check, so `ctx.body = ctx.session` fails at JSON
+ * serialisation with the toJSON message naming get()), and test-framework
+ * matchers' probes (`asymmetricMatch`, `$$typeof`, `nodeType`).
+ */
+const PROBES: ReadonlySet<string> = new Set(['href', 'then', 'inspect', 'readable', 'asymmetricMatch', '$$typeof', 'nodeType']);
+
+/** `ctx.<name>`, for messages: the session's own name (`session({ name: 'cart' })` → ctx.cart). */
+function where(handle: object): string {
+  return `ctx.${requestOf(handle)?.options.name ?? 'session'}`;
+}
+
+/** Where a session's expiry is set (there is no per-session `maxAge` to change). */
+function expiryFix(at: string): string {
+  return `a session's expiry is set when the user logs in, \`await ${at}.login(user, { ttl, remember })\` ` +
+    `(\`remember: false\`: a browser-session cookie), and for every session by the \`ttl\` and \`cookie.maxAge\` options of \`session({ ... })\``;
+}
+
+/** The fix for the koa-session members that mean something else here. */
+function koaSessionMember(at: string, key: string): string | undefined {
+  switch (key) {
+    case 'maxAge':
+      return `${at}.maxAge does not exist: ${expiryFix(at)}`;
+    case 'save':
+    case 'manuallyCommit':
+      return `${at}.${key}() does not exist: a change is saved when its lock scope ends, \`await ${at}.withLock((s) => { s.views = … })\` ` +
+        `saves when fn returns; to extend the expiry without a change call \`await ${at}.touch()\``;
+    case 'toJSON':
+      return `JSON.stringify(${at}) (or \`ctx.body = ${at}\`): ${at} is a handle, not the session data; serialise the data, \`await ${at}.get()\``;
+    default:
+      return undefined;
+  }
+}
+
+function refuseWrite(handle: object, key: string | symbol): never {
+  const at = where(handle);
+  if (key === 'maxAge') throw new TypeError(`koa-locked-session: ${at}.maxAge = … does nothing: ${expiryFix(at)}`);
   const name = typeof key === 'symbol' ? key.toString() : key;
   throw new TypeError(
-    `koa-locked-session: ctx.session.${name} = … does nothing: ctx.session is a handle, not the session data. ` +
-      `Change data inside \`await ctx.session.withLock((s) => { s.${typeof key === 'symbol' ? 'key' : name} = … })\`; to end the session call \`await ctx.session.destroy()\``,
+    `koa-locked-session: ${at}.${name} = … does nothing: ${at} is a handle, not the session data. ` +
+      `Change data inside \`await ${at}.withLock((s) => { s.${typeof key === 'symbol' ? 'key' : name} = … })\`; to end the session call \`await ${at}.destroy()\``,
   );
+}
+
+function refuseRead(handle: object, key: string): never {
+  const at = where(handle);
+  const special = koaSessionMember(at, key);
+  if (special !== undefined) throw new TypeError(`koa-locked-session: ${special}`);
+  const user = key === 'user'
+    ? `the logged-in user is \`await ${at}.currentUser()\` (renamed from user(), issue 20)`
+    : `the logged-in user is \`await ${at}.currentUser()\``;
+  throw new TypeError(
+    `koa-locked-session: ${at}.${key} is not session data (${at} is a handle, so it would always read undefined). ` +
+      `Read the data with \`(await ${at}.get()).${key}\` or inside \`await ${at}.withLock((s) => s.${key})\`; ${user}`,
+  );
+}
+
+let userWarned = false;
+
+/**
+ * The deprecation path of `user()` (opt-in `auth: { legacyUserMethod: true }`): the
+ * old method, warning once per process. It brings back the trap it was renamed
+ * for (`if (ctx.session.user)` is true for everyone), so it is off by default.
+ */
+function legacyUser(this: SessionHandle): Promise<unknown> {
+  if (!userWarned) {
+    userWarned = true;
+    process.emitWarning(
+      'ctx.session.user() is deprecated: call ctx.session.currentUser() (same result), then drop `auth: { legacyUserMethod: true }`; ' +
+        'while it is on, `if (ctx.session.user)` is true for every request, logged in or not',
+      { type: 'DeprecationWarning', code: 'KOA_LOCKED_SESSION_USER' },
+    );
+  }
+  return this.currentUser();
 }
 
 for (const key of Reflect.ownKeys(SessionHandle.prototype)) {
@@ -176,14 +276,33 @@ for (const key of Reflect.ownKeys(SessionHandle.prototype)) {
   const descriptor = Object.getOwnPropertyDescriptor(SessionHandle.prototype, key)!;
   if ('value' in descriptor) {
     const method = descriptor.value as unknown;
-    Object.defineProperty(SessionHandle.prototype, key, { get: () => method, set: () => refuseWrite(key), enumerable: false, configurable: true });
+    Object.defineProperty(SessionHandle.prototype, key, {
+      get: () => method,
+      set(this: object) {
+        refuseWrite(this, key);
+      },
+      enumerable: false,
+      configurable: true,
+    });
   } else if (descriptor.set === undefined) {
-    Object.defineProperty(SessionHandle.prototype, key, { ...descriptor, set: () => refuseWrite(key) });
+    Object.defineProperty(SessionHandle.prototype, key, {
+      ...descriptor,
+      set(this: object) {
+        refuseWrite(this, key);
+      },
+    });
   }
 }
+const base = Object.create(Object.prototype) as object;
 Object.setPrototypeOf(
   SessionHandle.prototype,
-  new Proxy(Object.create(Object.prototype) as object, {
-    set: (_target, key) => refuseWrite(key),
+  new Proxy(base, {
+    get(target, key, receiver: object) {
+      if (typeof key === 'symbol' || key in target) return Reflect.get(target, key, receiver);
+      if (PROBES.has(key)) return undefined;
+      if (key === 'user' && requestOf(receiver)?.options.legacyUserMethod === true) return legacyUser;
+      return refuseRead(receiver, key);
+    },
+    set: (_target, key, _value, receiver: object) => refuseWrite(receiver, key),
   }),
 );

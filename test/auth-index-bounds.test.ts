@@ -39,7 +39,7 @@ function authApp(options: SessionOptions) {
       ctx.body = { revoked: await ctx.session.revokeAll(ada, { except: ctx.session.id! }) };
       return;
     }
-    ctx.body = { user: (await ctx.session.user()) ?? null };
+    ctx.body = { user: (await ctx.session.currentUser()) ?? null };
   }).callback();
 }
 

@@ -87,7 +87,7 @@ function raceApp(options: SessionOptions) {
         ctx.body = { revoked: await ctx.session.revokeAll(user, { except: ctx.session.id! }) };
         return;
     }
-    ctx.body = { user: (await ctx.session.user()) ?? null };
+    ctx.body = { user: (await ctx.session.currentUser()) ?? null };
   }).callback();
 }
 

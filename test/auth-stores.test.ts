@@ -66,7 +66,7 @@ function authApp(options: SessionOptions) {
       ctx.body = { sessions: await ctx.session.sessionsOf(ada) };
       return;
     }
-    ctx.body = { user: (await ctx.session.user()) ?? null, id: ctx.session.id ?? null };
+    ctx.body = { user: (await ctx.session.currentUser()) ?? null, id: ctx.session.id ?? null };
   }).callback();
 }
 
@@ -94,14 +94,14 @@ for (const { name, skip, options } of setups) {
 }
 
 describe('auth on CookieStore', () => {
-  it('login gives a new stable id, user() reads it, logout clears the cookie; sessionsOf explains why it cannot work', async () => {
+  it('login gives a new stable id, currentUser() reads it, logout clears the cookie; sessionsOf explains why it cannot work', async () => {
     const errors: unknown[] = [];
     const app = makeApp({ master: new CookieStore({ keys: ['a cookie store key of at least 32 chars!'] }) }, async (ctx) => {
       if (ctx.path === '/anon') await ctx.session.withLock((s) => void ((s as Record<string, unknown>).cart = ['book']));
       if (ctx.path === '/login') await ctx.session.login(ada);
       if (ctx.path === '/logout') await ctx.session.logout();
       if (ctx.path === '/sessions') await ctx.session.sessionsOf(ada);
-      ctx.body = { user: (await ctx.session.user()) ?? null, id: ctx.session.id ?? null };
+      ctx.body = { user: (await ctx.session.currentUser()) ?? null, id: ctx.session.id ?? null };
     });
     app.on('error', (e) => errors.push(e));
     const server = app.callback();

@@ -51,11 +51,11 @@ function authApp(options: Parameters<typeof makeApp>[0] = {}) {
         return;
       case '/private':
         await requireLogin()(ctx, async () => {
-          ctx.body = { secret: (await ctx.session.user())!.name };
+          ctx.body = { secret: (await ctx.session.currentUser())!.name };
         });
         return;
     }
-    ctx.body = { id: ctx.session.id ?? null, user: (await ctx.session.user()) ?? null, data: await ctx.session.get() };
+    ctx.body = { id: ctx.session.id ?? null, user: (await ctx.session.currentUser()) ?? null, data: await ctx.session.get() };
   });
   return { master, server: app.callback() };
 }
@@ -186,7 +186,7 @@ describe('auth with two named sessions on one app', () => {
       if (ctx.path === '/login') await ctx.auth.login(ada);
       if (ctx.path === '/cart') await ctx.session.withLock((s) => void (s.cart = ['book']));
       if (ctx.path === '/logout') await ctx.auth.logout();
-      ctx.body = { user: (await ctx.auth.user()) ?? null, data: await ctx.session.get() };
+      ctx.body = { user: (await ctx.auth.currentUser()) ?? null, data: await ctx.session.get() };
     });
     const server = app.callback();
     const cart = await request(server).get('/cart');

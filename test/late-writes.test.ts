@@ -57,7 +57,7 @@ async function setup(kind: Kind, lockerKind: 'memory' | 'redis') {
       await ctx.session.logout();
       ctx.body = 'ok';
     } else if (ctx.path === '/me') {
-      ctx.body = { user: (await ctx.session.user()) ?? null };
+      ctx.body = { user: (await ctx.session.currentUser()) ?? null };
     }
   });
   return { st, server: app.callback() };

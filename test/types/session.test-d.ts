@@ -34,6 +34,14 @@ app.use(async (ctx) => {
     s.typedCount = 3;
   }
 
+  // @ts-expect-error: the handle is not the data; the user is `await ctx.session.currentUser()` (issue 20 item 5)
+  if (ctx.session.user) void 0;
+  // @ts-expect-error: data is read with get() or inside withLock
+  void ctx.session.typedCount;
+  // @ts-expect-error: a delete cannot be refused at run time, so TypeScript refuses it
+  delete ctx.session.typedCount;
+  const who: { id: string } | undefined = (await ctx.session.currentUser()) as { id: string } | undefined;
+  void who;
   const sid: string | undefined = ctx.session.id;
   const fresh: boolean = ctx.session.isNew;
   void [n, label, id, sid, fresh];
