@@ -384,9 +384,8 @@ export class MongoStore implements VersionedStore {
    * `undefined` when another writer holds it. The claim expires after
    * 5 x `timeoutMs`: a writer that died (or whose write is lost) between claim
    * and change blocks the record for that long at most; a change still stalled
-   * past then meets the version filter alone. A claim is removed after a
-   * change with a known outcome only (it is never needed again: versions only
-   * grow); after an unknown one (the change threw) it stays until it expires.
+   * past then meets the version filter alone. A claim is removed after the
+   * change, and is never needed again: versions only grow.
    */
   async #claimed(key: string, from: number, change: () => Promise<boolean>): Promise<boolean | undefined> {
     if (!(await this.#useClaims())) return change();
@@ -407,13 +406,12 @@ export class MongoStore implements VersionedStore {
         throw again;
       }
     }
-    // Released only once the change's outcome is known: a change that threw
-    // (timeout, connection lost) may still land, so its claim stands until it
-    // expires and no other writer moves the record from `from` meanwhile.
-    const applied = await change();
-    await this.#op('WRITE', () => this.collection.deleteOne({ _id })).catch((error: unknown) =>
-      debug('mongo claim release failed (it expires by itself): %s', errorMessage(error)));
-    return applied;
+    try {
+      return await change();
+    } finally {
+      await this.#op('WRITE', () => this.collection.deleteOne({ _id })).catch((error: unknown) =>
+        debug('mongo claim release failed (it expires by itself): %s', errorMessage(error)));
+    }
   }
 
   async destroy(key: string): Promise<void> {
