@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 export interface GroupCommitOptions {
   /** Most scopes whose changes one master write carries. */
   maxScopes: number;
-  /** Most ms a batch stays open (counted from its first scope's end); past it the next scope to end writes, or the holder's lock writes it if that scope still runs. */
+  /** Most ms a batch stays open (counted from its first scope's end); past it the next scope to end writes, or the holder's lock writes it if that scope still runs (a timer: not while that scope blocks the event loop, see docs/group-commit.md). */
   maxMs: number;
 }
 

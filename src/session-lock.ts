@@ -68,6 +68,9 @@ export class SessionLock {
    * holder stands on, so its later writes of the key go one version on (its
    * write fails if this one did: it built on changes that were not saved).
    * Not with a lease whose lock ends with its first write (PostgresLocker).
+   * A timer: it cannot fire while the holder's function blocks the event loop,
+   * so such a holder's batch shares its fate (docs/group-commit.md, "A scope
+   * that blocks the event loop"; test/group-commit-cpu-bound.test.ts).
    */
   #flushLater(): void {
     const bounds = this.options.groupCommit;
