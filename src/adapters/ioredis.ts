@@ -27,8 +27,7 @@
  * not check that custom prefixes share a hash tag: keep the default prefixes,
  * or prefixes without braces.
  */
-import type { RedisClientLike } from '../stores/redis.js';
-import type { RedisLockerClient } from '../lockers/redis.js';
+import type { RedisClientLike, RedisLockerClient } from './redis-clients.js';
 import { describe } from '../format.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */

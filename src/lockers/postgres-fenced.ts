@@ -7,7 +7,22 @@ import { errorMessage } from '../format.js';
 import { recordOf, type PostgresStore } from '../stores/postgres.js';
 import { destroySql, inline, readSql, setSql, touchSql, writeSql, type PgResult, type Statement } from '../stores/postgres-sql.js';
 import type { VersionedRecord, VersionedStore, WriteCondition } from '../stores/store.js';
-import type { PostgresLease } from './postgres.js';
+
+/**
+ * What the fenced view needs of a PostgresLease (lockers/postgres.ts), by shape:
+ * the locker builds this view, so importing the lease class here would be an
+ * import circle.
+ */
+export interface PostgresFence {
+  /** The locked key: the only key whose writes go through the lease's transaction. */
+  readonly key: string;
+  /** The lease's transaction ended (connection closed, idle past `leaseMs`): its writes are refused. */
+  readonly lost: boolean;
+  /** The row lock is held inside an open transaction. */
+  readonly inTransaction: boolean;
+  /** Run `sql` inside the lease's transaction (`commits`: it ends the transaction). */
+  query(sql: string, timeoutMs: number, commits: boolean): Promise<PgResult[]>;
+}
 
 /**
  * A PostgresStore seen through a lease. For the lease's key:
@@ -29,7 +44,7 @@ export class PostgresFencedStore implements VersionedStore {
   #prefetched: boolean;
   #record: VersionedRecord | undefined;
 
-  constructor(readonly store: PostgresStore, readonly lease: PostgresLease, record: VersionedRecord | undefined) {
+  constructor(readonly store: PostgresStore, readonly lease: PostgresFence, record: VersionedRecord | undefined) {
     this.name = store.name;
     this.#prefetched = true;
     this.#record = record;

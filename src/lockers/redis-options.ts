@@ -5,36 +5,8 @@
 import { fromIoredis, isIoredis, type IoredisLike } from '../adapters/ioredis.js';
 import { Validator } from '../validate.js';
 
-/**
- * What RedisLocker needs of a node-redis (v5+) client: a `createClient()` or a
- * `createCluster()` client, whatever its modules, scripts, RESP version or type
- * mapping, and the client of `RedisStore.connect()`. Typed by shape rather than
- * as `RedisClientType<any…> | RedisClusterType<any…>`: a real cluster client is
- * not assignable to `RedisClusterType<any, any, any, any, any>` (its
- * `_handleAsk` parameter is invariant in the modules), so that union would
- * reject `createCluster()`.
- *
- * `withCommandOptions` (node-redis 5+) is used when present, to send the
- * locker's own commands without node-redis's per-command timeout (the locker
- * bounds each one itself); `duplicate` opens the pub/sub connection for
- * wake-ups (without it waiters only poll).
- */
-/* eslint-disable @typescript-eslint/no-explicit-any */
-export interface RedisLockerClient {
-  /** Connected and ready: an acquire sent now is not queued behind a reconnect. */
-  readonly isReady: boolean;
-  /** Not closed (it may be reconnecting). */
-  readonly isOpen: boolean;
-  /** `EVALSHA`: the acquire, renew and release scripts. */
-  evalSha(...args: any[]): Promise<unknown>;
-  /** `EVAL`: loads a script the server does not know yet (after a restart or `SCRIPT FLUSH`). */
-  eval(...args: any[]): Promise<unknown>;
-  /** A view of the client with per-command options: bounds each lock command in time. */
-  withCommandOptions?(...args: any[]): unknown;
-  /** Opens the pub/sub connection for release wake-ups (without it, waiters only poll). */
-  duplicate?(...args: any[]): unknown;
-}
-/* eslint-enable @typescript-eslint/no-explicit-any */
+import type { RedisLockerClient } from '../adapters/redis-clients.js';
+export type { RedisLockerClient } from '../adapters/redis-clients.js';
 
 /** Options of {@link RedisLocker}. */
 export interface RedisLockerOptions {

@@ -17,38 +17,8 @@ const debug = debuglog('koa-locked-session');
 
 export { REDIS_STORE_NAME } from './redis-versioned-write.js';
 
-/**
- * A node-redis (v5+) client: a single-node client from `createClient()`, a
- * cluster client from `createCluster()` or a Sentinel client from
- * `createSentinel()`, already connected. Structural on
- * purpose: `RedisClusterType<any, …>` rejects real `createCluster()` clients
- * (its `_handleAsk` parameter is invariant in the modules), so whatever modules,
- * scripts, RESP version or type mapping a client has, it is accepted here.
- */
-/* eslint-disable @typescript-eslint/no-explicit-any */
-export interface RedisClientLike {
-  /** Connected and ready: a command sent now is not queued behind a reconnect (else the store fails fast). */
-  readonly isReady: boolean;
-  /** Not closed (it may be reconnecting): tells a reconnecting client from a closed one in errors. */
-  readonly isOpen: boolean;
-  /** `GET`: reads a plain record. */
-  get(...args: any[]): Promise<unknown>;
-  /** `SET … PX`: writes a plain record with its TTL. */
-  set(...args: any[]): Promise<unknown>;
-  /** `DEL`: destroys a record. */
-  del(...args: any[]): Promise<unknown>;
-  /** `PEXPIRE`: `touch`. */
-  pExpire(...args: any[]): Promise<unknown>;
-  /** `EVALSHA`: the versioned read and conditional write scripts. */
-  evalSha(...args: any[]): Promise<unknown>;
-  /** `EVAL`: loads a script the server does not know yet (after a restart or `SCRIPT FLUSH`). */
-  eval(...args: any[]): Promise<unknown>;
-  /** A view of the client with per-command options (the store's command timeout). */
-  withCommandOptions(...args: any[]): unknown;
-  /** A pipeline: the write and `WAIT` in one round trip (only used with `waitForReplicas`). */
-  multi?(...args: any[]): unknown;
-}
-/* eslint-enable @typescript-eslint/no-explicit-any */
+import type { RedisClientLike } from '../adapters/redis-clients.js';
+export type { RedisClientLike } from '../adapters/redis-clients.js';
 
 /** Options of {@link RedisStore}. */
 export interface RedisStoreOptions<C extends RedisClientLike = RedisClientLike> {
