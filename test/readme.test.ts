@@ -72,8 +72,8 @@ function moduleFor(code: string): string {
 function anchors(markdown: string): Set<string> {
   const seen = new Map<string, number>();
   const out = new Set<string>();
-  for (const [, text] of withoutCode(markdown).matchAll(/^#{1,6}\s+(.+?)\s*#*$/gm)) {
-    const plain = text!.replace(/\[([^\]]*)\]\([^)]*\)/g, '$1').replace(/[`*_~]/g, (c) => (c === '_' ? '_' : ''));
+  for (const [, text] of withoutFences(markdown).matchAll(/^#{1,6}\s+(.+?)\s*#*$/gm)) {
+    const plain = text!.replace(/\[([^\]]*)\]\([^)]*\)/g, '$1').replace(/[`*~]/g, ''); // GitHub keeps `_`
     const slug = plain.toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, '').replace(/\s/g, '-');
     const n = seen.get(slug) ?? 0;
     seen.set(slug, n + 1);
@@ -82,9 +82,14 @@ function anchors(markdown: string): Set<string> {
   return out;
 }
 
-/** The markdown with fenced code blocks and inline code blanked out (their text is not links or headings). */
+/** The markdown without its fenced code blocks (a `#` line in a shell block is no heading). */
+function withoutFences(markdown: string): string {
+  return markdown.replace(/^```[\s\S]*?^```/gm, '');
+}
+
+/** The markdown with fenced code blocks and inline code blanked out (their text is not links). */
 function withoutCode(markdown: string): string {
-  return markdown.replace(/^```[\s\S]*?^```/gm, '').replace(/`[^`\n]*`/g, '``');
+  return withoutFences(markdown).replace(/`[^`\n]*`/g, '``');
 }
 
 describe('the guide (README.md and docs/*.md)', () => {
