@@ -2,7 +2,8 @@
  * The README and every docs/*.md page are the user's guide: every ```ts block in
  * them compiles against the real API (one program, each block its own module),
  * and every relative link between them points at a file that exists and, for a
- * `#anchor`, at a heading GitHub gives that anchor.
+ * `#anchor`, at a heading GitHub gives that anchor (the CHANGELOG's and
+ * benchmarks/README.md's links too).
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
@@ -134,7 +135,8 @@ describe('the guide (README.md and docs/*.md)', () => {
       if (!headings.has(file)) headings.set(file, anchors(await readFile(file, 'utf8')));
       return headings.get(file)!;
     };
-    for (const page of await pages()) {
+    // The CHANGELOG and the benchmarks' README link the guide and benchmarks/results/ too.
+    for (const page of [...(await pages()), 'CHANGELOG.md', 'benchmarks/README.md']) {
       const file = join(root, page);
       const text = withoutCode(await readFile(file, 'utf8'));
       for (const [, target] of text.matchAll(/\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g)) {
