@@ -154,4 +154,10 @@ describe('the guide (README.md and docs/*.md)', () => {
     }
     assert.deepEqual(broken, []);
   });
+
+  it('every docs page is linked from the README', async () => {
+    const readme = withoutCode(await readFile(join(root, 'README.md'), 'utf8'));
+    const linked = new Set([...readme.matchAll(/\]\((docs\/[^)#\s]+)/g)].map((m) => m[1]));
+    assert.deepEqual((await pages()).filter((page) => page !== 'README.md' && !linked.has(page)), [], 'pages a README reader cannot reach');
+  });
 });
