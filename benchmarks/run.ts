@@ -315,26 +315,6 @@ async function main(): Promise<number> {
   }
   progress.finish();
 
-  let fastpath: string | undefined;
-  if (options.fastpath && !interrupted) {
-    const redis = servers.started.get('redis');
-    if (!redis) {
-      fastpath = `Not run: ${servers.missing.get('redis') ?? 'no Redis in this run (select a Redis variant, or drop --only)'}.`;
-    } else {
-      process.stderr.write('bench: Redis fast-path study (benchmarks/scenarios/redis-fastpath.ts)…\n');
-      try {
-        if (!redis.external || options.flushExternal) await flushServer('redis', redis.url);
-        const { runRedisFastpath, formatRedisFastpath } = await import('./scenarios/redis-fastpath.js');
-        const result = await runRedisFastpath(
-          { redisUrl: redis.url, durationSec: options.durationS, runs: options.rounds, connections: options.connections, sessions: options.users },
-          (line) => process.stderr.write(`${line}\n`),
-        );
-        fastpath = formatRedisFastpath(result);
-      } catch (error) {
-        fastpath = `Failed: ${(error as Error).message.split('\n')[0]}`;
-      }
-    }
-  }
   await cleanup();
 
   env.loadAvgEnd = (await import('node:os')).loadavg().map((x) => Math.round(x * 100) / 100);
@@ -350,7 +330,6 @@ async function main(): Promise<number> {
     variants,
     measurements,
     wallSeconds: (Date.now() - started) / 1000,
-    ...(fastpath ? { fastpath } : {}),
     generator: loadgen.wrk ? 'wrk' : 'autocannon (wrk missing)',
   };
   if (options.cpuProf) data.profiles = await profileSections(ctx.profiles);
@@ -396,7 +375,7 @@ async function skipRejectedOptions(variants: readonly VariantInfo[], skipped: Re
 }
 
 /** The committed "before" run that the presets (`--only targets`, `--only hot-targets`) compare with by default. */
-const DEFAULT_BEFORE = 'benchmarks/results/2026-11-25-before.json';
+const DEFAULT_BEFORE = 'benchmarks/results/2026-11-26-after.json';
 
 /** Markdown of the CPU profiles: the many-users RMW and fresh-session routes of every profiled variant, merged over rounds. */
 async function profileSections(profiles: Context['profiles']): Promise<string> {

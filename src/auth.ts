@@ -22,7 +22,7 @@ function clear(data: Record<string, unknown>): void {
 }
 
 function indexLost(method: string): SessionError {
-  return new SessionError(`koa-locked-session: ${method}() found this request's own logged-in session missing from the user's session index: the index was lost (evicted by the store under memory pressure?), so other sessions of the user may be unlisted. Run the master without eviction (Redis \`maxmemory-policy noeviction\`, memcached \`-M\`); see the README, "sign out everywhere"`, { code: 'ERR_SESSION_INDEX_LOST' });
+  return new SessionError(`koa-locked-session: ${method}() found this request's own logged-in session missing from the user's session index: the index was lost (evicted by the store under memory pressure?), so other sessions of the user may be unlisted. Run the master without eviction (Redis \`maxmemory-policy noeviction\`, memcached \`-M\`); see docs/sign-out-everywhere.md`, { code: 'ERR_SESSION_INDEX_LOST' });
 }
 
 /** Log `user` in under a new sid, in one scope (see `SessionHandle.login`). */

@@ -30,8 +30,6 @@ export interface BenchOptions {
   flushExternal: boolean;
   /** Write a CPU profile of each measured window (app side) next to the report. */
   cpuProf: boolean;
-  /** Also run `scenarios/redis-fastpath.ts` (Redis round trips of the locked path) and append it. */
-  fastpath: boolean;
   /** A saved run's JSON to compare the targets with (before/after table). */
   before?: string;
   /** Print variants and scenarios, then exit. */
@@ -46,7 +44,7 @@ export const USAGE = `Usage: npm run bench -- [flags]
   --only <terms>       comma-separated variant or scenario ids (substrings), e.g.
                        --only ours-redis,rmw   or   --only ours,peer   or   --only hot
                        or the preset --only targets: exactly the pairs the targets of issues
-                       12 and 13 are stated on, compared with benchmarks/results/2026-11-25-before.json;
+                       12 and 13 are stated on, compared with benchmarks/results/2026-11-26-after.json;
                        --only hot-targets: just the hot-session pairs of it (1 and 4 processes, the
                        handoff / group-commit ladder, Memcached and MongoDB with RedisLocker)
   --duration <s>       seconds of load per measurement      (default 5, quick 0.5; wrk rounds to
@@ -64,8 +62,7 @@ export const USAGE = `Usage: npm run bench -- [flags]
                        unbundled) and print its top self-time items, grouped (our code,
                        node-redis, koa, GC, ...), in µs per request
   --before <file.json> print the before/after table of the targets against a saved run
-                       (a preset compares with benchmarks/results/2026-11-25-before.json by default)
-  --fastpath           also run benchmarks/scenarios/redis-fastpath.ts and append its table
+                       (a preset compares with benchmarks/results/2026-11-26-after.json by default)
   --list               list variants and scenarios
   -h, --help           this text
 `;
@@ -97,7 +94,6 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
       'no-baselines': { type: 'boolean', default: false },
       'flush-external': { type: 'boolean', default: false },
       'cpu-prof': { type: 'boolean', default: false },
-      fastpath: { type: 'boolean', default: false },
       before: { type: 'string' },
       list: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -118,7 +114,6 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     baselines: !(values['no-baselines'] ?? false),
     flushExternal: values['flush-external'] ?? false,
     cpuProf: values['cpu-prof'] ?? false,
-    fastpath: values.fastpath ?? false,
     ...(values.before ? { before: values.before } : {}),
     list: values.list ?? false,
     help: values.help ?? false,

@@ -58,8 +58,6 @@ export interface RunData {
   variants: readonly VariantInfo[];
   measurements: Measurement[];
   wallSeconds: number;
-  /** Markdown of the Redis fast-path study (`--fastpath`), or why it did not run. */
-  fastpath?: string;
   /** The load generator that drove the runs. */
   generator: string;
   /** Markdown of the CPU profile summaries (`--cpu-prof`). */
@@ -391,14 +389,6 @@ export function renderMarkdown(data: RunData, rows: Row[], chartFile: string): s
   parts.push('| --- | --- | :---: |');
   for (const t of checkTargets(rows)) parts.push(`| ${t.target} | ${t.measured} | ${t.met === undefined ? '—' : t.met ? '✅' : '❌'} |`);
   parts.push('');
-  if (data.fastpath) {
-    parts.push('## Redis fast path (`benchmarks/scenarios/redis-fastpath.ts`)');
-    parts.push('');
-    parts.push('Many users, read-modify-write on Redis only, Redis commands counted in the app (a script is one command, one round trip).');
-    parts.push('');
-    parts.push(data.fastpath);
-    parts.push('');
-  }
   const skipped = Object.entries(data.skipped);
   if (skipped.length) {
     parts.push('## Not measured');

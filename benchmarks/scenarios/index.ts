@@ -1,8 +1,8 @@
 /**
  * The scenarios of `npm run bench`, in report order. Each asks one question of
  * every variant that can answer it; the routes are the same for all (see
- * `lib/routes.ts`). `redis-fastpath.ts` beside them is a separate, standalone
- * Redis-only study (`--fastpath` adds it to the report).
+ * `lib/routes.ts`). Standalone one-off studies (Redis fast path, faults, memory
+ * soak) live in `../probes/`, outside `npm run bench`.
  */
 import type { Scenario } from '../lib/types.js';
 import { fresh } from './fresh.js';

@@ -161,7 +161,7 @@ export class PostgresLocker implements Locker {
         return client;
       }, left, () => {
         gaveUp = true;
-        return new LockTimeoutError(timeoutMs, { cause: new Error('no pooled PostgreSQL connection became free in time (raise the pool\'s `max`, see the README "Pool sizing")') });
+        return new LockTimeoutError(timeoutMs, { cause: new Error('no pooled PostgreSQL connection became free in time (raise the pool\'s `max`, see docs/postgresql.md, "Pool sizing")') });
       });
     } catch (error) {
       if (error instanceof LockTimeoutError) throw error;

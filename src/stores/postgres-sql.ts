@@ -65,7 +65,7 @@ function indexName(table: string): string {
   return `"${bare}_expires_at_idx"`;
 }
 
-/** The schema, idempotent. The README gives the same SQL for schema migrations. */
+/** The schema, idempotent. docs/postgresql.md gives the same SQL for schema migrations. */
 export function createTableSql(table: string): string {
   return `CREATE TABLE IF NOT EXISTS ${table} (
   sid text PRIMARY KEY,

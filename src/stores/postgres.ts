@@ -22,7 +22,7 @@ export interface PostgresStoreCommonOptions {
   /**
    * Create the table and its `expires_at` index on first use (idempotent,
    * safe when many processes start together). `false`: you create them with
-   * your migrations (the README gives the SQL).
+   * your migrations (docs/postgresql.md gives the SQL).
    * @default true
    */
   createTable?: boolean;

@@ -3,12 +3,12 @@
  * Reports RSS and heap after every 100k sessions, and checks that the store
  * stays within its bound and the locker map ends empty.
  *
- *   npx tsx benchmarks/soak-memory.ts [--sessions 1000000] [--max 100000] [--concurrency 64]
+ *   npx tsx benchmarks/probes/soak-memory.ts [--sessions 1000000] [--max 100000] [--concurrency 64]
  */
 import http from 'node:http';
 import { parseArgs } from 'node:util';
 import Koa from 'koa';
-import { MemoryLocker, MemoryStore, session } from '../src/index.js';
+import { MemoryLocker, MemoryStore, session } from '../../src/index.js';
 
 const { values } = parseArgs({
   options: {

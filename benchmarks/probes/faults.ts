@@ -9,7 +9,7 @@
  *    with one dead mirror in 'background' mode (bounded queue), and with one
  *    dead mirror in 'await' mode (each call bounded by storeTimeout).
  *
- *   npx tsx benchmarks/scenarios/faults.ts [--requests 500] [--store-timeout 500]
+ *   npx tsx benchmarks/probes/faults.ts [--requests 500] [--store-timeout 500]
  */
 import http from 'node:http';
 import { parseArgs } from 'node:util';

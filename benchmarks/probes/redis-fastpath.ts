@@ -19,9 +19,9 @@
  * between the apps and Redis (each direction delayed by half of it), which makes
  * the run round-trip-bound as over a real network.
  *
- * Standalone: `npx tsx benchmarks/scenarios/redis-fastpath.ts [--duration 5] [--runs 3] [--connections 32] [--sessions 500] [--latency 0] [--only raw,ours-fast]`
- * (uses `REDIS_URL`, else starts a redis-server). From the harness:
- * `import { runRedisFastpath, formatRedisFastpath } from './scenarios/redis-fastpath.js'`.
+ * Standalone: `npx tsx benchmarks/probes/redis-fastpath.ts [--duration 5] [--runs 3] [--connections 32] [--sessions 500] [--latency 0] [--only raw,ours-fast]`
+ * (uses `REDIS_URL`, else starts a redis-server). A one-off probe, not part of
+ * `npm run bench`; importable as `runRedisFastpath` / `formatRedisFastpath`.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
