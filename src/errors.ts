@@ -4,7 +4,7 @@
  * status without leaking internals (Koa reads `status`, `expose` and `headers`).
  */
 
-import { redactSids, scrubError } from './format.js';
+import { redactSids, scrubError } from './util/format.js';
 
 /**
  * The `code` of every {@link SessionError}: compare `err.code`, not

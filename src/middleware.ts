@@ -2,15 +2,15 @@ import type Koa from 'koa';
 import type { Middleware } from 'koa';
 import type { SessionData } from './session-data.js';
 import { resolveOptions, type SessionOptions } from './options.js';
-import { flushPending, Replica } from './replica.js';
+import { flushPending, Replica } from './core/replica.js';
 import { SessionHandle, type SessionRuntime } from './session.js';
 import { SessionError } from './errors.js';
-import { appKeys, cookieTransport, headerTransport, KEYS_FIX } from './sid-transport.js';
-import { isRequestStore, type BoundRequestStore } from './stores/store.js';
-import { UserIndex } from './user-index.js';
-import { Lifecycle } from './lifecycle.js';
-import { RecordFormat } from './record.js';
-import { scrubError } from './format.js';
+import { appKeys, cookieTransport, headerTransport, KEYS_FIX } from './sid/transport.js';
+import { isRequestStore, type BoundRequestStore } from './contracts/store.js';
+import { UserIndex } from './auth/user-index.js';
+import { Lifecycle } from './core/lifecycle.js';
+import { RecordFormat } from './core/record.js';
+import { scrubError } from './util/format.js';
 
 /** The middleware returned by {@link session}, with a way to shut the session layer down. */
 export interface SessionMiddleware extends Middleware {

@@ -1,14 +1,14 @@
-import type { HandoffOptions } from './local-queue.js';
-import type { GroupCommitOptions } from './group-commit.js';
-import { MemoryLocker } from './lockers/memory.js';
-import { isLocker, type Locker } from './lockers/locker.js';
+import type { HandoffOptions } from './core/local-queue.js';
+import type { GroupCommitOptions } from './core/group-commit.js';
+import { MemoryLocker } from './memory/locker.js';
+import { isLocker, type Locker } from './contracts/locker.js';
 import type { MigrationSource } from './migrate/source.js';
-import type { MirrorWrites } from './replica.js';
-import { jsonSerializer, type Serializer } from './serialize.js';
-import { MemoryStore } from './stores/memory.js';
-import { isRequestStore, type RequestStore, type Store } from './stores/store.js';
-import { Validator } from './validate.js';
-import { COOKIE_DEFAULTS, resolveCookieAttributes, type CookieAttributes } from './cookie-attributes.js';
+import type { MirrorWrites } from './core/replica.js';
+import { jsonSerializer, type Serializer } from './core/serialize.js';
+import { MemoryStore } from './memory/store.js';
+import { isRequestStore, type RequestStore, type Store } from './contracts/store.js';
+import { Validator } from './util/validate.js';
+import { COOKIE_DEFAULTS, resolveCookieAttributes, type CookieAttributes } from './sid/cookie-attributes.js';
 
 /** Options of the sid cookie. Defaults follow DESIGN §6 (and OWASP): HttpOnly, SameSite=Lax, Secure on HTTPS. */
 export interface CookieOptions {

@@ -1,11 +1,11 @@
-import * as auth from './auth.js';
-import type { LoginOptions } from './auth.js';
-import { RequestSession, type SessionRuntime } from './request.js';
+import * as auth from './auth/auth.js';
+import type { LoginOptions } from './auth/auth.js';
+import { RequestSession, type SessionRuntime } from './core/request.js';
 import type { SessionData } from './session-data.js';
 import type { Context } from 'koa';
 
-export type { LoginOptions } from './auth.js';
-export type { SessionRuntime } from './request.js';
+export type { LoginOptions } from './auth/auth.js';
+export type { SessionRuntime } from './core/request.js';
 
 /** The data inside a lock scope: your session object, which `await using` releases. */
 export type LockedSession<T extends object = SessionData> = T & AsyncDisposable;
@@ -96,7 +96,7 @@ export class SessionHandle<T extends object = SessionData> {
     });
   }
 
-  // ---- auth (src/auth.ts) ---------------------------------------------------
+  // ---- auth (src/auth/auth.ts) ---------------------------------------------------
 
   /**
    * Log `user` in: a new sid (the old one is dead in every store: session-fixation
@@ -137,7 +137,7 @@ export class SessionHandle<T extends object = SessionData> {
    * @returns the sids destroyed.
    *
    * No session escapes, whatever runs concurrently (issue 11, item 4). Every
-   * index update follows two rules (`indexAdd`/`indexRemove`, src/index-upkeep.ts): a sid is listed
+   * index update follows two rules (`indexAdd`/`indexRemove`, src/auth/index-upkeep.ts): a sid is listed
    * only once its record exists, and a regenerate/login lists the new sid BEFORE
    * it destroys the old one, all under the old sid's lock; a sid is unlisted only
    * after its record is gone. So at every instant, a live session S of the user

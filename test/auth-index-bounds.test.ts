@@ -10,7 +10,7 @@ import { after, describe, it } from 'node:test';
 import { createClient } from 'redis';
 import request from 'supertest';
 import { MemcachedStore, MemoryLocker, MemoryStore, RedisLocker, RedisStore, type SessionOptions, type Store } from '../src/index.js';
-import { UserIndex } from '../src/user-index.js';
+import { UserIndex } from '../src/auth/user-index.js';
 import { cookieHeader, makeApp } from './helpers/app.js';
 import { memcachedServer, redisServer, skipReason } from './helpers/servers.js';
 

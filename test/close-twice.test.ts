@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import Koa from 'koa';
 import request from 'supertest';
 import { session } from '../src/index.js';
-import { Lifecycle } from '../src/lifecycle.js';
+import { Lifecycle } from '../src/core/lifecycle.js';
 
 describe('close() called more than once (SIGTERM and SIGINT both wired to it)', () => {
   it('Lifecycle: every close() call settles once the scopes in flight end', async () => {

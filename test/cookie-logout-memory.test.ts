@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import Koa from 'koa';
 import request from 'supertest';
 import { CookieStore, session } from '../src/index.js';
-import { revocationBytes } from '../src/stores/cookie-revocations.js';
+import { revocationBytes } from '../src/cookie/revocations.js';
 import { setCookies } from './helpers/cookies.js';
 
 declare module '../src/index.js' {

@@ -14,8 +14,8 @@ import {
   type AcquireOptions, type Lease, type Locker, type SessionOptions, type Store,
 } from '../src/index.js';
 import { resolveOptions } from '../src/options.js';
-import { Replica } from '../src/replica.js';
-import { SessionLock } from '../src/session-lock.js';
+import { Replica } from '../src/core/replica.js';
+import { SessionLock } from '../src/core/session-lock.js';
 import { cookieHeader, makeApp } from './helpers/app.js';
 import { memcachedServer, redisServer, skipReason } from './helpers/servers.js';
 

@@ -3,8 +3,8 @@ import { describe, it } from 'node:test';
 import Koa from 'koa';
 import request from 'supertest';
 import { resolveOptions } from '../src/options.js';
-import { cookieTransport, headerTransport } from '../src/sid-transport.js';
-import { MAX_CHARS, MAX_ENTRIES, Signer, sha256Mac } from '../src/signer.js';
+import { cookieTransport, headerTransport } from '../src/sid/transport.js';
+import { MAX_CHARS, MAX_ENTRIES, Signer, sha256Mac } from '../src/sid/signer.js';
 
 /** A Koa app whose only job is to read the sid through `transport`, as the middleware does. */
 function reader(transport: ReturnType<typeof cookieTransport>) {

@@ -62,7 +62,7 @@ describe('no sid in any message, stack, debug line or diagnostics message', () =
 
 describe('redactSids', () => {
   it('removes hash-tagged keys, default-shaped sids and known ids; leaves ordinary words, constants and paths alone', async () => {
-    const { redactSids } = await import('../src/format.js');
+    const { redactSids } = await import('../src/util/format.js');
     const sid = 'Zx3_kP9-qLm2VbN8cDe4FgH6jKl0MnOpQrStUvWxYz1';
     assert.equal(sid.length, 43);
     assert.equal(redactSids(`GET failed for sess:{${sid}} and lock:{custom-id-0123456789}`), 'GET failed for sess:{…} and lock:{…}');

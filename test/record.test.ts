@@ -1,11 +1,11 @@
 /**
- * The stored record (src/record.ts): data plus the `$session` settings, in the
+ * The stored record (src/core/record.ts): data plus the `$session` settings, in the
  * exact format earlier releases wrote and read, with the data serialized once.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { jsonSerializer, SerializationError, type Serializer } from '../src/index.js';
-import { RecordFormat } from '../src/record.js';
+import { RecordFormat } from '../src/core/record.js';
 
 const DAY = 86_400_000;
 

@@ -12,8 +12,8 @@ import { after, describe, test } from 'node:test';
 import { createClient } from 'redis';
 import request from 'supertest';
 import { LockLostError, StoreError } from '../src/errors.js';
-import { RedisLocker } from '../src/lockers/redis.js';
-import { RedisStore } from '../src/stores/redis.js';
+import { RedisLocker } from '../src/redis/locker.js';
+import { RedisStore } from '../src/redis/store.js';
 import { cookieHeader, deferred, makeApp } from './helpers/app.js';
 import { redisServer, skipReason, type StartedServer, type TestServer } from './helpers/servers.js';
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { createKeyring, seal, unseal, type UnsealResult } from '../src/seal.js';
+import { createKeyring, seal, unseal, type UnsealResult } from '../src/cookie/seal.js';
 
 const KEY_A = 'a'.repeat(16) + 'A-secret-for-tests-0123456789'; // ≥ 32 chars
 const KEY_B = randomBytes(32);

@@ -1,12 +1,12 @@
 /**
- * The one message format of option errors (src/validate.ts), shared by
+ * The one message format of option errors (src/util/validate.ts), shared by
  * session(), every store and every locker: "Expected <owner> `option` to be
  * <what>, got `<value>`", and "Unknown <owner> option `x`. <hint>".
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { StoreError } from '../src/errors.js';
-import { checkTtl, checkVersionedWrite, storeProblem, Validator } from '../src/validate.js';
+import { checkTtl, checkVersionedWrite, storeProblem, Validator } from '../src/util/validate.js';
 
 const check = new Validator('ThingStore');
 

@@ -3,7 +3,7 @@
  * (`koa-locked-session:lock`, `CHANNELS.lock`): every acquisition publishes
  * `{ waitMs, outcome }`, where `waitMs` runs from the scope asking for the
  * lock to holding it, so it includes the wait in this process' queue of the
- * session as well as the wait at the locker (src/session-lock.ts acquire()).
+ * session as well as the wait at the locker (src/core/session-lock.ts acquire()).
  *
  * Kept per process and reported per process, so a process that starves
  * behind the others shows as one long maximum among short ones. Recorded only

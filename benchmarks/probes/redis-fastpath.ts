@@ -154,8 +154,8 @@ async function serve(variant: FastpathVariant, redisUrl: string): Promise<void> 
     });
   } else {
     const { session, MemoryLocker } = await import('../../src/index.js');
-    const { RedisStore } = await import('../../src/stores/redis.js');
-    const { RedisLocker } = await import('../../src/lockers/redis.js');
+    const { RedisStore } = await import('../../src/redis/store.js');
+    const { RedisLocker } = await import('../../src/redis/locker.js');
     let lockClient = client;
     if (variant === 'ours-two-clients') {
       const second = createClient({ url: redisUrl });

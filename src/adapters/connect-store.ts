@@ -14,10 +14,10 @@
  *   outside the lock could undo a concurrent save. With `rolling`, the
  *   server-side expiry of an adapted store therefore moves on saves only.
  */
-import { withDeadline } from '../deadline.js';
+import { withDeadline } from '../util/deadline.js';
 import { StoreError } from '../errors.js';
-import { describe, errorMessage } from '../format.js';
-import type { Store } from '../stores/store.js';
+import { describe, errorMessage } from '../util/format.js';
+import type { Store } from '../contracts/store.js';
 import { fromAdapted, toAdapted, validTtl } from './record.js';
 
 /** A node-style callback, as express-session stores take. */

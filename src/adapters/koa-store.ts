@@ -11,9 +11,9 @@
  * stores round `maxAge` to whole seconds.
  */
 import { StoreError } from '../errors.js';
-import { describe, errorMessage } from '../format.js';
-import { withDeadline } from '../deadline.js';
-import type { Store } from '../stores/store.js';
+import { describe, errorMessage } from '../util/format.js';
+import { withDeadline } from '../util/deadline.js';
+import type { Store } from '../contracts/store.js';
 import { fromAdapted, toAdapted, validTtl } from './record.js';
 
 /** The part of a koa-session / koa-generic-session store the adapter calls. */

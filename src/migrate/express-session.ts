@@ -8,7 +8,7 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Context } from 'koa';
-import { withDeadline } from '../deadline.js';
+import { withDeadline } from '../util/deadline.js';
 import type { ConnectStoreLike } from '../adapters/connect-store.js';
 import { expireCookie, expiryOf, oldData, plainObject, rawCookie, sharedOptions, without, type FoundSession, type MigrationSource, type MigrationSourceOptions } from './source.js';
 

@@ -5,7 +5,7 @@
  * `<prefix><sid>` (default prefix `koa:sess:`), an object with a `cookie` field.
  */
 import type { Context } from 'koa';
-import { withDeadline } from '../deadline.js';
+import { withDeadline } from '../util/deadline.js';
 import { expireCookie, expiryOf, oldData, plainObject, rawCookie, sharedOptions, without, type FoundSession, type MigrationSource, type MigrationSourceOptions } from './source.js';
 
 /** The store koa-generic-session was given (koa-redis, …): promise based `get(key)` / `destroy(key)`. */

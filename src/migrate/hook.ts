@@ -10,9 +10,9 @@
  */
 import { debuglog } from 'node:util';
 import type { Context } from 'koa';
-import { storeCall } from '../deadline.js';
+import { storeCall } from '../util/deadline.js';
 import type { ResolvedOptions } from '../options.js';
-import type { Store } from '../stores/store.js';
+import type { Store } from '../contracts/store.js';
 import { settleMove, type MoveResult } from './move.js';
 import type { FoundSession, MigrationSource } from './source.js';
 

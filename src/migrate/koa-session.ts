@@ -11,7 +11,7 @@
  * `maxAge: 'session'` cookie has none: it needs the source's `until`).
  */
 import type { Context } from 'koa';
-import { withDeadline } from '../deadline.js';
+import { withDeadline } from '../util/deadline.js';
 import type { KoaStoreLike } from '../adapters/koa-store.js';
 import { expireCookie, expiryOf, oldData, rawCookie, sharedOptions, without, type FoundSession, type MigrationSource, type MigrationSourceOptions } from './source.js';
 

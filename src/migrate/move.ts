@@ -28,8 +28,8 @@
  */
 import { createHash } from 'node:crypto';
 import type { Context } from 'koa';
-import type { Locker } from '../lockers/locker.js';
-import type { Store } from '../stores/store.js';
+import type { Locker } from '../contracts/locker.js';
+import type { Store } from '../contracts/store.js';
 import type { FoundSession, MigrationSource } from './source.js';
 
 /** What {@link moveOnce} needs from the middleware. */

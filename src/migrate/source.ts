@@ -5,7 +5,7 @@
  * valid session of ours; see move.ts for what happens with what they find.
  */
 import type { Context } from 'koa';
-import { deserialize, jsonSerializer } from '../serialize.js';
+import { deserialize, jsonSerializer } from '../core/serialize.js';
 
 /** A session of the old library, found in a request and verified (signature, expiry). */
 export interface FoundSession {

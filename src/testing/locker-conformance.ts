@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, describe, test } from 'node:test';
 import type { LockTimeoutError } from '../errors.js';
-import type { Lease, Locker } from '../lockers/locker.js';
+import type { Lease, Locker } from '../contracts/locker.js';
 
 /** Options of {@link lockerConformance}. */
 export interface LockerConformanceOptions {

@@ -1,5 +1,5 @@
 /**
- * One conformance suite for every `Store` (the contract in src/stores/store.ts),
+ * One conformance suite for every `Store` (the contract in src/contracts/store.ts),
  * run by each of our store tests against a real server of its kind, and shipped
  * to store authors as `koa-locked-session/testing`.
  *
@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isVersioned, type Store, type VersionedStore } from '../stores/store.js';
+import { isVersioned, type Store, type VersionedStore } from '../contracts/store.js';
 
 /** What store-specific tests get from the suite. */
 export interface ConformanceContext {
@@ -244,7 +244,7 @@ export function storeConformance(name: string, factory: () => Store | Promise<St
 }
 
 /**
- * The versioned-write contract (VersionedStore in src/stores/store.ts): writes
+ * The versioned-write contract (VersionedStore in src/contracts/store.ts): writes
  * that refuse to overwrite newer data, so a write that lands late can never
  * erase what a later scope saved. Every built-in server-side store has it.
  */

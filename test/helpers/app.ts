@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import http from 'node:http';
 import { session, type SessionOptions } from '../../src/index.js';
 import { setCookies } from './cookies.js';
-import { isVersioned, type Store, type VersionedRecord, type WriteCondition } from '../../src/stores/store.js';
+import { isVersioned, type Store, type VersionedRecord, type WriteCondition } from '../../src/contracts/store.js';
 
 /**
  * Counts calls per operation on a store (a spy around a real store, not a mock).

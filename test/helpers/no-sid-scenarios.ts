@@ -19,7 +19,7 @@ import {
   CHANNELS, CookieStore, MemcachedStore, MemoryLocker, MemoryStore, MongoStore, RedisLocker, RedisStore, session,
   type MongoSessionDocument, type SessionOptions,
 } from '../../src/index.js';
-import type { WriteCondition } from '../../src/stores/store.js';
+import type { WriteCondition } from '../../src/contracts/store.js';
 import { memcachedServer, mongoServer, redisServer, tcpProxy, type TcpProxy } from './servers.js';
 import { cookieHeader, setCookies } from './cookies.js';
 

@@ -17,7 +17,7 @@
  *   whose latency varies), with a seeded generator for reproducible runs.
  */
 import { connect, createServer, type Socket } from 'node:net';
-import type { Store, VersionedRecord, WriteCondition } from '../../src/stores/store.js';
+import type { Store, VersionedRecord, WriteCondition } from '../../src/contracts/store.js';
 import { listenLoopback } from './servers.js';
 
 /** A held write: caught once the marker went by; delivered on the test's word. */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { MemoryLocker } from '../../src/lockers/memory.js';
+import { MemoryLocker } from '../../src/memory/locker.js';
 import { lockerConformance } from './conformance.js';
 
 lockerConformance('memory', () => new MemoryLocker());

@@ -14,9 +14,9 @@ import { once } from 'node:events';
 import { after, describe, test } from 'node:test';
 import { createClient } from 'redis';
 import { LockLostError, LockTimeoutError, MemoryStore, StoreError } from '../../src/index.js';
-import { RedisLocker, type RedisLockerOptions } from '../../src/lockers/redis.js';
-import { RedisStore } from '../../src/stores/redis.js';
-import type { Store } from '../../src/stores/store.js';
+import { RedisLocker, type RedisLockerOptions } from '../../src/redis/locker.js';
+import { RedisStore } from '../../src/redis/store.js';
+import type { Store } from '../../src/contracts/store.js';
 import { redisServer, skipReason, tcpProxy, type TcpProxy } from '../helpers/servers.js';
 
 const server = await redisServer();

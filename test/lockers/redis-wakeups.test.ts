@@ -23,9 +23,9 @@ import { after, describe, test } from 'node:test';
 import { createClient } from 'redis';
 import request from 'supertest';
 import { LockTimeoutError } from '../../src/errors.js';
-import { RedisLocker, type RedisLockerOptions } from '../../src/lockers/redis.js';
-import { TURN_MS } from '../../src/lockers/redis-scripts.js';
-import { RedisStore } from '../../src/stores/redis.js';
+import { RedisLocker, type RedisLockerOptions } from '../../src/redis/locker.js';
+import { TURN_MS } from '../../src/redis/scripts.js';
+import { RedisStore } from '../../src/redis/store.js';
 import { cookieHeader, makeApp } from '../helpers/app.js';
 import { redisServer, skipReason, waitUntil } from '../helpers/servers.js';
 

@@ -18,7 +18,7 @@ import {
   expressSession, markerKey, MemoryLocker, MemoryStore, migrateRequest, RedisLocker, RedisStore,
   type Locker, type MigrationSource, type MoveOptions, type Store,
 } from '../../src/index.js';
-import { generateSid } from '../../src/sid.js';
+import { generateSid } from '../../src/sid/sid.js';
 import { deferred } from '../helpers/app.js';
 import { redisServer, skipReason } from '../helpers/servers.js';
 

@@ -31,7 +31,7 @@ import { CountingStore, listen, makeApp } from '../helpers/app.js';
 const KEYS = ['test-key-1', 'test-key-0'] as const;
 const PREFIX = 'p:';
 const KEY_FORMAT = /^p:[A-Za-z0-9_-]{43}$/;
-/** The documented sid format (src/sid.ts): what passes the format check. */
+/** The documented sid format (src/sid/sid.ts): what passes the format check. */
 const SID_FORMAT = /^[A-Za-z0-9_-]{16,128}$/;
 const HEADER = 'x-session-id';
 const NUM_RUNS = Number(process.env.PROPERTY_RUNS ?? 150);

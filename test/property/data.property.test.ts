@@ -25,7 +25,7 @@ import fc from 'fast-check';
 import type Koa from 'koa';
 import { createClient } from 'redis';
 import { MemoryLocker, MemoryStore, SerializationError, type SessionHandle, type Store } from '../../src/index.js';
-import { RedisStore } from '../../src/stores/redis.js';
+import { RedisStore } from '../../src/redis/store.js';
 import { CountingStore, cookieHeader, listen, makeApp } from '../helpers/app.js';
 import { redisServer, skipReason, type TestServer } from '../helpers/servers.js';
 

@@ -5,8 +5,8 @@ import Koa from 'koa';
 import request from 'supertest';
 import { CookieTooLargeError, StoreError } from '../../src/errors.js';
 import { MemoryStore, session, type SessionOptions } from '../../src/index.js';
-import { seal } from '../../src/seal.js';
-import { CookieStore, setCookieSize, type BoundCookieStore, type CookieBindHooks, type CookieStoreOptions } from '../../src/stores/cookie.js';
+import { seal } from '../../src/cookie/seal.js';
+import { CookieStore, setCookieSize, type BoundCookieStore, type CookieBindHooks, type CookieStoreOptions } from '../../src/cookie/store.js';
 import { setCookies as parsedSetCookies } from '../helpers/cookies.js';
 import { expiresAfter } from '../helpers/cookies.js';
 

@@ -15,9 +15,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import Memcached from 'memcached';
 import { MongoClient } from 'mongodb';
 import { StoreError } from '../../src/errors.js';
-import { MemcachedStore } from '../../src/stores/memcached.js';
-import { MongoStore, type MongoSessionDocument } from '../../src/stores/mongo.js';
-import type { VersionedStore } from '../../src/stores/store.js';
+import { MemcachedStore } from '../../src/memcached/store.js';
+import { MongoStore, type MongoSessionDocument } from '../../src/mongo/store.js';
+import type { VersionedStore } from '../../src/contracts/store.js';
 import { memcachedServer, mongoServer, skipReason, tcpProxy, type TcpProxy } from '../helpers/servers.js';
 
 const [memcached, mongo] = await Promise.all([memcachedServer(), mongoServer()]);

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { StoreError } from '../../src/errors.js';
-import { MemcachedStore } from '../../src/stores/memcached.js';
+import { MemcachedStore } from '../../src/memcached/store.js';
 import { memcachedServer, skipReason } from '../helpers/servers.js';
 
 // -m 2: 2 MB of item memory (the later -m wins over the helper's default); -M: never evict, answer "out of memory".

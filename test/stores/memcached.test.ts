@@ -12,7 +12,7 @@ import Memcached from 'memcached';
 import { StoreError } from '../../src/errors.js';
 import {
   MEMCACHED_MAX_RELATIVE_TTL_S, MemcachedStore, memcachedLifetime,
-} from '../../src/stores/memcached.js';
+} from '../../src/memcached/store.js';
 import { memcachedServer, skipReason, tcpProxy, type StartedServer } from '../helpers/servers.js';
 import { storeConformance } from './conformance.js';
 

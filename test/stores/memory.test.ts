@@ -1,7 +1,7 @@
 /** MemoryStore against the shared store conformance suite. */
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import { MemoryStore } from '../../src/stores/memory.js';
+import { MemoryStore } from '../../src/memory/store.js';
 import { storeConformance } from './conformance.js';
 
 storeConformance('memory', () => new MemoryStore({ max: 10_000, sweepIntervalMs: 60_000 }), {

@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { MongoClient, type Db } from 'mongodb';
 import { StoreError } from '../../src/errors.js';
-import { MongoStore, type MongoSessionDocument } from '../../src/stores/mongo.js';
+import { MongoStore, type MongoSessionDocument } from '../../src/mongo/store.js';
 import { mongoServer, skipReason, type StartedServer } from '../helpers/servers.js';
 import { storeConformance } from './conformance.js';
 

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import pg from 'pg';
 import { StoreError } from '../../src/errors.js';
-import { PostgresStore } from '../../src/stores/postgres.js';
+import { PostgresStore } from '../../src/postgres/store.js';
 import { freshDatabase, postgresServer } from '../helpers/postgres-server.js';
 import { skipReason, type StartedServer } from '../helpers/servers.js';
 import { storeConformance } from './conformance.js';

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { createClient, createCluster } from 'redis';
-import { RedisStore } from '../../src/stores/redis.js';
+import { RedisStore } from '../../src/redis/store.js';
 import { redisServer, skipReason } from '../helpers/servers.js';
 import { CLUSTER_KIND, redisCluster } from '../helpers/redis-cluster.js';
 

@@ -13,9 +13,9 @@ import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { createClient } from 'redis';
 import { StoreError } from '../../src/errors.js';
-import { RedisLocker } from '../../src/lockers/redis.js';
-import { unwrap } from '../../src/stores/envelope.js';
-import { RedisStore } from '../../src/stores/redis.js';
+import { RedisLocker } from '../../src/redis/locker.js';
+import { unwrap } from '../../src/contracts/envelope.js';
+import { RedisStore } from '../../src/redis/store.js';
 import { redisServer, skipReason, waitUntil, type StartedServer } from '../helpers/servers.js';
 
 const lonely = (await redisServer({ useEnv: false })) as StartedServer | undefined;

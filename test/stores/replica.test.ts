@@ -7,10 +7,10 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { createClient } from 'redis';
-import { Replica, type MirrorError } from '../../src/replica.js';
-import { MemoryStore } from '../../src/stores/memory.js';
-import { RedisStore } from '../../src/stores/redis.js';
-import type { Store } from '../../src/stores/store.js';
+import { Replica, type MirrorError } from '../../src/core/replica.js';
+import { MemoryStore } from '../../src/memory/store.js';
+import { RedisStore } from '../../src/redis/store.js';
+import type { Store } from '../../src/contracts/store.js';
 import { redisServer, skipReason } from '../helpers/servers.js';
 import { storeConformance } from './conformance.js';
 

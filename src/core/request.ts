@@ -1,0 +1,364 @@
+import { debuglog } from 'node:util';
+import type { Context } from 'koa';
+import { SessionError, SessionMovedError } from '../errors.js';
+import type { InvalidReason } from '../events.js';
+import type { Lifecycle } from './lifecycle.js';
+import { expireOldCookies, migrateOnFirstUse } from '../migrate/hook.js';
+import type { MoveResult } from '../migrate/move.js';
+import type { ResolvedOptions } from '../options.js';
+import { readonly } from './readonly.js';
+import type { RecordFormat, SessionMeta } from './record.js';
+import type { Replica } from './replica.js';
+import { Scope, type Participant, type ScopeHost } from './scope.js';
+import { generateSid, isValidSid } from '../sid/sid.js';
+import type { SidTransport } from '../sid/transport.js';
+import { isRequestStore, type BoundRequestStore, type RequestWriteOptions } from '../contracts/store.js';
+import type { UserIndex } from '../auth/user-index.js';
+
+// NODE_DEBUG=koa-locked-session: why a client's session was reset (never the sid or any data).
+const debug = debuglog('koa-locked-session');
+const RESET_REASONS: Readonly<Record<string, string>> = {
+  'bad-signature': 'the sid cookie is unsigned or its signature does not match app.keys (tampered, or signed with a key no longer in app.keys)',
+  'bad-format': 'the sid cookie is not a sid this library issued (wrong length or characters)',
+  'bad-record': 'the stored record could not be decoded (written by hand or by another library, or the serializer refused it)',
+};
+
+const isThenable = (value: unknown): value is PromiseLike<unknown> =>
+  (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as PromiseLike<unknown>).then === 'function';
+
+/** What a handle needs from its `session()` call and app, shared by all its requests. */
+export interface SessionRuntime {
+  readonly options: ResolvedOptions;
+  readonly transport: SidTransport;
+  readonly index: UserIndex;
+  readonly lifecycle: Lifecycle;
+  /** The record format (encoding, expiry policy) of this session(). */
+  readonly format: RecordFormat;
+  /** Master + mirrors for this app; `undefined` when the master is a request store (one replica per request). */
+  readonly replica: Replica | undefined;
+  /** Build the replica for a request-bound master (CookieStore). */
+  bindReplica(master: BoundRequestStore): Replica;
+}
+
+/** What a save tells a request-bound master: the cookie kind (shared, never mutated). */
+const SESSION_COOKIE: RequestWriteOptions = Object.freeze({ sessionCookie: true });
+const PERSISTENT_COOKIE: RequestWriteOptions = Object.freeze({ sessionCookie: false });
+
+/**
+ * The state of one request's session behind `ctx.session`: the sid the
+ * request brought and the one it lives under now, the cookie, the open scope
+ * and the snapshot. The handle (session.ts) is its public face; scopes
+ * (scope.ts) change it through the {@link ScopeHost} methods.
+ */
+export class RequestSession implements ScopeHost {
+  readonly options: ResolvedOptions;
+  readonly index: UserIndex;
+  readonly format: RecordFormat;
+  readonly lifecycle: Lifecycle;
+  active: Scope | undefined;
+  readonly #ctx: Context;
+  readonly #rt: SessionRuntime;
+  #bound: BoundRequestStore | undefined;
+  /** Master + mirrors: the app's, or (request store) this request's, made on first use. */
+  #replica: Replica | undefined;
+  #resolved = false;
+  #sid: string | undefined;
+  #isNew = true;
+  /** The request's sid verified with an older key: the next save re-signs its cookie. */
+  #stale = false;
+  #snapshot: Promise<Readonly<Record<string, unknown>>> | undefined;
+  /** The last record this request saved (`null`: the session was destroyed); feeds get() after a scope. */
+  #latest: string | null | undefined;
+  #wroteCookie = false;
+  #used = false;
+  /** Per-session settings of the last record read or written. */
+  #meta: SessionMeta | undefined;
+  /** `migrateFrom`: unasked (`undefined`), nothing to do (`null`), or the move in flight/done. */
+  #migration: Promise<void> | null | undefined;
+
+  constructor(ctx: Context, runtime: SessionRuntime) {
+    this.#ctx = ctx;
+    this.#rt = runtime;
+    this.options = runtime.options;
+    this.index = runtime.index;
+    this.format = runtime.format;
+    this.lifecycle = runtime.lifecycle;
+    this.#replica = runtime.replica;
+  }
+
+  get replica(): Replica {
+    if (this.#replica === undefined) this.resolve();
+    // Still none: binding the request store threw (that error was already thrown to the caller).
+    if (this.#replica === undefined) throw new SessionError('koa-locked-session: the session store could not be bound to this request; see the first error of this request', { status: 500 });
+    return this.#replica;
+  }
+
+  get sid(): string | undefined {
+    this.resolve();
+    return this.#sid;
+  }
+
+  get isNew(): boolean {
+    this.resolve();
+    return this.#isNew;
+  }
+
+  get clientSide(): boolean {
+    this.resolve();
+    return this.#bound !== undefined;
+  }
+
+  /** Open or join the request's scope. */
+  enter(): Promise<Participant> {
+    this.#used = true;
+    const migration = this.#migrated();
+    return migration ? migration.then(() => Scope.enter(this)) : Scope.enter(this);
+  }
+
+  /**
+   * `migrateFrom`, on the first async use: a request without a valid sid of
+   * ours that carries an old library's cookie has its old session moved
+   * (migrate/hook.ts) before anything reads ours. Otherwise `undefined`: no promise.
+   */
+  #migrated(): Promise<void> | undefined {
+    if (this.#migration === undefined) {
+      this.resolve();
+      const moving = this.#sid === undefined && !this.#bound ? migrateOnFirstUse(this.#ctx, this.options, (data) => this.#createFrom(data)) : undefined;
+      // Our session wins over an old cookie the request also carries: expire it (another user's, left behind).
+      if (this.#sid !== undefined && !this.#bound && this.options.migrateFrom.length > 0) expireOldCookies(this.#ctx, this.options);
+      this.#migration = moving ? moving.then((result) => this.#arrived(result)) : null;
+    }
+    return this.#migration ?? undefined;
+  }
+
+  /** A new session holding `data`, saved the way every new session is (new sid, insert-only write, user index, cookie). */
+  async #createFrom(data: Record<string, unknown>): Promise<string> {
+    const me = await Scope.enter(this);
+    let threw = true;
+    try {
+      for (const [key, value] of Object.entries(data)) if (key !== '__proto__') me.view[key] = value;
+      threw = false;
+    } finally {
+      await me.scope.leave(me, threw);
+    }
+    if (this.#sid === undefined) throw new SessionError('koa-locked-session: migrateFrom: the old session could not be saved as ours');
+    return this.#sid;
+  }
+
+  /** The move is done: an overlapping request created the session, so this one takes its sid (and cookie). */
+  #arrived(result: MoveResult | undefined): void {
+    if (!result || result.created) return; // created here: the save already adopted the sid and set the cookie
+    this.#sid = result.sid;
+    this.#writeCookie(result.sid);
+  }
+
+  /**
+   * `withLock`: enter, run `fn` on the data, leave — the path `lock()` takes,
+   * with the one difference JavaScript forces: here the throw is seen, so a
+   * throwing `fn` saves nothing (a joined caller rolls back only its keys).
+   */
+  async run<R>(fn: (data: Record<string, unknown>, scope: Scope) => R | Promise<R>): Promise<R> {
+    const me = await this.enter();
+    let threw = true;
+    try {
+      const returned = fn(me.view, me.scope);
+      // A synchronous fn (the common case) costs no extra promise turn.
+      const result = isThenable(returned) ? await returned : returned;
+      threw = false;
+      return result;
+    } finally {
+      await me.scope.leave(me, threw);
+    }
+  }
+
+  /** `lock()`: enter, and leave when the returned data is disposed (or when the request ends). */
+  async lock(): Promise<Record<string, unknown> & AsyncDisposable> {
+    const me = await this.enter();
+    return me.scope.disposable(me);
+  }
+
+  /** Read the session reference the request brought, once. */
+  resolve(): void {
+    if (this.#resolved) return;
+    this.#resolved = true;
+    const { master } = this.options;
+    if (isRequestStore(master)) {
+      this.#bound = master.bindRequest(this.#ctx, {
+        onInvalid: (reason) => this.#emit('session:invalid', reason as InvalidReason),
+        maxAge: this.options.cookie.maxAge,
+      });
+      this.#replica = this.#rt.bindReplica(this.#bound);
+      this.#sid = this.#bound.sid;
+    } else {
+      const read = this.#rt.transport.read(this.#ctx);
+      if (read.invalid) this.#emit('session:invalid', read.invalid);
+      this.#sid = read.sid;
+      this.#stale = read.stale === true;
+    }
+    this.#isNew = this.#sid === undefined;
+  }
+
+  key(sid: string): string {
+    return this.options.prefix + sid;
+  }
+
+  newSid(): string {
+    const { genid } = this.options;
+    if (!genid) return generateSid();
+    const sid = genid();
+    if (!isValidSid(sid)) {
+      throw new SessionError('koa-locked-session: `genid` returned an id that is not 16–128 chars of [A-Za-z0-9_-]; return e.g. crypto.randomBytes(32).toString("base64url")');
+    }
+    return sid;
+  }
+
+  // ---- the unlocked snapshot ------------------------------------------------
+
+  /** A read-only snapshot without the lock: at most one master read per request (or the record this request saved). */
+  get(): Promise<Readonly<Record<string, unknown>>> {
+    this.#used = true;
+    if (this.#snapshot === undefined && this.#latest === undefined && this.lifecycle.closed) {
+      try {
+        this.lifecycle.check(); // the same 503 a scope gets, from its one home
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    if (this.#latest !== undefined) {
+      const raw = this.#latest;
+      this.#latest = undefined;
+      this.#snapshot = Promise.resolve(readonly(raw === null ? {} : (this.format.decode(raw)?.data ?? {})));
+    }
+    return (this.#snapshot ??= this.#read());
+  }
+
+  async #read(): Promise<Readonly<Record<string, unknown>>> {
+    this.resolve();
+    const migration = this.#migrated();
+    if (migration) await migration;
+    if (this.#latest !== undefined) return this.get(); // saved meanwhile (the migration, or a parallel scope): answer from that record
+    const sid = this.#sid;
+    if (sid === undefined) return readonly({});
+    const record = await this.replica.read(this.key(sid));
+    if (record !== undefined && record.value === undefined) throw new SessionMovedError();
+    const raw = record?.value;
+    const decoded = raw === undefined ? undefined : this.format.decode(raw);
+    if (raw !== undefined && decoded === undefined) this.invalidRecord();
+    if (raw === undefined || this.format.pastAbsolute(decoded?.meta)) {
+      // Gone (destroyed, expired): the request is anonymous from now on, and a rolling cookie is not re-sent.
+      this.forget();
+      this.expired(raw === undefined ? 'gone' : 'absolute-ttl');
+      return readonly({});
+    }
+    if (decoded) this.#meta = decoded.meta;
+    return readonly(decoded?.data ?? {});
+  }
+
+  // ---- what scopes tell the request (ScopeHost) -----------------------------
+
+  saving(meta: SessionMeta | undefined): RequestWriteOptions | undefined {
+    this.#meta = meta;
+    if (!this.#bound) return undefined;
+    return meta?.remember === false || this.options.cookie.maxAge === 'session' ? SESSION_COOKIE : PERSISTENT_COOKIE;
+  }
+
+  adopt(sid: string, value: string, resend = true): void {
+    const moved = sid !== this.#sid;
+    this.#sid = sid;
+    this.#latest = value;
+    this.#wroteCookie = true; // (also when not re-sent: no rolling renewal of a sid that is gone)
+    if (!resend) return;
+    // The client already holds this sid: re-send it only when the cookie has an expiry to move
+    // (every save renews the session's), or its signature was made with an older key.
+    if (moved || this.#stale || this.#cookieExpiry() !== 'session') this.#writeCookie(sid);
+  }
+
+  destroyed(): void {
+    this.#latest = null;
+  }
+
+  forget(): void {
+    const had = this.#sid !== undefined;
+    this.#sid = undefined;
+    this.#isNew = true;
+    if (had && !this.#bound && !this.#ctx.headerSent) this.#rt.transport.clear(this.#ctx);
+    this.#wroteCookie = true;
+  }
+
+  refreshCookie(sid: string): void {
+    this.#wroteCookie = true;
+    this.#writeCookie(sid);
+  }
+
+  /**
+   * A save that must send a new cookie is refused before anything is written
+   * once the response headers are out (a scope started after the response):
+   * the browser could never learn the new sid.
+   */
+  cookieWritable(): void {
+    if (this.#ctx.headerSent && !this.#bound) {
+      throw new SessionError('koa-locked-session: the response was already sent, so a new session cookie cannot be set; nothing was saved. Open session scopes before the response is sent (await them in the middleware)', { status: 500 });
+    }
+  }
+
+  /** The sid's record is gone (`'gone'`) or past its `absoluteTtl` (`'absolute-ttl'`): the request gets a fresh session. */
+  expired(why: 'gone' | 'absolute-ttl' = 'gone'): void {
+    debug('session %s reset: %s', this.options.name, why === 'gone'
+      ? 'its record is gone from the master (expired, evicted by the store, or destroyed by another request)'
+      : 'past its absoluteTtl');
+    this.#emit('session:expired');
+  }
+
+  invalidRecord(): void {
+    this.#emit('session:invalid', 'bad-record');
+  }
+
+  // ---- the end of the request ----------------------------------------------
+
+  /** The downstream middleware settled: end forgotten `lock()` scopes, then the response headers and rolling expiry. */
+  end(failed: boolean): Promise<void> | undefined {
+    const ending = Scope.endWithRequest(this, failed);
+    if (ending) return ending.then(() => (failed ? undefined : this.#finish()));
+    return failed ? undefined : this.#finish();
+  }
+
+  /** Response headers for a response that used the session; the rolling renewal. Returns a promise only when it has to wait. */
+  #finish(): Promise<void> | undefined {
+    if (!this.#used) return undefined;
+    const ctx = this.#ctx;
+    // A response that depends on the session must never be served to another user from a shared cache.
+    ctx.vary(this.#rt.transport.vary);
+    if (!ctx.response.get('Cache-Control')) ctx.set('Cache-Control', 'private');
+    if (!this.options.rolling || this.#wroteCookie || this.#sid === undefined) return undefined;
+    return this.#roll(this.#sid);
+  }
+
+  async #roll(sid: string): Promise<void> {
+    await this.replica.touch(this.key(sid), this.format.ttl(this.#meta));
+    this.#writeCookie(sid);
+  }
+
+  // ---- cookies -------------------------------------------------------------
+
+  /** The sid cookie's lifetime for this session: ms, or `'session'` (a browser-session cookie, or the header transport). */
+  #cookieExpiry(): number | 'session' {
+    if (this.options.header !== undefined) return 0; // the header transport answers every save, as it always did
+    const { maxAge } = this.options.cookie;
+    const meta = this.#meta;
+    if (meta?.remember === false || maxAge === 'session') return 'session';
+    return meta?.ttl !== undefined || meta?.created !== undefined ? Math.min(maxAge, this.format.ttl(meta)) : maxAge;
+  }
+
+  #writeCookie(sid: string): void {
+    this.#wroteCookie = true;
+    if (this.#bound) return; // a request store (CookieStore) writes its own cookie on set/touch
+    if (this.#ctx.headerSent) return; // a scope run after the response: same sid, the cookie already sent stays valid
+    this.#rt.transport.write(this.#ctx, sid, this.#cookieExpiry());
+    this.#stale = false;
+  }
+
+  #emit(event: 'session:invalid' | 'session:expired', reason?: InvalidReason): void {
+    if (reason !== undefined) debug('session %s reset: %s', this.options.name, RESET_REASONS[reason] ?? reason);
+    this.#ctx.app.emit(event, { ctx: this.#ctx, name: this.options.name, ...(reason === undefined ? {} : { reason }) });
+  }
+}

@@ -1,0 +1,522 @@
+/**
+ * RedisLocker: a lease on a Redis key per session, and the in-process wait
+ * queue in front of it. Its parts, one file each:
+ * - redis-options.ts: the options, their defaults and validation;
+ * - redis-scripts.ts: the Lua scripts and the runner that sends them;
+ * - redis-lease.ts: a held lease (renewal, loss, release), redis-renewal.ts its shared timer;
+ * - redis-pubsub.ts: release notifications (the subscriber connection);
+ * - redis-fenced.ts: the master RedisStore seen through a lease (fenced writes).
+ */
+import { randomBytes } from 'node:crypto';
+import { debuglog } from 'node:util';
+import { LockTimeoutError, SessionError, StoreError } from '../errors.js';
+import { errorMessage } from '../util/format.js';
+import { redisFastPathOf, type RedisFastPath } from './fast-path.js';
+import { isVersioned, type Store, type VersionedStore } from '../contracts/store.js';
+import type { AcquireOptions, Locker } from '../contracts/locker.js';
+import { FencedStore } from './fenced.js';
+import { HeldLease, type LeaseHost, type LockKeys, type RedisLease } from './lease.js';
+import { resolveRedisLockerOptions, type RedisLockerClient, type RedisLockerOptions } from './options.js';
+import { ReleaseChannels } from './pubsub.js';
+import { RenewalClock } from './renewal.js';
+import { ScriptRunner } from './scripts.js';
+
+export { REDIS_LOCKER_DEFAULTS, type RedisLockerClient, type RedisLockerOptions } from './options.js';
+export type { RedisLease } from './lease.js';
+
+const debug = debuglog('koa-locked-session');
+
+/** The fast-path view of a RedisStore master, with the store itself. */
+interface FastPath extends RedisFastPath {
+  readonly store: VersionedStore;
+}
+
+/** The Redis Cluster hash tag of `key` (what decides its slot), per the cluster spec. */
+export function hashTag(key: string): string {
+  const open = key.indexOf('{');
+  if (open === -1) return key;
+  const close = key.indexOf('}', open + 1);
+  if (close === -1 || close === open + 1) return key;
+  return key.slice(open + 1, close);
+}
+
+/**
+ * Lock tokens only need to be unique (no one can forge one without access to
+ * Redis, which could do anything anyway): a random per-process nonce plus a
+ * counter, cheaper than `randomBytes` per acquire.
+ */
+const TOKEN_NONCE = randomBytes(12).toString('base64url');
+let tokenCounter = 0;
+function nextToken(): string {
+  return `${TOKEN_NONCE}.${(++tokenCounter).toString(36)}`;
+}
+
+/** Each locker's id in the waiters lists (unique like the tokens: same nonce, its own counter). */
+let lockerCounter = 0;
+function nextLockerId(): string {
+  return `${TOKEN_NONCE}:${(++lockerCounter).toString(36)}`;
+}
+
+function text(value: unknown): string | undefined {
+  if (value === null || value === undefined) return undefined;
+  if (typeof value === 'string') return value;
+  if (Buffer.isBuffer(value)) return value.toString('utf8');
+  return String(value);
+}
+
+function closedError(): SessionError {
+  return new SessionError('koa-locked-session: the RedisLocker was closed', { code: 'ERR_SESSION_CLOSED', status: 503 });
+}
+
+/** Per-key in-process state: a FIFO of local waiters; only the head talks to Redis. */
+interface KeyState {
+  readonly keys: LockKeys;
+  readonly queue: Waiter[];
+  /** The lock was released (a notification, or a local lease ended): the head retries at once instead of sleeping. */
+  woken: boolean;
+  /** A release woke this locker by its id: if the next attempt fails, it goes back to the front of the waiters list. */
+  called: boolean;
+  /** This locker's id may be in the waiters list (an attempt registered it and no release popped it since). */
+  registered: boolean;
+}
+
+interface Waiter {
+  /** Gave up (timeout, abort, close) or got the lease: the run loop stops at its next step. */
+  done: boolean;
+  /** Becomes the head of its key's queue. */
+  readonly turn: Promise<void>;
+  readonly startTurn: () => void;
+  /** Ends the head's current sleep (set while it sleeps). */
+  wake: (() => void) | undefined;
+  /** Starts the lock-wait timer: called when this waiter has to wait. */
+  readonly waiting: () => void;
+}
+
+/**
+ * How long a release leaves the lock holding the turn of a polling locker
+ * (`pubsub: false`), ms: twice its longest poll interval, so its next poll
+ * finds the turn even on a loaded machine; a turn nobody takes (the
+ * process died) blocks the session that long.
+ */
+export function pollingTurnMs(pollMaxMs: number): number {
+  return 2 * pollMaxMs;
+}
+
+/** setTimeout's limit; longer (or infinite) lock timeouts simply never fire. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Many processes: a lease on a Redis key per session.
+ *
+ * - acquire: `SET <prefix>{sid} <random token> NX PX <leaseMs>` (in a script that
+ *   also reads the session record when the master is a `RedisStore` on the same
+ *   client: one round trip for lock + fresh read);
+ * - release: compare-and-delete in one script, which also publishes a wake-up
+ *   when a waiter of another process registered for one;
+ * - renewal every `renewEveryMs` while held; a renewal that finds the token gone
+ *   (or no successful renewal before the lease would have expired, by this
+ *   process' monotonic clock) marks the lease `lost`, and the save is refused;
+ * - waiting: in-process waiters queue FIFO and only the head of each key talks
+ *   to Redis; it sleeps until a release (a local lease ending, or a pub/sub
+ *   notification from another process) or a bounded backoff poll, never
+ *   spinning. Across processes the lock goes in turn, first come first: a
+ *   failed attempt registers its locker at the end of the lock's waiters
+ *   list, and a release hands the lock to the first one's turn and wakes only
+ *   that process (see redis-scripts.ts);
+ * - fencing: a versioned master (every built-in server-side store) refuses a
+ *   write whose version condition no longer holds, so a save that lands late
+ *   cannot overwrite newer data, whichever client it uses. With a `RedisStore`
+ *   master on the same client, `lease.store` also checks this lease's token in
+ *   the same atomic script. A master without versions gets a one-time warning;
+ * - a lease lives at most `maxLeaseMs`, then is reported lost and expires.
+ *
+ * @example
+ * const redis = await createClient({ url: process.env.REDIS_URL }).connect();
+ * app.use(session({ master: new RedisStore({ client: redis }), locker: new RedisLocker({ client: redis }) }));
+ */
+export class RedisLocker implements Locker {
+  readonly name = 'redis';
+  /** The client given in the options (never closed by the locker). */
+  readonly client: RedisLockerClient;
+  /** @see RedisLockerOptions.prefix */
+  readonly prefix: string;
+  /** @see RedisLockerOptions.leaseMs */
+  readonly leaseMs: number;
+  /** @see RedisLockerOptions.renewEveryMs */
+  readonly renewEveryMs: number;
+  /** @see RedisLockerOptions.pollMinMs */
+  readonly pollMinMs: number;
+  /** @see RedisLockerOptions.pollMaxMs */
+  readonly pollMaxMs: number;
+  /** @see RedisLockerOptions.pubsub */
+  readonly pubsub: 'sharded' | 'plain' | false;
+  /** @see RedisLockerOptions.commandTimeoutMs */
+  readonly commandTimeoutMs: number;
+  /** @see RedisLockerOptions.maxLeaseMs */
+  readonly maxLeaseMs: number;
+  /** @see RedisLockerOptions.closeTimeoutMs */
+  readonly closeTimeoutMs: number;
+
+  readonly #cluster: boolean;
+  readonly #scripts: ScriptRunner;
+  readonly #channels: ReleaseChannels | undefined;
+  /** What each lease needs of this locker. */
+  readonly #host: LeaseHost;
+  /** How long a waiters list (`<lock>:waiters`) lives after a registration: past a waiter's longest sleep between two attempts. */
+  readonly #waitingMarkMs: string;
+  /**
+   * This locker's id in the waiters lists. Polling (`pubsub: false`), it ends
+   * in `/<ms>`: how long a release leaves the lock holding its turn (see
+   * {@link pollingTurnMs}), which the release script reads from the id.
+   */
+  readonly #id: string;
+  readonly #keys = new Map<string, KeyState>();
+  /** Leases this process holds, per key (a new local head need not ask Redis while we hold it). */
+  readonly #held = new Map<string, number>();
+  #closed = false;
+  /** The unfenced-master warning was given (once per locker). */
+  #warnedUnfenced = false;
+  /** The max-lease warning was given (once per locker). */
+  #warnedMaxLease = false;
+
+  constructor(options: RedisLockerOptions) {
+    const resolved = resolveRedisLockerOptions(options);
+    this.client = resolved.client;
+    this.prefix = resolved.prefix;
+    this.leaseMs = resolved.leaseMs;
+    this.renewEveryMs = resolved.renewEveryMs;
+    this.pollMinMs = resolved.pollMinMs;
+    this.pollMaxMs = resolved.pollMaxMs;
+    this.pubsub = resolved.pubsub;
+    this.commandTimeoutMs = resolved.commandTimeoutMs;
+    this.maxLeaseMs = resolved.maxLeaseMs;
+    this.closeTimeoutMs = resolved.closeTimeoutMs;
+    this.#cluster = resolved.cluster;
+    this.#scripts = new ScriptRunner(this.client, this.commandTimeoutMs, this.pubsub);
+    this.#channels = this.pubsub ? new ReleaseChannels(this.client, this.pubsub, this.closeTimeoutMs, this.#onReleaseMessage) : undefined;
+    this.#waitingMarkMs = String(2 * this.pollMaxMs + 1000);
+    this.#id = this.pubsub ? nextLockerId() : `${nextLockerId()}/${pollingTurnMs(this.pollMaxMs)}`;
+    this.#host = {
+      leaseMs: this.leaseMs,
+      renewEveryMs: this.renewEveryMs,
+      maxLeaseMs: this.maxLeaseMs,
+      scripts: this.#scripts,
+      clock: this.renewEveryMs > 0 ? new RenewalClock(this.renewEveryMs, this.leaseMs) : undefined,
+      ended: (key) => this.#leaseEnded(key),
+      outlived: () => this.#leaseOutlived(),
+    };
+  }
+
+  /** The Redis key of the lock of `key`: `<prefix>{key}`. */
+  lockKey(key: string): string {
+    return `${this.prefix}{${key}}`;
+  }
+
+  /** Keys with local waiters (0 when idle: nothing leaks). */
+  get size(): number {
+    return this.#keys.size;
+  }
+
+  /** Keys on which this process holds a lease (0 when idle: nothing leaks). */
+  get heldKeys(): number {
+    return this.#held.size;
+  }
+
+  async acquire(key: string, options: AcquireOptions): Promise<RedisLease> {
+    const { timeoutMs, signal } = options;
+    signal?.throwIfAborted();
+    if (this.#closed) throw closedError();
+    if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) {
+      throw new TypeError(`koa-locked-session: Expected \`timeoutMs\` to be a non-negative number of ms, got \`${String(timeoutMs)}\``);
+    }
+    if (options.storeTimeoutMs !== undefined && !(typeof options.storeTimeoutMs === 'number' && options.storeTimeoutMs > 0)) {
+      throw new TypeError(`koa-locked-session: Expected \`storeTimeoutMs\` to be a positive number of ms, got \`${String(options.storeTimeoutMs)}\``);
+    }
+    this.#checkMaster(options.store);
+    const fast = this.#fastPathStore(options.store, key);
+    // The fused acquire-and-read is a store read too: bound it by the
+    // middleware's storeTimeout and the store's own timeout as well.
+    const attemptTimeoutMs = Math.min(
+      this.#scripts.timeoutMs,
+      fast ? fast.timeoutMs : Infinity,
+      fast && options.storeTimeoutMs !== undefined ? options.storeTimeoutMs : Infinity,
+    );
+
+    let state = this.#keys.get(key);
+    if (!state) {
+      const lock = this.lockKey(key);
+      state = { keys: { key, lock, waiters: `${lock}:waiters`, waiting: `${lock}:waiting`, channel: `${lock}:released` }, queue: [], woken: false, called: false, registered: false };
+      this.#keys.set(key, state);
+    }
+    const keyState = state;
+    const startedAt = performance.now();
+
+    return new Promise<RedisLease>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const finish = (error: unknown, lease?: HeldLease): void => {
+        if (waiter.done) return;
+        waiter.done = true;
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        waiter.wake?.();
+        this.#leave(keyState, waiter);
+        // A waiter still queued behind the head: let its run loop see `done`
+        // and return now, rather than leaving it parked on a turn that never comes.
+        waiter.startTurn();
+        if (lease) resolve(lease);
+        else reject(error);
+      };
+      // The lock-wait timer starts only when this acquire has to wait (an
+      // uncontended acquire, the common case, never arms one), or at once when
+      // a single attempt may outlast the lock timeout.
+      const waiting = (): void => {
+        if (timer || waiter.done || !(timeoutMs <= MAX_TIMER_MS)) return;
+        timer = setTimeout(() => finish(new LockTimeoutError(timeoutMs)), Math.max(0, startedAt + timeoutMs - performance.now()));
+      };
+      let startTurn!: () => void;
+      const turn = new Promise<void>((ok) => (startTurn = ok));
+      const waiter: Waiter = { done: false, turn, startTurn, wake: undefined, waiting };
+      keyState.queue.push(waiter);
+      if (keyState.queue.length === 1) startTurn();
+      else waiting();
+      if (!(attemptTimeoutMs < timeoutMs)) waiting();
+      const onAbort = (): void => finish(signal?.reason);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#run(keyState, waiter, fast, attemptTimeoutMs).then(
+        (lease) => {
+          if (!lease) return; // gave up before the lock was ours
+          if (waiter.done) {
+            // The timeout/abort fired while our SET NX was in flight and it
+            // succeeded after all: the caller is gone for good, so hand the lock
+            // straight back (which also wakes the next waiter).
+            void lease.release();
+            return;
+          }
+          finish(undefined, lease);
+        },
+        (error: unknown) => finish(error),
+      );
+    });
+  }
+
+  /**
+   * Release what the locker created itself: the subscriber connection. Pending
+   * waiters fail with `ERR_SESSION_CLOSED`; held leases stay valid until released.
+   * The client given in the options is never closed.
+   */
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const state of this.#keys.values()) for (const waiter of state.queue) waiter.wake?.();
+    await this.#channels?.close();
+  }
+
+  // -- waiting ----------------------------------------------------------------
+
+  /** The head-of-queue loop: try, subscribe, try again, then sleep until woken or the poll. */
+  async #run(state: KeyState, waiter: Waiter, fast: FastPath | undefined, attemptTimeoutMs: number): Promise<HeldLease | undefined> {
+    await waiter.turn;
+    const { channel } = state.keys;
+    const channels = this.#channels;
+    let delay = this.pollMinMs;
+    let triedSubscribe = false;
+    // While this process holds the lock, a new local head has nothing to ask
+    // Redis: the end of the local lease wakes it.
+    let skipAttempt = (this.#held.get(state.keys.key) ?? 0) > 0;
+    for (;;) {
+      if (waiter.done) return undefined;
+      if (this.#closed) throw closedError();
+      let pttl = -1;
+      if (!skipAttempt) {
+        state.woken = false;
+        const result = await this.#attempt(state, fast, attemptTimeoutMs);
+        if (result.lease) return result.lease;
+        if (waiter.done) return undefined;
+        pttl = result.pttl;
+        // Polling: the turn comes at the next poll, so poll by the place in
+        // line: the next in line every pollMinMs, the one after every 2 ×
+        // pollMinMs, … (at most pollMaxMs, which the turn outlasts).
+        if (!channels && result.place !== undefined) delay = Math.min(delay, this.pollMinMs * (result.place + 1));
+        if (channels && !triedSubscribe && !channels.isSubscribed(channel)) {
+          // Subscribe in the background (never block the wait on it: the poll
+          // covers a subscriber that cannot connect). Once subscribed, try once
+          // more at once: a release between the failed SET and the subscription
+          // would otherwise wait for the poll. Afterwards every release wakes us
+          // (each failed attempt registered this waiter: redis-scripts.ts).
+          triedSubscribe = true;
+          void channels.subscribe(channel).then(() => {
+            if (!channels.isSubscribed(channel) || this.#keys.get(state.keys.key) !== state) return;
+            this.#wake(state);
+          });
+        }
+      }
+      waiter.waiting();
+      skipAttempt = false;
+      // Sleep until a release, the poll, or the lock's own expiry (a dead
+      // holder's lease ends at its PTTL: no reason to sleep past it).
+      const woken = await this.#sleep(state, waiter, pttl > 0 ? Math.min(delay, pttl + 1) : delay);
+      delay = woken ? this.pollMinMs : Math.min(delay * 2, this.pollMaxMs);
+    }
+  }
+
+  /** Resolves true when woken by a release, false on the poll timer. */
+  #sleep(state: KeyState, waiter: Waiter, ms: number): Promise<boolean> {
+    if (state.woken || waiter.done || this.#closed) return Promise.resolve(state.woken);
+    return new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => {
+        waiter.wake = undefined;
+        resolve(false);
+      }, ms);
+      waiter.wake = () => {
+        clearTimeout(timer);
+        waiter.wake = undefined;
+        resolve(true);
+      };
+    });
+  }
+
+  /** The lock of `state` was released: the head retries now. */
+  #wake(state: KeyState): void {
+    state.woken = true;
+    state.queue[0]?.wake?.();
+  }
+
+  /** One SET NX attempt (with the fast-path read when possible). */
+  async #attempt(state: KeyState, fast: FastPath | undefined, timeoutMs: number): Promise<{ lease?: HeldLease; pttl: number; place?: number | undefined }> {
+    const token = nextToken();
+    const { keys } = state;
+    const recordKey = fast?.recordKey(keys.key);
+    const scriptKeys = recordKey === undefined ? [keys.lock, keys.waiters, keys.waiting] : [keys.lock, keys.waiters, keys.waiting, recordKey];
+    // Register for a wake-up only once subscribed: a wake-up sent to a locker
+    // that cannot hear it would be lost for every other waiter too (the run
+    // loop retries right after subscribing, and registers then). Without
+    // pub/sub, always: the turn waits for the next poll.
+    const register = !this.#channels || this.#channels.isSubscribed(keys.channel) ? this.#waitingMarkMs : '';
+    // Woken by id: take the turn (a failure goes back to the front). Registered before: the turn may be ours too, and a success takes the id off the list.
+    const called = state.called ? '1' : '';
+    const registered = state.registered ? '1' : '';
+    state.called = false;
+    const startedAt = performance.now();
+    let reply: unknown;
+    try {
+      this.#scripts.assertReady('lock acquire');
+      reply = await this.#scripts.run('acquire', scriptKeys, [token, String(this.leaseMs), register, this.#id, called, registered], timeoutMs);
+    } catch (error) {
+      if (error instanceof StoreError) throw error;
+      // The SET may have landed with its reply lost (command timeout, dropped
+      // connection): give back whatever this token holds, without waiting (on
+      // the same connection, so it runs after the SET if that arrives late).
+      void this.#scripts.run('release', [keys.lock, keys.waiters, keys.waiting], [token, this.#scripts.publishCommand, keys.channel]).catch(() => {});
+      // Never the lock key in a message: it carries the sid.
+      throw new StoreError(this.name, `lock acquire (SET NX PX${fast ? ' + GET' : ''}) failed for a lock key: ${errorMessage(error)}`, { cause: error });
+    }
+    const [ok, second, place] = Array.isArray(reply) ? (reply as unknown[]) : [];
+    if (Number(ok) !== 1) {
+      if (register !== '') state.registered = true;
+      return { pttl: Number(second ?? -1), place: place === undefined || place === null ? undefined : Number(place) };
+    }
+    state.registered = false;
+    this.#held.set(keys.key, (this.#held.get(keys.key) ?? 0) + 1);
+    const lease = new HeldLease(this.#host, keys, token, startedAt);
+    if (fast && recordKey !== undefined) {
+      lease.store = new FencedStore(fast.store, lease, this.#scripts, recordKey, Math.min(this.#scripts.timeoutMs, fast.timeoutMs), text(second), fast.replicaWait);
+    }
+    return { lease, pttl: 0 };
+  }
+
+  /** A lease of this locker ended (released or lost): it no longer counts as held, and the next local waiter may try. */
+  #leaseEnded(key: string): void {
+    const n = (this.#held.get(key) ?? 0) - 1;
+    if (n > 0) this.#held.set(key, n);
+    else this.#held.delete(key);
+    const state = this.#keys.get(key);
+    if (state) this.#wake(state);
+  }
+
+  /** Remove a waiter that got the lock or gave up; the next local waiter becomes the head. */
+  #leave(state: KeyState, waiter: Waiter): void {
+    const index = state.queue.indexOf(waiter);
+    if (index === -1) return;
+    state.queue.splice(index, 1);
+    if (index === 0) state.queue[0]?.startTurn();
+    if (state.queue.length === 0 && this.#keys.get(state.keys.key) === state) {
+      this.#keys.delete(state.keys.key);
+      this.#channels?.release(state.keys.channel, () => this.#keys.has(state.keys.key));
+      // Polling, nobody will look for a turn this locker registered for: take
+      // it off the list now, and pass on a turn it may hold already (with
+      // pub/sub, the release's message makes #onReleaseMessage do that).
+      if (!this.#channels && state.registered) this.#passTurn(state.keys.lock);
+    }
+  }
+
+  /**
+   * A release notification on channel `<lockKey>:released`, carrying the id
+   * of the locker it wakes ('1': every waiter, from a 0.1.0 release): wake
+   * that key's head if it is this locker; with nobody waiting here any more,
+   * pass the wake-up on to the next waiting process.
+   */
+  readonly #onReleaseMessage = (channel: string, message: string): void => {
+    if (message !== this.#id && message !== '1') return;
+    const lockKey = channel.slice(0, -':released'.length);
+    const state = this.#keys.get(lockKey.slice(this.prefix.length + 1, -1));
+    if (state) {
+      if (message === this.#id) {
+        state.called = true;
+        state.registered = false;
+      }
+      this.#wake(state);
+    } else if (message === this.#id) {
+      this.#passTurn(lockKey);
+    }
+  };
+
+  /** Take this locker off the waiters list of `lockKey`, passing on a turn it holds there. */
+  #passTurn(lockKey: string): void {
+    void this.#scripts.run('pass', [lockKey, `${lockKey}:waiters`, `${lockKey}:waiting`], [this.#scripts.publishCommand, `${lockKey}:released`, this.#id]).catch((error: unknown) => {
+      debug('redis locker: passing a turn on failed (it expires; the next waiter polls): %s', errorMessage(error));
+    });
+  }
+
+  // -- master store ------------------------------------------------------------
+
+  /**
+   * The master store, when the fast path (one-script acquire+read, fenced
+   * writes) applies: a RedisStore on this very client whose record key shares
+   * the lock key's hash tag (else a cluster refuses the script: CROSSSLOT).
+   */
+  #fastPathStore(store: Store | undefined, key: string): FastPath | undefined {
+    const fast = redisFastPathOf(store);
+    if (!fast || fast.client !== this.client || !isVersioned(store!)) return undefined;
+    if (this.#cluster && hashTag(fast.recordKey(key)) !== hashTag(this.lockKey(key))) {
+      debug('redis locker: the record key and the lock key of a session are in different slots (prefixes with braces?): no fast path');
+      return undefined;
+    }
+    return { client: fast.client, timeoutMs: fast.timeoutMs, recordKey: fast.recordKey, replicaWait: fast.replicaWait, store: store! as VersionedStore };
+  }
+
+  /**
+   * Warn once when the master cannot refuse a late write: with a versioned
+   * master (every built-in server-side store) a write that lands after its
+   * lease was lost is refused by the store itself; a custom store without
+   * `read`/`write` gets only the lease check before the save.
+   */
+  #checkMaster(store: Store | undefined): void {
+    if (this.#warnedUnfenced || !store || isVersioned(store)) return;
+    // A request-bound store (CookieStore) keeps the record in the response: nothing can land late.
+    if ('sid' in store) return;
+    this.#warnedUnfenced = true;
+    process.emitWarning(
+      `koa-locked-session: RedisLocker cannot fence the master store "${store.name}": it has no versioned read()/write() (VersionedStore), so a save that stalls past its lease or past storeTimeout can still land over newer data. Use a built-in store (RedisStore, MemcachedStore, MongoStore, MemoryStore) as master, or implement read() and write() in your store`,
+      { code: 'KOA_LOCKED_SESSION_UNFENCED_MASTER' },
+    );
+  }
+
+  /** A lease was held past `maxLeaseMs`: say so loudly, once per locker. */
+  #leaseOutlived(): void {
+    if (this.#warnedMaxLease) return;
+    this.#warnedMaxLease = true;
+    process.emitWarning(
+      `koa-locked-session: a RedisLocker lease was held longer than maxLeaseMs (${this.maxLeaseMs} ms) and is reported lost (its save is refused): a scope was never ended (\`lock()\` without \`await using\`?) or runs too long; end every scope, or raise \`maxLeaseMs\``,
+      { code: 'KOA_LOCKED_SESSION_MAX_LEASE' },
+    );
+  }
+}
