@@ -116,7 +116,8 @@ async function serve(): Promise<void> {
   process.on('message', (message: Command) => {
     switch (message.type) {
       case 'stats':
-        if (cluster.isWorker) process.send!({ type: 'worker-stats', id: message.id, stats: stats(instance, message.resetLockWaits) } satisfies WorkerReply);
+        if (cluster.isWorker)
+          process.send!({ type: 'worker-stats', id: message.id, stats: stats(instance, message.resetLockWaits) } satisfies WorkerReply);
         else send({ type: 'stats', id: message.id, stats: stats(instance, message.resetLockWaits) });
         break;
       case 'profile-start':

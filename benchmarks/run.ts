@@ -40,7 +40,11 @@ import { VARIANTS } from './variants/index.js';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
 /** Scenarios and variants picked by `--only` (plus the baselines the ratios need), and the pairs of a preset. */
-function select(options: BenchOptions): { scenarios: Scenario[]; variants: VariantInfo[]; pairs?: Readonly<Record<string, readonly string[]>> } {
+function select(options: BenchOptions): {
+  scenarios: Scenario[];
+  variants: VariantInfo[];
+  pairs?: Readonly<Record<string, readonly string[]>>;
+} {
   const preset = options.only.length === 1 ? PRESETS[options.only[0]!] : undefined;
   if (preset) {
     const ids = new Set(Object.values(preset).flat());
@@ -88,7 +92,12 @@ interface Step {
 /** `--quick` keeps the many-processes scenario to these (a cluster start costs seconds). */
 const QUICK_PROCESSES = new Set([FLOOR, 'ours-redis', 'ours-redis-memlock']);
 
-function plan(options: BenchOptions, scenarios: Scenario[], variants: VariantInfo[], pairs?: Readonly<Record<string, readonly string[]>>): Step[] {
+function plan(
+  options: BenchOptions,
+  scenarios: Scenario[],
+  variants: VariantInfo[],
+  pairs?: Readonly<Record<string, readonly string[]>>,
+): Step[] {
   const steps: Step[] = [];
   for (let round = 1; round <= options.rounds; round++) {
     for (const scenario of scenarios) {
@@ -158,9 +167,11 @@ async function measure(ctx: Context, step: Step): Promise<Measurement> {
     ...(servers.urls.postgres ? { BENCH_PG_URL: servers.urls.postgres } : {}),
   };
   debug('flush');
-  const app = await AppChild.start({ nodeArgv: ctx.appArgv, variant: variant.id, processes, cores: ctx.pinning.app, env }).catch((error: Error) => {
-    throw new StartError(error.message);
-  });
+  const app = await AppChild.start({ nodeArgv: ctx.appArgv, variant: variant.id, processes, cores: ctx.pinning.app, env }).catch(
+    (error: Error) => {
+      throw new StartError(error.message);
+    },
+  );
   debug('app start');
   try {
     const url = app.url;
@@ -182,7 +193,8 @@ async function measure(ctx: Context, step: Step): Promise<Measurement> {
     debug('warm-up');
     await app.quiesce();
     debug('quiesce');
-    const initial = scenario.countsLostUpdates && cookies.kind === 'jar' ? await loadgen.run({ kind: 'read', url, cookie: cookies.cookie }) : undefined;
+    const initial =
+      scenario.countsLostUpdates && cookies.kind === 'jar' ? await loadgen.run({ kind: 'read', url, cookie: cookies.cookie }) : undefined;
     const appBefore = await app.stats({ resetLockWaits: true });
     const serverBefore = await snapshot(variant.counting, servers.urls, variant.lockerCounting);
     const profile = options.cpuProf ? join(ctx.profileDir, `${variant.id}.${scenario.id}.r${round}.%p.cpuprofile`) : undefined;
@@ -196,7 +208,8 @@ async function measure(ctx: Context, step: Step): Promise<Measurement> {
     const calls = storeCalls(variant.counting, { before: serverBefore, after: serverAfter }, { before: appBefore, after: appAfter });
     if (calls) m.storeCalls = calls;
     m.appRequests = appAfter.requests - appBefore.requests;
-    if (appAfter.cpuUs !== undefined && appBefore.cpuUs !== undefined && m.appRequests > 0) m.cpuUsPerRequest = (appAfter.cpuUs - appBefore.cpuUs) / m.appRequests;
+    if (appAfter.cpuUs !== undefined && appBefore.cpuUs !== undefined && m.appRequests > 0)
+      m.cpuUsPerRequest = (appAfter.cpuUs - appBefore.cpuUs) / m.appRequests;
     const statuses: Record<string, number> = {};
     for (const [status, n] of Object.entries(appAfter.non2xx ?? {})) {
       const d = n - (appBefore.non2xx?.[status] ?? 0);
@@ -205,9 +218,16 @@ async function measure(ctx: Context, step: Step): Promise<Measurement> {
     if (Object.keys(statuses).length) m.non2xxByStatus = statuses;
     if (appAfter.lockWaits?.length) m.lockWaits = appAfter.lockWaits;
     if (profile) {
-      const cpuUs = appAfter.cpuUs !== undefined && appBefore.cpuUs !== undefined ? (appAfter.cpuUs - appBefore.cpuUs) / app.pids.length : 0;
+      const cpuUs =
+        appAfter.cpuUs !== undefined && appBefore.cpuUs !== undefined ? (appAfter.cpuUs - appBefore.cpuUs) / app.pids.length : 0;
       for (const pid of app.pids) {
-        ctx.profiles.push({ scenario: scenario.id, variant: variant.id, file: profile.replace('%p', String(pid)), requests: m.appRequests / app.pids.length, cpuUs });
+        ctx.profiles.push({
+          scenario: scenario.id,
+          variant: variant.id,
+          file: profile.replace('%p', String(pid)),
+          requests: m.appRequests / app.pids.length,
+          cpuUs,
+        });
       }
     }
     if (scenario.countsLostUpdates) {
@@ -262,10 +282,15 @@ async function main(): Promise<number> {
   await skipRejectedOptions(variants, skipped);
 
   const entry = await buildEntrypoints(root);
-  const loadgen = await LoadGenerator.start(entry.loadgen, pinning.loadgen, { ...process.env, BENCH_WRK_SCRIPT: join(root, 'benchmarks/lib/wrk.lua') });
+  const loadgen = await LoadGenerator.start(entry.loadgen, pinning.loadgen, {
+    ...process.env,
+    BENCH_WRK_SCRIPT: join(root, 'benchmarks/lib/wrk.lua'),
+  });
   if (!loadgen.wrk) {
-    process.stderr.write('\nbench: ***** wrk is NOT installed: falling back to autocannon, which saturates its own core near 10k req/s *****\n' +
-      'bench: ***** and so caps bare Koa and squeezes every ratio toward 1. Install it (Debian: apt-get install wrk). *****\n\n');
+    process.stderr.write(
+      '\nbench: ***** wrk is NOT installed: falling back to autocannon, which saturates its own core near 10k req/s *****\n' +
+        'bench: ***** and so caps bare Koa and squeezes every ratio toward 1. Install it (Debian: apt-get install wrk). *****\n\n',
+    );
   }
   const outDir = resolve(process.cwd(), options.outDir);
   // Flat in the results dir: .gitignore already ignores benchmarks/results/*.cpuprofile.
@@ -286,7 +311,10 @@ async function main(): Promise<number> {
   });
 
   const steps = plan(options, scenarios, variants, pairs).filter((s) => !skipped[s.variant.id]);
-  const progress = new Progress(steps.length, steps.reduce((n, s) => n + s.weight, 0));
+  const progress = new Progress(
+    steps.length,
+    steps.reduce((n, s) => n + s.weight, 0),
+  );
   // Profiled apps run unbundled (tsx), so each frame keeps its file: src/…, node_modules/koa/…
   const appArgv = options.cpuProf ? ['--import', 'tsx', join(root, 'benchmarks/app.ts')] : entry.app;
   const ctx: Context = { options, servers, pinning, appArgv, loadgen, profileDir, profiles: [] };
@@ -339,9 +367,15 @@ async function main(): Promise<number> {
   const base = `${localDate()}-${hostname()}${options.quick ? '-quick' : partial}`;
   await mkdir(outDir, { recursive: true });
   const svgName = `${base}.svg`;
-  await writeFile(join(outDir, svgName), renderChart(rows, `koa-locked-session — req/s, ${env.date.slice(0, 10)}, ${env.host}${options.quick ? ' (quick)' : ''}`));
+  await writeFile(
+    join(outDir, svgName),
+    renderChart(rows, `koa-locked-session — req/s, ${env.date.slice(0, 10)}, ${env.host}${options.quick ? ' (quick)' : ''}`),
+  );
   await writeFile(join(outDir, `${base}.md`), renderMarkdown(data, rows, svgName));
-  await writeFile(join(outDir, `${base}.json`), `${JSON.stringify({ ...data, scenarios: scenarios.map((s) => s.id), variants: variants.map((v) => v.id) }, null, 2)}\n`);
+  await writeFile(
+    join(outDir, `${base}.json`),
+    `${JSON.stringify({ ...data, scenarios: scenarios.map((s) => s.id), variants: variants.map((v) => v.id) }, null, 2)}\n`,
+  );
   process.stdout.write(`${renderConsole(rows)}\n\n`);
   if (data.profiles) process.stdout.write(`${data.profiles}\n\n`);
   if (data.comparison) process.stdout.write(`Before / after (targets):\n\n${data.comparison}\n\n`);
@@ -352,7 +386,11 @@ async function main(): Promise<number> {
   };
   process.stdout.write(`Report: ${rel(`${base}.md`)}\nChart:  ${rel(svgName)}\nData:   ${rel(`${base}.json`)}\n`);
   if (Object.keys(skipped).length) {
-    process.stdout.write(`Not measured: ${Object.entries(skipped).map(([k, v]) => `${k} (${v})`).join('; ')}\n`);
+    process.stdout.write(
+      `Not measured: ${Object.entries(skipped)
+        .map(([k, v]) => `${k} (${v})`)
+        .join('; ')}\n`,
+    );
   }
   return interrupted ? 130 : 0;
 }
@@ -388,7 +426,13 @@ async function profileSections(profiles: Context['profiles']): Promise<string> {
     const [scenario, variant] = key.split('\u0000') as [string, string];
     const summary = await summarizeProfiles(profiles.filter((p) => p.scenario === scenario && p.variant === variant));
     const s = SCENARIOS.find((x) => x.id === scenario);
-    if (summary) parts.push(renderProfile(`${s?.path ?? scenario} (${s?.title.replace(/^\d+\.\s*/, '').toLowerCase() ?? scenario}) · ${VARIANTS.find((v) => v.id === variant)?.label ?? variant}`, summary));
+    if (summary)
+      parts.push(
+        renderProfile(
+          `${s?.path ?? scenario} (${s?.title.replace(/^\d+\.\s*/, '').toLowerCase() ?? scenario}) · ${VARIANTS.find((v) => v.id === variant)?.label ?? variant}`,
+          summary,
+        ),
+      );
   }
   return parts.join('\n\n');
 }

@@ -55,8 +55,7 @@ async function form(ctx: Context): Promise<string> {
   return raw;
 }
 
-const page = (title: string, body: string) =>
-  `<!doctype html><meta charset="utf-8"><title>${title}</title><h1>${title}</h1>${body}`;
+const page = (title: string, body: string) => `<!doctype html><meta charset="utf-8"><title>${title}</title><h1>${title}</h1>${body}`;
 const escape = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 const protect = requireLogin({
@@ -66,15 +65,21 @@ const protect = requireLogin({
 app.use(async (ctx, next) => {
   if (ctx.path === '/' && ctx.method === 'GET') {
     const user = await ctx.session.currentUser();
-    ctx.body = page('Home', user ? `<p>Hello ${escape(user.name)}. <a href="/account">Your account</a></p>` : '<p><a href="/login">Log in</a></p>');
+    ctx.body = page(
+      'Home',
+      user ? `<p>Hello ${escape(user.name)}. <a href="/account">Your account</a></p>` : '<p><a href="/login">Log in</a></p>',
+    );
     return;
   }
   if (ctx.path === '/login' && ctx.method === 'GET') {
-    ctx.body = page('Log in', `<form method="post" action="/login">
+    ctx.body = page(
+      'Log in',
+      `<form method="post" action="/login">
       <label>Name <input name="name" autocomplete="username"></label>
       <label>Password <input name="password" type="password" autocomplete="current-password"></label>
       <label><input type="checkbox" name="remember" value="1"> Remember me</label>
-      <button>Log in</button></form>`);
+      <button>Log in</button></form>`,
+    );
     return;
   }
   if (ctx.path === '/login' && ctx.method === 'POST') {
@@ -118,9 +123,12 @@ app.use(async (ctx) => {
   if (ctx.path === '/account') {
     const { count = 0 } = await ctx.session.get();
     const devices = (await ctx.session.sessionsOf(user)).length;
-    ctx.body = page('Account', `<p>Logged in as ${escape(user.name)} on ${devices} device(s). Counter: <span id="count">${count}</span></p>
+    ctx.body = page(
+      'Account',
+      `<p>Logged in as ${escape(user.name)} on ${devices} device(s). Counter: <span id="count">${count}</span></p>
       <form method="post" action="/logout-others"><button>Sign out other devices</button></form>
-      <form method="post" action="/logout"><button>Log out</button></form>`);
+      <form method="post" action="/logout"><button>Log out</button></form>`,
+    );
     return;
   }
   ctx.status = 404;

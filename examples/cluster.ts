@@ -57,11 +57,13 @@ if (cluster.isPrimary) {
   const app = new Koa();
   // Every worker must verify every other worker's cookies: the same keys everywhere.
   app.keys = [process.env.SESSION_SECRET ?? 'dev-only-secret-change-me'];
-  app.use(session({
-    master: new RedisStore({ client: redis }),
-    // leaseMs: how long a crashed worker can block its sessions; renewed while a scope runs.
-    locker: new RedisLocker({ client: redis, leaseMs: 10_000 }),
-  }));
+  app.use(
+    session({
+      master: new RedisStore({ client: redis }),
+      // leaseMs: how long a crashed worker can block its sessions; renewed while a scope runs.
+      locker: new RedisLocker({ client: redis, leaseMs: 10_000 }),
+    }),
+  );
 
   app.use(async (ctx) => {
     if (ctx.path === '/favicon.ico') return;

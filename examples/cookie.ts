@@ -27,7 +27,10 @@ declare module '../src/index.js' {
 
 // ⚠️ DEV ONLY fallback: anyone who reads this file can forge and read these cookies.
 const DEV_ONLY_KEY = 'dev-only-cookie-key-do-not-use-in-production!';
-const keys = process.env.SESSION_KEYS?.split(',').map((k) => k.trim()).filter(Boolean) ?? [];
+const keys =
+  process.env.SESSION_KEYS?.split(',')
+    .map((k) => k.trim())
+    .filter(Boolean) ?? [];
 if (keys.length === 0) {
   if (process.env.NODE_ENV === 'production') {
     throw new Error('SESSION_KEYS is not set: generate a key with `openssl rand -base64 32`');

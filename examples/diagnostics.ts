@@ -27,7 +27,14 @@ diagnostics_channel.subscribe(CHANNELS.mirrorError, (m) => {
 });
 
 // A mirror that always fails, to show mirror errors (the requests still succeed).
-const flaky = { name: 'flaky-mirror', get: async () => undefined, set: async () => { throw new Error('mirror down'); }, destroy: async () => undefined };
+const flaky = {
+  name: 'flaky-mirror',
+  get: async () => undefined,
+  set: async () => {
+    throw new Error('mirror down');
+  },
+  destroy: async () => undefined,
+};
 
 export const app = new Koa();
 app.keys = [process.env.SESSION_SECRET ?? 'dev-only-secret-change-me'];

@@ -46,7 +46,9 @@ app.use(async (ctx) => {
   ctx.body = { count, id: ctx.session.id, store: 'memcached' };
 });
 
-const server = app.listen(port, '127.0.0.1', () => console.log(`memcached example (sessions in ${memcachedUrl}) on http://localhost:${port}`));
+const server = app.listen(port, '127.0.0.1', () =>
+  console.log(`memcached example (sessions in ${memcachedUrl}) on http://localhost:${port}`),
+);
 const stop = (): void => {
   server.close(() => void sessions.close());
   server.closeIdleConnections();

@@ -57,16 +57,16 @@ app.use(async (ctx) => {
   if (ctx.path === '/mirror') {
     // The raw records of this session in each store (the store key is the sid).
     const sid = ctx.session.id;
-    ctx.body = sid
-      ? { id: sid, master: await master.get(sid), mirror: await mirror.get(sid) }
-      : { id: null, master: null, mirror: null };
+    ctx.body = sid ? { id: sid, master: await master.get(sid), mirror: await mirror.get(sid) } : { id: null, master: null, mirror: null };
     return;
   }
   const count = await ctx.session.withLock((s) => (s.count = (s.count ?? 0) + 1));
   ctx.body = { count, id: ctx.session.id, master: 'redis', mirrors: ['mongo'] };
 });
 
-const server = app.listen(port, '127.0.0.1', () => console.log(`mirrors example (master ${redisUrl}, mirror ${mongoUrl}) on http://localhost:${port}`));
+const server = app.listen(port, '127.0.0.1', () =>
+  console.log(`mirrors example (master ${redisUrl}, mirror ${mongoUrl}) on http://localhost:${port}`),
+);
 const stop = (): void => {
   server.close(() => void sessions.close().finally(() => redis.close()));
   server.closeIdleConnections();

@@ -22,7 +22,16 @@ import CSRF from 'koa-csrf';
 import passport from 'koa-passport';
 import { Strategy as LocalStrategy } from 'passport-local';
 import { createClient } from 'redis';
-import { passportUser, plainSession, plainSessionOf, RedisLocker, RedisStore, requireLogin, session, type SessionOptions } from '../src/index.js';
+import {
+  passportUser,
+  plainSession,
+  plainSessionOf,
+  RedisLocker,
+  RedisStore,
+  requireLogin,
+  session,
+  type SessionOptions,
+} from '../src/index.js';
 
 declare module '../src/index.js' {
   interface SessionData {
@@ -88,24 +97,40 @@ export function createApp(options: SessionOptions = {}): Koa {
     ctx.body = 'ok';
   });
   router.get('/login', auth, (ctx) => {
-    ctx.body = page('Log in', `<form method="post" action="/login">
+    ctx.body = page(
+      'Log in',
+      `<form method="post" action="/login">
       <input type="hidden" name="_csrf" value="${escape(String(ctx.state._csrf))}">
       <label>Name <input name="username" autocomplete="username"></label>
       <label>Password <input name="password" type="password" autocomplete="current-password"></label>
-      <button>Log in</button></form>`);
+      <button>Log in</button></form>`,
+    );
   });
   // keepSessionInfo: what the anonymous session held (a cart, a counter) moves to the new sid.
-  router.post('/login', auth, passport.authenticate('local', { successRedirect: '/account', failureRedirect: '/login', keepSessionInfo: true }));
+  router.post(
+    '/login',
+    auth,
+    passport.authenticate('local', { successRedirect: '/account', failureRedirect: '/login', keepSessionInfo: true }),
+  );
   router.get('/account', auth, protect, (ctx) => {
     const user = ctx.state.user as User;
     const s = plainSessionOf(ctx);
-    ctx.body = page('Account', `<p>Logged in as <span id="name">${escape(user.name)}</span> (isAuthenticated: ${ctx.isAuthenticated()}). Counter: <span id="count">${s.count ?? 0}</span></p>
+    ctx.body = page(
+      'Account',
+      `<p>Logged in as <span id="name">${escape(user.name)}</span> (isAuthenticated: ${ctx.isAuthenticated()}). Counter: <span id="count">${s.count ?? 0}</span></p>
       <meta name="csrf" content="${escape(String(ctx.state._csrf))}">
-      <form method="post" action="/logout"><input type="hidden" name="_csrf" value="${escape(String(ctx.state._csrf))}"><button>Log out</button></form>`);
+      <form method="post" action="/logout"><input type="hidden" name="_csrf" value="${escape(String(ctx.state._csrf))}"><button>Log out</button></form>`,
+    );
   });
   router.get('/whoami', auth, (ctx) => {
     const s = plainSessionOf(ctx);
-    ctx.body = { user: (ctx.state.user as User | undefined) ?? null, authenticated: ctx.isAuthenticated(), count: s.count ?? 0, cart: s.cart ?? [], csrf: ctx.state._csrf };
+    ctx.body = {
+      user: (ctx.state.user as User | undefined) ?? null,
+      authenticated: ctx.isAuthenticated(),
+      count: s.count ?? 0,
+      cart: s.cart ?? [],
+      csrf: ctx.state._csrf,
+    };
   });
   // Anonymous (no login needed): the cart that keepSessionInfo carries into the logged-in session.
   router.post('/cart', auth, (ctx) => {

@@ -50,7 +50,9 @@ app.use(async (ctx) => {
   ctx.body = { count, id: ctx.session.id, store: 'postgres' };
 });
 
-const server = app.listen(port, '127.0.0.1', () => console.log(`postgres example (sessions in ${new URL(pgUrl).host}) on http://localhost:${port}`));
+const server = app.listen(port, '127.0.0.1', () =>
+  console.log(`postgres example (sessions in ${new URL(pgUrl).host}) on http://localhost:${port}`),
+);
 const stop = (): void => {
   server.close(() => void sessions.close());
   server.closeIdleConnections();

@@ -16,7 +16,9 @@ import { join, resolve } from 'node:path';
 const root = resolve(import.meta.dirname, '..');
 const dist = resolve(process.argv[2] ?? join(root, 'dist'));
 const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8'));
-const optional = Object.entries(pkg.peerDependenciesMeta ?? {}).filter(([, meta]) => meta?.optional).map(([name]) => name);
+const optional = Object.entries(pkg.peerDependenciesMeta ?? {})
+  .filter(([, meta]) => meta?.optional)
+  .map(([name]) => name);
 const MARK = '// @ts-ignore -- optional peer dependency: its types apply only when it is installed';
 
 /** The package name an import specifier refers to (`@scope/name/sub` → `@scope/name`). */

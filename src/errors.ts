@@ -57,12 +57,15 @@ export class LockTimeoutError extends SessionError {
   /** `'LockTimeoutError'`. */
   override name = 'LockTimeoutError';
   constructor(timeoutMs: number, options: { cause?: unknown } = {}) {
-    super(`koa-locked-session: timed out after ${timeoutMs} ms waiting for the session lock (raise \`lockTimeout\` or shorten the work done under the lock)`, {
-      code: 'ERR_SESSION_LOCK_TIMEOUT',
-      status: 503,
-      headers: { 'Retry-After': '1' },
-      ...options,
-    });
+    super(
+      `koa-locked-session: timed out after ${timeoutMs} ms waiting for the session lock (raise \`lockTimeout\` or shorten the work done under the lock)`,
+      {
+        code: 'ERR_SESSION_LOCK_TIMEOUT',
+        status: 503,
+        headers: { 'Retry-After': '1' },
+        ...options,
+      },
+    );
   }
 }
 
@@ -70,7 +73,10 @@ export class LockTimeoutError extends SessionError {
 export class LockLostError extends SessionError {
   /** `'LockLostError'`. */
   override name = 'LockLostError';
-  constructor(message = 'koa-locked-session: the session lock lease was lost before the save; nothing was saved (raise the locker\'s `leaseMs` or shorten the work done under the lock)', options: { cause?: unknown } = {}) {
+  constructor(
+    message = "koa-locked-session: the session lock lease was lost before the save; nothing was saved (raise the locker's `leaseMs` or shorten the work done under the lock)",
+    options: { cause?: unknown } = {},
+  ) {
     super(message, { code: 'ERR_SESSION_LOCK_LOST', status: 503, headers: { 'Retry-After': '1' }, ...options });
   }
 }
@@ -116,10 +122,13 @@ export class SessionMovedError extends SessionError {
   /** `'SessionMovedError'`. */
   override name = 'SessionMovedError';
   constructor() {
-    super('koa-locked-session: this session was regenerated (login or regenerate()) by a concurrent request; nothing was saved. Retry the request with the new session cookie', {
-      code: 'ERR_SESSION_MOVED',
-      status: 409,
-    });
+    super(
+      'koa-locked-session: this session was regenerated (login or regenerate()) by a concurrent request; nothing was saved. Retry the request with the new session cookie',
+      {
+        code: 'ERR_SESSION_MOVED',
+        status: 409,
+      },
+    );
   }
 }
 
@@ -132,11 +141,14 @@ export class ConflictError extends SessionError {
   /** `'ConflictError'`. */
   override name = 'ConflictError';
   constructor() {
-    super('koa-locked-session: the session record changed under the lock (a lost lease or a late write landed first); nothing was saved. Retry the request', {
-      code: 'ERR_SESSION_CONFLICT',
-      status: 503,
-      headers: { 'Retry-After': '1' },
-    });
+    super(
+      'koa-locked-session: the session record changed under the lock (a lost lease or a late write landed first); nothing was saved. Retry the request',
+      {
+        code: 'ERR_SESSION_CONFLICT',
+        status: 503,
+        headers: { 'Retry-After': '1' },
+      },
+    );
   }
 }
 
@@ -156,10 +168,13 @@ export class CookieTooLargeError extends SessionError {
   /** Size of the sealed cookie that was refused, in bytes. */
   readonly size: number;
   constructor(size: number, limit = 4096) {
-    super(`koa-locked-session: the sealed session cookie is ${size} bytes, over the ${limit}-byte browser limit; keep large data in a server-side store (RedisStore, MongoStore…) and only ids in the cookie`, {
-      code: 'ERR_SESSION_COOKIE_TOO_LARGE',
-      status: 500,
-    });
+    super(
+      `koa-locked-session: the sealed session cookie is ${size} bytes, over the ${limit}-byte browser limit; keep large data in a server-side store (RedisStore, MongoStore…) and only ids in the cookie`,
+      {
+        code: 'ERR_SESSION_COOKIE_TOO_LARGE',
+        status: 500,
+      },
+    );
     this.size = size;
   }
 }

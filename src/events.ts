@@ -4,11 +4,7 @@
  */
 
 /** Why a client's session reference was refused. */
-export type InvalidReason =
-  | 'bad-signature'
-  | 'bad-format'
-  | 'bad-record'
-  | (string & {});
+export type InvalidReason = 'bad-signature' | 'bad-format' | 'bad-record' | (string & {});
 
 /**
  * The events, by name, with their payload: `app.on('session:invalid', ({ name, reason }) => …)`.

@@ -9,7 +9,18 @@ export { PlainSessionView, type PlainSession, type NodeCallback } from './plain/
 export type { SessionData } from './session-data.js';
 export { DEFAULTS, type SessionOptions, type CookieOptions, type AuthOptions } from './options.js';
 export { MemoryStore, type MemoryStoreOptions } from './memory/store.js';
-export { isVersioned, isRequestStore, type Store, type VersionedStore, type VersionedRecord, type WriteCondition, type RequestStore, type BoundRequestStore, type RequestStoreHooks, type RequestWriteOptions } from './contracts/store.js';
+export {
+  isVersioned,
+  isRequestStore,
+  type Store,
+  type VersionedStore,
+  type VersionedRecord,
+  type WriteCondition,
+  type RequestStore,
+  type BoundRequestStore,
+  type RequestStoreHooks,
+  type RequestWriteOptions,
+} from './contracts/store.js';
 export {
   CookieStore,
   type BoundCookieStore,
@@ -64,7 +75,12 @@ export {
   type SessionErrorCode,
   type WriteOutcome,
 } from './errors.js';
-export { fromConnectStore, type ConnectCallback, type ConnectStoreLike, type ConnectStoreAdapterOptions } from './adapters/connect-store.js';
+export {
+  fromConnectStore,
+  type ConnectCallback,
+  type ConnectStoreLike,
+  type ConnectStoreAdapterOptions,
+} from './adapters/connect-store.js';
 export { fromKoaStore, type KoaStoreLike, type KoaStoreAdapterOptions } from './adapters/koa-store.js';
 export { fromIoredis, isIoredis, type IoredisLike, type IoredisAdapter } from './redis/ioredis.js';
 export { koaSessionCookie, type KoaSessionSourceOptions } from './migrate/koa-session.js';

@@ -51,8 +51,8 @@ function noSessionOptions(app: Koa): void {
   if ('sessionOptions' in app.context) return;
   const refuse = (): never => {
     throw new TypeError(
-      'koa-locked-session: ctx.sessionOptions (koa-session\'s per-request options) does not exist: options are fixed per `session({ ... })` ' +
-        '(the cookie\'s under `cookie: { maxAge, sameSite, … }`, the expiry under `ttl`); one session\'s expiry is set at login, ' +
+      "koa-locked-session: ctx.sessionOptions (koa-session's per-request options) does not exist: options are fixed per `session({ ... })` " +
+        "(the cookie's under `cookie: { maxAge, sameSite, … }`, the expiry under `ttl`); one session's expiry is set at login, " +
         '`await ctx.session.login(user, { ttl, remember })`',
     );
   };
@@ -121,7 +121,9 @@ export function session<T extends object = SessionData>(options: SessionOptions 
     const registry = (app.context[INSTALLED] ??= new Map());
     const existing = registry.get(name);
     if (existing !== undefined && existing !== handleKey) {
-      throw new SessionError(`koa-locked-session: two session() middlewares use the name "${name}" on one app; give each its own \`name\` option (it becomes ctx[name])`);
+      throw new SessionError(
+        `koa-locked-session: two session() middlewares use the name "${name}" on one app; give each its own \`name\` option (it becomes ctx[name])`,
+      );
     }
     registry.set(name, handleKey);
     // Two sessions in one cookie would read each other's data and overwrite each other's cookie.
@@ -129,7 +131,9 @@ export function session<T extends object = SessionData>(options: SessionOptions 
     for (const cookie of cookiesOf(resolved)) {
       const owner = cookies.get(cookie);
       if (owner !== undefined && owner !== name) {
-        throw new SessionError(`koa-locked-session: sessions "${owner}" and "${name}" both use the cookie "${cookie}" on one app; give each its own cookie name (\`session({ cookie: { name } })\`, or \`new CookieStore({ cookie: { name } })\`)`);
+        throw new SessionError(
+          `koa-locked-session: sessions "${owner}" and "${name}" both use the cookie "${cookie}" on one app; give each its own cookie name (\`session({ cookie: { name } })\`, or \`new CookieStore({ cookie: { name } })\`)`,
+        );
       }
       cookies.set(cookie, name);
     }
@@ -143,7 +147,9 @@ export function session<T extends object = SessionData>(options: SessionOptions 
       },
       // No silent footgun (koa-session's `ctx.session = null`): without a setter, sloppy code would ignore it.
       set() {
-        throw new TypeError(`koa-locked-session: ctx.${name} cannot be assigned; to end the session call \`await ctx.${name}.destroy()\` (or logout()), to change its data use \`await ctx.${name}.withLock((s) => { … })\``);
+        throw new TypeError(
+          `koa-locked-session: ctx.${name} cannot be assigned; to end the session call \`await ctx.${name}.destroy()\` (or logout()), to change its data use \`await ctx.${name}.withLock((s) => { … })\``,
+        );
       },
     });
   };

@@ -239,10 +239,52 @@ export const DEFAULTS = Object.freeze({
 
 // Names that would shadow Koa's own context members.
 const RESERVED_NAMES = new Set([
-  'app', 'req', 'res', 'request', 'response', 'originalUrl', 'cookies', 'state', 'body', 'status', 'message',
-  'headers', 'header', 'method', 'url', 'path', 'query', 'querystring', 'host', 'hostname', 'href', 'ip', 'ips',
-  'secure', 'protocol', 'type', 'length', 'socket', 'throw', 'assert', 'onerror', 'respond', 'redirect', 'attachment',
-  'set', 'get', 'append', 'remove', 'is', 'accepts', 'fresh', 'stale', 'inspect', 'toJSON', 'constructor', '__proto__',
+  'app',
+  'req',
+  'res',
+  'request',
+  'response',
+  'originalUrl',
+  'cookies',
+  'state',
+  'body',
+  'status',
+  'message',
+  'headers',
+  'header',
+  'method',
+  'url',
+  'path',
+  'query',
+  'querystring',
+  'host',
+  'hostname',
+  'href',
+  'ip',
+  'ips',
+  'secure',
+  'protocol',
+  'type',
+  'length',
+  'socket',
+  'throw',
+  'assert',
+  'onerror',
+  'respond',
+  'redirect',
+  'attachment',
+  'set',
+  'get',
+  'append',
+  'remove',
+  'is',
+  'accepts',
+  'fresh',
+  'stale',
+  'inspect',
+  'toJSON',
+  'constructor',
+  '__proto__',
 ]);
 
 const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]{0,63}$/;
@@ -253,11 +295,30 @@ const fail = check.fail.bind(check);
 
 /** Every option of session(); anything else fails at session() time (see {@link PEER_OPTION_HINTS}). */
 const OPTION_NAMES = [
-  'name', 'master', 'mirrors', 'mirrorWrites', 'maxPendingMirrorWrites', 'storeTimeout', 'locker', 'handoff', 'groupCommit', 'ttl', 'lockTimeout',
-  'absoluteTtl', 'rolling', 'prefix', 'genid', 'serializer', 'cookie', 'sid', 'auth', 'migrateFrom',
+  'name',
+  'master',
+  'mirrors',
+  'mirrorWrites',
+  'maxPendingMirrorWrites',
+  'storeTimeout',
+  'locker',
+  'handoff',
+  'groupCommit',
+  'ttl',
+  'lockTimeout',
+  'absoluteTtl',
+  'rolling',
+  'prefix',
+  'genid',
+  'serializer',
+  'cookie',
+  'sid',
+  'auth',
+  'migrateFrom',
 ] as const;
 const COOKIE_OPTION_NAMES = ['name', 'domain', 'path', 'maxAge', 'httpOnly', 'secure', 'sameSite', 'partitioned', 'signed'] as const;
-const ADAPTERS = 'wrap a koa-session / koa-generic-session store (koa-redis…) with `fromKoaStore(store)`, an express-session (connect) store with `fromConnectStore(store)`';
+const ADAPTERS =
+  'wrap a koa-session / koa-generic-session store (koa-redis…) with `fromKoaStore(store)`, an express-session (connect) store with `fromConnectStore(store)`';
 
 /**
  * Options of koa-session, koa-generic-session and express-session that a
@@ -266,16 +327,16 @@ const ADAPTERS = 'wrap a koa-session / koa-generic-session store (koa-redis…) 
  * names no cookie).
  */
 const PEER_OPTION_HINTS: Readonly<Record<string, string>> = {
-  key: 'The cookie name is `cookie.name`: `session({ cookie: { name: \'koa.sess\' } })`',
+  key: "The cookie name is `cookie.name`: `session({ cookie: { name: 'koa.sess' } })`",
   store: `The store is \`master\`: \`session({ master: new RedisStore({ client }) })\`; ${ADAPTERS}`,
-  maxAge: 'Use `ttl` (server-side expiry, ms) and, for the cookie, `cookie.maxAge` (ms, or \'session\' for a browser-session cookie)',
+  maxAge: "Use `ttl` (server-side expiry, ms) and, for the cookie, `cookie.maxAge` (ms, or 'session' for a browser-session cookie)",
   renew: 'No counterpart: `rolling: true` renews the expiry on every request that uses the session',
   resave: 'No counterpart: a session is saved only when a withLock()/lock() scope changed it',
   saveUninitialized: 'No counterpart: a new session is stored only once something is written to it',
   genSid: 'Use `genid` (a function returning a new session id)',
   signed: 'Use `cookie.signed` (signed with `app.keys`)',
-  secret: 'The sid cookie is signed with Koa\'s `app.keys`: set `app.keys = [secret]`',
-  keys: 'The sid cookie is signed with Koa\'s `app.keys`: set `app.keys = keys`',
+  secret: "The sid cookie is signed with Koa's `app.keys`: set `app.keys = [secret]`",
+  keys: "The sid cookie is signed with Koa's `app.keys`: set `app.keys = keys`",
   autoCommit: 'No counterpart: changes are saved when the withLock()/lock() scope ends',
   overwrite: 'No counterpart: the sid cookie always replaces an earlier one',
   httpOnly: 'Use `cookie.httpOnly`',
@@ -289,13 +350,13 @@ const PEER_OPTION_HINTS: Readonly<Record<string, string>> = {
   decode: 'Use `serializer: { stringify, parse }`',
   serialize: 'Use `serializer: { stringify, parse }`',
   unserialize: 'Use `serializer: { stringify, parse }`',
-  proxy: 'Set Koa\'s `app.proxy = true` behind a TLS-terminating proxy',
-  errorHandler: 'No counterpart: store failures reach Koa\'s error handling as a StoreError (status 503)',
+  proxy: "Set Koa's `app.proxy = true` behind a TLS-terminating proxy",
+  errorHandler: "No counterpart: store failures reach Koa's error handling as a StoreError (status 503)",
 };
 
 const COOKIE_HINTS: Readonly<Record<string, string>> = {
   key: 'Use `cookie.name`',
-  expires: 'Use `cookie.maxAge` (ms, or \'session\' for a browser-session cookie)',
+  expires: "Use `cookie.maxAge` (ms, or 'session' for a browser-session cookie)",
   overwrite: 'No counterpart: the sid cookie always replaces an earlier one',
   priority: 'No counterpart',
 };
@@ -309,7 +370,7 @@ export function resolveOptions(input: SessionOptions = {}): ResolvedOptions {
   check.known(input, OPTION_NAMES, PEER_OPTION_HINTS);
   const name = input.name ?? DEFAULTS.name;
   if (typeof name !== 'string' || !IDENTIFIER.test(name)) {
-    fail('name', 'a JavaScript identifier (it becomes ctx[name])', name, 'The cookie\'s name is `cookie.name`');
+    fail('name', 'a JavaScript identifier (it becomes ctx[name])', name, "The cookie's name is `cookie.name`");
   }
   if (RESERVED_NAMES.has(name)) fail('name', 'a name Koa does not use itself', name, 'Pick another name, e.g. "session" or "cart"');
 
@@ -318,7 +379,8 @@ export function resolveOptions(input: SessionOptions = {}): ResolvedOptions {
   const mirrors = input.mirrors ?? [];
   if (!Array.isArray(mirrors)) fail('mirrors', 'an array of Stores', mirrors);
   mirrors.forEach((m, i) => {
-    if (isRequestStore(m)) fail(`mirrors[${i}]`, 'a server-side store', m.name, 'A CookieStore can only be the master: it lives in the browser');
+    if (isRequestStore(m))
+      fail(`mirrors[${i}]`, 'a server-side store', m.name, 'A CookieStore can only be the master: it lives in the browser');
     check.store(`mirrors[${i}]`, m);
     if (m === master) fail(`mirrors[${i}]`, 'a store other than the master', m.name, 'Remove the master from `mirrors`');
   });
@@ -356,13 +418,28 @@ export function resolveOptions(input: SessionOptions = {}): ResolvedOptions {
   const userKey = auth.userKey ?? 'user';
   if (typeof userKey !== 'string' || userKey === '' || userKey === '__proto__') fail('auth.userKey', 'a non-empty string', userKey);
   const userId = auth.userId ?? defaultUserId;
-  if (typeof userId !== 'function') fail('auth.userId', 'a function returning the user\'s id', userId);
+  if (typeof userId !== 'function') fail('auth.userId', "a function returning the user's id", userId);
   const maxSessionsPerUser = check.positiveInt('auth.maxSessionsPerUser', auth.maxSessionsPerUser, 100);
   const legacyUserMethod = check.bool('auth.legacyUserMethod', auth.legacyUserMethod, false);
   const migrateFrom = resolveMigrateFrom(input.migrateFrom, master);
 
   return {
-    name, master, mirrors: [...mirrors], mirrorWrites, maxPendingMirrorWrites, storeTimeout, locker, handoff, groupCommit, ttl, lockTimeout, absoluteTtl, rolling, prefix, genid, serializer,
+    name,
+    master,
+    mirrors: [...mirrors],
+    mirrorWrites,
+    maxPendingMirrorWrites,
+    storeTimeout,
+    locker,
+    handoff,
+    groupCommit,
+    ttl,
+    lockTimeout,
+    absoluteTtl,
+    rolling,
+    prefix,
+    genid,
+    serializer,
     cookie: resolveCookie(input.cookie ?? {}, name, ttl),
     header: header?.toLowerCase(),
     userKey,
@@ -380,13 +457,24 @@ function resolveMigrateFrom(input: SessionOptions['migrateFrom'], master: Store 
   const sources = (Array.isArray(input) ? [...input] : [input]) as unknown[];
   sources.forEach((source, i) => {
     const s = source as Partial<MigrationSource> | null;
-    if (typeof s !== 'object' || s === null || typeof s.name !== 'string' || typeof s.read !== 'function' || typeof s.retire !== 'boolean') {
+    if (
+      typeof s !== 'object' ||
+      s === null ||
+      typeof s.name !== 'string' ||
+      typeof s.read !== 'function' ||
+      typeof s.retire !== 'boolean'
+    ) {
       fail(Array.isArray(input) ? `migrateFrom[${i}]` : 'migrateFrom', `a migration source (${SOURCES})`, source);
     }
   });
   if (sources.length > 0 && isRequestStore(master)) {
     // Exactly-once needs a shared "already moved" marker; a CookieStore keeps nothing on the server.
-    fail('migrateFrom', 'used with a server-side master', master.name, 'A CookieStore master has nowhere to record that an old session was moved (two overlapping first requests would create two sessions): migrate into a server-side master (RedisStore, MemoryStore in one process, …), or let the old sessions expire');
+    fail(
+      'migrateFrom',
+      'used with a server-side master',
+      master.name,
+      'A CookieStore master has nowhere to record that an old session was moved (two overlapping first requests would create two sessions): migrate into a server-side master (RedisStore, MemoryStore in one process, …), or let the old sessions expire',
+    );
   }
   return sources as MigrationSource[];
 }
@@ -418,7 +506,12 @@ function resolveGroupCommit(input: unknown, handoff: HandoffOptions | false): Gr
   }
   if (handoff === false) {
     if (input === undefined) return false;
-    fail('groupCommit', 'false or left out when handoff is false (a batch travels with the handed-over lock)', input, 'Turn handoff on, or drop groupCommit');
+    fail(
+      'groupCommit',
+      'false or left out when handoff is false (a batch travels with the handed-over lock)',
+      input,
+      'Turn handoff on, or drop groupCommit',
+    );
   }
   const given = (input ?? {}) as Partial<GroupCommitOptions>;
   check.known(given, ['maxScopes', 'maxMs'], {}, 'groupCommit.');
@@ -431,7 +524,9 @@ function defaultUserId(user: unknown): string | number {
   if (typeof user === 'string' || typeof user === 'number') return user;
   const id = (user as { id?: unknown } | null)?.id;
   if (typeof id === 'string' || typeof id === 'number') return id;
-  throw new TypeError('koa-locked-session: cannot tell the logged-in user\'s id: give the user an `id` (string or number) or pass `auth: { userId: (user) => ... }` to session()');
+  throw new TypeError(
+    "koa-locked-session: cannot tell the logged-in user's id: give the user an `id` (string or number) or pass `auth: { userId: (user) => ... }` to session()",
+  );
 }
 
 function resolveCookie(input: CookieOptions, sessionName: string, ttl: number): ResolvedCookieOptions {

@@ -14,7 +14,9 @@ export type LockedSession<T extends object = SessionData> = T & AsyncDisposable;
 export type UserOf<T> = T extends {
   /** The session field `login()` writes. */
   user?: infer U;
-} ? U : unknown;
+}
+  ? U
+  : unknown;
 
 /** A handle's request (set by the class's static block; the traps below cannot name `#req`). */
 let requestOf: (handle: object) => RequestSession | undefined;
@@ -169,7 +171,6 @@ export class SessionHandle<T extends object = SessionData> {
   }
 }
 
-
 /**
  * No silent footguns (issues 14 and 20): the handle is not the session data, and
  * code written for koa-session's `ctx.session` object must fail loudly on it
@@ -209,8 +210,10 @@ function where(handle: object): string {
 
 /** Where a session's expiry is set (there is no per-session `maxAge` to change). */
 function expiryFix(at: string): string {
-  return `a session's expiry is set when the user logs in, \`await ${at}.login(user, { ttl, remember })\` ` +
-    `(\`remember: false\`: a browser-session cookie), and for every session by the \`ttl\` and \`cookie.maxAge\` options of \`session({ ... })\``;
+  return (
+    `a session's expiry is set when the user logs in, \`await ${at}.login(user, { ttl, remember })\` ` +
+    `(\`remember: false\`: a browser-session cookie), and for every session by the \`ttl\` and \`cookie.maxAge\` options of \`session({ ... })\``
+  );
 }
 
 /** The fix for the koa-session members that mean something else here. */
@@ -220,8 +223,10 @@ function koaSessionMember(at: string, key: string): string | undefined {
       return `${at}.maxAge does not exist: ${expiryFix(at)}`;
     case 'save':
     case 'manuallyCommit':
-      return `${at}.${key}() does not exist: a change is saved when its lock scope ends, \`await ${at}.withLock((s) => { s.views = … })\` ` +
-        `saves when fn returns; to extend the expiry without a change call \`await ${at}.touch()\``;
+      return (
+        `${at}.${key}() does not exist: a change is saved when its lock scope ends, \`await ${at}.withLock((s) => { s.views = … })\` ` +
+        `saves when fn returns; to extend the expiry without a change call \`await ${at}.touch()\``
+      );
     case 'toJSON':
       return `JSON.stringify(${at}) (or \`ctx.body = ${at}\`): ${at} is a handle, not the session data; serialise the data, \`await ${at}.get()\``;
     default:
@@ -243,9 +248,10 @@ function refuseRead(handle: object, key: string): never {
   const at = where(handle);
   const special = koaSessionMember(at, key);
   if (special !== undefined) throw new TypeError(`koa-locked-session: ${special}`);
-  const user = key === 'user'
-    ? `the logged-in user is \`await ${at}.currentUser()\` (renamed from user(), issue 20)`
-    : `the logged-in user is \`await ${at}.currentUser()\``;
+  const user =
+    key === 'user'
+      ? `the logged-in user is \`await ${at}.currentUser()\` (renamed from user(), issue 20)`
+      : `the logged-in user is \`await ${at}.currentUser()\``;
   throw new TypeError(
     `koa-locked-session: ${at}.${key} is not session data (${at} is a handle, so it would always read undefined). ` +
       `Read the data with \`(await ${at}.get()).${key}\` or inside \`await ${at}.withLock((s) => s.${key})\`; ${user}`,

@@ -18,15 +18,22 @@ describe('absoluteTtl', () => {
     try {
       const expired: string[] = [];
       const { store, server, app } = (() => {
-        const r = countingApp(async (ctx) => {
-          ctx.body = { count: await ctx.session.withLock((s) => (s.count = (s.count ?? 0) + 1)), id: ctx.session.id };
-        }, { absoluteTtl: 10_000, ttl: 60_000 });
+        const r = countingApp(
+          async (ctx) => {
+            ctx.body = { count: await ctx.session.withLock((s) => (s.count = (s.count ?? 0) + 1)), id: ctx.session.id };
+          },
+          { absoluteTtl: 10_000, ttl: 60_000 },
+        );
         return r;
       })();
       app.on('session:expired', () => expired.push('x'));
       const first = await request(server).get('/');
       const cookie = cookieHeader(first.headers['set-cookie']);
-      assert.match(String(first.headers['set-cookie']), new RegExp(`expires=${new Date(1_000_000 + 10_000).toUTCString()}`), 'the cookie ends with the absolute timeout');
+      assert.match(
+        String(first.headers['set-cookie']),
+        new RegExp(`expires=${new Date(1_000_000 + 10_000).toUTCString()}`),
+        'the cookie ends with the absolute timeout',
+      );
       mock.timers.tick(6000);
       assert.equal((await request(server).get('/').set('Cookie', cookie)).body.count, 2, 'still alive after 6 s of activity');
       mock.timers.tick(5000);

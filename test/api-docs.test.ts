@@ -27,10 +27,23 @@ describe('API docs (typedoc)', { timeout: 300_000 }, () => {
   let output = '';
   before(async () => {
     out = await mkdtemp(join(tmpdir(), 'kls-api-docs-'));
-    const args = [resolve(root, 'node_modules/typedoc/bin/typedoc'), '--out', out, '--validation.notDocumented', 'true', '--validation.notExported', 'true', '--validation.invalidLink', 'true'];
+    const args = [
+      resolve(root, 'node_modules/typedoc/bin/typedoc'),
+      '--out',
+      out,
+      '--validation.notDocumented',
+      'true',
+      '--validation.notExported',
+      'true',
+      '--validation.invalidLink',
+      'true',
+    ];
     // treatWarningsAsErrors (typedoc.config.mjs) makes any warning a non-zero exit: keep its output for the assertions.
-    const { stdout, stderr } = await run(process.execPath, args, { cwd: root, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' } })
-      .catch((error: { stdout?: string; stderr?: string }) => ({ stdout: error.stdout ?? '', stderr: error.stderr ?? String(error) }));
+    const { stdout, stderr } = await run(process.execPath, args, {
+      cwd: root,
+      maxBuffer: 16 * 1024 * 1024,
+      env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' },
+    }).catch((error: { stdout?: string; stderr?: string }) => ({ stdout: error.stdout ?? '', stderr: error.stderr ?? String(error) }));
     output = `${stdout}\n${stderr}`;
   });
   after(async () => {
@@ -40,7 +53,9 @@ describe('API docs (typedoc)', { timeout: 300_000 }, () => {
   it(`finds no undocumented or unexported public API${PENDING.length > 0 ? ` outside ${PENDING.join(', ')}` : ''}`, () => {
     // A clean run prints only "html generated"; one with findings ends with "Found N errors and M warnings".
     assert.ok(/html generated at|Found \d+ errors/.test(output), `typedoc ran and reported:\n${output}`);
-    const warnings = output.split('\n').filter((line) => /\[warning\]|\[error\]/.test(line) && !/Found \d+ errors and \d+ warnings/.test(line));
+    const warnings = output
+      .split('\n')
+      .filter((line) => /\[warning\]|\[error\]/.test(line) && !/Found \d+ errors and \d+ warnings/.test(line));
     const ours = warnings.filter((line) => !PENDING.some((file) => line.includes(`koa-locked-session/${file},`)));
     assert.deepEqual(ours, []);
   });
@@ -49,9 +64,16 @@ describe('API docs (typedoc)', { timeout: 300_000 }, () => {
     const html = await readFile(join(out, 'index.html'), 'utf8');
     const nav = html.slice(html.indexOf('On This Page'), html.indexOf('class="site-menu"'));
     assert.ok(nav.length > 0, 'the landing page has its "On This Page" navigation');
-    const entries = [...nav.matchAll(/<a href="#([^"]*)"><span>(.*?)<\/span><\/a>/g)].map(([, link, text]) => ({ link, text: text!.replace(/<wbr\/>/g, '') }));
+    const entries = [...nav.matchAll(/<a href="#([^"]*)"><span>(.*?)<\/span><\/a>/g)].map(([, link, text]) => ({
+      link,
+      text: text!.replace(/<wbr\/>/g, ''),
+    }));
     assert.ok(entries.length > 20, `the README's headings are listed (${entries.length})`);
-    assert.deepEqual(entries.filter((e) => !/[A-Za-z]/.test(e.text) || /^_(-\d+)?$/.test(e.link!)), [], 'no blank heading or `#_` anchor');
+    assert.deepEqual(
+      entries.filter((e) => !/[A-Za-z]/.test(e.text) || /^_(-\d+)?$/.test(e.link!)),
+      [],
+      'no blank heading or `#_` anchor',
+    );
     // GitHub's anchor for the heading, so links written against the README on GitHub work here too.
     assert.ok(entries.some((e) => e.link === 'sessionoptions' && e.text === 'session(options?)'));
   });

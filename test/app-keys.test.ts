@@ -58,12 +58,17 @@ describe('app.keys, checked the same way for the cookie and the header transport
       const { server, errors } = app(new Keygrip(['k1', 'k0'], 'sha256'), transport);
       const first = await request(server).get('/save');
       assert.equal(first.status, 200, String(errors[0]?.stack));
-      const second = await request(server).get('/save').set(...credential(first, transport));
+      const second = await request(server)
+        .get('/save')
+        .set(...credential(first, transport));
       assert.equal(second.status, 200);
       assert.deepEqual(second.body.data, { n: 2 });
       // The same sid under a signature from a key the app does not hold is refused.
       const [name, value] = credential(first, transport);
-      const forged = transport === 'header' ? `${value.slice(0, value.lastIndexOf('.'))}.${new Keygrip(['other'], 'sha256').sign('x-session=' + value.slice(0, value.lastIndexOf('.')))}` : value.replace(/sid\.sig=[^;]*/, 'sid.sig=' + new Keygrip(['other']).sign('sid=x'));
+      const forged =
+        transport === 'header'
+          ? `${value.slice(0, value.lastIndexOf('.'))}.${new Keygrip(['other'], 'sha256').sign('x-session=' + value.slice(0, value.lastIndexOf('.')))}`
+          : value.replace(/sid\.sig=[^;]*/, 'sid.sig=' + new Keygrip(['other']).sign('sid=x'));
       const third = await request(server).get('/').set(name, forged);
       assert.deepEqual(third.body.data, {});
     });

@@ -15,7 +15,10 @@ import { cookieHeader, makeApp } from './helpers/app.js';
 import { memcachedServer, redisServer, skipReason } from './helpers/servers.js';
 
 // memcached with an 8 KB item limit: the unbounded index passed it after ~170 logins of one user.
-const [redis, memcached] = await Promise.all([redisServer(), memcachedServer({ useEnv: false, extraArgs: ['-I', '8k', '-o', 'slab_chunk_max=4096'] })]);
+const [redis, memcached] = await Promise.all([
+  redisServer(),
+  memcachedServer({ useEnv: false, extraArgs: ['-I', '8k', '-o', 'slab_chunk_max=4096'] }),
+]);
 const redisClient = redis ? await createClient({ url: redis.url }).connect() : undefined;
 const memcachedStores: MemcachedStore[] = [];
 // A RedisLocker opens a subscriber connection on its first contended acquire: closed here, or it keeps the process alive.
@@ -165,6 +168,9 @@ describe('user index failures', () => {
   });
 
   it('auth.maxSessionsPerUser must be a positive integer', () => {
-    assert.throws(() => makeApp({ auth: { maxSessionsPerUser: 0 } }, () => {}), /Expected `auth.maxSessionsPerUser` to be a positive integer, got `0`/);
+    assert.throws(
+      () => makeApp({ auth: { maxSessionsPerUser: 0 } }, () => {}),
+      /Expected `auth.maxSessionsPerUser` to be a positive integer, got `0`/,
+    );
   });
 });

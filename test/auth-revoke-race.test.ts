@@ -34,12 +34,18 @@ const setups: Array<{ name: string; skip: string | false; options(): SessionOpti
   {
     name: 'RedisStore + RedisLocker',
     skip: redis ? false : skipReason('redis'),
-    options: () => ({ master: new RedisStore({ client: redisClient!, prefix: unique() }), locker: track(new RedisLocker({ client: redisClient!, prefix: `lock-${unique()}` })) }),
+    options: () => ({
+      master: new RedisStore({ client: redisClient!, prefix: unique() }),
+      locker: track(new RedisLocker({ client: redisClient!, prefix: `lock-${unique()}` })),
+    }),
   },
   {
     name: 'MongoStore + MemoryLocker',
     skip: mongo ? false : skipReason('mongo'),
-    options: () => ({ master: new MongoStore({ collection: db!.collection<MongoSessionDocument>(`r_${randomUUID().slice(0, 8)}`), timeoutMs: 30_000 }), storeTimeout: 30_000 }),
+    options: () => ({
+      master: new MongoStore({ collection: db!.collection<MongoSessionDocument>(`r_${randomUUID().slice(0, 8)}`), timeoutMs: 30_000 }),
+      storeTimeout: 30_000,
+    }),
   },
 ];
 
@@ -103,7 +109,10 @@ for (const { name, skip, options } of setups) {
         const thief = cookieHeader((await request(server).get(`/login?u=${u}`)).headers['set-cookie']);
         // Odd trials: the thief's session logs in again (login regenerates too).
         const move = trial % 2 === 0 ? `/regenerate?u=${u}` : `/relogin?u=${u}`;
-        const [revoke, moved] = await Promise.all([request(server).get(`/revoke?u=${u}`).set('Cookie', victim), request(server).get(move).set('Cookie', thief)]);
+        const [revoke, moved] = await Promise.all([
+          request(server).get(`/revoke?u=${u}`).set('Cookie', victim),
+          request(server).get(move).set('Cookie', thief),
+        ]);
         if (revoke.status !== 200) {
           revokeFailures++;
           continue;
@@ -113,7 +122,8 @@ for (const { name, skip, options } of setups) {
         for (const cookie of cookies) {
           // 200 with no user, or 409 (the old sid of a regenerated session, briefly): logged out either way.
           const me = await request(server).get(`/?u=${u}`).set('Cookie', cookie);
-          if (me.status !== 409 && (me.status !== 200 || me.body.user !== null)) escaped.push(`trial ${trial}: ${cookie === thief ? 'old' : 'new'} cookie answered ${me.status} ${JSON.stringify(me.body)}`);
+          if (me.status !== 409 && (me.status !== 200 || me.body.user !== null))
+            escaped.push(`trial ${trial}: ${cookie === thief ? 'old' : 'new'} cookie answered ${me.status} ${JSON.stringify(me.body)}`);
         }
         assert.equal((await request(server).get(`/?u=${u}`).set('Cookie', victim)).body.user?.id, u, 'the victim (except) stays logged in');
       }

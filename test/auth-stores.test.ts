@@ -5,7 +5,17 @@ import { after, describe, it } from 'node:test';
 import { MongoClient } from 'mongodb';
 import { createClient } from 'redis';
 import request from 'supertest';
-import { CookieStore, MemcachedStore, MemoryStore, MongoStore, RedisLocker, RedisStore, SessionError, type MongoSessionDocument, type SessionOptions } from '../src/index.js';
+import {
+  CookieStore,
+  MemcachedStore,
+  MemoryStore,
+  MongoStore,
+  RedisLocker,
+  RedisStore,
+  SessionError,
+  type MongoSessionDocument,
+  type SessionOptions,
+} from '../src/index.js';
 import { cookieHeader, makeApp } from './helpers/app.js';
 import { memcachedServer, mongoServer, redisServer, skipReason } from './helpers/servers.js';
 
@@ -34,7 +44,10 @@ const setups: Array<{ name: string; skip: string | false; options(): SessionOpti
   {
     name: 'redis + RedisLocker',
     skip: redis ? false : skipReason('redis'),
-    options: () => ({ master: new RedisStore({ client: redisClient!, prefix: unique() }), locker: new RedisLocker({ client: redisClient!, prefix: `lock-${unique()}` }) }),
+    options: () => ({
+      master: new RedisStore({ client: redisClient!, prefix: unique() }),
+      locker: new RedisLocker({ client: redisClient!, prefix: `lock-${unique()}` }),
+    }),
   },
   {
     name: 'memcached',
@@ -48,7 +61,10 @@ const setups: Array<{ name: string; skip: string | false; options(): SessionOpti
   {
     name: 'mongo',
     skip: mongo ? false : skipReason('mongo'),
-    options: () => ({ master: new MongoStore({ collection: db!.collection<MongoSessionDocument>(`a_${randomUUID().slice(0, 8)}`), timeoutMs: 30_000 }), storeTimeout: 30_000 }),
+    options: () => ({
+      master: new MongoStore({ collection: db!.collection<MongoSessionDocument>(`a_${randomUUID().slice(0, 8)}`), timeoutMs: 30_000 }),
+      storeTimeout: 30_000,
+    }),
   },
 ];
 

@@ -143,7 +143,7 @@ describe('login / logout', () => {
 });
 
 describe('log out everywhere', () => {
-  it('revokeAll from one device kills the other device\'s session; sessionsOf lists live sessions only', async () => {
+  it("revokeAll from one device kills the other device's session; sessionsOf lists live sessions only", async () => {
     const { master, server } = authApp({ ttl: 60_000 });
     const phone = await request(server).get('/login');
     const laptop = await request(server).get('/login');
@@ -181,7 +181,12 @@ describe('auth with two named sessions on one app', () => {
     app.keys = ['k'];
     app.use(session({ master: store }));
     app.use(session({ name: 'auth', master: store, prefix: 'auth:', cookie: { sameSite: 'strict' } }));
-    app.use(requireLogin({ name: 'auth', onUnauthorized: async (ctx, next) => (ctx.path === '/login' || ctx.path === '/cart' ? next() : ctx.throw(401)) }));
+    app.use(
+      requireLogin({
+        name: 'auth',
+        onUnauthorized: async (ctx, next) => (ctx.path === '/login' || ctx.path === '/cart' ? next() : ctx.throw(401)),
+      }),
+    );
     app.use(async (ctx) => {
       if (ctx.path === '/login') await ctx.auth.login(ada);
       if (ctx.path === '/cart') await ctx.session.withLock((s) => void (s.cart = ['book']));
@@ -213,12 +218,18 @@ describe('API clients and caches', () => {
     assert.deepEqual(again.body.data, { cart: ['book'] });
     assert.match(String(again.headers.vary), /x-session-id/i);
     // Forged and malformed tokens: a fresh session.
-    const forged = await request(server).get('/').set('x-session-id', `${token.split('.')[0]}.${'A'.repeat(43)}`);
+    const forged = await request(server)
+      .get('/')
+      .set('x-session-id', `${token.split('.')[0]}.${'A'.repeat(43)}`);
     assert.deepEqual(forged.body.data, {});
     const odd = await request(server).get('/').set('x-session-id', '../etc/passwd');
     assert.deepEqual(odd.body.data, {});
     const login = await request(server).get('/login').set('x-session-id', token);
-    assert.notEqual((login.headers['x-session-id'] as string).split('.')[0], token.split('.')[0], 'login returns the new sid in the header');
+    assert.notEqual(
+      (login.headers['x-session-id'] as string).split('.')[0],
+      token.split('.')[0],
+      'login returns the new sid in the header',
+    );
   });
 
   it('responses that read or set a session carry Vary: Cookie and Cache-Control: private unless the app set its own', async () => {

@@ -35,13 +35,20 @@ test('npm run bench produces a well-formed report (memory variants, tiny duratio
   const out = await mkdtemp(join(tmpdir(), 'kls-bench-smoke-'));
   try {
     const { code, stdout, stderr } = await run([
-      '--only', 'ours-memory,bare-koa',
-      '--rounds', '1',
-      '--duration', '0.2',
-      '--warmup', '0',
-      '--users', '20',
-      '--connections', '4',
-      '--out', out,
+      '--only',
+      'ours-memory,bare-koa',
+      '--rounds',
+      '1',
+      '--duration',
+      '0.2',
+      '--warmup',
+      '0',
+      '--users',
+      '20',
+      '--connections',
+      '4',
+      '--out',
+      out,
     ]);
     assert.equal(code, 0, `harness failed:\n${stderr}\n${stdout}`);
 
@@ -59,7 +66,13 @@ test('npm run bench produces a well-formed report (memory variants, tiny duratio
     assert.match(report, /\| Node \| v\d+\./);
     assert.ok(report.includes(`](${svg})`), 'report links its chart');
     // Scenarios 1-5 (6 needs a shared store, so memory variants skip it), each with both rows and a number.
-    for (const title of ['1. Fresh sessions', '2. Many users, read-modify-write', '3. Many users, read-only', '4. Hot session', '5. Untouched route']) {
+    for (const title of [
+      '1. Fresh sessions',
+      '2. Many users, read-modify-write',
+      '3. Many users, read-only',
+      '4. Hot session',
+      '5. Untouched route',
+    ]) {
       const start = report.indexOf(`### ${title}`);
       assert.ok(start >= 0, `report lacks scenario "${title}"`);
       const next = report.indexOf('\n#', start + 4);

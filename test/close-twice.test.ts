@@ -42,7 +42,9 @@ describe('close() called more than once (SIGTERM and SIGINT both wired to it)', 
         return (s.n = 1);
       });
     });
-    const pending = request(app.callback()).get('/').then((r) => r.status);
+    const pending = request(app.callback())
+      .get('/')
+      .then((r) => r.status);
     await inside;
     const first = mw.close();
     const second = mw.close();

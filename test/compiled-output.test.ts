@@ -92,12 +92,23 @@ describe('compiled output runs on this Node', { timeout: 180_000 }, () => {
   // A store author's test file on the built `koa-locked-session/testing` subpath (package
   // self-reference, so the exports map is what resolves it), with the built main entry's stores.
   for (const [format, ext, code] of [
-    ['ESM', 'mjs', "import { MemoryLocker, MemoryStore } from 'koa-locked-session';\nimport { lockerConformance, storeConformance } from 'koa-locked-session/testing';\n"],
-    ['CommonJS', 'cjs', "const { MemoryLocker, MemoryStore } = require('koa-locked-session');\nconst { lockerConformance, storeConformance } = require('koa-locked-session/testing');\n"],
+    [
+      'ESM',
+      'mjs',
+      "import { MemoryLocker, MemoryStore } from 'koa-locked-session';\nimport { lockerConformance, storeConformance } from 'koa-locked-session/testing';\n",
+    ],
+    [
+      'CommonJS',
+      'cjs',
+      "const { MemoryLocker, MemoryStore } = require('koa-locked-session');\nconst { lockerConformance, storeConformance } = require('koa-locked-session/testing');\n",
+    ],
   ] as const) {
     it(`${format}: koa-locked-session/testing runs the conformance suites on the built stores`, async () => {
       const file = join(dir, `conformance.test.${ext}`);
-      await writeFile(file, `${code}storeConformance('MemoryStore', () => new MemoryStore());\nlockerConformance('MemoryLocker', () => new MemoryLocker());\n`);
+      await writeFile(
+        file,
+        `${code}storeConformance('MemoryStore', () => new MemoryStore());\nlockerConformance('MemoryLocker', () => new MemoryLocker());\n`,
+      );
       // Without the parent runner's NODE_TEST_CONTEXT, the child reports and exits as a top-level `node --test`.
       const { NODE_TEST_CONTEXT: _, ...env } = process.env;
       const { stdout } = await run(process.execPath, ['--test', '--test-reporter=tap', file], { cwd: root, env });
@@ -105,5 +116,4 @@ describe('compiled output runs on this Node', { timeout: 180_000 }, () => {
       assert.ok(Number(/# pass (\d+)/.exec(stdout)?.[1]) >= 20, stdout.slice(-500));
     });
   }
-
 });

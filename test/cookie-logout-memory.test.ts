@@ -42,10 +42,18 @@ describe('CookieStore: a logged-out cookie stays dead in this process', () => {
     assert.deepEqual((await request(server).get('/').set('Cookie', stolen)).body, { who: null }, 'dead right after logout');
 
     for (let i = 0; i < 1_500; i++) await request(server).get('/login?who=anon');
-    assert.deepEqual((await request(server).get('/').set('Cookie', stolen)).body, { who: null }, 'anonymous traffic does not push the logout out');
+    assert.deepEqual(
+      (await request(server).get('/').set('Cookie', stolen)).body,
+      { who: null },
+      'anonymous traffic does not push the logout out',
+    );
 
     clock += 2 * 60_000; // past recentWrites.windowMs
-    assert.deepEqual((await request(server).get('/').set('Cookie', stolen)).body, { who: null }, 'still dead after the recent-writes window');
+    assert.deepEqual(
+      (await request(server).get('/').set('Cookie', stolen)).body,
+      { who: null },
+      'still dead after the recent-writes window',
+    );
 
     clock += 23 * HOUR; // past the seal's own expiry: the cookie no longer opens anyway
     assert.deepEqual((await request(server).get('/').set('Cookie', stolen)).body, { who: null });

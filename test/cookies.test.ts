@@ -99,12 +99,22 @@ describe('sid cookie', () => {
       return app.callback();
     };
     const old = await request(make(['old'])).get('/set');
-    const res = await request(make(['new', 'old'])).get('/').set('Cookie', cookieHeader(old.headers['set-cookie']));
+    const res = await request(make(['new', 'old']))
+      .get('/')
+      .set('Cookie', cookieHeader(old.headers['set-cookie']));
     assert.deepEqual(res.body, { name: 'ada' });
     assert.equal(res.headers['set-cookie'], undefined, 'a read sends no cookie (a re-sign would lose Max-Age)');
-    const saved = await request(make(['new', 'old'])).get('/set?name=bob').set('Cookie', cookieHeader(old.headers['set-cookie']));
-    assert.match(String(saved.headers['set-cookie']), /sid\.sig=[^;]+; path=\/; expires=/, 're-signed with the newest key, with its expiry');
-    const later = await request(make(['new'])).get('/').set('Cookie', cookieHeader(saved.headers['set-cookie']));
+    const saved = await request(make(['new', 'old']))
+      .get('/set?name=bob')
+      .set('Cookie', cookieHeader(old.headers['set-cookie']));
+    assert.match(
+      String(saved.headers['set-cookie']),
+      /sid\.sig=[^;]+; path=\/; expires=/,
+      're-signed with the newest key, with its expiry',
+    );
+    const later = await request(make(['new']))
+      .get('/')
+      .set('Cookie', cookieHeader(saved.headers['set-cookie']));
     assert.deepEqual(later.body, { name: 'bob' });
   });
 
@@ -133,10 +143,18 @@ describe('sid cookie', () => {
         const read = await request(server).get('/').set('Cookie', cookie);
         assert.equal(read.body.count, 1);
         assert.equal(read.headers['set-cookie'], undefined, 'a read renews nothing (rolling is off): no cookie');
-        assert.equal((await request(server).get('/same').set('Cookie', cookie)).headers['set-cookie'], undefined, 'an unchanged scope saves nothing: no cookie');
+        assert.equal(
+          (await request(server).get('/same').set('Cookie', cookie)).headers['set-cookie'],
+          undefined,
+          'an unchanged scope saves nothing: no cookie',
+        );
         const saved = await request(server).get('/inc').set('Cookie', cookie);
         assert.equal(saved.body.count, 2);
-        assert.deepEqual(expiry(saved), [new Date(1_001_000 + cookieMs).toUTCString()], 'the same sid, re-sent with the expiry the save gave the session');
+        assert.deepEqual(
+          expiry(saved),
+          [new Date(1_001_000 + cookieMs).toUTCString()],
+          'the same sid, re-sent with the expiry the save gave the session',
+        );
         assert.equal(cookieHeader(saved.headers['set-cookie']), cookie, 'same sid, same signature');
       } finally {
         mock.timers.reset();

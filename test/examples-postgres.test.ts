@@ -26,12 +26,18 @@ describe('examples/postgres.ts runs as documented', { skip: server ? false : ski
       assert.equal(first.status, 200, await first.clone().text());
       assert.equal(((await first.json()) as Count).count, 1);
       const cookie = cookiesOf(first);
-      const counts = await Promise.all(Array.from({ length: 20 }, () =>
-        fetch(ex.url, { headers: { cookie } }).then(async (r) => {
-          assert.equal(r.status, 200);
-          return ((await r.json()) as Count).count;
-        })));
-      assert.deepEqual(counts.sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => i + 2));
+      const counts = await Promise.all(
+        Array.from({ length: 20 }, () =>
+          fetch(ex.url, { headers: { cookie } }).then(async (r) => {
+            assert.equal(r.status, 200);
+            return ((await r.json()) as Count).count;
+          }),
+        ),
+      );
+      assert.deepEqual(
+        counts.sort((a, b) => a - b),
+        Array.from({ length: 20 }, (_, i) => i + 2),
+      );
       const reset = await fetch(`${ex.url}/reset`, { headers: { cookie }, redirect: 'manual' });
       assert.equal(reset.status, 302);
       const again = await fetch(ex.url, { headers: { cookie } });

@@ -35,12 +35,18 @@ async function countsUnderLoad(url: string): Promise<string> {
   assert.equal(first.status, 200, await first.clone().text());
   assert.equal(((await first.json()) as Count).count, 1);
   const cookie = cookiesOf(first);
-  const counts = await Promise.all(Array.from({ length: 20 }, () =>
-    fetch(url, { headers: { cookie } }).then(async (r) => {
-      assert.equal(r.status, 200);
-      return ((await r.json()) as Count).count;
-    })));
-  assert.deepEqual(counts.sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => i + 2));
+  const counts = await Promise.all(
+    Array.from({ length: 20 }, () =>
+      fetch(url, { headers: { cookie } }).then(async (r) => {
+        assert.equal(r.status, 200);
+        return ((await r.json()) as Count).count;
+      }),
+    ),
+  );
+  assert.deepEqual(
+    counts.sort((a, b) => a - b),
+    Array.from({ length: 20 }, (_, i) => i + 2),
+  );
   return cookie;
 }
 

@@ -45,8 +45,15 @@ describe('examples run as documented', () => {
       const cookie = cookiesOf(login);
       const account = await fetch(`${ex.url}/account`, { headers: { cookie } });
       assert.match(await account.text(), /Logged in as Ada on 1 device/);
-      const counts = await Promise.all(Array.from({ length: 20 }, () => fetch(`${ex.url}/increment`, { method: 'POST', headers: { cookie } }).then((r) => r.json() as Promise<{ count: number }>)));
-      assert.deepEqual(counts.map((c) => c.count).sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => i + 1));
+      const counts = await Promise.all(
+        Array.from({ length: 20 }, () =>
+          fetch(`${ex.url}/increment`, { method: 'POST', headers: { cookie } }).then((r) => r.json() as Promise<{ count: number }>),
+        ),
+      );
+      assert.deepEqual(
+        counts.map((c) => c.count).sort((a, b) => a - b),
+        Array.from({ length: 20 }, (_, i) => i + 1),
+      );
       const logout = await fetch(`${ex.url}/logout`, { method: 'POST', redirect: 'manual', headers: { cookie } });
       assert.equal(logout.status, 302);
       const after = await fetch(`${ex.url}/account`, { redirect: 'manual', headers: { cookie, accept: 'application/json' } });

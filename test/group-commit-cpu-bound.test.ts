@@ -42,7 +42,10 @@ const server: TestServer | undefined = await redisServer();
 const skip = server ? false : skipReason('redis');
 const client = server ? await createClient({ url: server.url }).connect() : undefined;
 
-describe('group commit: a scope that blocks the event loop past its lease (RedisLocker, another process incrementing)', { skip, timeout: 120_000 }, () => {
+describe('group commit: a scope that blocks the event loop past its lease (RedisLocker, another process incrementing)', {
+  skip,
+  timeout: 120_000,
+}, () => {
   let child: ChildProcess;
   let childUrl = '';
 
@@ -74,14 +77,18 @@ describe('group commit: a scope that blocks the event loop past its lease (Redis
     // The worker's defaults (prefixes, cookie key): both processes share sessions and locks.
     const locker = new RedisLocker({ client: client!, leaseMs: LEASE_MS });
     try {
-      const a = burstApp({ master: new RedisStore({ client: client! }), locker, lockTimeout: 60_000, ...(groupCommit === undefined ? {} : { groupCommit }) }, (ctx, i, hold) => ctx.session.withLock(async (s) => {
-        await hold();
-        if (i === BUSY) {
-          const end = Date.now() + BUSY_MS;
-          while (Date.now() < end); // CPU-bound work under the lock: nothing else in this process runs meanwhile
-        }
-        return (s.count = (s.count ?? 0) + 1);
-      }));
+      const a = burstApp(
+        { master: new RedisStore({ client: client! }), locker, lockTimeout: 60_000, ...(groupCommit === undefined ? {} : { groupCommit }) },
+        (ctx, i, hold) =>
+          ctx.session.withLock(async (s) => {
+            await hold();
+            if (i === BUSY) {
+              const end = Date.now() + BUSY_MS;
+              while (Date.now() < end); // CPU-bound work under the lock: nothing else in this process runs meanwhile
+            }
+            return (s.count = (s.count ?? 0) + 1);
+          }),
+      );
       a.app.keys = ['multi-process-test-key'];
       const { cookie } = await a.setup(); // count 0
 
@@ -90,7 +97,12 @@ describe('group commit: a scope that blocks the event loop past its lease (Redis
         // While request 0 holds the lock: the child's increments go out and wait for the lock in Redis.
         if (i === 0) {
           for (let k = 0; k < CHILD_INCREMENTS; k++) {
-            childResponses.push(fetch(`${childUrl}/incr`, { headers: { cookie } }).then(async (r) => ({ status: r.status, ...(r.status === 200 ? await r.json() as { count: number } : {}) })));
+            childResponses.push(
+              fetch(`${childUrl}/incr`, { headers: { cookie } }).then(async (r) => ({
+                status: r.status,
+                ...(r.status === 200 ? ((await r.json()) as { count: number }) : {}),
+              })),
+            );
           }
         }
       });
@@ -102,8 +114,16 @@ describe('group commit: a scope that blocks the event loop past its lease (Redis
         ...responses.filter((r) => r.status === 200).map((r) => r.body.result as number),
         ...others.filter((r) => r.status === 200).map((r) => r.count!),
       ];
-      assert.deepEqual([...acknowledged].sort((x, y) => x - y), acknowledged.map((_, k) => k + 1), `every 200 saw its own count, 1..n with no gap: ${acknowledged}`);
-      assert.equal(await a.count(cookie), acknowledged.length, 'the final count is exactly the number of 200s: no 200 for a change that is not stored');
+      assert.deepEqual(
+        [...acknowledged].sort((x, y) => x - y),
+        acknowledged.map((_, k) => k + 1),
+        `every 200 saw its own count, 1..n with no gap: ${acknowledged}`,
+      );
+      assert.equal(
+        await a.count(cookie),
+        acknowledged.length,
+        'the final count is exactly the number of 200s: no 200 for a change that is not stored',
+      );
       assert.notEqual(responses[BUSY]!.status, 200, 'the busy scope outlived its lease: its write is refused');
       return responses.map((r) => r.status);
     } finally {

@@ -19,7 +19,17 @@ import { after, describe, it, mock } from 'node:test';
 import request from 'supertest';
 import pg from 'pg';
 import { createClient } from 'redis';
-import { MemoryLocker, MemoryStore, PostgresLocker, PostgresStore, RedisLocker, RedisStore, type SessionOptions, type Store, type WriteCondition } from '../src/index.js';
+import {
+  MemoryLocker,
+  MemoryStore,
+  PostgresLocker,
+  PostgresStore,
+  RedisLocker,
+  RedisStore,
+  type SessionOptions,
+  type Store,
+  type WriteCondition,
+} from '../src/index.js';
 import { destroyListed } from '../src/auth/index-upkeep.js';
 import { resolveOptions } from '../src/options.js';
 import { RecordFormat } from '../src/core/record.js';
@@ -30,7 +40,6 @@ import { CookieJar, setCookies } from './helpers/cookies.js';
 import { burstApp, results, WriteCountingStore } from './helpers/group-burst.js';
 import { freshDatabase, postgresServer } from './helpers/postgres-server.js';
 import { redisServer, skipReason, tcpProxy } from './helpers/servers.js';
-
 
 /** A mirror whose writes can be awaited (background mirror writes finish after the response). */
 class AwaitableMirror extends MemoryStore {
@@ -55,11 +64,13 @@ describe('group commit: no member of a batch is orphaned', { timeout: 60_000 }, 
     const locker = new MemoryLocker();
     const timedOut = deferred<number>();
     // Bounds far off: request 1 holds the batch for as long as the other app's waiter takes to give up.
-    const a = burstApp({ master, locker, lockTimeout: 60_000, ...unbounded }, (ctx, i, hold) => ctx.session.withLock(async (s) => {
-      await hold();
-      if (i === 1) await timedOut.promise; // holds the batch of request 0 until the waiter behind it gave up
-      return inc(s);
-    }));
+    const a = burstApp({ master, locker, lockTimeout: 60_000, ...unbounded }, (ctx, i, hold) =>
+      ctx.session.withLock(async (s) => {
+        await hold();
+        if (i === 1) await timedOut.promise; // holds the batch of request 0 until the waiter behind it gave up
+        return inc(s);
+      }),
+    );
     // Another app on the same master and locker shares this process' queue of the session; its waiter gives up fast.
     const queuedB = deferred();
     const b = makeApp({ master, locker, lockTimeout: 50 }, async (ctx) => {
@@ -72,7 +83,10 @@ describe('group commit: no member of a batch is orphaned', { timeout: 60_000 }, 
     let fromB: Promise<request.Response> | undefined;
     const responses = await a.burst(cookie, 3, async (i) => {
       if (i !== 1) return;
-      fromB = request(b.callback()).get('/').set('Cookie', cookie).then((r) => r);
+      fromB = request(b.callback())
+        .get('/')
+        .set('Cookie', cookie)
+        .then((r) => r);
       await queuedB.promise;
       void fromB.then((r) => timedOut.resolve(r.status));
     });
@@ -86,11 +100,13 @@ describe('group commit: no member of a batch is orphaned', { timeout: 60_000 }, 
     const master = new WriteCountingStore();
     const locker = new MemoryLocker();
     const timedOut = deferred<number>();
-    const a = burstApp({ master, locker, lockTimeout: 60_000, ...unbounded }, (ctx, i, hold) => ctx.session.withLock(async (s) => {
-      await hold();
-      if (i === 1) await timedOut.promise;
-      return inc(s);
-    }));
+    const a = burstApp({ master, locker, lockTimeout: 60_000, ...unbounded }, (ctx, i, hold) =>
+      ctx.session.withLock(async (s) => {
+        await hold();
+        if (i === 1) await timedOut.promise;
+        return inc(s);
+      }),
+    );
     const queuedB = deferred();
     const b = makeApp({ master, locker, lockTimeout: 50 }, async (ctx) => {
       const result = ctx.session.withLock((s) => inc(s));
@@ -101,7 +117,10 @@ describe('group commit: no member of a batch is orphaned', { timeout: 60_000 }, 
     const before = master.writes;
     const responses = await a.burst(cookie, 2, async (i) => {
       if (i !== 1) return;
-      void request(b.callback()).get('/').set('Cookie', cookie).then((r) => timedOut.resolve(r.status));
+      void request(b.callback())
+        .get('/')
+        .set('Cookie', cookie)
+        .then((r) => timedOut.resolve(r.status));
       await queuedB.promise;
     });
     assert.equal(await timedOut.promise, 503);
@@ -212,14 +231,17 @@ describe('group commit: how long a member waits', { timeout: 20_000 }, () => {
     const { cookie, sid } = await a.setup();
     const before = master.writes;
     const responses = await a.burst(cookie, 2);
-    assert.deepEqual(responses.map((r) => r.body.result.seen), [1, 2]);
+    assert.deepEqual(
+      responses.map((r) => r.body.result.seen),
+      [1, 2],
+    );
     assert.equal(responses[0]!.body.result.successorInScope, true, 'request 0 was answered before its successor left its scope');
     assert.equal(master.writes - before, 2, 'the batch under the successor, then the successor');
     assert.equal((await master.read(sid))?.version, 3);
     assert.equal(await a.count(cookie), 2);
   });
 
-  it('the same on RedisStore + RedisLocker (fenced writes; the holder\'s last write also releases the lease)', async (t) => {
+  it("the same on RedisStore + RedisLocker (fenced writes; the holder's last write also releases the lease)", async (t) => {
     const redis = await redisReady;
     if (!redis) return t.skip(skipReason('redis'));
     const client = await createClient({ url: redis.url }).connect();
@@ -246,31 +268,39 @@ describe('group commit: how long a member waits', { timeout: 20_000 }, () => {
     });
     const { cookie, sid } = await a.setup();
     const responses = await a.burst(cookie, 2);
-    assert.deepEqual(responses.map((r) => r.body.result.seen), [1, 2]);
+    assert.deepEqual(
+      responses.map((r) => r.body.result.seen),
+      [1, 2],
+    );
     assert.equal(responses[0]!.body.result.successorInScope, true);
     assert.equal((await master.read(sid))?.version, 3, 'setup, the batch under the successor, the successor');
-    assert.equal(locker.size, 0, 'the lease went back (with the successor\'s write)');
+    assert.equal(locker.size, 0, "the lease went back (with the successor's write)");
   });
 
   it('the batch written under a holder fails: its members fail, and so does the holder that built on it (also read-only)', async () => {
     const master = new WriteCountingStore();
     const answered = deferred();
     const a = burstApp({ master, groupCommit: { maxMs: 5 } }, async (ctx, i, hold) => {
-      const seen = await ctx.session.withLock(async (s) => {
-        await hold();
-        if (i === 0) master.failWrites = true;
-        if (i === 1) {
-          await answered.promise; // request 0 got its answer: the write under this scope failed
-          master.failWrites = false;
-          return s.count; // read-only: what it read was never saved
-        }
-        return inc(s);
-      }).finally(() => i === 0 && answered.resolve());
+      const seen = await ctx.session
+        .withLock(async (s) => {
+          await hold();
+          if (i === 0) master.failWrites = true;
+          if (i === 1) {
+            await answered.promise; // request 0 got its answer: the write under this scope failed
+            master.failWrites = false;
+            return s.count; // read-only: what it read was never saved
+          }
+          return inc(s);
+        })
+        .finally(() => i === 0 && answered.resolve());
       return seen;
     });
     const { cookie } = await a.setup();
     const responses = await a.burst(cookie, 2);
-    assert.deepEqual(responses.map((r) => r.status), [503, 503]);
+    assert.deepEqual(
+      responses.map((r) => r.status),
+      [503, 503],
+    );
     assert.equal(await a.count(cookie), 0);
   });
 
@@ -295,12 +325,20 @@ describe('group commit: how long a member waits', { timeout: 20_000 }, () => {
   });
 });
 
-describe('group commit: a lock taken outside a request (revokeAll, the maxSessionsPerUser cap) receives a batch', { timeout: 60_000 }, () => {
+describe('group commit: a lock taken outside a request (revokeAll, the maxSessionsPerUser cap) receives a batch', {
+  timeout: 60_000,
+}, () => {
   /** The internal acquirer revokeAll and the cap use, queued in the same process queue as the app's scopes. */
   function internal(options: SessionOptions) {
     const resolved = resolveOptions(options);
     const replica = new Replica(resolved.master as Store, [], { onMirrorError: () => {} }); // (a MemoryStore, not a request-bound one)
-    const host = { options: resolved, format: new RecordFormat(resolved), replica, index: undefined as never, key: (sid: string) => resolved.prefix + sid };
+    const host = {
+      options: resolved,
+      format: new RecordFormat(resolved),
+      replica,
+      index: undefined as never,
+      key: (sid: string) => resolved.prefix + sid,
+    };
     return { host, acquire: (sid: string) => SessionLock.acquire(resolved, replica, host.key(sid)) };
   }
   const loginSetup = async (ctx: import('koa').Context) => {
@@ -308,8 +346,11 @@ describe('group commit: a lock taken outside a request (revokeAll, the maxSessio
     return ctx.session.withLock((s) => (s.count = 0));
   };
 
-  for (const [uid, destroys] of [['u1', true], ['u2', false]] as const) {
-    it(`destroyListed for ${destroys ? 'the session\'s user: deletes it with the write that acknowledges the batch' : 'another user: releases without a change of its own, and the batch is flushed'}`, async () => {
+  for (const [uid, destroys] of [
+    ['u1', true],
+    ['u2', false],
+  ] as const) {
+    it(`destroyListed for ${destroys ? "the session's user: deletes it with the write that acknowledges the batch" : 'another user: releases without a change of its own, and the batch is flushed'}`, async () => {
       const master = new WriteCountingStore();
       const locker = new MemoryLocker();
       const options = { master, locker };
@@ -335,7 +376,9 @@ describe('group commit with mirrors', { timeout: 60_000 }, () => {
     it(`mirrorWrites: '${mirrorWrites}': the mirror gets the batch's record; a failed batch reaches no mirror`, async () => {
       const master = new WriteCountingStore();
       const mirror = new AwaitableMirror();
-      const a = burstApp({ master, mirrors: [mirror], mirrorWrites }, (ctx, _i, hold) => ctx.session.withLock(async (s) => (await hold(), inc(s))));
+      const a = burstApp({ master, mirrors: [mirror], mirrorWrites }, (ctx, _i, hold) =>
+        ctx.session.withLock(async (s) => (await hold(), inc(s))),
+      );
       const { cookie, sid } = await a.setup();
       const ok = await a.burst(cookie, 5);
       assert.deepEqual(results(ok), [1, 2, 3, 4, 5]);
@@ -345,72 +388,94 @@ describe('group commit with mirrors', { timeout: 60_000 }, () => {
       master.failWrites = true;
       const failed = await a.burst(cookie, 4);
       master.failWrites = false;
-      assert.deepEqual(failed.map((r) => r.status), [503, 503, 503, 503]);
+      assert.deepEqual(
+        failed.map((r) => r.status),
+        [503, 503, 503, 503],
+      );
       assert.equal(mirror.calls.length, callsBefore, 'no mirror write for a batch the master refused');
       assert.equal(await a.count(cookie), 5);
     });
   }
 });
 
-describe('group commit with RedisLocker: a lease lost while the batch\'s write is stalled', { timeout: 120_000 }, () => {
-
+describe("group commit with RedisLocker: a lease lost while the batch's write is stalled", { timeout: 120_000 }, () => {
   for (const fenced of [true, false]) {
-  it(`${fenced ? 'fenced (store and locker on one client)' : 'version-checked only (locker on its own client)'}: the stalled write lands after another process took the lock and wrote: refused, no member answered 200, every 200 counted exactly once`, async (t) => {
-    const redis = await redisReady;
-    if (!redis) return t.skip(skipReason('redis'));
-    const prefix = `gcf-${randomUUID().slice(0, 8)}:`;
-    const lockPrefix = `lock-${prefix}`;
-    // Process 1 talks to Redis through a proxy that can stall its traffic; process 2 directly.
-    const proxy = await tcpProxy(Number(new URL(redis.url).port));
-    const client1 = await createClient({ url: `redis://127.0.0.1:${proxy.port}` }).connect();
-    const client2 = await createClient({ url: redis.url }).connect();
-    // Fenced: the lease guards the store's writes (one script checks token and version). Else only the version does.
-    const lockClient1 = fenced ? client1 : await createClient({ url: redis.url }).connect();
-    // No renewal: the lease simply expires leaseMs after its acquire. Timeouts far off: the stalled write
-    // waits for the proxy, not for a timer, so it lands exactly when the test lets it.
-    const locker1 = new RedisLocker({ client: lockClient1, prefix: lockPrefix, leaseMs: 1500, renewEveryMs: 0, commandTimeoutMs: 120_000 });
-    const locker2 = new RedisLocker({ client: client2, prefix: lockPrefix, leaseMs: 1500, renewEveryMs: 0, commandTimeoutMs: 120_000 });
-    t.after(async () => {
-      proxy.pass();
-      await locker1.close();
-      await locker2.close();
-      await client2.quit().catch(() => {});
-      await client1.quit().catch(() => {});
-      if (lockClient1 !== client1) await lockClient1.quit().catch(() => {});
-      await proxy.close();
-    });
-    const common = { storeTimeout: 120_000, lockTimeout: 120_000 };
-    const n = 8;
-    const stalled = deferred();
-    const app1 = burstApp({ ...common, master: new RedisStore({ client: client1, prefix, timeoutMs: 120_000 }), locker: locker1 }, (ctx, i, hold) => ctx.session.withLock(async (s) => {
-      await hold();
-      const seen = inc(s);
-      if (i === n - 1) {
-        proxy.blackhole(); // the write that carries the batch (this scope's last act) now hangs in the network
-        stalled.resolve();
-      }
-      return seen;
-    }));
-    const app2 = makeApp({ ...common, master: new RedisStore({ client: client2, prefix, timeoutMs: 120_000 }), locker: locker2 }, async (ctx) => {
-      ctx.body = { result: await ctx.session.withLock((s) => inc(s)) };
-    });
-    const { cookie } = await app1.setup();
+    it(`${fenced ? 'fenced (store and locker on one client)' : 'version-checked only (locker on its own client)'}: the stalled write lands after another process took the lock and wrote: refused, no member answered 200, every 200 counted exactly once`, async (t) => {
+      const redis = await redisReady;
+      if (!redis) return t.skip(skipReason('redis'));
+      const prefix = `gcf-${randomUUID().slice(0, 8)}:`;
+      const lockPrefix = `lock-${prefix}`;
+      // Process 1 talks to Redis through a proxy that can stall its traffic; process 2 directly.
+      const proxy = await tcpProxy(Number(new URL(redis.url).port));
+      const client1 = await createClient({ url: `redis://127.0.0.1:${proxy.port}` }).connect();
+      const client2 = await createClient({ url: redis.url }).connect();
+      // Fenced: the lease guards the store's writes (one script checks token and version). Else only the version does.
+      const lockClient1 = fenced ? client1 : await createClient({ url: redis.url }).connect();
+      // No renewal: the lease simply expires leaseMs after its acquire. Timeouts far off: the stalled write
+      // waits for the proxy, not for a timer, so it lands exactly when the test lets it.
+      const locker1 = new RedisLocker({
+        client: lockClient1,
+        prefix: lockPrefix,
+        leaseMs: 1500,
+        renewEveryMs: 0,
+        commandTimeoutMs: 120_000,
+      });
+      const locker2 = new RedisLocker({ client: client2, prefix: lockPrefix, leaseMs: 1500, renewEveryMs: 0, commandTimeoutMs: 120_000 });
+      t.after(async () => {
+        proxy.pass();
+        await locker1.close();
+        await locker2.close();
+        await client2.quit().catch(() => {});
+        await client1.quit().catch(() => {});
+        if (lockClient1 !== client1) await lockClient1.quit().catch(() => {});
+        await proxy.close();
+      });
+      const common = { storeTimeout: 120_000, lockTimeout: 120_000 };
+      const n = 8;
+      const stalled = deferred();
+      const app1 = burstApp(
+        { ...common, master: new RedisStore({ client: client1, prefix, timeoutMs: 120_000 }), locker: locker1 },
+        (ctx, i, hold) =>
+          ctx.session.withLock(async (s) => {
+            await hold();
+            const seen = inc(s);
+            if (i === n - 1) {
+              proxy.blackhole(); // the write that carries the batch (this scope's last act) now hangs in the network
+              stalled.resolve();
+            }
+            return seen;
+          }),
+      );
+      const app2 = makeApp(
+        { ...common, master: new RedisStore({ client: client2, prefix, timeoutMs: 120_000 }), locker: locker2 },
+        async (ctx) => {
+          ctx.body = { result: await ctx.session.withLock((s) => inc(s)) };
+        },
+      );
+      const { cookie } = await app1.setup();
 
-    const burst = app1.burst(cookie, n);
-    await stalled.promise;
-    // Process 2 gets the lock once process 1's lease expired (nobody renews it), reads the record and writes.
-    const other = await request(app2.callback()).get('/').set('Cookie', cookie);
-    assert.equal(other.status, 200);
-    proxy.pass(); // the stalled write reaches Redis now, under a lock that is no longer its lease's
-    const responses = await burst;
-    const after = await request(app1.http).get('/?i=0').set('Cookie', cookie).then((r) => r);
+      const burst = app1.burst(cookie, n);
+      await stalled.promise;
+      // Process 2 gets the lock once process 1's lease expired (nobody renews it), reads the record and writes.
+      const other = await request(app2.callback()).get('/').set('Cookie', cookie);
+      assert.equal(other.status, 200);
+      proxy.pass(); // the stalled write reaches Redis now, under a lock that is no longer its lease's
+      const responses = await burst;
+      const after = await request(app1.http)
+        .get('/?i=0')
+        .set('Cookie', cookie)
+        .then((r) => r);
 
-    assert.notEqual(responses[n - 1]!.status, 200, 'the stalled carrier failed');
-    const acknowledged = [...responses, other, after].filter((r) => r.status === 200).map((r) => r.body.result as number);
-    for (const r of [...responses, other, after]) assert.ok([200, 503].includes(r.status), `answered ${r.status}: ${r.text}`);
-    assert.deepEqual([...acknowledged].sort((x, y) => x - y), acknowledged.map((_, k) => k + 1), 'every 200 saw its own count, 1..n with no gap');
-    assert.equal(await app1.count(cookie), acknowledged.length, 'the final count is exactly the number of 200s');
-  });
+      assert.notEqual(responses[n - 1]!.status, 200, 'the stalled carrier failed');
+      const acknowledged = [...responses, other, after].filter((r) => r.status === 200).map((r) => r.body.result as number);
+      for (const r of [...responses, other, after]) assert.ok([200, 503].includes(r.status), `answered ${r.status}: ${r.text}`);
+      assert.deepEqual(
+        [...acknowledged].sort((x, y) => x - y),
+        acknowledged.map((_, k) => k + 1),
+        'every 200 saw its own count, 1..n with no gap',
+      );
+      assert.equal(await app1.count(cookie), acknowledged.length, 'the final count is exactly the number of 200s');
+    });
   }
 });
 
@@ -429,17 +494,24 @@ describe('group commit: a carrier that moves or ends the session', { timeout: 60
   for (const [name, carrierAct] of Object.entries(cases)) {
     it(`${name} by the carrier: the members' responses, received last, leave the browser where the carrier put it`, async () => {
       const master = new WriteCountingStore();
-      const a = burstApp({ master }, (ctx, i, hold) => ctx.session.withLock(async (s) => {
-        await hold();
-        const seen = inc(s);
-        if (i === 2) await carrierAct(ctx); // joins the scope: applied at its end, by the write that carries 0 and 1
-        return seen;
-      }));
+      const a = burstApp({ master }, (ctx, i, hold) =>
+        ctx.session.withLock(async (s) => {
+          await hold();
+          const seen = inc(s);
+          if (i === 2) await carrierAct(ctx); // joins the scope: applied at its end, by the write that carries 0 and 1
+          return seen;
+        }),
+      );
       const { cookie, sid } = await a.setup();
       const responses = await a.burst(cookie, 3);
       assert.deepEqual(results(responses), [1, 2, 3]);
       // The members were answered once the carrier's move was written: no cookie of the moved sid in their responses.
-      for (const r of responses.slice(0, 2)) assert.deepEqual(setCookies(r, 'sid').filter((c) => c.value === sid), [], 'no member re-sends the old sid');
+      for (const r of responses.slice(0, 2))
+        assert.deepEqual(
+          setCookies(r, 'sid').filter((c) => c.value === sid),
+          [],
+          'no member re-sends the old sid',
+        );
       // The browser gets the carrier's response first, then the members' (their order on the wire is not fixed).
       const jar = new CookieJar();
       jar.take(cookie.split('; ').map((c) => `${c}; Path=/`));
@@ -456,7 +528,9 @@ describe('group commit: a carrier that moves or ends the session', { timeout: 60
   }
 });
 
-describe('group commit with PostgresLocker: the batch is written in the lock\'s transaction, and the row lock is not passed on after it', { timeout: 120_000 }, () => {
+describe("group commit with PostgresLocker: the batch is written in the lock's transaction, and the row lock is not passed on after it", {
+  timeout: 120_000,
+}, () => {
   const ready = (async () => {
     const server = await postgresServer();
     if (!server) return undefined;
@@ -480,12 +554,14 @@ describe('group commit with PostgresLocker: the batch is written in the lock\'s 
       if (!pgs) return t.skip(skipReason('postgres'));
       const master = new PostgresStore({ pool: pgs.pool, table: `gcf_${randomUUID().slice(0, 8)}` });
       const locker = new PostgresLocker({ store: master });
-      const a = burstApp({ master, locker, storeTimeout: 30_000, lockTimeout: 60_000, ...unbounded }, (ctx, i, hold) => ctx.session.withLock(async (s) => {
-        await hold();
-        const seen = inc(s);
-        if (i === thrower) throw new Error('boom');
-        return seen;
-      }));
+      const a = burstApp({ master, locker, storeTimeout: 30_000, lockTimeout: 60_000, ...unbounded }, (ctx, i, hold) =>
+        ctx.session.withLock(async (s) => {
+          await hold();
+          const seen = inc(s);
+          if (i === thrower) throw new Error('boom');
+          return seen;
+        }),
+      );
       const { cookie, sid } = await a.setup();
       const responses = await a.burst(cookie, 6);
       const want = [1, 2, 3, 4, 5, 6].map((n, i) => (i === thrower ? 500 : i > thrower ? n - 1 : n));

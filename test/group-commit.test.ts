@@ -18,8 +18,19 @@ import pg from 'pg';
 import { createClient } from 'redis';
 import request from 'supertest';
 import {
-  MemcachedStore, MemoryLocker, MemoryStore, MongoStore, PostgresLocker, PostgresStore, RedisLocker, RedisStore,
-  type Locker, type MongoSessionDocument, type SessionOptions, type Store, type WriteCondition,
+  MemcachedStore,
+  MemoryLocker,
+  MemoryStore,
+  MongoStore,
+  PostgresLocker,
+  PostgresStore,
+  RedisLocker,
+  RedisStore,
+  type Locker,
+  type MongoSessionDocument,
+  type SessionOptions,
+  type Store,
+  type WriteCondition,
 } from '../src/index.js';
 import { resolveOptions } from '../src/options.js';
 import { cookieHeader, deferred, makeApp, sidOf } from './helpers/app.js';
@@ -98,7 +109,11 @@ async function burst(given: SessionOptions, n: number, step: Step = increment) {
   const cookie = cookieHeader(setup.headers['set-cookie']);
   const sid = sidOf(setup);
   const writesBefore = options.master instanceof WriteCountingStore ? options.master.writes : 0;
-  const send = (i: number) => request(http).get(`/?i=${i}`).set('Cookie', cookie).then((r) => r);
+  const send = (i: number) =>
+    request(http)
+      .get(`/?i=${i}`)
+      .set('Cookie', cookie)
+      .then((r) => r);
   const responses: Array<Promise<request.Response>> = [send(0)];
   await holder.promise;
   for (let i = 1; i < n; i++) {
@@ -177,7 +192,11 @@ describe('group commit: scopes queued in one process share one master write', ()
       return i === 3 ? s.count : increment(s, i, undefined as never); // 3 only reads what the batch holds so far
     });
     master.failWrites = false;
-    assert.deepEqual(responses.map((r) => r.status), [503, 503, 503, 503, 503, 503], 'nobody saw an unsaved value as saved');
+    assert.deepEqual(
+      responses.map((r) => r.status),
+      [503, 503, 503, 503, 503, 503],
+      'nobody saw an unsaved value as saved',
+    );
     assert.equal(await count(), 0, 'none of the changes was saved');
     assert.equal(master.writes > 0, true);
   });
@@ -190,12 +209,18 @@ describe('group commit: scopes queued in one process share one master write', ()
       return s.count;
     });
     assert.deepEqual(results(responses), [1, 2, 3, 4, 5, 409, 409, 409]);
-    assert.equal(await count(cookieHeader(responses[4]!.headers['set-cookie'])), 5, 'the new sid holds every change of the batch and the regenerating scope');
+    assert.equal(
+      await count(cookieHeader(responses[4]!.headers['set-cookie'])),
+      5,
+      'the new sid holds every change of the batch and the regenerating scope',
+    );
   });
 
   it('a scope that changes nothing still waits for the write that holds what it read', async () => {
     const master = new WriteCountingStore();
-    const { responses, writes } = await burst({ master, groupCommit: UNCUT }, 4, (s, i) => (i === 3 ? s.count : increment(s, i, undefined as never)));
+    const { responses, writes } = await burst({ master, groupCommit: UNCUT }, 4, (s, i) =>
+      i === 3 ? s.count : increment(s, i, undefined as never),
+    );
     assert.deepEqual(results(responses), [1, 2, 3, 3]);
     assert.equal(writes, 1, 'the read-only last scope wrote the batch it stood on');
   });
@@ -212,10 +237,18 @@ describe('group commit: scopes queued in one process share one master write', ()
   });
 });
 
-type Backend = { name: string; skip: string | false; make(): { master: Store & { read(key: string): Promise<{ version: number } | undefined> }; locker: Locker } };
+type Backend = {
+  name: string;
+  skip: string | false;
+  make(): { master: Store & { read(key: string): Promise<{ version: number } | undefined> }; locker: Locker };
+};
 const backends: Backend[] = [
   { name: 'MemoryStore + MemoryLocker', skip: false, make: () => ({ master: new MemoryStore(), locker: new MemoryLocker() }) },
-  { name: 'RedisStore + RedisLocker', skip: redis ? false : skipReason('redis'), make: () => ({ master: new RedisStore({ client: redisClient!, prefix: unique() }), locker: redisLocker() }) },
+  {
+    name: 'RedisStore + RedisLocker',
+    skip: redis ? false : skipReason('redis'),
+    make: () => ({ master: new RedisStore({ client: redisClient!, prefix: unique() }), locker: redisLocker() }),
+  },
   {
     name: 'MemcachedStore + RedisLocker',
     skip: redis && memcached ? false : skipReason(redis ? 'memcached' : 'redis'),
@@ -228,7 +261,10 @@ const backends: Backend[] = [
   {
     name: 'MongoStore + RedisLocker',
     skip: redis && mongo ? false : skipReason(redis ? 'mongo' : 'redis'),
-    make: () => ({ master: new MongoStore({ collection: mongoDb!.collection<MongoSessionDocument>(`g_${randomUUID().slice(0, 8)}`), timeoutMs: 30_000 }), locker: redisLocker() }),
+    make: () => ({
+      master: new MongoStore({ collection: mongoDb!.collection<MongoSessionDocument>(`g_${randomUUID().slice(0, 8)}`), timeoutMs: 30_000 }),
+      locker: redisLocker(),
+    }),
   },
   {
     name: 'PostgresStore + PostgresLocker',
@@ -245,7 +281,10 @@ describe('group commit on every store: 12 overlapping increments, one master wri
     it(backend.name, { skip: backend.skip }, async () => {
       const { master, locker } = backend.make();
       const { responses, count, sid } = await burst({ master, locker, groupCommit: UNCUT, storeTimeout: 30_000, lockTimeout: 60_000 }, 12);
-      assert.deepEqual(results(responses), Array.from({ length: 12 }, (_, i) => i + 1));
+      assert.deepEqual(
+        results(responses),
+        Array.from({ length: 12 }, (_, i) => i + 1),
+      );
       assert.equal(await count(), 12);
       // Version 1: the setup request created the record; version 2: the one write of the burst.
       assert.equal((await master.read(sid))?.version, 2);

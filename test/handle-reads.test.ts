@@ -98,7 +98,10 @@ describe('reads of the session handle', () => {
 
   it('data-like reads throw a TypeError naming get(), for a new and an existing session', async () => {
     const READS: Array<[string, RegExp]> = [
-      ['return ctx.session.views', /ctx\.session\.views is not session data.*\(await ctx\.session\.get\(\)\)\.views.*withLock\(\(s\) => s\.views\)/],
+      [
+        'return ctx.session.views',
+        /ctx\.session\.views is not session data.*\(await ctx\.session\.get\(\)\)\.views.*withLock\(\(s\) => s\.views\)/,
+      ],
       ['return (ctx.session.views || 0) + 1', /ctx\.session\.views is not session data/],
       ['return ctx.session.populated', /ctx\.session\.populated is not session data.*get\(\)/],
       ['return ctx.session.length', /ctx\.session\.length is not session data/],
@@ -135,12 +138,15 @@ describe('reads of the session handle', () => {
     assert.match(errors[0]!.message, /ctx\.session is a handle, not the session data; serialise the data, `await ctx\.session\.get\(\)`/);
   });
 
-  it('koa-session\'s maxAge names login(user, { ttl, remember }) and cookie.maxAge; save() and manuallyCommit() name withLock', async () => {
+  it("koa-session's maxAge names login(user, { ttl, remember }) and cookie.maxAge; save() and manuallyCommit() name withLock", async () => {
     const CASES: Array<[string, RegExp]> = [
       ['ctx.session.maxAge = 60000', /ctx\.session\.maxAge = … does nothing: .*login\(user, \{ ttl, remember \}\).*`cookie\.maxAge`/],
       ['"use strict"; ctx.session.maxAge = "session"', /ctx\.session\.maxAge = … does nothing: .*login\(user, \{ ttl, remember \}\)/],
       ['return ctx.session.maxAge', /ctx\.session\.maxAge does not exist: .*login\(user, \{ ttl, remember \}\).*`cookie\.maxAge`/],
-      ['return ctx.session.save()', /ctx\.session\.save\(\) does not exist: a change is saved when its lock scope ends.*withLock.*touch\(\)/],
+      [
+        'return ctx.session.save()',
+        /ctx\.session\.save\(\) does not exist: a change is saved when its lock scope ends.*withLock.*touch\(\)/,
+      ],
       ['return ctx.session.manuallyCommit()', /ctx\.session\.manuallyCommit\(\) does not exist:.*withLock/],
     ];
     const { server } = appWith({}, (ctx) => {
@@ -153,17 +159,31 @@ describe('reads of the session handle', () => {
     });
   });
 
-  it('ctx.sessionOptions (koa-session\'s per-request options) names session({ ... }) and the cookie options; `in` checks still answer', async () => {
-    const CASES = ['return ctx.sessionOptions', 'ctx.sessionOptions.maxAge = 1000', 'ctx.sessionOptions = {}', '"use strict"; ctx.sessionOptions = {}'];
+  it("ctx.sessionOptions (koa-session's per-request options) names session({ ... }) and the cookie options; `in` checks still answer", async () => {
+    const CASES = [
+      'return ctx.sessionOptions',
+      'ctx.sessionOptions.maxAge = 1000',
+      'ctx.sessionOptions = {}',
+      '"use strict"; ctx.sessionOptions = {}',
+    ];
     const { server } = appWith({}, (ctx) => {
       ctx.body = {
         errors: CASES.map((code) => thrown(() => sloppy(code)(ctx))),
-        probes: ['sessionOptions' in ctx, 'session' in ctx, Object.keys(ctx).includes('sessionOptions'), 'sessionOptions' in JSON.parse(JSON.stringify(ctx))],
+        probes: [
+          'sessionOptions' in ctx,
+          'session' in ctx,
+          Object.keys(ctx).includes('sessionOptions'),
+          'sessionOptions' in JSON.parse(JSON.stringify(ctx)),
+        ],
       };
     });
     const res = await request(server).get('/');
     for (const [i, code] of CASES.entries()) {
-      assert.match(res.body.errors[i], /ctx\.sessionOptions \(koa-session's per-request options\) does not exist: options are fixed per `session\(\{ \.\.\. \}\)` \(the cookie's under `cookie: \{ maxAge/, code);
+      assert.match(
+        res.body.errors[i],
+        /ctx\.sessionOptions \(koa-session's per-request options\) does not exist: options are fixed per `session\(\{ \.\.\. \}\)` \(the cookie's under `cookie: \{ maxAge/,
+        code,
+      );
       assert.match(res.body.errors[i], /login\(user, \{ ttl, remember \}\)/, code);
     }
     assert.deepEqual(res.body.probes, [true, true, false, false]);
@@ -222,8 +242,16 @@ describe('reads of the session handle', () => {
         then: typeof (handle as unknown as { then?: unknown }).then,
         string: String(handle),
         template: `${handle}`,
-        symbols: [Symbol.toPrimitive, Symbol.asyncDispose, Symbol.iterator, util.inspect.custom, Symbol('mine')].map((key) => typeof (handle as unknown as Record<symbol, unknown>)[key]),
-        objectMembers: [handle.constructor === SessionHandle, Object.prototype.hasOwnProperty.call(handle, 'id'), handle.hasOwnProperty('x'), handle instanceof SessionHandle, Object.getPrototypeOf(handle) === SessionHandle.prototype],
+        symbols: [Symbol.toPrimitive, Symbol.asyncDispose, Symbol.iterator, util.inspect.custom, Symbol('mine')].map(
+          (key) => typeof (handle as unknown as Record<symbol, unknown>)[key],
+        ),
+        objectMembers: [
+          handle.constructor === SessionHandle,
+          Object.hasOwn(handle, 'id'),
+          Object.hasOwn(handle, 'x'),
+          handle instanceof SessionHandle,
+          Object.getPrototypeOf(handle) === SessionHandle.prototype,
+        ],
         inChecks: ['user' in handle, 'views' in handle, 'withLock' in handle, 'currentUser' in handle],
         members: { id: handle.id ?? null, isNew: handle.isNew },
         keys: Object.keys(handle),
@@ -277,6 +305,9 @@ describe('reads of the session handle', () => {
     } finally {
       process.off('warning', onWarning);
     }
-    assert.throws(() => session({ auth: { legacyUserMethod: 'yes' as unknown as boolean } }), /Expected `auth\.legacyUserMethod` to be a boolean, got `"yes"`/);
+    assert.throws(
+      () => session({ auth: { legacyUserMethod: 'yes' as unknown as boolean } }),
+      /Expected `auth\.legacyUserMethod` to be a boolean, got `"yes"`/,
+    );
   });
 });

@@ -30,7 +30,10 @@ const WRITES: Array<[string, RegExp]> = [
 ];
 
 describe('writes to the session handle', () => {
-  for (const [mode, compile] of [['sloppy', sloppy], ['strict', strict]] as const) {
+  for (const [mode, compile] of [
+    ['sloppy', sloppy],
+    ['strict', strict],
+  ] as const) {
     it(`throw a TypeError naming the fix in ${mode} code, save nothing, and leave the handle working`, async () => {
       const store = new MemoryStore();
       const app = makeApp({ master: store }, async (ctx) => {

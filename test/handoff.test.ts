@@ -10,8 +10,17 @@ import { after, describe, it } from 'node:test';
 import { createClient } from 'redis';
 import request from 'supertest';
 import {
-  LockTimeoutError, MemcachedStore, MemoryLocker, MemoryStore, RedisLocker, RedisStore,
-  type AcquireOptions, type Lease, type Locker, type SessionOptions, type Store,
+  LockTimeoutError,
+  MemcachedStore,
+  MemoryLocker,
+  MemoryStore,
+  RedisLocker,
+  RedisStore,
+  type AcquireOptions,
+  type Lease,
+  type Locker,
+  type SessionOptions,
+  type Store,
 } from '../src/index.js';
 import { resolveOptions } from '../src/options.js';
 import { Replica } from '../src/core/replica.js';
@@ -96,7 +105,11 @@ describe('lease handoff (SessionLock + local queue)', () => {
     await lock.release();
     // 6 scopes: acquire, 2 handoffs, back to the locker, acquire, 2 handoffs.
     assert.equal((locker as CountingLocker).leases.length, 2);
-    assert.deepEqual((locker as CountingLocker).leases.map((l) => l.releases), [1, 1], 'each lease released once, to the locker');
+    assert.deepEqual(
+      (locker as CountingLocker).leases.map((l) => l.releases),
+      [1, 1],
+      'each lease released once, to the locker',
+    );
   });
 
   it('a handed-over scope starts on the record the previous holder wrote, without reading the store', async () => {
@@ -227,7 +240,10 @@ describe(`${N} overlapping increments of one session with handoff on`, () => {
       const first = await request(server).get('/');
       const cookie = cookieHeader(first.headers['set-cookie']);
       const responses = await Promise.all(Array.from({ length: N - 1 }, () => request(server).get('/').set('Cookie', cookie)));
-      assert.deepEqual(responses.filter((r) => r.status !== 200).map((r) => r.status), []);
+      assert.deepEqual(
+        responses.filter((r) => r.status !== 200).map((r) => r.status),
+        [],
+      );
       const seen = [first.body.count, ...responses.map((r) => r.body.count)];
       assert.equal(new Set(seen).size, N, 'every response saw its own value');
       const final = await request(server).get('/').set('Cookie', cookie);

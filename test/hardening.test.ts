@@ -34,11 +34,16 @@ describe('storeTimeout', () => {
     });
     const server = app.callback();
     const results = await Promise.all(Array.from({ length: 50 }, () => request(server).get('/')));
-    assert.ok(results.every((r) => r.status === 503), 'every request on the dead master ends in 503');
+    assert.ok(
+      results.every((r) => r.status === 503),
+      'every request on the dead master ends in 503',
+    );
     // `every` is true on an empty list: the count shows each failed request reported its error.
     assert.equal(errors.length, 50, 'one error event per failed request');
-    assert.ok(errors.every((e) => e instanceof StoreError && /\[stalled\] SET timed out after 50 ms \(storeTimeout\)/.test(e.message)),
-      errors.map(String).join('\n'));
+    assert.ok(
+      errors.every((e) => e instanceof StoreError && /\[stalled\] SET timed out after 50 ms \(storeTimeout\)/.test(e.message)),
+      errors.map(String).join('\n'),
+    );
     assert.equal(locker.size, 0);
     assert.equal((await request(server).get('/other')).body.n, 1, 'the process keeps serving other stores');
     stalled.wake();
@@ -67,7 +72,10 @@ describe('background mirrors', () => {
     const master = new MemoryStore();
     const dead = new HangingStore(new MemoryStore(), 'dead-mirror');
     const reports: MirrorError[] = [];
-    const app = makeApp({ master, mirrors: [dead], mirrorWrites: 'background', maxPendingMirrorWrites: 5, storeTimeout: 60_000 }, increment);
+    const app = makeApp(
+      { master, mirrors: [dead], mirrorWrites: 'background', maxPendingMirrorWrites: 5, storeTimeout: 60_000 },
+      increment,
+    );
     app.on('session:mirror-error', (r: MirrorError) => reports.push(r));
     const server = app.callback();
     const results = await Promise.all(Array.from({ length: 20 }, () => request(server).get('/')));
@@ -114,7 +122,9 @@ describe('graceful close', () => {
       ctx.body ??= 'ok';
     });
     const server = app.callback();
-    const slow = request(server).get('/slow').then((r) => r);
+    const slow = request(server)
+      .get('/slow')
+      .then((r) => r);
     await inScope.promise;
     let closed = false;
     const closing = mw.close().then(() => (closed = true));
@@ -141,17 +151,30 @@ describe('diagnostics_channel', () => {
     diagnostics_channel.subscribe(CHANNELS.store, onStore);
     diagnostics_channel.subscribe(CHANNELS.mirrorError, onMirror);
     try {
-      const failing = { name: 'broken', get: async () => undefined, set: async () => { throw new Error('nope'); }, destroy: async () => undefined };
+      const failing = {
+        name: 'broken',
+        get: async () => undefined,
+        set: async () => {
+          throw new Error('nope');
+        },
+        destroy: async () => undefined,
+      };
       const server = makeApp({ mirrors: [failing] }, increment).callback();
       const first = await request(server).get('/');
       await request(server).get('/').set('Cookie', cookieHeader(first.headers['set-cookie']));
-      assert.deepEqual((seen.lock as Array<{ outcome: string; locker: string; session: string }>).map((m) => [m.session, m.locker, m.outcome]), [['session', 'memory', 'acquired']]);
+      assert.deepEqual(
+        (seen.lock as Array<{ outcome: string; locker: string; session: string }>).map((m) => [m.session, m.locker, m.outcome]),
+        [['session', 'memory', 'acquired']],
+      );
       const stores = seen.store as Array<{ store: string; role: string; op: string; durationMs: number }>;
       assert.ok(stores.some((m) => m.store === 'memory' && m.role === 'master' && m.op === 'get' && m.durationMs >= 0));
       assert.ok(stores.some((m) => m.store === 'broken' && m.role === 'mirror' && m.op === 'set'));
       assert.equal(seen.mirror!.length, 2);
       const sid = sidOf(first);
-      assert.ok(!JSON.stringify([seen.lock, seen.store, (seen.mirror as Array<{ store: string }>).map((m) => m.store)]).includes(sid), 'no sid in diagnostics');
+      assert.ok(
+        !JSON.stringify([seen.lock, seen.store, (seen.mirror as Array<{ store: string }>).map((m) => m.store)]).includes(sid),
+        'no sid in diagnostics',
+      );
     } finally {
       diagnostics_channel.unsubscribe(CHANNELS.lock, onLock);
       diagnostics_channel.unsubscribe(CHANNELS.store, onStore);
@@ -174,7 +197,12 @@ describe('graceful close under load', () => {
     const server = app.callback();
     const first = await request(server).get('/');
     const cookie = cookieHeader(first.headers['set-cookie']);
-    const inFlight = Array.from({ length: 100 }, () => request(server).get('/').set('Cookie', cookie).then((r) => r));
+    const inFlight = Array.from({ length: 100 }, () =>
+      request(server)
+        .get('/')
+        .set('Cookie', cookie)
+        .then((r) => r),
+    );
     await new Promise((resolve) => setImmediate(resolve)); // some requests are under way
     await mw.close();
     const results = await Promise.all(inFlight);

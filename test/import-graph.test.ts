@@ -73,5 +73,13 @@ it('src/ has no import circle (type imports included)', () => {
 it('the circle check sees a circle', () => {
   const a = join(src, 'a.ts');
   const b = join(src, 'b.ts');
-  assert.deepEqual(circles(new Map([[a, [b]], [b, [a]]])), [['a.ts', 'b.ts']]);
+  assert.deepEqual(
+    circles(
+      new Map([
+        [a, [b]],
+        [b, [a]],
+      ]),
+    ),
+    [['a.ts', 'b.ts']],
+  );
 });

@@ -63,7 +63,10 @@ describe('junk sids never pin memory in the signature cache', () => {
     const keys = ['k'];
     for (let i = 0; i < MAX_ENTRIES + 500; i++) signer.sign(keys, `sid=${String(i).padStart(43, '0')}`);
     // Two generations of MAX_ENTRIES / 2: never more than MAX_ENTRIES, and the newest half always kept.
-    assert.ok(signer.cacheStats.entries <= MAX_ENTRIES && signer.cacheStats.entries >= MAX_ENTRIES / 2, `${signer.cacheStats.entries} entries`);
+    assert.ok(
+      signer.cacheStats.entries <= MAX_ENTRIES && signer.cacheStats.entries >= MAX_ENTRIES / 2,
+      `${signer.cacheStats.entries} entries`,
+    );
     const wide = new Signer(sha256Mac);
     for (let i = 0; i < 5_000; i++) wide.sign(keys, `sid=${String(i).padStart(400, '0')}`);
     assert.ok(wide.cacheStats.chars <= MAX_CHARS, `${wide.cacheStats.chars} chars`);

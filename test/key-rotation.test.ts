@@ -48,7 +48,10 @@ describe('app.keys rotation keeps the session cookie persistent ("remember me" s
       // The next save re-signs both cookies with the newest key, with the session's expiry.
       const save = await request(server).get('/save').set('Cookie', cookie);
       assertPersistent(setCookies(save));
-      assert.ok(setCookies(save).some((c) => c.startsWith('sid.sig=')), 'the save re-signed the sid');
+      assert.ok(
+        setCookies(save).some((c) => c.startsWith('sid.sig=')),
+        'the save re-signed the sid',
+      );
       cookie = jar(setCookies(save));
 
       // Once every cookie signed with the old key has been re-signed, the old key can go.

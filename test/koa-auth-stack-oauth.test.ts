@@ -16,7 +16,15 @@ import Router from '@koa/router';
 import Koa from 'koa';
 import passportSingleton from 'koa-passport';
 import OAuth2Strategy from 'passport-oauth2';
-import { CookieStore, MemoryStore, passportUser, plainSession, session, type PlainSessionOptions, type SessionOptions } from '../src/index.js';
+import {
+  CookieStore,
+  MemoryStore,
+  passportUser,
+  plainSession,
+  session,
+  type PlainSessionOptions,
+  type SessionOptions,
+} from '../src/index.js';
 import { listen } from './helpers/app.js';
 import { CookieJar } from './helpers/cookies.js';
 
@@ -43,7 +51,8 @@ async function startProvider(): Promise<Provider> {
     };
     if (req.method === 'GET' && url.pathname === '/authorize') {
       const redirect = url.searchParams.get('redirect_uri');
-      if (url.searchParams.get('client_id') !== CLIENT_ID || !redirect || url.searchParams.get('response_type') !== 'code') return json(400, { error: 'invalid_request' });
+      if (url.searchParams.get('client_id') !== CLIENT_ID || !redirect || url.searchParams.get('response_type') !== 'code')
+        return json(400, { error: 'invalid_request' });
       const code = randomBytes(12).toString('hex');
       issued.set(code, { redirectUri: redirect, challenge: url.searchParams.get('code_challenge') ?? undefined });
       const back = new URL(redirect);
@@ -61,10 +70,21 @@ async function startProvider(): Promise<Provider> {
         const code = form.get('code') ?? '';
         const grant = issued.get(code);
         issued.delete(code);
-        if (form.get('grant_type') !== 'authorization_code' || form.get('client_id') !== CLIENT_ID || form.get('client_secret') !== CLIENT_SECRET) return json(401, { error: 'invalid_client' });
+        if (
+          form.get('grant_type') !== 'authorization_code' ||
+          form.get('client_id') !== CLIENT_ID ||
+          form.get('client_secret') !== CLIENT_SECRET
+        )
+          return json(401, { error: 'invalid_client' });
         if (!grant || grant.redirectUri !== form.get('redirect_uri')) return json(400, { error: 'invalid_grant' });
         // PKCE (S256): the verifier the app kept in its session must hash to the challenge it sent.
-        if (grant.challenge !== undefined && createHash('sha256').update(form.get('code_verifier') ?? '').digest('base64url') !== grant.challenge) return json(400, { error: 'invalid_grant', error_description: 'code_verifier mismatch' });
+        if (
+          grant.challenge !== undefined &&
+          createHash('sha256')
+            .update(form.get('code_verifier') ?? '')
+            .digest('base64url') !== grant.challenge
+        )
+          return json(400, { error: 'invalid_grant', error_description: 'code_verifier mismatch' });
         const token = randomBytes(12).toString('hex');
         tokens.add(token);
         json(200, { access_token: token, token_type: 'Bearer' });
@@ -98,7 +118,13 @@ interface User {
 }
 
 /** The app: session() + plainSession() + a fresh koa-passport with passport-oauth2 on the provider. */
-function createOAuthApp(provider: Provider, sessionOptions: SessionOptions, view: PlainSessionOptions, strategy: { pkce: boolean }, self: { url: string }): Koa {
+function createOAuthApp(
+  provider: Provider,
+  sessionOptions: SessionOptions,
+  view: PlainSessionOptions,
+  strategy: { pkce: boolean },
+  self: { url: string },
+): Koa {
   const passport = new passportSingleton.KoaPassport();
   const oauth = new OAuth2Strategy(
     {
@@ -116,8 +142,17 @@ function createOAuthApp(provider: Provider, sessionOptions: SessionOptions, view
   );
   // The profile call: passport-oauth2's default userProfile returns {}; a real strategy fetches it.
   oauth.userProfile = function (this: OAuth2Strategy, accessToken: string, done: (err?: unknown, profile?: unknown) => void) {
-    (this as unknown as { _oauth2: { useAuthorizationHeaderforGET(on: boolean): void; get(url: string, token: string, cb: (err: unknown, body?: string | Buffer) => void): void } })._oauth2.useAuthorizationHeaderforGET(true);
-    (this as unknown as { _oauth2: { get(url: string, token: string, cb: (err: unknown, body?: string | Buffer) => void): void } })._oauth2.get(`${provider.url}/userinfo`, accessToken, (err, body) => {
+    (
+      this as unknown as {
+        _oauth2: {
+          useAuthorizationHeaderforGET(on: boolean): void;
+          get(url: string, token: string, cb: (err: unknown, body?: string | Buffer) => void): void;
+        };
+      }
+    )._oauth2.useAuthorizationHeaderforGET(true);
+    (
+      this as unknown as { _oauth2: { get(url: string, token: string, cb: (err: unknown, body?: string | Buffer) => void): void } }
+    )._oauth2.get(`${provider.url}/userinfo`, accessToken, (err, body) => {
       if (err) return done(err);
       done(null, JSON.parse(String(body)) as User);
     });
@@ -184,7 +219,12 @@ const cases: Array<[string, () => SessionOptions, PlainSessionOptions, { pkce: b
   ['MemoryStore, lock: request, state: true', () => ({ master: new MemoryStore() }), { user: passportUser }, { pkce: false }],
   ['MemoryStore, lock: request, pkce', () => ({ master: new MemoryStore() }), { user: passportUser }, { pkce: true }],
   ['MemoryStore, lock: merge, state: true', () => ({ master: new MemoryStore() }), { user: passportUser, lock: 'merge' }, { pkce: false }],
-  ['CookieStore master, state: true', () => ({ master: new CookieStore({ keys: ['a cookie store key of at least 32 chars!'] }) }), { user: passportUser }, { pkce: false }],
+  [
+    'CookieStore master, state: true',
+    () => ({ master: new CookieStore({ keys: ['a cookie store key of at least 32 chars!'] }) }),
+    { user: passportUser },
+    { pkce: false },
+  ],
 ];
 
 for (const [label, sessionOptions, view, strategy] of cases) {
@@ -246,7 +286,7 @@ for (const [label, sessionOptions, view, strategy] of cases) {
       assert.deepEqual(await browser.json('/me'), { authenticated: false, user: null });
     });
 
-    it('a callback with no flow started in this session, or with another browser\'s state, is refused', async () => {
+    it("a callback with no flow started in this session, or with another browser's state, is refused", async () => {
       const attacker = new Browser(self.url);
       const attackerCallback = await attacker.authorize(await attacker.start());
 

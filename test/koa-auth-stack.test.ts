@@ -99,7 +99,10 @@ for (const [label, start] of backends) {
       const token = await tab.loginToken();
       const none = await tab.fetch('/login', { method: 'POST', form: { username: 'Ada', password: 'secret' } });
       assert.equal(none.status, 403);
-      const forged = await tab.fetch('/login', { method: 'POST', form: { username: 'Ada', password: 'secret', _csrf: `${token.slice(0, -4)}AAAA` } });
+      const forged = await tab.fetch('/login', {
+        method: 'POST',
+        form: { username: 'Ada', password: 'secret', _csrf: `${token.slice(0, -4)}AAAA` },
+      });
       assert.equal(forged.status, 403);
       assert.equal((await tab.whoami()).authenticated, false);
       const ok = await tab.fetch('/login', { method: 'POST', form: { username: 'Ada', password: 'secret', _csrf: token } });
@@ -114,18 +117,25 @@ for (const [label, start] of backends) {
       anonymous.take(tab.jar.header.split('; ').map((pair) => `${pair}; Path=/`));
       const login = await tab.login();
       assert.equal(login.status, 302);
-        if (backend.serverSide) assert.notEqual(tab.jar.get('sid'), anonymous.get('sid'), 'a new sid after login (fixation defence)');
+      if (backend.serverSide) assert.notEqual(tab.jar.get('sid'), anonymous.get('sid'), 'a new sid after login (fixation defence)');
 
       const account = await tab.fetch('/account');
       assert.equal(account.status, 200);
-      assert.match(await account.text(), /Logged in as <span id="name">Ada<\/span> \(isAuthenticated: true\)/, 'requireLogin and ctx.isAuthenticated() agree');
+      assert.match(
+        await account.text(),
+        /Logged in as <span id="name">Ada<\/span> \(isAuthenticated: true\)/,
+        'requireLogin and ctx.isAuthenticated() agree',
+      );
       const me = await tab.whoami();
       assert.deepEqual([me.authenticated, me.user?.name], [true, 'Ada']);
 
       // The pre-login cookie (an attacker's planted sid) is not logged in.
       // (Right after the move its old sid answers a retryable 409 — the moved-session tombstone — then nothing.)
       const planted = await new Tab(backend, anonymous).fetch('/whoami', { headers: { accept: 'application/json' } });
-      assert.ok(planted.status === 409 || !((await planted.json()) as { authenticated: boolean }).authenticated, 'the planted sid is not logged in');
+      assert.ok(
+        planted.status === 409 || !((await planted.json()) as { authenticated: boolean }).authenticated,
+        'the planted sid is not logged in',
+      );
 
       // Another tab of the same browser sees the login.
       const otherTab = new Tab(backend, tab.jar);
@@ -159,17 +169,21 @@ for (const [label, start] of backends) {
     });
 
     it('100 parallel ctx.session.count += 1 of one logged-in user end at exactly 100', async (t) => {
-      if (!backend.serverSide) return t.skip('parallel requests carrying one sealed cookie each write their own copy (see docs/koa-auth-stack.md)');
+      if (!backend.serverSide)
+        return t.skip('parallel requests carrying one sealed cookie each write their own copy (see docs/koa-auth-stack.md)');
       const tab = new Tab(backend);
       await tab.login('Ada');
       const { csrf } = await tab.whoami();
       const responses = await Promise.all(Array.from({ length: 100 }, () => tab.fetch('/increment', { method: 'POST', csrf })));
-      assert.deepEqual(responses.map((r) => r.status).filter((s) => s !== 200), []);
+      assert.deepEqual(
+        responses.map((r) => r.status).filter((s) => s !== 200),
+        [],
+      );
       assert.equal((await tab.whoami()).count, 100);
     });
 
     it('20 requests overlapping a login lose nothing acknowledged: every cart item answered 200 is in the logged-in session', async (t) => {
-      if (!backend.serverSide) return t.skip('a CookieStore keeps each response\'s copy in the browser');
+      if (!backend.serverSide) return t.skip("a CookieStore keeps each response's copy in the browser");
       const tab = new Tab(backend);
       const token = await tab.loginToken();
       const { csrf } = await tab.whoami();
@@ -187,7 +201,10 @@ for (const [label, start] of backends) {
       assert.equal(loginRes.status, 302);
       const acknowledged = items.filter((_, i) => addRes[i]!.status === 200);
       // The others reached the old sid after the login moved it: a retryable 409, nothing claimed saved.
-      assert.deepEqual(addRes.map((r) => r.status).filter((s) => s !== 200 && s !== 409), []);
+      assert.deepEqual(
+        addRes.map((r) => r.status).filter((s) => s !== 200 && s !== 409),
+        [],
+      );
       const me = await tab.whoami();
       assert.equal(me.authenticated, true);
       assert.deepEqual([...me.cart].sort(), [...acknowledged].sort(), 'exactly the acknowledged items, none lost, none doubled');

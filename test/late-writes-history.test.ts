@@ -81,7 +81,11 @@ describe('one browser, saves held past storeTimeout and delivered later (seeded 
           const ok = await late!.deliver();
           history.push(`late:${JSON.parse(late!.value).count}:${ok ? 'applied' : 'refused'}`);
           if (ok) {
-            assert.equal(JSON.parse(late!.value).count, expected + 1, `a late write applies only over the record it read (history ${history.join(' ')})`);
+            assert.equal(
+              JSON.parse(late!.value).count,
+              expected + 1,
+              `a late write applies only over the record it read (history ${history.join(' ')})`,
+            );
             applied++;
           }
         } else if (roll < 0.55) {
@@ -93,7 +97,11 @@ describe('one browser, saves held past storeTimeout and delivered later (seeded 
           const res = await request(server).get('/').set('Cookie', cookie);
           history.push(`${res.status}:${res.body.count}`);
           assert.equal(res.status, 200);
-          assert.equal(res.body.count, acknowledged + applied + 1, `no acknowledged update lost, no going back (history ${history.join(' ')})`);
+          assert.equal(
+            res.body.count,
+            acknowledged + applied + 1,
+            `no acknowledged update lost, no going back (history ${history.join(' ')})`,
+          );
           acknowledged++;
         }
       }

@@ -41,31 +41,36 @@ const setups: Array<{ kind: Kind; locker: 'memory' | 'redis' }> = [
 async function setup(kind: Kind, lockerKind: 'memory' | 'redis') {
   const st = await stallable(servers, kind, cleanup);
   const locker: Locker | undefined = lockerKind === 'redis' ? await directRedisLocker(servers, cleanup) : undefined;
-  const app = makeApp({ master: st.store, ...(locker ? { locker } : {}), storeTimeout: storeTimeoutFor(kind), lockTimeout: 20_000 }, async (ctx) => {
-    if (ctx.path === '/inc') {
-      const mark = typeof ctx.query.mark === 'string' ? ctx.query.mark : undefined;
-      const count = await ctx.session.withLock((s) => {
-        s.count = (s.count ?? 0) + 1;
-        if (mark) s.mark = mark;
-        return s.count;
-      });
-      ctx.body = { count };
-    } else if (ctx.path === '/login') {
-      await ctx.session.login({ id: 'u1', name: 'Ada' });
-      ctx.body = 'ok';
-    } else if (ctx.path === '/logout') {
-      await ctx.session.logout();
-      ctx.body = 'ok';
-    } else if (ctx.path === '/me') {
-      ctx.body = { user: (await ctx.session.currentUser()) ?? null };
-    }
-  });
+  const app = makeApp(
+    { master: st.store, ...(locker ? { locker } : {}), storeTimeout: storeTimeoutFor(kind), lockTimeout: 20_000 },
+    async (ctx) => {
+      if (ctx.path === '/inc') {
+        const mark = typeof ctx.query.mark === 'string' ? ctx.query.mark : undefined;
+        const count = await ctx.session.withLock((s) => {
+          s.count = (s.count ?? 0) + 1;
+          if (mark) s.mark = mark;
+          return s.count;
+        });
+        ctx.body = { count };
+      } else if (ctx.path === '/login') {
+        await ctx.session.login({ id: 'u1', name: 'Ada' });
+        ctx.body = 'ok';
+      } else if (ctx.path === '/logout') {
+        await ctx.session.logout();
+        ctx.body = 'ok';
+      } else if (ctx.path === '/me') {
+        ctx.body = { user: (await ctx.session.currentUser()) ?? null };
+      }
+    },
+  );
   return { st, server: app.callback() };
 }
 
 for (const { kind, locker } of setups) {
   const skip = skipFor(servers, kind) || (locker === 'redis' && skipFor(servers, 'redis-locker'));
-  describe(`${kind} master + ${locker === 'redis' ? 'RedisLocker (its own client)' : 'MemoryLocker'}: a save abandoned at storeTimeout`, { skip }, () => {
+  describe(`${kind} master + ${locker === 'redis' ? 'RedisLocker (its own client)' : 'MemoryLocker'}: a save abandoned at storeTimeout`, {
+    skip,
+  }, () => {
     it('that lands late never erases the increments acknowledged after it', async () => {
       const { st, server } = await setup(kind, locker);
       const first = await request(server).get('/inc');
@@ -94,7 +99,11 @@ for (const { kind, locker } of setups) {
 
       const next = await request(server).get('/inc').set('Cookie', cookie);
       assert.equal(next.status, 200);
-      assert.equal(next.body.count, 5, `the late write must not roll the count back (answered ${next.body.count} after 2, 3, 4 were acknowledged)`);
+      assert.equal(
+        next.body.count,
+        5,
+        `the late write must not roll the count back (answered ${next.body.count} after 2, 3, 4 were acknowledged)`,
+      );
       const stored = await liveValue(st.store, sid);
       assert.ok(stored !== undefined && !stored.includes(marker), 'the record never takes the abandoned write');
     });

@@ -39,7 +39,10 @@ describe('bounded lock waits', () => {
     const server = app.callback();
     const first = await request(server).get('/set');
     const cookie = cookieHeader(first.headers['set-cookie']);
-    const hold = request(server).get('/hold').set('Cookie', cookie).then((r) => r);
+    const hold = request(server)
+      .get('/hold')
+      .set('Cookie', cookie)
+      .then((r) => r);
     await holding.promise;
     const waiter = await request(server).get('/wait').set('Cookie', cookie);
     assert.equal(waiter.status, 503);

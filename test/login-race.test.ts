@@ -72,7 +72,10 @@ const setups: Setup[] = [
     skip: redis ? false : skipReason('redis'),
     make: () => {
       const prefix = `race-${randomUUID().slice(0, 8)}:`;
-      return { master: new RedisStore({ client: redisClient!, prefix }), locker: track(new RedisLocker({ client: redisClient!, prefix: `lock-${prefix}` })) };
+      return {
+        master: new RedisStore({ client: redisClient!, prefix }),
+        locker: track(new RedisLocker({ client: redisClient!, prefix: `lock-${prefix}` })),
+      };
     },
   },
 ];
@@ -127,10 +130,13 @@ async function race(setup: Setup, move: 'login' | 'regenerate') {
     // The order in which the requests wait for the lock: hold, 5 increments, the login, 15 increments.
     const arrived: request.Response[] = [];
     const send = (path: string, method: 'get' | 'post' = 'get') =>
-      request(srv.url)[method](path).set('Cookie', oldCookie).then((res) => {
-        arrived.push(res);
-        return res;
-      });
+      request(srv.url)
+        [method](path)
+        .set('Cookie', oldCookie)
+        .then((res) => {
+          arrived.push(res);
+          return res;
+        });
     const hold = send('/hold');
     await held.promise;
     const incs: Array<Promise<request.Response>> = [];
@@ -149,13 +155,19 @@ async function race(setup: Setup, move: 'login' | 'regenerate') {
     if (move === 'login') assert.deepEqual(moved.body.user, { id: 'u1', name: 'Ada' });
 
     const statuses = results.map((r) => r.status);
-    assert.ok(statuses.every((s) => s === 200 || s === 409), `only 200 or 409, got ${statuses.join(',')}`);
+    assert.ok(
+      statuses.every((s) => s === 200 || s === 409),
+      `only 200 or 409, got ${statuses.join(',')}`,
+    );
     const fresh = results.filter((r) => r.status === 200 && r.body.id !== oldSid && r.body.id !== newSid);
     assert.equal(fresh.length, 0, `${fresh.length} increments answered 200 after writing into a fresh anonymous session`);
     const conflicts = results.filter((r) => r.status === 409);
     assert.ok(conflicts.length > 0, 'the increments queued behind the move were told the session moved');
     for (const r of conflicts) assert.equal(r.headers['set-cookie'], undefined, 'a 409 sets no cookie');
-    assert.deepEqual(errors.map((e) => e.code), conflicts.map(() => 'ERR_SESSION_MOVED'));
+    assert.deepEqual(
+      errors.map((e) => e.code),
+      conflicts.map(() => 'ERR_SESSION_MOVED'),
+    );
 
     for (const res of arrived) jar.take(res.headers['set-cookie']);
     const now = await request(srv.url).get('/me').set('Cookie', jar.header);
@@ -188,7 +200,9 @@ async function race(setup: Setup, move: 'login' | 'regenerate') {
 
 for (const setup of setups) {
   describe(`parallel requests of one browser around a session move, ${setup.name}`, { skip: setup.skip }, () => {
-    it(`login(): ${INCREMENTS} increments each land in the logged-in session or answer 409; the browser stays logged in`, () => race(setup, 'login'));
-    it(`regenerate(): ${INCREMENTS} increments each land in the session or answer 409; the browser keeps the new sid`, () => race(setup, 'regenerate'));
+    it(`login(): ${INCREMENTS} increments each land in the logged-in session or answer 409; the browser stays logged in`, () =>
+      race(setup, 'login'));
+    it(`regenerate(): ${INCREMENTS} increments each land in the session or answer 409; the browser keeps the new sid`, () =>
+      race(setup, 'regenerate'));
   });
 }

@@ -24,7 +24,7 @@ describe('MemoryStore specifics', () => {
     await store.close();
   });
 
-  it('sweeps expired records on an unref\'d timer and enforces expiry on read', async () => {
+  it("sweeps expired records on an unref'd timer and enforces expiry on read", async () => {
     mock.timers.enable({ apis: ['setInterval', 'Date'], now: 1_000_000 });
     try {
       const store = new MemoryStore({ sweepIntervalMs: 1000 });
@@ -42,7 +42,7 @@ describe('MemoryStore specifics', () => {
     }
   });
 
-  it('keeps what was saved: changing the scope\'s data object after withLock returns changes nothing stored', async () => {
+  it("keeps what was saved: changing the scope's data object after withLock returns changes nothing stored", async () => {
     // The store only ever receives a serialized string; what can go wrong is the
     // session layer handing out the object it saved (or caching it) so that a
     // reference kept past the scope changes the next request's data.

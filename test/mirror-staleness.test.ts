@@ -21,7 +21,17 @@ import Memcached from 'memcached';
 import { MongoClient } from 'mongodb';
 import { createClient } from 'redis';
 import request from 'supertest';
-import { MEMCACHED_FAIL_FAST_OPTIONS, MemcachedStore, MemoryStore, MongoStore, RedisStore, session, type MongoSessionDocument, type SessionOptions, type Store } from '../src/index.js';
+import {
+  MEMCACHED_FAIL_FAST_OPTIONS,
+  MemcachedStore,
+  MemoryStore,
+  MongoStore,
+  RedisStore,
+  session,
+  type MongoSessionDocument,
+  type SessionOptions,
+  type Store,
+} from '../src/index.js';
 import { cookieHeader, listen, sidOf } from './helpers/app.js';
 import { allServers, skipFor, stallable, storeTimeoutFor, untilAnswers, type Kind } from './helpers/stall-backends.js';
 import { jitterStore, liveValue, seeded } from './helpers/stall.js';
@@ -69,7 +79,9 @@ function app(options: SessionOptions) {
 describe('a mirror write abandoned at storeTimeout that lands after the logout', () => {
   for (const kind of KINDS) {
     for (const mode of ['await', 'background'] as const) {
-      it(`${kind} mirror, mirrorWrites: '${mode}': the mirror ends with no record for the logged-out sid`, { skip: skipFor(servers, kind) }, async () => {
+      it(`${kind} mirror, mirrorWrites: '${mode}': the mirror ends with no record for the logged-out sid`, {
+        skip: skipFor(servers, kind),
+      }, async () => {
         const mirror = await stallable(servers, kind, cleanup);
         const master = new MemoryStore();
         const { koa, mw } = app({ master, mirrors: [mirror.store], mirrorWrites: mode, storeTimeout: storeTimeoutFor(kind) });
@@ -103,7 +115,11 @@ describe('a mirror write abandoned at storeTimeout that lands after the logout',
 
         assert.equal(await liveValue(master, sid), undefined, 'the master destroyed the session');
         const left = await liveValue(mirror.reader, sid);
-        assert.equal(left, undefined, `the mirror still holds the logged-out session (${left?.includes('"user"') ? 'with its user' : 'a record'}); mirror errors: ${errors.join(',')}`);
+        assert.equal(
+          left,
+          undefined,
+          `the mirror still holds the logged-out session (${left?.includes('"user"') ? 'with its user' : 'a record'}); mirror errors: ${errors.join(',')}`,
+        );
       });
     }
   }
@@ -121,7 +137,9 @@ async function directMirror(kind: Kind): Promise<{ store: Store; reader: Store }
     return { store, reader: store }; // close() only stops its sweep timer
   }
   if (kind === 'redis') {
-    const client = await createClient({ url: redis!.url }).on('error', () => {}).connect();
+    const client = await createClient({ url: redis!.url })
+      .on('error', () => {})
+      .connect();
     cleanup.push(async () => client.destroy());
     const make = () => new RedisStore({ client, prefix: `jit-${tag}:`, timeoutMs: 30_000 });
     return { store: make(), reader: make() };
@@ -153,18 +171,22 @@ const PARALLEL = 5;
 async function pool<T>(n: number, parallel: number, fn: (i: number) => Promise<T>): Promise<T[]> {
   const results: T[] = [];
   let next = 0;
-  await Promise.all(Array.from({ length: parallel }, async () => {
-    while (next < n) {
-      const i = next++;
-      results[i] = await fn(i);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: parallel }, async () => {
+      while (next < n) {
+        const i = next++;
+        results[i] = await fn(i);
+      }
+    }),
+  );
   return results;
 }
 
 describe("mirrorWrites: 'background' with a mirror whose latency varies (0–60 ms per write)", () => {
   for (const kind of KINDS) {
-    it(`${kind} mirror: after the flush every mirror record equals the master's, and no logged-out session is left`, { skip: skipFor(servers, kind) }, async () => {
+    it(`${kind} mirror: after the flush every mirror record equals the master's, and no logged-out session is left`, {
+      skip: skipFor(servers, kind),
+    }, async () => {
       const { store: inner, reader } = await directMirror(kind);
       const mirror = jitterStore(inner, seeded(11), 60);
       const master = new MemoryStore();
@@ -175,18 +197,18 @@ describe("mirrorWrites: 'background' with a mirror whose latency varies (0–60 
       cleanup.push(() => srv.close());
 
       const finals = await pool(SESSIONS, PARALLEL, async (i) => {
-          const login = await request(srv.url).post(`/login?u=user${i}`);
-          assert.equal(login.status, 200);
-          const cookie = cookieHeader(login.headers['set-cookie']);
-          const sid = sidOf(login);
-          for (let n = 1; n <= INCREMENTS; n++) {
-            const res = await request(srv.url).get('/inc').set('Cookie', cookie);
-            assert.equal(res.status, 200);
-            assert.equal(res.body.count, n);
-          }
-          const loggedOut = i < LOGOUTS;
-          if (loggedOut) assert.equal((await request(srv.url).post('/logout').set('Cookie', cookie)).status, 200);
-          return { sid, loggedOut };
+        const login = await request(srv.url).post(`/login?u=user${i}`);
+        assert.equal(login.status, 200);
+        const cookie = cookieHeader(login.headers['set-cookie']);
+        const sid = sidOf(login);
+        for (let n = 1; n <= INCREMENTS; n++) {
+          const res = await request(srv.url).get('/inc').set('Cookie', cookie);
+          assert.equal(res.status, 200);
+          assert.equal(res.body.count, n);
+        }
+        const loggedOut = i < LOGOUTS;
+        if (loggedOut) assert.equal((await request(srv.url).post('/logout').set('Cookie', cookie)).status, 200);
+        return { sid, loggedOut };
       });
       await mw.close(); // waits for every background mirror write
 
@@ -204,7 +226,11 @@ describe("mirrorWrites: 'background' with a mirror whose latency varies (0–60 
           if (got !== want) stale++;
         }
       }
-      assert.equal(stale + kept, 0, `${stale} of ${SESSIONS - LOGOUTS} mirror records differ from the master's, ${kept} of ${LOGOUTS} logged-out sessions are still on the mirror`);
+      assert.equal(
+        stale + kept,
+        0,
+        `${stale} of ${SESSIONS - LOGOUTS} mirror records differ from the master's, ${kept} of ${LOGOUTS} logged-out sessions are still on the mirror`,
+      );
     });
   }
 });

@@ -69,7 +69,15 @@ describe('master + mirrors', () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     const slow = new MemoryStore();
-    const slowMirror = { name: 'slow', get: slow.get.bind(slow), destroy: slow.destroy.bind(slow), set: async (k: string, v: string, t: number) => { await gate; await slow.set(k, v, t); } };
+    const slowMirror = {
+      name: 'slow',
+      get: slow.get.bind(slow),
+      destroy: slow.destroy.bind(slow),
+      set: async (k: string, v: string, t: number) => {
+        await gate;
+        await slow.set(k, v, t);
+      },
+    };
     const app = makeApp({ master, mirrors: [slowMirror], mirrorWrites: 'background' }, increment);
     const res = await request(app.callback()).get('/');
     assert.equal(res.status, 200, 'answered while the mirror write is still pending');

@@ -118,7 +118,11 @@ describe('many processes sharing one session through Redis', { skip }, () => {
     assert.deepEqual([...new Set(responses.map((r) => r.status))], [200]);
     assert.equal(new Set(responses.map((r) => r.body.pid)).size, 4, 'all four processes served');
     const counts = responses.map((r) => r.body.count!).sort((a, b) => a - b);
-    assert.deepEqual(counts, Array.from({ length: 399 }, (_, i) => i + 2), 'each increment saw its own value: none lost, none applied twice');
+    assert.deepEqual(
+      counts,
+      Array.from({ length: 399 }, (_, i) => i + 2),
+      'each increment saw its own value: none lost, none applied twice',
+    );
     assert.equal((await get(`${workers[1]!.url}/count`, cookie)).body.count, 400);
   });
 
@@ -136,7 +140,9 @@ describe('many processes sharing one session through Redis', { skip }, () => {
     });
     // Every other process is waiting on the lock (subscribed to its release channel).
     const channel = `lock:{${sid}}:released`;
-    await waitUntil(async () => ((await redis!.pubSubNumSub(channel))[channel] ?? 0) >= others.length, { what: 'the other processes waiting' });
+    await waitUntil(async () => ((await redis!.pubSubNumSub(channel))[channel] ?? 0) >= others.length, {
+      what: 'the other processes waiting',
+    });
     killed = true;
     const exited = once(victim!.child, 'exit');
     process.kill(victim!.pid, 'SIGKILL');
@@ -144,8 +150,11 @@ describe('many processes sharing one session through Redis', { skip }, () => {
 
     const responses = await waiting;
     assert.deepEqual([...new Set(responses.map((r) => r.status))], [200]);
-    assert.deepEqual(responses.map((r) => r.body.count!).sort((a, b) => a - b), Array.from({ length: 30 }, (_, i) => i + 2));
-    assert.equal((await get(`${others[0]!.url}/count`, cookie)).body.count, 31, 'the killed holder\'s increment never landed');
+    assert.deepEqual(
+      responses.map((r) => r.body.count!).sort((a, b) => a - b),
+      Array.from({ length: 30 }, (_, i) => i + 2),
+    );
+    assert.equal((await get(`${others[0]!.url}/count`, cookie)).body.count, 31, "the killed holder's increment never landed");
     assert.ok((await held) instanceof Error, 'the killed holder never answered');
     workers = [...others, await startWorker({})];
   });
@@ -160,16 +169,21 @@ describe('many processes sharing one session through Redis', { skip }, () => {
     try {
       const channel = `lock:{${sid}}:released`;
       const waiting = overlappingIncrements(others, cookie, 10);
-      await waitUntil(async () => ((await redis!.pubSubNumSub(channel))[channel] ?? 0) >= others.length, { what: 'the other processes waiting' });
+      await waitUntil(async () => ((await redis!.pubSubNumSub(channel))[channel] ?? 0) >= others.length, {
+        what: 'the other processes waiting',
+      });
       const responses = await waiting; // the paused holder's lease runs out; they proceed
       assert.deepEqual([...new Set(responses.map((r) => r.status))], [200]);
-      assert.deepEqual(responses.map((r) => r.body.count!).sort((a, b) => a - b), Array.from({ length: 10 }, (_, i) => i + 2));
+      assert.deepEqual(
+        responses.map((r) => r.body.count!).sort((a, b) => a - b),
+        Array.from({ length: 10 }, (_, i) => i + 2),
+      );
     } finally {
       process.kill(paused!.pid, 'SIGCONT');
     }
     paused!.child.send({ type: 'finish' });
     const late = await held;
-    assert.equal(late.status, 503, 'the resumed holder\'s save is refused');
+    assert.equal(late.status, 503, "the resumed holder's save is refused");
     assert.equal((await get(`${others[0]!.url}/count`, cookie)).body.count, 11, 'and it overwrote nothing');
   });
 
@@ -181,24 +195,38 @@ describe('many processes sharing one session through Redis', { skip }, () => {
       // all four have read: the per-process locks cannot serialize them, so the
       // race is certain. (With RedisLocker the second reader would wait for the
       // first holder, and this barrier would never open.)
-      const reads = memoryWorkers.map((w) => new Promise<{ count: number }>((ok) => {
-        const onMessage = (m: { type?: string; count?: number }): void => {
-          if (m?.type !== 'read') return;
-          w.child.off('message', onMessage);
-          ok({ count: m.count! });
-        };
-        w.child.on('message', onMessage);
-      }));
+      const reads = memoryWorkers.map(
+        (w) =>
+          new Promise<{ count: number }>((ok) => {
+            const onMessage = (m: { type?: string; count?: number }): void => {
+              if (m?.type !== 'read') return;
+              w.child.off('message', onMessage);
+              ok({ count: m.count! });
+            };
+            w.child.on('message', onMessage);
+          }),
+      );
       const racing = Promise.all(memoryWorkers.map((w) => get(`${w.url}/incr-after-barrier`, cookie)));
       const seen = await Promise.all(reads);
-      assert.deepEqual(seen.map((r) => r.count), [1, 1, 1, 1], 'every process read the same saved count');
+      assert.deepEqual(
+        seen.map((r) => r.count),
+        [1, 1, 1, 1],
+        'every process read the same saved count',
+      );
       for (const w of memoryWorkers) w.child.send({ type: 'write' });
       const responses = await racing;
       // RedisStore's versioned writes: all four expect the version they read; the
       // first to land wins, the other three find it moved on and are refused.
       assert.deepEqual(responses.map((r) => r.status).sort(), [200, 503, 503, 503]);
-      assert.deepEqual(responses.filter((r) => r.status === 200).map((r) => r.body.count), [2]);
-      assert.equal((await get(`${memoryWorkers[0]!.url}/count`, cookie)).body.count, 2, 'the one acknowledged increment is saved; the refused ones left no trace');
+      assert.deepEqual(
+        responses.filter((r) => r.status === 200).map((r) => r.body.count),
+        [2],
+      );
+      assert.equal(
+        (await get(`${memoryWorkers[0]!.url}/count`, cookie)).body.count,
+        2,
+        'the one acknowledged increment is saved; the refused ones left no trace',
+      );
     } finally {
       await Promise.all(memoryWorkers.map((w) => stopWorker(w.child)));
     }
@@ -233,20 +261,37 @@ describe('RedisLocker with pubsub: false: processes take turns by polling', { sk
       // The other two: 3 connections each, 10 increments per connection
       // (/incr-slow holds the lock 20 ms: every process' queue keeps it busy).
       const PER_CONNECTION = 10;
-      await Promise.all(others.flatMap((w) => Array.from({ length: 3 }, async () => {
-        for (let i = 0; i < PER_CONNECTION; i++) replies.get(w)!.push(await get(`${w.url}/incr-slow`, cookie));
-      })));
+      await Promise.all(
+        others.flatMap((w) =>
+          Array.from({ length: 3 }, async () => {
+            for (let i = 0; i < PER_CONNECTION; i++) replies.get(w)!.push(await get(`${w.url}/incr-slow`, cookie));
+          }),
+        ),
+      );
       othersDone = true;
       await Promise.all(busyLoops);
 
       const all = [...replies.values()].flat();
       console.log(polling.map((w) => `${replies.get(w)!.length}:${replies.get(w)!.filter((r) => r.status !== 200).length}`).join(' '));
-      const statuses = polling.map((w) => replies.get(w)!.map((r) => r.status).filter((s) => s !== 200));
+      const statuses = polling.map((w) =>
+        replies
+          .get(w)!
+          .map((r) => r.status)
+          .filter((s) => s !== 200),
+      );
       assert.deepEqual(statuses, [[], [], []], 'no request failed (a 503 is a lock timeout): every process got its turns');
       for (const w of others) assert.equal(replies.get(w)!.length, 3 * PER_CONNECTION);
       assert.ok(replies.get(busy!)!.length > 0);
-      assert.deepEqual(all.map((r) => r.body.count!).sort((a, b) => a - b), Array.from({ length: all.length }, (_, i) => i + 2), 'each increment saw its own value');
-      assert.equal((await get(`${others[0]!.url}/count`, cookie)).body.count, all.length + 1, 'the final count is the number of 200s (+ the first)');
+      assert.deepEqual(
+        all.map((r) => r.body.count!).sort((a, b) => a - b),
+        Array.from({ length: all.length }, (_, i) => i + 2),
+        'each increment saw its own value',
+      );
+      assert.equal(
+        (await get(`${others[0]!.url}/count`, cookie)).body.count,
+        all.length + 1,
+        'the final count is the number of 200s (+ the first)',
+      );
     } finally {
       await Promise.all(polling.map((w) => stopWorker(w.child)));
     }
@@ -260,7 +305,10 @@ describe('examples/cluster.ts', { skip }, () => {
       const { cookie } = await get(`${ex.url}/`);
       const responses = await Promise.all(Array.from({ length: 99 }, () => get(`${ex.url}/`, cookie)));
       assert.deepEqual([...new Set(responses.map((r) => r.status))], [200]);
-      assert.deepEqual(responses.map((r) => r.body.count!).sort((a, b) => a - b), Array.from({ length: 99 }, (_, i) => i + 2));
+      assert.deepEqual(
+        responses.map((r) => r.body.count!).sort((a, b) => a - b),
+        Array.from({ length: 99 }, (_, i) => i + 2),
+      );
       const pids = new Set(responses.map((r) => (r.body as { worker?: number }).worker));
       assert.ok(pids.size > 1, `served by ${pids.size} worker(s)`);
     } finally {

@@ -58,7 +58,9 @@ describe('named sessions on their own CookieStores', () => {
   });
 
   it("session({ cookie: { name } }) names a CookieStore's cookie", async () => {
-    const { server } = cartApp(new CookieStore({ keys: [MAIN_KEY] }), new CookieStore({ keys: [CART_KEY] }), { cookie: { name: 'basket' } });
+    const { server } = cartApp(new CookieStore({ keys: [MAIN_KEY] }), new CookieStore({ keys: [CART_KEY] }), {
+      cookie: { name: 'basket' },
+    });
     const res = await request(server).get('/add?item=x');
     assert.match(String(res.headers['set-cookie']), /(^|,)basket=/);
   });

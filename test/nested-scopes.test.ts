@@ -14,17 +14,20 @@ declare module '../src/index.js' {
 
 describe('Nested scopes of one handle', () => {
   it('nested scopes of one handle do not deadlock; each nested scope is saved before its promise resolves', async () => {
-    const { store, server } = countingApp(async (ctx) => {
-      ctx.body = await ctx.session.withLock(async (outer) => {
-        outer.count = 1;
-        const inner = await ctx.session.withLock((s) => (s.count = (s.count ?? 0) + 1));
-        {
-          await using s = await ctx.session.lock();
-          s.name = 'nested';
-        }
-        return { inner, outer: outer.count };
-      });
-    }, { lockTimeout: 60_000 });
+    const { store, server } = countingApp(
+      async (ctx) => {
+        ctx.body = await ctx.session.withLock(async (outer) => {
+          outer.count = 1;
+          const inner = await ctx.session.withLock((s) => (s.count = (s.count ?? 0) + 1));
+          {
+            await using s = await ctx.session.lock();
+            s.name = 'nested';
+          }
+          return { inner, outer: outer.count };
+        });
+      },
+      { lockTimeout: 60_000 },
+    );
     const res = await request(server).get('/');
     assert.deepEqual(res.body, { inner: 2, outer: 2 });
     const cookie = cookieHeader(res.headers['set-cookie']);

@@ -39,9 +39,15 @@ describe('no resurrection', () => {
     const x = first.body.id as string;
     const cookie = cookieHeader(first.headers['set-cookie']);
 
-    const a = request(server).get('/a').set('Cookie', cookie).then((r) => r);
+    const a = request(server)
+      .get('/a')
+      .set('Cookie', cookie)
+      .then((r) => r);
     await aHasLock.promise;
-    const b = request(server).get('/b').set('Cookie', cookie).then((r) => r);
+    const b = request(server)
+      .get('/b')
+      .set('Cookie', cookie)
+      .then((r) => r);
     // B is queued on X's lock (A holds it); let A finish its destroy.
     while (locker.size === 0) await new Promise((r) => setImmediate(r));
     releaseA.resolve();

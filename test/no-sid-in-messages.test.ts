@@ -22,14 +22,19 @@ interface Report {
 
 const run = () =>
   new Promise<{ report: Report; stderr: string }>((resolve, reject) => {
-    execFile(process.execPath, ['--import', 'tsx', script], { env: { ...process.env, NODE_DEBUG: 'koa-locked-session' }, maxBuffer: 64 * 1024 * 1024, timeout: 120_000 }, (error, stdout, stderr) => {
-      const last = stdout.trim().split('\n').at(-1) ?? '';
-      try {
-        resolve({ report: JSON.parse(last) as Report, stderr });
-      } catch {
-        reject(error ?? new Error(`no report from the scenario process:\n${stdout}\n${stderr}`));
-      }
-    });
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', script],
+      { env: { ...process.env, NODE_DEBUG: 'koa-locked-session' }, maxBuffer: 64 * 1024 * 1024, timeout: 120_000 },
+      (error, stdout, stderr) => {
+        const last = stdout.trim().split('\n').at(-1) ?? '';
+        try {
+          resolve({ report: JSON.parse(last) as Report, stderr });
+        } catch {
+          reject(error ?? new Error(`no report from the scenario process:\n${stdout}\n${stderr}`));
+        }
+      },
+    );
   });
 
 describe('no sid in any message, stack, debug line or diagnostics message', () => {
@@ -47,7 +52,10 @@ describe('no sid in any message, stack, debug line or diagnostics message', () =
     };
     assert.deepEqual(outcomes, expected);
     assert.ok(sids.length >= 8, `sids seen: ${sids.length}`);
-    assert.ok(texts.some((t) => t.startsWith('app error')), 'errors were collected');
+    assert.ok(
+      texts.some((t) => t.startsWith('app error')),
+      'errors were collected',
+    );
     assert.match(stderr, /KOA-LOCKED-SESSION/, 'debug lines were collected');
     const leaks: string[] = [];
     for (const sid of sids) {
@@ -68,7 +76,8 @@ describe('redactSids', () => {
     assert.equal(redactSids(`GET failed for sess:{${sid}} and lock:{custom-id-0123456789}`), 'GET failed for sess:{…} and lock:{…}');
     assert.equal(redactSids(`dup key: { _id: "sess:${sid}" }`), 'dup key: { _id: "sess:…" }');
     assert.equal(redactSids('key short-custom-id-42 gone', ['short-custom-id-42']), 'key … gone');
-    const plain = 'koa-locked-session: ERR_SESSION_LOCK_TIMEOUT_AND_SOME_MORE_WORDS_X raise `maxPendingMirrorWrites` at /work/node_modules/.pnpm/x/index.js:1:2';
+    const plain =
+      'koa-locked-session: ERR_SESSION_LOCK_TIMEOUT_AND_SOME_MORE_WORDS_X raise `maxPendingMirrorWrites` at /work/node_modules/.pnpm/x/index.js:1:2';
     assert.equal(redactSids(plain), plain);
   });
 });

@@ -14,12 +14,20 @@ describe('options', () => {
     assert.equal(o.rolling, false);
     assert.equal(o.mirrorWrites, 'await');
     assert.deepEqual(o.cookie, {
-      name: 'sid', domain: undefined, path: '/', maxAge: 86_400_000, httpOnly: true, secure: 'auto', sameSite: 'lax', partitioned: false, signed: true,
+      name: 'sid',
+      domain: undefined,
+      path: '/',
+      maxAge: 86_400_000,
+      httpOnly: true,
+      secure: 'auto',
+      sameSite: 'lax',
+      partitioned: false,
+      signed: true,
     });
     assert.equal(resolveOptions({ name: 'cart' }).cookie.name, 'cart.sid');
   });
 
-  it('never mutates the caller\'s options', () => {
+  it("never mutates the caller's options", () => {
     const input: SessionOptions = Object.freeze({ ttl: 1000, cookie: Object.freeze({ name: 'x' }) });
     const o = resolveOptions(input);
     assert.equal(o.cookie.maxAge, 1000);
@@ -52,7 +60,10 @@ describe('options', () => {
   ];
   for (const [option, input, message] of bad) {
     it(`an invalid \`${option}\` fails at session() time, naming the option`, () => {
-      assert.throws(() => session(input as SessionOptions), (error: Error) => error instanceof TypeError && message.test(error.message));
+      assert.throws(
+        () => session(input as SessionOptions),
+        (error: Error) => error instanceof TypeError && message.test(error.message),
+      );
     });
   }
 

@@ -14,7 +14,12 @@ describe('the published package', { timeout: 300_000 }, () => {
     const { stdout } = await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root });
     const { files } = (JSON.parse(stdout) as Array<{ files: Array<{ path: string }> }>)[0]!;
     const paths = files.map((f) => f.path).sort();
-    for (const path of paths) assert.match(path, /^(dist\/(index|testing)\.(c?js|d\.c?ts)(\.map)?|dist\/[a-z]+-[A-Za-z0-9_-]+\.d\.c?ts|README\.md|docs\/[a-z-]+\.md|CHANGELOG\.md|LICENSE|package\.json)$/, `unexpected file in the package: ${path}`);
+    for (const path of paths)
+      assert.match(
+        path,
+        /^(dist\/(index|testing)\.(c?js|d\.c?ts)(\.map)?|dist\/[a-z]+-[A-Za-z0-9_-]+\.d\.c?ts|README\.md|docs\/[a-z-]+\.md|CHANGELOG\.md|LICENSE|package\.json)$/,
+        `unexpected file in the package: ${path}`,
+      );
     assert.ok(paths.includes('package.json') && paths.includes('README.md') && paths.includes('LICENSE'));
     // The README links its docs/ pages relatively: they ship beside it, so the links work in node_modules too.
     const pages = (await readdir(resolve(root, 'docs'))).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`);

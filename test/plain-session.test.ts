@@ -46,7 +46,10 @@ describe('plainSession(): a plain-object ctx.session that keeps the promise', ()
     const rest = await Promise.all(Array.from({ length: N - 1 }, () => request(server).get('/plain/views').set('Cookie', cookie)));
     assert.ok(rest.every((r) => r.status === 200));
     const seen = [first.body.views, ...rest.map((r) => r.body.views)].sort((a, b) => a - b);
-    assert.deepEqual(seen, Array.from({ length: N }, (_, i) => i + 1));
+    assert.deepEqual(
+      seen,
+      Array.from({ length: N }, (_, i) => i + 1),
+    );
     const after = await request(server).get('/plain/views').set('Cookie', cookie);
     assert.equal(after.body.views, N + 1);
     await master.close();
@@ -90,7 +93,13 @@ describe('plainSession(): a plain-object ctx.session that keeps the promise', ()
       ctx.body = { keys, json: JSON.stringify(s), hasSave: typeof s.save, hasRegenerate: typeof s.regenerate, inSession: 'session' in ctx };
     }).callback();
     const res = await request(server).get('/plain/x');
-    assert.deepEqual(res.body, { keys: ['a'], json: '{"a":{"deep":[1]}}', hasSave: 'function', hasRegenerate: 'function', inSession: true });
+    assert.deepEqual(res.body, {
+      keys: ['a'],
+      json: '{"a":{"deep":[1]}}',
+      hasSave: 'function',
+      hasRegenerate: 'function',
+      inSession: true,
+    });
   });
 
   it('deep changes are saved; ctx.session = null destroys the session in the store', async () => {

@@ -58,7 +58,10 @@ async function overlapping(options: SessionOptions, n = N): Promise<{ sid: strin
   const first = await request(http).get('/');
   const cookie = cookieHeader(first.headers['set-cookie']);
   const rest = await Promise.all(Array.from({ length: n - 1 }, () => request(http).get('/').set('Cookie', cookie)));
-  assert.ok(rest.every((r) => r.status === 200), `all 200, got ${[...new Set(rest.map((r) => r.status))].join(',')}`);
+  assert.ok(
+    rest.every((r) => r.status === 200),
+    `all 200, got ${[...new Set(rest.map((r) => r.status))].join(',')}`,
+  );
   return { sid: sidOf(first), counts: [first.body.count, ...rest.map((r) => r.body.count)] };
 }
 
@@ -66,7 +69,12 @@ describe('PostgreSQL over HTTP', { skip }, () => {
   it(`PostgresStore + PostgresLocker: ${N} overlapping increments end at exactly ${N}, each response distinct, using one connection`, async () => {
     const pool = newPool();
     const master = new PostgresStore({ pool, table: table() });
-    const { sid, counts } = await overlapping({ master, locker: new PostgresLocker({ store: master }), lockTimeout: 120_000, storeTimeout: 30_000 });
+    const { sid, counts } = await overlapping({
+      master,
+      locker: new PostgresLocker({ store: master }),
+      lockTimeout: 120_000,
+      storeTimeout: 30_000,
+    });
     assert.equal(new Set(counts).size, N);
     assert.equal(JSON.parse((await master.get(sid))!).count, N);
     assert.ok(pool.totalCount <= 2, `a hot session queues in process: ${pool.totalCount} connections were opened`);
@@ -132,7 +140,9 @@ describe('PostgreSQL over HTTP', { skip }, () => {
     const next = await request(http).get('/').set('Cookie', cookie);
     assert.equal(next.status, 200);
     assert.equal(next.body.count, 2, 'the thrown scope changed nothing');
-    const { rows } = await pool.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'`);
+    const { rows } = await pool.query(
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'`,
+    );
     assert.equal(rows[0].n, 0, 'no transaction left open');
   });
 
@@ -190,7 +200,10 @@ describe('PostgreSQL over HTTP', { skip }, () => {
     proxy.cut();
     const down = await request(http).get('/').set('Cookie', cookie);
     assert.equal(down.status, 503);
-    assert.ok(errors.some((e) => e instanceof StoreError || (e as Error).name === 'LockTimeoutError'), 'a StoreError reached Koa');
+    assert.ok(
+      errors.some((e) => e instanceof StoreError || (e as Error).name === 'LockTimeoutError'),
+      'a StoreError reached Koa',
+    );
     const fresh = await request(http).get('/');
     assert.equal(fresh.status, 503);
     assert.equal(fresh.headers['set-cookie'], undefined, 'no cookie for a session that was not saved');
@@ -207,10 +220,12 @@ describe('PostgreSQL over HTTP', { skip }, () => {
     closers.push(() => proxy.close());
     const master = new PostgresStore({ pool: newPool({}, proxy.port), table: table(), timeoutMs: 2000 });
     const http = makeApp({ master, locker: new PostgresLocker({ store: master }), storeTimeout: 2000 }, async (ctx) => {
-      ctx.body = { count: await ctx.session.withLock((s) => {
-        s.blob = 'x'.repeat(200_000); // a write spanning many TCP chunks
-        return (s.count = (s.count ?? 0) + 1);
-      }) };
+      ctx.body = {
+        count: await ctx.session.withLock((s) => {
+          s.blob = 'x'.repeat(200_000); // a write spanning many TCP chunks
+          return (s.count = (s.count ?? 0) + 1);
+        }),
+      };
     }).callback();
     const first = await request(http).get('/');
     const cookie = cookieHeader(first.headers['set-cookie']);
@@ -226,11 +241,16 @@ describe('PostgreSQL over HTTP', { skip }, () => {
     assert.equal(next.body.count, stored.count + 1);
   });
 
-  it('PostgreSQL restarted: 503s while it is down, then the same app recovers', { skip: server?.external ? 'PG_URL server: not ours to restart' : false }, async () => {
+  it('PostgreSQL restarted: 503s while it is down, then the same app recovers', {
+    skip: server?.external ? 'PG_URL server: not ours to restart' : false,
+  }, async () => {
     const started = server as StartedServer;
     const pool = newPool({ connectionTimeoutMillis: 500 });
     const master = new PostgresStore({ pool, table: table(), timeoutMs: 1000 });
-    const http = makeApp({ master, locker: new PostgresLocker({ store: master }), storeTimeout: 1000, lockTimeout: 1000 }, increment).callback();
+    const http = makeApp(
+      { master, locker: new PostgresLocker({ store: master }), storeTimeout: 1000, lockTimeout: 1000 },
+      increment,
+    ).callback();
     const first = await request(http).get('/');
     const cookie = cookieHeader(first.headers['set-cookie']);
     await started.halt();

@@ -55,7 +55,9 @@ const freshTable = (): string => `locks_${process.pid}_${++tables}`;
 
 /** Connections of this database waiting on a lock (the in-process queue lets one per process through). */
 async function waitingOnLocks(): Promise<number> {
-  const { rows } = await pool!.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`);
+  const { rows } = await pool!.query(
+    `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+  );
   return rows[0].n as number;
 }
 
@@ -79,7 +81,10 @@ describe('PostgresLocker in one process', { skip }, () => {
     const locker = new PostgresLocker({ store });
     const other = new PostgresLocker({ pool: extraPool() });
     const held = await other.acquire('busy', { timeoutMs: 5000 });
-    await assert.rejects(locker.acquire('busy', { timeoutMs: 200, store }), (error: unknown) => error instanceof LockTimeoutError && error.status === 503);
+    await assert.rejects(
+      locker.acquire('busy', { timeoutMs: 200, store }),
+      (error: unknown) => error instanceof LockTimeoutError && error.status === 503,
+    );
     await held.release();
     const lease = await locker.acquire('busy', { timeoutMs: 5000, store });
     await lease.release();
@@ -164,8 +169,11 @@ async function get(url: string, cookie?: string): Promise<{ status: number; body
   } catch {
     // an error page
   }
-  const set = res.headers.getSetCookie().map((c) => c.split(';')[0]!).filter((c) => !c.endsWith('='));
-  return { status: res.status, body, cookie: set.length ? set.join('; ') : cookie ?? '' };
+  const set = res.headers
+    .getSetCookie()
+    .map((c) => c.split(';')[0]!)
+    .filter((c) => !c.endsWith('='));
+  return { status: res.status, body, cookie: set.length ? set.join('; ') : (cookie ?? '') };
 }
 
 async function newSession(worker: Worker): Promise<string> {
@@ -191,7 +199,11 @@ describe('many processes sharing one session through PostgreSQL', { skip }, () =
     const responses = await increments(workers, cookie, 399);
     assert.deepEqual([...new Set(responses.map((r) => r.status))], [200]);
     assert.equal(new Set(responses.map((r) => r.body.pid)).size, 4, 'all four processes served');
-    assert.deepEqual(responses.map((r) => r.body.count!).sort((a, b) => a - b), Array.from({ length: 399 }, (_, i) => i + 2), 'none lost, none applied twice');
+    assert.deepEqual(
+      responses.map((r) => r.body.count!).sort((a, b) => a - b),
+      Array.from({ length: 399 }, (_, i) => i + 2),
+      'none lost, none applied twice',
+    );
     assert.equal((await get(`${workers[1]!.url}/count`, cookie)).body.count, 400);
   });
 
@@ -213,22 +225,28 @@ describe('many processes sharing one session through PostgreSQL', { skip }, () =
     await exited;
     const responses = await waiting;
     assert.deepEqual([...new Set(responses.map((r) => r.status))], [200]);
-    assert.deepEqual(responses.map((r) => r.body.count!).sort((a, b) => a - b), Array.from({ length: 30 }, (_, i) => i + 2));
-    assert.equal((await get(`${others[0]!.url}/count`, cookie)).body.count, 31, 'the killed holder\'s increment never landed');
+    assert.deepEqual(
+      responses.map((r) => r.body.count!).sort((a, b) => a - b),
+      Array.from({ length: 30 }, (_, i) => i + 2),
+    );
+    assert.equal((await get(`${others[0]!.url}/count`, cookie)).body.count, 31, "the killed holder's increment never landed");
     assert.ok((await held) instanceof Error, 'the killed holder never answered');
     workers = [...others, await startWorker({ PG_TABLE: table })];
   });
 
   it('a holder SIGSTOPped: the waiters time out with 503; when it resumes, its save lands and nothing is lost', async () => {
     const [paused, ...rest] = workers;
-    const impatient = await Promise.all([startWorker({ PG_TABLE: table, LOCK_TIMEOUT: '500' }), startWorker({ PG_TABLE: table, LOCK_TIMEOUT: '500' })]);
+    const impatient = await Promise.all([
+      startWorker({ PG_TABLE: table, LOCK_TIMEOUT: '500' }),
+      startWorker({ PG_TABLE: table, LOCK_TIMEOUT: '500' }),
+    ]);
     try {
       const cookie = await newSession(rest[0]!);
       const holding = once(paused!.child, 'message');
       const held = get(`${paused!.url}/hold`, cookie);
       await holding;
       process.kill(paused!.pid, 'SIGSTOP');
-      let waiters;
+      let waiters: Awaited<ReturnType<typeof increments>>;
       try {
         waiters = await increments(impatient, cookie, 6);
       } finally {

@@ -17,7 +17,10 @@ const dir = join(root, '.test-tmp', 'readme');
 
 /** README.md and every page of docs/ (docs/api is typedoc's output, not a page). */
 async function pages(): Promise<string[]> {
-  const docs = (await readdir(join(root, 'docs'))).filter((f) => f.endsWith('.md')).sort().map((f) => `docs/${f}`);
+  const docs = (await readdir(join(root, 'docs')))
+    .filter((f) => f.endsWith('.md'))
+    .sort()
+    .map((f) => `docs/${f}`);
   return ['README.md', ...docs];
 }
 
@@ -34,14 +37,25 @@ const PRELUDE: Record<string, string> = {
   locker: "declare const locker: import('./src.js').Locker;",
   redisStore: "declare const redisStore: import('./src.js').Store;",
   mongoStore: "declare const mongoStore: import('./src.js').Store;",
-  redis: "declare const redis: any;",
+  redis: 'declare const redis: any;',
   db: "declare const db: import('mongodb').Db;",
   router: "declare const router: { get(path: string, ...m: import('koa').Middleware[]): void };",
   showAccount: "declare const showAccount: import('koa').Middleware;",
   histogram: 'declare const histogram: { record(...args: unknown[]): void };',
 };
 // Library exports a snippet may use without repeating the import line.
-for (const name of ['session', 'requireLogin', 'CHANNELS', 'MemoryStore', 'MemoryLocker', 'RedisStore', 'RedisLocker', 'MemcachedStore', 'MongoStore', 'CookieStore']) {
+for (const name of [
+  'session',
+  'requireLogin',
+  'CHANNELS',
+  'MemoryStore',
+  'MemoryLocker',
+  'RedisStore',
+  'RedisLocker',
+  'MemcachedStore',
+  'MongoStore',
+  'CookieStore',
+]) {
   PRELUDE[name] = `import { ${name} } from './src.js';`;
 }
 
@@ -63,9 +77,12 @@ function blocks(markdown: string): string[] {
 
 function moduleFor(code: string): string {
   const body = code.replaceAll("'koa-locked-session'", "'./src.js'").replaceAll("'koa-locked-session/testing'", "'./testing.js'");
-  const defined = (name: string) => new RegExp(`(import[^;]*\\b${name}\\b[^;]*from|(const|let|var|function|class|interface)\\s+${name}\\b)`).test(body);
+  const defined = (name: string) =>
+    new RegExp(`(import[^;]*\\b${name}\\b[^;]*from|(const|let|var|function|class|interface)\\s+${name}\\b)`).test(body);
   const used = (name: string) => new RegExp(`\\b${name}\\b`).test(body);
-  const prelude = Object.entries(PRELUDE).filter(([name]) => used(name) && !defined(name)).map(([, decl]) => decl);
+  const prelude = Object.entries(PRELUDE)
+    .filter(([name]) => used(name) && !defined(name))
+    .map(([, decl]) => decl);
   return [...prelude, body, 'export {};'].join('\n');
 }
 
@@ -75,7 +92,10 @@ function anchors(markdown: string): Set<string> {
   const out = new Set<string>();
   for (const [, text] of withoutFences(markdown).matchAll(/^#{1,6}\s+(.+?)\s*#*$/gm)) {
     const plain = text!.replace(/\[([^\]]*)\]\([^)]*\)/g, '$1').replace(/[`*~]/g, ''); // GitHub keeps `_`
-    const slug = plain.toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, '').replace(/\s/g, '-');
+    const slug = plain
+      .toLowerCase()
+      .replace(/[^\p{L}\p{N}\s_-]/gu, '')
+      .replace(/\s/g, '-');
     const n = seen.get(slug) ?? 0;
     seen.set(slug, n + 1);
     out.add(n === 0 ? slug : `${slug}-${n}`);
@@ -115,9 +135,16 @@ describe('the guide (README.md and docs/*.md)', () => {
         return file;
       }),
     );
-    const config = ts.getParsedCommandLineOfConfigFile(join(root, 'tsconfig.json'), {}, { ...ts.sys, onUnRecoverableConfigFileDiagnostic: () => undefined })!;
+    const config = ts.getParsedCommandLineOfConfigFile(
+      join(root, 'tsconfig.json'),
+      {},
+      { ...ts.sys, onUnRecoverableConfigFileDiagnostic: () => undefined },
+    )!;
     // koa-redis and koa-generic-session ship no types (docs/migrating.md uses them): the tests' minimal declarations.
-    const program = ts.createProgram([join(dir, 'data.ts'), join(root, 'test/adapters/peer-modules.d.ts'), join(root, 'examples/types/auth-stack.d.ts'), ...written], { ...config.options, noEmit: true });
+    const program = ts.createProgram(
+      [join(dir, 'data.ts'), join(root, 'test/adapters/peer-modules.d.ts'), join(root, 'examples/types/auth-stack.d.ts'), ...written],
+      { ...config.options, noEmit: true },
+    );
     const problems = ts
       .getPreEmitDiagnostics(program)
       .filter((d) => d.file && d.file.fileName.startsWith(dir))
@@ -125,7 +152,11 @@ describe('the guide (README.md and docs/*.md)', () => {
         const { line } = d.file!.getLineAndCharacterOfPosition(d.start ?? 0);
         return `${d.file!.fileName.slice(dir.length + 1)}:${line + 1}: ${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`;
       });
-    assert.deepEqual(problems, [], `blocks that do not compile (files in .test-tmp/readme, named after their page):\n${problems.join('\n')}`);
+    assert.deepEqual(
+      problems,
+      [],
+      `blocks that do not compile (files in .test-tmp/readme, named after their page):\n${problems.join('\n')}`,
+    );
   });
 
   it('every relative link points at an existing file and heading', async () => {
@@ -158,6 +189,10 @@ describe('the guide (README.md and docs/*.md)', () => {
   it('every docs page is linked from the README', async () => {
     const readme = withoutCode(await readFile(join(root, 'README.md'), 'utf8'));
     const linked = new Set([...readme.matchAll(/\]\((docs\/[^)#\s]+)/g)].map((m) => m[1]));
-    assert.deepEqual((await pages()).filter((page) => page !== 'README.md' && !linked.has(page)), [], 'pages a README reader cannot reach');
+    assert.deepEqual(
+      (await pages()).filter((page) => page !== 'README.md' && !linked.has(page)),
+      [],
+      'pages a README reader cannot reach',
+    );
   });
 });

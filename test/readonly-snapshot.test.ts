@@ -46,7 +46,12 @@ const ROUTES: Array<[string, (s: Snap) => unknown]> = [
   ['array element', (s) => (s.list[0] = { x: 999 })],
   ['object in an array', (s) => (s.list[0].x = 999)],
   ['object via Array.from', (s) => (Array.from(s.list as Snap[])[0]!.x = 999)],
-  ['object via for…of', (s) => { for (const item of s.list) item.x = 999; }],
+  [
+    'object via for…of',
+    (s) => {
+      for (const item of s.list) item.x = 999;
+    },
+  ],
   ['object via Object.values', (s) => (Object.values(s).find((v: any) => v?.b)!.b = 999)],
   ['object via Object.entries', (s) => (Object.entries(s).find(([k]) => k === 'a')![1].b = 999)],
   ['object via a shallow spread', (s) => ({ ...s }.a.b = 999)],

@@ -60,12 +60,22 @@ async function setup(server: StartedServer) {
   const http = app.callback();
   /** `n` sessions at count 1, each with one request holding its scope open. */
   const holdOpen = async (n: number) => {
-    const sessions = await Promise.all(Array.from({ length: n }, async () => cookieHeader((await request(http).get('/')).headers['set-cookie'])));
+    const sessions = await Promise.all(
+      Array.from({ length: n }, async () => cookieHeader((await request(http).get('/')).headers['set-cookie'])),
+    );
     const inFlight = sessions.map((cookie, i) => {
       const entered = deferred();
       const finished = deferred();
-      holds[i] = { holding: entered.promise, entered: () => entered.resolve(), finish: () => finished.resolve(), finished: finished.promise };
-      return request(http).get(`/hold?i=${i}`).set('Cookie', cookie).then((r) => r);
+      holds[i] = {
+        holding: entered.promise,
+        entered: () => entered.resolve(),
+        finish: () => finished.resolve(),
+        finished: finished.promise,
+      };
+      return request(http)
+        .get(`/hold?i=${i}`)
+        .set('Cookie', cookie)
+        .then((r) => r);
     });
     await Promise.all(holds.map((h) => h.holding));
     return { sessions, inFlight, finishAll: () => holds.forEach((h) => h.finish()) };
@@ -93,10 +103,16 @@ describe('Redis goes away during a run', { skip }, () => {
       await app.whenDown();
       finishAll(); // every in-flight scope now tries to save while Redis is down
       const failed = await Promise.all(inFlight);
-      assert.deepEqual(failed.map((r) => r.status), [503, 503, 503, 503, 503]);
+      assert.deepEqual(
+        failed.map((r) => r.status),
+        [503, 503, 503, 503, 503],
+      );
       // `every` is true on an empty list: the count shows each failed save was reported.
       assert.equal(app.errors.length, 5, app.errors.map(String).join('\n'));
-      assert.ok(app.errors.every((e) => e instanceof StoreError), 'the save failed on the unreachable store');
+      assert.ok(
+        app.errors.every((e) => e instanceof StoreError),
+        'the save failed on the unreachable store',
+      );
       await server.resume();
       await app.whenReady();
       for (const cookie of sessions) {
@@ -123,9 +139,15 @@ describe('Redis goes away during a run', { skip }, () => {
       await app.whenReady();
       finishAll(); // Redis is up again, but the tokens are gone: the fenced writes refuse
       const refused = await Promise.all(inFlight);
-      assert.deepEqual(refused.map((r) => r.status), [503, 503, 503, 503, 503]);
+      assert.deepEqual(
+        refused.map((r) => r.status),
+        [503, 503, 503, 503, 503],
+      );
       assert.equal(app.errors.length, 5);
-      assert.ok(app.errors.every((e) => e instanceof LockLostError), 'the fenced write found its token gone');
+      assert.ok(
+        app.errors.every((e) => e instanceof LockLostError),
+        'the fenced write found its token gone',
+      );
       for (const cookie of sessions) {
         // The record is gone: a fresh session (new sid), never a resurrected or half-applied one.
         const first = await request(app.http).get('/').set('Cookie', cookie);

@@ -51,7 +51,11 @@ describe('a lock() that is never disposed', () => {
       assert.deepEqual(next.body, { count: 3 }, 'the undisposed scope was saved after its request succeeded');
       await request(server).get('/leak').set('Cookie', cookie);
       await new Promise((resolve) => setImmediate(resolve));
-      assert.equal(warnings.filter((w) => (w as { code?: string }).code === 'KOA_LOCKED_SESSION_UNDISPOSED_LOCK').length <= 1, true, 'reported once per process');
+      assert.equal(
+        warnings.filter((w) => (w as { code?: string }).code === 'KOA_LOCKED_SESSION_UNDISPOSED_LOCK').length <= 1,
+        true,
+        'reported once per process',
+      );
     } finally {
       process.off('warning', onWarning);
     }
@@ -91,7 +95,10 @@ describe('a scope started after the response was sent', () => {
       outcomes.push(
         once(ctx.res, 'finish')
           .then(() => ctx.session.withLock((s) => void (s.afterResponse = 'yes')))
-          .then(() => ({}), (error: unknown) => ({ error })),
+          .then(
+            () => ({}),
+            (error: unknown) => ({ error }),
+          ),
       );
     });
     return { store, outcomes, server: app.callback() };

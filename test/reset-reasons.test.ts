@@ -12,7 +12,12 @@ const script = fileURLToPath(new URL('./helpers/reset-reasons-app.ts', import.me
 describe('NODE_DEBUG=koa-locked-session says why a session was reset', () => {
   it('logs bad signature, bad format, a record gone and a bad record, each with its reason and without the sid', async () => {
     const { stdout, stderr } = await new Promise<{ stdout: string; stderr: string }>((resolve, reject) => {
-      execFile(process.execPath, ['--import', 'tsx', script], { env: { ...process.env, NODE_DEBUG: 'koa-locked-session' }, timeout: 60_000 }, (error, out, err) => (error ? reject(Object.assign(error, { stderr: err })) : resolve({ stdout: out, stderr: err })));
+      execFile(
+        process.execPath,
+        ['--import', 'tsx', script],
+        { env: { ...process.env, NODE_DEBUG: 'koa-locked-session' }, timeout: 60_000 },
+        (error, out, err) => (error ? reject(Object.assign(error, { stderr: err })) : resolve({ stdout: out, stderr: err })),
+      );
     });
     const { sids } = JSON.parse(stdout.trim().split('\n').at(-1)!) as { sids: string[] };
     const section = (label: string): string => stderr.split(`--- ${label}\n`)[1]?.split('\n--- ')[0] ?? '';

@@ -13,11 +13,14 @@ declare module '../src/index.js' {
 
 describe('rolling: true', () => {
   it('rolling: every request that uses the session extends store and cookie expiry', async () => {
-    const { store, server } = countingApp(async (ctx) => {
-      if (ctx.path === '/set') await ctx.session.withLock((s) => void (s.name = 'ada'));
-      else await ctx.session.get();
-      ctx.body = 'ok';
-    }, { rolling: true });
+    const { store, server } = countingApp(
+      async (ctx) => {
+        if (ctx.path === '/set') await ctx.session.withLock((s) => void (s.name = 'ada'));
+        else await ctx.session.get();
+        ctx.body = 'ok';
+      },
+      { rolling: true },
+    );
     const cookie = cookieHeader((await request(server).get('/set')).headers['set-cookie']);
     const res = await request(server).get('/read').set('Cookie', cookie);
     assert.equal(store.calls.touch, 1);

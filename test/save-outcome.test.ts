@@ -17,7 +17,15 @@ import { describe, it } from 'node:test';
 import type Koa from 'koa';
 import { createClient } from 'redis';
 import request from 'supertest';
-import { MemoryStore, RedisLocker, RedisStore, StoreError, type Locker, type RedisLockerClient, type SessionOptions } from '../src/index.js';
+import {
+  MemoryStore,
+  RedisLocker,
+  RedisStore,
+  StoreError,
+  type Locker,
+  type RedisLockerClient,
+  type SessionOptions,
+} from '../src/index.js';
 import { cookieHeader, deferred, makeApp, sidOf } from './helpers/app.js';
 import { allServers, skipFor, stallable, storeTimeoutFor, type Kind } from './helpers/stall-backends.js';
 import { skipReason, tcpProxy } from './helpers/servers.js';
@@ -65,7 +73,12 @@ describe('a save that gets no answer within storeTimeout', () => {
   for (const { name, kind, fastPath } of timeoutCases) {
     it(`${name}: answers 503 with a StoreError whose outcome is 'unknown'`, { skip: skipFor(servers, kind) }, async () => {
       const st = await stallable(servers, kind, cleanup);
-      const locker: Locker | undefined = fastPath ? new RedisLocker({ client: (st.store as RedisStore).client as unknown as RedisLockerClient, prefix: `lock-${randomUUID().slice(0, 8)}:` }) : undefined;
+      const locker: Locker | undefined = fastPath
+        ? new RedisLocker({
+            client: (st.store as RedisStore).client as unknown as RedisLockerClient,
+            prefix: `lock-${randomUUID().slice(0, 8)}:`,
+          })
+        : undefined;
       const { server, errors } = counter({ master: st.store, ...(locker ? { locker } : {}), storeTimeout: storeTimeoutFor(kind) });
       const first = await request(server).get('/');
       assert.equal(first.status, 200);
@@ -89,7 +102,11 @@ describe('a store call that never left (client not connected)', { skip: redis ? 
     const proxy = await tcpProxy(Number(new URL(redis!.url).port));
     cleanup.push(() => proxy.close());
     // No offline queue and no quick reconnect: once cut, commands fail at once without being sent.
-    const client = await createClient({ url: `redis://127.0.0.1:${proxy.port}`, disableOfflineQueue: true, socket: { reconnectStrategy: () => 60_000 } })
+    const client = await createClient({
+      url: `redis://127.0.0.1:${proxy.port}`,
+      disableOfflineQueue: true,
+      socket: { reconnectStrategy: () => 60_000 },
+    })
       .on('error', () => {})
       .connect();
     cleanup.push(async () => client.destroy());
@@ -109,7 +126,11 @@ describe('a store call that never left (client not connected)', { skip: redis ? 
 
     const reader = await createClient({ url: redis!.url }).connect();
     cleanup.push(async () => reader.destroy());
-    assert.equal(await liveValue(new RedisStore({ client: reader, prefix: master.prefix }), sid).then((v) => v && JSON.parse(v).count), 1, 'nothing was written');
+    assert.equal(
+      await liveValue(new RedisStore({ client: reader, prefix: master.prefix }), sid).then((v) => v && JSON.parse(v).count),
+      1,
+      'nothing was written',
+    );
   });
 });
 
@@ -144,7 +165,10 @@ describe('a lock timeout', () => {
     const first = await request(server).get('/');
     const cookie = cookieHeader(first.headers['set-cookie']);
     const sid = sidOf(first);
-    const holder = request(server).get('/?hold').set('Cookie', cookie).then((r) => r);
+    const holder = request(server)
+      .get('/?hold')
+      .set('Cookie', cookie)
+      .then((r) => r);
     await held.promise; // the lock is held
     const waiter = await request(server).get('/').set('Cookie', cookie);
     assert.equal(waiter.status, 503);

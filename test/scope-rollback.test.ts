@@ -13,16 +13,19 @@ declare module '../src/index.js' {
 
 describe('A scope that throws saves nothing', () => {
   it('a scope that throws saves nothing, releases the lock, and the next request gets it at once', async () => {
-    const { store, locker, server } = countingApp(async (ctx) => {
-      if (ctx.path === '/set') await ctx.session.withLock((s) => void (s.count = 1));
-      if (ctx.path === '/throw') {
-        await ctx.session.withLock((s) => {
-          s.count = 99;
-          throw new Error('boom');
-        });
-      }
-      ctx.body = await ctx.session.get();
-    }, { lockTimeout: 60_000 });
+    const { store, locker, server } = countingApp(
+      async (ctx) => {
+        if (ctx.path === '/set') await ctx.session.withLock((s) => void (s.count = 1));
+        if (ctx.path === '/throw') {
+          await ctx.session.withLock((s) => {
+            s.count = 99;
+            throw new Error('boom');
+          });
+        }
+        ctx.body = await ctx.session.get();
+      },
+      { lockTimeout: 60_000 },
+    );
     const cookie = cookieHeader((await request(server).get('/set')).headers['set-cookie']);
     const failed = await request(server).get('/throw').set('Cookie', cookie);
     assert.equal(failed.status, 500);
@@ -35,10 +38,12 @@ describe('A scope that throws saves nothing', () => {
     const { server } = countingApp(async (ctx) => {
       await ctx.session.withLock(async (s) => {
         s.count = 1;
-        await ctx.session.withLock((inner) => {
-          inner.count = 50;
-          throw new Error('inner');
-        }).catch(() => undefined);
+        await ctx.session
+          .withLock((inner) => {
+            inner.count = 50;
+            throw new Error('inner');
+          })
+          .catch(() => undefined);
       });
       ctx.body = await ctx.session.get();
     });

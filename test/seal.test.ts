@@ -180,7 +180,10 @@ describe('seal/unseal: tampering and bad input never throw', () => {
   });
 
   it('every truncation of a sealed value is refused', () => {
-    for (const [s, encrypt] of [[enc, true], [signed, false]] as const) {
+    for (const [s, encrypt] of [
+      [enc, true],
+      [signed, false],
+    ] as const) {
       for (let len = 0; len < s.length; len++) {
         const r = open(s.slice(0, len), encrypt);
         assert.equal(r.ok, false, `prefix of length ${len}`);
@@ -211,7 +214,21 @@ describe('seal/unseal: tampering and bad input never throw', () => {
   });
 
   it('garbage of every shape is refused without throwing', () => {
-    for (const g of ['', '.', '....', 'v1', 'v1.', 'v1.e', 'v1.e.....', 'null', '{}', '%%%', ' ', 'v1.e.AAAA.AAAA.AAAA.AAAA', 'v1.s.AAAA.AAAA.AAAA']) {
+    for (const g of [
+      '',
+      '.',
+      '....',
+      'v1',
+      'v1.',
+      'v1.e',
+      'v1.e.....',
+      'null',
+      '{}',
+      '%%%',
+      ' ',
+      'v1.e.AAAA.AAAA.AAAA.AAAA',
+      'v1.s.AAAA.AAAA.AAAA',
+    ]) {
       assert.equal(open(g).ok, false, JSON.stringify(g));
       assert.equal(open(g, false).ok, false, JSON.stringify(g));
     }
@@ -273,7 +290,19 @@ describe('createKeyring: key validation', () => {
   });
 
   it('rejects short strings, wrong-size buffers and other values with a message naming the fix', () => {
-    const bad: unknown[] = ['', 'short', 'x'.repeat(31), randomBytes(16), randomBytes(31), randomBytes(33), randomBytes(64), 42, null, undefined, {}];
+    const bad: unknown[] = [
+      '',
+      'short',
+      'x'.repeat(31),
+      randomBytes(16),
+      randomBytes(31),
+      randomBytes(33),
+      randomBytes(64),
+      42,
+      null,
+      undefined,
+      {},
+    ];
     for (const key of bad) {
       assert.throws(
         () => createKeyring([key as string]),
@@ -299,10 +328,13 @@ describe('createKeyring: key validation', () => {
 
   it('never prints the key in the error', () => {
     const secret = 'hunter2-but-longer';
-    assert.throws(() => createKeyring([secret]), (err: Error) => !err.message.includes(secret));
+    assert.throws(
+      () => createKeyring([secret]),
+      (err: Error) => !err.message.includes(secret),
+    );
   });
 
-  it('copies Buffer keys: changing the caller\'s buffer afterwards changes nothing', () => {
+  it("copies Buffer keys: changing the caller's buffer afterwards changes nothing", () => {
     const buf = randomBytes(32);
     const ring = createKeyring([buf]);
     const s = seal('d', ring);

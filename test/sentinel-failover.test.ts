@@ -161,8 +161,10 @@ function losses(run: Run): { repeated: number; missing: number } {
 
 function report(t: TestContext, run: Run): void {
   const { repeated, missing } = losses(run);
-  t.diagnostic(`primary ${run.killed} killed, ${run.promoted} promoted; ${run.acknowledged.length} increments answered 200, final count ${run.final}; ` +
-    `acknowledged values saved again after a loss: ${repeated}; 200s missing from the final count: ${missing}; other responses: ${JSON.stringify(run.failures)}`);
+  t.diagnostic(
+    `primary ${run.killed} killed, ${run.promoted} promoted; ${run.acknowledged.length} increments answered 200, final count ${run.final}; ` +
+      `acknowledged values saved again after a loss: ${repeated}; 200s missing from the final count: ${missing}; other responses: ${JSON.stringify(run.failures)}`,
+  );
 }
 
 function assertEvery200Kept(run: Run): void {
@@ -173,13 +175,13 @@ function assertEvery200Kept(run: Run): void {
 }
 
 describe('Redis Sentinel: saves through a failover', { skip, timeout: 180_000 }, () => {
-  test('node-redis createSentinel, waitForReplicas: 1: every increment answered 200 survives the primary\'s SIGKILL', async (t) => {
+  test("node-redis createSentinel, waitForReplicas: 1: every increment answered 200 survives the primary's SIGKILL", async (t) => {
     const run = await incrementThroughFailover({ CLIENT: 'node-redis', WAIT_REPLICAS: '1' });
     report(t, run);
     assertEvery200Kept(run);
   });
 
-  test('ioredis with sentinels, waitForReplicas: 1: every increment answered 200 survives the primary\'s SIGKILL', async (t) => {
+  test("ioredis with sentinels, waitForReplicas: 1: every increment answered 200 survives the primary's SIGKILL", async (t) => {
     const run = await incrementThroughFailover({ CLIENT: 'ioredis', WAIT_REPLICAS: '1' });
     report(t, run);
     assertEvery200Kept(run);
@@ -193,16 +195,21 @@ describe('Redis Sentinel: saves through a failover', { skip, timeout: 180_000 },
     assert.ok(run.final > 0);
   });
 
-  test('a lease whose lock did not reach the promoted replica: another process takes the lock, the stale holder\'s write is refused', async () => {
+  test("a lease whose lock did not reach the promoted replica: another process takes the lock, the stale holder's write is refused", async () => {
     // Two "processes": each its own Sentinel client, store and locker (one client each: the fast path, fenced writes).
-    const sides = await Promise.all([0, 1].map(async () => {
-      const client = createSentinel({ name: MASTER_NAME, sentinelRootNodes: setup!.sentinelPorts.map((port) => ({ host: '127.0.0.1', port })) });
-      client.on('error', () => {});
-      await client.connect();
-      const store = new RedisStore({ client });
-      return { client, store, locker: new RedisLocker({ client, leaseMs: 10_000 }) };
-    }));
-    const [a, b] = sides as [typeof sides[0], typeof sides[0]];
+    const sides = await Promise.all(
+      [0, 1].map(async () => {
+        const client = createSentinel({
+          name: MASTER_NAME,
+          sentinelRootNodes: setup!.sentinelPorts.map((port) => ({ host: '127.0.0.1', port })),
+        });
+        client.on('error', () => {});
+        await client.connect();
+        const store = new RedisStore({ client });
+        return { client, store, locker: new RedisLocker({ client, leaseMs: 10_000 }) };
+      }),
+    );
+    const [a, b] = sides as [(typeof sides)[0], (typeof sides)[0]];
     try {
       const key = 'stale-holder';
       const wait = new RedisStore({ client: a.client, waitForReplicas: 1 }); // the first record must survive
@@ -225,10 +232,12 @@ describe('Redis Sentinel: saves through a failover', { skip, timeout: 180_000 },
       assert.equal((await b.store.read(key))?.value, 'v2 by the new holder');
       await setup!.rejoin();
     } finally {
-      await Promise.all(sides.map(async (side) => {
-        await side.locker.close();
-        await side.client.close();
-      }));
+      await Promise.all(
+        sides.map(async (side) => {
+          await side.locker.close();
+          await side.client.close();
+        }),
+      );
     }
   });
 });

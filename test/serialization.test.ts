@@ -55,7 +55,11 @@ describe('serialization', () => {
       await ctx.session.withLock((s) => {
         Object.assign({}, s);
         const merged = { ...s } as Record<string, unknown>;
-        ctx.body = { polluted: ({} as Record<string, unknown>).polluted ?? null, protoOfData: Object.getPrototypeOf(s) === Object.prototype, keys: Object.keys(merged) };
+        ctx.body = {
+          polluted: ({} as Record<string, unknown>).polluted ?? null,
+          protoOfData: Object.getPrototypeOf(s) === Object.prototype,
+          keys: Object.keys(merged),
+        };
       });
     });
     const res = await request(app2.callback()).get('/').set('Cookie', cookieHeader(first.headers['set-cookie']));
@@ -104,7 +108,12 @@ describe('per-session settings stored with the record', () => {
   it('a forged `$session` in a stored record cannot stretch the expiry past the configured ttl', async () => {
     const inner = new MemoryStore();
     const ttls: number[] = [];
-    const spy = { name: 'spy', get: (k: string) => inner.get(k), destroy: (k: string) => inner.destroy(k), set: (k: string, v: string, t: number) => (ttls.push(t), inner.set(k, v, t)) };
+    const spy = {
+      name: 'spy',
+      get: (k: string) => inner.get(k),
+      destroy: (k: string) => inner.destroy(k),
+      set: (k: string, v: string, t: number) => (ttls.push(t), inner.set(k, v, t)),
+    };
     const app = makeApp({ master: spy, ttl: 60_000 }, async (ctx) => {
       await ctx.session.withLock((s) => void (s.keep = String(Date.now())));
       ctx.body = await ctx.session.get();
@@ -116,6 +125,9 @@ describe('per-session settings stored with the record', () => {
     assert.ok(!('$session' in res.body), 'settings never show in the data');
     // `every` is true on an empty list: both requests saved (the second over the forged record).
     assert.equal(ttls.length, 2, `saves: ${ttls.join(', ')}`);
-    assert.ok(ttls.every((t) => t <= 60_000), `every save within the configured ttl, got ${ttls.join(', ')}`);
+    assert.ok(
+      ttls.every((t) => t <= 60_000),
+      `every save within the configured ttl, got ${ttls.join(', ')}`,
+    );
   });
 });

@@ -130,13 +130,19 @@ describe('two withLock scopes in one request, MemoryStore', () => {
       events.length = 0;
       const res = await request(server).get('/').set('Cookie', cookieHeader(init.headers['set-cookie']));
       assert.equal(res.status, 200);
-      assert.deepEqual(res.body, ['a', 'b'].map((who) => (succeeded.includes(who as 'a' | 'b') ? 'fulfilled' : 'rejected')));
+      assert.deepEqual(
+        res.body,
+        ['a', 'b'].map((who) => (succeeded.includes(who as 'a' | 'b') ? 'fulfilled' : 'rejected')),
+      );
 
       assert.deepEqual(JSON.parse((await liveValue(inner, sid))!), want, 'the saved data keeps exactly the successful changes');
       for (const who of succeeded) {
         const resolvedAt = events.findIndex((e) => e.type === 'resolved' && e.who === who);
         const savedAt = events.findIndex((e) => e.type === 'landed' && e.value !== undefined && JSON.parse(e.value)[who] === 1);
-        assert.ok(savedAt !== -1 && savedAt < resolvedAt, `withLock ${who} resolved only after a save containing its change landed (events: ${JSON.stringify(events)})`);
+        assert.ok(
+          savedAt !== -1 && savedAt < resolvedAt,
+          `withLock ${who} resolved only after a save containing its change landed (events: ${JSON.stringify(events)})`,
+        );
       }
     });
   }

@@ -29,7 +29,10 @@ describe('a malformed store URL is a StoreError naming the store', () => {
   });
 
   it('RedisStore.connect: not a bare TypeError from the URL parser', async () => {
-    await assert.rejects(RedisStore.connect({ url: 'redis://host/notadb' }), isSetupError('redis', /^\[redis\] invalid url redis:\/\/host\/notadb: /));
+    await assert.rejects(
+      RedisStore.connect({ url: 'redis://host/notadb' }),
+      isSetupError('redis', /^\[redis\] invalid url redis:\/\/host\/notadb: /),
+    );
   });
 
   it('credentials in a malformed URL are masked', async () => {
@@ -71,9 +74,21 @@ describe('a missing optional package names the install command', () => {
       }
       process.stdout.write(JSON.stringify(out));
     `;
-    const { stdout } = await run(process.execPath, ['--import', 'tsx', '--import', `data:text/javascript,${encodeURIComponent(REGISTER)}`, '--input-type=module', '-e', script]);
+    const { stdout } = await run(process.execPath, [
+      '--import',
+      'tsx',
+      '--import',
+      `data:text/javascript,${encodeURIComponent(REGISTER)}`,
+      '--input-type=module',
+      '-e',
+      script,
+    ]);
     const out = JSON.parse(stdout) as Record<string, { name: string; store: string; status: number; message: string }>;
-    for (const [pkg, store] of [['redis', 'redis'], ['mongodb', 'mongo'], ['memcached', 'memcached']] as const) {
+    for (const [pkg, store] of [
+      ['redis', 'redis'],
+      ['mongodb', 'mongo'],
+      ['memcached', 'memcached'],
+    ] as const) {
       assert.deepEqual(
         { name: out[pkg]?.name, store: out[pkg]?.store, status: out[pkg]?.status },
         { name: 'StoreError', store, status: 500 },

@@ -37,7 +37,11 @@ after(async () => {
 
 const factories: Array<{ name: string; skip: string | false; make(): Store }> = [
   { name: 'memory', skip: false, make: () => new MemoryStore() },
-  { name: 'redis', skip: redis ? false : skipReason('redis'), make: () => new RedisStore({ client: redisClient!, prefix: `http-${randomUUID().slice(0, 8)}:` }) },
+  {
+    name: 'redis',
+    skip: redis ? false : skipReason('redis'),
+    make: () => new RedisStore({ client: redisClient!, prefix: `http-${randomUUID().slice(0, 8)}:` }),
+  },
   {
     name: 'memcached',
     skip: memcached ? false : skipReason('memcached'),
@@ -68,7 +72,10 @@ for (const { name, skip, make } of factories) {
       const first = await request(server).get('/');
       const cookie = cookieHeader(first.headers['set-cookie']);
       const rest = await Promise.all(Array.from({ length: N - 1 }, () => request(server).get('/').set('Cookie', cookie)));
-      assert.ok(rest.every((r) => r.status === 200), `all 200, got ${[...new Set(rest.map((r) => r.status))].join(',')}`);
+      assert.ok(
+        rest.every((r) => r.status === 200),
+        `all 200, got ${[...new Set(rest.map((r) => r.status))].join(',')}`,
+      );
       const counts = [first.body.count, ...rest.map((r) => r.body.count)];
       assert.equal(new Set(counts).size, N);
       assert.equal(JSON.parse((await master.get(sidOf(first)))!).count, N);
@@ -76,7 +83,9 @@ for (const { name, skip, make } of factories) {
   });
 }
 
-describe('Redis master with Mongo and Memcached mirrors', { skip: redis && mongo && memcached ? false : skipReason(!redis ? 'redis' : !mongo ? 'mongo' : 'memcached') }, () => {
+describe('Redis master with Mongo and Memcached mirrors', {
+  skip: redis && mongo && memcached ? false : skipReason(!redis ? 'redis' : !mongo ? 'mongo' : 'memcached'),
+}, () => {
   it(`${N} overlapping increments: each mirror ends with the same data as the master; destroy reaches them all`, async () => {
     const [master, mongoMirror, memcachedMirror] = [factories[1]!.make(), factories[3]!.make(), factories[2]!.make()];
     const server = makeApp({ master, mirrors: [mongoMirror, memcachedMirror], lockTimeout: 120_000, storeTimeout: 30_000 }, async (ctx) => {
@@ -125,16 +134,34 @@ describe('a server that is down at request time', () => {
       name: 'redis',
       server: redis,
       store: async (port) => {
-        const client = await createClient({ url: `redis://127.0.0.1:${port}`, disableOfflineQueue: true, socket: { reconnectStrategy: () => 50 } }).on('error', () => {}).connect();
+        const client = await createClient({
+          url: `redis://127.0.0.1:${port}`,
+          disableOfflineQueue: true,
+          socket: { reconnectStrategy: () => 50 },
+        })
+          .on('error', () => {})
+          .connect();
         closers.push(async () => client.destroy()); // a store never closes a client it was given
         return new RedisStore({ client });
       },
     },
     { name: 'memcached', server: memcached, store: async (port) => new MemcachedStore({ servers: `127.0.0.1:${port}`, timeoutMs: 500 }) },
-    { name: 'mongo', server: mongo, store: async (port) => MongoStore.connect({ url: `mongodb://127.0.0.1:${port}/`, dbName: `kls_down_${randomUUID().slice(0, 8)}`, timeoutMs: 1000, clientOptions: { serverSelectionTimeoutMS: 1000 } }) },
+    {
+      name: 'mongo',
+      server: mongo,
+      store: async (port) =>
+        MongoStore.connect({
+          url: `mongodb://127.0.0.1:${port}/`,
+          dbName: `kls_down_${randomUUID().slice(0, 8)}`,
+          timeoutMs: 1000,
+          clientOptions: { serverSelectionTimeoutMS: 1000 },
+        }),
+    },
   ];
   for (const { name, server, store: makeStore } of cases) {
-    it(`${name}: 503 StoreError, nothing half-written; back up, the next request works without an app restart`, { skip: server ? false : skipReason(name) }, async () => {
+    it(`${name}: 503 StoreError, nothing half-written; back up, the next request works without an app restart`, {
+      skip: server ? false : skipReason(name),
+    }, async () => {
       const target = Number(new URL(name === 'memcached' ? `tcp://${server!.url}` : server!.url).port);
       const proxy = await tcpProxy(target);
       const master = await makeStore(String(proxy.port));
@@ -153,7 +180,10 @@ describe('a server that is down at request time', () => {
       proxy.cut();
       const down = await request(http).get('/').set('Cookie', cookie);
       assert.equal(down.status, 503);
-      assert.ok(errors.some((e) => e instanceof StoreError), 'a StoreError reached Koa');
+      assert.ok(
+        errors.some((e) => e instanceof StoreError),
+        'a StoreError reached Koa',
+      );
       const fresh = await request(http).get('/');
       assert.equal(fresh.status, 503);
       assert.equal(fresh.headers['set-cookie'], undefined, 'no cookie for a session that was not saved');

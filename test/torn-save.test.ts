@@ -33,7 +33,9 @@ const cases: Array<{ kind: string; server: TestServer | undefined; store(proxy: 
     kind: 'redis',
     server: redis,
     store: async (proxy) => {
-      const client = await createClient({ url: `redis://127.0.0.1:${proxy.port}`, socket: { reconnectStrategy: () => 20 } }).on('error', () => {}).connect();
+      const client = await createClient({ url: `redis://127.0.0.1:${proxy.port}`, socket: { reconnectStrategy: () => 20 } })
+        .on('error', () => {})
+        .connect();
       cleanup.push(async () => client.destroy());
       return new RedisStore({ client, prefix: `torn-${randomUUID().slice(0, 6)}:` });
     },
@@ -42,7 +44,11 @@ const cases: Array<{ kind: string; server: TestServer | undefined; store(proxy: 
     kind: 'memcached',
     server: memcached,
     store: async (proxy) => {
-      const store = new MemcachedStore({ servers: `127.0.0.1:${proxy.port}`, prefix: `torn-${randomUUID().slice(0, 6)}:`, timeoutMs: 1000 });
+      const store = new MemcachedStore({
+        servers: `127.0.0.1:${proxy.port}`,
+        prefix: `torn-${randomUUID().slice(0, 6)}:`,
+        timeoutMs: 1000,
+      });
       cleanup.push(() => store.close());
       return store;
     },
@@ -51,7 +57,12 @@ const cases: Array<{ kind: string; server: TestServer | undefined; store(proxy: 
     kind: 'mongo',
     server: mongo,
     store: async (proxy) => {
-      const store = await MongoStore.connect({ url: `mongodb://127.0.0.1:${proxy.port}/`, dbName: `kls_torn_${randomUUID().slice(0, 8)}`, timeoutMs: 5000, clientOptions: { serverSelectionTimeoutMS: 2000 } });
+      const store = await MongoStore.connect({
+        url: `mongodb://127.0.0.1:${proxy.port}/`,
+        dbName: `kls_torn_${randomUUID().slice(0, 8)}`,
+        timeoutMs: 5000,
+        clientOptions: { serverSelectionTimeoutMS: 2000 },
+      });
       cleanup.push(() => store.close());
       return store;
     },
@@ -60,7 +71,9 @@ const cases: Array<{ kind: string; server: TestServer | undefined; store(proxy: 
 
 describe('a connection cut in the middle of a save', () => {
   for (const { kind, server, store: makeStore } of cases) {
-    it(`${kind}: the master holds the old or the new record, never a torn one; the mirror is never ahead`, { skip: server ? false : skipReason(kind) }, async () => {
+    it(`${kind}: the master holds the old or the new record, never a torn one; the mirror is never ahead`, {
+      skip: server ? false : skipReason(kind),
+    }, async () => {
       const proxy = await tcpProxy(portOf(server!, kind));
       cleanup.push(() => proxy.close());
       const master = await makeStore(proxy);
@@ -101,7 +114,10 @@ describe('a connection cut in the middle of a save', () => {
       const newRecord = JSON.stringify({ blob: newValue });
       assert.ok(stored === oldRecord || stored === newRecord, `old or new, not torn (got ${stored?.length ?? 'nothing'} chars)`);
       const mirrored = await mirror.get(sid);
-      assert.ok(mirrored === undefined || mirrored === stored || mirrored === oldRecord, 'the mirror never holds a record the master does not');
+      assert.ok(
+        mirrored === undefined || mirrored === stored || mirrored === oldRecord,
+        'the mirror never holds a record the master does not',
+      );
       if (stored === oldRecord) assert.notEqual(mirrored, newRecord);
     });
   }

@@ -13,11 +13,14 @@ declare module '../src/index.js' {
 
 describe('touch()', () => {
   it('touch extends the expiry without changing data', async () => {
-    const { store, server } = countingApp(async (ctx) => {
-      if (ctx.path === '/set') await ctx.session.withLock((s) => void (s.name = 'ada'));
-      if (ctx.path === '/touch') await ctx.session.touch();
-      ctx.body = 'ok';
-    }, { ttl: 60_000 });
+    const { store, server } = countingApp(
+      async (ctx) => {
+        if (ctx.path === '/set') await ctx.session.withLock((s) => void (s.name = 'ada'));
+        if (ctx.path === '/touch') await ctx.session.touch();
+        ctx.body = 'ok';
+      },
+      { ttl: 60_000 },
+    );
     const cookie = cookieHeader((await request(server).get('/set')).headers['set-cookie']);
     const res = await request(server).get('/touch').set('Cookie', cookie);
     assert.equal(store.calls.touch, 1);

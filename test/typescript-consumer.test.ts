@@ -119,7 +119,16 @@ describe('a Redis-only TypeScript app type-checks against the packed package (sk
     // preserveSymlinks: packages resolve their imports inside the app's node_modules (as
     // in a real install), not next to where the links point. One project per module
     // system: an app loads either the ESM or the CommonJS declarations, never both.
-    const compilerOptions = { strict: true, skipLibCheck: false, noEmit: true, preserveSymlinks: true, target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', types: ['node'] };
+    const compilerOptions = {
+      strict: true,
+      skipLibCheck: false,
+      noEmit: true,
+      preserveSymlinks: true,
+      target: 'ES2022',
+      module: 'NodeNext',
+      moduleResolution: 'NodeNext',
+      types: ['node'],
+    };
     await writeFile(join(app, 'tsconfig.esm.json'), JSON.stringify({ compilerOptions, files: ['app.ts'] }));
     await writeFile(join(app, 'tsconfig.cjs.json'), JSON.stringify({ compilerOptions, files: ['app.cts'] }));
     await writeFile(join(app, 'app.ts'), ESM_APP);
@@ -135,7 +144,10 @@ describe('a Redis-only TypeScript app type-checks against the packed package (sk
     assert.ok(!existsSync(join(app, 'node_modules/@types/memcached')) && !existsSync(join(app, 'node_modules/@types/pg')));
   });
 
-  for (const [kind, project] of [['ESM app (top-level await)', 'tsconfig.esm.json'], ['CommonJS (.cts) app', 'tsconfig.cjs.json']] as const) {
+  for (const [kind, project] of [
+    ['ESM app (top-level await)', 'tsconfig.esm.json'],
+    ['CommonJS (.cts) app', 'tsconfig.cjs.json'],
+  ] as const) {
     it(`tsc passes on the ${kind}`, async () => {
       const result = await run(process.execPath, [tsc, '-p', join(app, project)]).catch((error: { stdout: string }) => error);
       assert.equal(result.stdout, '', `tsc reported:\n${result.stdout}`);
@@ -151,7 +163,10 @@ describe('a Redis-only TypeScript app type-checks against the packed package (sk
         const path = join(own, file);
         await writeFile(path, (await readFile(path, 'utf8')).replace(/^\s*\/\/ @ts-ignore -- optional peer.*\n/gm, ''));
       }
-      const failed = await run(process.execPath, [tsc, '-p', join(app, 'tsconfig.esm.json')]).then(() => undefined, (error: { stdout: string }) => error.stdout);
+      const failed = await run(process.execPath, [tsc, '-p', join(app, 'tsconfig.esm.json')]).then(
+        () => undefined,
+        (error: { stdout: string }) => error.stdout,
+      );
       assert.match(failed ?? 'tsc passed', /Cannot find module 'mongodb'/);
     } finally {
       await rm(own, { recursive: true, force: true });

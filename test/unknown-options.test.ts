@@ -52,7 +52,7 @@ describe('unknown session() options fail at session() time', () => {
     throwsTypeError(() => session(js({ lockTimout: 100 })), /Unknown option `lockTimout`\. Known options: name, master, .*lockTimeout/);
   });
 
-  it('express-session\'s `name` (the cookie name) points at `cookie.name`', () => {
+  it("express-session's `name` (the cookie name) points at `cookie.name`", () => {
     throwsTypeError(() => session(js({ name: 'connect.sid' })), /`name` to be a JavaScript identifier.*`cookie\.name`/);
   });
 
@@ -65,9 +65,21 @@ describe('unknown session() options fail at session() time', () => {
 
   it('every documented option is accepted', () => {
     const mw = session({
-      name: 'session', master: new MemoryStore(), mirrors: [], mirrorWrites: 'await', maxPendingMirrorWrites: 10, storeTimeout: 100,
-      ttl: 1000, lockTimeout: 100, absoluteTtl: 5000, rolling: false, prefix: '', genid: () => 'a'.repeat(32), cookie: { name: 'sid', path: '/', signed: true },
-      sid: {}, auth: { userKey: 'user', maxSessionsPerUser: 3 },
+      name: 'session',
+      master: new MemoryStore(),
+      mirrors: [],
+      mirrorWrites: 'await',
+      maxPendingMirrorWrites: 10,
+      storeTimeout: 100,
+      ttl: 1000,
+      lockTimeout: 100,
+      absoluteTtl: 5000,
+      rolling: false,
+      prefix: '',
+      genid: () => 'a'.repeat(32),
+      cookie: { name: 'sid', path: '/', signed: true },
+      sid: {},
+      auth: { userKey: 'user', maxSessionsPerUser: 3 },
     });
     assert.equal(typeof mw, 'function');
   });
@@ -75,12 +87,23 @@ describe('unknown session() options fail at session() time', () => {
 
 describe('an object that is not a Store names what it lacks', () => {
   it('a bare object', () => {
-    throwsTypeError(() => session(js({ master: {} })), /Expected `master` to be a Store \(name, get\(\), set\(\), destroy\(\)\): it lacks name, get\(\), set\(\), destroy\(\)$/);
+    throwsTypeError(
+      () => session(js({ master: {} })),
+      /Expected `master` to be a Store \(name, get\(\), set\(\), destroy\(\)\): it lacks name, get\(\), set\(\), destroy\(\)$/,
+    );
   });
 
   it('a koa-session / koa-generic-session store (koa-redis: promise get/set/destroy, no name) points at fromKoaStore', () => {
-    const koaRedis = { client: {}, get: async (_sid: string) => undefined, set: async (_sid: string, _sess: unknown, _ttl: number) => {}, destroy: async (_sid: string) => {} };
-    throwsTypeError(() => session(js({ master: koaRedis })), /`master` to be a Store.*it lacks name\. It looks like a koa-session \/ koa-generic-session store.*`fromKoaStore\(store\)`/);
+    const koaRedis = {
+      client: {},
+      get: async (_sid: string) => undefined,
+      set: async (_sid: string, _sess: unknown, _ttl: number) => {},
+      destroy: async (_sid: string) => {},
+    };
+    throwsTypeError(
+      () => session(js({ master: koaRedis })),
+      /`master` to be a Store.*it lacks name\. It looks like a koa-session \/ koa-generic-session store.*`fromKoaStore\(store\)`/,
+    );
   });
 
   it('an express-session (connect) store (callback API) points at fromConnectStore', () => {
@@ -90,31 +113,55 @@ describe('an object that is not a Store names what it lacks', () => {
       destroy(_sid: string, _cb: () => void): void {}
       regenerate(): void {}
     }
-    throwsTypeError(() => session(js({ mirrors: [new ConnectStore()] })), /`mirrors\[0\]` to be a Store.*It looks like an express-session \(connect\) store.*`fromConnectStore\(store\)`/);
+    throwsTypeError(
+      () => session(js({ mirrors: [new ConnectStore()] })),
+      /`mirrors\[0\]` to be a Store.*It looks like an express-session \(connect\) store.*`fromConnectStore\(store\)`/,
+    );
   });
 });
 
 describe('unknown store options fail at construction', () => {
   it('RedisStore', () => {
-    throwsTypeError(() => new RedisStore(js({ client: {}, url: 'redis://x' }) as never), /Unknown RedisStore option `url`.*RedisStore\.connect\(\{ url \}\)/);
+    throwsTypeError(
+      () => new RedisStore(js({ client: {}, url: 'redis://x' }) as never),
+      /Unknown RedisStore option `url`.*RedisStore\.connect\(\{ url \}\)/,
+    );
     throwsTypeError(() => new RedisStore(js({ client: {}, ttl: 1 }) as never), /Unknown RedisStore option `ttl`.*session\(\{ ttl \}\)/);
   });
 
   it('RedisStore.connect', async () => {
-    await assert.rejects(RedisStore.connect(js({ url: 'redis://127.0.0.1:1', host: 'x' }) as never), /Unknown RedisStore\.connect option `host`/);
-    await assert.rejects(RedisStore.connect(js({ url: 'localhost:6379' }) as never), /Expected RedisStore\.connect `url` to be a redis:\/\/ or rediss:\/\/ URL, got `"localhost:6379"`/);
+    await assert.rejects(
+      RedisStore.connect(js({ url: 'redis://127.0.0.1:1', host: 'x' }) as never),
+      /Unknown RedisStore\.connect option `host`/,
+    );
+    await assert.rejects(
+      RedisStore.connect(js({ url: 'localhost:6379' }) as never),
+      /Expected RedisStore\.connect `url` to be a redis:\/\/ or rediss:\/\/ URL, got `"localhost:6379"`/,
+    );
   });
 
   it('MemcachedStore', () => {
-    throwsTypeError(() => new MemcachedStore(js({ hosts: ['127.0.0.1:11211'] }) as never), /Unknown MemcachedStore option `hosts`.*`servers`/);
+    throwsTypeError(
+      () => new MemcachedStore(js({ hosts: ['127.0.0.1:11211'] }) as never),
+      /Unknown MemcachedStore option `hosts`.*`servers`/,
+    );
   });
 
   it('MongoStore and MongoStore.connect', async () => {
-    throwsTypeError(() => new MongoStore(js({ mongoUrl: 'mongodb://x' }) as never), /Unknown MongoStore option `mongoUrl`.*MongoStore\.connect\(\{ url \}\)/);
-    await assert.rejects(MongoStore.connect(js({ url: 'mongodb://127.0.0.1:1', collection: 'sessions' }) as never), /Unknown MongoStore\.connect option `collection`.*`collectionName`/);
+    throwsTypeError(
+      () => new MongoStore(js({ mongoUrl: 'mongodb://x' }) as never),
+      /Unknown MongoStore option `mongoUrl`.*MongoStore\.connect\(\{ url \}\)/,
+    );
+    await assert.rejects(
+      MongoStore.connect(js({ url: 'mongodb://127.0.0.1:1', collection: 'sessions' }) as never),
+      /Unknown MongoStore\.connect option `collection`.*`collectionName`/,
+    );
   });
 
   it('MemoryStore', () => {
-    throwsTypeError(() => new MemoryStore(js({ maxSize: 10 }) as never), /Unknown MemoryStore option `maxSize`\. Known options: max, sweepIntervalMs/);
+    throwsTypeError(
+      () => new MemoryStore(js({ maxSize: 10 }) as never),
+      /Unknown MemoryStore option `maxSize`\. Known options: max, sweepIntervalMs/,
+    );
   });
 });

@@ -12,9 +12,18 @@ const check = new Validator('ThingStore');
 
 describe('Validator', () => {
   it('names the owner, the option, what it expected and the value it got', () => {
-    assert.throws(() => check.positiveMs('timeoutMs', -1, 5), { name: 'TypeError', message: 'koa-locked-session: Expected ThingStore `timeoutMs` to be a positive number of ms, got `-1`' });
-    assert.throws(() => new Validator('').bool('rolling', 'yes', false), { message: 'koa-locked-session: Expected `rolling` to be a boolean, got `"yes"`' });
-    assert.throws(() => check.fail('genid', 'a function', () => 'secret source', 'Pass a function'), { message: 'koa-locked-session: Expected ThingStore `genid` to be a function, got `a function`. Pass a function' }, 'a function is never printed by its source');
+    assert.throws(() => check.positiveMs('timeoutMs', -1, 5), {
+      name: 'TypeError',
+      message: 'koa-locked-session: Expected ThingStore `timeoutMs` to be a positive number of ms, got `-1`',
+    });
+    assert.throws(() => new Validator('').bool('rolling', 'yes', false), {
+      message: 'koa-locked-session: Expected `rolling` to be a boolean, got `"yes"`',
+    });
+    assert.throws(
+      () => check.fail('genid', 'a function', () => 'secret source', 'Pass a function'),
+      { message: 'koa-locked-session: Expected ThingStore `genid` to be a function, got `a function`. Pass a function' },
+      'a function is never printed by its source',
+    );
   });
 
   it('returns the value, or the fallback when undefined', () => {
@@ -32,9 +41,17 @@ describe('Validator', () => {
 
   it('refuses unknown keys, with a hint when one is known, else the list of options', () => {
     assert.doesNotThrow(() => check.known({ a: 1, b: undefined }, ['a', 'b']));
-    assert.throws(() => check.known({ c: 1 }, ['a', 'b'], { c: 'Use `a`' }), { message: 'koa-locked-session: Unknown ThingStore option `c`. Use `a`' });
-    assert.throws(() => new Validator('').known({ x: 1 }, ['a', 'b'], {}, 'cookie.'), { message: 'koa-locked-session: Unknown option `cookie.x`. Known options: a, b' });
-    assert.throws(() => check.known({ toString: 1 }, ['a'], {}), /Unknown ThingStore option `toString`/, 'inherited names of hints are not hints');
+    assert.throws(() => check.known({ c: 1 }, ['a', 'b'], { c: 'Use `a`' }), {
+      message: 'koa-locked-session: Unknown ThingStore option `c`. Use `a`',
+    });
+    assert.throws(() => new Validator('').known({ x: 1 }, ['a', 'b'], {}, 'cookie.'), {
+      message: 'koa-locked-session: Unknown option `cookie.x`. Known options: a, b',
+    });
+    assert.throws(
+      () => check.known({ toString: 1 }, ['a'], {}),
+      /Unknown ThingStore option `toString`/,
+      'inherited names of hints are not hints',
+    );
   });
 });
 
@@ -50,8 +67,13 @@ describe('per-call checks of the stores', () => {
   it('a TTL must be a positive number of ms; fractions round up', () => {
     assert.equal(checkTtl('redis', 'SET', 1.2), 2);
     for (const bad of [0, -1, Number.NaN, Number.POSITIVE_INFINITY, '5' as unknown as number]) {
-      assert.throws(() => checkTtl('redis', 'SET', bad), (error: unknown) =>
-        error instanceof StoreError && error.status === 500 && /^\[redis\] SET failed: expected ttlMs to be a positive number of ms/.test(error.message));
+      assert.throws(
+        () => checkTtl('redis', 'SET', bad),
+        (error: unknown) =>
+          error instanceof StoreError &&
+          error.status === 500 &&
+          /^\[redis\] SET failed: expected ttlMs to be a positive number of ms/.test(error.message),
+      );
     }
   });
 

@@ -108,7 +108,10 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     connections: positive('connections', values.connections, 50, true),
     users: positive('users', values.users, quick ? 100 : 1000, true),
     processes: positive('processes', values.processes, 4, true),
-    only: (values.only ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean),
+    only: (values.only ?? [])
+      .flatMap((v) => v.split(','))
+      .map((v) => v.trim())
+      .filter(Boolean),
     outDir: values.out ?? 'benchmarks/results',
     pin: !(values['no-pin'] ?? false),
     baselines: !(values['no-baselines'] ?? false),

@@ -26,11 +26,15 @@ export function renderChart(rows: Row[], title: string): string {
     for (const row of panel) {
       const w = row.rps ? Math.max(1, (row.rps / top) * barMax) : 0;
       const cy = y + barHeight / 2 + 4;
-      parts.push(`<text x="${labelWidth - 8}" y="${cy}" class="l${row.variant.group === 'ours' ? ' b' : ''}" text-anchor="end">${escape(row.variant.label)}</text>`);
+      parts.push(
+        `<text x="${labelWidth - 8}" y="${cy}" class="l${row.variant.group === 'ours' ? ' b' : ''}" text-anchor="end">${escape(row.variant.label)}</text>`,
+      );
       if (row.error || row.rps === undefined) {
         parts.push(`<text x="${labelWidth + 4}" y="${cy}" class="n">not measured</text>`);
       } else {
-        parts.push(`<rect x="${labelWidth}" y="${y}" width="${w.toFixed(1)}" height="${barHeight}" rx="2" fill="${COLORS[row.variant.group]}"/>`);
+        parts.push(
+          `<rect x="${labelWidth}" y="${y}" width="${w.toFixed(1)}" height="${barHeight}" rx="2" fill="${COLORS[row.variant.group]}"/>`,
+        );
         let text = `${Math.round(row.rps).toLocaleString('en-US')} req/s`;
         if (row.vsBare !== undefined) text += ` · ${row.vsBare.toFixed(2)}× bare`;
         parts.push(`<text x="${labelWidth + w + 6}" y="${cy}" class="v">${escape(text)}</text>`);
@@ -45,7 +49,10 @@ export function renderChart(rows: Row[], title: string): string {
     y += panelPad - gap;
   }
   const legend = (Object.keys(COLORS) as (keyof typeof COLORS)[])
-    .map((k, i) => `<rect x="${width - 300 + i * 95}" y="14" width="12" height="12" fill="${COLORS[k]}"/><text x="${width - 284 + i * 95}" y="25" class="l">${k === 'ours' ? 'ours' : k === 'peer' ? 'peers' : 'baselines'}</text>`)
+    .map(
+      (k, i) =>
+        `<rect x="${width - 300 + i * 95}" y="14" width="12" height="12" fill="${COLORS[k]}"/><text x="${width - 284 + i * 95}" y="25" class="l">${k === 'ours' ? 'ours' : k === 'peer' ? 'peers' : 'baselines'}</text>`,
+    )
     .join('');
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y}" viewBox="0 0 ${width} ${y}" font-family="system-ui, -apple-system, Segoe UI, sans-serif">`,

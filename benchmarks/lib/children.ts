@@ -93,7 +93,9 @@ function tail(child: ChildProcess): () => string {
 }
 
 function exited(child: ChildProcess): Promise<void> {
-  return child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((resolve) => child.once('exit', () => resolve()));
+  return child.exitCode !== null || child.signalCode !== null
+    ? Promise.resolve()
+    : new Promise((resolve) => child.once('exit', () => resolve()));
 }
 
 async function terminate(child: ChildProcess, graceMs: number): Promise<void> {
@@ -138,7 +140,10 @@ export class AppChild {
     const child = app.#child;
     try {
       await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`app ${options.variant} not ready after ${options.timeoutMs ?? 60_000} ms`)), options.timeoutMs ?? 60_000);
+        const timer = setTimeout(
+          () => reject(new Error(`app ${options.variant} not ready after ${options.timeoutMs ?? 60_000} ms`)),
+          options.timeoutMs ?? 60_000,
+        );
         child.on('message', (message: AppMessage) => {
           if (message.type === 'ready') {
             clearTimeout(timer);
@@ -152,7 +157,11 @@ export class AppChild {
         });
         child.once('exit', (code, signal) => {
           clearTimeout(timer);
-          reject(new Error(`app ${options.variant} exited (${signal ?? code}) before it was ready: ${app.#output().split('\n').slice(-3).join(' | ')}`));
+          reject(
+            new Error(
+              `app ${options.variant} exited (${signal ?? code}) before it was ready: ${app.#output().split('\n').slice(-3).join(' | ')}`,
+            ),
+          );
         });
         child.once('error', reject);
       });

@@ -54,32 +54,157 @@ const atLeast = (t: number) => (x: number) => x >= t;
 export const METRICS: readonly Metric[] = [
   { label: 'load generator ceiling: node:http req/s', scenario: 'untouched', variant: 'node-http', kind: 'rps' },
   { label: 'bare Koa req/s (untouched route)', scenario: 'untouched', variant: 'bare-koa', kind: 'rps' },
-  { label: 'bare Koa ÷ node:http (≪ 1: Koa, not wrk, is the limit)', scenario: 'untouched', variant: 'bare-koa', vs: 'node-http', kind: 'ratio' },
+  {
+    label: 'bare Koa ÷ node:http (≪ 1: Koa, not wrk, is the limit)',
+    scenario: 'untouched',
+    variant: 'bare-koa',
+    vs: 'node-http',
+    kind: 'ratio',
+  },
   { label: 'bare Koa CPU µs/req (untouched route)', scenario: 'untouched', variant: 'bare-koa', kind: 'cpu' },
-  { label: 'many users RMW, RedisStore+RedisLocker × raw floor', scenario: 'rmw', variant: 'ours-redis', vs: 'raw-redis', kind: 'ratio', target: '≥ 0.85×', met: atLeast(0.85) },
-  { label: 'many users RMW, RedisStore+RedisLocker × raw floor, no cmd timeout', scenario: 'rmw', variant: 'ours-redis', vs: 'raw-redis-notimeout', kind: 'ratio' },
-  { label: 'many users RMW, RedisStore+RedisLocker ÷ koa-session+koa-redis', scenario: 'rmw', variant: 'ours-redis', vs: 'koa-session-redis', kind: 'ratio', target: '> 1×', met: (x) => x > 1 },
-  { label: 'many users RMW, RedisStore+RedisLocker ÷ koa-generic-session', scenario: 'rmw', variant: 'ours-redis', vs: 'koa-generic-session', kind: 'ratio' },
+  {
+    label: 'many users RMW, RedisStore+RedisLocker × raw floor',
+    scenario: 'rmw',
+    variant: 'ours-redis',
+    vs: 'raw-redis',
+    kind: 'ratio',
+    target: '≥ 0.85×',
+    met: atLeast(0.85),
+  },
+  {
+    label: 'many users RMW, RedisStore+RedisLocker × raw floor, no cmd timeout',
+    scenario: 'rmw',
+    variant: 'ours-redis',
+    vs: 'raw-redis-notimeout',
+    kind: 'ratio',
+  },
+  {
+    label: 'many users RMW, RedisStore+RedisLocker ÷ koa-session+koa-redis',
+    scenario: 'rmw',
+    variant: 'ours-redis',
+    vs: 'koa-session-redis',
+    kind: 'ratio',
+    target: '> 1×',
+    met: (x) => x > 1,
+  },
+  {
+    label: 'many users RMW, RedisStore+RedisLocker ÷ koa-generic-session',
+    scenario: 'rmw',
+    variant: 'ours-redis',
+    vs: 'koa-generic-session',
+    kind: 'ratio',
+  },
   { label: 'many users RMW, RedisStore+RedisLocker req/s', scenario: 'rmw', variant: 'ours-redis', kind: 'rps' },
-  { label: 'many users RMW, RedisStore+RedisLocker × raw floor, by CPU µs/req', scenario: 'rmw', variant: 'ours-redis', vs: 'raw-redis', kind: 'cpuRatio', target: '≥ 0.85×', met: atLeast(0.85) },
-  { label: 'many users RMW, RedisStore+RedisLocker × raw floor no cmd timeout, by CPU', scenario: 'rmw', variant: 'ours-redis', vs: 'raw-redis-notimeout', kind: 'cpuRatio' },
-  { label: 'many users RMW, RedisStore+RedisLocker ÷ koa-session+koa-redis, by CPU', scenario: 'rmw', variant: 'ours-redis', vs: 'koa-session-redis', kind: 'cpuRatio', target: '> 1×', met: (x) => x > 1 },
+  {
+    label: 'many users RMW, RedisStore+RedisLocker × raw floor, by CPU µs/req',
+    scenario: 'rmw',
+    variant: 'ours-redis',
+    vs: 'raw-redis',
+    kind: 'cpuRatio',
+    target: '≥ 0.85×',
+    met: atLeast(0.85),
+  },
+  {
+    label: 'many users RMW, RedisStore+RedisLocker × raw floor no cmd timeout, by CPU',
+    scenario: 'rmw',
+    variant: 'ours-redis',
+    vs: 'raw-redis-notimeout',
+    kind: 'cpuRatio',
+  },
+  {
+    label: 'many users RMW, RedisStore+RedisLocker ÷ koa-session+koa-redis, by CPU',
+    scenario: 'rmw',
+    variant: 'ours-redis',
+    vs: 'koa-session-redis',
+    kind: 'cpuRatio',
+    target: '> 1×',
+    met: (x) => x > 1,
+  },
   { label: 'many users RMW, RedisStore+RedisLocker CPU µs/req', scenario: 'rmw', variant: 'ours-redis', kind: 'cpu' },
   { label: 'many users RMW, raw floor CPU µs/req', scenario: 'rmw', variant: 'raw-redis', kind: 'cpu' },
   { label: 'many users RMW, raw floor no cmd timeout CPU µs/req', scenario: 'rmw', variant: 'raw-redis-notimeout', kind: 'cpu' },
-  { label: 'many users read-only, MemoryStore × bare Koa', scenario: 'read', variant: 'ours-memory', vs: 'bare-koa', kind: 'ratio', target: '≥ 0.85×', met: atLeast(0.85) },
-  { label: 'many users read-only, MemoryStore × bare Koa, by CPU', scenario: 'read', variant: 'ours-memory', vs: 'bare-koa', kind: 'cpuRatio', target: '≥ 0.85×', met: atLeast(0.85) },
+  {
+    label: 'many users read-only, MemoryStore × bare Koa',
+    scenario: 'read',
+    variant: 'ours-memory',
+    vs: 'bare-koa',
+    kind: 'ratio',
+    target: '≥ 0.85×',
+    met: atLeast(0.85),
+  },
+  {
+    label: 'many users read-only, MemoryStore × bare Koa, by CPU',
+    scenario: 'read',
+    variant: 'ours-memory',
+    vs: 'bare-koa',
+    kind: 'cpuRatio',
+    target: '≥ 0.85×',
+    met: atLeast(0.85),
+  },
   { label: 'many users read-only, RedisStore × raw floor', scenario: 'read', variant: 'ours-redis', vs: 'raw-redis', kind: 'ratio' },
-  { label: 'fresh sessions, MemoryStore ÷ koa-session cookie mode', scenario: 'fresh', variant: 'ours-memory', vs: 'koa-session-cookie', kind: 'ratio', target: '≥ 1×', met: atLeast(1) },
-  { label: 'fresh sessions, MemoryStore ÷ koa-session cookie mode, by CPU', scenario: 'fresh', variant: 'ours-memory', vs: 'koa-session-cookie', kind: 'cpuRatio', target: '≥ 1×', met: atLeast(1) },
+  {
+    label: 'fresh sessions, MemoryStore ÷ koa-session cookie mode',
+    scenario: 'fresh',
+    variant: 'ours-memory',
+    vs: 'koa-session-cookie',
+    kind: 'ratio',
+    target: '≥ 1×',
+    met: atLeast(1),
+  },
+  {
+    label: 'fresh sessions, MemoryStore ÷ koa-session cookie mode, by CPU',
+    scenario: 'fresh',
+    variant: 'ours-memory',
+    vs: 'koa-session-cookie',
+    kind: 'cpuRatio',
+    target: '≥ 1×',
+    met: atLeast(1),
+  },
   { label: 'fresh sessions, MemoryStore CPU µs/req', scenario: 'fresh', variant: 'ours-memory', kind: 'cpu' },
   { label: 'fresh sessions, RedisStore × raw floor', scenario: 'fresh', variant: 'ours-redis', vs: 'raw-redis', kind: 'ratio' },
-  { label: 'fresh sessions, RedisStore × raw floor, no cmd timeout', scenario: 'fresh', variant: 'ours-redis', vs: 'raw-redis-notimeout', kind: 'ratio' },
-  { label: 'RMW, CookieStore ÷ koa-session cookie mode', scenario: 'rmw', variant: 'ours-cookie', vs: 'koa-session-cookie', kind: 'ratio', target: '≥ 1×', met: atLeast(1) },
-  { label: 'RMW, CookieStore ÷ koa-session cookie mode, by CPU', scenario: 'rmw', variant: 'ours-cookie', vs: 'koa-session-cookie', kind: 'cpuRatio', target: '≥ 1×', met: atLeast(1) },
+  {
+    label: 'fresh sessions, RedisStore × raw floor, no cmd timeout',
+    scenario: 'fresh',
+    variant: 'ours-redis',
+    vs: 'raw-redis-notimeout',
+    kind: 'ratio',
+  },
+  {
+    label: 'RMW, CookieStore ÷ koa-session cookie mode',
+    scenario: 'rmw',
+    variant: 'ours-cookie',
+    vs: 'koa-session-cookie',
+    kind: 'ratio',
+    target: '≥ 1×',
+    met: atLeast(1),
+  },
+  {
+    label: 'RMW, CookieStore ÷ koa-session cookie mode, by CPU',
+    scenario: 'rmw',
+    variant: 'ours-cookie',
+    vs: 'koa-session-cookie',
+    kind: 'cpuRatio',
+    target: '≥ 1×',
+    met: atLeast(1),
+  },
   { label: 'RMW, CookieStore CPU µs/req', scenario: 'rmw', variant: 'ours-cookie', kind: 'cpu' },
-  { label: 'untouched route, MemoryStore × bare Koa', scenario: 'untouched', variant: 'ours-memory', vs: 'bare-koa', kind: 'ratio', target: '≥ 0.98×', met: atLeast(0.98) },
-  { label: 'untouched route, MemoryStore store calls / req', scenario: 'untouched', variant: 'ours-memory', kind: 'calls', target: '0', met: (x) => x < 0.005 },
+  {
+    label: 'untouched route, MemoryStore × bare Koa',
+    scenario: 'untouched',
+    variant: 'ours-memory',
+    vs: 'bare-koa',
+    kind: 'ratio',
+    target: '≥ 0.98×',
+    met: atLeast(0.98),
+  },
+  {
+    label: 'untouched route, MemoryStore store calls / req',
+    scenario: 'untouched',
+    variant: 'ours-memory',
+    kind: 'calls',
+    target: '0',
+    met: (x) => x < 0.005,
+  },
   { label: 'many users read-only, RedisStore CPU µs/req', scenario: 'read', variant: 'ours-redis', kind: 'cpu' },
   { label: 'fresh sessions, RedisStore CPU µs/req', scenario: 'fresh', variant: 'ours-redis', kind: 'cpu' },
   ...hotMetrics(),
@@ -104,8 +229,17 @@ function hotMetrics(): Metric[] {
     const at = (what: string) => `hot session, 1 process, ${label} ${what}`;
     const main = id === 'ours-redis';
     one.push(
-      { label: at('× raw floor'), scenario: 'hot', variant: id, vs: 'raw-redis', kind: 'ratio', ...(main ? { target: '≥ 1×', met: atLeast(1) } : {}) },
-      ...(main ? [{ label: at('× raw floor, no cmd timeout'), scenario: 'hot', variant: id, vs: 'raw-redis-notimeout', kind: 'ratio' } as const] : []),
+      {
+        label: at('× raw floor'),
+        scenario: 'hot',
+        variant: id,
+        vs: 'raw-redis',
+        kind: 'ratio',
+        ...(main ? { target: '≥ 1×', met: atLeast(1) } : {}),
+      },
+      ...(main
+        ? [{ label: at('× raw floor, no cmd timeout'), scenario: 'hot', variant: id, vs: 'raw-redis-notimeout', kind: 'ratio' } as const]
+        : []),
       { label: at('req/s'), scenario: 'hot', variant: id, kind: 'rps' },
       ...(main ? [{ label: at('CPU µs/req'), scenario: 'hot', variant: id, kind: 'cpu' } as const] : []),
       { label: at('p99 ms'), scenario: 'hot', variant: id, kind: 'p99' },
@@ -115,9 +249,20 @@ function hotMetrics(): Metric[] {
     );
   }
   one.push(
-    { label: 'hot session, 1 process, koa-session+koa-redis × raw floor', scenario: 'hot', variant: 'koa-session-redis', vs: 'raw-redis', kind: 'ratio' },
+    {
+      label: 'hot session, 1 process, koa-session+koa-redis × raw floor',
+      scenario: 'hot',
+      variant: 'koa-session-redis',
+      vs: 'raw-redis',
+      kind: 'ratio',
+    },
     { label: 'hot session, 1 process, koa-session+koa-redis p99 ms', scenario: 'hot', variant: 'koa-session-redis', kind: 'p99' },
-    { label: 'hot session, 1 process, koa-session+koa-redis lost updates (share of its acked, worst round)', scenario: 'hot', variant: 'koa-session-redis', kind: 'lostShare' },
+    {
+      label: 'hot session, 1 process, koa-session+koa-redis lost updates (share of its acked, worst round)',
+      scenario: 'hot',
+      variant: 'koa-session-redis',
+      kind: 'lostShare',
+    },
   );
   const four: Metric[] = [];
   const many = [
@@ -130,7 +275,15 @@ function hotMetrics(): Metric[] {
     const commands = id.startsWith('ours-redis') ? 'Redis commands / req' : 'store + locker commands / req';
     four.push(
       { label: at('req/s'), scenario: 'processes', variant: id, kind: 'rps' },
-      { label: at('÷ koa-session+koa-redis'), scenario: 'processes', variant: id, vs: 'koa-session-redis', kind: 'ratio', target: '≥ 1×', met: atLeast(1) },
+      {
+        label: at('÷ koa-session+koa-redis'),
+        scenario: 'processes',
+        variant: id,
+        vs: 'koa-session-redis',
+        kind: 'ratio',
+        target: '≥ 1×',
+        met: atLeast(1),
+      },
       { label: at('p99 ms'), scenario: 'processes', variant: id, kind: 'p99' },
       { label: at('lost updates'), scenario: 'processes', variant: id, kind: 'lost', ...zero },
       { label: at(commands), scenario: 'processes', variant: id, kind: 'calls' },
@@ -140,7 +293,12 @@ function hotMetrics(): Metric[] {
   }
   four.push(
     { label: 'hot session, 4 processes, koa-session+koa-redis p99 ms', scenario: 'processes', variant: 'koa-session-redis', kind: 'p99' },
-    { label: 'hot session, 4 processes, koa-session+koa-redis lost updates (share of its acked, worst round)', scenario: 'processes', variant: 'koa-session-redis', kind: 'lostShare' },
+    {
+      label: 'hot session, 4 processes, koa-session+koa-redis lost updates (share of its acked, worst round)',
+      scenario: 'processes',
+      variant: 'koa-session-redis',
+      kind: 'lostShare',
+    },
   );
   return [...one, ...four];
 }
@@ -219,13 +377,19 @@ function metricCell(run: { measurements: readonly Measurement[] }, metric: Metri
 
 /** Markdown table: metric, target, before, after, after ÷ before, target met (after). */
 export function renderComparison(before: SavedRun, after: Pick<SavedRun, 'measurements' | 'env' | 'options'>, beforeName: string): string {
-  const setting = (r: Pick<SavedRun, 'options'>) => (r.options ? `${r.options.rounds} × ${r.options.durationS} s, ${r.options.warmupS} s warm-up, ${r.options.users} users, ${r.options.connections} connections` : 'settings unknown');
+  const setting = (r: Pick<SavedRun, 'options'>) =>
+    r.options
+      ? `${r.options.rounds} × ${r.options.durationS} s, ${r.options.warmupS} s warm-up, ${r.options.users} users, ${r.options.connections} connections`
+      : 'settings unknown';
   const same = setting(before) === setting(after);
   const lines = [
     `Before: \`${beforeName}\` (${before.env.git}; ${setting(before)}); after: this run (${after.env.git}; ${setting(after)}). Ratios are medians of per-round ratios within each run.`,
     ...(same || !before.options || !after.options
       ? []
-      : ['', `> **Different settings**: short or unwarmed runs inflate CPU per request (JIT warm-up) and shift ratios; rerun with the before's durations (\`--duration ${before.options.durationS} --warmup ${before.options.warmupS}\`) to compare.`]),
+      : [
+          '',
+          `> **Different settings**: short or unwarmed runs inflate CPU per request (JIT warm-up) and shift ratios; rerun with the before's durations (\`--duration ${before.options.durationS} --warmup ${before.options.warmupS}\`) to compare.`,
+        ]),
     '',
     '| metric | target | before | after | after ÷ before | met (after) |',
     '| --- | --- | ---: | ---: | ---: | :---: |',
@@ -236,10 +400,15 @@ export function renderComparison(before: SavedRun, after: Pick<SavedRun, 'measur
     const b = metricValue(before, metric);
     const a = metricValue(after, metric);
     if (a === undefined && b === undefined) continue;
-    const change = a !== undefined && b !== undefined && b !== 0 && metric.kind !== 'lost' && metric.kind !== 'lostShare' && metric.kind !== 'calls' ? `${(a / b).toFixed(2)}×` : '';
+    const change =
+      a !== undefined && b !== undefined && b !== 0 && metric.kind !== 'lost' && metric.kind !== 'lostShare' && metric.kind !== 'calls'
+        ? `${(a / b).toFixed(2)}×`
+        : '';
     // (for `cpu`, `p99` and the lock waits, lower is better: after ÷ before < 1 is the gain)
     const met = !metric.met || a === undefined ? '' : metric.met(a) ? '✅' : '❌';
-    lines.push(`| ${metric.label} | ${metric.target ?? ''} | ${metricCell(before, metric, b)} | ${metricCell(after, metric, a)} | ${change} | ${met} |`);
+    lines.push(
+      `| ${metric.label} | ${metric.target ?? ''} | ${metricCell(before, metric, b)} | ${metricCell(after, metric, a)} | ${change} | ${met} |`,
+    );
   }
   return lines.join('\n');
 }

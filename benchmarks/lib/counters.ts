@@ -33,21 +33,66 @@ async function storeSnapshot(mode: CountingMode, urls: ServerUrls): Promise<Coun
   if (mode === 'redis' && urls.redis) return redisCommandStats(urls.redis);
   if (mode === 'memcached' && urls.memcached) {
     const s = await memcachedStats(urls.memcached);
-    const pick = ['cmd_get', 'cmd_set', 'cmd_touch', 'delete_hits', 'delete_misses', 'incr_hits', 'incr_misses', 'decr_hits', 'decr_misses'];
+    const pick = [
+      'cmd_get',
+      'cmd_set',
+      'cmd_touch',
+      'delete_hits',
+      'delete_misses',
+      'incr_hits',
+      'incr_misses',
+      'decr_hits',
+      'decr_misses',
+    ];
     return Object.fromEntries(pick.map((k) => [k, s[k] ?? 0]));
   }
   return undefined;
 }
 
 /** Our own bookkeeping, never part of the app's traffic. */
-const IGNORED = /^(?:locker:)?(info|ping|hello|select|auth|flushall|flushdb|quit|client\|.*|config\|.*|command\|.*|ismaster|isMaster|endSessions|buildInfo|saslStart|saslContinue)$/;
+const IGNORED =
+  /^(?:locker:)?(info|ping|hello|select|auth|flushall|flushdb|quit|client\|.*|config\|.*|command\|.*|ismaster|isMaster|endSessions|buildInfo|saslStart|saslContinue)$/;
 
-const READS = new Set(['get', 'mget', 'getex', 'exists', 'pttl', 'ttl', 'hget', 'hgetall', 'cmd_get', 'find', 'aggregate', 'count', 'getMore']);
+const READS = new Set([
+  'get',
+  'mget',
+  'getex',
+  'exists',
+  'pttl',
+  'ttl',
+  'hget',
+  'hgetall',
+  'cmd_get',
+  'find',
+  'aggregate',
+  'count',
+  'getMore',
+]);
 const WRITES = new Set([
-  'set', 'setex', 'psetex', 'del', 'unlink', 'pexpire', 'expire', 'getdel', 'hset', 'incr',
-  'cmd_set', 'cmd_touch', 'delete_hits', 'delete_misses', 'incr_hits', 'incr_misses', 'decr_hits', 'decr_misses',
-  'insert', 'update', 'delete', 'findAndModify',
-  'destroy', 'touch',
+  'set',
+  'setex',
+  'psetex',
+  'del',
+  'unlink',
+  'pexpire',
+  'expire',
+  'getdel',
+  'hset',
+  'incr',
+  'cmd_set',
+  'cmd_touch',
+  'delete_hits',
+  'delete_misses',
+  'incr_hits',
+  'incr_misses',
+  'decr_hits',
+  'decr_misses',
+  'insert',
+  'update',
+  'delete',
+  'findAndModify',
+  'destroy',
+  'touch',
 ]);
 
 export function kindOf(op: string): 'read' | 'write' | 'other' {

@@ -21,8 +21,20 @@ export interface Environment {
 
 /** Packages whose version the report lists (ours first). */
 const PACKAGES = [
-  'koa', 'koa-session', 'koa-generic-session', 'koa-redis', 'express', 'express-session', 'connect-redis',
-  'redis', 'ioredis', 'memcached', 'mongodb', 'autocannon', 'tsx', 'esbuild',
+  'koa',
+  'koa-session',
+  'koa-generic-session',
+  'koa-redis',
+  'express',
+  'express-session',
+  'connect-redis',
+  'redis',
+  'ioredis',
+  'memcached',
+  'mongodb',
+  'autocannon',
+  'tsx',
+  'esbuild',
 ];
 
 function version(root: string, name: string): string | undefined {
@@ -35,8 +47,16 @@ function version(root: string, name: string): string | undefined {
 
 function git(root: string): string {
   try {
-    const sha = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const sha = execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+      cwd: root,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], {
+      cwd: root,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
     return `${sha}${dirty ? ' + uncommitted changes in src/' : ''}`;
   } catch {
     return 'unknown';

@@ -38,7 +38,12 @@ export function mergeCookies(jar: string, setCookie: string | string[] | undefin
   return [...pairs].map(([k, v]) => `${k}=${v}`).join('; ');
 }
 
-function get(agent: Agent, url: string, path: string, cookie?: string): Promise<{ status: number; body: string; setCookie: string[] | undefined }> {
+function get(
+  agent: Agent,
+  url: string,
+  path: string,
+  cookie?: string,
+): Promise<{ status: number; body: string; setCookie: string[] | undefined }> {
   return new Promise((resolve, reject) => {
     const req = request(new URL(path, url), { agent, headers: cookie ? { cookie } : {} }, (res) => {
       let body = '';

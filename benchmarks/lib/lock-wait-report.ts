@@ -49,5 +49,8 @@ export function formatWaitP99(waits: readonly LockWaits[] | undefined): string {
 /** Lock acquisitions of each process in the worst round, in the order of {@link formatLongestWait} (an uneven share is starvation too). */
 export function formatAcquisitions(waits: readonly LockWaits[] | undefined): string {
   if (!waits?.length) return '—';
-  return [...waits].sort((a, b) => b.maxMs - a.maxMs).map((w) => w.count.toLocaleString('en-US')).join(' · ');
+  return [...waits]
+    .sort((a, b) => b.maxMs - a.maxMs)
+    .map((w) => w.count.toLocaleString('en-US'))
+    .join(' · ');
 }

@@ -25,7 +25,16 @@ const HOT_PAIRS = {
 
 export const TARGET_PAIRS: Pairs = {
   // many users, locked RMW on Redis vs both raw floors and koa-session + koa-redis; CookieStore vs koa-session cookie mode
-  rmw: ['bare-koa', 'raw-redis', 'raw-redis-notimeout', 'ours-redis', 'koa-session-redis', 'koa-generic-session', 'ours-cookie', 'koa-session-cookie'],
+  rmw: [
+    'bare-koa',
+    'raw-redis',
+    'raw-redis-notimeout',
+    'ours-redis',
+    'koa-session-redis',
+    'koa-generic-session',
+    'ours-cookie',
+    'koa-session-cookie',
+  ],
   // many users, read-only: MemoryStore vs bare Koa (and Redis vs the floors)
   read: ['bare-koa', 'ours-memory', 'raw-redis', 'raw-redis-notimeout', 'ours-redis'],
   // fresh sessions: MemoryStore vs koa-session cookie mode (and Redis vs the floors)

@@ -20,7 +20,17 @@ interface CpuProfile {
   timeDeltas: number[];
 }
 
-export type Group = 'our code' | 'node-redis' | 'koa' | 'peer library' | 'other package' | 'benchmark harness' | 'node internals' | 'GC' | 'V8/native (program)' | 'idle';
+export type Group =
+  | 'our code'
+  | 'node-redis'
+  | 'koa'
+  | 'peer library'
+  | 'other package'
+  | 'benchmark harness'
+  | 'node internals'
+  | 'GC'
+  | 'V8/native (program)'
+  | 'idle';
 
 /** The group a frame belongs to, by its script URL (the app runs unbundled under tsx when profiling). */
 export function groupOf(url: string, functionName: string): Group {
@@ -30,8 +40,14 @@ export function groupOf(url: string, functionName: string): Group {
   const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url)?.[1];
   if (pkg) {
     if (pkg === 'redis' || pkg.startsWith('@redis/') || pkg === 'cluster-key-slot') return 'node-redis';
-    if (/^(koa|koa-compose|koa-convert|cookies|keygrip|tsscmp|delegates|on-finished|ee-first|statuses|http-errors|http-assert|content-type|content-disposition|cache-content-type|type-is|mime-types|mime-db|accepts|negotiator|vary|fresh|encodeurl|escape-html|destroy|depd|only|parseurl)$/.test(pkg)) return 'koa';
-    if (/^(koa-session|koa-redis|koa-generic-session|ioredis|@ioredis\/.*|express|express-session|connect-redis)$/.test(pkg)) return 'peer library';
+    if (
+      /^(koa|koa-compose|koa-convert|cookies|keygrip|tsscmp|delegates|on-finished|ee-first|statuses|http-errors|http-assert|content-type|content-disposition|cache-content-type|type-is|mime-types|mime-db|accepts|negotiator|vary|fresh|encodeurl|escape-html|destroy|depd|only|parseurl)$/.test(
+        pkg,
+      )
+    )
+      return 'koa';
+    if (/^(koa-session|koa-redis|koa-generic-session|ioredis|@ioredis\/.*|express|express-session|connect-redis)$/.test(pkg))
+      return 'peer library';
     return 'other package';
   }
   if (/\/src\/[^/]+/.test(url)) return 'our code';
@@ -62,7 +78,10 @@ export interface ProfileSummary {
   top: { name: string; group: Group; us: number }[];
 }
 
-export async function summarizeProfiles(files: readonly { file: string; requests: number; cpuUs: number }[], topN = 15): Promise<ProfileSummary | undefined> {
+export async function summarizeProfiles(
+  files: readonly { file: string; requests: number; cpuUs: number }[],
+  topN = 15,
+): Promise<ProfileSummary | undefined> {
   const byGroup = new Map<Group, number>();
   const byFunction = new Map<string, { group: Group; us: number }>();
   let requests = 0;
@@ -109,8 +128,14 @@ export async function summarizeProfiles(files: readonly { file: string; requests
     requests,
     busyUs: cpuUs,
     samples,
-    groups: [...byGroup].filter(([g]) => g !== 'idle').map(([group, c]) => ({ group, us: c * scale })).sort((a, b) => b.us - a.us),
-    top: [...byFunction].map(([name, v]) => ({ name, group: v.group, us: v.us * scale })).sort((a, b) => b.us - a.us).slice(0, topN),
+    groups: [...byGroup]
+      .filter(([g]) => g !== 'idle')
+      .map(([group, c]) => ({ group, us: c * scale }))
+      .sort((a, b) => b.us - a.us),
+    top: [...byFunction]
+      .map(([name, v]) => ({ name, group: v.group, us: v.us * scale }))
+      .sort((a, b) => b.us - a.us)
+      .slice(0, topN),
   };
 }
 

@@ -170,14 +170,19 @@ async function serverVersion(kind: ServerKind, url: string): Promise<string> {
       const client = new MongoClient(url, { serverSelectionTimeoutMS: 3000 });
       try {
         const info = await client.db('admin').command({ buildInfo: 1 });
-        const ferret = (info as { ferretdbVersion?: string; ferretdb?: { version?: string } }).ferretdbVersion ?? (info as { ferretdb?: { version?: string } }).ferretdb?.version;
+        const ferret =
+          (info as { ferretdbVersion?: string; ferretdb?: { version?: string } }).ferretdbVersion ??
+          (info as { ferretdb?: { version?: string } }).ferretdb?.version;
         return `MongoDB wire ${String(info.version)}${ferret ? ` (FerretDB ${ferret})` : ''}`;
       } finally {
         await client.close();
       }
     }
     case 'postgres':
-      return withPg(url, async (client) => `PostgreSQL ${String((await client.query('SHOW server_version')).rows[0]?.server_version ?? '?')}`);
+      return withPg(
+        url,
+        async (client) => `PostgreSQL ${String((await client.query('SHOW server_version')).rows[0]?.server_version ?? '?')}`,
+      );
   }
 }
 
@@ -216,7 +221,9 @@ export async function flushServer(kind: ServerKind, url: string): Promise<void> 
       // Empty the tables but keep them: the variants create theirs once at start, and
       // four cluster workers racing to re-create a dropped table would fail.
       await withPg(url, async (client) => {
-        const { rows } = await client.query<{ name: string }>("SELECT quote_ident(tablename) AS name FROM pg_tables WHERE schemaname = 'public'");
+        const { rows } = await client.query<{ name: string }>(
+          "SELECT quote_ident(tablename) AS name FROM pg_tables WHERE schemaname = 'public'",
+        );
         if (rows.length) await client.query(`TRUNCATE ${rows.map((r) => r.name).join(', ')}`);
       });
   }

@@ -184,8 +184,7 @@ export type AppMessage =
 /** Harness → app child. */
 export type AppCommand =
   /** `resetLockWaits`: start a new lock-wait window before answering (so the reply confirms it). */
-  | { type: 'stats'; id: number; resetLockWaits?: boolean }
-  | { type: 'stop' };
+  { type: 'stats'; id: number; resetLockWaits?: boolean } | { type: 'stop' };
 
 /** A job for the load generator. */
 export type LoadJob =

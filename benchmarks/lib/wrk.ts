@@ -103,7 +103,9 @@ export async function wrkLoad(job: Extract<LoadJob, { kind: 'load' }>, script: s
       timeouts: s.timeout,
       durationS,
       generator: 'wrk',
-      ...(cpuBefore !== undefined && cpuAfter !== undefined && s.requests > 0 ? { generatorCpuUs: (cpuAfter - cpuBefore) / s.requests } : {}),
+      ...(cpuBefore !== undefined && cpuAfter !== undefined && s.requests > 0
+        ? { generatorCpuUs: (cpuAfter - cpuBefore) / s.requests }
+        : {}),
       ...(mode.kind === 'jar' ? { cookie: mode.cookie } : {}),
     };
   } finally {

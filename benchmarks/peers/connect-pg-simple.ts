@@ -37,14 +37,16 @@ export const connectPgSimpleVariant: VariantFactory = async (env) => {
     } as ServerResponse['end'];
     next();
   });
-  app.use(session({
-    store,
-    secret: 'benchmark secret, not a secret',
-    name: 'connect.sid',
-    resave: false,
-    saveUninitialized: false,
-    cookie: { maxAge: env.ttlMs, httpOnly: true, sameSite: 'lax' },
-  }));
+  app.use(
+    session({
+      store,
+      secret: 'benchmark secret, not a secret',
+      name: 'connect.sid',
+      resave: false,
+      saveUninitialized: false,
+      cookie: { maxAge: env.ttlMs, httpOnly: true, sameSite: 'lax' },
+    }),
+  );
   app.get(ROUTES.fresh, (req, res) => {
     data(req).count = 1;
     res.json({ count: 1 });
@@ -60,5 +62,11 @@ export const connectPgSimpleVariant: VariantFactory = async (env) => {
   app.get(ROUTES.untouched, (_req, res) => {
     res.json({ ok: true });
   });
-  return { listener: app, close: async () => { store.close(); await pool.end(); } };
+  return {
+    listener: app,
+    close: async () => {
+      store.close();
+      await pool.end();
+    },
+  };
 };

@@ -31,7 +31,9 @@ function sidOf(ctx: Context): string | undefined {
 export const rawPg: VariantFactory = async (env) => {
   const pool = new pg.Pool({ connectionString: postgresUrlOf(env), max: 10 });
   pool.on('error', () => {});
-  await pool.query(`CREATE TABLE IF NOT EXISTS ${TABLE} (sid text PRIMARY KEY, value text NOT NULL, expires_at timestamptz NOT NULL)`).catch(() => {});
+  await pool
+    .query(`CREATE TABLE IF NOT EXISTS ${TABLE} (sid text PRIMARY KEY, value text NOT NULL, expires_at timestamptz NOT NULL)`)
+    .catch(() => {});
   const ttl = env.ttlMs;
   const load = async (sid: string | undefined): Promise<Record<string, unknown> | undefined> => {
     if (!sid) return undefined;
@@ -40,7 +42,11 @@ export const rawPg: VariantFactory = async (env) => {
   };
   const create = async (ctx: Context, data: object): Promise<void> => {
     const id = randomBytes(32).toString('base64url');
-    await pool.query(`INSERT INTO ${TABLE} (sid, value, expires_at) VALUES ($1, $2, now() + $3 * interval '1 millisecond')`, [id, JSON.stringify(data), ttl]);
+    await pool.query(`INSERT INTO ${TABLE} (sid, value, expires_at) VALUES ($1, $2, now() + $3 * interval '1 millisecond')`, [
+      id,
+      JSON.stringify(data),
+      ttl,
+    ]);
     ctx.cookies.set(COOKIE, id, { signed: false, httpOnly: true, sameSite: 'lax', maxAge: ttl });
   };
   const app = koaApp({
@@ -53,7 +59,12 @@ export const rawPg: VariantFactory = async (env) => {
         const loaded = await load(sid);
         const count = (countOf(loaded) ?? 0) + 1;
         if (!loaded) await create(ctx, { count });
-        else await pool.query(`UPDATE ${TABLE} SET value = $2, expires_at = now() + $3 * interval '1 millisecond' WHERE sid = $1`, [sid, JSON.stringify({ ...loaded, count }), ttl]);
+        else
+          await pool.query(`UPDATE ${TABLE} SET value = $2, expires_at = now() + $3 * interval '1 millisecond' WHERE sid = $1`, [
+            sid,
+            JSON.stringify({ ...loaded, count }),
+            ttl,
+          ]);
         return count;
       },
       async read(ctx) {

@@ -18,7 +18,9 @@ import { createClient } from 'redis';
 import { MemoryStore, RedisStore, session, type SessionOptions } from '../../src/index.js';
 import { redisServer, tcpProxy } from '../../test/helpers/servers.js';
 
-const { values } = parseArgs({ options: { requests: { type: 'string', default: '500' }, 'store-timeout': { type: 'string', default: '500' } } });
+const { values } = parseArgs({
+  options: { requests: { type: 'string', default: '500' }, 'store-timeout': { type: 'string', default: '500' } },
+});
 const N = Number(values.requests);
 const storeTimeout = Number(values['store-timeout']);
 
@@ -42,12 +44,19 @@ async function serve(options: SessionOptions) {
     new Promise<{ status: number; ms: number; cookie: string }>((resolve, reject) => {
       const start = performance.now();
       http
-        .get({ host: '127.0.0.1', port: (server.address() as { port: number }).port, path: '/', agent, headers: cookie ? { cookie } : {} }, (res) => {
-          res.resume();
-          res.on('end', () =>
-            resolve({ status: res.statusCode!, ms: performance.now() - start, cookie: (res.headers['set-cookie'] ?? []).map((c) => c.split(';')[0]).join('; ') }),
-          );
-        })
+        .get(
+          { host: '127.0.0.1', port: (server.address() as { port: number }).port, path: '/', agent, headers: cookie ? { cookie } : {} },
+          (res) => {
+            res.resume();
+            res.on('end', () =>
+              resolve({
+                status: res.statusCode!,
+                ms: performance.now() - start,
+                cookie: (res.headers['set-cookie'] ?? []).map((c) => c.split(';')[0]).join('; '),
+              }),
+            );
+          },
+        )
         .on('error', reject);
     });
   return { call, close: () => new Promise<void>((r) => (agent.destroy(), server.close(() => r()))) };
@@ -59,7 +68,9 @@ const mb = (b: number) => (b / 1024 / 1024).toFixed(1);
 // 1. Dead master.
 {
   const proxy = await tcpProxy(port);
-  const client = await createClient({ url: `redis://127.0.0.1:${proxy.port}` }).on('error', () => {}).connect();
+  const client = await createClient({ url: `redis://127.0.0.1:${proxy.port}` })
+    .on('error', () => {})
+    .connect();
   const app = await serve({ master: new RedisStore({ client, timeoutMs: 60_000 }) });
   // N users, each with a live session, all hitting the dead master at once.
   const cookies: string[] = [];
@@ -80,8 +91,12 @@ const mb = (b: number) => (b / 1024 / 1024).toFixed(1);
   for (const r of results) statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
   const ms = results.map((r) => r.ms);
   console.log(`## Dead master (${N} users, one concurrent request each, storeTimeout ${storeTimeout} ms)\n`);
-  console.log('| statuses | slowest ms | p99 ms | heap before MB | heap while dead MB | heap after recovery MB |\n| --- | ---: | ---: | ---: | ---: | ---: |');
-  console.log(`| ${[...statuses].map(([s, c]) => `${c}× ${s}`).join(', ')} | ${Math.max(...ms).toFixed(0)} | ${pct(ms, 99).toFixed(0)} | ${mb(baseline)} | ${mb(during)} | ${mb(after)} |\n`);
+  console.log(
+    '| statuses | slowest ms | p99 ms | heap before MB | heap while dead MB | heap after recovery MB |\n| --- | ---: | ---: | ---: | ---: | ---: |',
+  );
+  console.log(
+    `| ${[...statuses].map(([s, c]) => `${c}× ${s}`).join(', ')} | ${Math.max(...ms).toFixed(0)} | ${pct(ms, 99).toFixed(0)} | ${mb(baseline)} | ${mb(during)} | ${mb(after)} |\n`,
+  );
   await app.close();
   client.destroy();
   await proxy.close();
@@ -108,7 +123,9 @@ const mb = (b: number) => (b / 1024 / 1024).toFixed(1);
     await app.close();
   };
   const proxy = await tcpProxy(port);
-  const client = await createClient({ url: `redis://127.0.0.1:${proxy.port}` }).on('error', () => {}).connect();
+  const client = await createClient({ url: `redis://127.0.0.1:${proxy.port}` })
+    .on('error', () => {})
+    .connect();
   const deadMirror = () => new RedisStore({ client, prefix: 'mirror:', timeoutMs: 60_000 });
   await measure('no mirror', {});
   proxy.blackhole();

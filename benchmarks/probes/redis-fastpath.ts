@@ -237,10 +237,11 @@ async function delayingProxy(targetUrl: string, oneWayMs: number): Promise<{ url
   const { port } = server.address() as AddressInfo;
   return {
     url: `redis://127.0.0.1:${port}`,
-    close: () => new Promise<void>((ok) => {
-      for (const socket of sockets) socket.destroy();
-      server.close(() => ok());
-    }),
+    close: () =>
+      new Promise<void>((ok) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => ok());
+      }),
   };
 }
 
@@ -274,14 +275,28 @@ async function measure(
       const pool: string[] = [];
       apps.set(variant, { ...app, pool });
       for (let i = 0; i < sessions; i += 50) {
-        const batch = await Promise.all(Array.from({ length: Math.min(50, sessions - i) }, async () => {
-          const res = await fetch(`${app.url}/rmw`);
-          await res.arrayBuffer();
-          return res.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
-        }));
+        const batch = await Promise.all(
+          Array.from({ length: Math.min(50, sessions - i) }, async () => {
+            const res = await fetch(`${app.url}/rmw`);
+            await res.arrayBuffer();
+            return res.headers
+              .getSetCookie()
+              .map((c) => c.split(';')[0])
+              .join('; ');
+          }),
+        );
         pool.push(...batch);
       }
-      rows.set(variant, { variant, label: FASTPATH_VARIANTS[variant], runs: [], median: 0, commandsPerRequest: 0, errors: 0, commands: 0, requests: 0 });
+      rows.set(variant, {
+        variant,
+        label: FASTPATH_VARIANTS[variant],
+        runs: [],
+        median: 0,
+        commandsPerRequest: 0,
+        errors: 0,
+        commands: 0,
+        requests: 0,
+      });
     }
     const load = (variant: FastpathVariant, duration: number) => {
       const { url, pool } = apps.get(variant)!;
@@ -289,14 +304,16 @@ async function measure(
         url,
         connections,
         duration,
-        requests: [{
-          method: 'GET',
-          path: '/rmw',
-          setupRequest: (req) => ({
-            ...req,
-            headers: { ...req.headers, cookie: pool[Math.floor(Math.random() * pool.length)]! },
-          }),
-        }],
+        requests: [
+          {
+            method: 'GET',
+            path: '/rmw',
+            setupRequest: (req) => ({
+              ...req,
+              headers: { ...req.headers, cookie: pool[Math.floor(Math.random() * pool.length)]! },
+            }),
+          },
+        ],
       });
     };
     for (const variant of variants) await load(variant, 1); // warm-up (JIT, connections, script cache)
@@ -332,10 +349,13 @@ export function formatRedisFastpath(result: FastpathResult): string {
   const lines = [
     '| variant | req/s (median) | runs | Redis cmds/req | vs raw GET+SET | non-2xx |',
     '| --- | ---: | --- | ---: | ---: | ---: |',
-    ...result.rows.map((r) =>
-      `| ${r.label} | ${Math.round(r.median)} | ${r.runs.map((x) => Math.round(x)).join(' / ')} | ${r.commandsPerRequest.toFixed(2)} | ${raw ? `${(r.median / raw.median).toFixed(2)}×` : '–'} | ${r.errors} |`),
+    ...result.rows.map(
+      (r) =>
+        `| ${r.label} | ${Math.round(r.median)} | ${r.runs.map((x) => Math.round(x)).join(' / ')} | ${r.commandsPerRequest.toFixed(2)} | ${raw ? `${(r.median / raw.median).toFixed(2)}×` : '–'} | ${r.errors} |`,
+    ),
   ];
-  if (result.ratio !== undefined) lines.push('', `Locked read-modify-write (fast path) runs at ${(result.ratio * 100).toFixed(0)}% of the raw GET+SET floor.`);
+  if (result.ratio !== undefined)
+    lines.push('', `Locked read-modify-write (fast path) runs at ${(result.ratio * 100).toFixed(0)}% of the raw GET+SET floor.`);
   return lines.join('\n');
 }
 
@@ -362,15 +382,18 @@ if (isMain) {
     const server = await redisServer();
     if (!server) process.exit(1);
     try {
-      const result = await runRedisFastpath({
-        redisUrl: server.url,
-        durationSec: Number(values.duration),
-        runs: Number(values.runs),
-        connections: Number(values.connections),
-        sessions: Number(values.sessions),
-        latencyMs: Number(values.latency),
-        ...(values.only ? { variants: values.only.split(',') as FastpathVariant[] } : {}),
-      }, (line) => console.error(line));
+      const result = await runRedisFastpath(
+        {
+          redisUrl: server.url,
+          durationSec: Number(values.duration),
+          runs: Number(values.runs),
+          connections: Number(values.connections),
+          sessions: Number(values.sessions),
+          latencyMs: Number(values.latency),
+          ...(values.only ? { variants: values.only.split(',') as FastpathVariant[] } : {}),
+        },
+        (line) => console.error(line),
+      );
       console.log(formatRedisFastpath(result));
     } finally {
       await server.stop();

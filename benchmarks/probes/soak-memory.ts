@@ -38,17 +38,22 @@ const { port } = server.address() as { port: number };
 const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
 
 const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
-const rows: string[] = ['| sessions | RSS MB | heap used MB | store size | locker entries | s |', '| ---: | ---: | ---: | ---: | ---: | ---: |'];
+const rows: string[] = [
+  '| sessions | RSS MB | heap used MB | store size | locker entries | s |',
+  '| ---: | ---: | ---: | ---: | ---: | ---: |',
+];
 const started = Date.now();
 let sent = 0;
 let done = 0;
 let peakRss = 0;
 const get = () =>
   new Promise<void>((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, path: '/', agent }, (res) => {
-      res.resume();
-      res.on('end', resolve);
-    }).on('error', reject);
+    http
+      .get({ host: '127.0.0.1', port, path: '/', agent }, (res) => {
+        res.resume();
+        res.on('end', resolve);
+      })
+      .on('error', reject);
   });
 async function worker(): Promise<void> {
   while (sent < total) {
@@ -59,7 +64,9 @@ async function worker(): Promise<void> {
       globalThis.gc?.();
       const { rss, heapUsed } = process.memoryUsage();
       peakRss = Math.max(peakRss, rss);
-      rows.push(`| ${done.toLocaleString('en')} | ${mb(rss)} | ${mb(heapUsed)} | ${store.size.toLocaleString('en')} | ${locker.size} | ${((Date.now() - started) / 1000).toFixed(0)} |`);
+      rows.push(
+        `| ${done.toLocaleString('en')} | ${mb(rss)} | ${mb(heapUsed)} | ${store.size.toLocaleString('en')} | ${locker.size} | ${((Date.now() - started) / 1000).toFixed(0)} |`,
+      );
       process.stderr.write(`\r${done.toLocaleString('en')} / ${total.toLocaleString('en')} sessions`);
     }
   }
@@ -70,5 +77,7 @@ agent.destroy();
 server.close();
 await store.close();
 console.log(rows.join('\n'));
-console.log(`\npeak RSS ${mb(peakRss)} MB; store bound ${max.toLocaleString('en')}: final size ${store.size.toLocaleString('en')}; locker entries at the end: ${locker.size}`);
+console.log(
+  `\npeak RSS ${mb(peakRss)} MB; store bound ${max.toLocaleString('en')}: final size ${store.size.toLocaleString('en')}; locker entries at the end: ${locker.size}`,
+);
 if (store.size > max || locker.size !== 0) process.exitCode = 1;

@@ -4,7 +4,8 @@ import type { Scenario } from '../lib/types.js';
 export const manyUsersRead: Scenario = {
   id: 'read',
   title: '3. Many users, read-only',
-  description: 'Same pool of sessions; each request only reads the counter (`get()` for us). Must make exactly one store read and no write.',
+  description:
+    'Same pool of sessions; each request only reads the counter (`get()` for us). Must make exactly one store read and no write.',
   path: '/read',
   sessions: 'users',
   cookies: 'pool',

@@ -4,7 +4,8 @@ import type { Scenario } from '../lib/types.js';
 export const untouched: Scenario = {
   id: 'untouched',
   title: '5. Untouched route',
-  description: 'Requests carry a valid session cookie but the route never uses the session. Must make zero store calls; compare with bare Koa.',
+  description:
+    'Requests carry a valid session cookie but the route never uses the session. Must make zero store calls; compare with bare Koa.',
   path: '/untouched',
   sessions: 'one',
   cookies: 'pool',

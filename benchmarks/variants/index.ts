@@ -24,7 +24,8 @@ export const VARIANTS: readonly VariantInfo[] = [
     shared: false,
     onlyScenarios: ['untouched'],
     counting: 'none',
-    description: 'A bare node:http listener answering a fixed body: what the load generator can drive on the app core. Bare Koa well below it means Koa, not the client, is the limit.',
+    description:
+      'A bare node:http listener answering a fixed body: what the load generator can drive on the app core. Bare Koa well below it means Koa, not the client, is the limit.',
   },
   {
     id: 'raw-redis',
@@ -42,7 +43,8 @@ export const VARIANTS: readonly VariantInfo[] = [
     needs: ['redis'],
     shared: true,
     counting: 'redis',
-    description: "The raw floor with node-redis's client-wide command timeout off (`commandOptions: { timeout: 0 }`): no AbortSignal.timeout() per command.",
+    description:
+      "The raw floor with node-redis's client-wide command timeout off (`commandOptions: { timeout: 0 }`): no AbortSignal.timeout() per command.",
   },
   {
     id: 'ours-memory',
@@ -71,7 +73,8 @@ export const VARIANTS: readonly VariantInfo[] = [
     onlyScenarios: ['hot', 'processes'],
     counting: 'redis',
     sessionOptions: { handoff: false },
-    description: 'ours-redis with `handoff: false`: every scope acquires and releases the lock at the locker (per-request locking), the first rung of the hot-session ladder.',
+    description:
+      'ours-redis with `handoff: false`: every scope acquires and releases the lock at the locker (per-request locking), the first rung of the hot-session ladder.',
   },
   {
     id: 'ours-redis-nogroupcommit',
@@ -82,7 +85,8 @@ export const VARIANTS: readonly VariantInfo[] = [
     onlyScenarios: ['hot', 'processes'],
     counting: 'redis',
     sessionOptions: { groupCommit: false },
-    description: 'ours-redis with `groupCommit: false`: lease handoff, but one master write per scope (skipped when session() does not know the option yet).',
+    description:
+      'ours-redis with `groupCommit: false`: lease handoff, but one master write per scope (skipped when session() does not know the option yet).',
   },
   {
     id: 'ours-memcached',

@@ -162,13 +162,11 @@ export const oursRedisMemoryLocker: VariantFactory = async (env) => build(env, a
 
 export const oursMemcached: VariantFactory = async (env) => build(env, await memcachedParts(env));
 
-export const oursMemcachedRedisLocker: VariantFactory = async (env) =>
-  build(env, await withRedisLocker(env, await memcachedParts(env)));
+export const oursMemcachedRedisLocker: VariantFactory = async (env) => build(env, await withRedisLocker(env, await memcachedParts(env)));
 
 export const oursMongo: VariantFactory = async (env) => build(env, await mongoParts(env));
 
-export const oursMongoRedisLocker: VariantFactory = async (env) =>
-  build(env, await withRedisLocker(env, await mongoParts(env)));
+export const oursMongoRedisLocker: VariantFactory = async (env) => build(env, await withRedisLocker(env, await mongoParts(env)));
 
 export const oursCookie: VariantFactory = async (env) => {
   const master = new CookieStore({ keys: ['benchmark cookie key, not a secret, 32+ chars long'] });

@@ -25,7 +25,8 @@ export const POSTGRES_VARIANTS: readonly VariantInfo[] = [
     shared: true,
     counting: 'none',
     floor: 'raw-pg',
-    description: 'PostgresStore + PostgresLocker on one pg.Pool: the lock is the session row (SELECT … FOR UPDATE), the save commits its transaction.',
+    description:
+      'PostgresStore + PostgresLocker on one pg.Pool: the lock is the session row (SELECT … FOR UPDATE), the save commits its transaction.',
   },
   {
     id: 'connect-pg-simple',

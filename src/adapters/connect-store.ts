@@ -62,32 +62,48 @@ export interface ConnectStoreAdapterOptions {
  * app.use(session({ master: fromConnectStore(new ConnectRedis({ client })) }));
  */
 export function fromConnectStore(store: ConnectStoreLike, options: ConnectStoreAdapterOptions = {}): Store {
-  if (typeof store !== 'object' || store === null || typeof store.get !== 'function' || typeof store.set !== 'function' || typeof store.destroy !== 'function') {
-    const missing = ['get', 'set', 'destroy'].filter((m) => typeof (store as unknown as Record<string, unknown> | null)?.[m] !== 'function');
-    throw new TypeError(`koa-locked-session: Expected fromConnectStore() to get an express-session store (with get, set and destroy), got \`${describe(store)}\`${missing.length && store ? ` (it lacks ${missing.join(', ')})` : ''}`);
+  if (
+    typeof store !== 'object' ||
+    store === null ||
+    typeof store.get !== 'function' ||
+    typeof store.set !== 'function' ||
+    typeof store.destroy !== 'function'
+  ) {
+    const missing = ['get', 'set', 'destroy'].filter(
+      (m) => typeof (store as unknown as Record<string, unknown> | null)?.[m] !== 'function',
+    );
+    throw new TypeError(
+      `koa-locked-session: Expected fromConnectStore() to get an express-session store (with get, set and destroy), got \`${describe(store)}\`${missing.length && store ? ` (it lacks ${missing.join(', ')})` : ''}`,
+    );
   }
   const { timeoutMs = 2000 } = options;
   if (typeof timeoutMs !== 'number' || !(timeoutMs > 0) || !Number.isFinite(timeoutMs)) {
-    throw new TypeError(`koa-locked-session: Expected fromConnectStore \`timeoutMs\` to be a positive number of ms, got \`${describe(timeoutMs)}\``);
+    throw new TypeError(
+      `koa-locked-session: Expected fromConnectStore \`timeoutMs\` to be a positive number of ms, got \`${describe(timeoutMs)}\``,
+    );
   }
-  const name = options.name ?? `connect:${store.constructor?.name && store.constructor.name !== 'Object' ? store.constructor.name : 'store'}`;
+  const name =
+    options.name ?? `connect:${store.constructor?.name && store.constructor.name !== 'Object' ? store.constructor.name : 'store'}`;
 
   /** Call the store with a node-style callback, bounded by `timeoutMs` (the shared deadline sweeper, no timer per call). */
   function call<T>(what: string, invoke: (callback: ConnectCallback<T>) => unknown): Promise<T> {
-    const settle = () => new Promise<T>((resolve, reject) => {
-      const done: ConnectCallback<T> = (error, result) => (error ? reject(error) : resolve(result as T));
-      try {
-        const returned = invoke(done);
-        // Some stores (connect-redis >= 8) also return a promise: a rejection there must not go unhandled.
-        if (returned && typeof (returned as Promise<unknown>).then === 'function') (returned as Promise<unknown>).then(undefined, done);
-      } catch (error) {
-        done(error);
-      }
-    });
-    return withDeadline(settle, timeoutMs, () => new StoreError(name, `${what} failed: no callback within ${timeoutMs} ms`)).catch((error: unknown) => {
-      if (error instanceof StoreError) throw error;
-      throw new StoreError(name, `${what} failed: ${errorMessage(error)}`, { cause: error });
-    });
+    const settle = () =>
+      new Promise<T>((resolve, reject) => {
+        const done: ConnectCallback<T> = (error, result) => (error ? reject(error) : resolve(result as T));
+        try {
+          const returned = invoke(done);
+          // Some stores (connect-redis >= 8) also return a promise: a rejection there must not go unhandled.
+          if (returned && typeof (returned as Promise<unknown>).then === 'function') (returned as Promise<unknown>).then(undefined, done);
+        } catch (error) {
+          done(error);
+        }
+      });
+    return withDeadline(settle, timeoutMs, () => new StoreError(name, `${what} failed: no callback within ${timeoutMs} ms`)).catch(
+      (error: unknown) => {
+        if (error instanceof StoreError) throw error;
+        throw new StoreError(name, `${what} failed: ${errorMessage(error)}`, { cause: error });
+      },
+    );
   }
 
   return {
@@ -96,7 +112,8 @@ export function fromConnectStore(store: ConnectStoreLike, options: ConnectStoreA
       return fromAdapted(await call<unknown>('get', (cb) => store.get(key, cb)));
     },
     async set(key, value, ttlMs) {
-      if (!validTtl(ttlMs)) throw new StoreError(name, `expected ttlMs to be a positive number of ms, got \`${describe(ttlMs)}\``, { status: 500 });
+      if (!validTtl(ttlMs))
+        throw new StoreError(name, `expected ttlMs to be a positive number of ms, got \`${describe(ttlMs)}\``, { status: 500 });
       await call('set', (cb) => store.set(key, toAdapted(value, ttlMs), cb));
     },
     async destroy(key) {

@@ -52,19 +52,35 @@ export interface KoaStoreAdapterOptions {
  * app.use(session({ prefix: 'kls:', master: fromKoaStore(redisStore({ url })) }));
  */
 export function fromKoaStore(store: KoaStoreLike, options: KoaStoreAdapterOptions = {}): Store {
-  if (typeof store !== 'object' || store === null || typeof store.get !== 'function' || typeof store.set !== 'function' || typeof store.destroy !== 'function') {
-    const missing = ['get', 'set', 'destroy'].filter((m) => typeof (store as unknown as Record<string, unknown> | null)?.[m] !== 'function');
-    throw new TypeError(`koa-locked-session: Expected fromKoaStore() to get a koa-session or koa-generic-session store (with get, set and destroy), got \`${describe(store)}\`${missing.length && store ? ` (it lacks ${missing.join(', ')})` : ''}`);
+  if (
+    typeof store !== 'object' ||
+    store === null ||
+    typeof store.get !== 'function' ||
+    typeof store.set !== 'function' ||
+    typeof store.destroy !== 'function'
+  ) {
+    const missing = ['get', 'set', 'destroy'].filter(
+      (m) => typeof (store as unknown as Record<string, unknown> | null)?.[m] !== 'function',
+    );
+    throw new TypeError(
+      `koa-locked-session: Expected fromKoaStore() to get a koa-session or koa-generic-session store (with get, set and destroy), got \`${describe(store)}\`${missing.length && store ? ` (it lacks ${missing.join(', ')})` : ''}`,
+    );
   }
   const { timeoutMs = 2000 } = options;
   if (typeof timeoutMs !== 'number' || !(timeoutMs > 0) || !Number.isFinite(timeoutMs)) {
-    throw new TypeError(`koa-locked-session: Expected fromKoaStore \`timeoutMs\` to be a positive number of ms, got \`${describe(timeoutMs)}\``);
+    throw new TypeError(
+      `koa-locked-session: Expected fromKoaStore \`timeoutMs\` to be a positive number of ms, got \`${describe(timeoutMs)}\``,
+    );
   }
   const name = options.name ?? `koa:${store.constructor?.name && store.constructor.name !== 'Object' ? store.constructor.name : 'store'}`;
 
   async function call<T>(what: string, fn: () => unknown): Promise<T> {
     try {
-      return await withDeadline(async () => (await fn()) as T, timeoutMs, () => new StoreError(name, `${what} failed: no reply within ${timeoutMs} ms`));
+      return await withDeadline(
+        async () => (await fn()) as T,
+        timeoutMs,
+        () => new StoreError(name, `${what} failed: no reply within ${timeoutMs} ms`),
+      );
     } catch (error) {
       if (error instanceof StoreError) throw error;
       throw new StoreError(name, `${what} failed: ${errorMessage(error)}`, { cause: error });
@@ -77,7 +93,8 @@ export function fromKoaStore(store: KoaStoreLike, options: KoaStoreAdapterOption
       return fromAdapted(await call<unknown>('get', () => store.get(key, undefined, { rolling: false })));
     },
     async set(key, value, ttlMs) {
-      if (!validTtl(ttlMs)) throw new StoreError(name, `expected ttlMs to be a positive number of ms, got \`${describe(ttlMs)}\``, { status: 500 });
+      if (!validTtl(ttlMs))
+        throw new StoreError(name, `expected ttlMs to be a positive number of ms, got \`${describe(ttlMs)}\``, { status: 500 });
       const record = toAdapted(value, ttlMs);
       await call('set', () => store.set(key, record, record.cookie.originalMaxAge, { rolling: false, changed: true }));
     },

@@ -22,7 +22,10 @@ function clear(data: Record<string, unknown>): void {
 }
 
 function indexLost(method: string): SessionError {
-  return new SessionError(`koa-locked-session: ${method}() found this request's own logged-in session missing from the user's session index: the index was lost (evicted by the store under memory pressure?), so other sessions of the user may be unlisted. Run the master without eviction (Redis \`maxmemory-policy noeviction\`, memcached \`-M\`); see docs/sign-out-everywhere.md`, { code: 'ERR_SESSION_INDEX_LOST' });
+  return new SessionError(
+    `koa-locked-session: ${method}() found this request's own logged-in session missing from the user's session index: the index was lost (evicted by the store under memory pressure?), so other sessions of the user may be unlisted. Run the master without eviction (Redis \`maxmemory-policy noeviction\`, memcached \`-M\`); see docs/sign-out-everywhere.md`,
+    { code: 'ERR_SESSION_INDEX_LOST' },
+  );
 }
 
 /** Log `user` in under a new sid, in one scope (see `SessionHandle.login`). */
@@ -32,7 +35,8 @@ export async function login(req: RequestSession, user: unknown, options: LoginOp
   if (ttl !== undefined && (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl <= 0)) {
     throw new TypeError(`koa-locked-session: Expected login \`ttl\` to be a positive number of ms, got \`${String(ttl)}\``);
   }
-  if (typeof remember !== 'boolean') throw new TypeError(`koa-locked-session: Expected login \`remember\` to be a boolean, got \`${String(remember)}\``);
+  if (typeof remember !== 'boolean')
+    throw new TypeError(`koa-locked-session: Expected login \`remember\` to be a boolean, got \`${String(remember)}\``);
   await req.run((data, scope) => {
     if (!keepData) clear(data);
     data[req.options.userKey] = user;
@@ -82,7 +86,9 @@ export async function revokeAll(req: RequestSession, user: unknown, options: { e
     for (const sid of listed) if (await revokeOne(req, sid, uid)) destroyed.push(sid);
     await req.index.remove(master, uid, listed);
   }
-  throw new SessionError(`koa-locked-session: revokeAll() destroyed ${destroyed.length} sessions but new ones of this user kept appearing for ${REVOKE_ROUNDS} rounds (logins racing the revoke); not all may be gone: call it again`);
+  throw new SessionError(
+    `koa-locked-session: revokeAll() destroyed ${destroyed.length} sessions but new ones of this user kept appearing for ${REVOKE_ROUNDS} rounds (logins racing the revoke); not all may be gone: call it again`,
+  );
 }
 
 /** Destroy one listed session under its lock; true if it was live and this user's. */
@@ -111,7 +117,9 @@ async function unlisted(req: RequestSession, uid: string | number, listed: reado
 /** The master, for the user index; a client-side master has nowhere to keep one. */
 function indexStore(req: RequestSession) {
   if (req.clientSide) {
-    throw new SessionError('koa-locked-session: sessionsOf()/revokeAll() need a server-side master store; a CookieStore keeps each session in its browser, where the server cannot reach it. Use RedisStore, MongoStore, MemcachedStore or MemoryStore as master');
+    throw new SessionError(
+      'koa-locked-session: sessionsOf()/revokeAll() need a server-side master store; a CookieStore keeps each session in its browser, where the server cannot reach it. Use RedisStore, MongoStore, MemcachedStore or MemoryStore as master',
+    );
   }
   return req.replica.master;
 }
@@ -140,7 +148,9 @@ export function requireLogin(options: RequireLoginOptions = {}): Middleware {
     if (ctx.method === 'OPTIONS') return next();
     const handle = (ctx as unknown as Record<string, { currentUser?: () => Promise<unknown> } | undefined>)[name];
     if (!handle || typeof handle.currentUser !== 'function') {
-      throw new TypeError(`koa-locked-session: requireLogin() found no session "${name}" on ctx; app.use(session(${name === 'session' ? '' : `{ name: '${name}' }`})) must come before it`);
+      throw new TypeError(
+        `koa-locked-session: requireLogin() found no session "${name}" on ctx; app.use(session(${name === 'session' ? '' : `{ name: '${name}' }`})) must come before it`,
+      );
     }
     if ((await handle.currentUser()) !== undefined) return next();
     if (onUnauthorized) return onUnauthorized(ctx, next);

@@ -44,7 +44,13 @@ export function ownerId(options: ResolvedOptions, user: unknown): string | numbe
  * How the per-user index must change when the session of user `before` moves
  * from `oldSid` to `newSid` holding `data` (undefined: nothing to do).
  */
-export function planIndex(options: ResolvedOptions, before: unknown, data: Record<string, unknown>, oldSid: string | undefined, newSid: string | undefined): IndexPlan | undefined {
+export function planIndex(
+  options: ResolvedOptions,
+  before: unknown,
+  data: Record<string, unknown>,
+  oldSid: string | undefined,
+  newSid: string | undefined,
+): IndexPlan | undefined {
   const { userKey, userId } = options;
   const after = newSid === undefined ? undefined : data[userKey];
   if (before === undefined && after === undefined) return undefined;
@@ -65,7 +71,12 @@ export function planIndex(options: ResolvedOptions, before: unknown, data: Recor
  * sid's record is removed again: a login that succeeded unlisted could not be
  * revoked, and the old session is left as it was.
  */
-export async function indexAdd(host: IndexHost, plan: IndexPlan | undefined, newSid: string | undefined, oldSid: string | undefined): Promise<void> {
+export async function indexAdd(
+  host: IndexHost,
+  plan: IndexPlan | undefined,
+  newSid: string | undefined,
+  oldSid: string | undefined,
+): Promise<void> {
   if (!plan?.add) return;
   const [uid, sid] = plan.add;
   const master = host.replica.master;
@@ -75,7 +86,9 @@ export async function indexAdd(host: IndexHost, plan: IndexPlan | undefined, new
   } catch (error) {
     // Undo the insert (version 1): the client never learns this sid, no cookie was sent.
     if (newSid !== undefined) await host.replica.write(host.key(newSid), undefined, 2, host.options.ttl, 1, 0).catch(() => false);
-    throw error instanceof SessionError ? error : new StoreError(master.name, 'user index update failed; nothing was logged in', { cause: error });
+    throw error instanceof SessionError
+      ? error
+      : new StoreError(master.name, 'user index update failed; nothing was logged in', { cause: error });
   }
   if (over.length > 0) await capSessions(host, uid, over);
 }
@@ -101,14 +114,22 @@ async function capSessions(host: IndexHost, uid: string | number, sids: readonly
   const done: string[] = [];
   for (const sid of sids) {
     try {
-      const lock = await SessionLock.acquire(host.options, host.replica, host.key(sid), Math.min(host.options.lockTimeout, CAP_LOCK_WAIT_MS));
+      const lock = await SessionLock.acquire(
+        host.options,
+        host.replica,
+        host.key(sid),
+        Math.min(host.options.lockTimeout, CAP_LOCK_WAIT_MS),
+      );
       await destroyListed(host, lock, uid);
       done.push(sid);
     } catch (error) {
       debug('user index: a session past maxSessionsPerUser could not be destroyed now (retried later): %s', (error as Error)?.message);
     }
   }
-  if (done.length > 0) await host.index.remove(host.replica.master, uid, done).catch((error: unknown) => debug('user index: unlisting capped sessions failed: %s', (error as Error)?.message));
+  if (done.length > 0)
+    await host.index
+      .remove(host.replica.master, uid, done)
+      .catch((error: unknown) => debug('user index: unlisting capped sessions failed: %s', (error as Error)?.message));
 }
 
 /**

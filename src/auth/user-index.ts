@@ -71,7 +71,12 @@ export class UserIndex {
     const sids = await this.entries(master, userId);
     const live = await Promise.all(sids.map(async (sid) => ((await master.get(this.prefix + sid)) === undefined ? undefined : sid)));
     const alive = live.filter((s): s is string => s !== undefined);
-    if (alive.length < sids.length) await this.remove(master, userId, sids.filter((s) => !alive.includes(s)));
+    if (alive.length < sids.length)
+      await this.remove(
+        master,
+        userId,
+        sids.filter((s) => !alive.includes(s)),
+      );
     return alive;
   }
 
@@ -83,7 +88,10 @@ export class UserIndex {
       const store = lease.store ?? master;
       const before = parse(await store.get(key));
       const changed = change(before);
-      const dead = await this.#deadAmong(master, changed.filter((s) => !fresh.includes(s)));
+      const dead = await this.#deadAmong(
+        master,
+        changed.filter((s) => !fresh.includes(s)),
+      );
       const after = dead.length === 0 ? changed : changed.filter((s) => !dead.includes(s));
       if (after.length === before.length && after.every((s, i) => s === before[i])) return after;
       if (after.length === 0) await store.destroy(key);
@@ -108,7 +116,9 @@ export class UserIndex {
     const picks = new Set<string>([sids[0]!]);
     const start = Math.floor(Math.random() * sids.length);
     for (let i = 0; picks.size < Math.min(UserIndex.PRUNE_CHECKS, sids.length); i++) picks.add(sids[(start + i) % sids.length]!);
-    const checked = await Promise.all([...picks].map(async (sid) => ((await store.get(this.prefix + sid)) === undefined ? sid : undefined)));
+    const checked = await Promise.all(
+      [...picks].map(async (sid) => ((await store.get(this.prefix + sid)) === undefined ? sid : undefined)),
+    );
     return checked.filter((s): s is string => s !== undefined);
   }
 }

@@ -19,8 +19,16 @@ export async function loadPeer<T>(store: string, pkg: string, load: () => Promis
     const code = (error as { code?: unknown } | null)?.code;
     const missing = (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') && errorMessage(error).includes(`'${pkg}'`);
     if (missing) {
-      throw new StoreError(store, `the \`${pkg}\` package is not installed: run \`npm install ${pkg}\` (it is an optional peer dependency of koa-locked-session)`, { cause: error, status: 500, outcome: 'none' });
+      throw new StoreError(
+        store,
+        `the \`${pkg}\` package is not installed: run \`npm install ${pkg}\` (it is an optional peer dependency of koa-locked-session)`,
+        { cause: error, status: 500, outcome: 'none' },
+      );
     }
-    throw new StoreError(store, `could not load the \`${pkg}\` package: ${errorMessage(error)}`, { cause: error, status: 500, outcome: 'none' });
+    throw new StoreError(store, `could not load the \`${pkg}\` package: ${errorMessage(error)}`, {
+      cause: error,
+      status: 500,
+      outcome: 'none',
+    });
   }
 }

@@ -50,7 +50,6 @@ const FRAME_SEP = '\n';
 // Size of the longest `expires=` attribute Koa's cookies module writes; counted even for browser-session cookies.
 const EXPIRES_ATTR = '; expires=Thu, 01 Jan 1970 00:00:00 GMT';
 
-
 /** What a bound store shares with its CookieStore. */
 export interface BoundConfig {
   keyring: Keyring;
@@ -119,7 +118,11 @@ export class BoundCookieStore implements BoundRequestStore {
     const sid = this.#sidOf(key);
     if (sid === undefined) {
       // Our own caller's bug, not client input: fail loudly rather than write a cookie we would refuse to read.
-      throw new StoreError(name, `refusing to seal a key that is not a session id (16–128 chars of [A-Za-z0-9_-]), got ${typeof key === 'string' ? `${key.length} chars` : typeof key}`, { status: 500 });
+      throw new StoreError(
+        name,
+        `refusing to seal a key that is not a session id (16–128 chars of [A-Za-z0-9_-]), got ${typeof key === 'string' ? `${key.length} chars` : typeof key}`,
+        { status: 500 },
+      );
     }
     if (typeof value !== 'string') throw new StoreError(name, 'the record to seal must be a string', { status: 500 });
     if (typeof ttlMs !== 'number' || !Number.isFinite(ttlMs) || ttlMs <= 0) {
@@ -206,8 +209,12 @@ export class BoundCookieStore implements BoundRequestStore {
       header = undefined;
     }
     if (
-      typeof header !== 'object' || header === null || !isValidSid(header.id) ||
-      typeof header.n !== 'number' || !Number.isSafeInteger(header.n) || header.n < 1 ||
+      typeof header !== 'object' ||
+      header === null ||
+      !isValidSid(header.id) ||
+      typeof header.n !== 'number' ||
+      !Number.isSafeInteger(header.n) ||
+      header.n < 1 ||
       opened.expiresAt === undefined
     ) {
       // Authentic but not a CookieStore payload (or an id we would never generate): treat like any bad cookie.
@@ -306,4 +313,3 @@ export function setCookieSize(c: Readonly<ResolvedCookieStoreCookie>, value: str
 
 /** Bytes of everything but the value in a Set-Cookie of these (frozen) attributes: counted once, not per save. */
 const attributeBytes = new WeakMap<Readonly<ResolvedCookieStoreCookie>, number>();
-

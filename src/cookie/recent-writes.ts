@@ -19,7 +19,10 @@ export interface Rec {
 /** Latest write per session id in this process, for a short window; LRU-bounded by write order. */
 export class RecentWrites {
   readonly #entries = new Map<string, { rec: Rec; at: number }>();
-  constructor(readonly max: number, readonly windowMs: number) {}
+  constructor(
+    readonly max: number,
+    readonly windowMs: number,
+  ) {}
 
   get(key: string, now: number): Rec | undefined {
     const e = this.#entries.get(key);
@@ -47,4 +50,3 @@ export class RecentWrites {
     this.#entries.clear();
   }
 }
-

@@ -50,13 +50,13 @@ export interface Keyring {
 
 /** Why {@link unseal} refused a value. Short, stable strings suitable for logs and `session:invalid`. */
 export type UnsealFailure =
-  | 'malformed'       // not the shape of a sealed value at all (garbage, truncated, bad base64url)
-  | 'version'         // a well-formed value of a format version we do not read
-  | 'mode'            // encrypted value given to a signed-only reader, or the reverse
-  | 'unknown-key'     // sealed with a key that is no longer configured (re-keyed)
-  | 'tampered'        // authentication failed (wrong tag/MAC, changed bytes, other purpose)
-  | 'expired'         // authentic but past its expiry
-  | 'too-large';      // longer than `maxLength`, refused before any work
+  | 'malformed' // not the shape of a sealed value at all (garbage, truncated, bad base64url)
+  | 'version' // a well-formed value of a format version we do not read
+  | 'mode' // encrypted value given to a signed-only reader, or the reverse
+  | 'unknown-key' // sealed with a key that is no longer configured (re-keyed)
+  | 'tampered' // authentication failed (wrong tag/MAC, changed bytes, other purpose)
+  | 'expired' // authentic but past its expiry
+  | 'too-large'; // longer than `maxLength`, refused before any work
 
 export type UnsealResult =
   | {
@@ -134,22 +134,30 @@ const KEY_HINT = 'generate one with `openssl rand -base64 32` (or `node -e "cons
 export function createKeyring(keys: readonly KeyInput[] | Keyring, optionName = 'keys'): Keyring {
   if (isKeyring(keys)) return keys;
   if (!Array.isArray(keys) || keys.length === 0) {
-    throw new TypeError(`koa-locked-session: Expected \`${optionName}\` to be a non-empty array of secret keys, got \`${describe(keys)}\`; ${KEY_HINT}`);
+    throw new TypeError(
+      `koa-locked-session: Expected \`${optionName}\` to be a non-empty array of secret keys, got \`${describe(keys)}\`; ${KEY_HINT}`,
+    );
   }
   const derived = keys.map((key: unknown, i): DerivedKey => {
     let ikm: Buffer;
     if (typeof key === 'string') {
       if (key.length < MIN_STRING_KEY) {
-        throw new TypeError(`koa-locked-session: Expected \`${optionName}[${i}]\` to be a string of at least ${MIN_STRING_KEY} characters, got ${key.length}; ${KEY_HINT}`);
+        throw new TypeError(
+          `koa-locked-session: Expected \`${optionName}[${i}]\` to be a string of at least ${MIN_STRING_KEY} characters, got ${key.length}; ${KEY_HINT}`,
+        );
       }
       ikm = Buffer.from(key, 'utf8');
     } else if (key instanceof Uint8Array) {
       if (key.byteLength !== RAW_KEY_BYTES) {
-        throw new TypeError(`koa-locked-session: Expected \`${optionName}[${i}]\` to be exactly ${RAW_KEY_BYTES} bytes, got ${key.byteLength}; ${KEY_HINT} and pass it as a string, or Buffer.from(it, 'base64')`);
+        throw new TypeError(
+          `koa-locked-session: Expected \`${optionName}[${i}]\` to be exactly ${RAW_KEY_BYTES} bytes, got ${key.byteLength}; ${KEY_HINT} and pass it as a string, or Buffer.from(it, 'base64')`,
+        );
       }
       ikm = Buffer.from(key); // copy: a caller zeroing or reusing its buffer cannot change our keys
     } else {
-      throw new TypeError(`koa-locked-session: Expected \`${optionName}[${i}]\` to be a string or a Buffer, got \`${describe(key)}\`; ${KEY_HINT}`);
+      throw new TypeError(
+        `koa-locked-session: Expected \`${optionName}[${i}]\` to be a string or a Buffer, got \`${describe(key)}\`; ${KEY_HINT}`,
+      );
     }
     return Object.freeze({
       kid: derive(ikm, 'kid', KID_BYTES).toString('base64url'),
@@ -195,7 +203,8 @@ export function seal(plaintext: string, keys: Keyring | readonly KeyInput[], opt
   if (typeof plaintext !== 'string') throw new TypeError(`koa-locked-session: seal() expects a string, got \`${describe(plaintext)}\``);
   let expiresAt = 0;
   if (ttlMs !== undefined) {
-    if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new TypeError(`koa-locked-session: Expected \`ttlMs\` to be a positive number of ms, got \`${String(ttlMs)}\``);
+    if (!Number.isFinite(ttlMs) || ttlMs <= 0)
+      throw new TypeError(`koa-locked-session: Expected \`ttlMs\` to be a positive number of ms, got \`${String(ttlMs)}\``);
     expiresAt = Math.ceil((opts.now ?? Date.now()) + ttlMs);
   }
   const body = Buffer.from(`${expiresAt}.${plaintext}`, 'utf8');
@@ -247,7 +256,9 @@ export function unseal(sealed: unknown, keys: Keyring | readonly KeyInput[], opt
 
   // Usually one candidate; a kid collision between two configured keys just means trying both.
   const candidates: number[] = [];
-  ring.keys.forEach((k, i) => { if (k.kid === kid) candidates.push(i); });
+  ring.keys.forEach((k, i) => {
+    if (k.kid === kid) candidates.push(i);
+  });
   if (candidates.length === 0) return fail('unknown-key');
 
   let body: Buffer | undefined;

@@ -73,12 +73,14 @@ export interface CookieStoreOptions {
    * `false` makes the store fully stateless: every request starts from the cookie it brought.
    * @default { max: 1000, windowMs: 60_000 }
    */
-  recentWrites?: false | {
-    /** Most sessions remembered; the least recently written is dropped first. @default 1000 */
-    max?: number;
-    /** How long, in ms, a write is remembered after it was made. @default 60_000 */
-    windowMs?: number;
-  };
+  recentWrites?:
+    | false
+    | {
+        /** Most sessions remembered; the least recently written is dropped first. @default 1000 */
+        max?: number;
+        /** How long, in ms, a write is remembered after it was made. @default 60_000 */
+        windowMs?: number;
+      };
   /**
    * In-process memory of destroyed sessions (logout, `regenerate`, `destroy`): a copy of a
    * destroyed session's cookie (another tab, a thief) is refused by this process until that
@@ -90,10 +92,12 @@ export interface CookieStoreOptions {
    * its sealed expiry.
    * @default { maxBytes: 1_048_576 }
    */
-  revocations?: false | {
-    /** Memory bound of the remembered revocations, in bytes (2 per sid character + 80 each). @default 1_048_576 */
-    maxBytes?: number;
-  };
+  revocations?:
+    | false
+    | {
+        /** Memory bound of the remembered revocations, in bytes (2 per sid character + 80 each). @default 1_048_576 */
+        maxBytes?: number;
+      };
   /** Clock in ms (tests inject one). @default Date.now */
   now?: () => number;
 }
@@ -103,7 +107,8 @@ const check = new Validator('CookieStore');
 /** The options {@link CookieStore} knows; any other key is refused (a misspelling would be ignored silently). */
 const OPTIONS = ['keys', 'encrypt', 'cookie', 'maxBytes', 'recentWrites', 'revocations', 'now'] as const;
 const COOKIE_OPTIONS = ['name', 'domain', 'path', 'httpOnly', 'sameSite', 'secure', 'partitioned'] as const;
-const COOKIE_LIFETIME = 'The session lifetime is `session({ ttl })`, sealed into the cookie; its Max-Age follows it, capped by `session({ cookie: { maxAge } })` (\'session\': a browser-session cookie)';
+const COOKIE_LIFETIME =
+  "The session lifetime is `session({ ttl })`, sealed into the cookie; its Max-Age follows it, capped by `session({ cookie: { maxAge } })` ('session': a browser-session cookie)";
 
 /**
  * Options of other cookie-session libraries (koa-session, cookie-session,
@@ -121,7 +126,9 @@ const HINTS: Readonly<Record<string, string>> = {
   maxAge: COOKIE_LIFETIME,
   expires: COOKIE_LIFETIME,
   duration: COOKIE_LIFETIME,
-  ...Object.fromEntries(COOKIE_OPTIONS.map((option) => [option, `Cookie attributes go in \`cookie\`: \`new CookieStore({ keys, cookie: { ${option} } })\``])),
+  ...Object.fromEntries(
+    COOKIE_OPTIONS.map((option) => [option, `Cookie attributes go in \`cookie\`: \`new CookieStore({ keys, cookie: { ${option} } })\``]),
+  ),
 };
 /** Koa-session's cookie options that have no place in `cookie`, with our equivalent. */
 const COOKIE_HINTS: Readonly<Record<string, string>> = {
@@ -167,7 +174,9 @@ export class CookieStore implements RequestStore {
 
   constructor(options: CookieStoreOptions) {
     if (typeof options !== 'object' || options === null) {
-      throw new TypeError('koa-locked-session: Expected CookieStore options to be an object with `keys`, e.g. `new CookieStore({ keys: [process.env.SESSION_KEY] })`');
+      throw new TypeError(
+        'koa-locked-session: Expected CookieStore options to be an object with `keys`, e.g. `new CookieStore({ keys: [process.env.SESSION_KEY] })`',
+      );
     }
     check.known(options, OPTIONS, HINTS);
     this.#keyring = createKeyring(options.keys, 'CookieStore keys');
@@ -183,7 +192,10 @@ export class CookieStore implements RequestStore {
     if (recent !== false) {
       if (typeof recent !== 'object' || recent === null) check.fail('recentWrites', 'false or { max, windowMs }', recent);
       check.known(recent, ['max', 'windowMs'], {}, 'recentWrites.');
-      this.#recent = new RecentWrites(check.positiveInt('recentWrites.max', recent.max, 1000), check.positiveMs('recentWrites.windowMs', recent.windowMs, 60_000));
+      this.#recent = new RecentWrites(
+        check.positiveInt('recentWrites.max', recent.max, 1000),
+        check.positiveMs('recentWrites.windowMs', recent.windowMs, 60_000),
+      );
     }
     const revocations = options.revocations ?? {};
     if (revocations !== false) {
@@ -214,11 +226,15 @@ export class CookieStore implements RequestStore {
    */
   claim(sessionName: string, cookieName: string | undefined): void {
     if (this.#claimedBy !== undefined && this.#claimedBy !== sessionName) {
-      throw new TypeError(`koa-locked-session: this CookieStore is already the master of session "${this.#claimedBy}"; give session "${sessionName}" its own CookieStore (two sessions in one cookie would overwrite each other)`);
+      throw new TypeError(
+        `koa-locked-session: this CookieStore is already the master of session "${this.#claimedBy}"; give session "${sessionName}" its own CookieStore (two sessions in one cookie would overwrite each other)`,
+      );
     }
     if (this.#claimedBy !== undefined) return;
     if (this.#explicitName && cookieName !== undefined && cookieName !== this.#cookie.name) {
-      throw new TypeError(`koa-locked-session: session "${sessionName}" names its cookie "${cookieName}" but its CookieStore names it "${this.#cookie.name}"; set the name in one place`);
+      throw new TypeError(
+        `koa-locked-session: session "${sessionName}" names its cookie "${cookieName}" but its CookieStore names it "${this.#cookie.name}"; set the name in one place`,
+      );
     }
     if (!this.#explicitName) {
       const name = cookieName ?? (sessionName === 'session' ? 'session' : `${sessionName}.session`);
@@ -234,7 +250,11 @@ export class CookieStore implements RequestStore {
    */
   bindRequest(ctx: Context, hooks: CookieBindHooks): BoundCookieStore {
     if (this.#boundTo.has(ctx)) {
-      throw new StoreError(name, `this CookieStore (cookie "${this.cookie.name}") was bound twice in one request: two session() middlewares share it and would overwrite each other's cookie; give each session() its own CookieStore with its own \`cookie.name\``, { status: 500 });
+      throw new StoreError(
+        name,
+        `this CookieStore (cookie "${this.cookie.name}") was bound twice in one request: two session() middlewares share it and would overwrite each other's cookie; give each session() its own CookieStore with its own \`cookie.name\``,
+        { status: 500 },
+      );
     }
     this.#boundTo.add(ctx);
     return new BoundCookieStore(ctx, hooks, {

@@ -127,7 +127,13 @@ export class LocalQueues {
    * lease is already gone), else release it to the locker and let the next
    * waiter acquire from the locker's queue, behind other processes.
    */
-  async release(key: string, lease: Lease | undefined, bounds: HandoffOptions | false, fresh: FreshRecord | undefined, releaseLease: () => Promise<void>): Promise<void> {
+  async release(
+    key: string,
+    lease: Lease | undefined,
+    bounds: HandoffOptions | false,
+    fresh: FreshRecord | undefined,
+    releaseLease: () => Promise<void>,
+  ): Promise<void> {
     if (lease !== undefined && this.handOver(key, lease, bounds, fresh)) return;
     if (lease !== undefined) await releaseLease();
     const queue = this.#queues.get(key);

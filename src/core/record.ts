@@ -21,7 +21,7 @@ export interface DecodedRecord {
 
 /** True when `data` has no own enumerable key (without allocating the array `Object.keys` would). */
 function hasNoKeys(data: Record<string, unknown>): boolean {
-  for (const key in data) if (Object.prototype.hasOwnProperty.call(data, key)) return false;
+  for (const key in data) if (Object.hasOwn(data, key)) return false;
   return true;
 }
 
@@ -65,8 +65,10 @@ export class RecordFormat {
    * its JSON (the same string `JSON.stringify({ ...data, $session })` gives).
    */
   encode(data: Record<string, unknown>, meta: SessionMeta | undefined): string | undefined {
-    if (Object.prototype.hasOwnProperty.call(data, META)) {
-      throw new SerializationError(`koa-locked-session: \`${META}\` is a reserved session key (it holds per-session settings); use another name. Nothing was saved.`);
+    if (Object.hasOwn(data, META)) {
+      throw new SerializationError(
+        `koa-locked-session: \`${META}\` is a reserved session key (it holds per-session settings); use another name. Nothing was saved.`,
+      );
     }
     if (hasNoKeys(data)) return undefined;
     const value = serialize(this.#serializer, data);

@@ -2,7 +2,15 @@ import { performance } from 'node:perf_hooks';
 import { mirrorErrorChannel, storeChannel, type StoreMessage } from '../diagnostics.js';
 import { withDeadline } from '../util/deadline.js';
 import { StoreError } from '../errors.js';
-import { isVersioned, type BoundRequestStore, type RequestWriteOptions, type Store, type VersionedRecord, type VersionedStore, type WriteCondition } from '../contracts/store.js';
+import {
+  isVersioned,
+  type BoundRequestStore,
+  type RequestWriteOptions,
+  type Store,
+  type VersionedRecord,
+  type VersionedStore,
+  type WriteCondition,
+} from '../contracts/store.js';
 
 /** What a failed mirror write reports (turned into `session:mirror-error` by the middleware). */
 export interface MirrorError {
@@ -77,7 +85,13 @@ export class Replica implements VersionedStore {
    * are `prefix + sid` as everywhere (mirrors and locks need the prefix); the
    * bound master is called with the bare sid, the id its request carries.
    */
-  static forRequest(master: BoundRequestStore, prefix: string, mirrors: readonly Store[], options: ReplicaOptions, pending: Set<Promise<void>>): Replica {
+  static forRequest(
+    master: BoundRequestStore,
+    prefix: string,
+    mirrors: readonly Store[],
+    options: ReplicaOptions,
+    pending: Set<Promise<void>>,
+  ): Replica {
     const replica = new Replica(master, mirrors, options, pending);
     replica.#bound = master;
     replica.#prefixLength = prefix.length;
@@ -120,11 +134,21 @@ export class Replica implements VersionedStore {
    * wrongly read as "moved by regenerate()"). `options` reach a
    * request-bound master only (the cookie kind of a CookieStore).
    */
-  async write(key: string, value: string | undefined, version: number, ttlMs: number, condition: WriteCondition, masterTombstoneMs = ttlMs, options?: RequestWriteOptions): Promise<boolean> {
+  async write(
+    key: string,
+    value: string | undefined,
+    version: number,
+    ttlMs: number,
+    condition: WriteCondition,
+    masterTombstoneMs = ttlMs,
+    options?: RequestWriteOptions,
+  ): Promise<boolean> {
     const { master } = this;
     const op: Op = value === undefined ? 'destroy' : 'set';
     if (isVersioned(master)) {
-      const applied = await this.#call(master, 'master', op, () => master.write(key, value, version, value === undefined ? masterTombstoneMs : ttlMs, condition));
+      const applied = await this.#call(master, 'master', op, () =>
+        master.write(key, value, version, value === undefined ? masterTombstoneMs : ttlMs, condition),
+      );
       if (!applied) return false;
       await this.#fanOut(key, op, (mirror) => mirrorWrite(mirror, key, value, version, ttlMs));
       return true;
@@ -133,7 +157,9 @@ export class Replica implements VersionedStore {
     // gives mirrors no version to order by: plain set/destroy everywhere.
     const bound = this.#bound;
     const own = this.#masterKey(key);
-    await this.#call(master, 'master', op, () => (value === undefined ? master.destroy(own) : bound ? bound.set(own, value, ttlMs, options) : master.set(own, value, ttlMs)));
+    await this.#call(master, 'master', op, () =>
+      value === undefined ? master.destroy(own) : bound ? bound.set(own, value, ttlMs, options) : master.set(own, value, ttlMs),
+    );
     await this.#fanOut(key, op, (mirror) => (value === undefined ? mirror.destroy(key) : mirror.set(key, value, ttlMs)));
     return true;
   }
@@ -174,7 +200,12 @@ export class Replica implements VersionedStore {
     if (mode === 'background' && this.#pending.size >= maxPendingMirrorWrites) {
       // A slow or dead mirror must not grow memory without bound: drop and report.
       for (const mirror of this.mirrors) {
-        this.#report({ store: mirror.name, sid: key, op, error: new StoreError(mirror.name, `mirror queue full (${maxPendingMirrorWrites} writes pending): ${op} dropped`) });
+        this.#report({
+          store: mirror.name,
+          sid: key,
+          op,
+          error: new StoreError(mirror.name, `mirror queue full (${maxPendingMirrorWrites} writes pending): ${op} dropped`),
+        });
       }
       return;
     }
@@ -239,10 +270,19 @@ export class Replica implements VersionedStore {
         throw cause;
       }
       if ((cause as { status?: unknown })?.status !== undefined) throw cause;
-      throw new StoreError(store.name, `${op.toUpperCase()} failed: ${(cause as Error)?.message ?? String(cause)}`, { cause, outcome: op === 'get' ? 'none' : 'unknown' });
+      throw new StoreError(store.name, `${op.toUpperCase()} failed: ${(cause as Error)?.message ?? String(cause)}`, {
+        cause,
+        outcome: op === 'get' ? 'none' : 'unknown',
+      });
     } finally {
       if (observed) {
-        const message: StoreMessage = { session: this.#options.session, store: store.name, role, op, durationMs: performance.now() - start };
+        const message: StoreMessage = {
+          session: this.#options.session,
+          store: store.name,
+          role,
+          op,
+          durationMs: performance.now() - start,
+        };
         if (error !== undefined) message.error = error;
         storeChannel.publish(message);
       }
@@ -267,5 +307,9 @@ function mirrorWrite(mirror: Store, key: string, value: string | undefined, vers
 /** `call()`, or a StoreError once `ms` have passed without an answer (a write's outcome is then unknown). */
 function bounded<T>(store: Store, op: Op, call: () => Promise<T>, ms: number): Promise<T> {
   const outcome = op === 'get' ? 'none' : 'unknown';
-  return withDeadline(call, ms, () => new StoreError(store.name, `${op.toUpperCase()} timed out after ${ms} ms (storeTimeout)`, { outcome }));
+  return withDeadline(
+    call,
+    ms,
+    () => new StoreError(store.name, `${op.toUpperCase()} timed out after ${ms} ms (storeTimeout)`, { outcome }),
+  );
 }

@@ -18,13 +18,16 @@ import type { UserIndex } from '../auth/user-index.js';
 // NODE_DEBUG=koa-locked-session: why a client's session was reset (never the sid or any data).
 const debug = debuglog('koa-locked-session');
 const RESET_REASONS: Readonly<Record<string, string>> = {
-  'bad-signature': 'the sid cookie is unsigned or its signature does not match app.keys (tampered, or signed with a key no longer in app.keys)',
+  'bad-signature':
+    'the sid cookie is unsigned or its signature does not match app.keys (tampered, or signed with a key no longer in app.keys)',
   'bad-format': 'the sid cookie is not a sid this library issued (wrong length or characters)',
   'bad-record': 'the stored record could not be decoded (written by hand or by another library, or the serializer refused it)',
 };
 
 const isThenable = (value: unknown): value is PromiseLike<unknown> =>
-  (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as PromiseLike<unknown>).then === 'function';
+  (typeof value === 'object' || typeof value === 'function') &&
+  value !== null &&
+  typeof (value as PromiseLike<unknown>).then === 'function';
 
 /** What a handle needs from its `session()` call and app, shared by all its requests. */
 export interface SessionRuntime {
@@ -89,7 +92,11 @@ export class RequestSession implements ScopeHost {
   get replica(): Replica {
     if (this.#replica === undefined) this.resolve();
     // Still none: binding the request store threw (that error was already thrown to the caller).
-    if (this.#replica === undefined) throw new SessionError('koa-locked-session: the session store could not be bound to this request; see the first error of this request', { status: 500 });
+    if (this.#replica === undefined)
+      throw new SessionError(
+        'koa-locked-session: the session store could not be bound to this request; see the first error of this request',
+        { status: 500 },
+      );
     return this.#replica;
   }
 
@@ -123,7 +130,8 @@ export class RequestSession implements ScopeHost {
   #migrated(): Promise<void> | undefined {
     if (this.#migration === undefined) {
       this.resolve();
-      const moving = this.#sid === undefined && !this.#bound ? migrateOnFirstUse(this.#ctx, this.options, (data) => this.#createFrom(data)) : undefined;
+      const moving =
+        this.#sid === undefined && !this.#bound ? migrateOnFirstUse(this.#ctx, this.options, (data) => this.#createFrom(data)) : undefined;
       // Our session wins over an old cookie the request also carries: expire it (another user's, left behind).
       if (this.#sid !== undefined && !this.#bound && this.options.migrateFrom.length > 0) expireOldCookies(this.#ctx, this.options);
       this.#migration = moving ? moving.then((result) => this.#arrived(result)) : null;
@@ -207,7 +215,9 @@ export class RequestSession implements ScopeHost {
     if (!genid) return generateSid();
     const sid = genid();
     if (!isValidSid(sid)) {
-      throw new SessionError('koa-locked-session: `genid` returned an id that is not 16–128 chars of [A-Za-z0-9_-]; return e.g. crypto.randomBytes(32).toString("base64url")');
+      throw new SessionError(
+        'koa-locked-session: `genid` returned an id that is not 16–128 chars of [A-Za-z0-9_-]; return e.g. crypto.randomBytes(32).toString("base64url")',
+      );
     }
     return sid;
   }
@@ -297,15 +307,22 @@ export class RequestSession implements ScopeHost {
    */
   cookieWritable(): void {
     if (this.#ctx.headerSent && !this.#bound) {
-      throw new SessionError('koa-locked-session: the response was already sent, so a new session cookie cannot be set; nothing was saved. Open session scopes before the response is sent (await them in the middleware)', { status: 500 });
+      throw new SessionError(
+        'koa-locked-session: the response was already sent, so a new session cookie cannot be set; nothing was saved. Open session scopes before the response is sent (await them in the middleware)',
+        { status: 500 },
+      );
     }
   }
 
   /** The sid's record is gone (`'gone'`) or past its `absoluteTtl` (`'absolute-ttl'`): the request gets a fresh session. */
   expired(why: 'gone' | 'absolute-ttl' = 'gone'): void {
-    debug('session %s reset: %s', this.options.name, why === 'gone'
-      ? 'its record is gone from the master (expired, evicted by the store, or destroyed by another request)'
-      : 'past its absoluteTtl');
+    debug(
+      'session %s reset: %s',
+      this.options.name,
+      why === 'gone'
+        ? 'its record is gone from the master (expired, evicted by the store, or destroyed by another request)'
+        : 'past its absoluteTtl',
+    );
     this.#emit('session:expired');
   }
 

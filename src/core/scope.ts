@@ -133,7 +133,11 @@ export class Scope {
    * as it left. A later rollback puts such a key back to that value, not to what
    * it was before (an acknowledged change is never undone).
    */
-  readonly #handedIn: Array<{ readonly by: Participant; readonly keys: ReadonlySet<string>; readonly checkpoint: string | null | undefined }> = [];
+  readonly #handedIn: Array<{
+    readonly by: Participant;
+    readonly keys: ReadonlySet<string>;
+    readonly checkpoint: string | null | undefined;
+  }> = [];
   /** The chain of this scope's saves, and the first error one of them hit (every later save fails with it). */
   #saving: Promise<void> = settled;
   #error: unknown;
@@ -211,7 +215,13 @@ export class Scope {
     }
     // Its way back if it throws: the data as it stood when it joined, and what it touches from now on.
     const touched = new Set<string>();
-    const joined: Participant = { scope: this, checkpoint: this.host.format.checkpoint(this.data), joinedAt: this.#handedIn.length, touched, view: recordingView(this.data, touched) };
+    const joined: Participant = {
+      scope: this,
+      checkpoint: this.host.format.checkpoint(this.data),
+      joinedAt: this.#handedIn.length,
+      touched,
+      view: recordingView(this.data, touched),
+    };
     this.#members.push(joined);
     return joined;
   }
@@ -225,7 +235,7 @@ export class Scope {
   disposable(me: Participant): Record<string, unknown> & AsyncDisposable {
     this.#undisposed.push(me);
     const data = this.data; // the disposer lives on the data; a joined caller's view passes it through
-    if (!Object.prototype.hasOwnProperty.call(data, Symbol.asyncDispose)) {
+    if (!Object.hasOwn(data, Symbol.asyncDispose)) {
       const dispose = async (): Promise<void> => {
         const participant = this.#undisposed.pop();
         if (participant) await this.leave(participant, false); // none left: ended with its request
@@ -295,7 +305,8 @@ export class Scope {
    */
   async leave(me: Participant, threw: boolean): Promise<void> {
     if (threw) {
-      if (this.#members.length === 1) this.#failed = true; // alone all along: nothing is saved
+      if (this.#members.length === 1)
+        this.#failed = true; // alone all along: nothing is saved
       else this.#rollback(me);
     }
     if (--this.#participants > 0) {
@@ -319,10 +330,13 @@ export class Scope {
   /** Saves of one scope run one after the other (each is conditional on the version the previous one wrote). */
   #save(final: boolean): Promise<void> {
     // The first save of a scope (the common case) skips the chain's extra turn.
-    const run = this.#error === undefined && this.#saving === settled ? this.#commit(final) : this.#saving.then(() => {
-      if (this.#error !== undefined) throw this.#error;
-      return this.#commit(final);
-    });
+    const run =
+      this.#error === undefined && this.#saving === settled
+        ? this.#commit(final)
+        : this.#saving.then(() => {
+            if (this.#error !== undefined) throw this.#error;
+            return this.#commit(final);
+          });
     // The final save has no successor to chain (the scope is closing: nobody can join it).
     if (!final) {
       this.#saving = run.then(undefined, (error: unknown) => {
@@ -348,7 +362,8 @@ export class Scope {
   /** `me` leaves with success while others remain: note what it changed, as it left (see {@link #handedIn}). */
   #handIn(me: Participant): void {
     const before = this.host.format.restore(me.checkpoint);
-    if (before) this.#handedIn.push({ by: me, keys: new Set(this.#keysOf(me, before)), checkpoint: this.host.format.checkpoint(this.data) });
+    if (before)
+      this.#handedIn.push({ by: me, keys: new Set(this.#keysOf(me, before)), checkpoint: this.host.format.checkpoint(this.data) });
   }
 
   /**
@@ -359,14 +374,16 @@ export class Scope {
   #rollback(me: Participant): void {
     const before = this.host.format.restore(me.checkpoint);
     if (!before) {
-      this.#error ??= new SerializationError('koa-locked-session: a scope threw and its changes could not be rolled back (its data could not be serialized when it joined); nothing more is saved');
+      this.#error ??= new SerializationError(
+        'koa-locked-session: a scope threw and its changes could not be rolled back (its data could not be serialized when it joined); nothing more is saved',
+      );
       return;
     }
     const handedIn = this.#handedIn.slice(me.joinedAt).filter((h) => h.by !== me);
     for (const key of this.#keysOf(me, before)) {
       const last = [...handedIn].reverse().find((h) => h.keys.has(key));
       const source = (last && this.host.format.restore(last.checkpoint)) ?? before;
-      if (Object.prototype.hasOwnProperty.call(source, key)) this.data[key] = source[key];
+      if (Object.hasOwn(source, key)) this.data[key] = source[key];
       else delete this.data[key];
     }
   }

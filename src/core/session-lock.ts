@@ -76,17 +76,24 @@ export class SessionLock {
     const bounds = this.options.groupCommit;
     const pending = this.#pending;
     if (!bounds || !pending || this.lease.holdsLock !== undefined) return;
-    this.#flushTimer = setTimeout(() => {
-      if (this.#pending !== pending || this.#released || this.#releasedByWrite) return; // written, handed on or released meanwhile
-      this.#pending = undefined;
-      this.#flushState = 'running';
-      this.#flushed = this.#flush(pending).then(async (written) => {
-        this.#flushState = written ? 'written' : 'failed';
-        if (!written) throw await pending.batch.done.then(() => new ConflictError(), (error: unknown) => error); // the error its members got
-        this.#shift = 1;
-      });
-      this.#flushed.catch(() => {}); // awaited by the holder's next write or release
-    }, Math.max(0, bounds.maxMs - (performance.now() - pending.batch.started)));
+    this.#flushTimer = setTimeout(
+      () => {
+        if (this.#pending !== pending || this.#released || this.#releasedByWrite) return; // written, handed on or released meanwhile
+        this.#pending = undefined;
+        this.#flushState = 'running';
+        this.#flushed = this.#flush(pending).then(async (written) => {
+          this.#flushState = written ? 'written' : 'failed';
+          if (!written)
+            throw await pending.batch.done.then(
+              () => new ConflictError(),
+              (error: unknown) => error,
+            ); // the error its members got
+          this.#shift = 1;
+        });
+        this.#flushed.catch(() => {}); // awaited by the holder's next write or release
+      },
+      Math.max(0, bounds.maxMs - (performance.now() - pending.batch.started)),
+    );
     this.#flushTimer.unref();
   }
 
@@ -115,7 +122,14 @@ export class SessionLock {
   static async #acquire(options: ResolvedOptions, replica: Replica, key: string, timeoutMs: number): Promise<SessionLock> {
     const { locker, storeTimeout } = options;
     if (options.handoff === false) {
-      return new SessionLock(key, await locker.acquire(key, { timeoutMs, storeTimeoutMs: storeTimeout, store: replica.master }), replica, options, undefined, undefined);
+      return new SessionLock(
+        key,
+        await locker.acquire(key, { timeoutMs, storeTimeoutMs: storeTimeout, store: replica.master }),
+        replica,
+        options,
+        undefined,
+        undefined,
+      );
     }
     const queues = localQueues(locker, replica.master);
     const start = performance.now();
@@ -143,7 +157,8 @@ export class SessionLock {
     const fresh = this.fresh;
     this.fresh = undefined;
     // A batch's record is read whatever its age: the master does not hold it yet.
-    if (fresh !== undefined && (fresh.batch !== undefined || performance.now() < fresh.until)) return Promise.resolve({ value: fresh.value, version: fresh.version });
+    if (fresh !== undefined && (fresh.batch !== undefined || performance.now() < fresh.until))
+      return Promise.resolve({ value: fresh.value, version: fresh.version });
     return this.store.read(this.key);
   }
 
@@ -159,7 +174,8 @@ export class SessionLock {
    */
   releaseWithNextWrite(): void {
     const { lease } = this;
-    if (!lease.releaseWithNextWrite || this.#flushState === 'running' || this.queues?.wouldHandOff(this.key, lease, this.options.handoff)) return;
+    if (!lease.releaseWithNextWrite || this.#flushState === 'running' || this.queues?.wouldHandOff(this.key, lease, this.options.handoff))
+      return;
     this.#releasedByWrite = true;
     lease.releaseWithNextWrite();
   }
@@ -197,7 +213,11 @@ export class SessionLock {
     if (!bounds || !queues || this.#released || !queues.wouldHandOff(this.key, this.lease, this.options.handoff)) return undefined; // (the common case: nobody waits, no batch made)
     if (this.#flushState === 'running' || this.#flushState === 'failed') return undefined; // write it yourself, once that flush is known
     const batch = this.#pending?.batch ?? new Batch();
-    if (batch.full(bounds) || !queues.handOver(this.key, this.lease, this.options.handoff, { value, version: version + this.#shift, until: Infinity, batch, ttl })) return undefined;
+    if (
+      batch.full(bounds) ||
+      !queues.handOver(this.key, this.lease, this.options.handoff, { value, version: version + this.#shift, until: Infinity, batch, ttl })
+    )
+      return undefined;
     batch.size++;
     this.#pending = undefined;
     clearTimeout(this.#flushTimer);
@@ -219,7 +239,10 @@ export class SessionLock {
     clearTimeout(this.#flushTimer);
     if (this.#flushed !== undefined) {
       // A batch written under this holder: the lease goes on only once that write is known; a record the holder vouches is one version on.
-      fresh = await this.#flushed.then(() => fresh && { ...fresh, version: fresh.version + this.#shift }, () => undefined);
+      fresh = await this.#flushed.then(
+        () => fresh && { ...fresh, version: fresh.version + this.#shift },
+        () => undefined,
+      );
     }
     const pending = this.#pending;
     if (pending !== undefined) {
@@ -263,9 +286,18 @@ export class SessionLock {
  * `tombstoneMs` how long the master keeps one; `options` go to a
  * request-bound master (the cookie kind).
  */
-export async function writeIfVersion(store: Replica, key: string, value: string | undefined, version: number, ttl: number, tombstoneMs = 0, options?: RequestWriteOptions): Promise<void> {
-  const applied = value === undefined
-    ? await store.write(key, undefined, version + 1, ttl, version, tombstoneMs)
-    : await store.write(key, value, version + 1, ttl, version, ttl, options);
+export async function writeIfVersion(
+  store: Replica,
+  key: string,
+  value: string | undefined,
+  version: number,
+  ttl: number,
+  tombstoneMs = 0,
+  options?: RequestWriteOptions,
+): Promise<void> {
+  const applied =
+    value === undefined
+      ? await store.write(key, undefined, version + 1, ttl, version, tombstoneMs)
+      : await store.write(key, value, version + 1, ttl, version, ttl, options);
   if (!applied) throw new ConflictError();
 }

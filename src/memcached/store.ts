@@ -73,28 +73,29 @@ export type MemcachedClientOptions = Memcached.options & {
 };
 
 /** Options of {@link MemcachedStore}: pass `client` or `servers`. */
-export type MemcachedStoreOptions = MemcachedStoreCommonOptions & (
-  | {
-    /** A `memcached` client you created; the store never ends it. */
-    client: Memcached;
-    /** Not with `client`: the client already knows its servers. */
-    servers?: never;
-    /** Not with `client`: configure the client you created. */
-    clientOptions?: never;
-  }
-  | {
-    /**
-     * Server location(s) for a client the store creates on first use (and
-     * ends on `close()`): `'127.0.0.1:11211'`, an array, or `{ 'host:port': weight }`.
-     * @example new MemcachedStore({ servers: process.env.MEMCACHED_URL ?? '127.0.0.1:11211' })
-     */
-    servers: Memcached.Location;
-    /** Extra `memcached` client options, merged over {@link MEMCACHED_FAIL_FAST_OPTIONS}. */
-    clientOptions?: MemcachedClientOptions;
-    /** Not with `servers`: pass one or the other. */
-    client?: never;
-  }
-);
+export type MemcachedStoreOptions = MemcachedStoreCommonOptions &
+  (
+    | {
+        /** A `memcached` client you created; the store never ends it. */
+        client: Memcached;
+        /** Not with `client`: the client already knows its servers. */
+        servers?: never;
+        /** Not with `client`: configure the client you created. */
+        clientOptions?: never;
+      }
+    | {
+        /**
+         * Server location(s) for a client the store creates on first use (and
+         * ends on `close()`): `'127.0.0.1:11211'`, an array, or `{ 'host:port': weight }`.
+         * @example new MemcachedStore({ servers: process.env.MEMCACHED_URL ?? '127.0.0.1:11211' })
+         */
+        servers: Memcached.Location;
+        /** Extra `memcached` client options, merged over {@link MEMCACHED_FAIL_FAST_OPTIONS}. */
+        clientOptions?: MemcachedClientOptions;
+        /** Not with `servers`: pass one or the other. */
+        client?: never;
+      }
+  );
 
 /** Options every {@link MemcachedStore} takes. */
 export interface MemcachedStoreCommonOptions {
@@ -183,20 +184,36 @@ export class MemcachedStore implements VersionedStore {
   #closed = false;
 
   constructor(options: MemcachedStoreOptions) {
-    const input = check.object('options', options as { client?: unknown; servers?: unknown; clientOptions?: MemcachedClientOptions } & MemcachedStoreCommonOptions | undefined);
+    const input = check.object(
+      'options',
+      options as
+        | ({ client?: unknown; servers?: unknown; clientOptions?: MemcachedClientOptions } & MemcachedStoreCommonOptions)
+        | undefined,
+    );
     check.known(input, OPTIONS, HINTS);
     const { client, servers } = input;
     if ((client === undefined) === (servers === undefined)) {
-      throw new TypeError('koa-locked-session: MemcachedStore needs exactly one of `client` (a memcached client) or `servers` (e.g. \'127.0.0.1:11211\')');
+      throw new TypeError(
+        "koa-locked-session: MemcachedStore needs exactly one of `client` (a memcached client) or `servers` (e.g. '127.0.0.1:11211')",
+      );
     }
     if (client !== undefined && (typeof client !== 'object' || client === null || typeof (client as MemcachedClient).gets !== 'function')) {
       check.fail('client', 'a client from the memcached package', client);
     }
-    if (servers !== undefined && !(typeof servers === 'string' || Array.isArray(servers) || (typeof servers === 'object' && servers !== null))) {
+    if (
+      servers !== undefined &&
+      !(typeof servers === 'string' || Array.isArray(servers) || (typeof servers === 'object' && servers !== null))
+    ) {
       check.fail('servers', "'host:port', an array of them or { 'host:port': weight }", servers);
     }
     const clientOptions = check.object('clientOptions', input.clientOptions);
-    this.prefix = check.string('prefix', input.prefix, 'sess:', /^[^\s\x00-\x1f\x7f]*$/, 'a string without whitespace or control characters');
+    this.prefix = check.string(
+      'prefix',
+      input.prefix,
+      'sess:',
+      /^[^\s\x00-\x1f\x7f]*$/,
+      'a string without whitespace or control characters',
+    );
     this.timeoutMs = check.positiveMs('timeoutMs', input.timeoutMs, 2000);
     this.#maxValueBytes = check.positiveInt('maxValueBytes', input.maxValueBytes);
     this.#owned = client === undefined;
@@ -239,7 +256,14 @@ export class MemcachedStore implements VersionedStore {
     const plain = unwrap(value);
     const body = plain.value === value && plain.version === 0 ? value : wrap(value, 0);
     await this.#checkSize('SET', client, fullKey, stamp(body, Date.now() + ttlMs), value);
-    await this.#store('SET', client, fullKey, lifetime, () => true, () => stamp(body, Date.now() + ttlMs));
+    await this.#store(
+      'SET',
+      client,
+      fullKey,
+      lifetime,
+      () => true,
+      () => stamp(body, Date.now() + ttlMs),
+    );
   }
 
   async write(key: string, value: string | undefined, version: number, ttlMs: number, condition: WriteCondition): Promise<boolean> {
@@ -299,8 +323,13 @@ export class MemcachedStore implements VersionedStore {
    * was written and the previous item is still there (unlike a failed SET).
    */
   async #store(
-    command: string, client: MemcachedClient, fullKey: string, lifetime: number,
-    accepts: (live: Live | undefined) => boolean, make: () => string, remove = false,
+    command: string,
+    client: MemcachedClient,
+    fullKey: string,
+    lifetime: number,
+    accepts: (live: Live | undefined) => boolean,
+    make: () => string,
+    remove = false,
   ): Promise<boolean> {
     let lastCas: string | undefined;
     for (let attempt = 1; ; attempt++) {
@@ -322,7 +351,10 @@ export class MemcachedStore implements VersionedStore {
         lastCas = cas; // EXISTS, NOT_FOUND or SERVER_ERROR: the next read tells which
       }
       if (attempt >= MAX_ATTEMPTS) {
-        throw new StoreError(this.name, `${command} failed: the record changed under ${MAX_ATTEMPTS} attempts in a row; nothing was written`);
+        throw new StoreError(
+          this.name,
+          `${command} failed: the record changed under ${MAX_ATTEMPTS} attempts in a row; nothing was written`,
+        );
       }
     }
   }
@@ -375,11 +407,19 @@ export class MemcachedStore implements VersionedStore {
     const onWire = (client.namespace ?? '') + fullKey;
     const bytes = byteLength(onWire);
     if (bytes > MEMCACHED_MAX_KEY_BYTES) {
-      throw new StoreError(this.name, `${command} failed: the key is ${bytes} bytes, over memcached's ${MEMCACHED_MAX_KEY_BYTES}-byte limit (shorten \`prefix\`)`, { status: 500 });
+      throw new StoreError(
+        this.name,
+        `${command} failed: the key is ${bytes} bytes, over memcached's ${MEMCACHED_MAX_KEY_BYTES}-byte limit (shorten \`prefix\`)`,
+        { status: 500 },
+      );
     }
     if (onWire === '' || /[\s\x00-\x1f\x7f]/.test(onWire)) {
       // The key itself is never printed: it contains the sid.
-      throw new StoreError(this.name, `${command} failed: memcached keys cannot be empty or contain whitespace or control characters (check the client's \`namespace\` and \`prefix\`)`, { status: 500 });
+      throw new StoreError(
+        this.name,
+        `${command} failed: memcached keys cannot be empty or contain whitespace or control characters (check the client's \`namespace\` and \`prefix\`)`,
+        { status: 500 },
+      );
     }
     return fullKey;
   }
@@ -427,8 +467,12 @@ export class MemcachedStore implements VersionedStore {
    * that was in flight when a server died), failures as `StoreError`.
    */
   #call<T>(command: string, start: (cb: Callback<T>) => void): Promise<T> {
-    return storeCall(this.name, command, this.timeoutMs, () =>
-      new Promise<T>((resolve, reject) => start((error, result) => (error ? reject(error) : resolve(result)))));
+    return storeCall(
+      this.name,
+      command,
+      this.timeoutMs,
+      () => new Promise<T>((resolve, reject) => start((error, result) => (error ? reject(error) : resolve(result)))),
+    );
   }
 }
 
@@ -508,4 +552,3 @@ function countCrLf(text: string): number {
   }
   return n;
 }
-

@@ -50,7 +50,9 @@ export class MemoryLocker implements Locker {
 
   constructor(options: MemoryLockerOptions = {}) {
     const check = new Validator('MemoryLocker');
-    check.known(check.object('options', options), ['maxHoldMs'], { lockTimeout: 'The lock wait is an option of session(): `session({ lockTimeout })`' });
+    check.known(check.object('options', options), ['maxHoldMs'], {
+      lockTimeout: 'The lock wait is an option of session(): `session({ lockTimeout })`',
+    });
     this.maxHoldMs = check.positiveMs('maxHoldMs', options.maxHoldMs, 60_000)!;
   }
 
@@ -145,12 +147,15 @@ export class MemoryLocker implements Locker {
   #armExpiry(key: string, entry: Entry): void {
     const holder = entry.holder;
     if (entry.expiry || !holder) return;
-    entry.expiry = setTimeout(() => {
-      entry.expiry = undefined;
-      if (entry.holder !== holder) return;
-      holder.lost = true;
-      this.#handOver(key, entry);
-    }, Math.max(0, holder.since + this.maxHoldMs - Date.now()));
+    entry.expiry = setTimeout(
+      () => {
+        entry.expiry = undefined;
+        if (entry.holder !== holder) return;
+        holder.lost = true;
+        this.#handOver(key, entry);
+      },
+      Math.max(0, holder.since + this.maxHoldMs - Date.now()),
+    );
     entry.expiry.unref();
   }
 }

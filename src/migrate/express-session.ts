@@ -10,7 +10,18 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Context } from 'koa';
 import { withDeadline } from '../util/deadline.js';
 import type { ConnectStoreLike } from '../adapters/connect-store.js';
-import { expireCookie, expiryOf, oldData, plainObject, rawCookie, sharedOptions, without, type FoundSession, type MigrationSource, type MigrationSourceOptions } from './source.js';
+import {
+  expireCookie,
+  expiryOf,
+  oldData,
+  plainObject,
+  rawCookie,
+  sharedOptions,
+  without,
+  type FoundSession,
+  type MigrationSource,
+  type MigrationSourceOptions,
+} from './source.js';
 
 /** Options of {@link expressSession}: the old `session({ store, secret, name })` values. */
 export interface ExpressSessionSourceOptions extends MigrationSourceOptions {
@@ -49,22 +60,31 @@ export function expressSession(options: ExpressSessionSourceOptions): MigrationS
   const { retire, map, timeoutMs, until } = sharedOptions(source, options ?? ({} as ExpressSessionSourceOptions));
   const { store, secret, name = 'connect.sid', path = '/' } = options ?? ({} as ExpressSessionSourceOptions);
   if (typeof store?.get !== 'function' || typeof store?.destroy !== 'function') {
-    throw new TypeError(`koa-locked-session: Expected ${source}({ store }) to be the connect store express-session used (with get and destroy), e.g. new RedisStore({ client }) from connect-redis`);
+    throw new TypeError(
+      `koa-locked-session: Expected ${source}({ store }) to be the connect store express-session used (with get and destroy), e.g. new RedisStore({ client }) from connect-redis`,
+    );
   }
   const secrets = typeof secret === 'string' ? [secret] : Array.isArray(secret) ? [...secret] : [];
   if (secrets.length === 0 || !secrets.every((s) => typeof s === 'string' && s !== '')) {
-    throw new TypeError(`koa-locked-session: Expected ${source}({ secret }) to be the old express-session secret (a string or a list of strings)`);
+    throw new TypeError(
+      `koa-locked-session: Expected ${source}({ secret }) to be the old express-session secret (a string or a list of strings)`,
+    );
   }
 
   /** A node-style call of the connect store, bounded by `timeoutMs`. */
   const call = <T>(invoke: (cb: (error?: unknown, result?: T) => void) => unknown) =>
-    withDeadline(() => new Promise<T | undefined>((resolve, reject) => {
-      try {
-        invoke((error, result) => (error ? reject(error) : resolve(result)));
-      } catch (error) {
-        reject(error);
-      }
-    }), timeoutMs, () => new Error(`${source}: the old store did not answer within ${timeoutMs} ms`));
+    withDeadline(
+      () =>
+        new Promise<T | undefined>((resolve, reject) => {
+          try {
+            invoke((error, result) => (error ? reject(error) : resolve(result)));
+          } catch (error) {
+            reject(error);
+          }
+        }),
+      timeoutMs,
+      () => new Error(`${source}: the old store did not answer within ${timeoutMs} ms`),
+    );
 
   const identify = (ctx: Context): string | undefined => {
     const value = rawCookie(ctx, name);

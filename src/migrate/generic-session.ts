@@ -6,7 +6,18 @@
  */
 import type { Context } from 'koa';
 import { withDeadline } from '../util/deadline.js';
-import { expireCookie, expiryOf, oldData, plainObject, rawCookie, sharedOptions, without, type FoundSession, type MigrationSource, type MigrationSourceOptions } from './source.js';
+import {
+  expireCookie,
+  expiryOf,
+  oldData,
+  plainObject,
+  rawCookie,
+  sharedOptions,
+  without,
+  type FoundSession,
+  type MigrationSource,
+  type MigrationSourceOptions,
+} from './source.js';
 
 /** The store koa-generic-session was given (koa-redis, …): promise based `get(key)` / `destroy(key)`. */
 export interface GenericSessionStoreLike {
@@ -40,14 +51,20 @@ export function genericSession(options: GenericSessionSourceOptions): MigrationS
   const { retire, map, timeoutMs, until } = sharedOptions(name, options ?? ({} as GenericSessionSourceOptions));
   const { store, key = 'koa.sid', prefix = 'koa:sess:', signed = true, path = '/' } = options ?? ({} as GenericSessionSourceOptions);
   if (typeof store?.get !== 'function' || typeof store?.destroy !== 'function') {
-    throw new TypeError(`koa-locked-session: Expected ${name}({ store }) to be the store koa-generic-session used (with get and destroy), e.g. redisStore() from koa-redis`);
+    throw new TypeError(
+      `koa-locked-session: Expected ${name}({ store }) to be the store koa-generic-session used (with get and destroy), e.g. redisStore() from koa-redis`,
+    );
   }
   if (until === undefined) {
     // Its sessions carry no expiry (only `cookie.maxAge`): only `until` bounds how long one can come back.
-    throw new TypeError(`koa-locked-session: Expected ${name}({ until }) to be the end of the migration window (a Date): koa-generic-session sessions carry no expiry date, so nothing else bounds how long an old session can be presented. Pass e.g. until: new Date(Date.now() + <your old ttl> + a margin) fixed at your switch date`);
+    throw new TypeError(
+      `koa-locked-session: Expected ${name}({ until }) to be the end of the migration window (a Date): koa-generic-session sessions carry no expiry date, so nothing else bounds how long an old session can be presented. Pass e.g. until: new Date(Date.now() + <your old ttl> + a margin) fixed at your switch date`,
+    );
   }
   if (typeof key !== 'string' || key === '' || typeof prefix !== 'string') {
-    throw new TypeError(`koa-locked-session: Expected ${name}({ key, prefix }) to be the old cookie name and store prefix, e.g. { key: 'koa.sid', prefix: 'koa:sess:' }`);
+    throw new TypeError(
+      `koa-locked-session: Expected ${name}({ key, prefix }) to be the old cookie name and store prefix, e.g. { key: 'koa.sid', prefix: 'koa:sess:' }`,
+    );
   }
 
   const identify = (ctx: Context): string | undefined => {
@@ -72,7 +89,11 @@ export function genericSession(options: GenericSessionSourceOptions): MigrationS
       if (!sid) return undefined;
       let stored: unknown;
       try {
-        stored = await withDeadline(async () => store.get(prefix + sid), timeoutMs, () => new Error('timeout'));
+        stored = await withDeadline(
+          async () => store.get(prefix + sid),
+          timeoutMs,
+          () => new Error('timeout'),
+        );
       } catch {
         return undefined;
       }

@@ -57,14 +57,23 @@ async function migrate(
       prefix: options.prefix,
       ...(source.until === undefined ? {} : { until: source.until }),
       create,
-      onRetireError: (error, found) => debug('migrateFrom: retiring the old %s session failed (it was moved; the marker prevents a second move): %s', found.source, String(error)),
+      onRetireError: (error, found) =>
+        debug(
+          'migrateFrom: retiring the old %s session failed (it was moved; the marker prevents a second move): %s',
+          found.source,
+          String(error),
+        ),
       onUnbounded: (found) => warnUnbounded(source, found),
     });
     if (source.retire) {
       if (source.clearCookies) source.clearCookies(ctx);
       else early?.clearCookies();
     }
-    debug('migrateFrom: %s session of %s', result === undefined ? 'no (or an ended) old' : result.created ? 'moved the' : 'joined the already moved', source.name);
+    debug(
+      'migrateFrom: %s session of %s',
+      result === undefined ? 'no (or an ended) old' : result.created ? 'moved the' : 'joined the already moved',
+      source.name,
+    );
     return result;
   }
   return undefined;
@@ -72,10 +81,13 @@ async function migrate(
 
 const warned = new WeakSet<MigrationSource>();
 function warnUnbounded(source: MigrationSource, found: FoundSession): void {
-  debug('migrateFrom: an old %s session without an expiry was not moved: set the source\'s `until`', found.source);
+  debug("migrateFrom: an old %s session without an expiry was not moved: set the source's `until`", found.source);
   if (warned.has(source)) return;
   warned.add(source);
-  process.emitWarning(`koa-locked-session: migrateFrom: an old ${found.source} session without an expiry of its own was not moved (the user starts anew): pass ${source.name}({ until: <end of the migration window> }) to move such sessions`, { code: 'KLS_MIGRATE_UNBOUNDED' });
+  process.emitWarning(
+    `koa-locked-session: migrateFrom: an old ${found.source} session without an expiry of its own was not moved (the user starts anew): pass ${source.name}({ until: <end of the migration window> }) to move such sessions`,
+    { code: 'KLS_MIGRATE_UNBOUNDED' },
+  );
 }
 
 /**
@@ -85,7 +97,8 @@ function warnUnbounded(source: MigrationSource, found: FoundSession): void {
  */
 export function expireOldCookies(ctx: Context, options: ResolvedOptions): void {
   for (const source of options.migrateFrom) {
-    if (source.retire && source.clearCookies && (source.carries?.(ctx) ?? true) && source.identify?.(ctx) !== undefined) source.clearCookies(ctx);
+    if (source.retire && source.clearCookies && (source.carries?.(ctx) ?? true) && source.identify?.(ctx) !== undefined)
+      source.clearCookies(ctx);
   }
 }
 

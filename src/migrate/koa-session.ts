@@ -13,7 +13,17 @@
 import type { Context } from 'koa';
 import { withDeadline } from '../util/deadline.js';
 import type { KoaStoreLike } from '../adapters/koa-store.js';
-import { expireCookie, expiryOf, oldData, rawCookie, sharedOptions, without, type FoundSession, type MigrationSource, type MigrationSourceOptions } from './source.js';
+import {
+  expireCookie,
+  expiryOf,
+  oldData,
+  rawCookie,
+  sharedOptions,
+  without,
+  type FoundSession,
+  type MigrationSource,
+  type MigrationSourceOptions,
+} from './source.js';
 
 /** Options of {@link koaSessionCookie}: the old `session(CONFIG, app)` values that matter for reading. */
 export interface KoaSessionSourceOptions extends MigrationSourceOptions {
@@ -38,9 +48,12 @@ export function koaSessionCookie(options: KoaSessionSourceOptions = {}): Migrati
   const name = 'koa-session';
   const { retire, map, timeoutMs, until } = sharedOptions(name, options);
   const { key = 'koa.sess', signed = true, store, path = '/' } = options;
-  if (typeof key !== 'string' || key === '') throw new TypeError(`koa-locked-session: Expected ${name}({ key }) to be the old cookie name, e.g. 'koa.sess'`);
+  if (typeof key !== 'string' || key === '')
+    throw new TypeError(`koa-locked-session: Expected ${name}({ key }) to be the old cookie name, e.g. 'koa.sess'`);
   if (store !== undefined && (typeof store?.get !== 'function' || typeof store?.destroy !== 'function')) {
-    throw new TypeError(`koa-locked-session: Expected ${name}({ store }) to be the old external store (with get and destroy), e.g. koa-redis`);
+    throw new TypeError(
+      `koa-locked-session: Expected ${name}({ store }) to be the old external store (with get and destroy), e.g. koa-redis`,
+    );
   }
 
   /** The verified cookie value (the payload in cookie mode, the external key otherwise). */
@@ -70,7 +83,11 @@ export function koaSessionCookie(options: KoaSessionSourceOptions = {}): Migrati
       let stored: unknown;
       if (store) {
         try {
-          stored = await withDeadline(async () => store.get(cookie, undefined, { rolling: false }), timeoutMs, () => new Error('timeout'));
+          stored = await withDeadline(
+            async () => store.get(cookie, undefined, { rolling: false }),
+            timeoutMs,
+            () => new Error('timeout'),
+          );
         } catch {
           return undefined; // the old store is down or slow: no old session, never a crash
         }

@@ -74,7 +74,10 @@ export function markerKey(prefix: string, found: Pick<FoundSession, 'source' | '
 }
 
 /** The first old session the request carries, trying `sources` in order (never throws on client input). */
-export async function findOldSession(sources: MigrationSource | readonly MigrationSource[], ctx: Context): Promise<FoundSession | undefined> {
+export async function findOldSession(
+  sources: MigrationSource | readonly MigrationSource[],
+  ctx: Context,
+): Promise<FoundSession | undefined> {
   for (const source of Array.isArray(sources) ? sources : [sources as MigrationSource]) {
     const found = await source.read(ctx);
     if (found) return found;
@@ -158,7 +161,11 @@ export async function moveOnce(found: FoundSession, retire: boolean, options: Mo
  * ours: find an old session, move it (once), expire the old cookie. Resolves
  * `undefined` when the request carries no old session.
  */
-export async function migrateRequest(ctx: Context, sources: MigrationSource | readonly MigrationSource[], options: MoveOptions): Promise<MoveResult | undefined> {
+export async function migrateRequest(
+  ctx: Context,
+  sources: MigrationSource | readonly MigrationSource[],
+  options: MoveOptions,
+): Promise<MoveResult | undefined> {
   const list = Array.isArray(sources) ? sources : [sources as MigrationSource];
   for (const source of list) {
     const found = await source.read(ctx);

@@ -160,16 +160,25 @@ export function without(data: Record<string, unknown>, drop: readonly string[]):
 }
 
 /** Validate the shared options (programmer input: fail fast, naming the fix). */
-export function sharedOptions(source: string, options: MigrationSourceOptions): { retire: boolean; timeoutMs: number; map: MigrationSourceOptions['map'] | undefined; until: number | undefined } {
+export function sharedOptions(
+  source: string,
+  options: MigrationSourceOptions,
+): { retire: boolean; timeoutMs: number; map: MigrationSourceOptions['map'] | undefined; until: number | undefined } {
   const { retire = true, map, timeoutMs = 2000, until } = options;
   const untilMs = until instanceof Date ? until.getTime() : until;
   if (untilMs !== undefined && (typeof untilMs !== 'number' || !Number.isFinite(untilMs))) {
-    throw new TypeError(`koa-locked-session: Expected ${source}({ until }) to be a Date (or ms since the epoch) ending the migration window, got \`${String(until)}\`; e.g. until: new Date('2027-01-31')`);
+    throw new TypeError(
+      `koa-locked-session: Expected ${source}({ until }) to be a Date (or ms since the epoch) ending the migration window, got \`${String(until)}\`; e.g. until: new Date('2027-01-31')`,
+    );
   }
-  if (typeof retire !== 'boolean') throw new TypeError(`koa-locked-session: Expected ${source}({ retire }) to be a boolean, got \`${String(retire)}\``);
-  if (map !== undefined && typeof map !== 'function') throw new TypeError(`koa-locked-session: Expected ${source}({ map }) to be a function (data, ctx) => data`);
+  if (typeof retire !== 'boolean')
+    throw new TypeError(`koa-locked-session: Expected ${source}({ retire }) to be a boolean, got \`${String(retire)}\``);
+  if (map !== undefined && typeof map !== 'function')
+    throw new TypeError(`koa-locked-session: Expected ${source}({ map }) to be a function (data, ctx) => data`);
   if (typeof timeoutMs !== 'number' || !(timeoutMs > 0) || !Number.isFinite(timeoutMs)) {
-    throw new TypeError(`koa-locked-session: Expected ${source}({ timeoutMs }) to be a positive number of ms, got \`${String(timeoutMs)}\``);
+    throw new TypeError(
+      `koa-locked-session: Expected ${source}({ timeoutMs }) to be a positive number of ms, got \`${String(timeoutMs)}\``,
+    );
   }
   return { retire, map, timeoutMs, until: untilMs };
 }

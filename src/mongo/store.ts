@@ -81,27 +81,28 @@ export interface MongoStoreCommonOptions {
 }
 
 /** Options of {@link MongoStore}: a collection, or a db and a collection name. */
-export type MongoStoreOptions = MongoStoreCommonOptions & (
-  | {
-    /**
-     * The collection holding the sessions.
-     * @example new MongoStore({ collection: client.db('app').collection('sessions') })
-     */
-    collection: Collection<MongoSessionDocument>;
-    /** Not with `collection`. */
-    db?: never;
-    /** Not with `collection`. */
-    collectionName?: never;
-  }
-  | {
-    /** The database; the collection is `collectionName`. */
-    db: Db;
-    /** The collection's name in `db`. @default 'sessions' */
-    collectionName?: string;
-    /** Not with `db`. */
-    collection?: never;
-  }
-);
+export type MongoStoreOptions = MongoStoreCommonOptions &
+  (
+    | {
+        /**
+         * The collection holding the sessions.
+         * @example new MongoStore({ collection: client.db('app').collection('sessions') })
+         */
+        collection: Collection<MongoSessionDocument>;
+        /** Not with `collection`. */
+        db?: never;
+        /** Not with `collection`. */
+        collectionName?: never;
+      }
+    | {
+        /** The database; the collection is `collectionName`. */
+        db: Db;
+        /** The collection's name in `db`. @default 'sessions' */
+        collectionName?: string;
+        /** Not with `db`. */
+        collection?: never;
+      }
+  );
 
 /** Options of {@link MongoStore.connect}: a store that creates (and closes) its own client. */
 export interface MongoStoreConnectOptions extends MongoStoreCommonOptions {
@@ -125,11 +126,11 @@ const CONNECT_OPTIONS = ['url', 'dbName', 'collectionName', 'clientOptions', 'ti
 const HINTS: Readonly<Record<string, string>> = {
   mongoUrl: 'Let the store create its client with `await MongoStore.connect({ url })`',
   url: 'Pass a collection or a db, or let the store create its client: `await MongoStore.connect({ url })`',
-  client: 'Pass `db: client.db(name)` or `collection: client.db(name).collection(\'sessions\')`',
+  client: "Pass `db: client.db(name)` or `collection: client.db(name).collection('sessions')`",
   clientPromise: 'Await the client, then pass `db: client.db(name)`',
   collection: 'Use `collectionName` with `MongoStore.connect()`, or pass a Collection to `new MongoStore({ collection })`',
   ttl: 'The session TTL is an option of session(): `session({ ttl })`',
-  autoRemove: 'Use `ttlIndex` (\'auto\', \'require\' or \'off\')',
+  autoRemove: "Use `ttlIndex` ('auto', 'require' or 'off')",
   touchAfter: 'No counterpart: a save always writes the session; `session({ rolling })` renews it on every request',
   stringify: 'Records are already strings: the serializer is an option of session(): `session({ serializer })`',
 };
@@ -170,21 +171,27 @@ export class MongoStore implements VersionedStore {
   #closed = false;
 
   constructor(options: MongoStoreOptions) {
-    const input = check.object('options', options as MongoStoreCommonOptions & { collection?: unknown; db?: unknown; collectionName?: unknown } | undefined);
+    const input = check.object(
+      'options',
+      options as (MongoStoreCommonOptions & { collection?: unknown; db?: unknown; collectionName?: unknown }) | undefined,
+    );
     check.known(input, OPTIONS, HINTS);
     const { collection, db } = input;
     if ((collection === undefined) === (db === undefined)) {
-      throw new TypeError('koa-locked-session: MongoStore needs exactly one of `collection` (a mongodb Collection) or `db` (a mongodb Db, with an optional `collectionName`)');
+      throw new TypeError(
+        'koa-locked-session: MongoStore needs exactly one of `collection` (a mongodb Collection) or `db` (a mongodb Db, with an optional `collectionName`)',
+      );
     }
     if (collection !== undefined && !isCollection(collection)) check.fail('collection', 'a mongodb Collection', collection);
-    if (db !== undefined && (typeof db !== 'object' || db === null || typeof (db as Db).collection !== 'function')) check.fail('db', 'a mongodb Db', db);
+    if (db !== undefined && (typeof db !== 'object' || db === null || typeof (db as Db).collection !== 'function'))
+      check.fail('db', 'a mongodb Db', db);
     const collectionName = check.string('collectionName', input.collectionName, 'sessions', /./, 'a non-empty string');
     const timeoutMs = check.positiveMs('timeoutMs', input.timeoutMs, 2000);
     const ttlIndex = check.oneOf('ttlIndex', input.ttlIndex, ['auto', 'require', 'off'], 'auto');
     const claims = check.oneOf('claims', input.claims, ['auto', true, false], 'auto');
     const sweepIntervalMs = check.positiveMs('sweepIntervalMs', input.sweepIntervalMs, 60_000);
-    this.collection = (collection as Collection<MongoSessionDocument> | undefined)
-      ?? (db as Db).collection<MongoSessionDocument>(collectionName);
+    this.collection =
+      (collection as Collection<MongoSessionDocument> | undefined) ?? (db as Db).collection<MongoSessionDocument>(collectionName);
     this.timeoutMs = timeoutMs;
     this.#ttlIndex = ttlIndex;
     this.#sweepIntervalMs = sweepIntervalMs;
@@ -209,7 +216,11 @@ export class MongoStore implements VersionedStore {
       client = new MongoClient(url, { serverSelectionTimeoutMS: timeoutMs, connectTimeoutMS: timeoutMs, ...clientOptions });
     } catch (error) {
       // A malformed URL or option: the driver throws a MongoParseError while parsing it.
-      throw new StoreError(MONGO_STORE_NAME, `invalid url ${redactUrl(url)}: ${errorMessage(error)}`, { cause: error, status: 500, outcome: 'none' });
+      throw new StoreError(MONGO_STORE_NAME, `invalid url ${redactUrl(url)}: ${errorMessage(error)}`, {
+        cause: error,
+        status: 500,
+        outcome: 'none',
+      });
     }
     try {
       await client.connect();
@@ -266,7 +277,8 @@ export class MongoStore implements VersionedStore {
     // the same result as filtering in the query, and FerretDB 1.x (SQLite)
     // answers a pure _id lookup about 4x faster than one with a second condition.
     const doc = await this.#op('FIND', (signal) =>
-      this.collection.findOne({ _id: key }, { projection: { value: 1, v: 1, expiresAt: 1 }, signal }));
+      this.collection.findOne({ _id: key }, { projection: { value: 1, v: 1, expiresAt: 1 }, signal }),
+    );
     if (!doc || !(doc.expiresAt instanceof Date) || !(doc.expiresAt.getTime() > Date.now())) return undefined;
     const version = versionOf(doc.v);
     if (doc.value === undefined || doc.value === null) return { value: undefined, version };
@@ -278,8 +290,8 @@ export class MongoStore implements VersionedStore {
   async set(key: string, value: string, ttlMs: number): Promise<void> {
     const expiresAt = expiry('SET', ttlMs);
     await this.ensureIndexes();
-    const write = (): Promise<unknown> => this.#op('SET', () =>
-      this.collection.replaceOne({ _id: key }, { value, expiresAt }, { upsert: true }));
+    const write = (): Promise<unknown> =>
+      this.#op('SET', () => this.collection.replaceOne({ _id: key }, { value, expiresAt }, { upsert: true }));
     try {
       await write();
     } catch (error) {
@@ -313,7 +325,12 @@ export class MongoStore implements VersionedStore {
     await this.ensureIndexes();
 
     if (typeof condition === 'number') {
-      const filter: Filter<MongoSessionDocument> = { _id: key, ...versionIs(condition), value: { $ne: null }, expiresAt: { $gt: new Date() } };
+      const filter: Filter<MongoSessionDocument> = {
+        _id: key,
+        ...versionIs(condition),
+        value: { $ne: null },
+        expiresAt: { $gt: new Date() },
+      };
       return (await this.#claimed(key, condition, () => this.#replace(filter, doc, remove))) === true;
     }
 
@@ -328,7 +345,9 @@ export class MongoStore implements VersionedStore {
       }
       // Something is there: replace it only if it has expired (not arbitrated by
       // a claim: two inserts of one fresh random sid do not race).
-      const replaced = await this.#op('WRITE', () => this.collection.replaceOne({ _id: key, expiresAt: { $not: { $gt: new Date() } } }, doc));
+      const replaced = await this.#op('WRITE', () =>
+        this.collection.replaceOne({ _id: key, expiresAt: { $not: { $gt: new Date() } } }, doc),
+      );
       return replaced.matchedCount === 1;
     }
 
@@ -363,10 +382,13 @@ export class MongoStore implements VersionedStore {
   /** Whether writes need claims: asked of the server once with `claims: 'auto'` (FerretDB says who it is in buildInfo). */
   #useClaims(): boolean | Promise<boolean> {
     if (this.#claims !== 'auto') return this.#claims;
-    const asked = this.collection.db.admin().command({ buildInfo: 1 }).then(
-      (info) => typeof (info as { ferretdbVersion?: unknown }).ferretdbVersion === 'string',
-      () => true, // cannot tell: the safe choice
-    );
+    const asked = this.collection.db
+      .admin()
+      .command({ buildInfo: 1 })
+      .then(
+        (info) => typeof (info as { ferretdbVersion?: unknown }).ferretdbVersion === 'string',
+        () => true, // cannot tell: the safe choice
+      );
     this.#claims = asked;
     void asked.then((claims) => (this.#claims = claims));
     return asked;
@@ -390,8 +412,10 @@ export class MongoStore implements VersionedStore {
   async #claimed(key: string, from: number, change: () => Promise<boolean>): Promise<boolean | undefined> {
     if (!(await this.#useClaims())) return change();
     const _id = `${key}#cas${from}`;
-    const claim = (): Promise<unknown> => this.#op('WRITE', () =>
-      this.collection.insertOne({ _id, v: from, expiresAt: new Date(Date.now() + CLAIM_LIFE_TIMEOUTS * this.timeoutMs) }));
+    const claim = (): Promise<unknown> =>
+      this.#op('WRITE', () =>
+        this.collection.insertOne({ _id, v: from, expiresAt: new Date(Date.now() + CLAIM_LIFE_TIMEOUTS * this.timeoutMs) }),
+      );
     try {
       await claim();
     } catch (error) {
@@ -410,7 +434,8 @@ export class MongoStore implements VersionedStore {
       return await change();
     } finally {
       await this.#op('WRITE', () => this.collection.deleteOne({ _id })).catch((error: unknown) =>
-        debug('mongo claim release failed (it expires by itself): %s', errorMessage(error)));
+        debug('mongo claim release failed (it expires by itself): %s', errorMessage(error)),
+      );
     }
   }
 
@@ -423,7 +448,8 @@ export class MongoStore implements VersionedStore {
     // Only a live document is extended (no upsert): an absent or expired one stays gone.
     // A tombstone (no value) is not extended either.
     await this.#op('TOUCH', () =>
-      this.collection.updateOne({ _id: key, value: { $ne: null }, expiresAt: { $gt: new Date() } }, { $set: { expiresAt } }));
+      this.collection.updateOne({ _id: key, value: { $ne: null }, expiresAt: { $gt: new Date() } }, { $set: { expiresAt } }),
+    );
   }
 
   /** Stop the sweeper, and close the client if this store created it ({@link MongoStore.connect}). */
@@ -437,8 +463,7 @@ export class MongoStore implements VersionedStore {
   async #createIndexes(): Promise<MongoExpiryMode> {
     if (this.#ttlIndex === 'off') return 'none';
     try {
-      await this.#op('CREATE INDEX', () =>
-        this.collection.createIndex({ expiresAt: 1 }, { name: INDEX_NAME, expireAfterSeconds: 0 }));
+      await this.#op('CREATE INDEX', () => this.collection.createIndex({ expiresAt: 1 }, { name: INDEX_NAME, expireAfterSeconds: 0 }));
       return 'ttl-index';
     } catch (error) {
       const cause = (error as StoreError).cause;
@@ -448,7 +473,10 @@ export class MongoStore implements VersionedStore {
         const existing = await this.#op('LIST INDEXES', () => this.collection.listIndexes().toArray());
         const onExpiresAt = existing.find((index) => isExpiresAtIndex(index.key));
         if (onExpiresAt && typeof onExpiresAt.expireAfterSeconds === 'number') return 'ttl-index';
-        return this.#degrade(`an index on \`expiresAt\` without expireAfterSeconds exists already (${String(onExpiresAt?.name ?? 'unknown name')}); drop it to let MongoStore create its TTL index`, error);
+        return this.#degrade(
+          `an index on \`expiresAt\` without expireAfterSeconds exists already (${String(onExpiresAt?.name ?? 'unknown name')}); drop it to let MongoStore create its TTL index`,
+          error,
+        );
       }
       if ((code !== undefined && UNSUPPORTED_CODES.has(code)) || /expireAfterSeconds/i.test(errorMessage(cause))) {
         return this.#degrade(`the server does not support TTL indexes (${errorMessage(cause)})`, error);
@@ -487,9 +515,13 @@ export class MongoStore implements VersionedStore {
   #op<T>(command: string, run: (signal?: AbortSignal) => Promise<T>): Promise<T> {
     const controller = run.length > 0 ? new AbortController() : undefined;
     return storeCall(this.name, command, this.timeoutMs, () => run(controller?.signal), {
-      onTimeout: controller && (() => controller.abort(new StoreError(this.name, `${command} failed: no reply within ${this.timeoutMs} ms`))),
+      onTimeout:
+        controller && (() => controller.abort(new StoreError(this.name, `${command} failed: no reply within ${this.timeoutMs} ms`))),
       // The server's E11000 message quotes the duplicate key (the sid): never pass it on.
-      mapError: (error) => (codeOf(error) === 11000 ? new StoreError(this.name, `${command} failed: duplicate key (E11000)`, { cause: DUPLICATE_KEY }) : undefined),
+      mapError: (error) =>
+        codeOf(error) === 11000
+          ? new StoreError(this.name, `${command} failed: duplicate key (E11000)`, { cause: DUPLICATE_KEY })
+          : undefined,
     });
   }
 }
@@ -526,12 +558,15 @@ function isExpiresAtIndex(key: unknown): boolean {
 }
 
 function isCollection(value: unknown): value is Collection<MongoSessionDocument> {
-  return typeof value === 'object' && value !== null &&
-    typeof (value as Collection).findOne === 'function' && typeof (value as Collection).replaceOne === 'function';
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as Collection).findOne === 'function' &&
+    typeof (value as Collection).replaceOne === 'function'
+  );
 }
 
 function codeOf(error: unknown): number | undefined {
   const code = (error as { code?: unknown } | undefined)?.code;
   return typeof code === 'number' ? code : undefined;
 }
-

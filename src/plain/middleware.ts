@@ -60,7 +60,9 @@ const VIEW = Symbol('koa-locked-session:plain-view');
 export function plainSessionOf<T extends object = SessionData>(ctx: Context, name = 'session'): PlainSession<T> {
   const view = (ctx as unknown as Record<string, unknown>)[name];
   if (!(view instanceof PlainSessionView)) {
-    throw new TypeError(`koa-locked-session: plainSessionOf(ctx${name === 'session' ? '' : `, '${name}'`}) found no plain session view on ctx.${name}; app.use(plainSession(${name === 'session' ? '' : `{ name: '${name}' }`})) must run before it`);
+    throw new TypeError(
+      `koa-locked-session: plainSessionOf(ctx${name === 'session' ? '' : `, '${name}'`}) found no plain session view on ctx.${name}; app.use(plainSession(${name === 'session' ? '' : `{ name: '${name}' }`})) must run before it`,
+    );
   }
   return view as PlainSession<T>;
 }
@@ -74,17 +76,26 @@ interface Resolved {
 }
 
 function resolve(options: PlainSessionOptions): Resolved {
-  if (typeof options !== 'object' || options === null) throw new TypeError(`koa-locked-session: plainSession(options): Expected an object, got \`${String(options)}\``);
+  if (typeof options !== 'object' || options === null)
+    throw new TypeError(`koa-locked-session: plainSession(options): Expected an object, got \`${String(options)}\``);
   const known = ['name', 'lock', 'regenerate', 'user', 'userKey'];
   for (const key of Object.keys(options)) {
-    if (!known.includes(key)) throw new TypeError(`koa-locked-session: plainSession(): unknown option \`${key}\`; known options: ${known.join(', ')}`);
+    if (!known.includes(key))
+      throw new TypeError(`koa-locked-session: plainSession(): unknown option \`${key}\`; known options: ${known.join(', ')}`);
   }
   const { name = 'session', lock = 'request', regenerate = 'clear', user, userKey = 'user' } = options;
-  if (typeof name !== 'string' || name === '') throw new TypeError(`koa-locked-session: Expected plainSession \`name\` to be the name given to session(), got \`${String(name)}\``);
-  if (lock !== 'request' && lock !== 'merge') throw new TypeError(`koa-locked-session: Expected plainSession \`lock\` to be 'request' or 'merge', got \`${String(lock)}\``);
-  if (regenerate !== 'clear' && regenerate !== 'keep') throw new TypeError(`koa-locked-session: Expected plainSession \`regenerate\` to be 'clear' or 'keep', got \`${String(regenerate)}\``);
-  if (user !== undefined && typeof user !== 'function') throw new TypeError(`koa-locked-session: Expected plainSession \`user\` to be a function (data) => user, e.g. passportUser, got \`${String(user)}\``);
-  if (typeof userKey !== 'string' || userKey === '' || userKey === '__proto__') throw new TypeError(`koa-locked-session: Expected plainSession \`userKey\` to be session()'s auth.userKey, got \`${String(userKey)}\``);
+  if (typeof name !== 'string' || name === '')
+    throw new TypeError(`koa-locked-session: Expected plainSession \`name\` to be the name given to session(), got \`${String(name)}\``);
+  if (lock !== 'request' && lock !== 'merge')
+    throw new TypeError(`koa-locked-session: Expected plainSession \`lock\` to be 'request' or 'merge', got \`${String(lock)}\``);
+  if (regenerate !== 'clear' && regenerate !== 'keep')
+    throw new TypeError(`koa-locked-session: Expected plainSession \`regenerate\` to be 'clear' or 'keep', got \`${String(regenerate)}\``);
+  if (user !== undefined && typeof user !== 'function')
+    throw new TypeError(
+      `koa-locked-session: Expected plainSession \`user\` to be a function (data) => user, e.g. passportUser, got \`${String(user)}\``,
+    );
+  if (typeof userKey !== 'string' || userKey === '' || userKey === '__proto__')
+    throw new TypeError(`koa-locked-session: Expected plainSession \`userKey\` to be session()'s auth.userKey, got \`${String(userKey)}\``);
   return { name, lock, keep: regenerate === 'keep', user, userKey };
 }
 
@@ -177,8 +188,8 @@ function replaceAll(target: Record<string, unknown>, data: Record<string, unknow
 function applyChanged(fresh: Record<string, unknown>, base: Record<string, unknown>, final: Record<string, unknown>): void {
   for (const key of new Set([...Object.keys(base), ...Object.keys(final)])) {
     if (key === '__proto__') continue;
-    const had = Object.prototype.hasOwnProperty.call(base, key);
-    const has = Object.prototype.hasOwnProperty.call(final, key);
+    const had = Object.hasOwn(base, key);
+    const has = Object.hasOwn(final, key);
     if (had === has && isDeepStrictEqual(base[key], final[key])) continue;
     if (has) fresh[key] = final[key];
     else delete fresh[key];
@@ -211,7 +222,9 @@ export function plainSession(options: PlainSessionOptions = {}): Middleware {
     // Keep the handle: once the view is installed, ctx[name] is the view.
     const handle = record[name];
     if (!(handle instanceof SessionHandle)) {
-      throw new TypeError(`koa-locked-session: plainSession() found no session "${name}" on ctx; app.use(session(${name === 'session' ? '' : `{ name: '${name}' }`})) must come before it`);
+      throw new TypeError(
+        `koa-locked-session: plainSession() found no session "${name}" on ctx; app.use(session(${name === 'session' ? '' : `{ name: '${name}' }`})) must come before it`,
+      );
     }
     const typed = handle as SessionHandle<Record<string, unknown>>;
     const run = async (state: ViewState): Promise<void> => {
@@ -223,7 +236,10 @@ export function plainSession(options: PlainSessionOptions = {}): Middleware {
         set: (value: unknown) => {
           if (value === null || value === undefined) state.destroy();
           else if (typeof value === 'object' && !Array.isArray(value)) state.assign(value as Record<string, unknown>);
-          else throw new TypeError(`koa-locked-session: ctx.${name} = … takes an object (the new data) or null (destroy), got \`${String(value)}\``);
+          else
+            throw new TypeError(
+              `koa-locked-session: ctx.${name} = … takes an object (the new data) or null (destroy), got \`${String(value)}\``,
+            );
         },
       });
       try {

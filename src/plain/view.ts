@@ -25,14 +25,20 @@ const hosts = new WeakMap<PlainSessionView, ViewHost>();
 
 function hostOf(view: PlainSessionView): ViewHost {
   const host = hosts.get(view);
-  if (!host) throw new TypeError('koa-locked-session: this plain session view is not attached to a request (it was replaced by regenerate() or the request ended)');
+  if (!host)
+    throw new TypeError(
+      'koa-locked-session: this plain session view is not attached to a request (it was replaced by regenerate() or the request ended)',
+    );
   return host;
 }
 
 /** Run `work`, then call `cb(err)` if given, else return the promise (koa-session's and express-session's dual style). */
 function settle(work: Promise<void>, cb: NodeCallback | undefined): Promise<void> | undefined {
   if (typeof cb !== 'function') return work;
-  work.then(() => cb(), (error: unknown) => cb(error));
+  work.then(
+    () => cb(),
+    (error: unknown) => cb(error),
+  );
   return undefined;
 }
 
@@ -72,7 +78,9 @@ export class PlainSessionView {
 
   /** Throws a TypeError: the lifetime is session()'s `ttl`, or per login the handle's `login(user, { ttl, remember })`. */
   set maxAge(value: unknown) {
-    throw new TypeError(`koa-locked-session: plainSession() view: setting maxAge (to \`${String(value)}\`) is not supported; the lifetime comes from session({ ttl, cookie: { maxAge } }), or per login from the handle's login(user, { ttl, remember })`);
+    throw new TypeError(
+      `koa-locked-session: plainSession() view: setting maxAge (to \`${String(value)}\`) is not supported; the lifetime comes from session({ ttl, cookie: { maxAge } }), or per login from the handle's login(user, { ttl, remember })`,
+    );
   }
 
   /** Number of data keys (koa-session). */
@@ -93,7 +101,10 @@ export class PlainSessionView {
    */
   regenerate(cb?: NodeCallback): Promise<void> | undefined {
     const host = hostOf(this);
-    return settle(Promise.resolve().then(() => void host.regenerate(this)), cb);
+    return settle(
+      Promise.resolve().then(() => void host.regenerate(this)),
+      cb,
+    );
   }
 
   /** Persist the data now held (with `lock: 'request'`: in the commit at the end of the request, which the response waits for). */
@@ -105,7 +116,10 @@ export class PlainSessionView {
   /** Destroy the session in every store at the end of the request (like `ctx.session = null`). */
   destroy(cb?: NodeCallback): Promise<void> | undefined {
     const host = hostOf(this);
-    return settle(Promise.resolve().then(() => host.destroy()), cb);
+    return settle(
+      Promise.resolve().then(() => host.destroy()),
+      cb,
+    );
   }
 
   /** express-session's `reload(cb)`: the view already holds the data read under the lock; calls back at once. */

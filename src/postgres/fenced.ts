@@ -44,7 +44,11 @@ export class PostgresFencedStore implements VersionedStore {
   #prefetched: boolean;
   #record: VersionedRecord | undefined;
 
-  constructor(readonly store: PostgresStore, readonly lease: PostgresFence, record: VersionedRecord | undefined) {
+  constructor(
+    readonly store: PostgresStore,
+    readonly lease: PostgresFence,
+    record: VersionedRecord | undefined,
+  ) {
     this.name = store.name;
     this.#prefetched = true;
     this.#record = record;
@@ -92,7 +96,10 @@ export class PostgresFencedStore implements VersionedStore {
   /** True while the write must go through the lock's transaction; throws once the lock is known lost. */
   #fenced(): boolean {
     this.#prefetched = false;
-    if (this.lease.lost) throw new LockLostError('koa-locked-session: the PostgreSQL transaction holding the session lock ended (connection closed, or idle past the locker\'s `leaseMs`) before the save; nothing was saved');
+    if (this.lease.lost)
+      throw new LockLostError(
+        "koa-locked-session: the PostgreSQL transaction holding the session lock ended (connection closed, or idle past the locker's `leaseMs`) before the save; nothing was saved",
+      );
     return this.lease.inTransaction;
   }
 

@@ -98,20 +98,41 @@ export class PostgresLocker implements Locker {
   readonly #local: MemoryLocker;
 
   constructor(options: PostgresLockerOptions) {
-    const { pool, store, leaseMs = 10_000, maxHoldMs, namespace = 'koa-locked-session:' } = (options ?? {}) as { pool?: unknown; store?: unknown; leaseMs?: unknown; maxHoldMs?: unknown; namespace?: unknown };
-    if (store !== undefined && !(store instanceof PostgresStore) && !(typeof store === 'object' && store !== null && POSTGRES_FAST_PATH in store)) {
+    const {
+      pool,
+      store,
+      leaseMs = 10_000,
+      maxHoldMs,
+      namespace = 'koa-locked-session:',
+    } = (options ?? {}) as { pool?: unknown; store?: unknown; leaseMs?: unknown; maxHoldMs?: unknown; namespace?: unknown };
+    if (
+      store !== undefined &&
+      !(store instanceof PostgresStore) &&
+      !(typeof store === 'object' && store !== null && POSTGRES_FAST_PATH in store)
+    ) {
       throw new TypeError(`koa-locked-session: Expected PostgresLocker \`store\` to be a PostgresStore, got \`${describe(store)}\``);
     }
     const chosen = (pool ?? (store as PostgresStore | undefined)?.pool) as PgPoolLike | undefined;
-    if ((pool === undefined) === (store === undefined) || typeof chosen !== 'object' || chosen === null || typeof chosen.connect !== 'function') {
-      throw new TypeError(`koa-locked-session: PostgresLocker needs exactly one of \`pool\` (a node-postgres Pool) or \`store\` (a PostgresStore), got \`${describe(options)}\``);
+    if (
+      (pool === undefined) === (store === undefined) ||
+      typeof chosen !== 'object' ||
+      chosen === null ||
+      typeof chosen.connect !== 'function'
+    ) {
+      throw new TypeError(
+        `koa-locked-session: PostgresLocker needs exactly one of \`pool\` (a node-postgres Pool) or \`store\` (a PostgresStore), got \`${describe(options)}\``,
+      );
     }
     if (typeof leaseMs !== 'number' || !Number.isSafeInteger(leaseMs) || leaseMs < 1) {
-      throw new TypeError(`koa-locked-session: Expected PostgresLocker \`leaseMs\` to be a positive integer of ms, got \`${describe(leaseMs)}\``);
+      throw new TypeError(
+        `koa-locked-session: Expected PostgresLocker \`leaseMs\` to be a positive integer of ms, got \`${describe(leaseMs)}\``,
+      );
     }
     const maxHold = maxHoldMs ?? Math.max(60_000, 2 * leaseMs);
     if (typeof maxHold !== 'number' || !Number.isFinite(maxHold) || maxHold < leaseMs) {
-      throw new TypeError(`koa-locked-session: Expected PostgresLocker \`maxHoldMs\` to be a number of ms no smaller than \`leaseMs\`, got \`${describe(maxHoldMs)}\``);
+      throw new TypeError(
+        `koa-locked-session: Expected PostgresLocker \`maxHoldMs\` to be a number of ms no smaller than \`leaseMs\`, got \`${describe(maxHoldMs)}\``,
+      );
     }
     if (typeof namespace !== 'string') {
       throw new TypeError(`koa-locked-session: Expected PostgresLocker \`namespace\` to be a string, got \`${describe(namespace)}\``);
@@ -152,17 +173,25 @@ export class PostgresLocker implements Locker {
     const left = deadline - Date.now();
     if (left <= 0) throw new LockTimeoutError(timeoutMs);
     try {
-      return await withDeadline(async () => {
-        const client = await this.pool.connect();
-        if (gaveUp) {
-          client.release();
-          throw new LockTimeoutError(timeoutMs);
-        }
-        return client;
-      }, left, () => {
-        gaveUp = true;
-        return new LockTimeoutError(timeoutMs, { cause: new Error('no pooled PostgreSQL connection became free in time (raise the pool\'s `max`, see docs/postgresql.md, "Pool sizing")') });
-      });
+      return await withDeadline(
+        async () => {
+          const client = await this.pool.connect();
+          if (gaveUp) {
+            client.release();
+            throw new LockTimeoutError(timeoutMs);
+          }
+          return client;
+        },
+        left,
+        () => {
+          gaveUp = true;
+          return new LockTimeoutError(timeoutMs, {
+            cause: new Error(
+              'no pooled PostgreSQL connection became free in time (raise the pool\'s `max`, see docs/postgresql.md, "Pool sizing")',
+            ),
+          });
+        },
+      );
     } catch (error) {
       if (error instanceof LockTimeoutError) throw error;
       throw new StoreError(POSTGRES_STORE_NAME, `LOCK failed: cannot connect: ${errorMessage(error)}`, { cause: error, outcome: 'none' });
@@ -170,7 +199,15 @@ export class PostgresLocker implements Locker {
   }
 
   /** `BEGIN`, the timeouts, the locks and the read: one round trip. */
-  async #begin(key: string, client: PgClientLike, local: Lease, fast: PostgresStore | undefined, deadline: number, timeoutMs: number, storeTimeoutMs: number): Promise<PostgresLease> {
+  async #begin(
+    key: string,
+    client: PgClientLike,
+    local: Lease,
+    fast: PostgresStore | undefined,
+    deadline: number,
+    timeoutMs: number,
+    storeTimeoutMs: number,
+  ): Promise<PostgresLease> {
     const waitMs = Math.max(1, Math.ceil(deadline - Date.now()));
     const statements = [
       'BEGIN',
@@ -224,16 +261,24 @@ export class PostgresLease implements Lease {
    * @param client The pooled connection whose transaction holds the lock.
    * @param local This process's queue slot for the key.
    */
-  constructor(readonly locker: PostgresLocker, readonly key: string, client: PgClientLike, readonly local: Lease) {
+  constructor(
+    readonly locker: PostgresLocker,
+    readonly key: string,
+    client: PgClientLike,
+    readonly local: Lease,
+  ) {
     this.#client = client;
     client.on('error', this.#onError);
     const until = Date.now() + locker.maxHoldMs;
-    this.#heartbeat = setInterval(() => {
-      const held = this.#client;
-      if (!held || Date.now() > until) return this.#stopHeartbeat();
-      // Queued behind any statement of the scope by the client; an error shows up as the client's 'error' or the next statement's.
-      if (!this.#busy) held.query('SELECT 1').catch((error: unknown) => debug('postgres lock heartbeat failed: %s', errorMessage(error)));
-    }, Math.max(1, Math.floor(locker.leaseMs / 3)));
+    this.#heartbeat = setInterval(
+      () => {
+        const held = this.#client;
+        if (!held || Date.now() > until) return this.#stopHeartbeat();
+        // Queued behind any statement of the scope by the client; an error shows up as the client's 'error' or the next statement's.
+        if (!this.#busy) held.query('SELECT 1').catch((error: unknown) => debug('postgres lock heartbeat failed: %s', errorMessage(error)));
+      },
+      Math.max(1, Math.floor(locker.leaseMs / 3)),
+    );
     this.#heartbeat.unref();
   }
 
@@ -265,11 +310,17 @@ export class PostgresLease implements Lease {
    */
   async query(sql: string, timeoutMs: number, commits: boolean): Promise<PgResult[]> {
     const client = this.#client;
-    if (!client || this.lost) throw new LockLostError('koa-locked-session: the PostgreSQL transaction holding the session lock ended before the save; nothing was saved');
+    if (!client || this.lost)
+      throw new LockLostError(
+        'koa-locked-session: the PostgreSQL transaction holding the session lock ended before the save; nothing was saved',
+      );
     this.#busy = true;
     try {
-      const result: PgResult | PgResult[] = await withDeadline(() => client.query(sql), timeoutMs, () =>
-        new StoreError(POSTGRES_STORE_NAME, `no reply within ${timeoutMs} ms`));
+      const result: PgResult | PgResult[] = await withDeadline(
+        () => client.query(sql),
+        timeoutMs,
+        () => new StoreError(POSTGRES_STORE_NAME, `no reply within ${timeoutMs} ms`),
+      );
       if (commits) this.#drop(false);
       return Array.isArray(result) ? result : [result];
     } catch (error) {
@@ -278,17 +329,25 @@ export class PostgresLease implements Lease {
       if (state === '25P03' || (!commits && (this.#lost || ENDED_BY_SERVER.has(state ?? '')))) {
         this.#lost = true;
         this.#drop(true);
-        throw new LockLostError('koa-locked-session: the PostgreSQL transaction holding the session lock ended (connection closed, or idle past the locker\'s `leaseMs`) before the save; nothing was saved', { cause: error });
+        throw new LockLostError(
+          "koa-locked-session: the PostgreSQL transaction holding the session lock ended (connection closed, or idle past the locker's `leaseMs`) before the save; nothing was saved",
+          { cause: error },
+        );
       }
       if (error instanceof StoreError || isConnectionError(error)) {
         // No answer: the connection is of no further use, and whether a COMMIT in flight landed is unknown.
         this.#lost = true;
         this.#drop(true);
-        throw error instanceof StoreError ? error : new StoreError(POSTGRES_STORE_NAME, `query in the lock's transaction failed: ${errorMessage(error)}`, { cause: error });
+        throw error instanceof StoreError
+          ? error
+          : new StoreError(POSTGRES_STORE_NAME, `query in the lock's transaction failed: ${errorMessage(error)}`, { cause: error });
       }
       // The statement failed: the transaction is aborted, nothing of it is written.
       await this.#end('ROLLBACK');
-      throw new StoreError(POSTGRES_STORE_NAME, `query in the lock's transaction failed: ${errorMessage(error)}`, { cause: error, outcome: 'none' });
+      throw new StoreError(POSTGRES_STORE_NAME, `query in the lock's transaction failed: ${errorMessage(error)}`, {
+        cause: error,
+        outcome: 'none',
+      });
     } finally {
       this.#busy = false;
     }
@@ -312,7 +371,8 @@ export class PostgresLease implements Lease {
     if (this.#released) return;
     this.#released = true;
     try {
-      if (this.#busy) this.#drop(true); // a statement still running: closing the connection ends (and rolls back) it
+      if (this.#busy)
+        this.#drop(true); // a statement still running: closing the connection ends (and rolls back) it
       else await this.#end('ROLLBACK');
     } finally {
       await this.local.release();
@@ -324,7 +384,11 @@ export class PostgresLease implements Lease {
     const client = this.#client;
     if (!client) return;
     try {
-      await withDeadline(() => client.query(end), this.locker.leaseMs, () => new Error(`${end} got no reply`));
+      await withDeadline(
+        () => client.query(end),
+        this.locker.leaseMs,
+        () => new Error(`${end} got no reply`),
+      );
       this.#drop(false);
     } catch (error) {
       debug('postgres lock %s failed: %s', end, errorMessage(error));

@@ -54,9 +54,14 @@ const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_$]{0,62}(\.[A-Za-z_][A-Za-z0-9_$]{0,62}
 /** `"schema"."table"` from `schema.table` (validated: never interpolate user input unchecked). */
 export function quoteTable(name: unknown, who: string): string {
   if (typeof name !== 'string' || !TABLE_NAME.test(name)) {
-    throw new TypeError(`koa-locked-session: Expected ${who} \`table\` to be a table name like 'sessions' or 'schema.sessions' (letters, digits, _), got \`${describe(name)}\``);
+    throw new TypeError(
+      `koa-locked-session: Expected ${who} \`table\` to be a table name like 'sessions' or 'schema.sessions' (letters, digits, _), got \`${describe(name)}\``,
+    );
   }
-  return name.split('.').map((part) => `"${part}"`).join('.');
+  return name
+    .split('.')
+    .map((part) => `"${part}"`)
+    .join('.');
 }
 
 /** The index on expires_at (for the sweep): named after the table. */
@@ -116,7 +121,11 @@ const byFlag = (result: PgResult): boolean => result.rows[0]?.ok === true;
 /** A positive, finite TTL in ms (a programmer error otherwise: status 500, nothing written). */
 export function checkTtl(command: string, ttlMs: number): number {
   if (typeof ttlMs !== 'number' || !(ttlMs > 0) || !Number.isFinite(ttlMs)) {
-    throw new StoreError(POSTGRES_STORE_NAME, `${command} failed: expected ttlMs to be a positive number of ms, got \`${describe(ttlMs)}\``, { status: 500 });
+    throw new StoreError(
+      POSTGRES_STORE_NAME,
+      `${command} failed: expected ttlMs to be a positive number of ms, got \`${describe(ttlMs)}\``,
+      { status: 500 },
+    );
   }
   return ttlMs;
 }
@@ -157,12 +166,27 @@ export function touchSql(table: string, key: string, ttlMs: number): Statement {
  * - `null`: `INSERT … ON CONFLICT DO UPDATE … WHERE` the row there has expired;
  * - `'newer'`: the same upsert, applied only over an older or expired row.
  */
-export function writeSql(table: string, key: string, value: string | undefined, version: number, ttlMs: number, condition: WriteCondition): Statement {
+export function writeSql(
+  table: string,
+  key: string,
+  value: string | undefined,
+  version: number,
+  ttlMs: number,
+  condition: WriteCondition,
+): Statement {
   if (!Number.isSafeInteger(version) || version < 0) {
-    throw new StoreError(POSTGRES_STORE_NAME, `WRITE failed: expected version to be a non-negative safe integer, got \`${describe(version)}\``, { status: 500 });
+    throw new StoreError(
+      POSTGRES_STORE_NAME,
+      `WRITE failed: expected version to be a non-negative safe integer, got \`${describe(version)}\``,
+      { status: 500 },
+    );
   }
   if (!(condition === null || condition === 'newer' || (Number.isSafeInteger(condition) && condition >= 0))) {
-    throw new StoreError(POSTGRES_STORE_NAME, `WRITE failed: expected condition to be null, 'newer' or a version, got \`${describe(condition)}\``, { status: 500 });
+    throw new StoreError(
+      POSTGRES_STORE_NAME,
+      `WRITE failed: expected condition to be null, 'newer' or a version, got \`${describe(condition)}\``,
+      { status: 500 },
+    );
   }
   const remove = value === undefined && ttlMs === 0;
   if (typeof condition === 'number') {

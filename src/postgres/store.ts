@@ -3,8 +3,22 @@ import { withDeadline } from '../util/deadline.js';
 import { StoreError } from '../errors.js';
 import { describe, errorMessage, redactUrl } from '../util/format.js';
 import {
-  POSTGRES_STORE_NAME, createTableSql, decodeValue, destroySql, quoteTable, readSql, setSql, sqlState, sweepSql, touchSql, versionOf, writeSql,
-  type PgClientLike, type PgPoolLike, type PgResult, type Statement,
+  POSTGRES_STORE_NAME,
+  createTableSql,
+  decodeValue,
+  destroySql,
+  quoteTable,
+  readSql,
+  setSql,
+  sqlState,
+  sweepSql,
+  touchSql,
+  versionOf,
+  writeSql,
+  type PgClientLike,
+  type PgPoolLike,
+  type PgResult,
+  type Statement,
 } from './sql.js';
 import type { VersionedRecord, VersionedStore, WriteCondition } from '../contracts/store.js';
 
@@ -88,7 +102,11 @@ export interface PostgresFastPath {
 /** Advisory lock key prefix serializing CREATE TABLE across processes. */
 const CREATE_LOCK = 'koa-locked-session:create-table:';
 /** SQLSTATEs of "created meanwhile by another process" (CREATE … IF NOT EXISTS is not atomic against itself). */
-const CREATED_MEANWHILE = new Set(['23505' /* unique_violation on pg_type */, '42P07' /* duplicate_table */, '42710' /* duplicate_object */]);
+const CREATED_MEANWHILE = new Set([
+  '23505' /* unique_violation on pg_type */,
+  '42P07' /* duplicate_table */,
+  '42710' /* duplicate_object */,
+]);
 /** Statements of one sweep at most (each deletes up to `sweepBatch` rows). */
 const SWEEP_ROUNDS = 10;
 
@@ -129,22 +147,37 @@ export class PostgresStore implements VersionedStore {
   #closed = false;
 
   constructor(options: PostgresStoreOptions) {
-    const { pool, table = 'sessions', createTable = true, timeoutMs = 2000, sweepIntervalMs = 60_000, sweepBatch = 1000 } = options ?? ({} as PostgresStoreOptions);
+    const {
+      pool,
+      table = 'sessions',
+      createTable = true,
+      timeoutMs = 2000,
+      sweepIntervalMs = 60_000,
+      sweepBatch = 1000,
+    } = options ?? ({} as PostgresStoreOptions);
     if (typeof pool !== 'object' || pool === null || typeof (pool as PgPoolLike).connect !== 'function') {
-      throw new TypeError(`koa-locked-session: Expected PostgresStore \`pool\` to be a node-postgres Pool (new pg.Pool({ connectionString })), got \`${describe(pool)}\``);
+      throw new TypeError(
+        `koa-locked-session: Expected PostgresStore \`pool\` to be a node-postgres Pool (new pg.Pool({ connectionString })), got \`${describe(pool)}\``,
+      );
     }
     this.table = quoteTable(table, 'PostgresStore');
     if (typeof createTable !== 'boolean') {
       throw new TypeError(`koa-locked-session: Expected PostgresStore \`createTable\` to be a boolean, got \`${describe(createTable)}\``);
     }
     if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs <= 0) {
-      throw new TypeError(`koa-locked-session: Expected PostgresStore \`timeoutMs\` to be a positive number of ms, got \`${describe(timeoutMs)}\``);
+      throw new TypeError(
+        `koa-locked-session: Expected PostgresStore \`timeoutMs\` to be a positive number of ms, got \`${describe(timeoutMs)}\``,
+      );
     }
     if (typeof sweepIntervalMs !== 'number' || !Number.isFinite(sweepIntervalMs) || sweepIntervalMs < 0) {
-      throw new TypeError(`koa-locked-session: Expected PostgresStore \`sweepIntervalMs\` to be a number of ms (0: no sweep), got \`${describe(sweepIntervalMs)}\``);
+      throw new TypeError(
+        `koa-locked-session: Expected PostgresStore \`sweepIntervalMs\` to be a number of ms (0: no sweep), got \`${describe(sweepIntervalMs)}\``,
+      );
     }
     if (!Number.isSafeInteger(sweepBatch) || sweepBatch <= 0) {
-      throw new TypeError(`koa-locked-session: Expected PostgresStore \`sweepBatch\` to be a positive integer, got \`${describe(sweepBatch)}\``);
+      throw new TypeError(
+        `koa-locked-session: Expected PostgresStore \`sweepBatch\` to be a positive integer, got \`${describe(sweepBatch)}\``,
+      );
     }
     this.pool = pool;
     this.timeoutMs = timeoutMs;
@@ -157,10 +190,12 @@ export class PostgresStore implements VersionedStore {
   static async connect(options: PostgresStoreConnectOptions): Promise<PostgresStore> {
     const { connectionString, poolOptions = {}, ...rest } = options ?? ({} as PostgresStoreConnectOptions);
     if (typeof connectionString !== 'string' || connectionString === '') {
-      throw new TypeError(`koa-locked-session: Expected PostgresStore.connect \`connectionString\` to be a postgres:// URL, got \`${describe(connectionString)}\``);
+      throw new TypeError(
+        `koa-locked-session: Expected PostgresStore.connect \`connectionString\` to be a postgres:// URL, got \`${describe(connectionString)}\``,
+      );
     }
     const pg = await import('pg');
-    const Pool = (pg.default?.Pool ?? (pg as unknown as { Pool: typeof pg.default.Pool }).Pool);
+    const Pool = pg.default?.Pool ?? (pg as unknown as { Pool: typeof pg.default.Pool }).Pool;
     const pool = new Pool({ connectionString, connectionTimeoutMillis: rest.timeoutMs ?? 2000, ...poolOptions }) as unknown as PgPoolLike;
     // Idle connections that die (server restart) are replaced on the next checkout; without a listener their error would end the process.
     pool.on('error', (error) => debug('postgres idle connection error (%s): %s', redactUrl(connectionString), errorMessage(error)));
@@ -225,7 +260,7 @@ export class PostgresStore implements VersionedStore {
     try {
       let total = 0;
       for (let round = 0; round < SWEEP_ROUNDS && !this.#closed; round++) {
-        const result = await this.#run('SWEEP', (client) => client.query(sweepSql(this.table, this.#sweepBatch))) as PgResult;
+        const result = (await this.#run('SWEEP', (client) => client.query(sweepSql(this.table, this.#sweepBatch)))) as PgResult;
         total += result.rowCount ?? 0;
         if ((result.rowCount ?? 0) < this.#sweepBatch) break;
       }
@@ -307,7 +342,10 @@ export class PostgresStore implements VersionedStore {
       failure = error;
       if (error instanceof StoreError) throw error;
       // Never connected: the statement never left.
-      throw new StoreError(this.name, `${command} failed: ${errorMessage(error)}`, { cause: error, ...(connected ? {} : { outcome: 'none' as const }) });
+      throw new StoreError(this.name, `${command} failed: ${errorMessage(error)}`, {
+        cause: error,
+        ...(connected ? {} : { outcome: 'none' as const }),
+      });
     } finally {
       if (client) {
         client.removeListener('error', onError);

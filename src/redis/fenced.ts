@@ -32,7 +32,15 @@ export class FencedStore implements VersionedStore {
   /** The stored string read by the acquire script (`undefined`: no key). */
   #stored: string | undefined;
 
-  constructor(store: VersionedStore, lease: HeldLease, scripts: ScriptRunner, recordKey: string, timeoutMs: number, stored: string | undefined, wait?: ReplicaWait) {
+  constructor(
+    store: VersionedStore,
+    lease: HeldLease,
+    scripts: ScriptRunner,
+    recordKey: string,
+    timeoutMs: number,
+    stored: string | undefined,
+    wait?: ReplicaWait,
+  ) {
     this.name = store.name;
     this.#store = store;
     this.#lease = lease;

@@ -72,18 +72,22 @@ interface IoredisPipeline {
 /* eslint-enable @typescript-eslint/no-explicit-any */
 
 /** What {@link fromIoredis} returns: a client RedisStore and RedisLocker both accept. */
-export type IoredisAdapter = RedisClientLike & RedisLockerClient & {
-  /** The ioredis client behind the adapter (never closed by the store or the locker). */
-  readonly ioredis: IoredisLike;
-};
+export type IoredisAdapter = RedisClientLike &
+  RedisLockerClient & {
+    /** The ioredis client behind the adapter (never closed by the store or the locker). */
+    readonly ioredis: IoredisLike;
+  };
 
 /** True when `client` looks like an ioredis `Redis` or `Cluster` (and not a node-redis client). */
 export function isIoredis(client: unknown): client is IoredisLike {
-  const c = client as Partial<IoredisLike> & { withCommandOptions?: unknown } | null;
+  const c = client as (Partial<IoredisLike> & { withCommandOptions?: unknown }) | null;
   return (
-    typeof c === 'object' && c !== null &&
+    typeof c === 'object' &&
+    c !== null &&
     typeof c.status === 'string' &&
-    typeof c.evalsha === 'function' && typeof c.call === 'function' && typeof c.duplicate === 'function' &&
+    typeof c.evalsha === 'function' &&
+    typeof c.call === 'function' &&
+    typeof c.duplicate === 'function' &&
     typeof c.withCommandOptions !== 'function'
   );
 }
@@ -111,7 +115,9 @@ export function notConnectedReason(client: { readonly isOpen: boolean }): string
  */
 export function fromIoredis(client: IoredisLike): IoredisAdapter {
   if (!isIoredis(client)) {
-    throw new TypeError(`koa-locked-session: Expected fromIoredis() to get an ioredis client (new Redis() or new Cluster()), got \`${describe(client)}\``);
+    throw new TypeError(
+      `koa-locked-session: Expected fromIoredis() to get an ioredis client (new Redis() or new Cluster()), got \`${describe(client)}\``,
+    );
   }
   let adapter = adapters.get(client);
   if (!adapter) {
@@ -217,14 +223,24 @@ function makeSubscriber(c: IoredisLike) {
   // client (a process that quits its client would otherwise never exit).
   c.once?.('end', () => sub.disconnect());
 
-  async function add(map: Map<string, Set<Listener>>, channel: string, listener: Listener, command: (channel: string) => Promise<unknown>): Promise<void> {
+  async function add(
+    map: Map<string, Set<Listener>>,
+    channel: string,
+    listener: Listener,
+    command: (channel: string) => Promise<unknown>,
+  ): Promise<void> {
     let set = map.get(channel);
     if (!set) map.set(channel, (set = new Set()));
     const first = set.size === 0;
     set.add(listener);
     if (first) await command(channel);
   }
-  async function remove(map: Map<string, Set<Listener>>, channel: string, listener: Listener | undefined, command: (channel: string) => Promise<unknown>): Promise<void> {
+  async function remove(
+    map: Map<string, Set<Listener>>,
+    channel: string,
+    listener: Listener | undefined,
+    command: (channel: string) => Promise<unknown>,
+  ): Promise<void> {
     const set = map.get(channel);
     if (!set) return;
     if (listener) set.delete(listener);

@@ -232,11 +232,14 @@ export class HeldLease implements RedisLease {
 
   /** Renewal off: abort the signal when the lease runs out. */
   #watch(): void {
-    this.#watchdog = setTimeout(() => {
-      // Timers may fire a hair early: look again later if so.
-      if (!this.lost && !this.#released) this.#watch();
-      else if (this.#lost) this.#abort?.abort(this.#lost);
-    }, Math.max(1, Math.ceil(this.#validUntil - performance.now())));
+    this.#watchdog = setTimeout(
+      () => {
+        // Timers may fire a hair early: look again later if so.
+        if (!this.lost && !this.#released) this.#watch();
+        else if (this.#lost) this.#abort?.abort(this.#lost);
+      },
+      Math.max(1, Math.ceil(this.#validUntil - performance.now())),
+    );
     this.#watchdog.unref();
   }
 

@@ -230,7 +230,9 @@ export class RedisLocker implements Locker {
       throw new TypeError(`koa-locked-session: Expected \`timeoutMs\` to be a non-negative number of ms, got \`${String(timeoutMs)}\``);
     }
     if (options.storeTimeoutMs !== undefined && !(typeof options.storeTimeoutMs === 'number' && options.storeTimeoutMs > 0)) {
-      throw new TypeError(`koa-locked-session: Expected \`storeTimeoutMs\` to be a positive number of ms, got \`${String(options.storeTimeoutMs)}\``);
+      throw new TypeError(
+        `koa-locked-session: Expected \`storeTimeoutMs\` to be a positive number of ms, got \`${String(options.storeTimeoutMs)}\``,
+      );
     }
     this.#checkMaster(options.store);
     const fast = this.#fastPathStore(options.store, key);
@@ -245,7 +247,13 @@ export class RedisLocker implements Locker {
     let state = this.#keys.get(key);
     if (!state) {
       const lock = this.lockKey(key);
-      state = { keys: { key, lock, waiters: `${lock}:waiters`, waiting: `${lock}:waiting`, channel: `${lock}:released` }, queue: [], woken: false, called: false, registered: false };
+      state = {
+        keys: { key, lock, waiters: `${lock}:waiters`, waiting: `${lock}:waiting`, channel: `${lock}:released` },
+        queue: [],
+        woken: false,
+        called: false,
+        registered: false,
+      };
       this.#keys.set(key, state);
     }
     const keyState = state;
@@ -381,11 +389,16 @@ export class RedisLocker implements Locker {
   }
 
   /** One SET NX attempt (with the fast-path read when possible). */
-  async #attempt(state: KeyState, fast: FastPath | undefined, timeoutMs: number): Promise<{ lease?: HeldLease; pttl: number; place?: number | undefined }> {
+  async #attempt(
+    state: KeyState,
+    fast: FastPath | undefined,
+    timeoutMs: number,
+  ): Promise<{ lease?: HeldLease; pttl: number; place?: number | undefined }> {
     const token = nextToken();
     const { keys } = state;
     const recordKey = fast?.recordKey(keys.key);
-    const scriptKeys = recordKey === undefined ? [keys.lock, keys.waiters, keys.waiting] : [keys.lock, keys.waiters, keys.waiting, recordKey];
+    const scriptKeys =
+      recordKey === undefined ? [keys.lock, keys.waiters, keys.waiting] : [keys.lock, keys.waiters, keys.waiting, recordKey];
     // Register for a wake-up only once subscribed: a wake-up sent to a locker
     // that cannot hear it would be lost for every other waiter too (the run
     // loop retries right after subscribing, and registers then). Without
@@ -399,15 +412,24 @@ export class RedisLocker implements Locker {
     let reply: unknown;
     try {
       this.#scripts.assertReady('lock acquire');
-      reply = await this.#scripts.run('acquire', scriptKeys, [token, String(this.leaseMs), register, this.#id, called, registered], timeoutMs);
+      reply = await this.#scripts.run(
+        'acquire',
+        scriptKeys,
+        [token, String(this.leaseMs), register, this.#id, called, registered],
+        timeoutMs,
+      );
     } catch (error) {
       if (error instanceof StoreError) throw error;
       // The SET may have landed with its reply lost (command timeout, dropped
       // connection): give back whatever this token holds, without waiting (on
       // the same connection, so it runs after the SET if that arrives late).
-      void this.#scripts.run('release', [keys.lock, keys.waiters, keys.waiting], [token, this.#scripts.publishCommand, keys.channel]).catch(() => {});
+      void this.#scripts
+        .run('release', [keys.lock, keys.waiters, keys.waiting], [token, this.#scripts.publishCommand, keys.channel])
+        .catch(() => {});
       // Never the lock key in a message: it carries the sid.
-      throw new StoreError(this.name, `lock acquire (SET NX PX${fast ? ' + GET' : ''}) failed for a lock key: ${errorMessage(error)}`, { cause: error });
+      throw new StoreError(this.name, `lock acquire (SET NX PX${fast ? ' + GET' : ''}) failed for a lock key: ${errorMessage(error)}`, {
+        cause: error,
+      });
     }
     const [ok, second, place] = Array.isArray(reply) ? (reply as unknown[]) : [];
     if (Number(ok) !== 1) {
@@ -418,7 +440,15 @@ export class RedisLocker implements Locker {
     this.#held.set(keys.key, (this.#held.get(keys.key) ?? 0) + 1);
     const lease = new HeldLease(this.#host, keys, token, startedAt);
     if (fast && recordKey !== undefined) {
-      lease.store = new FencedStore(fast.store, lease, this.#scripts, recordKey, Math.min(this.#scripts.timeoutMs, fast.timeoutMs), text(second), fast.replicaWait);
+      lease.store = new FencedStore(
+        fast.store,
+        lease,
+        this.#scripts,
+        recordKey,
+        Math.min(this.#scripts.timeoutMs, fast.timeoutMs),
+        text(second),
+        fast.replicaWait,
+      );
     }
     return { lease, pttl: 0 };
   }
@@ -471,9 +501,11 @@ export class RedisLocker implements Locker {
 
   /** Take this locker off the waiters list of `lockKey`, passing on a turn it holds there. */
   #passTurn(lockKey: string): void {
-    void this.#scripts.run('pass', [lockKey, `${lockKey}:waiters`, `${lockKey}:waiting`], [this.#scripts.publishCommand, `${lockKey}:released`, this.#id]).catch((error: unknown) => {
-      debug('redis locker: passing a turn on failed (it expires; the next waiter polls): %s', errorMessage(error));
-    });
+    void this.#scripts
+      .run('pass', [lockKey, `${lockKey}:waiters`, `${lockKey}:waiting`], [this.#scripts.publishCommand, `${lockKey}:released`, this.#id])
+      .catch((error: unknown) => {
+        debug('redis locker: passing a turn on failed (it expires; the next waiter polls): %s', errorMessage(error));
+      });
   }
 
   // -- master store ------------------------------------------------------------
@@ -490,7 +522,13 @@ export class RedisLocker implements Locker {
       debug('redis locker: the record key and the lock key of a session are in different slots (prefixes with braces?): no fast path');
       return undefined;
     }
-    return { client: fast.client, timeoutMs: fast.timeoutMs, recordKey: fast.recordKey, replicaWait: fast.replicaWait, store: store! as VersionedStore };
+    return {
+      client: fast.client,
+      timeoutMs: fast.timeoutMs,
+      recordKey: fast.recordKey,
+      replicaWait: fast.replicaWait,
+      store: store! as VersionedStore,
+    };
   }
 
   /**

@@ -146,16 +146,24 @@ function isCluster(client: unknown): boolean {
 /** Validate `options` (a JavaScript caller may pass anything) and fill in the defaults. */
 export function resolveRedisLockerOptions(options: RedisLockerOptions): ResolvedRedisLockerOptions {
   if (!options || typeof options !== 'object' || !options.client) {
-    throw new TypeError('koa-locked-session: Expected `client` to be a connected node-redis client or cluster client, e.g. `new RedisLocker({ client: await createClient().connect() })`');
+    throw new TypeError(
+      'koa-locked-session: Expected `client` to be a connected node-redis client or cluster client, e.g. `new RedisLocker({ client: await createClient().connect() })`',
+    );
   }
-  new Validator('RedisLocker').known(options, ['client', 'prefix', 'leaseMs', 'renewEveryMs', 'maxLeaseMs', 'pubsub', 'pollMinMs', 'pollMaxMs', 'commandTimeoutMs', 'closeTimeoutMs'], {
-    lockTimeout: 'The lock wait is an option of session(): `session({ lockTimeout })`',
-    ttl: 'Use `leaseMs` for the lock lease; the session TTL is `session({ ttl })`',
-  });
+  new Validator('RedisLocker').known(
+    options,
+    ['client', 'prefix', 'leaseMs', 'renewEveryMs', 'maxLeaseMs', 'pubsub', 'pollMinMs', 'pollMaxMs', 'commandTimeoutMs', 'closeTimeoutMs'],
+    {
+      lockTimeout: 'The lock wait is an option of session(): `session({ lockTimeout })`',
+      ttl: 'Use `leaseMs` for the lock lease; the session TTL is `session({ ttl })`',
+    },
+  );
   // An ioredis client gets the node-redis shaped adapter (the same one RedisStore makes of it).
   const client: RedisLockerClient = isIoredis(options.client) ? fromIoredis(options.client) : options.client;
   if (typeof client.evalSha !== 'function' || typeof client.eval !== 'function') {
-    throw new TypeError('koa-locked-session: Expected RedisLocker `client` to be a node-redis (v5+) client from createClient() or createCluster() (it has no `evalSha`/`eval`)');
+    throw new TypeError(
+      'koa-locked-session: Expected RedisLocker `client` to be a node-redis (v5+) client from createClient() or createCluster() (it has no `evalSha`/`eval`)',
+    );
   }
   const cluster = isCluster(client);
   const commandTimeoutMs = positive('commandTimeoutMs', options.commandTimeoutMs ?? REDIS_LOCKER_DEFAULTS.commandTimeoutMs, true);
@@ -164,11 +172,15 @@ export function resolveRedisLockerOptions(options: RedisLockerOptions): Resolved
   const leaseMs = positive('leaseMs', options.leaseMs ?? REDIS_LOCKER_DEFAULTS.leaseMs);
   const renewEveryMs = positive('renewEveryMs', options.renewEveryMs ?? Math.max(1, Math.floor(leaseMs / 3)), true);
   if (renewEveryMs >= leaseMs) {
-    throw new TypeError(`koa-locked-session: Expected \`renewEveryMs\` (${renewEveryMs}) to be below \`leaseMs\` (${leaseMs}), e.g. leaseMs / 3; use 0 to disable renewal`);
+    throw new TypeError(
+      `koa-locked-session: Expected \`renewEveryMs\` (${renewEveryMs}) to be below \`leaseMs\` (${leaseMs}), e.g. leaseMs / 3; use 0 to disable renewal`,
+    );
   }
   const maxLeaseMs = positive('maxLeaseMs', options.maxLeaseMs ?? Math.max(REDIS_LOCKER_DEFAULTS.maxLeaseMs, 2 * leaseMs));
   if (maxLeaseMs <= leaseMs) {
-    throw new TypeError(`koa-locked-session: Expected \`maxLeaseMs\` (${maxLeaseMs}) to exceed \`leaseMs\` (${leaseMs}), e.g. 60_000: a lease lives at most maxLeaseMs, however often it is renewed`);
+    throw new TypeError(
+      `koa-locked-session: Expected \`maxLeaseMs\` (${maxLeaseMs}) to exceed \`leaseMs\` (${leaseMs}), e.g. 60_000: a lease lives at most maxLeaseMs, however often it is renewed`,
+    );
   }
   const closeTimeoutMs = positive('closeTimeoutMs', options.closeTimeoutMs ?? REDIS_LOCKER_DEFAULTS.closeTimeoutMs);
   const pollMinMs = positive('pollMinMs', options.pollMinMs ?? REDIS_LOCKER_DEFAULTS.pollMinMs);

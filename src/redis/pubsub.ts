@@ -55,7 +55,12 @@ export class ReleaseChannels {
   #unwatch: (() => void) | undefined;
   #closed = false;
 
-  constructor(client: RedisLockerClient, mode: 'sharded' | 'plain', closeTimeoutMs: number, onRelease: (channel: string, message: string) => void) {
+  constructor(
+    client: RedisLockerClient,
+    mode: 'sharded' | 'plain',
+    closeTimeoutMs: number,
+    onRelease: (channel: string, message: string) => void,
+  ) {
     this.#client = client;
     this.#sharded = mode === 'sharded';
     this.#closeTimeoutMs = closeTimeoutMs;
@@ -117,11 +122,16 @@ export class ReleaseChannels {
           return;
         }
         try {
-          if (target) await (this.#sharded ? subscriber.sSubscribe(channel, this.#onMessage) : subscriber.subscribe(channel, this.#onMessage));
+          if (target)
+            await (this.#sharded ? subscriber.sSubscribe(channel, this.#onMessage) : subscriber.subscribe(channel, this.#onMessage));
           else await (this.#sharded ? subscriber.sUnsubscribe(channel, this.#onMessage) : subscriber.unsubscribe(channel, this.#onMessage));
           current.is = target;
         } catch (error) {
-          debug('redis locker: %s of a release channel failed (waiters fall back to polling): %s', target ? 'subscribe' : 'unsubscribe', errorMessage(error));
+          debug(
+            'redis locker: %s of a release channel failed (waiters fall back to polling): %s',
+            target ? 'subscribe' : 'unsubscribe',
+            errorMessage(error),
+          );
           current.want = current.is;
         }
       })();
@@ -152,7 +162,10 @@ export class ReleaseChannels {
       this.#subscriberReady = subscriber.connect().then(
         () => true,
         (error: unknown) => {
-          debug('redis locker: cannot open the subscriber connection (waiters poll; retried on the next contended acquire): %s', errorMessage(error));
+          debug(
+            'redis locker: cannot open the subscriber connection (waiters poll; retried on the next contended acquire): %s',
+            errorMessage(error),
+          );
           subscriber.destroy();
           if (this.#subscriber === subscriber) this.#subscriber = undefined;
           return false;
@@ -182,7 +195,11 @@ export class ReleaseChannels {
     const ready = this.#subscriberReady;
     this.#subscriberReady = undefined;
     if (subscriber.isReady === true && subscriber.close) {
-      const closed = await withDeadline(() => subscriber.close!(), this.#closeTimeoutMs, () => new Error('close timed out')).then(
+      const closed = await withDeadline(
+        () => subscriber.close!(),
+        this.#closeTimeoutMs,
+        () => new Error('close timed out'),
+      ).then(
         () => true,
         (error: unknown) => {
           debug('redis locker: the subscriber connection did not close gracefully (destroyed): %s', errorMessage(error));

@@ -50,7 +50,9 @@ export async function writeThenWait(
   fallback?: (pipeline: WritePipeline) => WritePipeline,
 ): Promise<{ reply: unknown; confirmed: number }> {
   const send = async (add: (pipeline: WritePipeline) => WritePipeline) => {
-    const replies = await add(client.multi() as WritePipeline).wait(wait.replicas, wait.timeoutMs).execAsPipeline();
+    const replies = await add(client.multi() as WritePipeline)
+      .wait(wait.replicas, wait.timeoutMs)
+      .execAsPipeline();
     return { reply: replies[0], confirmed: Number(replies[1]) };
   };
   try {

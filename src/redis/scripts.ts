@@ -280,10 +280,22 @@ export class ScriptRunner {
    * master RedisStore's `waitForReplicas`, for the fenced write): the script's
    * reply and how many replicas confirmed it.
    */
-  runThenWait(name: ScriptName, keys: string[], args: string[], wait: ReplicaWait, timeoutMs = this.#timeoutMs): Promise<{ reply: unknown; confirmed: number }> {
+  runThenWait(
+    name: ScriptName,
+    keys: string[],
+    args: string[],
+    wait: ReplicaWait,
+    timeoutMs = this.#timeoutMs,
+  ): Promise<{ reply: unknown; confirmed: number }> {
     const { sha, source } = SCRIPTS[name];
     const options = { keys, arguments: args };
-    const send = () => writeThenWait(this.#commands as unknown as PipelineClient, wait, (p) => p.evalSha(sha, options), (p) => p.eval(source, options));
+    const send = () =>
+      writeThenWait(
+        this.#commands as unknown as PipelineClient,
+        wait,
+        (p) => p.evalSha(sha, options),
+        (p) => p.eval(source, options),
+      );
     return this.#bounded(send, timeoutMs);
   }
 

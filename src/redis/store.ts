@@ -94,8 +94,8 @@ const CONNECT_OPTIONS = ['url', 'clientOptions', 'prefix', 'timeoutMs', 'waitFor
 /** Options of other Redis session stores (koa-redis, connect-redis…), with what to use here. */
 const HINTS: Readonly<Record<string, string>> = {
   url: 'Pass a connected client, or let the store create one: `await RedisStore.connect({ url })`',
-  host: 'Pass a connected client, or let the store create one: `await RedisStore.connect({ url: \'redis://host:port\' })`',
-  port: 'Pass a connected client, or let the store create one: `await RedisStore.connect({ url: \'redis://host:port\' })`',
+  host: "Pass a connected client, or let the store create one: `await RedisStore.connect({ url: 'redis://host:port' })`",
+  port: "Pass a connected client, or let the store create one: `await RedisStore.connect({ url: 'redis://host:port' })`",
   db: 'Select the database in the client (`createClient({ database })`) or the URL (`redis://host:port/1`)',
   keyPrefix: 'Use `prefix`',
   ttl: 'The session TTL is an option of session(): `session({ ttl })`',
@@ -137,7 +137,11 @@ export class RedisStore<C extends RedisClientLike = RedisClientLike> implements 
     // An ioredis client gets the node-redis shaped adapter (the same one for the same client,
     // so a RedisLocker given the same ioredis client still shares the fast path).
     const client = (isIoredis(input.client) ? fromIoredis(input.client) : input.client) as C;
-    if (typeof client !== 'object' || client === null || typeof (client as { withCommandOptions?: unknown }).withCommandOptions !== 'function') {
+    if (
+      typeof client !== 'object' ||
+      client === null ||
+      typeof (client as { withCommandOptions?: unknown }).withCommandOptions !== 'function'
+    ) {
       check.fail('client', 'a node-redis (v5+) client from createClient() or createCluster()', client);
     }
     this.client = client;
@@ -188,7 +192,11 @@ export class RedisStore<C extends RedisClientLike = RedisClientLike> implements 
       });
     } catch (error) {
       // A malformed URL (node-redis throws a TypeError while parsing it).
-      throw new StoreError(REDIS_STORE_NAME, `invalid url ${redactUrl(url)}: ${errorMessage(error)}`, { cause: error, status: 500, outcome: 'none' });
+      throw new StoreError(REDIS_STORE_NAME, `invalid url ${redactUrl(url)}: ${errorMessage(error)}`, {
+        cause: error,
+        status: 500,
+        outcome: 'none',
+      });
     }
     // node-redis emits 'error' on every failed reconnect; without a listener
     // Node would crash the process. Operations report failures themselves.
@@ -237,7 +245,11 @@ export class RedisStore<C extends RedisClientLike = RedisClientLike> implements 
       const px = checkTtl(REDIS_STORE_NAME, 'SET NX', ttlMs);
       const set = { expiration: { type: 'PX' as const, value: px }, condition: 'NX' as const };
       if (this.#wait) {
-        const reply = await this.#waited('SET NX', (p) => p.set(this.keyFor(key), wrap(value, version), set), (r) => r !== null && r !== undefined);
+        const reply = await this.#waited(
+          'SET NX',
+          (p) => p.set(this.keyFor(key), wrap(value, version), set),
+          (r) => r !== null && r !== undefined,
+        );
         return reply !== null && reply !== undefined;
       }
       const reply = await this.#run('SET NX', (c) => c.set(this.keyFor(key), wrap(value, version), set));
@@ -245,7 +257,12 @@ export class RedisStore<C extends RedisClientLike = RedisClientLike> implements 
     }
     const options = { keys: [this.keyFor(key)], arguments: args };
     if (this.#wait) {
-      const reply = await this.#waited('conditional write', (p) => p.evalSha(WRITE_SHA, options), (r) => Number(r) === 1, (p) => p.eval(WRITE_SCRIPT, options));
+      const reply = await this.#waited(
+        'conditional write',
+        (p) => p.evalSha(WRITE_SHA, options),
+        (r) => Number(r) === 1,
+        (p) => p.eval(WRITE_SCRIPT, options),
+      );
       return Number(reply) === 1;
     }
     const written = await this.#run('conditional write', async (c) => {
@@ -262,7 +279,11 @@ export class RedisStore<C extends RedisClientLike = RedisClientLike> implements 
   async set(key: string, value: string, ttlMs: number): Promise<void> {
     const px = checkTtl(REDIS_STORE_NAME, 'SET', ttlMs);
     if (this.#wait) {
-      await this.#waited('SET', (p) => p.set(this.keyFor(key), value, { expiration: { type: 'PX', value: px } }), () => true);
+      await this.#waited(
+        'SET',
+        (p) => p.set(this.keyFor(key), value, { expiration: { type: 'PX', value: px } }),
+        () => true,
+      );
       return;
     }
     await this.#run('SET', (c) => c.set(this.keyFor(key), value, { expiration: { type: 'PX', value: px } }));
@@ -270,7 +291,11 @@ export class RedisStore<C extends RedisClientLike = RedisClientLike> implements 
 
   async destroy(key: string): Promise<void> {
     if (this.#wait) {
-      await this.#waited('DEL', (p) => p.del(this.keyFor(key)), (r) => Number(r) > 0);
+      await this.#waited(
+        'DEL',
+        (p) => p.del(this.keyFor(key)),
+        (r) => Number(r) > 0,
+      );
       return;
     }
     await this.#run('DEL', (c) => c.del(this.keyFor(key)));
@@ -280,7 +305,11 @@ export class RedisStore<C extends RedisClientLike = RedisClientLike> implements 
     const px = checkTtl(REDIS_STORE_NAME, 'PEXPIRE', ttlMs);
     // PEXPIRE on an absent key is a no-op returning 0: it never creates one.
     if (this.#wait) {
-      await this.#waited('PEXPIRE', (p) => p.pExpire(this.keyFor(key), px), (r) => Number(r) === 1);
+      await this.#waited(
+        'PEXPIRE',
+        (p) => p.pExpire(this.keyFor(key), px),
+        (r) => Number(r) === 1,
+      );
       return;
     }
     await this.#run('PEXPIRE', (c) => c.pExpire(this.keyFor(key), px));
@@ -307,23 +336,44 @@ export class RedisStore<C extends RedisClientLike = RedisClientLike> implements 
    * or a `StoreError` (outcome `'unknown'`) when it changed something
    * (`changed(reply)`) that fewer replicas than asked confirmed in time.
    */
-  async #waited(command: string, write: (p: WritePipeline) => WritePipeline, changed: (reply: unknown) => boolean, fallback?: (p: WritePipeline) => WritePipeline): Promise<unknown> {
+  async #waited(
+    command: string,
+    write: (p: WritePipeline) => WritePipeline,
+    changed: (reply: unknown) => boolean,
+    fallback?: (p: WritePipeline) => WritePipeline,
+  ): Promise<unknown> {
     const wait = this.#wait!;
-    const { reply, confirmed } = await this.#run(command, (c) => writeThenWait(c as unknown as { multi(): unknown }, wait, write, fallback));
+    const { reply, confirmed } = await this.#run(command, (c) =>
+      writeThenWait(c as unknown as { multi(): unknown }, wait, write, fallback),
+    );
     if (changed(reply) && !(confirmed >= wait.replicas)) throw unconfirmedError(command, wait, confirmed, this.name);
     return reply;
   }
 }
 
 /** `waitForReplicas` and its timeout, validated (`undefined`: no WAIT). */
-function resolveReplicaWait(input: { waitForReplicas?: unknown; waitForReplicasTimeoutMs?: unknown }, timeoutMs: number, client: RedisClientLike): ReplicaWait | undefined {
+function resolveReplicaWait(
+  input: { waitForReplicas?: unknown; waitForReplicasTimeoutMs?: unknown },
+  timeoutMs: number,
+  client: RedisClientLike,
+): ReplicaWait | undefined {
   const { waitForReplicas: replicas = 0, waitForReplicasTimeoutMs } = input;
   if (typeof replicas !== 'number' || !Number.isInteger(replicas) || replicas < 0) {
-    check.fail('waitForReplicas', 'a non-negative integer (the number of replicas that must confirm a save)', replicas, 'Use 0 (the default) not to wait, or the number of replicas of your primary');
+    check.fail(
+      'waitForReplicas',
+      'a non-negative integer (the number of replicas that must confirm a save)',
+      replicas,
+      'Use 0 (the default) not to wait, or the number of replicas of your primary',
+    );
   }
   const waitMs = check.positiveMs('waitForReplicasTimeoutMs', waitForReplicasTimeoutMs, Math.max(1, Math.floor(timeoutMs / 2)));
   if (!(waitMs < timeoutMs)) {
-    check.fail('waitForReplicasTimeoutMs', `below timeoutMs (${timeoutMs} ms), which bounds the write and its WAIT together`, waitMs, 'Lower it, or raise timeoutMs');
+    check.fail(
+      'waitForReplicasTimeoutMs',
+      `below timeoutMs (${timeoutMs} ms), which bounds the write and its WAIT together`,
+      waitMs,
+      'Lower it, or raise timeoutMs',
+    );
   }
   if (replicas === 0) return undefined;
   if (typeof client.multi !== 'function') {
@@ -331,4 +381,3 @@ function resolveReplicaWait(input: { waitForReplicas?: unknown; waitForReplicasT
   }
   return { replicas: replicas as number, timeoutMs: Math.ceil(waitMs) };
 }
-

@@ -64,7 +64,12 @@ export const WRITE_SHA = createHash('sha1').update(WRITE_SCRIPT).digest('hex');
  * call: `[stored, ttl, kind, n]`. Validates like `set()` (a positive TTL, or 0 to
  * delete without a tombstone) and rejects a version that is not a safe integer.
  */
-export function versionedWriteArgs(value: string | undefined, version: number, ttlMs: number, condition: WriteCondition): [string, string, string, string] {
+export function versionedWriteArgs(
+  value: string | undefined,
+  version: number,
+  ttlMs: number,
+  condition: WriteCondition,
+): [string, string, string, string] {
   checkVersionedWrite(REDIS_STORE_NAME, 'WRITE', version, condition);
   const kind = condition === null ? 'absent' : condition === 'newer' ? 'newer' : 'eq';
   const n = condition === null ? '0' : condition === 'newer' ? String(version) : String(condition);

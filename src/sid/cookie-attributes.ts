@@ -69,10 +69,20 @@ export function resolveCookieAttributes(check: Validator, input: CookieAttribute
   const path = check.string('cookie.path', input.path, d.path, PATH, "a path starting with '/'");
   const httpOnly = check.bool('cookie.httpOnly', input.httpOnly, d.httpOnly);
   const secure = check.oneOf<CookieAttributes['secure']>('cookie.secure', input.secure, [true, false, 'auto'], d.secure);
-  const sameSite = check.oneOf<CookieAttributes['sameSite']>('cookie.sameSite', input.sameSite, ['strict', 'lax', 'none', false], d.sameSite);
+  const sameSite = check.oneOf<CookieAttributes['sameSite']>(
+    'cookie.sameSite',
+    input.sameSite,
+    ['strict', 'lax', 'none', false],
+    d.sameSite,
+  );
   const partitioned = check.bool('cookie.partitioned', input.partitioned, d.partitioned);
   if (secure === false && (sameSite === 'none' || partitioned)) {
-    check.fail('cookie.secure', `true or 'auto' with ${partitioned ? 'partitioned' : "sameSite: 'none'"}`, secure, 'Browsers drop such cookies unless they are Secure');
+    check.fail(
+      'cookie.secure',
+      `true or 'auto' with ${partitioned ? 'partitioned' : "sameSite: 'none'"}`,
+      secure,
+      'Browsers drop such cookies unless they are Secure',
+    );
   }
   return { name, domain, path, httpOnly, sameSite, secure, partitioned };
 }

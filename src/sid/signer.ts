@@ -5,7 +5,10 @@ type Mac = (key: Key, data: string) => string;
 
 /** Koa's cookie signatures (Keygrip): HMAC-SHA1, base64 made URL-safe, no padding. */
 export const keygripMac: Mac = (key, data) =>
-  createHmac('sha1', key).update(data).digest('base64').replace(/[/+=]/g, (c) => (c === '/' ? '_' : c === '+' ? '-' : ''));
+  createHmac('sha1', key)
+    .update(data)
+    .digest('base64')
+    .replace(/[/+=]/g, (c) => (c === '/' ? '_' : c === '+' ? '-' : ''));
 
 /** Header sids: HMAC-SHA256, base64url. */
 export const sha256Mac: Mac = (key, data) => createHmac('sha256', key).update(data).digest('base64url');

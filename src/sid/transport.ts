@@ -16,7 +16,10 @@ interface KeygripLike {
 export type AppKeys = { list: ReadonlyArray<string | Buffer>; grip?: undefined } | { grip: KeygripLike; list?: undefined };
 
 const isKeygrip = (value: unknown): value is KeygripLike =>
-  typeof value === 'object' && value !== null && typeof (value as KeygripLike).sign === 'function' && typeof (value as KeygripLike).index === 'function';
+  typeof value === 'object' &&
+  value !== null &&
+  typeof (value as KeygripLike).sign === 'function' &&
+  typeof (value as KeygripLike).index === 'function';
 
 /**
  * `app.keys`, checked: a non-empty array of non-empty strings or Buffers, or a
@@ -43,13 +46,16 @@ function keysError(what: string, fix: string): SessionError {
 
 /** The fix named by key errors. */
 export const KEYS_FIX = {
-  cookie: "Set app.keys = ['<a long random secret>'] (newest first; or a Keygrip instance) before the first request, or pass cookie: { signed: false }",
+  cookie:
+    "Set app.keys = ['<a long random secret>'] (newest first; or a Keygrip instance) before the first request, or pass cookie: { signed: false }",
   header: "Set app.keys = ['<a long random secret>'] (newest first; or a Keygrip instance) before the first request",
 } as const;
 
 /** What the request brought: a verified sid, nothing, or something refused (with the reason). */
 /** `stale`: the sid verified with an older key, so the next cookie sent re-signs it with the newest. */
-export type SidRead = { sid: string; invalid?: undefined; stale?: boolean } | { sid?: undefined; invalid?: InvalidReason; stale?: undefined };
+export type SidRead =
+  | { sid: string; invalid?: undefined; stale?: boolean }
+  | { sid?: undefined; invalid?: InvalidReason; stale?: undefined };
 
 /** How the sid travels between client and server: the cookie (default) or a header (APIs). */
 export interface SidTransport {

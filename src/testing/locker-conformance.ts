@@ -56,7 +56,10 @@ const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve)
 /** True when `p` has settled after every pending macrotask so far ran (no timers involved). */
 async function settled(p: Promise<unknown>): Promise<boolean> {
   let done = false;
-  p.then(() => (done = true), () => (done = true));
+  p.then(
+    () => (done = true),
+    () => (done = true),
+  );
   await tick();
   return done;
 }
@@ -70,11 +73,7 @@ async function settled(p: Promise<unknown>): Promise<boolean> {
  * `await using`, and no phantom holder after a waiter gives up. `factory` makes a
  * locker per test; `teardown` runs after the suite.
  */
-export function lockerConformance(
-  name: string,
-  factory: () => Locker | Promise<Locker>,
-  options: LockerConformanceOptions = {},
-): void {
+export function lockerConformance(name: string, factory: () => Locker | Promise<Locker>, options: LockerConformanceOptions = {}): void {
   const { fifo = true, shared = false, skip = false, teardown } = options;
   describe(`Locker conformance: ${name}`, { skip }, () => {
     const made: Locker[] = [];

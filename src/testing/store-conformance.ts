@@ -150,8 +150,10 @@ export function storeConformance(name: string, factory: () => Store | Promise<St
       const goneAt = await pollUntilAbsent(k, '{"e":1}', writeStarted, readableTtlMs);
       // The store dates the record at the earliest when the write started, so a
       // read that finds it gone cannot have finished before that plus the TTL.
-      assert.ok(goneAt >= writeStarted + readableTtlMs - earlyExpiryMs,
-        `gone ${goneAt - writeStarted} ms after the write of a ${readableTtlMs} ms TTL`);
+      assert.ok(
+        goneAt >= writeStarted + readableTtlMs - earlyExpiryMs,
+        `gone ${goneAt - writeStarted} ms after the write of a ${readableTtlMs} ms TTL`,
+      );
     });
 
     it('set again replaces the TTL', async () => {
@@ -201,8 +203,8 @@ export function storeConformance(name: string, factory: () => Store | Promise<St
     });
 
     it('round-trips unicode, control characters and line breaks exactly', async () => {
-      const value = JSON.stringify({ s: 'héllo wörld — 日本語 🎉👩‍👩‍👧 \u2028\u2029 ç' }) +
-        'raw: 日本語 🎉 \r\nEND\r\n\\\n\t\u0000\u0001 tail';
+      const value =
+        JSON.stringify({ s: 'héllo wörld — 日本語 🎉👩‍👩‍👧 \u2028\u2029 ç' }) + 'raw: 日本語 🎉 \r\nEND\r\n\\\n\t\u0000\u0001 tail';
       await ctx.store.set(key('unicode'), value, LONG_TTL);
       assert.equal(await ctx.store.get(key('unicode')), value);
     });
@@ -224,7 +226,20 @@ export function storeConformance(name: string, factory: () => Store | Promise<St
 
     it('keeps keys with any characters of the sid charset plus ":" and "." apart', async () => {
       const labels = [
-        'a', 'A', '0', '-', '_', '.', ':', '..', '::', 'a.b', 'a:b', 'a-b', 'a_b', 'A-Z_a-z.0-9:end',
+        'a',
+        'A',
+        '0',
+        '-',
+        '_',
+        '.',
+        ':',
+        '..',
+        '::',
+        'a.b',
+        'a:b',
+        'a-b',
+        'a_b',
+        'A-Z_a-z.0-9:end',
         // a 43-character base64url sid, like the middleware generates
         'Zm9vYmFyLWJhei1xdXV4LTEyMzQ1Njc4OTAtX19fX18',
         'x'.repeat(64),

@@ -57,6 +57,7 @@ export function scrubError(error: unknown, known: readonly string[] = [], depth 
     } catch {
       // A read-only property on a foreign error: nothing we can do.
     }
-    if (Array.isArray((e as { errors?: unknown }).errors)) for (const inner of (e as AggregateError).errors) scrubError(inner, known, depth - i - 1);
+    if (Array.isArray((e as { errors?: unknown }).errors))
+      for (const inner of (e as AggregateError).errors) scrubError(inner, known, depth - i - 1);
   }
 }

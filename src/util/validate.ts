@@ -24,7 +24,9 @@ export class Validator {
   /** Throw the one message format: "Expected <owner> `option` to be <expected>, got `<value>`. <fix>" */
   fail(option: string, expected: string, got: unknown, fix = ''): never {
     const who = this.owner ? `${this.owner} ` : '';
-    throw new TypeError(`koa-locked-session: Expected ${who}\`${option}\` to be ${expected}, got \`${describe(got)}\`${fix ? `. ${fix}` : ''}`);
+    throw new TypeError(
+      `koa-locked-session: Expected ${who}\`${option}\` to be ${expected}, got \`${describe(got)}\`${fix ? `. ${fix}` : ''}`,
+    );
   }
 
   /** A positive, finite number of ms (`fallback` when undefined). */
@@ -136,7 +138,12 @@ export function storeProblem(value: unknown): string | undefined {
   const fn = (name: string): ((...args: unknown[]) => unknown) | undefined =>
     typeof s[name] === 'function' ? (s[name] as (...args: unknown[]) => unknown) : undefined;
   // connect stores take callbacks (get(sid, cb)) and inherit load/regenerate/createSession from express-session's Store.
-  if (fn('createSession') || fn('regenerate') || fn('load') || (fn('get') && fn('get')!.length >= 2 && fn('set') && fn('set')!.length >= 3)) {
+  if (
+    fn('createSession') ||
+    fn('regenerate') ||
+    fn('load') ||
+    (fn('get') && fn('get')!.length >= 2 && fn('set') && fn('set')!.length >= 3)
+  ) {
     return `${lacks}. It looks like an express-session (connect) store: wrap it with \`fromConnectStore(store)\``;
   }
   // koa-session external stores and koa-generic-session stores (koa-redis) have promise get/set/destroy but no name.
@@ -155,7 +162,9 @@ export function storeProblem(value: unknown): string | undefined {
  */
 export function checkTtl(store: string, command: string, ttlMs: number): number {
   if (typeof ttlMs !== 'number' || !(ttlMs > 0) || !Number.isFinite(ttlMs)) {
-    throw new StoreError(store, `${command} failed: expected ttlMs to be a positive number of ms, got \`${describe(ttlMs)}\``, { status: 500 });
+    throw new StoreError(store, `${command} failed: expected ttlMs to be a positive number of ms, got \`${describe(ttlMs)}\``, {
+      status: 500,
+    });
   }
   return Math.ceil(ttlMs);
 }
@@ -163,9 +172,13 @@ export function checkTtl(store: string, command: string, ttlMs: number): number 
 /** The version and condition of a versioned write (see `VersionedStore.write`), checked before anything is sent. */
 export function checkVersionedWrite(store: string, command: string, version: number, condition: WriteCondition): void {
   if (!Number.isSafeInteger(version) || version < 0) {
-    throw new StoreError(store, `${command} failed: expected version to be a non-negative safe integer, got \`${describe(version)}\``, { status: 500 });
+    throw new StoreError(store, `${command} failed: expected version to be a non-negative safe integer, got \`${describe(version)}\``, {
+      status: 500,
+    });
   }
   if (!(condition === null || condition === 'newer' || (Number.isSafeInteger(condition) && condition >= 0))) {
-    throw new StoreError(store, `${command} failed: expected condition to be null, 'newer' or a version, got \`${describe(condition)}\``, { status: 500 });
+    throw new StoreError(store, `${command} failed: expected condition to be null, 'newer' or a version, got \`${describe(condition)}\``, {
+      status: 500,
+    });
   }
 }

@@ -26,7 +26,11 @@ const connectMongos: ConnectMongo[] = [];
 after(async () => {
   await redisClient?.quit().catch(() => {});
   for (const store of connectMongos) await store.close().catch(() => {});
-  if (mongo?.external) await mongoClient?.db(dbName).dropDatabase().catch(() => {});
+  if (mongo?.external)
+    await mongoClient
+      ?.db(dbName)
+      .dropDatabase()
+      .catch(() => {});
   await mongoClient?.close();
   await Promise.all([redis?.stop(), mongo?.stop()]);
 });
@@ -34,7 +38,12 @@ after(async () => {
 const connectRedis = () => new ConnectRedis({ client: redisClient!, prefix: `cr-${randomUUID().slice(0, 8)}:` });
 const connectMongo = () => {
   // autoRemove disabled: expiry is checked on read (ours) and by the `expires` filter of connect-mongo.
-  const store = ConnectMongo.create({ client: mongoClient!, dbName, collectionName: `s_${randomUUID().slice(0, 8)}`, autoRemove: 'disabled' });
+  const store = ConnectMongo.create({
+    client: mongoClient!,
+    dbName,
+    collectionName: `s_${randomUUID().slice(0, 8)}`,
+    autoRemove: 'disabled',
+  });
   connectMongos.push(store);
   return store;
 };
@@ -49,7 +58,13 @@ storeConformance('connect-redis (fromConnectStore)', () => fromConnectStore(conn
     it('never hands a session of the old library to our deserializer', async () => {
       const peer = connectRedis();
       const adapted = fromConnectStore(peer);
-      await new Promise<void>((resolve, reject) => peer.set(ctx.key('theirs'), { cookie: { originalMaxAge: 60_000, expires: new Date(Date.now() + 60_000) }, views: 3 } as never, (e) => (e ? reject(e) : resolve())));
+      await new Promise<void>((resolve, reject) =>
+        peer.set(
+          ctx.key('theirs'),
+          { cookie: { originalMaxAge: 60_000, expires: new Date(Date.now() + 60_000) }, views: 3 } as never,
+          (e) => (e ? reject(e) : resolve()),
+        ),
+      );
       assert.equal(await adapted.get(ctx.key('theirs')), undefined);
     });
   },
@@ -70,7 +85,10 @@ describe('fromConnectStore', () => {
   });
 
   it('a store error is a StoreError naming the store', async () => {
-    const broken = fromConnectStore({ get: (_: string, cb: (e: Error) => void) => cb(new Error('boom')), set() {}, destroy() {} }, { name: 'broken' });
+    const broken = fromConnectStore(
+      { get: (_: string, cb: (e: Error) => void) => cb(new Error('boom')), set() {}, destroy() {} },
+      { name: 'broken' },
+    );
     await assert.rejects(broken.get('k'), (error: unknown) => error instanceof StoreError && error.message === '[broken] get failed: boom');
   });
 
@@ -83,7 +101,9 @@ describe('fromConnectStore', () => {
     await incrementRace({ master: fromConnectStore(connectRedis()) }, 200);
   });
 
-  it('50 overlapping increments through connect-mongo on FerretDB end at exactly 50', { skip: mongo ? false : skipReason('mongo') }, async () => {
+  it('50 overlapping increments through connect-mongo on FerretDB end at exactly 50', {
+    skip: mongo ? false : skipReason('mongo'),
+  }, async () => {
     await incrementRace({ master: fromConnectStore(connectMongo(), { timeoutMs: 30_000 }) }, 50);
   });
 });

@@ -27,7 +27,10 @@ export async function incrementRace(options: SessionOptions, n: number): Promise
   assert.equal(first.status, 200);
   const cookie = cookieHeader(first.headers['set-cookie']);
   const rest = await Promise.all(Array.from({ length: n - 1 }, () => request(server).get('/').set('Cookie', cookie)));
-  assert.ok(rest.every((r) => r.status === 200), `all 200, got ${[...new Set(rest.map((r) => r.status))].join(',')}`);
+  assert.ok(
+    rest.every((r) => r.status === 200),
+    `all 200, got ${[...new Set(rest.map((r) => r.status))].join(',')}`,
+  );
   const counts = [first.body.count, ...rest.map((r) => r.body.count)];
   assert.equal(new Set(counts).size, n, 'each increment saw a distinct count');
   const read = await request(server).get('/read').set('Cookie', cookie);

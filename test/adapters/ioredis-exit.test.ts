@@ -30,8 +30,15 @@ await io.quit();
 console.log('quit');
 `;
 
-it('a process that quits its ioredis client after contended locks exits by itself', { skip: server ? false : skipReason('redis'), timeout: 60_000 }, async () => {
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', SCRIPT], { cwd: root, env: { ...process.env, URL: server!.url }, stdio: ['ignore', 'pipe', 'inherit'] });
+it('a process that quits its ioredis client after contended locks exits by itself', {
+  skip: server ? false : skipReason('redis'),
+  timeout: 60_000,
+}, async () => {
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', SCRIPT], {
+    cwd: root,
+    env: { ...process.env, URL: server!.url },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let out = '';
   child.stdout.on('data', (chunk: Buffer) => (out += chunk));
   const [code] = (await once(child, 'exit')) as [number | null];

@@ -50,25 +50,38 @@ async function clustered(): Promise<Cluster> {
 }
 
 storeConformance('redis on ioredis', async () => new RedisStore({ client: fromIoredis(await single()) }), { skip });
-storeConformance('redis on an ioredis Cluster', async () => new RedisStore({ client: fromIoredis(await clustered()) }), { skip: clusterSkip });
+storeConformance('redis on an ioredis Cluster', async () => new RedisStore({ client: fromIoredis(await clustered()) }), {
+  skip: clusterSkip,
+});
 
 // koa-redis bundles its own ioredis 4: the client a koa-redis app already has works too.
 const koaRedisStores: Array<ReturnType<typeof redisStore>> = [];
 after(async () => {
   for (const store of koaRedisStores) await store.quit().catch(() => {});
 });
-storeConformance('redis on the ioredis 4 client of koa-redis', async () => {
-  const store = redisStore({ url: server!.url });
-  koaRedisStores.push(store);
-  const io = store.client as import('../../src/index.js').IoredisLike;
-  if (io.status !== 'ready') await once(io as unknown as import('node:events').EventEmitter, 'ready');
-  return new RedisStore({ client: fromIoredis(io) });
-}, { skip });
+storeConformance(
+  'redis on the ioredis 4 client of koa-redis',
+  async () => {
+    const store = redisStore({ url: server!.url });
+    koaRedisStores.push(store);
+    const io = store.client as import('../../src/index.js').IoredisLike;
+    if (io.status !== 'ready') await once(io as unknown as import('node:events').EventEmitter, 'ready');
+    return new RedisStore({ client: fromIoredis(io) });
+  },
+  { skip },
+);
 
 let lockerClient: Redis | undefined;
-lockerConformance('redis on ioredis', async () => new RedisLocker({ client: fromIoredis((lockerClient ??= await single())) }), { shared: true, skip });
+lockerConformance('redis on ioredis', async () => new RedisLocker({ client: fromIoredis((lockerClient ??= await single())) }), {
+  shared: true,
+  skip,
+});
 let lockerCluster: Cluster | undefined;
-lockerConformance('redis on an ioredis Cluster', async () => new RedisLocker({ client: fromIoredis((lockerCluster ??= await clustered())) }), { shared: true, skip: clusterSkip });
+lockerConformance(
+  'redis on an ioredis Cluster',
+  async () => new RedisLocker({ client: fromIoredis((lockerCluster ??= await clustered())) }),
+  { shared: true, skip: clusterSkip },
+);
 
 describe('fromIoredis', () => {
   it('isIoredis tells an ioredis client from a node-redis one', { skip }, async () => {
@@ -133,11 +146,18 @@ describe('fromIoredis', () => {
       const hint = 'ioredis client created with lazyConnect and never connected: call await client.connect() first';
       const res = await request(app.callback()).get('/');
       assert.equal(res.status, 503);
-      assert.ok(String((errors.at(-1) as Error)?.message).endsWith(`failed: the client is not connected to Redis (${hint})`), String(errors.at(-1)));
+      assert.ok(
+        String((errors.at(-1) as Error)?.message).endsWith(`failed: the client is not connected to Redis (${hint})`),
+        String(errors.at(-1)),
+      );
       // The store's commands and the locker's acquire both say it.
-      await assert.rejects(store.get('lazy'), (error: Error) => error.message.endsWith(`GET failed: the client is not connected to Redis (${hint})`));
-      await assert.rejects(locker.acquire('lazy', { timeoutMs: 1000 }), (error: Error) => error.message.endsWith(`lock acquire failed: the client is not connected to Redis (${hint})`));
-      assert.equal(io.status, 'wait', 'the library did not connect the client behind the application\'s back');
+      await assert.rejects(store.get('lazy'), (error: Error) =>
+        error.message.endsWith(`GET failed: the client is not connected to Redis (${hint})`),
+      );
+      await assert.rejects(locker.acquire('lazy', { timeoutMs: 1000 }), (error: Error) =>
+        error.message.endsWith(`lock acquire failed: the client is not connected to Redis (${hint})`),
+      );
+      assert.equal(io.status, 'wait', "the library did not connect the client behind the application's back");
       // Once the application connects it, the same store and locker work.
       await io.connect();
       assert.equal((await request(app.callback()).get('/')).status, 200);
@@ -146,7 +166,9 @@ describe('fromIoredis', () => {
     }
   });
 
-  it('fencing: store and locker on one ioredis client take the fast path; once the token is gone a write is refused (LockLostError)', { skip }, async () => {
+  it('fencing: store and locker on one ioredis client take the fast path; once the token is gone a write is refused (LockLostError)', {
+    skip,
+  }, async () => {
     const io = await single();
     const client = fromIoredis(io);
     const store = new RedisStore({ client });
@@ -162,7 +184,7 @@ describe('fromIoredis', () => {
       await assert.rejects((lease.store as typeof store).write(key, '{"n":2}', 2, 60_000, 1), LockLostError);
       assert.deepEqual(await store.read(key), { value: '{"n":1}', version: 1 }, 'nothing written');
       await lease.release();
-      assert.equal(await io.get(locker.lockKey(key)), 'newer-holder', 'release never deletes another holder\'s lock');
+      assert.equal(await io.get(locker.lockKey(key)), 'newer-holder', "release never deletes another holder's lock");
     } finally {
       await locker.close();
     }
@@ -178,7 +200,9 @@ describe('fromIoredis', () => {
     }
   });
 
-  it('100 overlapping increments with RedisStore + RedisLocker on an ioredis Cluster end at exactly 100', { skip: clusterSkip }, async () => {
+  it('100 overlapping increments with RedisStore + RedisLocker on an ioredis Cluster end at exactly 100', {
+    skip: clusterSkip,
+  }, async () => {
     const client = fromIoredis(await clustered());
     const locker = new RedisLocker({ client });
     try {

@@ -47,7 +47,16 @@ describe('fromKoaStore', () => {
   });
 
   it('a rejected call is a StoreError naming the store', async () => {
-    const broken = fromKoaStore({ get: async () => { throw new Error('boom'); }, set: async () => {}, destroy: async () => {} }, { name: 'broken' });
+    const broken = fromKoaStore(
+      {
+        get: async () => {
+          throw new Error('boom');
+        },
+        set: async () => {},
+        destroy: async () => {},
+      },
+      { name: 'broken' },
+    );
     await assert.rejects(broken.get('k'), (error: unknown) => error instanceof StoreError && error.message === '[broken] get failed: boom');
   });
 

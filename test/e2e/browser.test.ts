@@ -57,7 +57,9 @@ function missingTool(what: string, install: string): string {
 
 const chromiumSkip: string | false = existsSync(CHROMIUM) ? false : missingTool(CHROMIUM, 'apt-get install -y chromium');
 const opensslSkip: string | false =
-  spawnSync('openssl', ['version'], { stdio: 'ignore' }).status === 0 ? false : missingTool('openssl (for the TLS proxy)', 'apt-get install -y openssl');
+  spawnSync('openssl', ['version'], { stdio: 'ignore' }).status === 0
+    ? false
+    : missingTool('openssl (for the TLS proxy)', 'apt-get install -y openssl');
 
 /** The browser's cookies of the auth example's session: `sid` and its signature `sid.sig`. */
 async function sidCookies(context: BrowserContext): Promise<Cookie[]> {
@@ -65,7 +67,11 @@ async function sidCookies(context: BrowserContext): Promise<Cookie[]> {
 }
 
 /** Log in through the real form; resolves on /account, which counts the user's live sessions. */
-async function logIn(page: Page, base: string, { name = 'Ada', remember, devices = 1 }: { name?: string; remember: boolean; devices?: number }): Promise<void> {
+async function logIn(
+  page: Page,
+  base: string,
+  { name = 'Ada', remember, devices = 1 }: { name?: string; remember: boolean; devices?: number },
+): Promise<void> {
   await page.goto(`${base}/login`);
   await page.getByLabel('Name').fill(name);
   await page.getByLabel('Password').fill('secret');
@@ -177,71 +183,83 @@ describe('browser end-to-end (headless Chromium)', { skip: chromiumSkip, timeout
       await context?.close();
     });
 
-    it('logs in through the form and opens the protected page; the cookie is HttpOnly, SameSite=Lax, a browser-session cookie, not Secure over HTTP', STEP, async () => {
-      const anonymous = await tabA.goto(`${auth.url}/account`);
-      assert.equal(new URL(tabA.url()).pathname, '/login', 'logged out: /account redirects to the login form');
-      assert.equal(anonymous!.status(), 200);
+    it(
+      'logs in through the form and opens the protected page; the cookie is HttpOnly, SameSite=Lax, a browser-session cookie, not Secure over HTTP',
+      STEP,
+      async () => {
+        const anonymous = await tabA.goto(`${auth.url}/account`);
+        assert.equal(new URL(tabA.url()).pathname, '/login', 'logged out: /account redirects to the login form');
+        assert.equal(anonymous!.status(), 200);
 
-      await logIn(tabA, auth.url, { remember: false });
-      await tabB.goto(`${auth.url}/account`);
-      assert.equal(new URL(tabB.url()).pathname, '/account', 'the second tab shares the login');
-      assert.equal(await tabB.locator('#count').textContent(), '0');
+        await logIn(tabA, auth.url, { remember: false });
+        await tabB.goto(`${auth.url}/account`);
+        assert.equal(new URL(tabB.url()).pathname, '/account', 'the second tab shares the login');
+        assert.equal(await tabB.locator('#count').textContent(), '0');
 
-      const cookies = await sidCookies(context);
-      assert.deepEqual(cookies.map((c) => c.name).sort(), ['sid', 'sid.sig']);
-      for (const c of cookies) {
-        assert.equal(c.httpOnly, true, `${c.name}: HttpOnly`);
-        assert.equal(c.sameSite, 'Lax', `${c.name}: SameSite=Lax`);
-        assert.equal(c.secure, false, `${c.name}: no Secure over plain HTTP`);
-        assert.equal(c.expires, -1, `${c.name}: login without "remember me" gives a browser-session cookie`);
-        assert.equal(c.path, '/');
-      }
-      assert.equal(await tabA.evaluate(() => (globalThis as unknown as { document: { cookie: string } }).document.cookie), '', 'HttpOnly: page scripts cannot read the sid');
-    });
-
-    it(`${TOTAL_INCREMENTS} concurrent fetch('/increment') from two tabs end at exactly ${TOTAL_INCREMENTS}, each value 1..${TOTAL_INCREMENTS} once`, STEP, async () => {
-      // A barrier in the browser's network layer: no request reaches the server until all
-      // 100 have been issued by the two tabs, so every fetch is in flight at once.
-      const held: Route[] = [];
-      let releaseAll!: () => void;
-      const allIssued = new Promise<void>((resolve) => (releaseAll = resolve));
-      await context.route('**/increment', async (route) => {
-        held.push(route);
-        if (held.length === TOTAL_INCREMENTS) releaseAll();
-      });
-      try {
-        const fire = (tab: Page) =>
-          tab.evaluate(async (n) => {
-            const responses = await Promise.all(
-              Array.from({ length: n }, () => fetch('/increment', { method: 'POST', headers: { accept: 'application/json' } })),
-            );
-            return Promise.all(responses.map(async (r) => ({ status: r.status, count: ((await r.json()) as { count: number }).count })));
-          }, INCREMENTS_PER_TAB);
-        const batches = Promise.all([fire(tabA), fire(tabB)]);
-        // (a fetch that fails before the barrier opens surfaces here instead of hanging)
-        await Promise.race([allIssued, batches.then(() => assert.fail('the fetches settled before all were issued'))]);
-        assert.equal(held.length, TOTAL_INCREMENTS, 'all requests were issued before any was answered');
-        await Promise.all(held.map((route) => route.continue()));
-        const [fromA, fromB] = await batches;
-        assert.equal(fromA.length, INCREMENTS_PER_TAB);
-        assert.equal(fromB.length, INCREMENTS_PER_TAB);
-        const all = [...fromA, ...fromB];
-        assert.deepEqual(new Set(all.map((r) => r.status)), new Set([200]));
-        assert.deepEqual(
-          all.map((r) => r.count).sort((a, b) => a - b),
-          Array.from({ length: TOTAL_INCREMENTS }, (_, i) => i + 1),
-          'no increment lost, none doubled',
+        const cookies = await sidCookies(context);
+        assert.deepEqual(cookies.map((c) => c.name).sort(), ['sid', 'sid.sig']);
+        for (const c of cookies) {
+          assert.equal(c.httpOnly, true, `${c.name}: HttpOnly`);
+          assert.equal(c.sameSite, 'Lax', `${c.name}: SameSite=Lax`);
+          assert.equal(c.secure, false, `${c.name}: no Secure over plain HTTP`);
+          assert.equal(c.expires, -1, `${c.name}: login without "remember me" gives a browser-session cookie`);
+          assert.equal(c.path, '/');
+        }
+        assert.equal(
+          await tabA.evaluate(() => (globalThis as unknown as { document: { cookie: string } }).document.cookie),
+          '',
+          'HttpOnly: page scripts cannot read the sid',
         );
-      } finally {
-        await context.unroute('**/increment');
-      }
+      },
+    );
 
-      await tabB.reload();
-      assert.equal(await tabB.locator('#count').textContent(), String(TOTAL_INCREMENTS), 'the stored counter is exactly 100');
-      for (const c of await sidCookies(context)) {
-        assert.equal(c.expires, -1, `${c.name}: saves under the lock keep the browser-session cookie`);
-      }
-    });
+    it(
+      `${TOTAL_INCREMENTS} concurrent fetch('/increment') from two tabs end at exactly ${TOTAL_INCREMENTS}, each value 1..${TOTAL_INCREMENTS} once`,
+      STEP,
+      async () => {
+        // A barrier in the browser's network layer: no request reaches the server until all
+        // 100 have been issued by the two tabs, so every fetch is in flight at once.
+        const held: Route[] = [];
+        let releaseAll!: () => void;
+        const allIssued = new Promise<void>((resolve) => (releaseAll = resolve));
+        await context.route('**/increment', async (route) => {
+          held.push(route);
+          if (held.length === TOTAL_INCREMENTS) releaseAll();
+        });
+        try {
+          const fire = (tab: Page) =>
+            tab.evaluate(async (n) => {
+              const responses = await Promise.all(
+                Array.from({ length: n }, () => fetch('/increment', { method: 'POST', headers: { accept: 'application/json' } })),
+              );
+              return Promise.all(responses.map(async (r) => ({ status: r.status, count: ((await r.json()) as { count: number }).count })));
+            }, INCREMENTS_PER_TAB);
+          const batches = Promise.all([fire(tabA), fire(tabB)]);
+          // (a fetch that fails before the barrier opens surfaces here instead of hanging)
+          await Promise.race([allIssued, batches.then(() => assert.fail('the fetches settled before all were issued'))]);
+          assert.equal(held.length, TOTAL_INCREMENTS, 'all requests were issued before any was answered');
+          await Promise.all(held.map((route) => route.continue()));
+          const [fromA, fromB] = await batches;
+          assert.equal(fromA.length, INCREMENTS_PER_TAB);
+          assert.equal(fromB.length, INCREMENTS_PER_TAB);
+          const all = [...fromA, ...fromB];
+          assert.deepEqual(new Set(all.map((r) => r.status)), new Set([200]));
+          assert.deepEqual(
+            all.map((r) => r.count).sort((a, b) => a - b),
+            Array.from({ length: TOTAL_INCREMENTS }, (_, i) => i + 1),
+            'no increment lost, none doubled',
+          );
+        } finally {
+          await context.unroute('**/increment');
+        }
+
+        await tabB.reload();
+        assert.equal(await tabB.locator('#count').textContent(), String(TOTAL_INCREMENTS), 'the stored counter is exactly 100');
+        for (const c of await sidCookies(context)) {
+          assert.equal(c.expires, -1, `${c.name}: saves under the lock keep the browser-session cookie`);
+        }
+      },
+    );
 
     it('logging out in one tab logs the other tab out, even if it replays the old cookie', STEP, async () => {
       await tabA.goto(`${auth.url}/account`);
@@ -279,7 +297,25 @@ describe('browser end-to-end (headless Chromium)', { skip: chromiumSkip, timeout
       const cert = join(tmp, 'cert.pem');
       const made = spawnSync(
         'openssl',
-        ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost', '-days', '1', '-keyout', key, '-out', cert],
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'ec',
+          '-pkeyopt',
+          'ec_paramgen_curve:P-256',
+          '-nodes',
+          '-subj',
+          '/CN=localhost',
+          '-addext',
+          'subjectAltName=DNS:localhost',
+          '-days',
+          '1',
+          '-keyout',
+          key,
+          '-out',
+          cert,
+        ],
         { encoding: 'utf8' },
       );
       assert.equal(made.status, 0, `openssl could not make a certificate:\n${made.stderr}`);
@@ -304,39 +340,46 @@ describe('browser end-to-end (headless Chromium)', { skip: chromiumSkip, timeout
       return context;
     }
 
-    it('with app.proxy (TRUST_PROXY=1): Secure, HttpOnly, SameSite=Lax; remember me → Max-Age, otherwise a browser-session cookie', STEP, async () => {
-      const trusting = await startExample('auth', { ...AUTH_ENV, TRUST_PROXY: '1' });
-      stops.push(() => trusting.stop());
-      const base = await behindProxy(trusting.url);
+    it(
+      'with app.proxy (TRUST_PROXY=1): Secure, HttpOnly, SameSite=Lax; remember me → Max-Age, otherwise a browser-session cookie',
+      STEP,
+      async () => {
+        const trusting = await startExample('auth', { ...AUTH_ENV, TRUST_PROXY: '1' });
+        stops.push(() => trusting.stop());
+        const base = await behindProxy(trusting.url);
 
-      const remembered = await freshContext();
-      const rememberedPage = await remembered.newPage();
-      await logIn(rememberedPage, base, { remember: true });
-      assert.equal(new URL(rememberedPage.url()).protocol, 'https:');
-      const persistent = await sidCookies(remembered);
-      assert.deepEqual(persistent.map((c) => c.name).sort(), ['sid', 'sid.sig']);
-      const now = Date.now() / 1000;
-      for (const c of persistent) {
-        assert.equal(c.secure, true, `${c.name}: Secure behind the TLS proxy`);
-        assert.equal(c.httpOnly, true, `${c.name}: HttpOnly`);
-        assert.equal(c.sameSite, 'Lax', `${c.name}: SameSite=Lax`);
-        assert.ok(c.expires > 0, `${c.name}: remember me gives a persistent cookie (got expires ${c.expires})`);
-        // Max-Age is the example's 30-day ttl (a wide window: this is not a timing check).
-        assert.ok(c.expires > now + THIRTY_DAYS_S - 3600 && c.expires <= now + THIRTY_DAYS_S + 60, `${c.name}: expires in 30 days (got ${c.expires - now} s)`);
-      }
+        const remembered = await freshContext();
+        const rememberedPage = await remembered.newPage();
+        await logIn(rememberedPage, base, { remember: true });
+        assert.equal(new URL(rememberedPage.url()).protocol, 'https:');
+        const persistent = await sidCookies(remembered);
+        assert.deepEqual(persistent.map((c) => c.name).sort(), ['sid', 'sid.sig']);
+        const now = Date.now() / 1000;
+        for (const c of persistent) {
+          assert.equal(c.secure, true, `${c.name}: Secure behind the TLS proxy`);
+          assert.equal(c.httpOnly, true, `${c.name}: HttpOnly`);
+          assert.equal(c.sameSite, 'Lax', `${c.name}: SameSite=Lax`);
+          assert.ok(c.expires > 0, `${c.name}: remember me gives a persistent cookie (got expires ${c.expires})`);
+          // Max-Age is the example's 30-day ttl (a wide window: this is not a timing check).
+          assert.ok(
+            c.expires > now + THIRTY_DAYS_S - 3600 && c.expires <= now + THIRTY_DAYS_S + 60,
+            `${c.name}: expires in 30 days (got ${c.expires - now} s)`,
+          );
+        }
 
-      const forgotten = await freshContext();
-      const forgottenPage = await forgotten.newPage();
-      await logIn(forgottenPage, base, { remember: false, devices: 2 }); // a second browser: a second device
-      const session = await sidCookies(forgotten);
-      assert.deepEqual(session.map((c) => c.name).sort(), ['sid', 'sid.sig']);
-      for (const c of session) {
-        assert.equal(c.secure, true, `${c.name}: Secure behind the TLS proxy`);
-        assert.equal(c.httpOnly, true, `${c.name}: HttpOnly`);
-        assert.equal(c.sameSite, 'Lax', `${c.name}: SameSite=Lax`);
-        assert.equal(c.expires, -1, `${c.name}: without remember me, a browser-session cookie`);
-      }
-    });
+        const forgotten = await freshContext();
+        const forgottenPage = await forgotten.newPage();
+        await logIn(forgottenPage, base, { remember: false, devices: 2 }); // a second browser: a second device
+        const session = await sidCookies(forgotten);
+        assert.deepEqual(session.map((c) => c.name).sort(), ['sid', 'sid.sig']);
+        for (const c of session) {
+          assert.equal(c.secure, true, `${c.name}: Secure behind the TLS proxy`);
+          assert.equal(c.httpOnly, true, `${c.name}: HttpOnly`);
+          assert.equal(c.sameSite, 'Lax', `${c.name}: SameSite=Lax`);
+          assert.equal(c.expires, -1, `${c.name}: without remember me, a browser-session cookie`);
+        }
+      },
+    );
 
     it('without app.proxy the same proxy gives no Secure (X-Forwarded-Proto is not trusted)', STEP, async () => {
       const base = await behindProxy(auth.url); // the example as the README runs it: no TRUST_PROXY

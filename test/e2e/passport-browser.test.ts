@@ -18,7 +18,16 @@ import { MemoryStore } from '../../src/index.js';
 import { listen } from '../helpers/app.js';
 
 const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 /** Each step is bounded, so a browser that stalls fails the step instead of hanging the run. */
 const STEP = { timeout: 30_000 };
 
@@ -42,7 +51,10 @@ describe('examples/passport in headless Chromium (MemoryStore)', { skip: chromiu
   before(async () => {
     const app = createApp({ master: new MemoryStore() });
     app.silent = true;
-    [browser, server] = await Promise.all([chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS }), listen(app)]);
+    [browser, server] = await Promise.all([
+      chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS }),
+      listen(app),
+    ]);
     base = server.url;
   });
   after(async () => {
@@ -50,72 +62,86 @@ describe('examples/passport in headless Chromium (MemoryStore)', { skip: chromiu
     await server?.close();
   });
 
-  it('form POST logs in, passport redirects to the protected page, a new sid replaces the anonymous one; a second tab shares the login; logout ends it', STEP, async () => {
-    const context = await browser.newContext();
-    try {
-      const tab = await context.newPage();
-      await tab.goto(`${base}/account`);
-      assert.equal(new URL(tab.url()).pathname, '/login', 'logged out: requireLogin redirects /account to the form');
-      const anonymous = await sidCookies(context);
-      assert.ok(anonymous.some((c) => c.name === 'sid'), 'the form page set an anonymous session (it holds the CSRF secret)');
-
-      // A wrong password: passport's failureRedirect brings the form back, nobody logged in.
-      await tab.getByLabel('Name').fill('Ada');
-      await tab.getByLabel('Password').fill('wrong');
-      await tab.getByRole('button', { name: 'Log in' }).click();
-      await tab.waitForURL(`${base}/login`);
-
-      await tab.getByLabel('Name').fill('Ada');
-      await tab.getByLabel('Password').fill('secret');
-      const [posted] = await Promise.all([
-        tab.waitForResponse((r) => r.url() === `${base}/login` && r.request().method() === 'POST'),
-        tab.getByRole('button', { name: 'Log in' }).click(),
-      ]);
-      assert.equal(posted.status(), 302, 'passport answers the form POST with a redirect');
-      assert.equal(posted.headers().location, '/account');
-      await tab.waitForURL(`${base}/account`);
-      assert.equal(await tab.locator('#name').textContent(), 'Ada');
-      assert.match((await tab.locator('h1 + p').textContent()) ?? '', /isAuthenticated: true/, 'requireLogin and ctx.isAuthenticated() agree');
-
-      const loggedIn = await sidCookies(context);
-      const sid = (cookies: Cookie[]) => cookies.find((c) => c.name === 'sid')?.value;
-      assert.notEqual(sid(loggedIn), sid(anonymous), 'login moved the session to a new sid (fixation defence)');
-      for (const c of loggedIn) assert.equal(c.httpOnly, true, `${c.name}: HttpOnly`);
-
-      // The planted (pre-login) sid does not log anyone in.
-      const planted = await browser.newContext();
+  it(
+    'form POST logs in, passport redirects to the protected page, a new sid replaces the anonymous one; a second tab shares the login; logout ends it',
+    STEP,
+    async () => {
+      const context = await browser.newContext();
       try {
-        await planted.addCookies(anonymous);
-        const p = await planted.newPage();
-        // Right after the move the old sid answers a retryable 409 (the moved-session tombstone), later the form.
-        const res = await p.goto(`${base}/account`);
-        assert.ok(res!.status() === 409 || new URL(p.url()).pathname === '/login', `the anonymous sid is not logged in (got ${res!.status()} at ${p.url()})`);
-        assert.equal(await p.locator('#name').count(), 0, 'the account page is not shown to the planted sid');
+        const tab = await context.newPage();
+        await tab.goto(`${base}/account`);
+        assert.equal(new URL(tab.url()).pathname, '/login', 'logged out: requireLogin redirects /account to the form');
+        const anonymous = await sidCookies(context);
+        assert.ok(
+          anonymous.some((c) => c.name === 'sid'),
+          'the form page set an anonymous session (it holds the CSRF secret)',
+        );
+
+        // A wrong password: passport's failureRedirect brings the form back, nobody logged in.
+        await tab.getByLabel('Name').fill('Ada');
+        await tab.getByLabel('Password').fill('wrong');
+        await tab.getByRole('button', { name: 'Log in' }).click();
+        await tab.waitForURL(`${base}/login`);
+
+        await tab.getByLabel('Name').fill('Ada');
+        await tab.getByLabel('Password').fill('secret');
+        const [posted] = await Promise.all([
+          tab.waitForResponse((r) => r.url() === `${base}/login` && r.request().method() === 'POST'),
+          tab.getByRole('button', { name: 'Log in' }).click(),
+        ]);
+        assert.equal(posted.status(), 302, 'passport answers the form POST with a redirect');
+        assert.equal(posted.headers().location, '/account');
+        await tab.waitForURL(`${base}/account`);
+        assert.equal(await tab.locator('#name').textContent(), 'Ada');
+        assert.match(
+          (await tab.locator('h1 + p').textContent()) ?? '',
+          /isAuthenticated: true/,
+          'requireLogin and ctx.isAuthenticated() agree',
+        );
+
+        const loggedIn = await sidCookies(context);
+        const sid = (cookies: Cookie[]) => cookies.find((c) => c.name === 'sid')?.value;
+        assert.notEqual(sid(loggedIn), sid(anonymous), 'login moved the session to a new sid (fixation defence)');
+        for (const c of loggedIn) assert.equal(c.httpOnly, true, `${c.name}: HttpOnly`);
+
+        // The planted (pre-login) sid does not log anyone in.
+        const planted = await browser.newContext();
+        try {
+          await planted.addCookies(anonymous);
+          const p = await planted.newPage();
+          // Right after the move the old sid answers a retryable 409 (the moved-session tombstone), later the form.
+          const res = await p.goto(`${base}/account`);
+          assert.ok(
+            res!.status() === 409 || new URL(p.url()).pathname === '/login',
+            `the anonymous sid is not logged in (got ${res!.status()} at ${p.url()})`,
+          );
+          assert.equal(await p.locator('#name').count(), 0, 'the account page is not shown to the planted sid');
+        } finally {
+          await planted.close();
+        }
+
+        const other = await context.newPage();
+        await other.goto(`${base}/account`);
+        assert.equal(await other.locator('#name').textContent(), 'Ada', 'a second tab of the same browser is logged in');
+
+        await tab.getByRole('button', { name: 'Log out' }).click();
+        await tab.waitForURL(`${base}/login`);
+        await other.goto(`${base}/account`);
+        assert.equal(new URL(other.url()).pathname, '/login', 'after logout the other tab is logged out too');
+
+        // Replaying the logged-in cookie: the server ended that session.
+        const replay = await browser.newContext();
+        try {
+          await replay.addCookies(loggedIn);
+          const r = await replay.newPage();
+          await r.goto(`${base}/account`);
+          assert.equal(new URL(r.url()).pathname, '/login', 'the logged-in sid is dead after logout');
+        } finally {
+          await replay.close();
+        }
       } finally {
-        await planted.close();
+        await context.close();
       }
-
-      const other = await context.newPage();
-      await other.goto(`${base}/account`);
-      assert.equal(await other.locator('#name').textContent(), 'Ada', 'a second tab of the same browser is logged in');
-
-      await tab.getByRole('button', { name: 'Log out' }).click();
-      await tab.waitForURL(`${base}/login`);
-      await other.goto(`${base}/account`);
-      assert.equal(new URL(other.url()).pathname, '/login', 'after logout the other tab is logged out too');
-
-      // Replaying the logged-in cookie: the server ended that session.
-      const replay = await browser.newContext();
-      try {
-        await replay.addCookies(loggedIn);
-        const r = await replay.newPage();
-        await r.goto(`${base}/account`);
-        assert.equal(new URL(r.url()).pathname, '/login', 'the logged-in sid is dead after logout');
-      } finally {
-        await replay.close();
-      }
-    } finally {
-      await context.close();
-    }
-  });
+    },
+  );
 });

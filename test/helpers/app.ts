@@ -120,7 +120,10 @@ export function sidOf(res: { headers: Record<string, unknown> }, name = 'sid'): 
 export class HangingStore implements Store {
   readonly #waiting = new Set<() => void>();
   hanging = true;
-  constructor(readonly inner: Store, readonly name = 'hanging') {}
+  constructor(
+    readonly inner: Store,
+    readonly name = 'hanging',
+  ) {}
   get pending(): number {
     return this.#waiting.size;
   }

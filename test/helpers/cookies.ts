@@ -66,9 +66,7 @@ export function setCookies(source: SetCookieSource, name?: string): SetCookie[] 
 export function isCleared(cookie: SetCookie, now = Date.now()): boolean {
   const expires = cookie.attributes.get('expires');
   const maxAge = cookie.attributes.get('max-age');
-  return cookie.value === '' ||
-    (expires !== undefined && Date.parse(expires) <= now) ||
-    (maxAge !== undefined && Number(maxAge) <= 0);
+  return cookie.value === '' || (expires !== undefined && Date.parse(expires) <= now) || (maxAge !== undefined && Number(maxAge) <= 0);
 }
 
 /**
@@ -76,7 +74,10 @@ export function isCleared(cookie: SetCookie, now = Date.now()): boolean {
  * pairs of every cookie it set, cleared ones left out.
  */
 export function cookieHeader(source: SetCookieSource): string {
-  return setCookies(source).filter((c) => !isCleared(c)).map((c) => `${c.name}=${c.value}`).join('; ');
+  return setCookies(source)
+    .filter((c) => !isCleared(c))
+    .map((c) => `${c.name}=${c.value}`)
+    .join('; ');
 }
 
 /** A browser's cookie jar: Set-Cookie headers applied in order; a cleared cookie is removed. */
@@ -121,7 +122,9 @@ export function expiresAfter(cookie: SetCookie | string, ttlMs: number, before: 
   const expires = Date.parse(raw);
   const earliest = Math.floor((before + ttlMs) / 1000) * 1000;
   if (!(expires >= earliest && expires <= after + ttlMs)) {
-    throw new Error(`expected ${parsed.name} to expire ${ttlMs} ms after the request (${new Date(earliest).toUTCString()} … ${new Date(after + ttlMs).toUTCString()}), got ${raw}`);
+    throw new Error(
+      `expected ${parsed.name} to expire ${ttlMs} ms after the request (${new Date(earliest).toUTCString()} … ${new Date(after + ttlMs).toUTCString()}), got ${raw}`,
+    );
   }
   return expires;
 }

@@ -50,15 +50,17 @@ export async function tcpProxy(targetPort: number, targetHost = '127.0.0.1'): Pr
       sockets.delete(upstream);
       flushers.delete(flush);
     };
-    const forward = (to: Socket) => (chunk: Buffer): void => {
-      if (to === upstream && cutNext?.(chunk)) {
-        cutNext = undefined;
-        upstream.write(chunk.subarray(0, Math.max(1, chunk.length >> 1)), drop);
-        return;
-      }
-      if (mode === 'pass' && held.length === 0) send(to, chunk);
-      else held.push([to, chunk]);
-    };
+    const forward =
+      (to: Socket) =>
+      (chunk: Buffer): void => {
+        if (to === upstream && cutNext?.(chunk)) {
+          cutNext = undefined;
+          upstream.write(chunk.subarray(0, Math.max(1, chunk.length >> 1)), drop);
+          return;
+        }
+        if (mode === 'pass' && held.length === 0) send(to, chunk);
+        else held.push([to, chunk]);
+      };
     // One FIFO lane per direction: a chunk never overtakes one still waiting out a delay,
     // even when the delay shrinks or ends (pass()) while earlier chunks are in flight.
     const lanes = new Map<Socket, { queue: Array<{ chunk: Buffer; due: number }>; timer?: NodeJS.Timeout | undefined }>();
@@ -74,14 +76,17 @@ export async function tcpProxy(targetPort: number, targetHost = '127.0.0.1'): Pr
     };
     const schedule = (to: Socket, lane: { queue: Array<{ chunk: Buffer; due: number }>; timer?: NodeJS.Timeout | undefined }): void => {
       if (lane.timer || lane.queue.length === 0) return;
-      lane.timer = setTimeout(() => {
-        lane.timer = undefined;
-        while (lane.queue.length > 0 && lane.queue[0]!.due <= Date.now()) {
-          const { chunk } = lane.queue.shift()!;
-          if (!to.destroyed) to.write(chunk);
-        }
-        schedule(to, lane);
-      }, Math.max(0, lane.queue[0]!.due - Date.now()));
+      lane.timer = setTimeout(
+        () => {
+          lane.timer = undefined;
+          while (lane.queue.length > 0 && lane.queue[0]!.due <= Date.now()) {
+            const { chunk } = lane.queue.shift()!;
+            if (!to.destroyed) to.write(chunk);
+          }
+          schedule(to, lane);
+        },
+        Math.max(0, lane.queue[0]!.due - Date.now()),
+      );
     };
     client.on('data', forward(upstream));
     upstream.on('data', forward(client));
@@ -109,10 +114,11 @@ export async function tcpProxy(targetPort: number, targetHost = '127.0.0.1'): Pr
       for (const socket of sockets) socket.destroy();
       sockets.clear();
     },
-    close: () => new Promise<void>((resolve) => {
-      for (const socket of sockets) socket.destroy();
-      sockets.clear();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        sockets.clear();
+        server.close(() => resolve());
+      }),
   };
 }

@@ -32,7 +32,11 @@ interface Round {
 const noHold = (): Promise<void> => Promise.resolve();
 
 /** The same session count at `/count` (null: no session), the burst's requests at `/?i=`. */
-export function burstApp(options: SessionOptions, handler: BurstHandler, setup: (ctx: Koa.Context) => Promise<unknown> = (ctx) => ctx.session.withLock((s) => (s.count = 0))) {
+export function burstApp(
+  options: SessionOptions,
+  handler: BurstHandler,
+  setup: (ctx: Koa.Context) => Promise<unknown> = (ctx) => ctx.session.withLock((s) => (s.count = 0)),
+) {
   let round: Round | undefined;
   const app = makeApp(options, async (ctx) => {
     if (ctx.path === '/setup') {
@@ -83,7 +87,11 @@ export function burstApp(options: SessionOptions, handler: BurstHandler, setup: 
         arrivals: Array.from({ length: n }, () => deferred()),
       };
       round = current;
-      const send = (i: number) => request(http).get(`/?i=${i}`).set('Cookie', cookie).then((r) => r);
+      const send = (i: number) =>
+        request(http)
+          .get(`/?i=${i}`)
+          .set('Cookie', cookie)
+          .then((r) => r);
       const responses: Array<Promise<request.Response>> = [send(0)];
       await holder.promise;
       await queued?.(0);
@@ -105,7 +113,13 @@ export const results = (rs: readonly request.Response[]): unknown[] => rs.map((r
 export class WriteCountingStore extends MemoryStore {
   writes = 0;
   failWrites = false;
-  override async write(key: string, value: string | undefined, version: number, ttlMs: number, condition: WriteCondition): Promise<boolean> {
+  override async write(
+    key: string,
+    value: string | undefined,
+    version: number,
+    ttlMs: number,
+    condition: WriteCondition,
+  ): Promise<boolean> {
     this.writes++;
     if (this.failWrites) throw new Error('the store refused the write');
     return super.write(key, value, version, ttlMs, condition);

@@ -24,16 +24,22 @@ const locker = new RedisLocker({ client });
 const app = new Koa();
 app.keys = ['app key kept from the old app'];
 app.silent = true;
-app.use(session({
-  master: new RedisStore({ client, prefix: process.env.MASTER_PREFIX! }),
-  locker,
-  migrateFrom: expressSession({ store: new ConnectRedis({ client, prefix: process.env.OLD_PREFIX! }), secret: process.env.SECRET! }),
-}));
+app.use(
+  session({
+    master: new RedisStore({ client, prefix: process.env.MASTER_PREFIX! }),
+    locker,
+    migrateFrom: expressSession({ store: new ConnectRedis({ client, prefix: process.env.OLD_PREFIX! }), secret: process.env.SECRET! }),
+  }),
+);
 app.use(async (ctx) => {
   const views = await ctx.session.withLock((s) => (s.views = (s.views ?? 0) + 1));
   ctx.body = { views, user: (await ctx.session.get()).account ?? null, id: ctx.session.id ?? null };
 });
-serveForParent(app, (m) => void process.send!(m), async () => {
-  await locker.close();
-  await client.quit();
-});
+serveForParent(
+  app,
+  (m) => void process.send!(m),
+  async () => {
+    await locker.close();
+    await client.quit();
+  },
+);

@@ -13,7 +13,10 @@ export async function mongoServer(options: ServerOptions = {}): Promise<TestServ
   const extra = goBinDir();
   const binary = await findBinary('ferretdb', extra ? [extra] : []);
   if (!binary) {
-    return missingServer('mongo', 'ferretdb not found on PATH or in $(go env GOPATH)/bin: run .ci/run (it builds FerretDB v1.24.0 with Go) or set MONGO_URL to a MongoDB server');
+    return missingServer(
+      'mongo',
+      'ferretdb not found on PATH or in $(go env GOPATH)/bin: run .ci/run (it builds FerretDB v1.24.0 with Go) or set MONGO_URL to a MongoDB server',
+    );
   }
   return startServer({
     name: 'ferretdb',

@@ -16,8 +16,17 @@ import { MongoClient } from 'mongodb';
 import { createClient } from 'redis';
 import request from 'supertest';
 import {
-  CHANNELS, CookieStore, MemcachedStore, MemoryLocker, MemoryStore, MongoStore, RedisLocker, RedisStore, session,
-  type MongoSessionDocument, type SessionOptions,
+  CHANNELS,
+  CookieStore,
+  MemcachedStore,
+  MemoryLocker,
+  MemoryStore,
+  MongoStore,
+  RedisLocker,
+  RedisStore,
+  session,
+  type MongoSessionDocument,
+  type SessionOptions,
 } from '../../src/index.js';
 import type { WriteCondition } from '../../src/contracts/store.js';
 import { memcachedServer, mongoServer, redisServer, tcpProxy, type TcpProxy } from './servers.js';
@@ -82,9 +91,15 @@ if (redis) {
   const client = createClient({ url: `redis://127.0.0.1:${proxy.port}` });
   client.on('error', () => {});
   await client.connect();
-  cleanup.push(() => proxy.close(), () => client.disconnect());
+  cleanup.push(
+    () => proxy.close(),
+    () => client.disconnect(),
+  );
   const prefix = `nosid-${randomUUID().slice(0, 6)}:`;
-  const options = { master: new RedisStore({ client, prefix }), locker: new RedisLocker({ client, prefix: `${prefix}lock:`, commandTimeoutMs: TIMEOUT }) };
+  const options = {
+    master: new RedisStore({ client, prefix }),
+    locker: new RedisLocker({ client, prefix: `${prefix}lock:`, commandTimeoutMs: TIMEOUT }),
+  };
 
   await scenario('redis black-holed during the lock', async () => {
     const server = app(options);
@@ -98,7 +113,11 @@ if (redis) {
 
   await scenario('redis black-holed during the save', async () => {
     const server = app(options, async (ctx) => {
-      if (ctx.path === '/stall') await ctx.session.withLock((s) => { s.n = (s.n ?? 0) + 1; proxy.blackhole(); });
+      if (ctx.path === '/stall')
+        await ctx.session.withLock((s) => {
+          s.n = (s.n ?? 0) + 1;
+          proxy.blackhole();
+        });
       else await ctx.session.withLock((s) => void (s.n = (s.n ?? 0) + 1));
     });
     const first = await request(server).get('/');
@@ -112,7 +131,10 @@ if (redis) {
 if (memcached) {
   const proxy = await tcpProxy(Number(memcached.url.split(':')[1]));
   const client = new Memcached(`127.0.0.1:${proxy.port}`, { retries: 0, poolSize: 1, timeout: TIMEOUT } as Memcached.options);
-  cleanup.push(() => proxy.close(), async () => client.end());
+  cleanup.push(
+    () => proxy.close(),
+    async () => client.end(),
+  );
   const store = new MemcachedStore({ client, prefix: `nosid-${randomUUID().slice(0, 6)}:`, timeoutMs: TIMEOUT });
 
   await scenario('dead memcached master', async () => {
@@ -140,8 +162,14 @@ if (memcached) {
 
 if (mongo) {
   const proxy = await tcpProxy(Number(new URL(mongo.url).port));
-  const client = await new MongoClient(`mongodb://127.0.0.1:${proxy.port}/`, { maxPoolSize: 1, serverSelectionTimeoutMS: TIMEOUT }).connect();
-  cleanup.push(() => proxy.close(), () => client.close(true));
+  const client = await new MongoClient(`mongodb://127.0.0.1:${proxy.port}/`, {
+    maxPoolSize: 1,
+    serverSelectionTimeoutMS: TIMEOUT,
+  }).connect();
+  cleanup.push(
+    () => proxy.close(),
+    () => client.close(true),
+  );
   const collection = client.db(`kls_nosid_${randomUUID().slice(0, 8)}`).collection<MongoSessionDocument>('sessions');
   await scenario('dead mongo master', async () => {
     const server = app({ master: new MongoStore({ collection, timeoutMs: TIMEOUT }) });
@@ -187,7 +215,9 @@ await scenario('tampered cookies', async () => {
   const server = app({ master: new MemoryStore() });
   const first = await request(server).get('/');
   const cookie = cookiesOf(first);
-  const tampered = await request(server).get('/').set('Cookie', cookie.replace(/sid\.sig=[^;]*/, 'sid.sig=AAAAAAAAAAAAAAAAAAAAAAAAAAA'));
+  const tampered = await request(server)
+    .get('/')
+    .set('Cookie', cookie.replace(/sid\.sig=[^;]*/, 'sid.sig=AAAAAAAAAAAAAAAAAAAAAAAAAAA'));
   cookiesOf(tampered);
   const sealed = app({ master: new CookieStore({ keys: ['s'.repeat(32)] }) });
   const own = await request(sealed).get('/');
@@ -203,12 +233,20 @@ await scenario('lock timeout', async () => {
   let entered!: () => void;
   const inside = new Promise<void>((r) => (entered = r));
   const server = app({ master: new MemoryStore(), locker: new MemoryLocker() }, async (ctx) => {
-    if (ctx.path === '/hold') await ctx.session.withLock(async (s) => { s.n = 1; entered(); await gate; });
+    if (ctx.path === '/hold')
+      await ctx.session.withLock(async (s) => {
+        s.n = 1;
+        entered();
+        await gate;
+      });
     else await ctx.session.withLock((s) => void (s.n = 2));
   });
   const first = await request(server).get('/');
   const cookie = cookiesOf(first);
-  const holding = request(server).get('/hold').set('Cookie', cookie).then((r) => r.status);
+  const holding = request(server)
+    .get('/hold')
+    .set('Cookie', cookie)
+    .then((r) => r.status);
   await inside;
   const waiter = await request(server).get('/').set('Cookie', cookie);
   release();
@@ -217,5 +255,7 @@ await scenario('lock timeout', async () => {
 
 for (const c of cleanup.reverse()) await Promise.race([c().catch(() => {}), new Promise((r) => setTimeout(r, 2000))]);
 await Promise.all([redis?.stop(), memcached?.stop(), mongo?.stop()]);
-process.stdout.write(`\n${JSON.stringify({ texts, sids: [...sids], outcomes, servers: { redis: !!redis, memcached: !!memcached, mongo: !!mongo } })}\n`);
+process.stdout.write(
+  `\n${JSON.stringify({ texts, sids: [...sids], outcomes, servers: { redis: !!redis, memcached: !!memcached, mongo: !!mongo } })}\n`,
+);
 process.exit(0);

@@ -20,7 +20,4 @@ const store = new PostgresStore({ pool, table });
 await store.ensureTable(); // every worker at once: the creation must be safe
 const locker = new PostgresLocker({ store, leaseMs: Number(process.env.LEASE_MS ?? 60_000) });
 
-serveCounter(
-  { master: store, locker, lockTimeout: Number(process.env.LOCK_TIMEOUT ?? 60_000) },
-  () => pool.end(),
-);
+serveCounter({ master: store, locker, lockTimeout: Number(process.env.LOCK_TIMEOUT ?? 60_000) }, () => pool.end());

@@ -13,7 +13,16 @@ import { execFile } from 'node:child_process';
 import { chmod, mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { findBinary, makeTempDir, missingServer, removeDir, startServer, type ServerOptions, type StartedServer, type TestServer } from './servers.js';
+import {
+  findBinary,
+  makeTempDir,
+  missingServer,
+  removeDir,
+  startServer,
+  type ServerOptions,
+  type StartedServer,
+  type TestServer,
+} from './servers.js';
 
 const run = promisify(execFile);
 const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
@@ -22,7 +31,10 @@ const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 async function binDir(): Promise<string | undefined> {
   const base = '/usr/lib/postgresql';
   const majors = await readdir(base).catch(() => [] as string[]);
-  const dirs = majors.filter((m) => /^\d+$/.test(m)).sort((a, b) => Number(b) - Number(a)).map((m) => join(base, m, 'bin'));
+  const dirs = majors
+    .filter((m) => /^\d+$/.test(m))
+    .sort((a, b) => Number(b) - Number(a))
+    .map((m) => join(base, m, 'bin'));
   for (const dir of dirs) if (await findBinary('initdb', [dir])) return dir;
   const onPath = await findBinary('initdb');
   return onPath ? join(onPath, '..') : undefined;
@@ -39,14 +51,27 @@ export async function postgresServer(options: ServerOptions = {}): Promise<TestS
   if (url) return { url, external: true, stop: async () => {} };
   const bin = await binDir();
   if (!bin) {
-    return missingServer('postgres', 'initdb not found in /usr/lib/postgresql/*/bin or on PATH: install it (apt-get install -y postgresql) or set PG_URL');
+    return missingServer(
+      'postgres',
+      'initdb not found in /usr/lib/postgresql/*/bin or on PATH: install it (apt-get install -y postgresql) or set PG_URL',
+    );
   }
   const root = await makeTempDir('postgres-data');
   const data = join(root, 'data');
   try {
     await chmod(root, 0o777); // the postgres user creates the data dir in it
     if (!asRoot) await mkdir(data, { mode: 0o700 });
-    const [command, args] = asPostgres(join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync', '--no-instructions']);
+    const [command, args] = asPostgres(join(bin, 'initdb'), [
+      '-D',
+      data,
+      '-U',
+      'postgres',
+      '--auth=trust',
+      '-E',
+      'UTF8',
+      '--no-sync',
+      '--no-instructions',
+    ]);
     await run(command, args, { cwd: root });
   } catch (error) {
     await removeDir(root);
@@ -58,10 +83,22 @@ export async function postgresServer(options: ServerOptions = {}): Promise<TestS
     binary: postgres,
     args: (port) => [
       ...prefix,
-      '-D', data, '-p', String(port),
-      '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=',
-      '-c', 'fsync=off', '-c', 'full_page_writes=off', // no durability needed past the OS: a SIGQUIT'd server still recovers every commit
-      '-c', 'max_connections=200', '-c', 'shared_buffers=16MB',
+      '-D',
+      data,
+      '-p',
+      String(port),
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      'unix_socket_directories=',
+      '-c',
+      'fsync=off',
+      '-c',
+      'full_page_writes=off', // no durability needed past the OS: a SIGQUIT'd server still recovers every commit
+      '-c',
+      'max_connections=200',
+      '-c',
+      'shared_buffers=16MB',
       ...(options.extraArgs ?? []),
     ],
     ready: (port) => pgReady(port),
@@ -81,7 +118,10 @@ export async function postgresServer(options: ServerOptions = {}): Promise<TestS
 
 async function pgReady(port: number): Promise<boolean> {
   const pg = await import('pg');
-  const client = new pg.default.Client({ connectionString: `postgres://postgres@127.0.0.1:${port}/postgres`, connectionTimeoutMillis: 500 });
+  const client = new pg.default.Client({
+    connectionString: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    connectionTimeoutMillis: 500,
+  });
   client.on('error', () => {});
   try {
     await client.connect();

@@ -49,12 +49,14 @@ export function startProcess(command: string, args: readonly string[], options: 
     log.once('open', () => {
       const child = spawn(command, args, { cwd: options.cwd, stdio: ['ignore', log, log] });
       let done = false;
-      const exited = new Promise<void>((res) => child.once('exit', () => {
-        done = true;
-        live.delete(child);
-        log.end();
-        res();
-      }));
+      const exited = new Promise<void>((res) =>
+        child.once('exit', () => {
+          done = true;
+          live.delete(child);
+          log.end();
+          res();
+        }),
+      );
       child.once('error', (error) => {
         live.delete(child);
         log.end();

@@ -16,7 +16,15 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
-  findBinary, freePort, makeTempDir, missingServer, probeTcp, removeDir, startProcess, stopProcess, waitUntil,
+  findBinary,
+  freePort,
+  makeTempDir,
+  missingServer,
+  probeTcp,
+  removeDir,
+  startProcess,
+  stopProcess,
+  waitUntil,
   type ManagedProcess,
 } from './servers.js';
 
@@ -53,13 +61,19 @@ async function nodePort(taken: number[]): Promise<number> {
 export async function redisCluster(): Promise<RedisCluster | undefined> {
   const env = process.env.REDIS_CLUSTER_URLS;
   if (env) {
-    const urls = env.split(',').map((s) => s.trim()).filter(Boolean);
+    const urls = env
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
     return { urls, external: true, ports: [], stop: async () => {} };
   }
   const server = await findBinary('redis-server');
   const cli = await findBinary('redis-cli');
   if (!server || !cli) {
-    return missingServer(CLUSTER_KIND, 'redis-server/redis-cli not found on PATH: install them (apt-get install -y redis-server redis-tools) or set REDIS_CLUSTER_URLS');
+    return missingServer(
+      CLUSTER_KIND,
+      'redis-server/redis-cli not found on PATH: install them (apt-get install -y redis-server redis-tools) or set REDIS_CLUSTER_URLS',
+    );
   }
 
   const dir = await makeTempDir('redis-cluster');
@@ -79,15 +93,26 @@ export async function redisCluster(): Promise<RedisCluster | undefined> {
       // A port taken between our probe and the bind: try another one.
       for (let attempt = 0; attempt < 5 && !started; attempt++) {
         const port = await nodePort(ports);
-        const proc = await startProcess(server, [
-          '--port', String(port),
-          '--bind', '127.0.0.1',
-          '--cluster-enabled', 'yes',
-          '--cluster-config-file', join(dir, `nodes-${port}.conf`),
-          '--dir', dir,
-          '--save', '',
-          '--appendonly', 'no',
-        ], { cwd: dir, logFile: join(dir, `node-${port}.log`) });
+        const proc = await startProcess(
+          server,
+          [
+            '--port',
+            String(port),
+            '--bind',
+            '127.0.0.1',
+            '--cluster-enabled',
+            'yes',
+            '--cluster-config-file',
+            join(dir, `nodes-${port}.conf`),
+            '--dir',
+            dir,
+            '--save',
+            '',
+            '--appendonly',
+            'no',
+          ],
+          { cwd: dir, logFile: join(dir, `node-${port}.log`) },
+        );
         try {
           await waitUntil(() => probeTcp(port, 'PING\r\n', '+PONG'), { what: `redis-server (cluster node) on 127.0.0.1:${port}`, proc });
           procs.push(proc);

@@ -67,16 +67,29 @@ export async function redisSentinel(): Promise<SentinelSetup | undefined> {
   if (!binary) return missingServer('redis', 'redis-server not found on PATH: install it (apt-get install -y redis-server redis-tools)');
 
   /** A data node; `replicaOf()` is read at every (re)start, so a rejoin starts as a replica. */
-  const dataNode = (replicaOf: () => number | undefined) => startServer({
-    name: 'redis-sentinel-data',
-    binary,
-    args: (port, dir) => {
-      const of = replicaOf();
-      return ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', ...(of ? ['--replicaof', '127.0.0.1', String(of)] : [])];
-    },
-    ready: (port) => probeTcp(port, 'PING\r\n', '+PONG'),
-    url: (port) => `redis://127.0.0.1:${port}`,
-  });
+  const dataNode = (replicaOf: () => number | undefined) =>
+    startServer({
+      name: 'redis-sentinel-data',
+      binary,
+      args: (port, dir) => {
+        const of = replicaOf();
+        return [
+          '--port',
+          String(port),
+          '--bind',
+          '127.0.0.1',
+          '--dir',
+          dir,
+          '--save',
+          '',
+          '--appendonly',
+          'no',
+          ...(of ? ['--replicaof', '127.0.0.1', String(of)] : []),
+        ];
+      },
+      ready: (port) => probeTcp(port, 'PING\r\n', '+PONG'),
+      url: (port) => `redis://127.0.0.1:${port}`,
+    });
 
   const started: StartedServer[] = [];
   const stopAll = () => Promise.all(started.map((s) => s.stop()));
@@ -96,16 +109,19 @@ export async function redisSentinel(): Promise<SentinelSetup | undefined> {
         binary,
         args: (port, dir) => {
           const file = join(dir, 'sentinel.conf');
-          writeFileSync(file, [
-            `port ${port}`,
-            'bind 127.0.0.1',
-            `dir ${dir}`,
-            `sentinel monitor ${MASTER_NAME} 127.0.0.1 ${primary.port} 2`,
-            `sentinel down-after-milliseconds ${MASTER_NAME} 500`,
-            `sentinel failover-timeout ${MASTER_NAME} 2000`,
-            `sentinel parallel-syncs ${MASTER_NAME} 1`,
-            '',
-          ].join('\n'));
+          writeFileSync(
+            file,
+            [
+              `port ${port}`,
+              'bind 127.0.0.1',
+              `dir ${dir}`,
+              `sentinel monitor ${MASTER_NAME} 127.0.0.1 ${primary.port} 2`,
+              `sentinel down-after-milliseconds ${MASTER_NAME} 500`,
+              `sentinel failover-timeout ${MASTER_NAME} 2000`,
+              `sentinel parallel-syncs ${MASTER_NAME} 1`,
+              '',
+            ].join('\n'),
+          );
           return [file, '--sentinel'];
         },
         ready: (port) => probeTcp(port, 'PING\r\n', '+PONG'),
@@ -145,7 +161,10 @@ export async function redisSentinel(): Promise<SentinelSetup | undefined> {
     };
 
     await waitUntil(() => inSync(replica.port), { what: 'the replica in sync with the primary', timeoutMs: 20_000 });
-    await waitUntil(() => settled(primary.port), { what: 'three Sentinels that know the primary, its replica and each other', timeoutMs: 30_000 });
+    await waitUntil(() => settled(primary.port), {
+      what: 'three Sentinels that know the primary, its replica and each other',
+      timeoutMs: 30_000,
+    });
 
     let killed: StartedServer | undefined;
     let paused: StartedServer | undefined;
@@ -176,10 +195,13 @@ export async function redisSentinel(): Promise<SentinelSetup | undefined> {
         resumePaused();
         killed = victim;
         let promoted = 0;
-        await waitUntil(async () => {
-          promoted = await masterPort();
-          return promoted !== port && (await replication(promoted)).includes('role:master');
-        }, { what: 'a failover to the replica', timeoutMs: 30_000, intervalMs: 50 });
+        await waitUntil(
+          async () => {
+            promoted = await masterPort();
+            return promoted !== port && (await replication(promoted)).includes('role:master');
+          },
+          { what: 'a failover to the replica', timeoutMs: 30_000, intervalMs: 50 },
+        );
         return { killed: port, promoted };
       },
       async rejoin() {

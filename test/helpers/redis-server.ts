@@ -10,12 +10,27 @@ export async function redisServer(options: ServerOptions = {}): Promise<TestServ
   if (env) return env;
   const binary = await findBinary('redis-server');
   if (!binary) {
-    return missingServer('redis', 'redis-server not found on PATH: install it (apt-get install -y redis-server redis-tools) or set REDIS_URL');
+    return missingServer(
+      'redis',
+      'redis-server not found on PATH: install it (apt-get install -y redis-server redis-tools) or set REDIS_URL',
+    );
   }
   return startServer({
     name: 'redis-server',
     binary,
-    args: (port, dir) => ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', ...(options.extraArgs ?? [])],
+    args: (port, dir) => [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      dir,
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      ...(options.extraArgs ?? []),
+    ],
     ready: (port) => probeTcp(port, 'PING\r\n', '+PONG'),
     url: (port) => `redis://127.0.0.1:${port}`,
   });

@@ -22,7 +22,12 @@ const waitForReplicas = Number(process.env.WAIT_REPLICAS ?? 0);
 let client: RedisStoreOptions['client'];
 let close: () => Promise<unknown>;
 if (process.env.CLIENT === 'ioredis') {
-  const io = new Redis({ sentinels: ports.map((port) => ({ host: '127.0.0.1', port })), name: MASTER_NAME, maxRetriesPerRequest: 0, enableOfflineQueue: false });
+  const io = new Redis({
+    sentinels: ports.map((port) => ({ host: '127.0.0.1', port })),
+    name: MASTER_NAME,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+  });
   io.on('error', () => {}); // reconnects by itself (to the new primary after a failover); requests report failures
   await new Promise<void>((resolve, reject) => {
     io.once('ready', resolve);
@@ -39,7 +44,6 @@ if (process.env.CLIENT === 'ioredis') {
 }
 
 const locker = new RedisLocker({ client, leaseMs: 2000 });
-serveCounter(
-  { master: new RedisStore({ client, waitForReplicas, waitForReplicasTimeoutMs: 500 }), locker, lockTimeout: 5000 },
-  () => locker.close().finally(close),
+serveCounter({ master: new RedisStore({ client, waitForReplicas, waitForReplicasTimeoutMs: 500 }), locker, lockTimeout: 5000 }, () =>
+  locker.close().finally(close),
 );

@@ -19,6 +19,13 @@ export { freePort, listenLoopback } from './ports.js';
 export { logTail, startProcess, stopProcess, waitUntil, type ManagedProcess } from './process.js';
 export { redisServer } from './redis-server.js';
 export { missingServer, skipReason } from './skip.js';
-export { startServer, type ServerKind, type ServerOptions, type ServerSpec, type StartedServer, type TestServer } from './started-server.js';
+export {
+  startServer,
+  type ServerKind,
+  type ServerOptions,
+  type ServerSpec,
+  type StartedServer,
+  type TestServer,
+} from './started-server.js';
 export { probeTcp } from './tcp-probe.js';
 export { makeTempDir, removeDir } from './temp-dirs.js';

@@ -9,7 +9,17 @@ import { randomUUID } from 'node:crypto';
 import Memcached from 'memcached';
 import { MongoClient } from 'mongodb';
 import { createClient } from 'redis';
-import { MEMCACHED_FAIL_FAST_OPTIONS, MemcachedStore, MemoryStore, MongoStore, RedisLocker, RedisStore, type Locker, type MongoSessionDocument, type Store } from '../../src/index.js';
+import {
+  MEMCACHED_FAIL_FAST_OPTIONS,
+  MemcachedStore,
+  MemoryStore,
+  MongoStore,
+  RedisLocker,
+  RedisStore,
+  type Locker,
+  type MongoSessionDocument,
+  type Store,
+} from '../../src/index.js';
 import { after } from 'node:test';
 import { memcachedServer, mongoServer, redisServer, skipReason, type TestServer } from './servers.js';
 import { stallingStore, stallProxy, type Stallable } from './stall.js';
@@ -81,7 +91,9 @@ export async function stallable(servers: Servers, kind: Kind, cleanup: Array<() 
   let store: Store;
   let reader: Store;
   if (kind === 'redis') {
-    const client = await createClient({ url: `redis://127.0.0.1:${proxy.port}`, socket: { reconnectStrategy: () => 20 } }).on('error', () => {}).connect();
+    const client = await createClient({ url: `redis://127.0.0.1:${proxy.port}`, socket: { reconnectStrategy: () => 20 } })
+      .on('error', () => {})
+      .connect();
     cleanup.push(async () => client.destroy());
     store = new RedisStore({ client, prefix: `late-${tag}:`, timeoutMs: 30_000 });
     reader = new RedisStore({ client, prefix: `late-${tag}:`, timeoutMs: 30_000 });
@@ -108,7 +120,9 @@ export async function stallable(servers: Servers, kind: Kind, cleanup: Array<() 
 
 /** A RedisLocker on its own direct client (not the store's, not through any proxy). */
 export async function directRedisLocker(servers: Servers, cleanup: Array<() => Promise<unknown>>): Promise<Locker> {
-  const client = await createClient({ url: servers.redis!.url }).on('error', () => {}).connect();
+  const client = await createClient({ url: servers.redis!.url })
+    .on('error', () => {})
+    .connect();
   cleanup.push(async () => client.destroy());
   return new RedisLocker({ client, prefix: `lock-${randomUUID().slice(0, 8)}:` });
 }

@@ -181,7 +181,10 @@ export function wrapStore(inner: Store, around: (call: WriteCall, run: () => Pro
     };
   }
   if (inner.close) store.close = inner.close.bind(inner);
-  const versioned = inner as Partial<{ read(key: string): Promise<VersionedRecord | undefined>; write(...args: [string, string | undefined, number, number, WriteCondition]): Promise<boolean> }>;
+  const versioned = inner as Partial<{
+    read(key: string): Promise<VersionedRecord | undefined>;
+    write(...args: [string, string | undefined, number, number, WriteCondition]): Promise<boolean>;
+  }>;
   if (typeof versioned.read === 'function' && typeof versioned.write === 'function') {
     const read = versioned.read.bind(inner);
     const write = versioned.write.bind(inner);

@@ -73,7 +73,7 @@ export async function startServer(spec: ServerSpec): Promise<StartedServer> {
   const launch = async (fixedPort: number | undefined): Promise<void> => {
     let lastError: unknown;
     for (let attempt = 0; attempt < 5; attempt++) {
-      const candidate = fixedPort ?? await freePort();
+      const candidate = fixedPort ?? (await freePort());
       const started = await startProcess(spec.binary, spec.args(candidate, dir), { cwd: dir, logFile });
       try {
         await waitUntil(() => spec.ready(candidate), {

@@ -22,11 +22,15 @@ const client = createClient({ url });
 client.on('error', () => {}); // reconnects by itself; requests report failures
 await client.connect();
 
-const locker = process.env.LOCKER === 'memory'
-  ? new MemoryLocker()
-  : new RedisLocker({ client, leaseMs: Number(process.env.LEASE_MS ?? 10_000), ...(process.env.PUBSUB === 'false' ? { pubsub: false } : {}) });
+const locker =
+  process.env.LOCKER === 'memory'
+    ? new MemoryLocker()
+    : new RedisLocker({
+        client,
+        leaseMs: Number(process.env.LEASE_MS ?? 10_000),
+        ...(process.env.PUBSUB === 'false' ? { pubsub: false } : {}),
+      });
 
-serveCounter(
-  { master: new RedisStore({ client }), locker, lockTimeout: Number(process.env.LOCK_TIMEOUT ?? 60_000) },
-  () => Promise.resolve((locker as { close?: () => Promise<void> }).close?.()).finally(() => client.close()),
+serveCounter({ master: new RedisStore({ client }), locker, lockTimeout: Number(process.env.LOCK_TIMEOUT ?? 60_000) }, () =>
+  Promise.resolve((locker as { close?: () => Promise<void> }).close?.()).finally(() => client.close()),
 );

@@ -15,9 +15,11 @@ export function serveForParent(app: Koa, send: (message: object) => void, shutdo
     server.close();
     server.closeAllConnections();
     const timer = setTimeout(() => process.exit(0), 2000);
-    void shutdown().catch(() => {}).finally(() => {
-      clearTimeout(timer);
-      process.exit(0);
-    });
+    void shutdown()
+      .catch(() => {})
+      .finally(() => {
+        clearTimeout(timer);
+        process.exit(0);
+      });
   });
 }

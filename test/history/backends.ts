@@ -127,7 +127,9 @@ export async function startBackend(name: ConfigName, timings: Timings): Promise<
   }
 
   // A Redis with AOF and `appendfsync always`: a restart keeps every acknowledged write (and every lock).
-  const redis = (await redisServer({ useEnv: false, extraArgs: ['--appendonly', 'yes', '--appendfsync', 'always'] })) as StartedServer | undefined;
+  const redis = (await redisServer({ useEnv: false, extraArgs: ['--appendonly', 'yes', '--appendfsync', 'always'] })) as
+    | StartedServer
+    | undefined;
   if (!redis) return { skip: skipReason('redis') };
   stops.push(() => redis.stop());
   const restart = { server: 'Redis', run: () => redis.restart() };
@@ -136,7 +138,8 @@ export async function startBackend(name: ConfigName, timings: Timings): Promise<
     return { name, ports: [redis.port], workerConfig: (route) => ({ ...base, redisUrl: redisUrl(route) }), restart, shared: true, stop };
   }
 
-  const other: TestServer | undefined = name === 'memcached' ? await memcachedServer({ useEnv: false }) : await mongoServer({ useEnv: false });
+  const other: TestServer | undefined =
+    name === 'memcached' ? await memcachedServer({ useEnv: false }) : await mongoServer({ useEnv: false });
   if (!other) {
     await stop();
     return { skip: skipReason(name) };
@@ -150,7 +153,9 @@ export async function startBackend(name: ConfigName, timings: Timings): Promise<
     workerConfig: (route) => ({
       ...base,
       redisUrl: redisUrl(route),
-      ...(name === 'memcached' ? { memcachedUrl: `127.0.0.1:${route(otherPort)}` } : { mongoUrl: `mongodb://127.0.0.1:${route(otherPort)}/`, mongoDb }),
+      ...(name === 'memcached'
+        ? { memcachedUrl: `127.0.0.1:${route(otherPort)}` }
+        : { mongoUrl: `mongodb://127.0.0.1:${route(otherPort)}/`, mongoDb }),
     }),
     restart,
     shared: true,

@@ -30,20 +30,38 @@ const { values } = parseArgs({
 });
 const seconds = Number(values.seconds);
 const processes = Number(values.processes);
-const timings = { leaseMs: Number(values['lease-ms']), storeTimeout: Number(values['store-timeout']), lockTimeout: Number(values['lock-timeout']) };
+const timings = {
+  leaseMs: Number(values['lease-ms']),
+  storeTimeout: Number(values['store-timeout']),
+  lockTimeout: Number(values['lock-timeout']),
+};
 const seed = values.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(values.seed);
-const configs = (values.config ?? [...CONFIGS]).flatMap((c) => c.split(',')).map((c) => c.trim()).filter(Boolean);
+const configs = (values.config ?? [...CONFIGS])
+  .flatMap((c) => c.split(','))
+  .map((c) => c.trim())
+  .filter(Boolean);
 const unknown = configs.filter((c) => !(CONFIGS as readonly string[]).includes(c));
 if (!(seconds > 0) || !Number.isInteger(seed) || !(processes >= 1) || unknown.length || !Object.values(timings).every((ms) => ms > 0)) {
-  console.error(`usage: npm run chaos -- [--seconds N] [--config ${CONFIGS.join('|')}]… [--seed N] [--processes N] [--verbose] [--lease-ms N] [--store-timeout N] [--lock-timeout N]${unknown.length ? `\nunknown config: ${unknown.join(', ')}` : ''}`);
+  console.error(
+    `usage: npm run chaos -- [--seconds N] [--config ${CONFIGS.join('|')}]… [--seed N] [--processes N] [--verbose] [--lease-ms N] [--store-timeout N] [--lock-timeout N]${unknown.length ? `\nunknown config: ${unknown.join(', ')}` : ''}`,
+  );
   process.exit(2);
 }
 
-console.log(`chaos: ${configs.join(', ')}; ${seconds} s each; seed ${seed}; ${processes} processes; lease ${timings.leaseMs} ms, storeTimeout ${timings.storeTimeout} ms, lockTimeout ${timings.lockTimeout} ms`);
+console.log(
+  `chaos: ${configs.join(', ')}; ${seconds} s each; seed ${seed}; ${processes} processes; lease ${timings.leaseMs} ms, storeTimeout ${timings.storeTimeout} ms, lockTimeout ${timings.lockTimeout} ms`,
+);
 const rows: Array<RunReport | { config: string; skip: string }> = [];
 for (const config of configs as ConfigName[]) {
   console.log(`\n== ${config}`);
-  const report = await runHistory({ config, seconds, seed, processes, timings, log: values.verbose ? (line) => console.log(`  ${line}`) : undefined });
+  const report = await runHistory({
+    config,
+    seconds,
+    seed,
+    processes,
+    timings,
+    log: values.verbose ? (line) => console.log(`  ${line}`) : undefined,
+  });
   if ('skip' in report) {
     rows.push({ config, skip: report.skip });
     console.log(`  skipped: ${report.skip}`);
@@ -51,11 +69,26 @@ for (const config of configs as ConfigName[]) {
   }
   rows.push(report);
   const { counts } = report.result;
-  console.log(`  ${report.durationS.toFixed(0)} s, ${counts.ops} ops, ${faultCount(report)} faults (${FAULTS.map((k) => `${k} ${report.faults[k]}`).join(', ')}), ${report.handoffs} acked appends by lease handoff, ${report.masterWrites} master writes for ${report.result.counts.appends.ok} acked appends (${report.carried} carried by a batch), ${report.result.anomalies.length} anomalies`);
-  if (report.counterexample) console.log(`  SMALLEST COUNTEREXAMPLE (seed ${seed}, config ${config}):\n${report.counterexample.replace(/^/gm, '    ')}`);
+  console.log(
+    `  ${report.durationS.toFixed(0)} s, ${counts.ops} ops, ${faultCount(report)} faults (${FAULTS.map((k) => `${k} ${report.faults[k]}`).join(', ')}), ${report.handoffs} acked appends by lease handoff, ${report.masterWrites} master writes for ${report.result.counts.appends.ok} acked appends (${report.carried} carried by a batch), ${report.result.anomalies.length} anomalies`,
+  );
+  if (report.counterexample)
+    console.log(`  SMALLEST COUNTEREXAMPLE (seed ${seed}, config ${config}):\n${report.counterexample.replace(/^/gm, '    ')}`);
 }
 
-const header = ['config', 'wall s', 'ops checked', 'appends ok/unknown/failed', 'by handoff', 'master writes', 'carried', 'reads ok', 'final list', 'faults (pause/holder, kill, restart, delay, partition, cut)', 'anomalies'];
+const header = [
+  'config',
+  'wall s',
+  'ops checked',
+  'appends ok/unknown/failed',
+  'by handoff',
+  'master writes',
+  'carried',
+  'reads ok',
+  'final list',
+  'faults (pause/holder, kill, restart, delay, partition, cut)',
+  'anomalies',
+];
 const table = rows.map((r) => {
   if ('skip' in r) return [r.config, '', 'skipped', '', '', '', '', '', '', '', r.skip];
   const { counts } = r.result;
@@ -76,6 +109,8 @@ const table = rows.map((r) => {
 });
 const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
 const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
-console.log(`\nseed ${seed}, ${seconds} s per configuration\n${line(header)}\n|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|\n${table.map(line).join('\n')}`);
+console.log(
+  `\nseed ${seed}, ${seconds} s per configuration\n${line(header)}\n|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|\n${table.map(line).join('\n')}`,
+);
 const failed = rows.some((r) => !('skip' in r) && !r.result.valid);
 process.exit(failed ? 1 : 0);

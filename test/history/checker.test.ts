@@ -21,7 +21,12 @@ function smallest(history: Op[], final: string[]) {
   const result = checkHistory(history, final);
   assert.equal(result.valid, false, 'the checker must reject this history');
   const [first] = result.anomalies;
-  return { kind: first!.kind, ids: first!.ops.map((op) => op.id), all: result.anomalies.map((a) => a.kind), text: describeSmallest(result) };
+  return {
+    kind: first!.kind,
+    ids: first!.ops.map((op) => op.id),
+    all: result.anomalies.map((a) => a.kind),
+    text: describeSmallest(result),
+  };
 }
 
 describe('history checker: correct histories pass', () => {
@@ -41,7 +46,13 @@ describe('history checker: correct histories pass', () => {
   });
 
   test('unknown appends may be present once or absent; failed ones are absent', () => {
-    const history = [append('a', 0, 1), append('u1', 2, 100, 'unknown'), append('u2', 2, 100, 'unknown'), append('f', 3, 4, 'failed'), append('b', 5, 6)];
+    const history = [
+      append('a', 0, 1),
+      append('u1', 2, 100, 'unknown'),
+      append('u2', 2, 100, 'unknown'),
+      append('f', 3, 4, 'failed'),
+      append('b', 5, 6),
+    ];
     const result = checkHistory(history, ['a', 'b', 'u1']);
     assert.equal(result.valid, true);
     assert.equal(result.counts.unknownApplied, 1);

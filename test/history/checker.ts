@@ -91,7 +91,8 @@ export function checkHistory(history: readonly Op[], final: readonly string[]): 
   const reads = history.filter((op): op is ReadOp => op.kind === 'read');
   const byElement = new Map<string, AppendOp>();
   for (const op of appends) {
-    if (byElement.has(op.element)) throw new TypeError(`checkHistory: element ${JSON.stringify(op.element)} appended twice by the workload; elements must be unique`);
+    if (byElement.has(op.element))
+      throw new TypeError(`checkHistory: element ${JSON.stringify(op.element)} appended twice by the workload; elements must be unique`);
     byElement.set(op.element, op);
   }
 
@@ -102,17 +103,31 @@ export function checkHistory(history: readonly Op[], final: readonly string[]): 
     if (position.has(element)) {
       // Reported once per element, on its second occurrence.
       if (final.indexOf(element, position.get(element)! + 1) === index) {
-        anomalies.push({ kind: 'duplicate', message: `${show(element)} appears at positions ${position.get(element)} and ${index} of the final list`, ops: append ? [append] : [] });
+        anomalies.push({
+          kind: 'duplicate',
+          message: `${show(element)} appears at positions ${position.get(element)} and ${index} of the final list`,
+          ops: append ? [append] : [],
+        });
       }
       return;
     }
     position.set(element, index);
-    if (!append) anomalies.push({ kind: 'phantom', message: `${show(element)} at position ${index} of the final list was never appended`, ops: [] });
-    else if (append.status === 'failed') anomalies.push({ kind: 'failed-applied', message: `${show(element)} is at position ${index} although its append failed (${append.note ?? 'refused'})`, ops: [append] });
+    if (!append)
+      anomalies.push({ kind: 'phantom', message: `${show(element)} at position ${index} of the final list was never appended`, ops: [] });
+    else if (append.status === 'failed')
+      anomalies.push({
+        kind: 'failed-applied',
+        message: `${show(element)} is at position ${index} although its append failed (${append.note ?? 'refused'})`,
+        ops: [append],
+      });
   });
   for (const op of appends) {
     if (op.status === 'ok' && !position.has(op.element)) {
-      anomalies.push({ kind: 'lost', message: `acknowledged append ${show(op.element)} is missing from the final list (${final.length} elements)`, ops: [op] });
+      anomalies.push({
+        kind: 'lost',
+        message: `acknowledged append ${show(op.element)} is missing from the final list (${final.length} elements)`,
+        ops: [op],
+      });
     }
   }
 
@@ -168,7 +183,11 @@ export function checkHistory(history: readonly Op[], final: readonly string[]): 
     }
     const future = result.map((element) => byElement.get(element)).find((op) => op && op.start > read.end);
     if (future) {
-      anomalies.push({ kind: 'future-read', message: `read #${read.id} saw ${show(future.element)}, whose append started after the read ended`, ops: [read, future] });
+      anomalies.push({
+        kind: 'future-read',
+        message: `read #${read.id} saw ${show(future.element)}, whose append started after the read ended`,
+        ops: [read, future],
+      });
     }
   }
   // A read never returns less than a read that completed before it started.
@@ -228,7 +247,10 @@ function show(element: string | undefined): string {
 /** One op as a line of a counterexample: times in ms relative to `origin`. */
 export function formatOp(op: Op, origin = 0): string {
   const span = `[${(op.start - origin).toFixed(1)} → ${(op.end - origin).toFixed(1)} ms]`;
-  const what = op.kind === 'append' ? `append ${show(op.element)}` : `read${op.result ? ` → ${op.result.length} elements [${op.result.slice(-3).map(show).join(', ')}${op.result.length > 3 ? ', …' : ''}]` : ''}`;
+  const what =
+    op.kind === 'append'
+      ? `append ${show(op.element)}`
+      : `read${op.result ? ` → ${op.result.length} elements [${op.result.slice(-3).map(show).join(', ')}${op.result.length > 3 ? ', …' : ''}]` : ''}`;
   return `#${op.id} client ${op.client} worker ${op.worker} ${span} ${what}: ${op.status}${op.note ? ` (${op.note})` : ''}`;
 }
 
@@ -236,6 +258,9 @@ export function formatOp(op: Op, origin = 0): string {
 export function describeSmallest(result: CheckResult, origin = 0): string {
   const anomaly = result.anomalies[0];
   if (!anomaly) return '';
-  const more = result.anomalies.length > 1 ? `\n(${result.anomalies.length - 1} more anomalies: ${[...new Set(result.anomalies.slice(1).map((a) => a.kind))].join(', ')})` : '';
+  const more =
+    result.anomalies.length > 1
+      ? `\n(${result.anomalies.length - 1} more anomalies: ${[...new Set(result.anomalies.slice(1).map((a) => a.kind))].join(', ')})`
+      : '';
   return `${anomaly.kind}: ${anomaly.message}\n${anomaly.ops.map((op) => `  ${formatOp(op, origin)}`).join('\n')}${more}`;
 }

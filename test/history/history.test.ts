@@ -24,15 +24,26 @@ describe('history under faults: no acknowledged append lost, none duplicated, re
         return;
       }
       const { counts } = report.result;
-      t.diagnostic(`${config}: ${counts.ops} ops (appends ${counts.appends.ok} ok, ${report.handoffs} of them by lease handoff, ${report.carried} carried by a group-commit batch, ${report.masterWrites} master writes, ${counts.appends.unknown} unknown, ${counts.appends.failed} failed; ${counts.reads.ok} reads), ${faultCount(report)} faults: ${report.faultLog.map((l) => l.trim()).join('; ')}`);
+      t.diagnostic(
+        `${config}: ${counts.ops} ops (appends ${counts.appends.ok} ok, ${report.handoffs} of them by lease handoff, ${report.carried} carried by a group-commit batch, ${report.masterWrites} master writes, ${counts.appends.unknown} unknown, ${counts.appends.failed} failed; ${counts.reads.ok} reads), ${faultCount(report)} faults: ${report.faultLog.map((l) => l.trim()).join('; ')}`,
+      );
       assert.equal(report.counterexample, '', `anomaly (seed ${SEED}, config ${config})`);
       assert.ok(report.result.valid);
-      const expected: readonly FaultKind[] = config === 'memory' ? ['pause', 'delay', 'partition', 'cut'] : config === 'redis-cluster' ? ['pause', 'kill', 'delay', 'partition', 'cut'] : FAULTS;
+      const expected: readonly FaultKind[] =
+        config === 'memory'
+          ? ['pause', 'delay', 'partition', 'cut']
+          : config === 'redis-cluster'
+            ? ['pause', 'kill', 'delay', 'partition', 'cut']
+            : FAULTS;
       for (const kind of expected) assert.ok(report.faults[kind] >= 1, `a ${kind} fault was injected`);
       assert.ok(report.pausedHolders >= 1, 'a pause caught a process holding the lock');
       assert.ok(counts.appends.ok > 10, `appends were acknowledged: ${counts.appends.ok}`);
       assert.ok(counts.reads.ok > 0, `reads were answered: ${counts.reads.ok}`);
-      assert.equal(counts.finalLength, counts.appends.ok + counts.unknownApplied, 'the final list holds exactly the acknowledged appends and the unknown ones that landed');
+      assert.equal(
+        counts.finalLength,
+        counts.appends.ok + counts.unknownApplied,
+        'the final list holds exactly the acknowledged appends and the unknown ones that landed',
+      );
     });
   }
 });

@@ -49,7 +49,15 @@ export async function startApp(slot: number, backend: Backend, extra: Partial<Wo
       child.once('error', fail);
     });
     const proxy = await tcpProxy(port);
-    return { slot, child, pid: child.pid!, url: `http://127.0.0.1:${proxy.port}`, directUrl: `http://127.0.0.1:${port}`, proxy, serverProxies };
+    return {
+      slot,
+      child,
+      pid: child.pid!,
+      url: `http://127.0.0.1:${proxy.port}`,
+      directUrl: `http://127.0.0.1:${port}`,
+      proxy,
+      serverProxies,
+    };
   } catch (error) {
     child.kill('SIGKILL');
     await Promise.all(serverProxies.map((p) => p.close()));

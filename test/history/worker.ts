@@ -34,8 +34,20 @@ import { MongoClient } from 'mongodb';
 import pg from 'pg';
 import { createClient, createCluster, createSentinel } from 'redis';
 import {
-  MEMCACHED_FAIL_FAST_OPTIONS, MemcachedStore, MemoryLocker, MemoryStore, MongoStore, PostgresLocker, PostgresStore, RedisLocker, RedisStore, session,
-  type Locker, type MongoSessionDocument, type RedisLockerClient, type Store,
+  MEMCACHED_FAIL_FAST_OPTIONS,
+  MemcachedStore,
+  MemoryLocker,
+  MemoryStore,
+  MongoStore,
+  PostgresLocker,
+  PostgresStore,
+  RedisLocker,
+  RedisStore,
+  session,
+  type Locker,
+  type MongoSessionDocument,
+  type RedisLockerClient,
+  type Store,
 } from '../../src/index.js';
 import { serveForParent } from '../helpers/worker-serve.js';
 import { MASTER_NAME } from '../helpers/redis-sentinel.js';
@@ -130,7 +142,10 @@ if (config.store === 'memory') {
   const redis = await redisClient();
   const redisLocker = new RedisLocker({ client: redis, prefix: `${config.prefix}lock:`, leaseMs: config.leaseMs });
   locker = redisLocker;
-  closers.push(() => redisLocker.close(), () => redis.close());
+  closers.push(
+    () => redisLocker.close(),
+    () => redis.close(),
+  );
   if (config.store === 'redis' || config.store === 'redis-cluster' || config.store === 'redis-sentinel') {
     // Through a failover, a save is acknowledged only once the replica has it.
     const waitForReplicas = config.store === 'redis-sentinel' ? 1 : 0;
@@ -142,7 +157,10 @@ if (config.store === 'memory') {
   } else {
     const client = await new MongoClient(config.mongoUrl!, { serverSelectionTimeoutMS: 2000 }).connect();
     closers.push(() => client.close());
-    store = new MongoStore({ collection: client.db(config.mongoDb!).collection<MongoSessionDocument>('sessions'), timeoutMs: config.storeTimeout });
+    store = new MongoStore({
+      collection: client.db(config.mongoDb!).collection<MongoSessionDocument>('sessions'),
+      timeoutMs: config.storeTimeout,
+    });
   }
 }
 
@@ -248,15 +266,19 @@ app.use(session({ master: store, locker, lockTimeout: config.lockTimeout, storeT
 app.use(async (ctx) => {
   if (ctx.path === '/append') {
     const element = String(ctx.query.el);
-    const stale = config.unsafeAppend ? (await ctx.session.get()).historyList ?? [] : undefined;
+    const stale = config.unsafeAppend ? ((await ctx.session.get()).historyList ?? []) : undefined;
     // A new session's scope takes no lock at all (nobody else knows its id): not a handoff.
     const existing = ctx.session.id !== undefined;
     const counter = { acquires: 0 };
     const writes = { versions: new Set<number>() };
-    await scopeWrites.run(writes, () => scopeAcquires.run(counter, () => ctx.session.withLock(async (s) => {
-      await maybeHold();
-      s.historyList = [...(stale ?? s.historyList ?? []), element];
-    })));
+    await scopeWrites.run(writes, () =>
+      scopeAcquires.run(counter, () =>
+        ctx.session.withLock(async (s) => {
+          await maybeHold();
+          s.historyList = [...(stale ?? s.historyList ?? []), element];
+        }),
+      ),
+    );
     ctx.body = { pid: process.pid, handedOver: existing && counter.acquires === 0, masterWrites: writes.versions.size };
   } else if (ctx.path === '/read') {
     ctx.body = { pid: process.pid, list: (await ctx.session.get()).historyList ?? [] };
@@ -265,4 +287,6 @@ app.use(async (ctx) => {
   }
 });
 
-serveForParent(app, send, () => closers.reduce((chain, close) => chain.then(() => close().catch(() => {})), Promise.resolve<unknown>(undefined)));
+serveForParent(app, send, () =>
+  closers.reduce((chain, close) => chain.then(() => close().catch(() => {})), Promise.resolve<unknown>(undefined)),
+);

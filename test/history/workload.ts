@@ -111,12 +111,19 @@ async function call(url: string, cookie: string | undefined, timeoutMs: number):
   } catch {
     // not ours: treat as unknown below
   }
-  const set = res.headers.getSetCookie().map((c) => c.split(';')[0]!).filter((c) => !c.endsWith('='));
+  const set = res.headers
+    .getSetCookie()
+    .map((c) => c.split(';')[0]!)
+    .filter((c) => !c.endsWith('='));
   const reply = { body, ...(set.length ? { cookie: set.join('; ') } : {}) };
   if (res.status === 200) return { status: 'ok', ...reply };
   const code = body?.code;
   const failed = code !== undefined && (NOTHING_WRITTEN.has(code) || (code === 'ERR_SESSION_STORE' && body?.outcome === 'none'));
-  return { status: failed ? 'failed' : 'unknown', note: `${res.status} ${code ?? ''}${body?.outcome ? `/${body.outcome}` : ''}`.trim(), ...reply };
+  return {
+    status: failed ? 'failed' : 'unknown',
+    note: `${res.status} ${code ?? ''}${body?.outcome ? `/${body.outcome}` : ''}`.trim(),
+    ...reply,
+  };
 }
 
 /** Run one configuration; `{ skip }` when its servers are not available here (a loud skip, or a throw under `CI`). */
@@ -127,7 +134,7 @@ export async function runHistory(options: RunOptions): Promise<RunReport | { ski
   const random = seeded(options.seed);
   const backend = await startBackend(options.config, timings);
   if ('skip' in backend) return backend;
-  const processes = backend.shared ? options.processes ?? 4 : 1;
+  const processes = backend.shared ? (options.processes ?? 4) : 1;
   const clients = options.clients ?? (backend.shared ? 2 * processes : 8);
   // Longest an operation may take when nothing is wrong with it: waiting for the lock, then a read and a write.
   const requestTimeoutMs = timings.lockTimeout + 3 * timings.storeTimeout + 500;
@@ -158,7 +165,15 @@ export async function runHistory(options: RunOptions): Promise<RunReport | { ski
       const start = performance.now();
       const reply = await call(kind === 'append' ? `${app.url}/append?el=${element}` : `${app.url}/read`, cookie, requestTimeoutMs);
       const end = performance.now();
-      const base = { id: nextId++, client, worker: app.slot, start, end, status: reply.status, ...(reply.note ? { note: reply.note } : {}) };
+      const base = {
+        id: nextId++,
+        client,
+        worker: app.slot,
+        start,
+        end,
+        status: reply.status,
+        ...(reply.note ? { note: reply.note } : {}),
+      };
       if (kind === 'append') history.push({ kind, ...base, element });
       else history.push({ kind, ...base, ...(reply.status === 'ok' ? { result: reply.body?.list ?? [] } : {}) });
       if (kind === 'append' && reply.status === 'ok' && reply.body?.handedOver === true) handoffs++;
@@ -176,11 +191,16 @@ export async function runHistory(options: RunOptions): Promise<RunReport | { ski
     // Faults: the process faults first (a seeded shuffle), then the network
     // ones, cycled, so a short run still gets the heavy ones.
     const applies = (kind: FaultKind) => (kind === 'kill' ? backend.shared : kind === 'restart' ? backend.restart !== undefined : true);
-    const shuffle = (kinds: FaultKind[]) => kinds.map((kind) => ({ kind, key: random() })).sort((a, b) => a.key - b.key).map((k) => k.kind);
+    const shuffle = (kinds: FaultKind[]) =>
+      kinds
+        .map((kind) => ({ kind, key: random() }))
+        .sort((a, b) => a.key - b.key)
+        .map((k) => k.kind);
     const order = [...shuffle(['pause', 'kill', 'restart']), ...shuffle(['delay', 'partition', 'cut'])].filter(applies);
 
     const stopAt = performance.now() + options.seconds * 1000;
-    const running = () => !aborted && (performance.now() < stopAt || (options.everyFault === true && order.some((kind) => faults[kind] === 0)));
+    const running = () =>
+      !aborted && (performance.now() < stopAt || (options.everyFault === true && order.some((kind) => faults[kind] === 0)));
 
     // Client loops: each op on a random live process; 1 in 3 is a read.
     const loops = Array.from({ length: clients }, async (_, client) => {
@@ -331,4 +351,3 @@ export async function runHistory(options: RunOptions): Promise<RunReport | { ski
 export function faultCount(report: RunReport): number {
   return Object.values(report.faults).reduce((a, b) => a + b, 0);
 }
-

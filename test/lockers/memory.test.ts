@@ -6,7 +6,7 @@ import { lockerConformance } from './conformance.js';
 
 lockerConformance('memory', () => new MemoryLocker());
 
-test('a lock timeout past setTimeout\'s limit never fires (Node would fire it after 1 ms)', async () => {
+test("a lock timeout past setTimeout's limit never fires (Node would fire it after 1 ms)", async () => {
   const locker = new MemoryLocker();
   const holder = await locker.acquire('k', { timeoutMs: 1000 });
   let settled = false;

@@ -58,7 +58,11 @@ const sid = (): string => `Fx${process.pid.toString(36)}${(++seq).toString(36)}`
 /** Every text an error carries: message, stack and the causes'. */
 function texts(error: unknown): string {
   const parts: string[] = [];
-  for (let e = error as { message?: unknown; stack?: unknown; cause?: unknown } | undefined, i = 0; e && i < 5; e = e.cause as typeof e, i++) {
+  for (
+    let e = error as { message?: unknown; stack?: unknown; cause?: unknown } | undefined, i = 0;
+    e && i < 5;
+    e = e.cause as typeof e, i++
+  ) {
     parts.push(String(e.message), String(e.stack));
   }
   return parts.join('\n');
@@ -77,7 +81,9 @@ function warnings(code: string): { list: Error[]; stop(): void } {
 const LONG = 20_000;
 
 describe('RedisLocker under faults', { skip }, () => {
-  test('storeTimeoutMs bounds the fused acquire-and-read: a black-holed Redis gives a StoreError (503) without the sid', { timeout: LONG }, async () => {
+  test('storeTimeoutMs bounds the fused acquire-and-read: a black-holed Redis gives a StoreError (503) without the sid', {
+    timeout: LONG,
+  }, async () => {
     const { client, proxy } = await proxied();
     // Every other bound is far away: only storeTimeoutMs can end this acquire.
     const store = new RedisStore({ client, timeoutMs: 600_000 });
@@ -95,7 +101,7 @@ describe('RedisLocker under faults', { skip }, () => {
     assert.ok(!texts(error).includes(key), `the error names the sid: ${error.message}`);
   });
 
-  test('the store\'s own timeoutMs bounds the fused acquire-and-read too', { timeout: LONG }, async () => {
+  test("the store's own timeoutMs bounds the fused acquire-and-read too", { timeout: LONG }, async () => {
     const { client, proxy } = await proxied();
     const store = new RedisStore({ client, timeoutMs: 300 });
     const l = locker({ client, commandTimeoutMs: 600_000 });
@@ -104,12 +110,17 @@ describe('RedisLocker under faults', { skip }, () => {
     proxy.pass();
   });
 
-  test('a black-holed lock acquire (no fast path) fails with a message that names neither the sid nor its lock key', { timeout: LONG }, async () => {
+  test('a black-holed lock acquire (no fast path) fails with a message that names neither the sid nor its lock key', {
+    timeout: LONG,
+  }, async () => {
     const { client, proxy } = await proxied();
     const l = locker({ client, commandTimeoutMs: 300 });
     const key = sid();
     proxy.blackhole();
-    const error = await l.acquire(key, { timeoutMs: 600_000 }).then(() => assert.fail('acquired'), (e: unknown) => e);
+    const error = await l.acquire(key, { timeoutMs: 600_000 }).then(
+      () => assert.fail('acquired'),
+      (e: unknown) => e,
+    );
     proxy.pass();
     assert.ok(error instanceof StoreError);
     assert.match(error.message, /^\[redis\] lock acquire .*failed for a lock key/);
@@ -141,7 +152,10 @@ describe('RedisLocker under faults', { skip }, () => {
     const key = sid();
     const holder = await locker({ client: base }).acquire(key, { timeoutMs: LONG });
     const l = new RedisLocker({ client, pollMinMs: 600_000, pollMaxMs: 600_000 });
-    const waiting = l.acquire(key, { timeoutMs: 600_000 }).then(() => assert.fail('acquired'), (e: unknown) => e);
+    const waiting = l.acquire(key, { timeoutMs: 600_000 }).then(
+      () => assert.fail('acquired'),
+      (e: unknown) => e,
+    );
     await subscriberCreated; // the first contended acquire opened the subscriber: it can never connect
     await l.close();
     const error = await waiting;
@@ -186,20 +200,28 @@ describe('RedisLocker under faults', { skip }, () => {
     assert.throws(() => new RedisLocker({ client, maxLeaseMs: -5 }), /`maxLeaseMs`.*-5/);
   });
 
-  test('2,000 waiters that timed out or aborted behind a lock that is never released leave no per-key state', { timeout: LONG }, async () => {
+  test('2,000 waiters that timed out or aborted behind a lock that is never released leave no per-key state', {
+    timeout: LONG,
+  }, async () => {
     const client = await connected(server!.url);
     const key = sid();
     const holder = await locker({ client, leaseMs: 60_000 }).acquire(key, { timeoutMs: LONG });
     const l = locker({ client, pollMinMs: 5, pollMaxMs: 20 });
-    const results = await Promise.allSettled(Array.from({ length: 2000 }, (_, i) => {
-      if (i % 2) return l.acquire(key, { timeoutMs: 1 + (i % 7) });
-      const controller = new AbortController();
-      const p = l.acquire(key, { timeoutMs: LONG, signal: controller.signal });
-      setImmediate(() => controller.abort(new Error('client went away')));
-      return p;
-    }));
+    const results = await Promise.allSettled(
+      Array.from({ length: 2000 }, (_, i) => {
+        if (i % 2) return l.acquire(key, { timeoutMs: 1 + (i % 7) });
+        const controller = new AbortController();
+        const p = l.acquire(key, { timeoutMs: LONG, signal: controller.signal });
+        setImmediate(() => controller.abort(new Error('client went away')));
+        return p;
+      }),
+    );
     assert.equal(results.filter((r) => r.status === 'rejected').length, 2000);
-    assert.ok(results.every((r, i) => r.status === 'rejected' && (i % 2 ? r.reason instanceof LockTimeoutError : /client went away/.test(String(r.reason)))));
+    assert.ok(
+      results.every(
+        (r, i) => r.status === 'rejected' && (i % 2 ? r.reason instanceof LockTimeoutError : /client went away/.test(String(r.reason))),
+      ),
+    );
     assert.equal(l.size, 0, 'no key with waiters left');
     assert.equal(l.heldKeys, 0);
     await holder.release();

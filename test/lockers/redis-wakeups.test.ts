@@ -130,15 +130,17 @@ describe('RedisLocker wake-ups', { skip }, () => {
     const N = 40;
     let inside = 0;
     let count = 0;
-    await Promise.all(Array.from({ length: N }, async (_, i) => {
-      const lease = await (i % 2 ? b : a).acquire(key, { timeoutMs: LONG });
-      assert.equal(++inside, 1, 'one holder at a time');
-      const read = count;
-      await new Promise((resolve) => setImmediate(resolve));
-      count = read + 1;
-      inside--;
-      await lease.release();
-    }));
+    await Promise.all(
+      Array.from({ length: N }, async (_, i) => {
+        const lease = await (i % 2 ? b : a).acquire(key, { timeoutMs: LONG });
+        assert.equal(++inside, 1, 'one holder at a time');
+        const read = count;
+        await new Promise((resolve) => setImmediate(resolve));
+        count = read + 1;
+        inside--;
+        await lease.release();
+      }),
+    );
     assert.equal(count, N);
   });
 
@@ -150,10 +152,12 @@ describe('RedisLocker wake-ups', { skip }, () => {
     const waiting: Promise<void>[] = [];
     for (const name of ['a', 'b', 'c']) {
       const l = locker({ client: two!, ...NO_POLL });
-      waiting.push(l.acquire(key, { timeoutMs: LONG }).then(async (lease) => {
-        got.push(name);
-        await lease.release();
-      }));
+      waiting.push(
+        l.acquire(key, { timeoutMs: LONG }).then(async (lease) => {
+          got.push(name);
+          await lease.release();
+        }),
+      );
       // Registered in this order (once subscribed: the run loop retries then and registers).
       await waitUntil(async () => (await one!.lLen(list)) === waiting.length, { what: `waiter ${name} registered` });
     }
@@ -211,7 +215,7 @@ describe('RedisLocker wake-ups', { skip }, () => {
     await lease.release();
   });
 
-  test('rolling upgrade: a 0.1.0 waiting mark gets its message and goes with the lock; a 0.1.0 message (\'1\') wakes our waiters', async () => {
+  test("rolling upgrade: a 0.1.0 waiting mark gets its message and goes with the lock; a 0.1.0 message ('1') wakes our waiters", async () => {
     const key = freshKey();
     const holderLocker = locker({ client: one! });
     const holder = await holderLocker.acquire(key, { timeoutMs: LONG });
@@ -241,10 +245,12 @@ describe('RedisLocker wake-ups', { skip }, () => {
     const holder = await releasing.acquire(key, { timeoutMs: LONG });
     const list = `${holder.lockKey}:waiters`;
     const order: string[] = [];
-    const other = locker({ client: two!, ...polling }).acquire(key, { timeoutMs: LONG }).then((lease) => {
-      order.push('other');
-      return lease;
-    });
+    const other = locker({ client: two!, ...polling })
+      .acquire(key, { timeoutMs: LONG })
+      .then((lease) => {
+        order.push('other');
+        return lease;
+      });
     await waitUntil(async () => (await one!.lLen(list)) === 1, { what: 'the polling waiter registered', timeoutMs: 5000 });
     await holder.release();
     // The releasing process asks again at once; the other one only polls (every 200 ms).
@@ -292,7 +298,10 @@ describe('RedisLocker wake-ups', { skip }, () => {
     );
     await holder.release();
     await Promise.all(waiters);
-    assert.deepEqual(order, Array.from({ length: N }, (_, i) => i));
+    assert.deepEqual(
+      order,
+      Array.from({ length: N }, (_, i) => i),
+    );
     assert.equal(l.size + l.heldKeys, 0);
   });
 });

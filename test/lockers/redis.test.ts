@@ -26,7 +26,6 @@ declare module '../../src/index.js' {
   }
 }
 
-
 const LONG = 20_000;
 let seq = 0;
 const freshKey = (): string => `rl-${process.pid}-${++seq}`;
@@ -63,7 +62,9 @@ after(async () => {
 lockerConformance('redis', () => new RedisLocker({ client: client! }), { shared: true, skip: redisSkip });
 
 /** Keyspace notifications of one key, counted per event name. */
-async function watchKey(key: string): Promise<{ events: EventEmitter; count: Map<string, number>; next(event: string, n?: number): Promise<void>; stop(): Promise<void> }> {
+async function watchKey(
+  key: string,
+): Promise<{ events: EventEmitter; count: Map<string, number>; next(event: string, n?: number): Promise<void>; stop(): Promise<void> }> {
   await client!.configSet('notify-keyspace-events', 'Kgx');
   const sub = await otherClient();
   const events = new EventEmitter();
@@ -238,7 +239,7 @@ describe('RedisLocker on one Redis', { skip: redisSkip }, () => {
     assert.equal(lease.lost, true);
     await assert.rejects(view.destroy(key), LockLostError);
     await assert.rejects(view.touch!(key, 1), LockLostError);
-    assert.equal(await store.get(key), 'newer', 'the newer holder\'s data is intact');
+    assert.equal(await store.get(key), 'newer', "the newer holder's data is intact");
     assert.ok((await client!.pTTL(store.keyFor(key))) > 1000, 'not touched');
 
     // Keys other than the leased one pass through to the plain store.
@@ -336,7 +337,11 @@ describe('RedisLocker on one Redis', { skip: redisSkip }, () => {
     // Each process: its first waiter tries, subscribes, tries again; the other
     // four queue in-process and send nothing.
     await fourSent;
-    await waitUntil(async () => ((await client!.pubSubNumSub(`${holderLocker.lockKey(key)}:released`))[`${holderLocker.lockKey(key)}:released`] ?? 0) >= 2, { what: 'both waiters subscribed' });
+    await waitUntil(
+      async () =>
+        ((await client!.pubSubNumSub(`${holderLocker.lockKey(key)}:released`))[`${holderLocker.lockKey(key)}:released`] ?? 0) >= 2,
+      { what: 'both waiters subscribed' },
+    );
     const before = counter.evals;
     assert.equal(before, 4);
     // While the holder renews its lease five times, the waiters send nothing.
@@ -376,7 +381,9 @@ describe('RedisLocker on one Redis', { skip: redisSkip }, () => {
     const waiter = locker({ prefix: 'app:lock:', pubsub: 'sharded', pollMinMs: 600_000, pollMaxMs: 600_000 });
     const got = waiter.acquire(key, { timeoutMs: LONG });
     const channel = `app:lock:{${key}}:released`;
-    await waitUntil(async () => Number(((await client!.sendCommand(['PUBSUB', 'SHARDNUMSUB', channel])) as unknown[])[1]) >= 1, { what: 'the waiter subscribed (sharded)' });
+    await waitUntil(async () => Number(((await client!.sendCommand(['PUBSUB', 'SHARDNUMSUB', channel])) as unknown[])[1]) >= 1, {
+      what: 'the waiter subscribed (sharded)',
+    });
     await holder.release();
     const lease = await got; // only the notification can do this: the poll is 10 minutes away
     await lease.release();
@@ -406,7 +413,10 @@ describe('RedisLocker on one Redis', { skip: redisSkip }, () => {
       const first = await request(http).get('/');
       const cookie = cookieHeader(first.headers['set-cookie']);
       const rest = await Promise.all(Array.from({ length: N - 1 }, () => request(http).get('/').set('Cookie', cookie)));
-      assert.ok(rest.every((r) => r.status === 200), `statuses: ${[...new Set(rest.map((r) => r.status))]}`);
+      assert.ok(
+        rest.every((r) => r.status === 200),
+        `statuses: ${[...new Set(rest.map((r) => r.status))]}`,
+      );
       assert.equal(new Set([first.body.count, ...rest.map((r) => r.body.count)]).size, N);
       assert.equal((await request(http).get('/').set('Cookie', cookie)).body.count, N + 1);
     });
@@ -464,7 +474,7 @@ describe('RedisLocker on one Redis', { skip: redisSkip }, () => {
       const paused = await request(http).get('/paused').set('Cookie', cookie);
       assert.equal(paused.status, 503);
       const after = await request(http).get('/').set('Cookie', cookie);
-      assert.equal(after.body.count, 101, 'the newer holder\'s 100 survived, the stale 2 never landed');
+      assert.equal(after.body.count, 101, "the newer holder's 100 survived, the stale 2 never landed");
     });
 
     test('unfenced master (MemoryStore): a lease that ran out mid-scope refuses the save (503)', async () => {
@@ -565,10 +575,13 @@ describe('RedisLocker on Redis Cluster', { skip: clusterSkip }, () => {
     const slot = Number(await clusterClient!.sendCommand(channel, true, ['CLUSTER', 'KEYSLOT', channel]));
     const node = clusterClient!.getSlotRandomNode(slot);
     const nodeClient = await createClient({ url: `redis://${node.address}` }).connect();
-    await waitUntil(async () => {
-      const reply = (await nodeClient.sendCommand(['PUBSUB', 'SHARDNUMSUB', channel])) as unknown[];
-      return Number(reply[1]) >= 1;
-    }, { what: 'the waiter subscribed (sharded)' });
+    await waitUntil(
+      async () => {
+        const reply = (await nodeClient.sendCommand(['PUBSUB', 'SHARDNUMSUB', channel])) as unknown[];
+        return Number(reply[1]) >= 1;
+      },
+      { what: 'the waiter subscribed (sharded)' },
+    );
     await nodeClient.close();
     await holder.release();
     const lease = await got; // the poll is 10 minutes away: only the notification can do this
@@ -619,7 +632,11 @@ describe('RedisLocker on Redis Cluster', { skip: clusterSkip }, () => {
       await Promise.allSettled([connecting]);
       assert.ok(subscriber, 'the waiter opened a subscriber');
       assert.equal(nodeClients.length, 3, 'the discovery created a client per master after the close (the race happened)');
-      assert.deepEqual(nodeClients.map((c) => c.isOpen), [false, false, false], 'every node client was destroyed');
+      assert.deepEqual(
+        nodeClients.map((c) => c.isOpen),
+        [false, false, false],
+        'every node client was destroyed',
+      );
     } finally {
       subscriber?.destroy(); // whatever the outcome, no client of this test outlives it
       await holder.release();
@@ -636,7 +653,10 @@ describe('RedisLocker on Redis Cluster', { skip: clusterSkip }, () => {
     const first = await request(http).get('/');
     const cookie = cookieHeader(first.headers['set-cookie']);
     const rest = await Promise.all(Array.from({ length: N - 1 }, () => request(http).get('/').set('Cookie', cookie)));
-    assert.ok(rest.every((r) => r.status === 200), `statuses: ${[...new Set(rest.map((r) => r.status))]}`);
+    assert.ok(
+      rest.every((r) => r.status === 200),
+      `statuses: ${[...new Set(rest.map((r) => r.status))]}`,
+    );
     assert.equal(new Set([first.body.count, ...rest.map((r) => r.body.count)]).size, N);
     assert.equal((await request(http).get('/').set('Cookie', cookie)).body.count, N + 1);
   });

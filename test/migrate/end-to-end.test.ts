@@ -21,8 +21,17 @@ import koaSessionMiddleware from 'koa-session';
 import { createClient } from 'redis';
 import request from 'supertest';
 import {
-  CookieStore, expressSession, genericSession, koaSessionCookie, MemoryStore, RedisLocker, RedisStore, session,
-  type Locker, type MigrationSource, type Store,
+  CookieStore,
+  expressSession,
+  genericSession,
+  koaSessionCookie,
+  MemoryStore,
+  RedisLocker,
+  RedisStore,
+  session,
+  type Locker,
+  type MigrationSource,
+  type Store,
 } from '../../src/index.js';
 import { redisServer, skipReason } from '../helpers/servers.js';
 
@@ -59,11 +68,14 @@ function cookiesOf(res: { headers: Record<string, unknown> }, name?: RegExp): st
   const all = ([] as string[]).concat((res.headers['set-cookie'] as string[] | undefined) ?? []);
   return all
     .filter((c) => !/expires=Thu, 01 Jan 1970/i.test(c) && (!name || name.test(c)))
-    .map((c) => c.split(';')[0]).join('; ');
+    .map((c) => c.split(';')[0])
+    .join('; ');
 }
 const ourCookie = (res: { headers: Record<string, unknown> }) => cookiesOf(res, /^sid(\.sig)?=/);
 const expired = (res: { headers: Record<string, unknown> }, name: string) =>
-  ([] as string[]).concat((res.headers['set-cookie'] as string[] | undefined) ?? []).some((c) => c.startsWith(`${name}=;`) && /expires=Thu, 01 Jan 1970/i.test(c));
+  ([] as string[])
+    .concat((res.headers['set-cookie'] as string[] | undefined) ?? [])
+    .some((c) => c.startsWith(`${name}=;`) && /expires=Thu, 01 Jan 1970/i.test(c));
 
 /** The new app: GET / counts a visit under the lock; GET /peek only reads; GET /plain never touches the session. */
 function newApp(options: { master: Store; locker?: Locker; migrateFrom: MigrationSource | MigrationSource[] }) {
@@ -75,7 +87,8 @@ function newApp(options: { master: Store; locker?: Locker; migrateFrom: Migratio
       ctx.body = 'ok';
       return;
     }
-    const views = ctx.path === '/peek' ? (await ctx.session.get()).views : await ctx.session.withLock((s) => (s.views = (s.views ?? 0) + 1));
+    const views =
+      ctx.path === '/peek' ? (await ctx.session.get()).views : await ctx.session.withLock((s) => (s.views = (s.views ?? 0) + 1));
     ctx.body = { views: views ?? null, user: (await ctx.session.get()).account ?? null, id: ctx.session.id ?? null };
   });
   return app.callback();
@@ -196,17 +209,27 @@ describe('a migrated login is a login like any other', () => {
 describe('requests without an old cookie', () => {
   it('cost no store call when they bring no cookie, or only cookies no source knows', async () => {
     const { store, calls } = counting(new MemoryStore());
-    const app = newApp({ master: store, migrateFrom: [koaSessionCookie(), expressSession({ until: UNTIL, store: { get() {}, destroy() {} } as never, secret: SECRET })] });
+    const app = newApp({
+      master: store,
+      migrateFrom: [koaSessionCookie(), expressSession({ until: UNTIL, store: { get() {}, destroy() {} } as never, secret: SECRET })],
+    });
     const bare = await request(app).get('/peek');
     const other = await request(app).get('/peek').set('Cookie', 'theme=dark; koa.sess.sig=abc');
-    assert.deepEqual([bare.body, other.body], [{ views: null, user: null, id: null }, { views: null, user: null, id: null }]);
+    assert.deepEqual(
+      [bare.body, other.body],
+      [
+        { views: null, user: null, id: null },
+        { views: null, user: null, id: null },
+      ],
+    );
     assert.deepEqual(calls, [], 'no store call');
   });
 
   it('do not ask a source whose cookie the request lacks', async () => {
     const asked: string[] = [];
     const source: MigrationSource = {
-      name: 'custom', retire: true,
+      name: 'custom',
+      retire: true,
       carries: (ctx) => ctx.get('Cookie').includes('old='),
       async read(ctx) {
         asked.push(ctx.get('Cookie'));
@@ -225,7 +248,9 @@ describe('requests without an old cookie', () => {
     const oldCookie = await loginOnOldKoa((app) => koaSessionMiddleware({}, app));
     const app = newApp({ master: new MemoryStore(), migrateFrom: koaSessionCookie({ retire: false }) });
     const ours = await request(app).get('/'); // a new session of ours, views 1
-    const both = await request(app).get('/').set('Cookie', `${ourCookie(ours)}; ${oldCookie}`);
+    const both = await request(app)
+      .get('/')
+      .set('Cookie', `${ourCookie(ours)}; ${oldCookie}`);
     assert.deepEqual(both.body, { views: 2, user: null, id: ours.body.id });
   });
 });
@@ -240,7 +265,11 @@ describe('switching from koa-generic-session + koa-redis', { skip }, () => {
 
     const locker = new RedisLocker({ client: client! });
     try {
-      const app = newApp({ master: new RedisStore({ client: client!, prefix: `kls${randomUUID().slice(0, 8)}:` }), locker, migrateFrom: genericSession({ store, until: UNTIL, prefix }) });
+      const app = newApp({
+        master: new RedisStore({ client: client!, prefix: `kls${randomUUID().slice(0, 8)}:` }),
+        locker,
+        migrateFrom: genericSession({ store, until: UNTIL, prefix }),
+      });
       const first = await request(app).get('/').set('Cookie', oldCookie);
       assert.deepEqual({ views: first.body.views, user: first.body.user }, { views: 8, user: { id: 'u42' } });
       assert.ok(expired(first, 'koa.sid'), 'the old cookie is expired');
@@ -284,11 +313,23 @@ describe('switching from express-session + connect-redis', { skip }, () => {
       const shared = master();
       const migrateFrom = expressSession({ store, secret: SECRET, until: UNTIL });
       const apps = lockers.map((locker) => newApp({ master: shared, locker, migrateFrom })); // two "processes"
-      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => request(apps[i % 2]!).get('/').set('Cookie', oldCookie)));
+      const results = await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          request(apps[i % 2]!)
+            .get('/')
+            .set('Cookie', oldCookie),
+        ),
+      );
       assert.equal(new Set(results.map((r) => r.body.id)).size, 1, 'one session');
-      assert.deepEqual(results.map((r) => r.body.views).sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => 8 + i));
+      assert.deepEqual(
+        results.map((r) => r.body.views).sort((a, b) => a - b),
+        Array.from({ length: 20 }, (_, i) => 8 + i),
+      );
       assert.ok(results.every((r) => r.body.user?.id === 'u42'));
-      assert.ok(results.every((r) => ourCookie(r) !== ''), 'every response, the creating one or not, sets our cookie');
+      assert.ok(
+        results.every((r) => ourCookie(r) !== ''),
+        'every response, the creating one or not, sets our cookie',
+      );
     } finally {
       await Promise.all(lockers.map((l) => l.close()));
     }
@@ -326,11 +367,17 @@ describe('switching from express-session + connect-redis', { skip }, () => {
 
 describe('migrateFrom is checked at session() time', () => {
   it('refuses a value that is not a migration source, naming the readers', () => {
-    assert.throws(() => session({ migrateFrom: { name: 'x' } as never }), /migrateFrom.*koaSessionCookie\(\), genericSession\(\) or expressSession\(\)/);
+    assert.throws(
+      () => session({ migrateFrom: { name: 'x' } as never }),
+      /migrateFrom.*koaSessionCookie\(\), genericSession\(\) or expressSession\(\)/,
+    );
     assert.throws(() => session({ migrateFrom: [koaSessionCookie(), 'koa.sess' as never] }), /migrateFrom\[1\]/);
   });
 
   it('refuses a CookieStore master, which has nowhere to record that a session was moved', () => {
-    assert.throws(() => session({ master: new CookieStore({ keys: ['a cookie store key of 32 chars!!'] }), migrateFrom: koaSessionCookie() }), /migrateFrom.*server-side master/);
+    assert.throws(
+      () => session({ master: new CookieStore({ keys: ['a cookie store key of 32 chars!!'] }), migrateFrom: koaSessionCookie() }),
+      /migrateFrom.*server-side master/,
+    );
   });
 });

@@ -15,8 +15,17 @@ import Koa from 'koa';
 import { createClient } from 'redis';
 import request from 'supertest';
 import {
-  expressSession, markerKey, MemoryLocker, MemoryStore, migrateRequest, RedisLocker, RedisStore,
-  type Locker, type MigrationSource, type MoveOptions, type Store,
+  expressSession,
+  markerKey,
+  MemoryLocker,
+  MemoryStore,
+  migrateRequest,
+  RedisLocker,
+  RedisStore,
+  type Locker,
+  type MigrationSource,
+  type MoveOptions,
+  type Store,
 } from '../../src/index.js';
 import { generateSid } from '../../src/sid/sid.js';
 import { deferred } from '../helpers/app.js';
@@ -85,7 +94,11 @@ describe('moveOnce: exactly once, under the lock', () => {
     const lockers: Locker[] = [new RedisLocker({ client: client! }), new RedisLocker({ client: client! })];
     try {
       const options = (locker: Locker): MoveOptions => ({
-        locker, lockTimeoutMs: 10_000, markers: master, prefix: '', markerTtlMs: 60_000,
+        locker,
+        lockTimeoutMs: 10_000,
+        markers: master,
+        prefix: '',
+        markerTtlMs: 60_000,
         create: async (data) => {
           await bothRead.promise;
           created.push(data);
@@ -95,8 +108,12 @@ describe('moveOnce: exactly once, under the lock', () => {
         },
       });
       const [a, b] = await Promise.all([
-        request(newApp(source, options(lockers[0]!))).get('/').set('Cookie', cookie),
-        request(newApp(source, options(lockers[1]!))).get('/').set('Cookie', cookie),
+        request(newApp(source, options(lockers[0]!)))
+          .get('/')
+          .set('Cookie', cookie),
+        request(newApp(source, options(lockers[1]!)))
+          .get('/')
+          .set('Cookie', cookie),
       ]);
       assert.equal(created.length, 1, 'one session created');
       assert.deepEqual(created[0], DATA);
@@ -105,7 +122,8 @@ describe('moveOnce: exactly once, under the lock', () => {
       assert.equal(JSON.parse((await master.get(a.body.sid))!).views, 7);
       assert.equal(destroys, 1, 'the old session is retired once');
       assert.equal(await client!.get(oldKey), null);
-      for (const res of [a, b]) assert.match(String(res.headers['set-cookie']), /connect\.sid=;.*expires=Thu, 01 Jan 1970/i, 'the old cookie is expired');
+      for (const res of [a, b])
+        assert.match(String(res.headers['set-cookie']), /connect\.sid=;.*expires=Thu, 01 Jan 1970/i, 'the old cookie is expired');
     } finally {
       await Promise.all(lockers.map((l) => l.close?.()));
     }
@@ -121,12 +139,22 @@ describe('moveOnce: exactly once, under the lock', () => {
       retire: false,
       read: async () => {
         reads++;
-        return { source: 'fake', id: 'old-1', data: { a: 1 }, retire: async () => void retired++, clearCookies: () => assert.fail('cookie cleared') };
+        return {
+          source: 'fake',
+          id: 'old-1',
+          data: { a: 1 },
+          retire: async () => void retired++,
+          clearCookies: () => assert.fail('cookie cleared'),
+        };
       },
     };
     let n = 0;
     const options: MoveOptions = {
-      locker, lockTimeoutMs: 1000, markers: master, prefix: 'p:', until: UNTIL.getTime(),
+      locker,
+      lockTimeoutMs: 1000,
+      markers: master,
+      prefix: 'p:',
+      until: UNTIL.getTime(),
       create: async () => {
         const sid = `sid-${++n}`;
         await master.set(`p:${sid}`, '{"a":1}', 60_000);
@@ -143,9 +171,21 @@ describe('moveOnce: exactly once, under the lock', () => {
   });
 
   it('a request without an old session migrates nothing', async () => {
-    const app = newApp(expressSession({ until: UNTIL, store: { get: (_: string, cb: (e: null, s: null) => void) => cb(null, null), set() {}, destroy() {} }, secret: SECRET }), {
-      locker: new MemoryLocker(), lockTimeoutMs: 1000, markers: new MemoryStore(), prefix: '', markerTtlMs: 1000, create: async () => assert.fail('nothing to create'),
-    });
+    const app = newApp(
+      expressSession({
+        until: UNTIL,
+        store: { get: (_: string, cb: (e: null, s: null) => void) => cb(null, null), set() {}, destroy() {} },
+        secret: SECRET,
+      }),
+      {
+        locker: new MemoryLocker(),
+        lockTimeoutMs: 1000,
+        markers: new MemoryStore(),
+        prefix: '',
+        markerTtlMs: 1000,
+        create: async () => assert.fail('nothing to create'),
+      },
+    );
     assert.equal((await request(app).get('/')).body.sid, null);
     assert.equal((await request(app).get('/').set('Cookie', 'connect.sid=s%3Aforged.sig')).body.sid, null);
   });

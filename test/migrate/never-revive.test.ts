@@ -20,7 +20,16 @@ import Koa from 'koa';
 import koaSessionMiddleware from 'koa-session';
 import { createClient } from 'redis';
 import request from 'supertest';
-import { expressSession, koaSessionCookie, RedisLocker, RedisStore, session, type Locker, type MigrationSource, type Store } from '../../src/index.js';
+import {
+  expressSession,
+  koaSessionCookie,
+  RedisLocker,
+  RedisStore,
+  session,
+  type Locker,
+  type MigrationSource,
+  type Store,
+} from '../../src/index.js';
 import { redisServer, skipReason } from '../helpers/servers.js';
 
 declare module '../../src/index.js' {
@@ -47,11 +56,16 @@ const LOGGED_IN = { views: 7, account: { id: 'u42' } };
 
 function cookiesOf(res: { headers: Record<string, unknown> }, name?: RegExp): string {
   const all = ([] as string[]).concat((res.headers['set-cookie'] as string[] | undefined) ?? []);
-  return all.filter((c) => !/expires=Thu, 01 Jan 1970/i.test(c) && (!name || name.test(c))).map((c) => c.split(';')[0]).join('; ');
+  return all
+    .filter((c) => !/expires=Thu, 01 Jan 1970/i.test(c) && (!name || name.test(c)))
+    .map((c) => c.split(';')[0])
+    .join('; ');
 }
 const ourCookie = (res: { headers: Record<string, unknown> }) => cookiesOf(res, /^sid(\.sig)?=/);
 const expired = (res: { headers: Record<string, unknown> }, name: string) =>
-  ([] as string[]).concat((res.headers['set-cookie'] as string[] | undefined) ?? []).some((c) => c.startsWith(`${name}=;`) && /expires=Thu, 01 Jan 1970/i.test(c));
+  ([] as string[])
+    .concat((res.headers['set-cookie'] as string[] | undefined) ?? [])
+    .some((c) => c.startsWith(`${name}=;`) && /expires=Thu, 01 Jan 1970/i.test(c));
 
 /** GET / counts a visit under the lock; GET /logout destroys the session. */
 function newApp(options: { master: Store; locker: Locker; ttl?: number; migrateFrom: MigrationSource }) {
@@ -130,10 +144,14 @@ describe('a migrated-then-logged-out user stays out', { skip }, () => {
 
   it("a koa-session maxAge: 'session' cookie (no expiry) is not moved without until, and is with it", async () => {
     const oldCookie = await loginOnOldKoa({ key: 'koa.sess', maxAge: 'session' });
-    const without = await request(newApp({ master: master(), locker: locker(), migrateFrom: koaSessionCookie() })).get('/').set('Cookie', oldCookie);
+    const without = await request(newApp({ master: master(), locker: locker(), migrateFrom: koaSessionCookie() }))
+      .get('/')
+      .set('Cookie', oldCookie);
     assert.deepEqual({ views: without.body.views, user: without.body.user }, { views: 1, user: null });
     const until = new Date(Date.now() + 86_400_000);
-    const withUntil = await request(newApp({ master: master(), locker: locker(), migrateFrom: koaSessionCookie({ until }) })).get('/').set('Cookie', oldCookie);
+    const withUntil = await request(newApp({ master: master(), locker: locker(), migrateFrom: koaSessionCookie({ until }) }))
+      .get('/')
+      .set('Cookie', oldCookie);
     assert.deepEqual({ views: withUntil.body.views, user: withUntil.body.user }, { views: 8, user: { id: 'u42' } });
   });
 });
@@ -166,7 +184,9 @@ describe('our session wins over an old cookie of another user', { skip }, () => 
     const otherUser = await loginOnOldKoa({ key: 'koa.sess', maxAge: 86_400_000 }, { account: { id: 'someone else' } });
     const app = newApp({ master: master(), locker: locker(), migrateFrom: koaSessionCookie() });
     const mine = await request(app).get('/'); // a session of ours, anonymous
-    const both = await request(app).get('/logout').set('Cookie', `${ourCookie(mine)}; ${otherUser}`);
+    const both = await request(app)
+      .get('/logout')
+      .set('Cookie', `${ourCookie(mine)}; ${otherUser}`);
     assert.ok(expired(both, 'koa.sess'), 'the old cookie is expired when our session wins');
     // The browser drops the expired cookies; the next request brings neither.
     const next = await request(app).get('/');
@@ -177,18 +197,35 @@ describe('our session wins over an old cookie of another user', { skip }, () => 
 describe('overlapping first requests after the switch', { skip }, () => {
   it('express-session + connect-redis, retire: true: 8 overlapping first requests on two lockers, 10 rounds, all on one session', async () => {
     const shared = master();
-    const apps = [locker(), locker()].map((l) => newApp({ master: shared, locker: l, migrateFrom: expressSession({ store: oldStore, secret: SECRET }) }));
+    const apps = [locker(), locker()].map((l) =>
+      newApp({ master: shared, locker: l, migrateFrom: expressSession({ store: oldStore, secret: SECRET }) }),
+    );
     for (let round = 0; round < 10; round++) {
       const old = express();
-      old.use(expressSessionMiddleware({ store: oldStore, secret: SECRET, resave: false, saveUninitialized: false, cookie: { maxAge: 86_400_000 } }));
+      old.use(
+        expressSessionMiddleware({
+          store: oldStore,
+          secret: SECRET,
+          resave: false,
+          saveUninitialized: false,
+          cookie: { maxAge: 86_400_000 },
+        }),
+      );
       old.get('/login', (req, res) => void (Object.assign(req.session, LOGGED_IN), res.send('ok')));
       const oldCookie = cookiesOf(await request(old).get('/login'));
-      const results = await Promise.all(Array.from({ length: 8 }, async (_, i) => {
-        await delay(2 * i); // the load shape seen in the field: requests 2 ms apart
-        return request(apps[i % 2]!).get('/').set('Cookie', oldCookie);
-      }));
+      const results = await Promise.all(
+        Array.from({ length: 8 }, async (_, i) => {
+          await delay(2 * i); // the load shape seen in the field: requests 2 ms apart
+          return request(apps[i % 2]!)
+            .get('/')
+            .set('Cookie', oldCookie);
+        }),
+      );
       assert.equal(new Set(results.map((r) => r.body.id)).size, 1, `round ${round}: one session`);
-      assert.deepEqual(results.map((r) => r.body.views).sort((a, b) => a - b), [8, 9, 10, 11, 12, 13, 14, 15]);
+      assert.deepEqual(
+        results.map((r) => r.body.views).sort((a, b) => a - b),
+        [8, 9, 10, 11, 12, 13, 14, 15],
+      );
       assert.ok(results.every((r) => r.body.user?.id === 'u42'));
     }
   });

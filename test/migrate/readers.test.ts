@@ -49,7 +49,10 @@ function koaRedis() {
  */
 function cookieHeader(setCookie: string[] | string | undefined): string {
   const list = Array.isArray(setCookie) ? setCookie : setCookie ? [setCookie] : [];
-  return list.filter((c) => !/expires=Thu, 01 Jan 1970/i.test(c)).map((c) => c.split(';')[0]).join('; ');
+  return list
+    .filter((c) => !/expires=Thu, 01 Jan 1970/i.test(c))
+    .map((c) => c.split(';')[0])
+    .join('; ');
 }
 
 const OLD_KEYS = ['old app key 1'];
@@ -96,7 +99,14 @@ describe('koa-session, cookie mode', () => {
     assert.equal((await request(reader(koaSessionCookie())).get('/').set('Cookie', tampered)).body.found, null);
     const unsigned = cookie.replace(/;?\s*koa\.sess\.sig=[^;]*/, '');
     assert.equal((await request(reader(koaSessionCookie())).get('/').set('Cookie', unsigned)).body.found, null);
-    assert.equal((await request(reader(koaSessionCookie(), ['another key'])).get('/').set('Cookie', cookie)).body.found, null);
+    assert.equal(
+      (
+        await request(reader(koaSessionCookie(), ['another key']))
+          .get('/')
+          .set('Cookie', cookie)
+      ).body.found,
+      null,
+    );
   });
 
   it('an expired koa-session payload is not migrated', async () => {
@@ -117,7 +127,9 @@ describe('koa-session with koa-redis as external store', { skip }, () => {
     const externalKey = /koa\.sess=([^;]*)/.exec(cookie)![1]!;
     assert.ok(await store.get(externalKey), 'koa-session wrote the record into Redis');
     const source = koaSessionCookie({ store: store as never });
-    const res = await request(reader(source, OLD_KEYS, (found) => found.retire())).get('/').set('Cookie', cookie);
+    const res = await request(reader(source, OLD_KEYS, (found) => found.retire()))
+      .get('/')
+      .set('Cookie', cookie);
     assert.deepEqual(res.body.found, { source: 'koa-session', data: DATA });
     assert.equal(await store.get(externalKey), null);
   });
@@ -132,7 +144,9 @@ describe('koa-generic-session with koa-redis', { skip }, () => {
     const sid = /koa\.sid=([^;]*)/.exec(cookie)![1]!;
     assert.ok(await store.get(prefix + sid), 'koa-generic-session wrote the record into Redis');
     const source = genericSession({ store, until: UNTIL, prefix });
-    const res = await request(reader(source, OLD_KEYS, (found) => found.retire())).get('/').set('Cookie', cookie);
+    const res = await request(reader(source, OLD_KEYS, (found) => found.retire()))
+      .get('/')
+      .set('Cookie', cookie);
     assert.deepEqual(res.body.found, { source: 'koa-generic-session', data: DATA });
     assert.equal(await store.get(prefix + sid), null);
   });
@@ -140,7 +154,9 @@ describe('koa-generic-session with koa-redis', { skip }, () => {
   it('another app key finds nothing', async () => {
     const store = koaRedis();
     const old = await request(oldKoaApp(() => genericSessionMiddleware({ store }))).get('/login');
-    const res = await request(reader(genericSession({ store, until: UNTIL }), ['not the old key'])).get('/').set('Cookie', cookieHeader(old.headers['set-cookie']));
+    const res = await request(reader(genericSession({ store, until: UNTIL }), ['not the old key']))
+      .get('/')
+      .set('Cookie', cookieHeader(old.headers['set-cookie']));
     assert.equal(res.body.found, null);
   });
 });
@@ -162,11 +178,15 @@ describe('express-session with connect-redis', { skip }, () => {
     const old = await request(oldExpressApp(store, 'old express secret')).get('/login');
     const cookie = cookieHeader(old.headers['set-cookie']);
     assert.match(cookie, /^connect\.sid=s%3A/);
-    const sid = decodeURIComponent(/connect\.sid=([^;]*)/.exec(cookie)![1]!).slice(2).split('.')[0]!;
+    const sid = decodeURIComponent(/connect\.sid=([^;]*)/.exec(cookie)![1]!)
+      .slice(2)
+      .split('.')[0]!;
     assert.ok(await client!.get(prefix + sid), 'express-session wrote the record into Redis');
     // Secret rotation: any of the secrets verifies, as in express-session.
     const source = expressSession({ store, secret: ['newer secret', 'old express secret'] });
-    const res = await request(reader(source, OLD_KEYS, (found) => found.retire())).get('/').set('Cookie', cookie);
+    const res = await request(reader(source, OLD_KEYS, (found) => found.retire()))
+      .get('/')
+      .set('Cookie', cookie);
     assert.deepEqual(res.body.found, { source: 'express-session', data: DATA });
     assert.equal(await client!.get(prefix + sid), null);
   });
@@ -175,16 +195,35 @@ describe('express-session with connect-redis', { skip }, () => {
     const store = new ConnectRedis({ client: client!, prefix: `sess:${randomUUID().slice(0, 8)}:` });
     const old = await request(oldExpressApp(store, 'old express secret')).get('/login');
     const cookie = cookieHeader(old.headers['set-cookie']);
-    assert.equal((await request(reader(expressSession({ store, secret: 'wrong' }))).get('/').set('Cookie', cookie)).body.found, null);
-    const sid = decodeURIComponent(/connect\.sid=([^;]*)/.exec(cookie)![1]!).slice(2).split('.')[0]!;
-    assert.equal((await request(reader(expressSession({ store, secret: 'old express secret' }))).get('/').set('Cookie', `connect.sid=${sid}`)).body.found, null);
+    assert.equal(
+      (
+        await request(reader(expressSession({ store, secret: 'wrong' })))
+          .get('/')
+          .set('Cookie', cookie)
+      ).body.found,
+      null,
+    );
+    const sid = decodeURIComponent(/connect\.sid=([^;]*)/.exec(cookie)![1]!)
+      .slice(2)
+      .split('.')[0]!;
+    assert.equal(
+      (
+        await request(reader(expressSession({ store, secret: 'old express secret' })))
+          .get('/')
+          .set('Cookie', `connect.sid=${sid}`)
+      ).body.found,
+      null,
+    );
   });
 });
 
 describe('reader options', () => {
   it('bad programmer input fails fast, naming the fix', () => {
     assert.throws(() => expressSession({ store: {} as never, secret: 's' }), /express-session\(\{ store \}\)/);
-    assert.throws(() => expressSession({ until: UNTIL, store: { get() {}, set() {}, destroy() {} }, secret: [] }), /express-session\(\{ secret \}\)/);
+    assert.throws(
+      () => expressSession({ until: UNTIL, store: { get() {}, set() {}, destroy() {} }, secret: [] }),
+      /express-session\(\{ secret \}\)/,
+    );
     assert.throws(() => genericSession({} as never), /koa-generic-session\(\{ store \}\)/);
     assert.throws(() => koaSessionCookie({ retire: 'yes' as never }), /\{ retire \}/);
   });

@@ -58,17 +58,34 @@ it('6 overlapping first requests over two processes, 10 rounds: one session each
   const masterPrefix = `kls${randomUUID().slice(0, 8)}:`;
   const workers = await Promise.all([startWorker(masterPrefix), startWorker(masterPrefix)]);
   const old = express();
-  old.use(expressSessionMiddleware({ store: new ConnectRedis({ client: client!, prefix: OLD_PREFIX }), secret: SECRET, resave: false, saveUninitialized: false, cookie: { maxAge: 86_400_000 } }));
+  old.use(
+    expressSessionMiddleware({
+      store: new ConnectRedis({ client: client!, prefix: OLD_PREFIX }),
+      secret: SECRET,
+      resave: false,
+      saveUninitialized: false,
+      cookie: { maxAge: 86_400_000 },
+    }),
+  );
   old.get('/login', (req, res) => void (Object.assign(req.session, { views: 7, account: { id: 'u42' } }), res.send('ok')));
   for (let round = 0; round < 10; round++) {
     const oldCookie = String((await request(old).get('/login')).headers['set-cookie']).split(';')[0]!;
-    const results = await Promise.all(Array.from({ length: 6 }, async (_, i) => {
-      await delay(2 * i);
-      const res = await fetch(`${workers[i % 2]}/`, { headers: { cookie: oldCookie } });
-      return (await res.json()) as { views: number; user: { id: string } | null; id: string | null };
-    }));
+    const results = await Promise.all(
+      Array.from({ length: 6 }, async (_, i) => {
+        await delay(2 * i);
+        const res = await fetch(`${workers[i % 2]}/`, { headers: { cookie: oldCookie } });
+        return (await res.json()) as { views: number; user: { id: string } | null; id: string | null };
+      }),
+    );
     assert.equal(new Set(results.map((r) => r.id)).size, 1, `round ${round}: one session`);
-    assert.deepEqual(results.map((r) => r.views).sort((a, b) => a - b), [8, 9, 10, 11, 12, 13], `round ${round}: every increment on it`);
-    assert.ok(results.every((r) => r.user?.id === 'u42'), `round ${round}: nobody anonymous`);
+    assert.deepEqual(
+      results.map((r) => r.views).sort((a, b) => a - b),
+      [8, 9, 10, 11, 12, 13],
+      `round ${round}: every increment on it`,
+    );
+    assert.ok(
+      results.every((r) => r.user?.id === 'u42'),
+      `round ${round}: nobody anonymous`,
+    );
   }
 });

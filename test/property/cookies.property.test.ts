@@ -66,7 +66,10 @@ function rawRequest(port: number, head: Buffer): Promise<RawResponse> {
         return;
       }
       const end = text.indexOf('\r\n\r\n');
-      const lines = text.slice(match[0].length, end < 0 ? undefined : end).split('\r\n').filter(Boolean);
+      const lines = text
+        .slice(match[0].length, end < 0 ? undefined : end)
+        .split('\r\n')
+        .filter(Boolean);
       const headers = lines.map((line): [string, string] => {
         const colon = line.indexOf(':');
         return [line.slice(0, colon).toLowerCase(), line.slice(colon + 1).trim()];
@@ -101,7 +104,10 @@ function serverView(values: readonly Buffer[], joiner: string): string {
 
 /** Keygrip's signature of `data` under `key` (HMAC-SHA1, base64 made URL-safe, no padding). */
 function keygrip(data: string, key: string): string {
-  return createHmac('sha1', key).update(data).digest('base64').replace(/\/|\+|=/g, (c) => ({ '/': '_', '+': '-', '=': '' })[c]!);
+  return createHmac('sha1', key)
+    .update(data)
+    .digest('base64')
+    .replace(/\/|\+|=/g, (c) => ({ '/': '_', '+': '-', '=': '' })[c]!);
 }
 
 /** The value of the first cookie named `name` in a Cookie header as the server sees it (quotes stripped), or undefined. */
@@ -139,7 +145,8 @@ function expectHeader(value: string): Expected {
   const dot = value.lastIndexOf('.');
   const sid = value.slice(0, dot);
   // The MAC must be exactly 43 chars of base64url: junk a lenient decoder would skip is refused as a format error.
-  if (dot < 0 || !SID_FORMAT.test(sid) || !/^[A-Za-z0-9_-]{43}$/.test(value.slice(dot + 1))) return { accepted: null, invalid: ['bad-format'] };
+  if (dot < 0 || !SID_FORMAT.test(sid) || !/^[A-Za-z0-9_-]{43}$/.test(value.slice(dot + 1)))
+    return { accepted: null, invalid: ['bad-format'] };
   const mac = Buffer.from(value.slice(dot + 1), 'base64url');
   const signed = KEYS.some((k) => mac.equals(headerMac(sid, k)));
   return signed ? { accepted: sid, invalid: [] } : { accepted: null, invalid: ['bad-signature'] };
@@ -224,7 +231,7 @@ async function check(
   const handedOut = sidsSet(res, transport);
   for (const sid of handedOut) {
     assert.match(sid, /^[A-Za-z0-9_-]{43}$/, 'every sid handed out is 256 bits of base64url');
-    assert.ok(sid === body.accepted || !issuedBefore.has(sid), 'a sid handed out is the accepted one or brand new, never another client\'s');
+    assert.ok(sid === body.accepted || !issuedBefore.has(sid), "a sid handed out is the accepted one or brand new, never another client's");
     if (!h.issued.includes(sid)) h.issued.push(sid);
   }
   const issued = new Set(h.issued);
@@ -256,9 +263,31 @@ const b64url = (min: number, max: number) => fc.string({ unit: fc.constantFrom(.
 
 /** Characters HTTP allows in a header value (tab, visible ASCII, obs-text via UTF-8), minus the cookie separator. */
 const headerSafe = (s: string) => !/[\x00-\x08\x0a-\x1f\x7f;]/.test(s);
-const oddChars = fc.constantFrom('=', '"', ' ', '\t', ',', '.', '%', '\\', '{', '}', 'é', '€', '😀', '\u0301', '\ud800', '\udfff', '\u00a0', '\u2028');
+const oddChars = fc.constantFrom(
+  '=',
+  '"',
+  ' ',
+  '\t',
+  ',',
+  '.',
+  '%',
+  '\\',
+  '{',
+  '}',
+  'é',
+  '€',
+  '😀',
+  '\u0301',
+  '\ud800',
+  '\udfff',
+  '\u00a0',
+  '\u2028',
+);
 const rawString = fc
-  .string({ unit: fc.oneof(fc.constantFrom(...B64URL), oddChars, fc.string({ unit: 'binary', minLength: 1, maxLength: 1 })), maxLength: 60 })
+  .string({
+    unit: fc.oneof(fc.constantFrom(...B64URL), oddChars, fc.string({ unit: 'binary', minLength: 1, maxLength: 1 })),
+    maxLength: 60,
+  })
   .filter(headerSafe);
 
 type Mangle = 'std-b64' | 'pad' | 'case' | 'trunc' | 'extend' | 'pct' | 'space' | 'lower';
@@ -286,7 +315,14 @@ const valueSpec: fc.Arbitrary<ValueSpec> = fc.oneof(
     }),
   },
   { weight: 3, arbitrary: fc.record({ t: fc.constant('raw' as const), s: rawString }) },
-  { weight: 1, arbitrary: fc.record({ t: fc.constant('long' as const), n: fc.integer({ min: 129, max: 4000 }), c: fc.constantFrom('A', '-', 'é', '"') }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      t: fc.constant('long' as const),
+      n: fc.integer({ min: 129, max: 4000 }),
+      c: fc.constantFrom('A', '-', 'é', '"'),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('empty' as const) }) },
 );
 
@@ -356,7 +392,10 @@ const pairSpec: fc.Arbitrary<PairSpec> = fc.oneof(
       value: rawString.filter((s) => s !== '' && !s.startsWith('"') && !/^[ \t]|[ \t]$/.test(s) && !SID_FORMAT.test(s)),
     }),
   },
-  { weight: 1, arbitrary: fc.record({ t: fc.constant('junk' as const), s: fc.constantFrom('', ' ', ';', '=', 'sid', '==', 'a=b=c', '"', 'sid.sig') }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({ t: fc.constant('junk' as const), s: fc.constantFrom('', ' ', ';', '=', 'sid', '==', 'a=b=c', '"', 'sid.sig') }),
+  },
 );
 
 function pairText(spec: PairSpec, issued: readonly string[]): string {
@@ -403,12 +442,24 @@ describe('property: random Cookie headers (cookie transport)', () => {
   });
   after(() => h.close());
 
-  it('structured but hostile cookie lists: 200, the oracle\'s sid or none, session:invalid exactly when a sid was refused, only issued keys reach the store', async () => {
+  it("structured but hostile cookie lists: 200, the oracle's sid or none, session:invalid exactly when a sid was refused, only issued keys reach the store", async () => {
     await fc.assert(
       fc.asyncProperty(cookieLines, async ({ pairs, splits, sep, path }) => {
-        const lines = linesOf(pairs.map((p) => pairText(p, h.issued)), splits, sep);
+        const lines = linesOf(
+          pairs.map((p) => pairText(p, h.issued)),
+          splits,
+          sep,
+        );
         const expected = expectCookie(serverView(lines, '; '));
-        await check(h, 'cookie', requestHead(path, lines.map((l) => ['Cookie', l] as const)), expected);
+        await check(
+          h,
+          'cookie',
+          requestHead(
+            path,
+            lines.map((l) => ['Cookie', l] as const),
+          ),
+          expected,
+        );
       }),
       { numRuns: NUM_RUNS },
     );
@@ -419,14 +470,22 @@ describe('property: random Cookie headers (cookie transport)', () => {
       fc.asyncProperty(
         fc.nat(),
         fc.array(pairSpec, { maxLength: 12 }),
-        fc.array(pairSpec.filter((p) => !(p.t === 'pair' && p.name.trim() === 'sid.sig') && p.t !== 'self-signed'), { maxLength: 12 }),
+        fc.array(
+          pairSpec.filter((p) => !(p.t === 'pair' && p.name.trim() === 'sid.sig') && p.t !== 'self-signed'),
+          { maxLength: 12 },
+        ),
         fc.boolean(),
         fc.nat({ max: 1 }),
         async (i, beforeSig, afterPair, quoted, key) => {
           const sid = h.issued[i % h.issued.length]!;
           // No sid.sig before ours, no sid after-but-before: ours is the first sid only when nothing earlier is named sid.
           const prefixPairs = beforeSig
-            .filter((p) => !(p.t === 'pair' && (p.name.replace(/^ +/, '') === 'sid' || p.name.replace(/^ +/, '') === 'sid.sig')) && p.t !== 'self-signed' && !(p.t === 'junk' && p.s.startsWith('sid')))
+            .filter(
+              (p) =>
+                !(p.t === 'pair' && (p.name.replace(/^ +/, '') === 'sid' || p.name.replace(/^ +/, '') === 'sid.sig')) &&
+                p.t !== 'self-signed' &&
+                !(p.t === 'junk' && p.s.startsWith('sid')),
+            )
             .map((p) => pairText(p, h.issued));
           const ours = [`sid=${quoted ? `"${sid}"` : sid}`, `sid.sig=${keygrip(`sid=${sid}`, KEYS[key]!)}`];
           const header = Buffer.from([...prefixPairs, ...ours, ...afterPair.map((p) => pairText(p, h.issued))].join('; '));
@@ -444,7 +503,7 @@ describe('property: random Cookie headers (cookie transport)', () => {
     );
   });
 
-  it('random bytes (all 256 byte values but CR/LF, mixed with sid fragments): 200 or Node\'s own 400, never a 5xx, never an unissued store key', async () => {
+  it("random bytes (all 256 byte values but CR/LF, mixed with sid fragments): 200 or Node's own 400, never a 5xx, never an unissued store key", async () => {
     const fragment = fc.oneof(
       { weight: 3, arbitrary: fc.uint8Array({ maxLength: 64 }).map((a) => Buffer.from(a.filter((b) => b !== 0x0a && b !== 0x0d))) },
       { weight: 2, arbitrary: pairSpec.map((p) => ({ p })) },
@@ -469,7 +528,10 @@ describe('property: random Cookie headers (cookie transport)', () => {
         fc.oneof(fc.integer({ min: limit - 600, max: limit + 600 }), fc.integer({ min: 0, max: 3 * limit })),
         fc.constantFrom('one-value', 'many-cookies'),
         fc.nat(),
-        fc.oneof(fc.constant<'none' | 'signed' | 'unsigned'>('signed'), fc.constantFrom<'none' | 'signed' | 'unsigned'>('none', 'unsigned')),
+        fc.oneof(
+          fc.constant<'none' | 'signed' | 'unsigned'>('signed'),
+          fc.constantFrom<'none' | 'signed' | 'unsigned'>('none', 'unsigned'),
+        ),
         fc.double({ min: 0, max: 1, noNaN: true }),
         fc.constantFrom('/get', '/inc'),
         async (size, shape, i, withSid, at, path) => {
@@ -478,7 +540,10 @@ describe('property: random Cookie headers (cookie transport)', () => {
             withSid === 'none' ? [] : withSid === 'signed' ? [`sid=${sid}`, `sid.sig=${keygrip(`sid=${sid}`, KEYS[0])}`] : [`sid=${sid}`];
           const fixed = ours.join('; ').length + 2;
           const fill = Math.max(0, size - fixed);
-          const filler = shape === 'one-value' ? [`big=${'x'.repeat(Math.max(0, fill - 4))}`] : Array.from({ length: Math.ceil(fill / 12) }, (_, k) => `c${k % 1000}=vvvvvv`);
+          const filler =
+            shape === 'one-value'
+              ? [`big=${'x'.repeat(Math.max(0, fill - 4))}`]
+              : Array.from({ length: Math.ceil(fill / 12) }, (_, k) => `c${k % 1000}=vvvvvv`);
           const pairs = [...filler];
           pairs.splice(Math.floor(at * (pairs.length + 1)), 0, ...ours);
           const value = Buffer.from(pairs.join('; '));
@@ -517,7 +582,15 @@ describe('property: random x-session-id headers (header transport)', () => {
     { weight: 4, arbitrary: fc.record({ t: fc.constant('issued' as const), i: fc.nat(), key: fc.nat({ max: 1 }) }) },
     { weight: 2, arbitrary: fc.record({ t: fc.constant('other-mac' as const), i: fc.nat(), j: fc.nat() }) },
     { weight: 2, arbitrary: fc.record({ t: fc.constant('forged' as const), sid: b64url(16, 128), mac: b64url(0, 50) }) },
-    { weight: 1, arbitrary: fc.record({ t: fc.constant('junk-in-mac' as const), i: fc.nat(), at: fc.nat({ max: 43 }), junk: fc.constantFrom('=', '!', ' ', '+', '/', '==', '.', '\t', 'é') }) },
+    {
+      weight: 1,
+      arbitrary: fc.record({
+        t: fc.constant('junk-in-mac' as const),
+        i: fc.nat(),
+        at: fc.nat({ max: 43 }),
+        junk: fc.constantFrom('=', '!', ' ', '+', '/', '==', '.', '\t', 'é'),
+      }),
+    },
     { weight: 1, arbitrary: fc.record({ t: fc.constant('trunc-mac' as const), i: fc.nat(), n: fc.nat({ max: 42 }) }) },
     { weight: 1, arbitrary: fc.record({ t: fc.constant('no-dot' as const), i: fc.nat() }) },
     { weight: 1, arbitrary: fc.record({ t: fc.constant('dots' as const), i: fc.nat(), extra: fc.constantFrom('.', '..', '.x', 'x.') }) },
@@ -556,16 +629,29 @@ describe('property: random x-session-id headers (header transport)', () => {
     }
   };
 
-  it('random header values (repeated headers, junk in the MAC, wrong keys, unicode, huge): the oracle\'s sid or none, session:invalid when refused, only issued keys reach the store', async () => {
+  it("random header values (repeated headers, junk in the MAC, wrong keys, unicode, huge): the oracle's sid or none, session:invalid when refused, only issued keys reach the store", async () => {
     await fc.assert(
-      fc.asyncProperty(fc.oneof({ weight: 4, arbitrary: fc.tuple(tokenSpec) }, { weight: 1, arbitrary: fc.array(tokenSpec, { maxLength: 3 }) }), fc.constantFrom('/id', '/get', '/inc'), async (specs, path) => {
-        const values = specs.map((s) => Buffer.from(token(s))).filter((b) => serverView([b], '') !== '');
-        const expected = expectHeader(serverView(values, ', '));
-        const res = await check(h, 'header', requestHead(path, values.map((v) => [HEADER, v] as const)), expected);
-        for (const [name, value] of res.headers) {
-          if (name === HEADER && value !== '') assert.equal(value, tokenOf(value.slice(0, value.lastIndexOf('.'))), 'the server hands out its own signed token');
-        }
-      }),
+      fc.asyncProperty(
+        fc.oneof({ weight: 4, arbitrary: fc.tuple(tokenSpec) }, { weight: 1, arbitrary: fc.array(tokenSpec, { maxLength: 3 }) }),
+        fc.constantFrom('/id', '/get', '/inc'),
+        async (specs, path) => {
+          const values = specs.map((s) => Buffer.from(token(s))).filter((b) => serverView([b], '') !== '');
+          const expected = expectHeader(serverView(values, ', '));
+          const res = await check(
+            h,
+            'header',
+            requestHead(
+              path,
+              values.map((v) => [HEADER, v] as const),
+            ),
+            expected,
+          );
+          for (const [name, value] of res.headers) {
+            if (name === HEADER && value !== '')
+              assert.equal(value, tokenOf(value.slice(0, value.lastIndexOf('.'))), 'the server hands out its own signed token');
+          }
+        },
+      ),
       { numRuns: NUM_RUNS },
     );
   });

@@ -38,13 +38,47 @@ const handle = (ctx: Koa.Context) => ctx.session as unknown as SessionHandle<Dat
 // Generators
 
 /** Keys that make prototype trouble, shadow builtins or look like indexes. */
-const dangerousKey = fc.constantFrom('__proto__', 'constructor', 'prototype', 'toString', 'valueOf', 'hasOwnProperty', '__defineGetter__', 'isPrototypeOf', 'toJSON', 'then', 'length', '0', '', ' ', '\u0000', '\ud800');
+const dangerousKey = fc.constantFrom(
+  '__proto__',
+  'constructor',
+  'prototype',
+  'toString',
+  'valueOf',
+  'hasOwnProperty',
+  '__defineGetter__',
+  'isPrototypeOf',
+  'toJSON',
+  'then',
+  'length',
+  '0',
+  '',
+  ' ',
+  '\u0000',
+  '\ud800',
+);
 const key = fc.oneof({ weight: 3, arbitrary: fc.string({ unit: 'binary', maxLength: 6 }) }, { weight: 2, arbitrary: dangerousKey });
 
 const leaf = fc.oneof(
   fc.string({ unit: 'binary', maxLength: 12 }),
   fc.string({ unit: 'grapheme', maxLength: 6 }),
-  fc.constantFrom(-0, NaN, Infinity, -Infinity, undefined, null, Number.MAX_VALUE, Number.MIN_VALUE, Number.MAX_SAFE_INTEGER + 2, '\ud800', 'a\udc00b', '\udbff\udfff', '\u2028\u2029', '\u0000', '"__proto__"', '</script>'),
+  fc.constantFrom(
+    -0,
+    NaN,
+    Infinity,
+    -Infinity,
+    undefined,
+    null,
+    Number.MAX_VALUE,
+    Number.MIN_VALUE,
+    Number.MAX_SAFE_INTEGER + 2,
+    '\ud800',
+    'a\udc00b',
+    '\udbff\udfff',
+    '\u2028\u2029',
+    '\u0000',
+    '"__proto__"',
+    '</script>',
+  ),
   fc.double(),
   fc.integer(),
   fc.boolean(),
@@ -85,7 +119,17 @@ const value = fc.oneof({ weight: 8, arbitrary: anything }, { weight: 1, arbitrar
 type Poison = 'none' | 'bigint' | 'circular' | 'deep-circular' | 'throwing-toJSON' | 'cycle-hidden-in-map' | 'bigint-hidden-in-set';
 const poison = fc.oneof(
   { weight: 7, arbitrary: fc.constant<Poison>('none') },
-  { weight: 2, arbitrary: fc.constantFrom<Poison>('bigint', 'circular', 'deep-circular', 'throwing-toJSON', 'cycle-hidden-in-map', 'bigint-hidden-in-set') },
+  {
+    weight: 2,
+    arbitrary: fc.constantFrom<Poison>(
+      'bigint',
+      'circular',
+      'deep-circular',
+      'throwing-toJSON',
+      'cycle-hidden-in-map',
+      'bigint-hidden-in-set',
+    ),
+  },
 );
 
 function poisoned(v: unknown, kind: Poison): unknown {
@@ -135,7 +179,10 @@ interface Payload {
 const topKey = key.filter((k) => k !== 'seed' && k !== '$session');
 const payload: fc.Arbitrary<Payload> = fc.record({
   v: fc.tuple(value, poison).map(([v, p]) => poisoned(v, p)),
-  top: fc.array(fc.tuple(topKey, fc.oneof({ weight: 8, arbitrary: anything }, { weight: 1, arbitrary: poison.map((p) => poisoned(1, p)) })), { maxLength: 4 }),
+  top: fc.array(
+    fc.tuple(topKey, fc.oneof({ weight: 8, arbitrary: anything }, { weight: 1, arbitrary: poison.map((p) => poisoned(1, p)) })),
+    { maxLength: 4 },
+  ),
 });
 
 /** What the route does with a payload inside the scope (the test runs the same on its model). */
@@ -193,7 +240,9 @@ function send(url: string, cookie?: string): Promise<Res> {
     const req = http.get(url, { agent, headers: cookie ? { cookie } : {} }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode!, setCookie: res.headers['set-cookie'] ?? [], body: Buffer.concat(chunks).toString() }));
+      res.on('end', () =>
+        resolve({ status: res.statusCode!, setCookie: res.headers['set-cookie'] ?? [], body: Buffer.concat(chunks).toString() }),
+      );
       res.on('error', reject);
     });
     req.on('error', reject);
@@ -279,7 +328,11 @@ async function roundTrip(h: Harness, p: Payload, marker: string): Promise<'saved
 
   const read = await send(`${h.url}/read?id=${id}`, cookie);
   assert.equal(read.status, 200);
-  assert.deepStrictEqual(h.reads.get(id), expected ?? JSON.parse(before, dropProto), 'read back in a later request: exactly what JSON makes of the data');
+  assert.deepStrictEqual(
+    h.reads.get(id),
+    expected ?? JSON.parse(before, dropProto),
+    'read back in a later request: exactly what JSON makes of the data',
+  );
   h.reads.delete(id);
 
   // The lock is usable again right away.
@@ -316,28 +369,37 @@ describe('property: random session data round-trips as JSON or is refused whole 
   });
   after(() => h.close());
 
-  it('round-trips exactly as JSON would, or SerializationError with nothing saved; no prototype pollution', roundTripProperty(() => h, NUM_RUNS));
+  it(
+    'round-trips exactly as JSON would, or SerializationError with nothing saved; no prototype pollution',
+    roundTripProperty(() => h, NUM_RUNS),
+  );
 
   it('`__proto__` keys at any depth are dropped on read, so the data merges safely', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(fc.constantFrom('__proto__', 'constructor', 'prototype', 'a'), { minLength: 1, maxLength: 5 }), anything, async (path, leafValue) => {
-        // { k1: { k2: … { polluted: leaf } } } with every ki an own key.
-        let v: unknown = { polluted: leafValue === undefined ? 1 : leafValue, toString: 'x' };
-        for (const k of [...path].reverse()) {
-          const o = {};
-          Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
-          v = o;
-        }
-        const outcome = await roundTrip(h, { v, top: [[path[0]!, v]] }, 'm');
-        assert.ok(outcome === 'saved' || asJson({ v }) === undefined);
-      }),
+      fc.asyncProperty(
+        fc.array(fc.constantFrom('__proto__', 'constructor', 'prototype', 'a'), { minLength: 1, maxLength: 5 }),
+        anything,
+        async (path, leafValue) => {
+          // { k1: { k2: … { polluted: leaf } } } with every ki an own key.
+          let v: unknown = { polluted: leafValue === undefined ? 1 : leafValue, toString: 'x' };
+          for (const k of [...path].reverse()) {
+            const o = {};
+            Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
+            v = o;
+          }
+          const outcome = await roundTrip(h, { v, top: [[path[0]!, v]] }, 'm');
+          assert.ok(outcome === 'saved' || asJson({ v }) === undefined);
+        },
+      ),
       { numRuns: Math.ceil(NUM_RUNS / 4) },
     );
   });
 });
 
 const redis: TestServer | undefined = await redisServer();
-describe('property: random session data round-trips as JSON or is refused whole (RedisStore)', { skip: redis ? false : skipReason('redis') }, () => {
+describe('property: random session data round-trips as JSON or is refused whole (RedisStore)', {
+  skip: redis ? false : skipReason('redis'),
+}, () => {
   let h: Harness;
   let client: Awaited<ReturnType<typeof connect>> | undefined;
   const connect = (url: string) => createClient({ url }).connect();
@@ -351,7 +413,10 @@ describe('property: random session data round-trips as JSON or is refused whole 
     await redis?.stop();
   });
 
-  it('round-trips exactly as JSON would (UTF-8 on the wire, lone surrogates included), or SerializationError with nothing saved', roundTripProperty(() => h, Math.ceil(NUM_RUNS / 2)));
+  it(
+    'round-trips exactly as JSON would (UTF-8 on the wire, lone surrogates included), or SerializationError with nothing saved',
+    roundTripProperty(() => h, Math.ceil(NUM_RUNS / 2)),
+  );
 });
 
 // ---------------------------------------------------------------------------

@@ -69,7 +69,13 @@ class FlakyStore extends MemoryStore {
     await turns(Math.floor(this.random() * 3));
     return super.read(key);
   }
-  override async write(key: string, value: string | undefined, version: number, ttlMs: number, condition: WriteCondition): Promise<boolean> {
+  override async write(
+    key: string,
+    value: string | undefined,
+    version: number,
+    ttlMs: number,
+    condition: WriteCondition,
+  ): Promise<boolean> {
     await turns(Math.floor(this.random() * 3));
     this.writes++;
     if (this.armed.delete(key)) throw new Error('the store refused the write');
@@ -105,7 +111,13 @@ const scenario = fc.record({
  */
 async function answered(responses: Array<Promise<request.Response>>): Promise<request.Response[]> {
   const pending = new Set(responses.map((_, i) => i));
-  responses.forEach((r, i) => void r.then(() => pending.delete(i), () => pending.delete(i)));
+  responses.forEach(
+    (r, i) =>
+      void r.then(
+        () => pending.delete(i),
+        () => pending.delete(i),
+      ),
+  );
   let timer: NodeJS.Timeout | undefined;
   const hang = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`requests ${[...pending].join(', ')} were never answered (an orphaned batch?)`)), 60_000);
@@ -140,17 +152,23 @@ async function run({ seed, maxScopes, maxHandoffs, maxMs, ops }: Scenario): Prom
     if (kind === 'pair') {
       // Two callers of one request share one scope: the first to leave saves (the scope goes on), the last saves
       // again; each is acknowledged on its own (null: that caller failed).
-      const both = Promise.all([1, 2].map((k) => ctx.session.withLock(async (s) => {
-        if (i === 0 && k === 1) {
-          holder.resolve();
-          await gate.promise;
-        }
-        await turns(k === 1 ? n : 0);
-        return (s.count = (s.count ?? 0) + 1);
-      }).catch((error: { status?: number }) => {
-        if (error.status !== 503 && error.status !== 409) throw error;
-        return null;
-      })));
+      const both = Promise.all(
+        [1, 2].map((k) =>
+          ctx.session
+            .withLock(async (s) => {
+              if (i === 0 && k === 1) {
+                holder.resolve();
+                await gate.promise;
+              }
+              await turns(k === 1 ? n : 0);
+              return (s.count = (s.count ?? 0) + 1);
+            })
+            .catch((error: { status?: number }) => {
+              if (error.status !== 503 && error.status !== 409) throw error;
+              return null;
+            }),
+        ),
+      );
       arrivals[i]!.resolve();
       ctx.body = { seen: await both };
       return;
@@ -175,7 +193,11 @@ async function run({ seed, maxScopes, maxHandoffs, maxMs, ops }: Scenario): Prom
   const setup = await request(http).get('/setup');
   assert.equal(setup.status, 200);
   const cookie = cookieHeader(setup.headers['set-cookie']);
-  const send = (i: number) => request(http).get(`/?i=${i}`).set('Cookie', cookie).then((r) => r);
+  const send = (i: number) =>
+    request(http)
+      .get(`/?i=${i}`)
+      .set('Cookie', cookie)
+      .then((r) => r);
 
   const responses: Array<Promise<request.Response>> = [send(0)];
   await holder.promise;
@@ -200,16 +222,22 @@ async function run({ seed, maxScopes, maxHandoffs, maxMs, ops }: Scenario): Prom
   done.forEach((r, i) => {
     const { kind } = ops[i]!;
     const what = `op ${i} (${kind}) answered ${r.status}`;
-    if (kind === 'throw') assert.ok([500, 409].includes(r.status), what); // (409: it came after a regenerate moved the session)
+    if (kind === 'throw')
+      assert.ok([500, 409].includes(r.status), what); // (409: it came after a regenerate moved the session)
     else assert.ok([200, 409, 503].includes(r.status), what);
     if (kind === 'failwrite') assert.notEqual(r.status, 200, `${what}: its own write was refused`);
     if (r.status === 200 && (kind === 'inc' || kind === 'regenerate')) acked.push(r.body.seen as number);
     if (r.status === 200 && kind === 'pair') acked.push(...(r.body.seen as Array<number | null>).filter((n) => n !== null));
   });
-  assert.deepEqual([...acked].sort((a, b) => a - b), acked.map((_, k) => k + 1), 'each 200 saw its own count, 1..N');
+  assert.deepEqual(
+    [...acked].sort((a, b) => a - b),
+    acked.map((_, k) => k + 1),
+    'each 200 saw its own count, 1..N',
+  );
   assert.equal(final, acked.length, 'the final count is the number of acknowledged increments');
   done.forEach((r, i) => {
-    if (ops[i]!.kind === 'read' && r.status === 200) assert.ok(r.body.seen === 0 || acked.includes(r.body.seen), `a read saw ${r.body.seen}, a state never acknowledged`);
+    if (ops[i]!.kind === 'read' && r.status === 200)
+      assert.ok(r.body.seen === 0 || acked.includes(r.body.seen), `a read saw ${r.body.seen}, a state never acknowledged`);
   });
   assert.equal(locker.size, 0, 'no lock left behind');
   assert.equal(master.armed.size, 0, 'every armed failure hit a write');

@@ -37,7 +37,16 @@ import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
 import type Koa from 'koa';
 import { createClient } from 'redis';
-import { MemoryLocker, MemoryStore, type AcquireOptions, type Lease, type Locker, type SessionHandle, type Store, type VersionedStore } from '../../src/index.js';
+import {
+  MemoryLocker,
+  MemoryStore,
+  type AcquireOptions,
+  type Lease,
+  type Locker,
+  type SessionHandle,
+  type Store,
+  type VersionedStore,
+} from '../../src/index.js';
 import { RedisLocker } from '../../src/redis/locker.js';
 import { RedisStore } from '../../src/redis/store.js';
 import { listen, makeApp } from '../helpers/app.js';
@@ -170,7 +179,9 @@ function send(url: string, cookie: string | undefined): Promise<{ status: number
     const req = http.get(url, { agent, headers: cookie ? { cookie } : {} }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode!, setCookie: res.headers['set-cookie'] ?? [], body: Buffer.concat(chunks).toString() }));
+      res.on('end', () =>
+        resolve({ status: res.statusCode!, setCookie: res.headers['set-cookie'] ?? [], body: Buffer.concat(chunks).toString() }),
+      );
       res.on('error', reject);
     });
     req.on('error', reject);
@@ -207,7 +218,10 @@ const scenario: fc.Arbitrary<Scenario> = fc.record({
   initialUser: fc.array(fc.constantFrom(...USERS), { minLength: CLIENTS, maxLength: CLIENTS }),
   rounds: fc.array(
     fc.record({
-      ops: fc.array(fc.record({ client: fc.nat({ max: CLIENTS - 1 }), kind, user: fc.constantFrom(...USERS) }), { minLength: 1, maxLength: 14 }),
+      ops: fc.array(fc.record({ client: fc.nat({ max: CLIENTS - 1 }), kind, user: fc.constantFrom(...USERS) }), {
+        minLength: 1,
+        maxLength: 14,
+      }),
       picks: fc.array(fc.nat(), { minLength: CLIENTS, maxLength: CLIENTS }),
     }),
     { minLength: 1, maxLength: 4 },
@@ -220,7 +234,11 @@ const SID = /^[A-Za-z0-9_-]{43}$/;
 const indexKey = (user: string) => `idx:${createHash('sha256').update(user).digest('base64url')}`;
 const clone = <T>(v: T): T => (v === undefined ? v : (JSON.parse(JSON.stringify(v)) as T));
 
-async function runScenario(backend: Backend, run: number, input: Scenario): Promise<{ ops: number; lockedOps: number; deadArrivals: number }> {
+async function runScenario(
+  backend: Backend,
+  run: number,
+  input: Scenario,
+): Promise<{ ops: number; lockedOps: number; deadArrivals: number }> {
   const { master, keys } = backend.store(run);
   const { locker: inner, leftovers } = backend.locker(run);
   const locker = new RecordingLocker(inner);
@@ -277,7 +295,10 @@ async function runScenario(backend: Backend, run: number, input: Scenario): Prom
     const sent = ops.map((spec) => ({ spec, id: ++nextOp, carried: jar[spec.client] ?? null }));
     const replies = await Promise.all(
       sent.map(async ({ spec, id, carried }) => {
-        const res = await send(`${server.url}/${spec.kind}?op=${id}&user=${spec.user}`, carried === null ? undefined : cookies.get(carried));
+        const res = await send(
+          `${server.url}/${spec.kind}?op=${id}&user=${spec.user}`,
+          carried === null ? undefined : cookies.get(carried),
+        );
         if (res.status === 409) {
           assert.deepEqual(res.setCookie, [], `op ${id} (${spec.kind}): a 409 sets no cookie`);
           return { before: carried, after: null, result: undefined, moved: true } satisfies Reply;
@@ -312,7 +333,10 @@ async function runScenario(backend: Backend, run: number, input: Scenario): Prom
     const rec = carried === null ? undefined : live.get(carried);
     if (carried !== null && !rec) deadArrivals++;
     if (reply.moved) {
-      assert.ok(carried !== null && moved.has(carried) && !rec, `${what}: 409 only for a sid that a login/regenerate moved before it in the lock order`);
+      assert.ok(
+        carried !== null && moved.has(carried) && !rec,
+        `${what}: 409 only for a sid that a login/regenerate moved before it in the lock order`,
+      );
       return;
     }
     assert.ok(carried === null || !moved.has(carried), `${what}: a request on a moved sid must answer 409, never start a fresh session`);
@@ -370,12 +394,20 @@ async function runScenario(backend: Backend, run: number, input: Scenario): Prom
     for (const [sid, rec] of live) if (rec.user) indexes.set(rec.user.id, [...(indexes.get(rec.user.id) ?? []), sid]);
     for (const user of USERS) {
       const raw = await master.get(indexKey(user));
-      assert.deepEqual(raw === undefined ? [] : (JSON.parse(raw) as string[]).sort(), (indexes.get(user) ?? []).sort(), `${where}: ${user}'s index lists exactly their live sessions`);
+      assert.deepEqual(
+        raw === undefined ? [] : (JSON.parse(raw) as string[]).sort(),
+        (indexes.get(user) ?? []).sort(),
+        `${where}: ${user}'s index lists exactly their live sessions`,
+      );
     }
     const expectedKeys = [...live.keys(), ...[...indexes.keys()].map(indexKey)].sort();
     // A moved sid may still hold its short tombstone (it reads as absent, checked above).
     const held = (await keys()).filter((k) => !moved.has(k));
-    assert.deepEqual(held.sort(), expectedKeys, `${where}: the store holds the live records and indexes (and tombstones of moved sids), nothing else`);
+    assert.deepEqual(
+      held.sort(),
+      expectedKeys,
+      `${where}: the store holds the live records and indexes (and tombstones of moved sids), nothing else`,
+    );
   };
 
   try {
@@ -469,7 +501,10 @@ function property(backend: () => Backend, numRuns: number) {
 }
 
 describe('property: concurrent interleavings equal the sequential replay of the lock order', () => {
-  it('MemoryStore + MemoryLocker', property(() => memoryBackend, NUM_RUNS));
+  it(
+    'MemoryStore + MemoryLocker',
+    property(() => memoryBackend, NUM_RUNS),
+  );
 });
 
 const redis: TestServer | undefined = await redisServer();
@@ -479,6 +514,11 @@ after(async () => {
   await redis?.stop();
 });
 
-describe('property: concurrent interleavings equal the sequential replay of the lock order (Redis)', { skip: redis ? false : skipReason('redis') }, () => {
-  it('RedisStore + RedisLocker (one client: fenced saves)', property(() => redisBackend(redisClient!), Math.ceil(NUM_RUNS / 2)));
+describe('property: concurrent interleavings equal the sequential replay of the lock order (Redis)', {
+  skip: redis ? false : skipReason('redis'),
+}, () => {
+  it(
+    'RedisStore + RedisLocker (one client: fenced saves)',
+    property(() => redisBackend(redisClient!), Math.ceil(NUM_RUNS / 2)),
+  );
 });

@@ -6,7 +6,13 @@ import request from 'supertest';
 import { CookieTooLargeError, StoreError } from '../../src/errors.js';
 import { MemoryStore, session, type SessionOptions } from '../../src/index.js';
 import { seal } from '../../src/cookie/seal.js';
-import { CookieStore, setCookieSize, type BoundCookieStore, type CookieBindHooks, type CookieStoreOptions } from '../../src/cookie/store.js';
+import {
+  CookieStore,
+  setCookieSize,
+  type BoundCookieStore,
+  type CookieBindHooks,
+  type CookieStoreOptions,
+} from '../../src/cookie/store.js';
 import { setCookies as parsedSetCookies } from '../helpers/cookies.js';
 import { expiresAfter } from '../helpers/cookies.js';
 
@@ -118,7 +124,17 @@ describe('CookieStore: round trip through a real Set-Cookie header', () => {
   });
 
   it('honours cookie options: name, domain, path, sameSite, secure, partitioned, httpOnly', async () => {
-    const s = store({ cookie: { name: 'app.state', domain: 'example.com', path: '/app', sameSite: 'none', secure: true, partitioned: true, httpOnly: false } });
+    const s = store({
+      cookie: {
+        name: 'app.state',
+        domain: 'example.com',
+        path: '/app',
+        sameSite: 'none',
+        secure: true,
+        partitioned: true,
+        httpOnly: false,
+      },
+    });
     const { server, app } = unitApp(s, async (bound) => bound.set(newSid(), 'v', 60_000));
     app.proxy = true;
     const res = await request(server).get('/').set('X-Forwarded-Proto', 'https');
@@ -180,8 +196,7 @@ describe('CookieStore: bad cookies are a fresh session plus onInvalid, never an 
   const c = clock();
   const s = store({ now: c.now });
   const writer = unitApp(s, async (bound) => bound.set(sid, '{"user":"alice"}', 60_000));
-  const reader = () =>
-    unitApp(s, async (bound) => ({ sid: bound.sid ?? null, value: (await bound.get(sid)) ?? null }));
+  const reader = () => unitApp(s, async (bound) => ({ sid: bound.sid ?? null, value: (await bound.get(sid)) ?? null }));
 
   async function refused(cookie: string, reason: string) {
     const r = reader();
@@ -290,7 +305,9 @@ describe('CookieStore: size limit', () => {
     }
     assert.ok(lo > 2500 && lo < 3100, `about 3/4 of 4096 bytes of record fit after AES-GCM + base64url, got ${lo}`);
     assert.ok(largest <= 4096, `actual Set-Cookie ${largest} bytes`);
-    assert.ok(setCookieSize(s.cookie, 'x') >= Buffer.byteLength('session=x; path=/; expires=Thu, 01 Jan 1970 00:00:00 GMT; samesite=lax; httponly'));
+    assert.ok(
+      setCookieSize(s.cookie, 'x') >= Buffer.byteLength('session=x; path=/; expires=Thu, 01 Jan 1970 00:00:00 GMT; samesite=lax; httponly'),
+    );
   });
 
   it('maxBytes lowers the limit', async () => {
@@ -326,7 +343,7 @@ describe('CookieStore: destroy, regenerate order, touch, cookie kind', () => {
     assert.deepEqual((await request(server).get('/').set('Cookie', second)).body, { sid: nextSid, value: 'anon' });
   });
 
-  it('destroy of the cookie\'s own sid clears the cookie; destroy of another sid sends nothing', async () => {
+  it("destroy of the cookie's own sid clears the cookie; destroy of another sid sends nothing", async () => {
     const sid = newSid();
     const s = store({ recentWrites: false });
     const { server } = unitApp(s, async (bound, ctx) => {
@@ -354,7 +371,7 @@ describe('CookieStore: destroy, regenerate order, touch, cookie kind', () => {
     assert.equal(cookieOf(res), 'session=');
   });
 
-  it('a later get in the same request sees the request\'s own write (a second scope reads fresh)', async () => {
+  it("a later get in the same request sees the request's own write (a second scope reads fresh)", async () => {
     const sid = newSid();
     const { server } = unitApp(store(), async (bound) => {
       await bound.set(sid, '1', 60_000);
@@ -447,7 +464,9 @@ describe('CookieStore: signed-only mode (encrypt: false)', () => {
     assert.ok(readable.includes(sid));
 
     parts[3] = Buffer.from(readable.replace('"user"', '"admin"')).toString('base64url');
-    const res = await request(server).get('/').set('Cookie', `session=${parts.join('.')}`);
+    const res = await request(server)
+      .get('/')
+      .set('Cookie', `session=${parts.join('.')}`);
     assert.deepEqual(res.body, { value: null });
     assert.deepEqual(reasons, ['tampered']);
   });
@@ -511,7 +530,7 @@ describe('CookieStore: in-process recent writes (overlapping requests of one ses
     assert.deepEqual((await request(sized.server).get('/read').set('Cookie', a0)).body, { before: '1' });
   });
 
-  it('only a request that holds the session\'s cookie sees its recent writes', async () => {
+  it("only a request that holds the session's cookie sees its recent writes", async () => {
     const sid = newSid();
     const s = store();
     const { server } = unitApp(s, async (bound, ctx) => {
@@ -550,8 +569,14 @@ describe('CookieStore: construction and misuse', () => {
   it('refuses unknown options, naming the option and the fix (like session() and every other store)', () => {
     const js = (options: Record<string, unknown>): Partial<CookieStoreOptions> => options as Partial<CookieStoreOptions>;
     const refused = (options: Record<string, unknown>, message: RegExp): void =>
-      assert.throws(() => store(js(options)), (e: unknown) => e instanceof TypeError && message.test(e.message));
-    refused({ maxbytes: 1000 }, /Unknown CookieStore option `maxbytes`\. Known options: keys, encrypt, cookie, maxBytes, recentWrites, revocations, now$/);
+      assert.throws(
+        () => store(js(options)),
+        (e: unknown) => e instanceof TypeError && message.test(e.message),
+      );
+    refused(
+      { maxbytes: 1000 },
+      /Unknown CookieStore option `maxbytes`\. Known options: keys, encrypt, cookie, maxBytes, recentWrites, revocations, now$/,
+    );
     // What a port from koa-session / cookie-session brings along.
     refused({ key: 'koa.sess' }, /Unknown CookieStore option `key`.*`cookie\.name`/);
     refused({ secret: 'x'.repeat(32) }, /Unknown CookieStore option `secret`.*`keys`/);
@@ -560,14 +585,20 @@ describe('CookieStore: construction and misuse', () => {
     refused({ sameSite: 'strict' }, /Unknown CookieStore option `sameSite`.*cookie: \{ sameSite \}/);
     // Sub-options, with their path.
     refused({ cookie: { maxAge: 1000 } }, /Unknown CookieStore option `cookie\.maxAge`.*`session\(\{ ttl \}\)`/);
-    refused({ cookie: { nmae: 'x' } }, /Unknown CookieStore option `cookie\.nmae`\. Known options: name, domain, path, httpOnly, sameSite, secure, partitioned$/);
+    refused(
+      { cookie: { nmae: 'x' } },
+      /Unknown CookieStore option `cookie\.nmae`\. Known options: name, domain, path, httpOnly, sameSite, secure, partitioned$/,
+    );
     refused({ recentWrites: { maxAge: 1000 } }, /Unknown CookieStore option `recentWrites\.maxAge`\. Known options: max, windowMs$/);
     refused({ revocations: { max: 10 } }, /Unknown CookieStore option `revocations\.max`\. Known options: maxBytes$/);
     // Every documented option (and sub-option) is accepted.
     const all = store({
-      encrypt: false, maxBytes: 2048, now: Date.now,
+      encrypt: false,
+      maxBytes: 2048,
+      now: Date.now,
       cookie: { name: 'c', domain: 'example.com', path: '/', httpOnly: true, sameSite: 'none', secure: true, partitioned: true },
-      recentWrites: { max: 10, windowMs: 1000 }, revocations: { maxBytes: 4096 },
+      recentWrites: { max: 10, windowMs: 1000 },
+      revocations: { maxBytes: 4096 },
     });
     assert.equal(all.maxBytes, 2048);
     assert.equal(store({ recentWrites: false, revocations: false }).encrypt, true);
@@ -674,7 +705,11 @@ describe('CookieStore as the master of session()', () => {
     // Every request carries the same (count 1) cookie, as parallel fetches from one page do.
     const responses = await Promise.all(Array.from({ length: 50 }, () => request(server).get('/inc').set('Cookie', cookie)));
     const seen = responses.map((r) => r.body.count as number).sort((a, b) => a - b);
-    assert.deepEqual(seen, Array.from({ length: 50 }, (_, i) => i + 2), 'the in-process recent writes let each scope read the previous one');
+    assert.deepEqual(
+      seen,
+      Array.from({ length: 50 }, (_, i) => i + 2),
+      'the in-process recent writes let each scope read the previous one',
+    );
     assert.equal(stats.maxInside, 1, 'scope bodies never overlapped');
     // The browser keeps whichever Set-Cookie arrived last, which need not be the newest. Within
     // the recent-writes window any of them reads the newest state, and the response catches the cookie up.
@@ -691,7 +726,11 @@ describe('CookieStore as the master of session()', () => {
     const cookie = cookieOf(await request(server).get('/inc'));
     const responses = await Promise.all(Array.from({ length: 10 }, () => request(server).get('/inc').set('Cookie', cookie)));
     assert.equal(stats.maxInside, 1, 'still serialized by the lock…');
-    assert.deepEqual(responses.map((r) => r.body.count), Array(10).fill(2), '…but every request read count 1 from its own cookie');
+    assert.deepEqual(
+      responses.map((r) => r.body.count),
+      Array(10).fill(2),
+      '…but every request read count 1 from its own cookie',
+    );
   });
 
   it('what the lock cannot do: two processes (two tabs routed to different servers) each hold their own cookie', async () => {
@@ -731,7 +770,9 @@ describe('CookieStore as the master of session()', () => {
 
   it('a tampered, foreign or garbage cookie is a fresh session plus session:invalid, never an error', async () => {
     const { server, invalid, errors } = sessionApp(store());
-    const parts = cookieOf(await request(server).get('/inc')).slice('session='.length).split('.');
+    const parts = cookieOf(await request(server).get('/inc'))
+      .slice('session='.length)
+      .split('.');
     const ciphertext = Buffer.from(parts[4]!, 'base64url');
     ciphertext[0] = ciphertext[0]! ^ 0x80;
     parts[4] = ciphertext.toString('base64url');

@@ -32,7 +32,10 @@ const TIMEOUT = 300;
 
 /** The rejection of a stalled call: a StoreError that names neither the sid nor the key. */
 async function rejectsWithoutKey(call: Promise<unknown>, sid: string, key: string): Promise<void> {
-  const error = await call.then(() => undefined, (e: unknown) => e);
+  const error = await call.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   assert.ok(error instanceof StoreError, `expected a StoreError, got ${String(error)}`);
   assert.match(error.message, /no reply within 300 ms/);
   for (const text of [error.message, String(error.stack)]) {
@@ -100,7 +103,10 @@ const kinds: Array<{ kind: string; skip: string | false; pair(): Promise<Pair> }
       const dbName = `kls_late_${randomUUID().slice(0, 8)}`;
       const directClient = await new MongoClient(mongo!.url).connect();
       // maxPoolSize 1: the read after pass() waits for the connection the held command occupies.
-      const stalledClient = await new MongoClient(`mongodb://127.0.0.1:${proxy.port}/`, { maxPoolSize: 1, serverSelectionTimeoutMS: 2000 }).connect();
+      const stalledClient = await new MongoClient(`mongodb://127.0.0.1:${proxy.port}/`, {
+        maxPoolSize: 1,
+        serverSelectionTimeoutMS: 2000,
+      }).connect();
       const direct = new MongoStore({ collection: directClient.db(dbName).collection<MongoSessionDocument>('sessions'), timeoutMs: 5000 });
       const collection = stalledClient.db(dbName).collection<MongoSessionDocument>('sessions');
       const stalled = new MongoStore({ collection, timeoutMs: TIMEOUT });

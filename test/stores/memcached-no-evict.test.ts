@@ -52,8 +52,11 @@ describe('memcached -M (no eviction): a write the server cannot store', { skip: 
       assert.match(await fill(Number(server!.url.split(':')[1]), BIG), /^SERVER_ERROR out of memory/);
 
       const refused = (error: unknown): boolean =>
-        error instanceof StoreError && error.status === 503 &&
-        /failed: the server did not store the \d+-byte record \(SERVER_ERROR: out of memory, or over its item size limit\); nothing was written and the previous record, if any, is kept$/.test(error.message);
+        error instanceof StoreError &&
+        error.status === 503 &&
+        /failed: the server did not store the \d+-byte record \(SERVER_ERROR: out of memory, or over its item size limit\); nothing was written and the previous record, if any, is kept$/.test(
+          error.message,
+        );
 
       // A save whose new record does not fit: refused, the session is still there (the user stays logged in).
       await assert.rejects(store.write('user-session', `{"user":1,"blob":"${'b'.repeat(BIG)}"}`, 2, 60_000, 1), refused);

@@ -10,9 +10,7 @@ import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Memcached from 'memcached';
 import { StoreError } from '../../src/errors.js';
-import {
-  MEMCACHED_MAX_RELATIVE_TTL_S, MemcachedStore, memcachedLifetime,
-} from '../../src/memcached/store.js';
+import { MEMCACHED_MAX_RELATIVE_TTL_S, MemcachedStore, memcachedLifetime } from '../../src/memcached/store.js';
 import { memcachedServer, skipReason, tcpProxy, type StartedServer } from '../helpers/servers.js';
 import { storeConformance } from './conformance.js';
 
@@ -66,7 +64,10 @@ describe('memcachedLifetime (TTL ms → memcached exptime)', () => {
   it('sends up to 30 days as relative seconds, and beyond as an absolute Unix time', () => {
     const now = Date.UTC(2030, 0, 1);
     assert.equal(memcachedLifetime((MEMCACHED_MAX_RELATIVE_TTL_S - 1) * 1000, now), MEMCACHED_MAX_RELATIVE_TTL_S);
-    assert.equal(memcachedLifetime(MEMCACHED_MAX_RELATIVE_TTL_S * 1000, now), Math.ceil((now + MEMCACHED_MAX_RELATIVE_TTL_S * 1000) / 1000) + 1);
+    assert.equal(
+      memcachedLifetime(MEMCACHED_MAX_RELATIVE_TTL_S * 1000, now),
+      Math.ceil((now + MEMCACHED_MAX_RELATIVE_TTL_S * 1000) / 1000) + 1,
+    );
     assert.equal(memcachedLifetime(31 * 86_400_000, now), now / 1000 + 31 * 86_400 + 1);
   });
 });
@@ -104,9 +105,13 @@ storeConformance('memcached', () => new MemcachedStore({ servers: server!.url })
     it('a full key over 250 bytes fails with a StoreError before anything is sent', async () => {
       const long = new MemcachedStore({ servers: server!.url, prefix: 'p'.repeat(240) });
       try {
-        await assert.rejects(long.set('0123456789a', '{}', 60_000), (error: unknown) =>
-          error instanceof StoreError && error.status === 500 &&
-          /^\[memcached\] SET failed: the key is 251 bytes, over memcached's 250-byte limit/.test(error.message));
+        await assert.rejects(
+          long.set('0123456789a', '{}', 60_000),
+          (error: unknown) =>
+            error instanceof StoreError &&
+            error.status === 500 &&
+            /^\[memcached\] SET failed: the key is 251 bytes, over memcached's 250-byte limit/.test(error.message),
+        );
         // Multi-byte prefixes count in bytes, not characters: 'é' is 2 bytes.
         const wide = new MemcachedStore({ servers: server!.url, prefix: 'é'.repeat(120) });
         await assert.rejects(wide.get('abcdefghijk'), /the key is 251 bytes/);
@@ -115,7 +120,9 @@ storeConformance('memcached', () => new MemcachedStore({ servers: server!.url })
         await long.set('0123456789', '{"k":250}', 60_000);
         assert.equal(await long.get('0123456789'), '{"k":250}');
         // The library would have md5-hashed the long key silently: nothing under that name.
-        const hashed = createHash('md5').update(`${'p'.repeat(240)}0123456789a`).digest('hex');
+        const hashed = createHash('md5')
+          .update(`${'p'.repeat(240)}0123456789a`)
+          .digest('hex');
         assert.match(await raw(`mg ${hashed} v`, /\r\n$/), /^EN/);
       } finally {
         await long.close();
@@ -124,15 +131,19 @@ storeConformance('memcached', () => new MemcachedStore({ servers: server!.url })
 
     it('a 2 MB value fails with a clear StoreError, and the store keeps working', async () => {
       const value = 'x'.repeat(2 * 1024 * 1024);
-      await assert.rejects(store().set(key('2mb'), value, 60_000), (error: unknown) =>
-        error instanceof StoreError && error.status === 500 &&
-        /^\[memcached\] SET failed: the session record is 2097152 bytes, over the server's item size limit/.test(error.message));
+      await assert.rejects(
+        store().set(key('2mb'), value, 60_000),
+        (error: unknown) =>
+          error instanceof StoreError &&
+          error.status === 500 &&
+          /^\[memcached\] SET failed: the session record is 2097152 bytes, over the server's item size limit/.test(error.message),
+      );
       assert.equal(await store().get(key('2mb')), undefined);
       await store().set(key('after-2mb'), '{"ok":1}', 60_000);
       assert.equal(await store().get(key('after-2mb')), '{"ok":1}');
     });
 
-    it('a value just over the item size limit (under the library\'s own 1 MiB check) fails clearly too', async () => {
+    it("a value just over the item size limit (under the library's own 1 MiB check) fails clearly too", async () => {
       const value = 'y'.repeat(1024 * 1024 - 60);
       await assert.rejects(store().set(key('just-over'), value, 60_000), /over the server's item size limit/);
     });
@@ -141,8 +152,10 @@ storeConformance('memcached', () => new MemcachedStore({ servers: server!.url })
       // maxValueBytes above the server's real limit: the value reaches the server, which answers SERVER_ERROR.
       const optimistic = new MemcachedStore({ servers: server!.url, maxValueBytes: 4 * 1024 * 1024 });
       try {
-        await assert.rejects(optimistic.set(key('refused'), 'z'.repeat(1024 * 1024 - 60), 60_000), (error: unknown) =>
-          error instanceof StoreError && /^\[memcached\] SET failed: the server did not store/.test(error.message));
+        await assert.rejects(
+          optimistic.set(key('refused'), 'z'.repeat(1024 * 1024 - 60), 60_000),
+          (error: unknown) => error instanceof StoreError && /^\[memcached\] SET failed: the server did not store/.test(error.message),
+        );
         await optimistic.set(key('after-refused'), '{"ok":2}', 60_000);
         assert.equal(await optimistic.get(key('after-refused')), '{"ok":2}');
       } finally {
@@ -175,7 +188,10 @@ storeConformance('memcached', () => new MemcachedStore({ servers: server!.url })
       const sid = 'Zm9vYmFyLWJhei1xdXV4LTEyMzQ1Njc4OTAtX19fX18';
       try {
         for (const call of [spaced.get(sid), spaced.write(sid, '{}', 1, 60_000, null)]) {
-          const error = await call.then(() => undefined, (e: unknown) => e);
+          const error = await call.then(
+            () => undefined,
+            (e: unknown) => e,
+          );
           assert.ok(error instanceof StoreError && /cannot be empty or contain whitespace/.test(error.message), String(error));
           assert.ok(!error.message.includes(sid) && !String(error.stack).includes(sid), error.message);
         }
@@ -193,7 +209,10 @@ storeConformance('memcached', () => new MemcachedStore({ servers: server!.url })
   },
 });
 
-describe('MemcachedStore faults', { skip: server && !server.external ? false : (skip || 'MEMCACHED_URL is set: fault tests need a server started here (they stop and restart it)') }, () => {
+describe('MemcachedStore faults', {
+  skip:
+    server && !server.external ? false : skip || 'MEMCACHED_URL is set: fault tests need a server started here (they stop and restart it)',
+}, () => {
   const started = server as StartedServer;
 
   it('server down: operations reject with a StoreError at once, even 100 at a time; the same store works once memcached is back', async () => {
@@ -205,12 +224,19 @@ describe('MemcachedStore faults', { skip: server && !server.external ? false : (
       await store.set('fault', '{"before":1}', 60_000);
       await started.halt();
       const t0 = Date.now();
-      const results = await Promise.allSettled(Array.from({ length: 100 }, (_, i) =>
-        i % 2 ? store.get('fault') : store.set(`fault-${i}`, '{}', 60_000)));
+      const results = await Promise.allSettled(
+        Array.from({ length: 100 }, (_, i) => (i % 2 ? store.get('fault') : store.set(`fault-${i}`, '{}', 60_000))),
+      );
       const took = Date.now() - t0;
-      const wrong = results.flatMap((r) => (r.status === 'rejected' && r.reason instanceof StoreError && r.reason.status === 503 &&
-        /^\[memcached\] (GET|SET) failed/.test(r.reason.message) && !/no reply within/.test(r.reason.message)
-        ? [] : [r.status === 'rejected' ? String(r.reason) : 'resolved']));
+      const wrong = results.flatMap((r) =>
+        r.status === 'rejected' &&
+        r.reason instanceof StoreError &&
+        r.reason.status === 503 &&
+        /^\[memcached\] (GET|SET) failed/.test(r.reason.message) &&
+        !/no reply within/.test(r.reason.message)
+          ? []
+          : [r.status === 'rejected' ? String(r.reason) : 'resolved'],
+      );
       assert.deepEqual(wrong, [], 'every operation rejects with a StoreError for the refused connection');
       assert.ok(took < timeoutMs, `took ${took} ms: the refusals, not the ${timeoutMs} ms deadline, ended the calls`);
 
@@ -232,8 +258,10 @@ describe('MemcachedStore faults', { skip: server && !server.external ? false : (
       await store.set('blackhole', '{"b":1}', 60_000);
       proxy.blackhole();
       const t0 = Date.now();
-      await assert.rejects(store.get('blackhole'), (error: unknown) =>
-        error instanceof StoreError && /^\[memcached\] GET failed: no reply within 300 ms/.test(error.message));
+      await assert.rejects(
+        store.get('blackhole'),
+        (error: unknown) => error instanceof StoreError && /^\[memcached\] GET failed: no reply within 300 ms/.test(error.message),
+      );
       // The message names the deadline; it cannot have fired before it.
       assert.ok(Date.now() - t0 >= 300 - 1, `rejected ${Date.now() - t0} ms after the call, before the 300 ms deadline`);
       // The partition heals: the same store answers again.
@@ -259,7 +287,10 @@ describe('MemcachedStore faults', { skip: server && !server.external ? false : (
       for (;;) {
         const reply = await raw(`mg ${itemKey} v`, /\r\n$/);
         if (/^EN/.test(reply)) break;
-        assert.ok(Date.now() - writeStarted < 3 * 2000, `memcached still holds the item ${Date.now() - writeStarted} ms after a 2 s lifetime`);
+        assert.ok(
+          Date.now() - writeStarted < 3 * 2000,
+          `memcached still holds the item ${Date.now() - writeStarted} ms after a 2 s lifetime`,
+        );
         await sleep(50);
       }
     } finally {

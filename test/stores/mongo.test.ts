@@ -51,104 +51,111 @@ async function warningsDuring(fn: () => Promise<void>): Promise<Error[]> {
 
 // FerretDB on SQLite serializes writes: on a busy machine the 1,000-write burst
 // of the suite takes seconds, past the 2 s production default of `timeoutMs`.
-storeConformance('mongo', () => new MongoStore({ collection: db.collection<MongoSessionDocument>(fresh('conformance')), timeoutMs: 30_000 }), {
-  skip,
-  extraTests: (ctx) => {
-    const { key } = ctx;
-    const store = (): MongoStore => ctx.store as MongoStore;
+storeConformance(
+  'mongo',
+  () => new MongoStore({ collection: db.collection<MongoSessionDocument>(fresh('conformance')), timeoutMs: 30_000 }),
+  {
+    skip,
+    extraTests: (ctx) => {
+      const { key } = ctx;
+      const store = (): MongoStore => ctx.store as MongoStore;
 
-    it('stores one document per session: { _id: sid, value, expiresAt: Date }', async () => {
-      const before = Date.now();
-      await store().set(key('shape'), '{"s":1}', 60_000);
-      const doc = await store().collection.findOne({ _id: key('shape') });
-      assert.ok(doc);
-      assert.deepEqual(Object.keys(doc).sort(), ['_id', 'expiresAt', 'value']);
-      assert.equal(doc.value, '{"s":1}');
-      assert.ok(doc.expiresAt instanceof Date);
-      assert.ok(doc.expiresAt.getTime() >= before + 60_000 && doc.expiresAt.getTime() <= Date.now() + 60_000);
-    });
+      it('stores one document per session: { _id: sid, value, expiresAt: Date }', async () => {
+        const before = Date.now();
+        await store().set(key('shape'), '{"s":1}', 60_000);
+        const doc = await store().collection.findOne({ _id: key('shape') });
+        assert.ok(doc);
+        assert.deepEqual(Object.keys(doc).sort(), ['_id', 'expiresAt', 'value']);
+        assert.equal(doc.value, '{"s":1}');
+        assert.ok(doc.expiresAt instanceof Date);
+        assert.ok(doc.expiresAt.getTime() >= before + 60_000 && doc.expiresAt.getTime() <= Date.now() + 60_000);
+      });
 
-    it('an expired document still in the collection (TTL monitor not run yet) reads as absent', async () => {
-      await store().collection.replaceOne(
-        { _id: key('stale') },
-        { value: '{"stale":1}', expiresAt: new Date(Date.now() - 1000) },
-        { upsert: true },
-      );
-      assert.equal(await store().get(key('stale')), undefined);
-    });
+      it('an expired document still in the collection (TTL monitor not run yet) reads as absent', async () => {
+        await store().collection.replaceOne(
+          { _id: key('stale') },
+          { value: '{"stale":1}', expiresAt: new Date(Date.now() - 1000) },
+          { upsert: true },
+        );
+        assert.equal(await store().get(key('stale')), undefined);
+      });
 
-    it('a hand-written document whose value is not a string is handed on as text (the session layer judges it)', async () => {
-      await store().collection.replaceOne(
-        { _id: key('not-string') },
-        { value: { a: 1 } as unknown as string, expiresAt: new Date(Date.now() + 60_000) },
-        { upsert: true },
-      );
-      assert.equal(typeof await store().get(key('not-string')), 'string');
-    });
+      it('a hand-written document whose value is not a string is handed on as text (the session layer judges it)', async () => {
+        await store().collection.replaceOne(
+          { _id: key('not-string') },
+          { value: { a: 1 } as unknown as string, expiresAt: new Date(Date.now() + 60_000) },
+          { upsert: true },
+        );
+        assert.equal(typeof (await store().get(key('not-string'))), 'string');
+      });
 
-    it('connect() creates its own client and close() closes it', async () => {
-      const own = await MongoStore.connect({ url: server!.url, dbName: db.databaseName, collectionName: fresh('owned') });
-      await own.set(key('owned'), '{"o":1}', 60_000);
-      assert.equal(await own.get(key('owned')), '{"o":1}');
-      await own.close();
-      await assert.rejects(own.get(key('owned')), StoreError);
-      // The client we passed elsewhere is unaffected.
-      assert.equal((await db.command({ ping: 1 })).ok, 1);
-    });
+      it('connect() creates its own client and close() closes it', async () => {
+        const own = await MongoStore.connect({ url: server!.url, dbName: db.databaseName, collectionName: fresh('owned') });
+        await own.set(key('owned'), '{"o":1}', 60_000);
+        assert.equal(await own.get(key('owned')), '{"o":1}');
+        await own.close();
+        await assert.rejects(own.get(key('owned')), StoreError);
+        // The client we passed elsewhere is unaffected.
+        assert.equal((await db.command({ ping: 1 })).ok, 1);
+      });
 
-    it('a duplicate-key error is reported without the server\'s message (it quotes the key)', async () => {
-      // A unique index on `value` makes a second session with the same record a duplicate; the record here holds a sid.
-      const name = fresh('dup');
-      await db.collection(name).createIndex({ value: 1 }, { unique: true });
-      const dup = new MongoStore({ db, collectionName: name });
-      const sid = 'Zm9vYmFyLWJhei1xdXV4LTEyMzQ1Njc4OTAtX19fX18';
-      try {
-        await dup.set('first', sid, 60_000);
-        const error = await dup.set('second', sid, 60_000).then(() => undefined, (e: unknown) => e);
-        assert.ok(error instanceof StoreError, String(error));
-        assert.equal(error.message, '[mongo] SET failed: duplicate key (E11000)');
-        assert.ok(!String(error.stack).includes(sid) && !String((error.cause as Error).message).includes(sid));
-      } finally {
-        await dup.close();
-      }
-    });
+      it("a duplicate-key error is reported without the server's message (it quotes the key)", async () => {
+        // A unique index on `value` makes a second session with the same record a duplicate; the record here holds a sid.
+        const name = fresh('dup');
+        await db.collection(name).createIndex({ value: 1 }, { unique: true });
+        const dup = new MongoStore({ db, collectionName: name });
+        const sid = 'Zm9vYmFyLWJhei1xdXV4LTEyMzQ1Njc4OTAtX19fX18';
+        try {
+          await dup.set('first', sid, 60_000);
+          const error = await dup.set('second', sid, 60_000).then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+          assert.ok(error instanceof StoreError, String(error));
+          assert.equal(error.message, '[mongo] SET failed: duplicate key (E11000)');
+          assert.ok(!String(error.stack).includes(sid) && !String((error.cause as Error).message).includes(sid));
+        } finally {
+          await dup.close();
+        }
+      });
 
-    it('versioned documents: { _id, value, v, expiresAt }; a tombstone has no value; claims are removed after use', async () => {
-      const k = key('doc-shape');
-      await store().write(k, '{"d":1}', 1, 60_000, null);
-      await store().write(k, '{"d":2}', 2, 60_000, 1);
-      const doc = await store().collection.findOne({ _id: k });
-      assert.deepEqual(Object.keys(doc ?? {}).sort(), ['_id', 'expiresAt', 'v', 'value']);
-      assert.equal(doc?.v, 2);
-      await store().write(k, undefined, 3, 60_000, 2);
-      const tomb = await store().collection.findOne({ _id: k });
-      assert.deepEqual(Object.keys(tomb ?? {}).sort(), ['_id', 'expiresAt', 'v']);
-      assert.equal(await store().collection.countDocuments({ _id: { $in: [`${k}#cas1`, `${k}#cas2`] } }), 0);
-    });
+      it('versioned documents: { _id, value, v, expiresAt }; a tombstone has no value; claims are removed after use', async () => {
+        const k = key('doc-shape');
+        await store().write(k, '{"d":1}', 1, 60_000, null);
+        await store().write(k, '{"d":2}', 2, 60_000, 1);
+        const doc = await store().collection.findOne({ _id: k });
+        assert.deepEqual(Object.keys(doc ?? {}).sort(), ['_id', 'expiresAt', 'v', 'value']);
+        assert.equal(doc?.v, 2);
+        await store().write(k, undefined, 3, 60_000, 2);
+        const tomb = await store().collection.findOne({ _id: k });
+        assert.deepEqual(Object.keys(tomb ?? {}).sort(), ['_id', 'expiresAt', 'v']);
+        assert.equal(await store().collection.countDocuments({ _id: { $in: [`${k}#cas1`, `${k}#cas2`] } }), 0);
+      });
 
-    it('a document written by hand without v is version 0 and can be saved from it', async () => {
-      const k = key('hand-v0');
-      await store().collection.insertOne({ _id: k, value: '{"h":1}', expiresAt: new Date(Date.now() + 60_000) });
-      assert.deepEqual(await store().read(k), { value: '{"h":1}', version: 0 });
-      assert.equal(await store().write(k, '{"h":2}', 1, 60_000, 0), true);
-      assert.deepEqual(await store().read(k), { value: '{"h":2}', version: 1 });
-    });
+      it('a document written by hand without v is version 0 and can be saved from it', async () => {
+        const k = key('hand-v0');
+        await store().collection.insertOne({ _id: k, value: '{"h":1}', expiresAt: new Date(Date.now() + 60_000) });
+        assert.deepEqual(await store().read(k), { value: '{"h":1}', version: 0 });
+        assert.equal(await store().write(k, '{"h":2}', 1, 60_000, 0), true);
+        assert.deepEqual(await store().read(k), { value: '{"h":2}', version: 1 });
+      });
 
-    it('an insert (condition null) replaces an expired document the sweep has not removed yet', async () => {
-      const k = key('expired-insert');
-      await store().collection.insertOne({ _id: k, value: '{"old":1}', v: 7, expiresAt: new Date(Date.now() - 1000) });
-      assert.equal(await store().write(k, '{"new":1}', 1, 60_000, null), true);
-      assert.deepEqual(await store().read(k), { value: '{"new":1}', version: 1 });
-    });
+      it('an insert (condition null) replaces an expired document the sweep has not removed yet', async () => {
+        const k = key('expired-insert');
+        await store().collection.insertOne({ _id: k, value: '{"old":1}', v: 7, expiresAt: new Date(Date.now() - 1000) });
+        assert.equal(await store().write(k, '{"new":1}', 1, 60_000, null), true);
+        assert.deepEqual(await store().read(k), { value: '{"new":1}', version: 1 });
+      });
 
-    it('rejects bad options with a TypeError naming the option', () => {
-      // @ts-expect-error neither collection nor db
-      assert.throws(() => new MongoStore({}), /exactly one of `collection`/);
-      assert.throws(() => new MongoStore({ db, ttlIndex: 'sometimes' as 'auto' }), /`ttlIndex`/);
-      assert.throws(() => new MongoStore({ db, timeoutMs: -1 }), /`timeoutMs`/);
-    });
+      it('rejects bad options with a TypeError naming the option', () => {
+        // @ts-expect-error neither collection nor db
+        assert.throws(() => new MongoStore({}), /exactly one of `collection`/);
+        assert.throws(() => new MongoStore({ db, ttlIndex: 'sometimes' as 'auto' }), /`ttlIndex`/);
+        assert.throws(() => new MongoStore({ db, timeoutMs: -1 }), /`timeoutMs`/);
+      });
+    },
   },
-});
+);
 
 describe('MongoStore TTL index', { skip }, () => {
   it('is created once, safely, when ten stores (processes) start together', async () => {
@@ -200,7 +207,10 @@ describe('MongoStore TTL index', { skip }, () => {
         { _id: 'live', value: '{}', expiresAt: new Date(Date.now() + 60_000) },
       ]);
       assert.equal(await store.sweep(), 2);
-      assert.deepEqual((await store.collection.find().toArray()).map((d) => d._id), ['live']);
+      assert.deepEqual(
+        (await store.collection.find().toArray()).map((d) => d._id),
+        ['live'],
+      );
     } finally {
       await store.close();
       await other.close();
@@ -226,19 +236,29 @@ describe('MongoStore TTL index', { skip }, () => {
     await store.set('x', '{"x":1}', 60_000);
     assert.equal(store.expiry, 'none');
     const indexes = await db.collection(name).listIndexes().toArray();
-    assert.deepEqual(indexes.map((i) => i.name), ['_id_']);
+    assert.deepEqual(
+      indexes.map((i) => i.name),
+      ['_id_'],
+    );
     await store.close();
   });
 });
 
-describe('MongoStore faults', { skip: server && !server.external ? false : (skip || 'MONGO_URL is set: fault tests need a server started here (they stop and restart it)') }, () => {
+describe('MongoStore faults', {
+  skip: server && !server.external ? false : skip || 'MONGO_URL is set: fault tests need a server started here (they stop and restart it)',
+}, () => {
   const started = server as StartedServer;
   const DRIVER_SELECTION_MS = 30_000;
   let store: MongoStore;
   before(async () => {
     // The driver's own server selection waits far longer than our deadline, so
     // only `timeoutMs` can end a call quickly while the server is down.
-    store = await MongoStore.connect({ url: started.url, dbName: 'kls_faults', timeoutMs: 500, clientOptions: { serverSelectionTimeoutMS: DRIVER_SELECTION_MS } });
+    store = await MongoStore.connect({
+      url: started.url,
+      dbName: 'kls_faults',
+      timeoutMs: 500,
+      clientOptions: { serverSelectionTimeoutMS: DRIVER_SELECTION_MS },
+    });
   });
   after(async () => {
     await store?.close();
@@ -252,10 +272,18 @@ describe('MongoStore faults', { skip: server && !server.external ? false : (skip
       const results = await Promise.allSettled([store.get('fault'), store.set('fault', '{"during":1}', 60_000), store.destroy('fault')]);
       const took = Date.now() - t0;
       for (const r of results) {
-        assert.ok(r.status === 'rejected' && r.reason instanceof StoreError && r.reason.status === 503 && /^\[mongo\] (FIND|SET|DELETE) failed/.test(r.reason.message),
-          r.status === 'rejected' ? String(r.reason) : 'resolved');
+        assert.ok(
+          r.status === 'rejected' &&
+            r.reason instanceof StoreError &&
+            r.reason.status === 503 &&
+            /^\[mongo\] (FIND|SET|DELETE) failed/.test(r.reason.message),
+          r.status === 'rejected' ? String(r.reason) : 'resolved',
+        );
       }
-      assert.ok(took < DRIVER_SELECTION_MS, `took ${took} ms: our 500 ms deadline, not the driver's ${DRIVER_SELECTION_MS} ms server selection, ended the calls`);
+      assert.ok(
+        took < DRIVER_SELECTION_MS,
+        `took ${took} ms: our 500 ms deadline, not the driver's ${DRIVER_SELECTION_MS} ms server selection, ended the calls`,
+      );
     } finally {
       await started.resume();
     }

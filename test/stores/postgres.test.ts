@@ -43,9 +43,13 @@ storeConformance('postgres', () => new PostgresStore({ pool: pool!, table: fresh
     });
 
     it('reads a row written by hand (no version) as version 0, and a tombstone (NULL value) as a tombstone', async () => {
-      await pool!.query(`INSERT INTO ${store().table} (sid, value, expires_at) VALUES ($1, 'by hand', now() + interval '1 minute')`, [key('hand')]);
+      await pool!.query(`INSERT INTO ${store().table} (sid, value, expires_at) VALUES ($1, 'by hand', now() + interval '1 minute')`, [
+        key('hand'),
+      ]);
       assert.deepEqual(await store().read(key('hand')), { value: 'by hand', version: 0 });
-      await pool!.query(`INSERT INTO ${store().table} (sid, value, v, expires_at) VALUES ($1, NULL, 7, now() + interval '1 minute')`, [key('tomb')]);
+      await pool!.query(`INSERT INTO ${store().table} (sid, value, v, expires_at) VALUES ($1, NULL, 7, now() + interval '1 minute')`, [
+        key('tomb'),
+      ]);
       assert.deepEqual(await store().read(key('tomb')), { value: undefined, version: 7 });
       assert.equal(await store().get(key('tomb')), undefined);
     });
@@ -54,11 +58,16 @@ storeConformance('postgres', () => new PostgresStore({ pool: pool!, table: fresh
       const table = freshTable('sweep');
       const sweeper = new PostgresStore({ pool: pool!, table, sweepBatch: 7, sweepIntervalMs: 0 });
       await sweeper.ensureTable();
-      await pool!.query(`INSERT INTO ${sweeper.table} (sid, value, expires_at) SELECT 'dead' || i, 'x', now() - interval '1 second' FROM generate_series(1, 30) i`);
+      await pool!.query(
+        `INSERT INTO ${sweeper.table} (sid, value, expires_at) SELECT 'dead' || i, 'x', now() - interval '1 second' FROM generate_series(1, 30) i`,
+      );
       await sweeper.set('alive', 'x', 60_000);
       assert.equal(await sweeper.sweep(), 30);
       const { rows } = await pool!.query(`SELECT sid FROM ${sweeper.table}`);
-      assert.deepEqual(rows.map((r: { sid: string }) => r.sid), ['alive']);
+      assert.deepEqual(
+        rows.map((r: { sid: string }) => r.sid),
+        ['alive'],
+      );
       await sweeper.close();
     });
   },
@@ -81,7 +90,10 @@ describe('PostgresStore schema and faults', { skip }, () => {
   it('createTable: false never creates the table: operations fail naming the store until it exists', async () => {
     const table = freshTable('migrated');
     const store = new PostgresStore({ pool: pool!, table, createTable: false });
-    await assert.rejects(store.get('x'), (error: unknown) => error instanceof StoreError && error.store === 'postgres' && /does not exist/.test(error.message));
+    await assert.rejects(
+      store.get('x'),
+      (error: unknown) => error instanceof StoreError && error.store === 'postgres' && /does not exist/.test(error.message),
+    );
     await new PostgresStore({ pool: pool!, table }).ensureTable(); // the migration
     await store.set('x', 'v', 60_000);
     assert.equal(await store.get('x'), 'v');
@@ -91,7 +103,9 @@ describe('PostgresStore schema and faults', { skip }, () => {
     assert.throws(() => new PostgresStore({ pool: pool!, table: 'sessions; DROP TABLE x' }), /PostgresStore `table`/);
   });
 
-  it('server down: a StoreError within timeoutMs; server back: works again without a new store', { skip: server?.external ? 'PG_URL server: not ours to stop' : false }, async () => {
+  it('server down: a StoreError within timeoutMs; server back: works again without a new store', {
+    skip: server?.external ? 'PG_URL server: not ours to stop' : false,
+  }, async () => {
     const started = server as StartedServer;
     const own = new pg.Pool({ connectionString: db!.url, connectionTimeoutMillis: 500 });
     own.on('error', () => {});
@@ -100,7 +114,10 @@ describe('PostgresStore schema and faults', { skip }, () => {
       await store.set('k', 'before', 60_000);
       await started.halt();
       await assert.rejects(store.get('k'), (error: unknown) => error instanceof StoreError && error.store === 'postgres');
-      await assert.rejects(store.write('k', 'during', 1, 60_000, 0), (error: unknown) => error instanceof StoreError && error.outcome === 'none');
+      await assert.rejects(
+        store.write('k', 'during', 1, 60_000, 0),
+        (error: unknown) => error instanceof StoreError && error.outcome === 'none',
+      );
       await started.resume();
       assert.equal(await store.get('k'), 'before');
     } finally {

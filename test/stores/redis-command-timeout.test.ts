@@ -44,8 +44,10 @@ async function exercise(store: RedisStore, key: string): Promise<void> {
   await store.destroy(key); // DEL
 }
 
-describe('RedisStore turns node-redis\'s per-command timeout off for its own commands', () => {
-  it('single node: no AbortSignal timer per command, while the raw client makes one', { skip: server ? false : skipReason('redis') }, async () => {
+describe("RedisStore turns node-redis's per-command timeout off for its own commands", () => {
+  it('single node: no AbortSignal timer per command, while the raw client makes one', {
+    skip: server ? false : skipReason('redis'),
+  }, async () => {
     const client = await createClient({ url: server!.url }).connect();
     try {
       assert.ok((await abortTimers(() => client.get('control'))) >= 1, 'control: the raw client creates a timer per command');

@@ -20,7 +20,9 @@ import { redisServer, skipReason, waitUntil, type StartedServer } from '../helpe
 
 const lonely = (await redisServer({ useEnv: false })) as StartedServer | undefined;
 const primary = (await redisServer({ useEnv: false })) as StartedServer | undefined;
-const replica = primary ? (await redisServer({ useEnv: false, extraArgs: ['--replicaof', '127.0.0.1', String(primary.port)] })) as StartedServer : undefined;
+const replica = primary
+  ? ((await redisServer({ useEnv: false, extraArgs: ['--replicaof', '127.0.0.1', String(primary.port)] })) as StartedServer)
+  : undefined;
 const skip = lonely && primary && replica ? false : skipReason('redis');
 
 const closers: Array<() => Promise<unknown>> = [];
@@ -56,11 +58,20 @@ const unconfirmed = (error: unknown): boolean => {
 describe('RedisStore waitForReplicas', { skip }, () => {
   it('rejects bad values with a TypeError naming the option', async () => {
     const c = await client(lonely!);
-    assert.throws(() => new RedisStore({ client: c, waitForReplicas: -1 }), /Expected RedisStore `waitForReplicas` to be a non-negative integer.*got `-1`/);
+    assert.throws(
+      () => new RedisStore({ client: c, waitForReplicas: -1 }),
+      /Expected RedisStore `waitForReplicas` to be a non-negative integer.*got `-1`/,
+    );
     assert.throws(() => new RedisStore({ client: c, waitForReplicas: 1.5 }), /`waitForReplicas`/);
     assert.throws(() => new RedisStore({ client: c, waitForReplicas: '1' as unknown as number }), /`waitForReplicas`/);
-    assert.throws(() => new RedisStore({ client: c, waitForReplicas: 1, timeoutMs: 1000, waitForReplicasTimeoutMs: 1000 }), /`waitForReplicasTimeoutMs` to be below timeoutMs \(1000 ms\)/);
-    assert.throws(() => new RedisStore({ client: c, waitForReplicas: 1, waitForReplicasTimeoutMs: 0 }), /`waitForReplicasTimeoutMs` to be a positive number of ms/);
+    assert.throws(
+      () => new RedisStore({ client: c, waitForReplicas: 1, timeoutMs: 1000, waitForReplicasTimeoutMs: 1000 }),
+      /`waitForReplicasTimeoutMs` to be below timeoutMs \(1000 ms\)/,
+    );
+    assert.throws(
+      () => new RedisStore({ client: c, waitForReplicas: 1, waitForReplicasTimeoutMs: 0 }),
+      /`waitForReplicasTimeoutMs` to be a positive number of ms/,
+    );
     const store = new RedisStore({ client: c, waitForReplicas: 2 });
     assert.equal(store.waitForReplicas, 2);
     assert.equal(store.waitForReplicasTimeoutMs, 1000, 'default: half of timeoutMs');
@@ -83,7 +94,7 @@ describe('RedisStore waitForReplicas', { skip }, () => {
     });
   }
 
-  it('RedisLocker\'s fenced write on the same client waits too: unconfirmed is a 503 outcome unknown, the lock is released with it', async () => {
+  it("RedisLocker's fenced write on the same client waits too: unconfirmed is a 503 outcome unknown, the lock is released with it", async () => {
     const c = await client(lonely!);
     const store = new RedisStore({ client: c, waitForReplicas: 1, waitForReplicasTimeoutMs: 100 });
     const locker = new RedisLocker({ client: c });
@@ -101,7 +112,9 @@ describe('RedisStore waitForReplicas', { skip }, () => {
   for (const kind of ['node-redis', 'ioredis'] as const) {
     it(`${kind}: with a replica, a save resolves only once the replica has it (store and fenced write)`, async () => {
       const onReplica = await client(replica!);
-      await waitUntil(async () => String(await onReplica.info('replication')).includes('master_link_status:up'), { what: 'the replica in sync' });
+      await waitUntil(async () => String(await onReplica.info('replication')).includes('master_link_status:up'), {
+        what: 'the replica in sync',
+      });
       const c = kind === 'node-redis' ? await client(primary!) : await ioredis(primary!);
       const store = new RedisStore({ client: c, waitForReplicas: 1, waitForReplicasTimeoutMs: 1000 });
       const key = `replicated-${kind}`;

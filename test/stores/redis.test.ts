@@ -71,8 +71,10 @@ storeConformance('redis', async () => new RedisStore({ client: await connectedCl
     });
 
     it('rejects a non-positive TTL with a StoreError instead of sending it', async () => {
-      await assert.rejects(ctx.store.set(key('bad-ttl'), '{}', 0), (error: unknown) =>
-        error instanceof StoreError && /^\[redis\] SET failed: expected ttlMs/.test(error.message));
+      await assert.rejects(
+        ctx.store.set(key('bad-ttl'), '{}', 0),
+        (error: unknown) => error instanceof StoreError && /^\[redis\] SET failed: expected ttlMs/.test(error.message),
+      );
     });
 
     it('close() leaves a client it was given open', async () => {
@@ -95,7 +97,19 @@ storeConformance('redis', async () => new RedisStore({ client: await connectedCl
     it('the write script reads a stored string exactly as unwrap() does (hand-written, legacy and odd values)', async () => {
       const redis = ctx.store as RedisStore;
       const raw = redis.client as unknown as Client;
-      const stored = ['{"a":1}', 'v7:{"a":1}', 'v7!', 'v007:x', `v${'1'.repeat(16)}:x`, `v${'1'.repeat(17)}:x`, 'v:x', 'v7x', 'vv1:x', 'v7:', ''];
+      const stored = [
+        '{"a":1}',
+        'v7:{"a":1}',
+        'v7!',
+        'v007:x',
+        `v${'1'.repeat(16)}:x`,
+        `v${'1'.repeat(17)}:x`,
+        'v:x',
+        'v7x',
+        'vv1:x',
+        'v7:',
+        '',
+      ];
       for (const [i, value] of stored.entries()) {
         const k = key(`lua-${i}`);
         await raw.set(redis.keyFor(k), value, { PX: 60_000 });
@@ -103,7 +117,11 @@ storeConformance('redis', async () => new RedisStore({ client: await connectedCl
         assert.deepEqual(await redis.read(k), parsed, `read of ${JSON.stringify(value)}`);
         // The script must see the same version and kind: a write expecting it applies exactly when unwrap says it should.
         const applies = parsed.value !== undefined;
-        assert.equal(await redis.write(k, 'new', parsed.version + 1, 60_000, parsed.version), applies, `write over ${JSON.stringify(value)}`);
+        assert.equal(
+          await redis.write(k, 'new', parsed.version + 1, 60_000, parsed.version),
+          applies,
+          `write over ${JSON.stringify(value)}`,
+        );
         assert.equal(await redis.write(k, 'newer', parsed.version + 1, 60_000, 'newer'), !applies, `newer over ${JSON.stringify(value)}`);
       }
     });
@@ -131,7 +149,9 @@ storeConformance('redis', async () => new RedisStore({ client: await connectedCl
   },
 });
 
-describe('RedisStore faults', { skip: server && !server.external ? false : (skip || 'REDIS_URL is set: fault tests need a server started here (they stop and restart it)') }, () => {
+describe('RedisStore faults', {
+  skip: server && !server.external ? false : skip || 'REDIS_URL is set: fault tests need a server started here (they stop and restart it)',
+}, () => {
   const started = server as StartedServer;
 
   for (const kind of ['a client it was given (offline queue on)', 'its own client from connect()'] as const) {
@@ -147,10 +167,19 @@ describe('RedisStore faults', { skip: server && !server.external ? false : (skip
         await started.halt();
         await noticedDown(store.client);
         const t0 = Date.now();
-        await assert.rejects(store.get('fault-1'), (error: unknown) =>
-          error instanceof StoreError && error.status === 503 && /^\[redis\] GET failed/.test(error.message) && !/no reply within/.test(error.message));
-        await assert.rejects(store.set('fault-1', '{"during":1}', 60_000), (error: unknown) =>
-          error instanceof StoreError && /^\[redis\] SET failed/.test(error.message) && !/no reply within/.test(error.message));
+        await assert.rejects(
+          store.get('fault-1'),
+          (error: unknown) =>
+            error instanceof StoreError &&
+            error.status === 503 &&
+            /^\[redis\] GET failed/.test(error.message) &&
+            !/no reply within/.test(error.message),
+        );
+        await assert.rejects(
+          store.set('fault-1', '{"during":1}', 60_000),
+          (error: unknown) =>
+            error instanceof StoreError && /^\[redis\] SET failed/.test(error.message) && !/no reply within/.test(error.message),
+        );
         const took = Date.now() - t0;
         assert.ok(took < timeoutMs, `took ${took} ms: the refusals, not the ${timeoutMs} ms deadline, ended the calls`);
 
@@ -169,8 +198,10 @@ describe('RedisStore faults', { skip: server && !server.external ? false : (skip
   it('connect() to a server that is down rejects with a StoreError instead of waiting', async () => {
     await started.halt();
     try {
-      await assert.rejects(RedisStore.connect({ url: started.url }), (error: unknown) =>
-        error instanceof StoreError && /^\[redis\] connect to redis:\/\/127\.0\.0\.1:\d+ failed/.test(error.message));
+      await assert.rejects(
+        RedisStore.connect({ url: started.url }),
+        (error: unknown) => error instanceof StoreError && /^\[redis\] connect to redis:\/\/127\.0\.0\.1:\d+ failed/.test(error.message),
+      );
     } finally {
       await started.resume();
     }
@@ -184,8 +215,10 @@ describe('RedisStore faults', { skip: server && !server.external ? false : (skip
       await store.set('blackhole', '{"b":1}', 60_000);
       proxy.blackhole();
       const t0 = Date.now();
-      await assert.rejects(store.get('blackhole'), (error: unknown) =>
-        error instanceof StoreError && /^\[redis\] GET failed: no reply within 300 ms/.test(error.message));
+      await assert.rejects(
+        store.get('blackhole'),
+        (error: unknown) => error instanceof StoreError && /^\[redis\] GET failed: no reply within 300 ms/.test(error.message),
+      );
       // Ended by the deadline (the message says so), which cannot fire before it is due.
       assert.ok(Date.now() - t0 >= 300 - 1, `rejected ${Date.now() - t0} ms after the call, before the 300 ms deadline`);
       // The partition heals: the same store answers again.
@@ -204,22 +237,26 @@ describe('RedisStore on a Redis Cluster', { skip: cluster ? false : skipReason(C
     await clusterClient?.close().catch(() => {});
   });
 
-  storeConformance('redis (cluster)', async () => {
-    clusterClient = createCluster({ rootNodes: cluster!.urls.map((url) => ({ url })) });
-    clusterClient.on('error', () => {});
-    await clusterClient.connect();
-    return new RedisStore({ client: clusterClient });
-  }, {
-    extraTests: (ctx) => {
-      const { key } = ctx;
-      it('puts `sess:{sid}` and `lock:{sid}` in the same slot', async () => {
-        const redis = ctx.store as RedisStore;
-        const c = redis.client as unknown as ReturnType<typeof createCluster>;
-        await redis.set(key('slot'), '{"s":1}', 60_000);
-        // A multi-key command across slots fails with CROSSSLOT on a cluster: this one must not.
-        const n = await c.exists([redis.keyFor(key('slot')), `lock:{${key('slot')}}`]);
-        assert.equal(n, 1);
-      });
+  storeConformance(
+    'redis (cluster)',
+    async () => {
+      clusterClient = createCluster({ rootNodes: cluster!.urls.map((url) => ({ url })) });
+      clusterClient.on('error', () => {});
+      await clusterClient.connect();
+      return new RedisStore({ client: clusterClient });
     },
-  });
+    {
+      extraTests: (ctx) => {
+        const { key } = ctx;
+        it('puts `sess:{sid}` and `lock:{sid}` in the same slot', async () => {
+          const redis = ctx.store as RedisStore;
+          const c = redis.client as unknown as ReturnType<typeof createCluster>;
+          await redis.set(key('slot'), '{"s":1}', 60_000);
+          // A multi-key command across slots fails with CROSSSLOT on a cluster: this one must not.
+          const n = await c.exists([redis.keyFor(key('slot')), `lock:{${key('slot')}}`]);
+          assert.equal(n, 1);
+        });
+      },
+    },
+  );
 });
