@@ -39,10 +39,13 @@ export {};
     { ...ts.sys, onUnRecoverableConfigFileDiagnostic: () => undefined },
   )!;
   // koa-redis ships no types: the tests' minimal declaration of it.
-  const program = ts.createProgram([join(dir, 'data.ts'), join(root, 'test/adapters/peer-modules.d.ts'), ...files], {
-    ...config.options,
-    noEmit: true,
-  });
+  const program = ts.createProgram(
+    [join(dir, 'data.ts'), join(root, 'test/adapters/peer-modules.d.ts'), join(root, 'examples/types/auth-stack.d.ts'), ...files],
+    {
+      ...config.options,
+      noEmit: true,
+    },
+  );
   const problems = ts
     .getPreEmitDiagnostics(program)
     .filter((d) => d.file && d.file.fileName.startsWith(dir))

@@ -57,7 +57,7 @@ export function unsignExpressCookie(value: string, secrets: readonly string[]): 
  */
 export function expressSession(options: ExpressSessionSourceOptions): MigrationSource {
   const source = 'express-session';
-  const { retire, map, timeoutMs, until } = sharedOptions(source, options ?? ({} as ExpressSessionSourceOptions));
+  const { retire, map, timeoutMs, until, user } = sharedOptions(source, options ?? ({} as ExpressSessionSourceOptions));
   const { store, secret, name = 'connect.sid', path = '/' } = options ?? ({} as ExpressSessionSourceOptions);
   if (typeof store?.get !== 'function' || typeof store?.destroy !== 'function') {
     throw new TypeError(
@@ -96,6 +96,7 @@ export function expressSession(options: ExpressSessionSourceOptions): MigrationS
     name: source,
     retire,
     until,
+    user,
     carries: (ctx: Context) => rawCookie(ctx, name) !== undefined,
     identify,
     clearCookies,

@@ -48,7 +48,7 @@ export interface GenericSessionSourceOptions extends MigrationSourceOptions {
  */
 export function genericSession(options: GenericSessionSourceOptions): MigrationSource {
   const name = 'koa-generic-session';
-  const { retire, map, timeoutMs, until } = sharedOptions(name, options ?? ({} as GenericSessionSourceOptions));
+  const { retire, map, timeoutMs, until, user } = sharedOptions(name, options ?? ({} as GenericSessionSourceOptions));
   const { store, key = 'koa.sid', prefix = 'koa:sess:', signed = true, path = '/' } = options ?? ({} as GenericSessionSourceOptions);
   if (typeof store?.get !== 'function' || typeof store?.destroy !== 'function') {
     throw new TypeError(
@@ -81,6 +81,7 @@ export function genericSession(options: GenericSessionSourceOptions): MigrationS
     name,
     retire,
     until,
+    user,
     carries: (ctx: Context) => rawCookie(ctx, key) !== undefined,
     identify,
     clearCookies,

@@ -56,7 +56,8 @@ async function migrate(
       markers: bounded(options.master as Store, options.storeTimeout),
       prefix: options.prefix,
       ...(source.until === undefined ? {} : { until: source.until }),
-      create,
+      // The user's index entry is written by the same save that creates the session, still under the move's lock.
+      create: source.user ? (data) => create(withUser(data, source.user!, options.userKey)) : create,
       onRetireError: (error, found) =>
         debug(
           'migrateFrom: retiring the old %s session failed (it was moved; the marker prevents a second move): %s',
@@ -77,6 +78,23 @@ async function migrate(
     return result;
   }
   return undefined;
+}
+
+/**
+ * `data` with the source's `user` kept in `userKey` (removed when it answers
+ * `undefined`): the same derived field `plainSession({ user })` keeps, so the
+ * moved session is listed under its user by the save that creates it.
+ */
+export function withUser(
+  data: Record<string, unknown>,
+  user: (data: Record<string, unknown>) => unknown,
+  userKey: string,
+): Record<string, unknown> {
+  const out = { ...data };
+  const value = user(data);
+  if (value === undefined) delete out[userKey];
+  else out[userKey] = value;
+  return out;
 }
 
 const warned = new WeakSet<MigrationSource>();

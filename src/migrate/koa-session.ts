@@ -46,7 +46,7 @@ const BOOKKEEPING = ['_expire', '_maxAge', '_session'];
  */
 export function koaSessionCookie(options: KoaSessionSourceOptions = {}): MigrationSource {
   const name = 'koa-session';
-  const { retire, map, timeoutMs, until } = sharedOptions(name, options);
+  const { retire, map, timeoutMs, until, user } = sharedOptions(name, options);
   const { key = 'koa.sess', signed = true, store, path = '/' } = options;
   if (typeof key !== 'string' || key === '')
     throw new TypeError(`koa-locked-session: Expected ${name}({ key }) to be the old cookie name, e.g. 'koa.sess'`);
@@ -71,6 +71,7 @@ export function koaSessionCookie(options: KoaSessionSourceOptions = {}): Migrati
     name,
     retire,
     until,
+    user,
     carries: (ctx: Context) => rawCookie(ctx, key) !== undefined,
     identify: (ctx: Context) => {
       const cookie = verified(ctx);

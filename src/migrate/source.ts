@@ -41,6 +41,12 @@ export interface MigrationSource {
   /** The source's `until` (ms since the epoch): no old session is accepted from then on. */
   readonly until?: number | undefined;
   /**
+   * The source's `user` option: which value of the (mapped) old data is the
+   * logged-in user. `session({ migrateFrom })` keeps it in `auth.userKey` of the
+   * moved session, so the user index lists the session from the move on.
+   */
+  readonly user?: ((data: Record<string, unknown>) => unknown) | undefined;
+  /**
    * The verified identity of the old session this request carries (the same
    * value as {@link FoundSession.id}), from the cookie alone: signature
    * checked, no I/O. With it the move decides under its lock, before reading
@@ -76,6 +82,19 @@ export interface MigrationSourceOptions {
    * @default the data as is
    */
   map?: (data: Record<string, unknown>, ctx: Context) => Record<string, unknown> | undefined;
+  /**
+   * Which value of the old data is the logged-in user, e.g. `passportUser`
+   * (passport's `passport.user`, what `serializeUser` returned). The moved
+   * session then holds it in session()'s `auth.userKey` field, written in the
+   * same save that creates the session, under the move's lock: the user index
+   * (`sessionsOf`, `revokeAll`), `currentUser()` and `requireLogin()` know the
+   * user from the move on, on every route. It reads the data after `map`;
+   * the `auth.userKey` field is derived (set to what it returns, removed when it
+   * returns `undefined`), the rule `plainSession({ user })` applies at the end
+   * of every request, so pass both the same function.
+   * @default none (the data is moved as is; its `auth.userKey` field, if any, is the user)
+   */
+  user?: (data: Record<string, unknown>) => unknown;
   /**
    * The end of the migration window: from this date on no old session is
    * moved. Required for old sessions without an expiry of their own
@@ -163,8 +182,14 @@ export function without(data: Record<string, unknown>, drop: readonly string[]):
 export function sharedOptions(
   source: string,
   options: MigrationSourceOptions,
-): { retire: boolean; timeoutMs: number; map: MigrationSourceOptions['map'] | undefined; until: number | undefined } {
-  const { retire = true, map, timeoutMs = 2000, until } = options;
+): {
+  retire: boolean;
+  timeoutMs: number;
+  map: MigrationSourceOptions['map'] | undefined;
+  until: number | undefined;
+  user: MigrationSourceOptions['user'] | undefined;
+} {
+  const { retire = true, map, timeoutMs = 2000, until, user } = options;
   const untilMs = until instanceof Date ? until.getTime() : until;
   if (untilMs !== undefined && (typeof untilMs !== 'number' || !Number.isFinite(untilMs))) {
     throw new TypeError(
@@ -175,10 +200,15 @@ export function sharedOptions(
     throw new TypeError(`koa-locked-session: Expected ${source}({ retire }) to be a boolean, got \`${String(retire)}\``);
   if (map !== undefined && typeof map !== 'function')
     throw new TypeError(`koa-locked-session: Expected ${source}({ map }) to be a function (data, ctx) => data`);
+  if (user !== undefined && typeof user !== 'function') {
+    throw new TypeError(
+      `koa-locked-session: Expected ${source}({ user }) to be a function (data) => user, got \`${String(user)}\`; for koa-passport pass user: passportUser (imported from koa-locked-session)`,
+    );
+  }
   if (typeof timeoutMs !== 'number' || !(timeoutMs > 0) || !Number.isFinite(timeoutMs)) {
     throw new TypeError(
       `koa-locked-session: Expected ${source}({ timeoutMs }) to be a positive number of ms, got \`${String(timeoutMs)}\``,
     );
   }
-  return { retire, map, timeoutMs, until: untilMs };
+  return { retire, map, timeoutMs, until: untilMs, user };
 }
