@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { debuglog } from 'node:util';
-import type { Collection, Db, Filter, MongoClient, MongoClientOptions } from 'mongodb';
+import type { Collection, Db, MongoClient } from 'mongodb';
 import { storeCall } from '../util/deadline.js';
 import { StoreError } from '../errors.js';
 import { checkTtl, checkVersionedWrite, Validator } from '../util/validate.js';
@@ -8,117 +8,20 @@ import { closeOwned, own } from '../contracts/owned.js';
 import { loadPeer } from '../contracts/peer.js';
 import type { VersionedRecord, VersionedStore, WriteCondition } from '../contracts/store.js';
 import { errorMessage, redactUrl } from '../util/format.js';
+import { applyChange, Claims, type Change } from './claims.js';
+import { codeOf, DUPLICATE_KEY, isDuplicateKey, versionOf, type MongoSessionDocument } from './document.js';
+import { createIndexes, type MongoExpiryMode } from './indexes.js';
+import type { MongoStoreCommonOptions, MongoStoreConnectOptions, MongoStoreOptions } from './options.js';
+
+export type { MongoSessionDocument } from './document.js';
+export type { MongoExpiryMode } from './indexes.js';
+export type { MongoStoreCommonOptions, MongoStoreConnectOptions, MongoStoreOptions } from './options.js';
 
 const debug = debuglog('koa-locked-session');
 
 /** The name of {@link MongoStore} in logs, events and errors. */
 export const MONGO_STORE_NAME = 'mongo';
 
-/**
- * A session document: the serialized record, its version and when it expires.
- * A tombstone (a record deleted a moment ago, kept so that older writes landing
- * later are refused) has no `value` (or `value: null`). A document without `v`
- * (written by `set()`, by hand or by an older release) is version 0.
- */
-export interface MongoSessionDocument {
-  /** The record's key (the middleware's `prefix` + the session id). */
-  _id: string;
-  /** The serialized record; absent or `null` in a tombstone. */
-  value?: string | null;
-  /** The record's version; absent means 0. */
-  v?: number;
-  /** When the record (or tombstone) expires: reads ignore it from then on, the TTL index deletes it. */
-  expiresAt: Date;
-}
-
-/**
- * How expired documents leave the collection (reads ignore them in every mode):
- * - `'ttl-index'`: MongoDB's TTL monitor deletes them (`expireAfterSeconds: 0` on `expiresAt`).
- * - `'sweep'`: the server has no TTL indexes (FerretDB 1.x) or an index on
- *   `expiresAt` without a TTL already exists: the store deletes them itself
- *   every `sweepIntervalMs` (a process warning says so once).
- * - `'none'`: `ttlIndex: 'off'`; you remove expired documents yourself.
- */
-export type MongoExpiryMode = 'ttl-index' | 'sweep' | 'none';
-
-/** Options every {@link MongoStore} takes. */
-export interface MongoStoreCommonOptions {
-  /**
-   * Longest wait for one operation (ms), server selection included: a server
-   * that is down or unreachable fails the operation with a `StoreError` by then.
-   * @default 2000
-   */
-  timeoutMs?: number;
-  /**
-   * The TTL index on `expiresAt`:
-   * - `'auto'`: create it once (idempotent, safe when many processes start
-   *   together); if the server cannot (FerretDB 1.x), fall back to a plain
-   *   index plus a periodic sweep, with a process warning;
-   * - `'require'`: create it, and fail (`StoreError`) where it is unsupported;
-   * - `'off'`: create nothing (you manage indexes and cleanup).
-   * @default 'auto'
-   */
-  ttlIndex?: 'auto' | 'require' | 'off';
-  /**
-   * How often expired documents are deleted when the server has no TTL
-   * indexes (`expiry === 'sweep'`). The timer is `unref`'d.
-   * @default 60_000
-   */
-  sweepIntervalMs?: number;
-  /**
-   * Arbitrate concurrent conditional writes of one session with a claim
-   * document (`<key>#cas<version>`, inserted first: a unique `_id` is atomic
-   * everywhere). FerretDB 1.x evaluates an update's filter and applies the
-   * update in separate steps, so without claims two writers expecting the
-   * same version could both apply. Real MongoDB applies a filtered
-   * single-document update atomically: without claims it saves two round
-   * trips per write (one filtered `replaceOne`/`deleteOne` instead of claim,
-   * write, release). `'auto'` asks the server once (`buildInfo`): claims on
-   * FerretDB, or when the server cannot be asked; none on MongoDB.
-   * @default 'auto'
-   */
-  claims?: boolean | 'auto';
-}
-
-/** Options of {@link MongoStore}: a collection, or a db and a collection name. */
-export type MongoStoreOptions = MongoStoreCommonOptions &
-  (
-    | {
-        /**
-         * The collection holding the sessions.
-         * @example new MongoStore({ collection: client.db('app').collection('sessions') })
-         */
-        collection: Collection<MongoSessionDocument>;
-        /** Not with `collection`. */
-        db?: never;
-        /** Not with `collection`. */
-        collectionName?: never;
-      }
-    | {
-        /** The database; the collection is `collectionName`. */
-        db: Db;
-        /** The collection's name in `db`. @default 'sessions' */
-        collectionName?: string;
-        /** Not with `db`. */
-        collection?: never;
-      }
-  );
-
-/** Options of {@link MongoStore.connect}: a store that creates (and closes) its own client. */
-export interface MongoStoreConnectOptions extends MongoStoreCommonOptions {
-  /** MongoDB URL, e.g. `mongodb://127.0.0.1:27017/`. */
-  url: string;
-  /** Database name. @default the URL's database, else the driver's default (`test`) */
-  dbName?: string;
-  /** @default 'sessions' */
-  collectionName?: string;
-  /** Extra `MongoClient` options. `serverSelectionTimeoutMS` defaults to `timeoutMs`. */
-  clientOptions?: MongoClientOptions;
-}
-
-const INDEX_NAME = 'expiresAt_1';
-/** Collections (`db.collection`) already warned about a missing TTL index. */
-const warned = new Set<string>();
 const check = new Validator('MongoStore');
 const OPTIONS = ['collection', 'db', 'collectionName', 'timeoutMs', 'ttlIndex', 'sweepIntervalMs', 'claims'] as const;
 const CONNECT_OPTIONS = ['url', 'dbName', 'collectionName', 'clientOptions', 'timeoutMs', 'ttlIndex', 'sweepIntervalMs', 'claims'] as const;
@@ -134,11 +37,6 @@ const HINTS: Readonly<Record<string, string>> = {
   touchAfter: 'No counterpart: a save always writes the session; `session({ rolling })` renews it on every request',
   stringify: 'Records are already strings: the serializer is an option of session(): `session({ serializer })`',
 };
-/** Error codes for "an index like this exists already" (concurrent or earlier creation). */
-const INDEX_EXISTS_CODES = new Set([68 /* IndexAlreadyExists */, 85 /* IndexOptionsConflict */, 86 /* IndexKeySpecsConflict */]);
-/** Error codes for "this server cannot do that" (FerretDB 1.x answers 238 for `expireAfterSeconds`). */
-const UNSUPPORTED_CODES = new Set([115 /* CommandNotSupported */, 238 /* NotImplemented */]);
-
 /**
  * Sessions in MongoDB (the `mongodb` driver), one document per session:
  * `{ _id: sid, value, v, expiresAt }` (`v`: the record's version, missing =
@@ -165,6 +63,7 @@ export class MongoStore implements VersionedStore {
   readonly #ttlIndex: 'auto' | 'require' | 'off';
   readonly #sweepIntervalMs: number;
   #claims: boolean | Promise<boolean> | 'auto';
+  readonly #claimProtocol: Claims;
   #indexes: Promise<MongoExpiryMode> | undefined;
   #expiry: MongoExpiryMode | undefined;
   #sweeper: NodeJS.Timeout | undefined;
@@ -196,6 +95,7 @@ export class MongoStore implements VersionedStore {
     this.#ttlIndex = ttlIndex;
     this.#sweepIntervalMs = sweepIntervalMs;
     this.#claims = claims;
+    this.#claimProtocol = new Claims(this.collection, (command, run) => this.#op(command, run), timeoutMs);
   }
 
   /**
@@ -244,7 +144,7 @@ export class MongoStore implements VersionedStore {
    * mode in force.
    */
   ensureIndexes(): Promise<MongoExpiryMode> {
-    this.#indexes ??= this.#createIndexes().then(
+    this.#indexes ??= createIndexes(this.collection, (command, run) => this.#op(command, run), this.#ttlIndex, this.#sweepIntervalMs).then(
       (mode) => {
         this.#expiry = mode;
         if (mode === 'sweep' && !this.#closed) {
@@ -314,8 +214,8 @@ export class MongoStore implements VersionedStore {
    * - `'newer'`: a replace (upsert when absent) filtered on the version read,
    *   retried when it moved, refused once it is not older.
    * With {@link MongoStoreCommonOptions.claims} (the default) the change from
-   * version `c` is made only by the writer whose claim `<key>#cas<c>` was
-   * inserted: see there why.
+   * version `c` is the one claimed by inserting `<key>#cas<c>`: see
+   * src/mongo/claims.ts for the protocol and why it is safe.
    */
   async write(key: string, value: string | undefined, version: number, ttlMs: number, condition: WriteCondition): Promise<boolean> {
     checkVersionedWrite(this.name, 'WRITE', version, condition);
@@ -325,13 +225,7 @@ export class MongoStore implements VersionedStore {
     await this.ensureIndexes();
 
     if (typeof condition === 'number') {
-      const filter: Filter<MongoSessionDocument> = {
-        _id: key,
-        ...versionIs(condition),
-        value: { $ne: null },
-        expiresAt: { $gt: new Date() },
-      };
-      return (await this.#claimed(key, condition, () => this.#replace(filter, doc, remove))) === true;
+      return (await this.#claimed({ key, from: condition, doc, remove, match: { live: true } })) === true;
     }
 
     if (condition === null) {
@@ -368,13 +262,12 @@ export class MongoStore implements VersionedStore {
       const current = versionOf(found.v);
       const live = found.expiresAt instanceof Date && found.expiresAt.getTime() > Date.now();
       if (live && current >= version) return false;
-      const filter: Filter<MongoSessionDocument> = { _id: key, ...versionIs(current), expiresAt: found.expiresAt };
-      const applied = await this.#claimed(key, current, () => this.#replace(filter, doc, remove));
+      const applied = await this.#claimed({ key, from: current, doc, remove, match: { live: false, expiresAt: found.expiresAt } });
       if (applied === true) return true;
       if (attempt >= NEWER_ATTEMPTS) {
         throw new StoreError(this.name, `WRITE failed: the record changed under ${NEWER_ATTEMPTS} attempts in a row; nothing was written`);
       }
-      // Moved on meanwhile (false), or another writer holds the claim (undefined): look again shortly.
+      // Moved on meanwhile (false), or another writer's claimed change came first (undefined): look again shortly.
       if (applied === undefined) await sleep(5 * attempt);
     }
   }
@@ -394,49 +287,14 @@ export class MongoStore implements VersionedStore {
     return asked;
   }
 
-  /** The filtered replace (or delete, for a removal): true when it matched. */
-  async #replace(filter: Filter<MongoSessionDocument>, doc: Omit<MongoSessionDocument, '_id'>, remove: boolean): Promise<boolean> {
-    if (remove) return (await this.#op('WRITE', () => this.collection.deleteOne(filter))).deletedCount === 1;
-    return (await this.#op('WRITE', () => this.collection.replaceOne(filter, doc))).matchedCount === 1;
-  }
-
   /**
-   * Run `change` (the move away from version `from`) as the only writer doing
-   * so: with claims on, first insert the claim `<key>#cas<from>`; resolves
-   * `undefined` when another writer holds it. The claim expires after
-   * 5 x `timeoutMs`: a writer that died (or whose write is lost) between claim
-   * and change blocks the record for that long at most; a change still stalled
-   * past then meets the version filter alone. A claim is removed after the
-   * change, and is never needed again: versions only grow.
+   * Make `change` (the move away from version `change.from`): with claims,
+   * through the claim protocol (`undefined`: another writer's claimed change
+   * came first); without, one filtered write.
    */
-  async #claimed(key: string, from: number, change: () => Promise<boolean>): Promise<boolean | undefined> {
-    if (!(await this.#useClaims())) return change();
-    const _id = `${key}#cas${from}`;
-    const claim = (): Promise<unknown> =>
-      this.#op('WRITE', () =>
-        this.collection.insertOne({ _id, v: from, expiresAt: new Date(Date.now() + CLAIM_LIFE_TIMEOUTS * this.timeoutMs) }),
-      );
-    try {
-      await claim();
-    } catch (error) {
-      if (!isDuplicateKey(error)) throw error;
-      // Held: take it over only if it has expired (its writer died or was cut off).
-      const dead = await this.#op('WRITE', () => this.collection.deleteOne({ _id, expiresAt: { $lte: new Date() } }));
-      if (dead.deletedCount !== 1) return undefined;
-      try {
-        await claim();
-      } catch (again) {
-        if (isDuplicateKey(again)) return undefined;
-        throw again;
-      }
-    }
-    try {
-      return await change();
-    } finally {
-      await this.#op('WRITE', () => this.collection.deleteOne({ _id })).catch((error: unknown) =>
-        debug('mongo claim release failed (it expires by itself): %s', errorMessage(error)),
-      );
-    }
+  async #claimed(change: Change): Promise<boolean | undefined> {
+    if (!(await this.#useClaims())) return applyChange(this.collection, (command, run) => this.#op(command, run), change);
+    return this.#claimProtocol.change(change);
   }
 
   async destroy(key: string): Promise<void> {
@@ -458,53 +316,6 @@ export class MongoStore implements VersionedStore {
     if (this.#sweeper) clearInterval(this.#sweeper);
     this.#sweeper = undefined;
     await closeOwned(this);
-  }
-
-  async #createIndexes(): Promise<MongoExpiryMode> {
-    if (this.#ttlIndex === 'off') return 'none';
-    try {
-      await this.#op('CREATE INDEX', () => this.collection.createIndex({ expiresAt: 1 }, { name: INDEX_NAME, expireAfterSeconds: 0 }));
-      return 'ttl-index';
-    } catch (error) {
-      const cause = (error as StoreError).cause;
-      const code = codeOf(cause);
-      if (code !== undefined && INDEX_EXISTS_CODES.has(code)) {
-        // An index on expiresAt exists already, created differently: use it if it is a TTL index.
-        const existing = await this.#op('LIST INDEXES', () => this.collection.listIndexes().toArray());
-        const onExpiresAt = existing.find((index) => isExpiresAtIndex(index.key));
-        if (onExpiresAt && typeof onExpiresAt.expireAfterSeconds === 'number') return 'ttl-index';
-        return this.#degrade(
-          `an index on \`expiresAt\` without expireAfterSeconds exists already (${String(onExpiresAt?.name ?? 'unknown name')}); drop it to let MongoStore create its TTL index`,
-          error,
-        );
-      }
-      if ((code !== undefined && UNSUPPORTED_CODES.has(code)) || /expireAfterSeconds/i.test(errorMessage(cause))) {
-        return this.#degrade(`the server does not support TTL indexes (${errorMessage(cause)})`, error);
-      }
-      throw error;
-    }
-  }
-
-  /** No TTL index: say so once, keep an index for the sweep, and sweep. */
-  async #degrade(reason: string, error: unknown): Promise<MongoExpiryMode> {
-    if (this.#ttlIndex === 'require') {
-      throw new StoreError(this.name, `CREATE INDEX failed: ${reason} (ttlIndex: 'require')`, { cause: error, status: 500 });
-    }
-    try {
-      await this.#op('CREATE INDEX', () => this.collection.createIndex({ expiresAt: 1 }, { name: INDEX_NAME }));
-    } catch (indexError) {
-      const code = codeOf((indexError as StoreError).cause);
-      if (code === undefined || !INDEX_EXISTS_CODES.has(code)) throw indexError;
-    }
-    // Once per collection and process, however many stores share it.
-    if (!warned.has(this.collection.namespace)) {
-      warned.add(this.collection.namespace);
-      process.emitWarning(
-        `[mongo] ${reason}: expired sessions in ${this.collection.namespace} are ignored on read and deleted by MongoStore every ${this.#sweepIntervalMs} ms instead`,
-        { code: 'KOA_LOCKED_SESSION_NO_TTL_INDEX' },
-      );
-    }
-    return 'sweep';
   }
 
   /**
@@ -530,32 +341,8 @@ function expiry(command: string, ttlMs: number): Date {
   return new Date(Date.now() + checkTtl(MONGO_STORE_NAME, command, ttlMs));
 }
 
-/** How many `timeoutMs` a claim lives (see MongoStore#claimed). */
-const CLAIM_LIFE_TIMEOUTS = 5;
 /** Rounds of a mirror ('newer') write racing other writers before it reports contention. */
 const NEWER_ATTEMPTS = 16;
-
-/** Filter on version `v`; documents without `v` (set(), by hand, older releases) are version 0. */
-function versionIs(v: number): Filter<MongoSessionDocument> {
-  return v === 0 ? { $or: [{ v: 0 }, { v: { $exists: false } }] } : { v };
-}
-
-function versionOf(v: unknown): number {
-  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : 0;
-}
-
-/** The cause of a duplicate-key StoreError: the code without the server's message (which names the key). */
-const DUPLICATE_KEY = Object.freeze(Object.assign(new Error('E11000 duplicate key'), { code: 11000 }));
-
-function isDuplicateKey(error: unknown): boolean {
-  return error instanceof StoreError && codeOf(error.cause) === 11000;
-}
-
-function isExpiresAtIndex(key: unknown): boolean {
-  if (typeof key !== 'object' || key === null) return false;
-  const fields = Object.keys(key);
-  return fields.length === 1 && fields[0] === 'expiresAt';
-}
 
 function isCollection(value: unknown): value is Collection<MongoSessionDocument> {
   return (
@@ -564,9 +351,4 @@ function isCollection(value: unknown): value is Collection<MongoSessionDocument>
     typeof (value as Collection).findOne === 'function' &&
     typeof (value as Collection).replaceOne === 'function'
   );
-}
-
-function codeOf(error: unknown): number | undefined {
-  const code = (error as { code?: unknown } | undefined)?.code;
-  return typeof code === 'number' ? code : undefined;
 }
