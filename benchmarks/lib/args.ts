@@ -46,7 +46,9 @@ export const USAGE = `Usage: npm run bench -- [flags]
                        or the preset --only targets: exactly the pairs the targets of issues
                        12 and 13 are stated on, compared with benchmarks/results/2026-11-26-after.json;
                        --only hot-targets: just the hot-session pairs of it (1 and 4 processes, the
-                       handoff / group-commit ladder, Memcached and MongoDB with RedisLocker)
+                       handoff / group-commit ladder, Memcached and MongoDB with RedisLocker);
+                       --only plain: the plainSession() view (lock 'request' and 'merge') beside
+                       the handle and koa-session + koa-redis (rmw, read, hot session)
   --duration <s>       seconds of load per measurement      (default 5, quick 0.5; wrk rounds to
                        whole seconds, at least 1)
   --warmup <s>         seconds of warm-up per measurement   (default 2, quick 0.15; 0 = none)

@@ -47,4 +47,33 @@ export const TARGET_PAIRS: Pairs = {
   processes: HOT_PAIRS.processes,
 };
 
-export const PRESETS: Readonly<Record<string, Pairs>> = { targets: TARGET_PAIRS, 'hot-targets': HOT_PAIRS };
+/**
+ * `--only plain`: the plain-object view (plainSession(), issue 21 item 6 / issue 23 item 5)
+ * beside the handle and koa-session on the same `count + 1` workload; the hot session
+ * counts its lost updates (0 with lock: 'request'; lock: 'merge' may lose increments).
+ */
+export const PLAIN_PAIRS: Pairs = {
+  rmw: [
+    'bare-koa',
+    'raw-redis',
+    'ours-memory',
+    'ours-plain-memory',
+    'ours-redis',
+    'ours-plain-redis',
+    'ours-plain-redis-merge',
+    'koa-session-redis',
+  ],
+  read: [
+    'bare-koa',
+    'raw-redis',
+    'ours-memory',
+    'ours-plain-memory',
+    'ours-redis',
+    'ours-plain-redis',
+    'ours-plain-redis-merge',
+    'koa-session-redis',
+  ],
+  hot: ['raw-redis', 'ours-redis', 'ours-plain-redis', 'ours-plain-redis-merge', 'koa-session-redis'],
+};
+
+export const PRESETS: Readonly<Record<string, Pairs>> = { targets: TARGET_PAIRS, 'hot-targets': HOT_PAIRS, plain: PLAIN_PAIRS };

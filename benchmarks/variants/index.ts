@@ -89,6 +89,36 @@ export const VARIANTS: readonly VariantInfo[] = [
       'ours-redis with `groupCommit: false`: lease handoff, but one master write per scope (skipped when session() does not know the option yet).',
   },
   {
+    id: 'ours-plain-memory',
+    label: 'ours · plainSession() view, MemoryStore',
+    group: 'ours',
+    needs: [],
+    shared: false,
+    counting: 'app',
+    description:
+      "plainSession() (lock: 'request', the default) on session()'s defaults: `ctx.session` a plain object, koa-session's code; the lock held for the whole request.",
+  },
+  {
+    id: 'ours-plain-redis',
+    label: 'ours · plainSession() view, RedisStore + RedisLocker',
+    group: 'ours',
+    needs: ['redis'],
+    shared: true,
+    counting: 'redis',
+    description:
+      "plainSession() (lock: 'request') on RedisStore + RedisLocker (one client): koa-session's code, the lock held for the whole request.",
+  },
+  {
+    id: 'ours-plain-redis-merge',
+    label: "ours · plainSession({ lock: 'merge' }), RedisStore + RedisLocker",
+    group: 'ours',
+    needs: ['redis'],
+    shared: true,
+    counting: 'redis',
+    description:
+      "plainSession({ lock: 'merge' }) on RedisStore + RedisLocker: an unlocked read, the changed keys merged under a short lock at the end (a key two requests both change keeps the last writer's value).",
+  },
+  {
     id: 'ours-memcached',
     label: 'ours · MemcachedStore',
     group: 'ours',
@@ -225,6 +255,12 @@ export async function loadVariant(id: string): Promise<VariantFactory> {
       return (await import('./ours.js')).oursRedisNoGroupCommit;
     case 'ours-redis-memlock':
       return (await import('./ours.js')).oursRedisMemoryLocker;
+    case 'ours-plain-memory':
+      return (await import('./ours.js')).oursPlainMemory;
+    case 'ours-plain-redis':
+      return (await import('./ours.js')).oursPlainRedis;
+    case 'ours-plain-redis-merge':
+      return (await import('./ours.js')).oursPlainRedisMerge;
     case 'ours-memcached':
       return (await import('./ours.js')).oursMemcached;
     case 'ours-memcached-redislock':

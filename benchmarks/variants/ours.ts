@@ -18,11 +18,13 @@ import {
   MemoryLocker,
   MemoryStore,
   MongoStore,
+  plainSession,
   RedisLocker,
   RedisStore,
   session,
 } from '../../src/index.js';
-import type { Locker, RequestStore, Store } from '../../src/index.js';
+import type { Locker, PlainSessionOptions, RequestStore, Store } from '../../src/index.js';
+import { plainObjectOps } from '../peers/koa-session.js';
 import type { AppEnv, AppInstance, VariantFactory } from '../lib/types.js';
 import { koaApp, countOf, type SessionOps } from '../lib/routes.js';
 import { LockWaitRecorder } from '../lib/lock-waits.js';
@@ -79,10 +81,13 @@ type SessionOptions = Parameters<typeof session>[0];
  * metadata names (`sessionOptions` in variants/index.ts, e.g. `handoff: false`;
  * the harness has checked that session() accepts them).
  */
-function build(env: AppEnv, parts: Parts, variantId?: string): AppInstance {
+function build(env: AppEnv, parts: Parts, variantId?: string, plain?: PlainSessionOptions): AppInstance {
   const extra = variantId ? variantInfo(variantId).sessionOptions : undefined;
   const options = { ...extra, master: parts.master, ttl: env.ttlMs, ...(parts.locker ? { locker: parts.locker } : {}) } as SessionOptions;
-  const app = koaApp({ ops, middleware: [session(options)] });
+  // The plain-object view (plainSession()) runs koa-session's very code: `ctx.session.count = (ctx.session.count ?? 0) + 1`.
+  const app = plain
+    ? koaApp({ ops: plainObjectOps, middleware: [session(options), plainSession(plain)] })
+    : koaApp({ ops, middleware: [session(options)] });
   // Subscribe before the first request, so warm-up and measured window take the same (published) path.
   const lockWaits = env.recordLockWaits ? new LockWaitRecorder(CHANNELS.lock) : undefined;
   return {
@@ -167,6 +172,21 @@ export const oursMemcachedRedisLocker: VariantFactory = async (env) => build(env
 export const oursMongo: VariantFactory = async (env) => build(env, await mongoParts(env));
 
 export const oursMongoRedisLocker: VariantFactory = async (env) => build(env, await withRedisLocker(env, await mongoParts(env)));
+
+/**
+ * The plain-object view (`plainSession()`, for koa-passport, koa-csrf, grant and
+ * koa-session-style code) on the same workload as koa-session: `lock: 'request'`
+ * (the default: the lock held for the whole request) and `lock: 'merge'` (an
+ * unlocked read, the changed keys merged under a short lock at the end).
+ */
+export const oursPlainMemory: VariantFactory = async (env) => {
+  const master = new CountingMemoryStore();
+  return build(env, { master, storeCalls: () => ({ ...master.calls }), close: () => master.close() }, undefined, {});
+};
+
+export const oursPlainRedis: VariantFactory = async (env) => build(env, await redisParts(env, 'redis'), undefined, {});
+
+export const oursPlainRedisMerge: VariantFactory = async (env) => build(env, await redisParts(env, 'redis'), undefined, { lock: 'merge' });
 
 export const oursCookie: VariantFactory = async (env) => {
   const master = new CookieStore({ keys: ['benchmark cookie key, not a secret, 32+ chars long'] });

@@ -104,14 +104,19 @@ export class Signer {
   }
 
   #use(keys: readonly Key[]): void {
-    if (this.#keys === keys) return;
-    // New keys (or keys changed in place: compare by value), new signatures.
-    if (!this.#keys || this.#keys.length !== keys.length || this.#keys.some((k, i) => k !== keys[i])) {
-      this.#young.clear();
-      this.#old.clear();
-      this.#youngChars = 0;
-      this.#oldChars = 0;
+    // Compared by value (app.keys may be replaced or changed in place), without allocating:
+    // the copy is taken only when the keys did change, not on every sign and verify.
+    const known = this.#keys;
+    if (known !== undefined && known.length === keys.length) {
+      let same = true;
+      for (let i = 0; i < keys.length; i++) if (known[i] !== keys[i]) same = false;
+      if (same) return;
     }
+    // New keys, new signatures.
+    this.#young.clear();
+    this.#old.clear();
+    this.#youngChars = 0;
+    this.#oldChars = 0;
     this.#keys = [...keys];
   }
 }

@@ -3,6 +3,7 @@ import { cookieSetAttributes } from './cookie-attributes.js';
 import { SessionError } from '../errors.js';
 import type { InvalidReason } from '../events.js';
 import type { ResolvedCookieOptions } from '../options.js';
+import { SetCookieWriter } from './set-cookie.js';
 import { isValidSid } from './sid.js';
 import { keygripMac, sha256Mac, Signer } from './signer.js';
 
@@ -78,6 +79,8 @@ export function cookieTransport(cookie: ResolvedCookieOptions): SidTransport {
   const sigName = `${cookie.name}.sig`;
   // Same signatures as Koa's own signed cookies (Keygrip), computed by a caching signer.
   const signer = new Signer(keygripMac);
+  // The Set-Cookie bytes of ctx.cookies.set, serialized once per set of attributes (see set-cookie.ts).
+  const setCookie = new SetCookieWriter(cookie);
   return {
     signer,
     vary: 'Cookie',
@@ -101,18 +104,23 @@ export function cookieTransport(cookie: ResolvedCookieOptions): SidTransport {
       return { sid: raw };
     },
     write(ctx, sid, maxAge) {
-      const options = cookieSetAttributes(cookie, ctx, maxAge);
       if (!cookie.signed) {
-        ctx.cookies.set(cookie.name, sid, options);
+        setCookie.write(ctx, [[cookie.name, sid]], maxAge);
         return;
       }
       const keys = appKeys(ctx, KEYS_FIX.cookie);
       if (keys.grip) {
-        ctx.cookies.set(cookie.name, sid, { ...options, signed: true });
+        ctx.cookies.set(cookie.name, sid, { ...cookieSetAttributes(cookie, ctx, maxAge), signed: true });
         return;
       }
-      ctx.cookies.set(cookie.name, sid, options);
-      ctx.cookies.set(sigName, signer.sign(keys.list, `${cookie.name}=${sid}`), options);
+      setCookie.write(
+        ctx,
+        [
+          [cookie.name, sid],
+          [sigName, signer.sign(keys.list, `${cookie.name}=${sid}`)],
+        ],
+        maxAge,
+      );
     },
     clear(ctx) {
       const options = cookieSetAttributes(cookie, ctx, 'session');
