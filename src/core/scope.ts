@@ -6,7 +6,8 @@ import type { Lifecycle } from './lifecycle.js';
 import type { FreshRecord } from './local-queue.js';
 import type { SessionMeta } from './record.js';
 import type { Replica } from './replica.js';
-import { SessionLock, writeIfVersion } from './session-lock.js';
+import { SessionLock } from './session-lock.js';
+import { writeIfVersion } from './write.js';
 import type { RequestWriteOptions } from '../contracts/store.js';
 
 const debug = debuglog('koa-locked-session');
@@ -435,12 +436,12 @@ export class Scope {
       host.adopt(sid, value);
       if (plan) await indexRemove(host, plan);
       this.#stand(sid, value, 1);
-    } else if (value !== this.#original || this.#lockOf(oldSid)?.pending) {
+    } else if (value !== this.#original || this.#lockOf(oldSid)?.groupCommit.mustWrite) {
       // (Standing on a batch's unsaved record, a scope writes even with no change of its own.)
       const plan = this.#indexPlan(oldSid, oldSid);
       if (plan) await indexAdd(host, plan, undefined, oldSid); // the record exists: listed before it changes hands
       // Group commit: a scope of this process waits for the session; it takes the record over, unsaved.
-      const batch = final && plan === undefined ? this.#lockOf(oldSid)?.defer(value, this.#version, ttl) : undefined;
+      const batch = final && plan === undefined ? this.#lockOf(oldSid)?.groupCommit.end(value, this.#version, ttl) : undefined;
       if (batch !== undefined) {
         // Answered only once the write that carries this change is acknowledged. When that write removed the
         // record (a later scope of the batch moved or ended the session), this response goes out after the move:
