@@ -80,9 +80,7 @@ type WrittenRecord = VersionedRecord & { readonly until: number };
 
 /** The scope of this process waiting for the holder's key (the local queue, seen from group commit). */
 export interface Successor {
-  /** Whether ending the holder's scope now would hand the lease to it (the handoff bounds allow). */
-  waits(): boolean;
-  /** Hand the lease and `record` to it now (synchronous); `false`: the bounds refused. */
+  /** Hand the lease and `record` to it now (synchronous); `false`: nobody waits, or the handoff bounds refused. */
   handOver(record: PendingRecord): boolean;
 }
 
@@ -160,14 +158,15 @@ export class GroupCommit {
   /**
    * The one question a scope asks at its end, before writing `value` (at
    * `version` + 1): may it hand the lease and its unsaved record to the next
-   * scope of this process waiting for the key instead (one waits and the
-   * bounds allow)? Then the write of a later holder carries it, and the
-   * returned promise settles with that write (`true`: it removed the record,
-   * see {@link Batch.done}). `undefined`: write it yourself.
+   * scope of this process waiting for the key instead (`successorWaits`: one
+   * waits and the handoff bounds allow, {@link SessionLock.successorWaits})?
+   * Then the write of a later holder carries it, and the returned promise
+   * settles with that write (`true`: it removed the record, see
+   * {@link Batch.done}). `undefined`: write it yourself.
    */
-  end(value: string, version: number, ttl: number): Promise<boolean> | undefined {
+  end(value: string, version: number, ttl: number, successorWaits: boolean): Promise<boolean> | undefined {
     const { bounds, successor } = this;
-    if (!bounds || !successor || this.#closed || !successor.waits()) return undefined; // (the common case: nobody waits, no batch made)
+    if (!bounds || !successor || this.#closed || !successorWaits) return undefined; // (the common case: nobody waits, no batch made)
     if (this.#flushState === 'running' || this.#flushState === 'failed') return undefined; // write it yourself, once that flush is known
     const batch = this.#pending?.batch ?? new Batch();
     if (batch.full(bounds) || !successor.handOver({ value, version: version + this.#shift, until: Infinity, batch, ttl })) return undefined;

@@ -41,10 +41,7 @@ export class SessionLock {
   ) {
     this.store = lease.store ? replica.withMaster(lease.store) : replica;
     const { handoff } = options;
-    const successor: Successor | undefined = queues && {
-      waits: () => queues.wouldHandOff(key, lease, handoff),
-      handOver: (record) => queues.handOver(key, lease, handoff, record),
-    };
+    const successor: Successor | undefined = queues && { handOver: (record) => queues.handOver(key, lease, handoff, record) };
     this.groupCommit = new GroupCommit(
       options.groupCommit,
       successor,
@@ -128,14 +125,23 @@ export class SessionLock {
   }
 
   /**
+   * Whether ending the holder's scope now would hand the lease to a scope of
+   * this process waiting for the key (within the handoff bounds). A scope asks
+   * it once at its end, for both {@link GroupCommit.end} and {@link releaseWithNextWrite}.
+   */
+  successorWaits(): boolean {
+    return this.queues?.wouldHandOff(this.key, this.lease, this.options.handoff) ?? false;
+  }
+
+  /**
    * The next write is the holder's last store operation: let the locker
    * release in the same round trip, unless a scope of this process waits for
-   * the key and will get the lease handed over instead.
+   * the key and will get the lease handed over instead (`successorWaits`, as
+   * the scope found it at its end).
    */
-  releaseWithNextWrite(): void {
+  releaseWithNextWrite(successorWaits = this.successorWaits()): void {
     const { lease } = this;
-    if (!lease.releaseWithNextWrite || this.groupCommit.flushing || this.queues?.wouldHandOff(this.key, lease, this.options.handoff))
-      return;
+    if (!lease.releaseWithNextWrite || this.groupCommit.flushing || successorWaits) return;
     this.#releasedByWrite = true;
     this.groupCommit.leaseGoesWithNextWrite();
     lease.releaseWithNextWrite();
