@@ -8,7 +8,7 @@ import { Members, type Participant as Member } from './scope-members.js';
 import type { ScopePort } from './scope-port.js';
 import type { Replica } from './replica.js';
 import { SessionLock } from './session-lock.js';
-import { writeIfVersion } from './write.js';
+import { overVersion, writeIfVersion } from './write.js';
 import type { RequestWriteOptions } from '../contracts/store.js';
 
 const debug = debuglog('koa-locked-session');
@@ -183,7 +183,7 @@ export class Scope {
       const decoded = raw === undefined ? undefined : host.format.decode(raw);
       if (decoded === undefined || host.format.pastAbsolute(decoded.meta)) {
         // No resurrection: the record is gone (destroyed, expired): work on a fresh session with a new sid.
-        if (decoded !== undefined) await lock.write(undefined, record!.version, host.options.ttl); // past its absolute timeout
+        if (decoded !== undefined) await lock.write(overVersion(lock.key, undefined, record!.version, host.options.ttl)); // past its absolute timeout
         host.forgotten(raw === undefined ? 'gone' : decoded === undefined ? 'bad-record' : 'absolute-ttl');
         return;
       }
@@ -287,7 +287,8 @@ export class Scope {
       const sid = host.newSid();
       const plan = this.#indexPlan(oldSid, sid);
       // A fresh id: no lock needed, nobody else knows it; the insert refuses to overwrite anything.
-      if (!(await host.replica.write(host.key(sid), value, 1, ttl, null, ttl, kind))) throw new ConflictError();
+      if (!(await host.replica.put({ key: host.key(sid), value, version: 1, ttlMs: ttl, condition: null, cookie: kind })))
+        throw new ConflictError();
       if (plan) await indexAdd(host, plan, sid, oldSid); // listed before the old sid dies: see revokeAll
       if (oldSid !== undefined) {
         if (final) this.#lastWrite(plan);
@@ -371,9 +372,9 @@ export class Scope {
 
   /** Write the record of `sid` the scope stands on, conditional on the version it read: through the lock when it is the locked sid (a batch rides on it). */
   #writeOld(sid: string, value: string | undefined, ttl: number, tombstoneMs = 0, kind?: RequestWriteOptions): Promise<void> {
+    const write = overVersion(this.host.key(sid), value, this.#version, ttl, { tombstoneMs, cookie: kind });
     const lock = this.#lockOf(sid);
-    if (lock !== undefined) return lock.write(value, this.#version, ttl, tombstoneMs, kind);
-    return writeIfVersion(this.host.replica, this.host.key(sid), value, this.#version, ttl, tombstoneMs, kind);
+    return lock !== undefined ? lock.write(write) : writeIfVersion(this.host.replica, write);
   }
 
   /** How the per-user index must change when the session moves from `oldSid` to `newSid` (client-side sessions: no index). */

@@ -8,8 +8,8 @@ import { localQueues, type FreshRecord, type LocalQueues } from './local-queue.j
 import type { Lease } from '../contracts/locker.js';
 import type { ResolvedOptions } from '../options.js';
 import type { Replica } from './replica.js';
-import { writeIfVersion } from './write.js';
-import type { RequestWriteOptions, VersionedRecord } from '../contracts/store.js';
+import { overVersion, writeIfVersion, type WriteDescriptor } from './write.js';
+import type { VersionedRecord } from '../contracts/store.js';
 
 const debug = debuglog('koa-locked-session');
 
@@ -47,7 +47,7 @@ export class SessionLock {
       successor,
       (value, version, ttl) => {
         this.checkHeld();
-        return writeIfVersion(this.store, key, value, version, ttl);
+        return writeIfVersion(this.store, overVersion(key, value, version, ttl));
       },
       lease.holdsLock === undefined,
       fresh?.batch !== undefined ? (fresh as PendingRecord) : undefined,
@@ -148,13 +148,15 @@ export class SessionLock {
   }
 
   /**
-   * Write the locked key, conditional on `version` (see {@link writeIfVersion}).
-   * A batch the holder stands on rides on this write (see {@link GroupCommit.carry}).
+   * Write the locked key (`write.key` is {@link key}), conditional on the
+   * version read (see {@link writeIfVersion}). A batch the holder stands on
+   * rides on this write (see {@link GroupCommit.carry}); once a batch was
+   * written under the holder, its versions are one behind (`shift`).
    */
-  write(value: string | undefined, version: number, ttl: number, tombstoneMs = 0, options?: RequestWriteOptions): Promise<void> {
+  write(write: WriteDescriptor): Promise<void> {
     return this.groupCommit.carry(
-      (shift) => writeIfVersion(this.store, this.key, value, version + shift, ttl, tombstoneMs, options),
-      value === undefined, // a delete or tombstone: the batch's members send no cookie
+      (shift) => writeIfVersion(this.store, shift === 0 || typeof write.condition !== 'number' ? write : shifted(write, shift)),
+      write.value === undefined, // a delete or tombstone: the batch's members send no cookie
     );
   }
 
@@ -182,4 +184,9 @@ export class SessionLock {
       debug('lease release failed: %s', redactSids(String((error as Error)?.message ?? error)));
     }
   }
+}
+
+/** `write` over a record `shift` versions on (a batch was written under the holder since its read). */
+function shifted(write: WriteDescriptor, shift: number): WriteDescriptor {
+  return { ...write, version: write.version + shift, condition: (write.condition as number) + shift };
 }

@@ -1,27 +1,25 @@
 import { ConflictError } from '../errors.js';
-import type { RequestWriteOptions } from '../contracts/store.js';
+import type { WriteDescriptor } from '../contracts/write.js';
 import type { Replica } from './replica.js';
+
+export type { WriteDescriptor } from '../contracts/write.js';
+
+/** The write of `value` over the record at version `read`: conditional on it, one version on (a delete's master tombstone: `tombstoneMs`, default none). */
+export function overVersion(
+  key: string,
+  value: string | undefined,
+  read: number,
+  ttlMs: number,
+  extra?: Pick<WriteDescriptor, 'tombstoneMs' | 'cookie'>,
+): WriteDescriptor {
+  return { key, value, version: read + 1, ttlMs, condition: read, tombstoneMs: extra?.tombstoneMs ?? 0, cookie: extra?.cookie };
+}
 
 /**
  * A write conditional on the version the writer read: a refusal means the
  * record changed under the lock (lost lease, a late write landed first), so
  * nothing is saved and the request fails with {@link ConflictError}.
- * `value` undefined deletes: `ttl` is then the mirrors' tombstone and
- * `tombstoneMs` how long the master keeps one; `options` go to a
- * request-bound master (the cookie kind).
  */
-export async function writeIfVersion(
-  store: Replica,
-  key: string,
-  value: string | undefined,
-  version: number,
-  ttl: number,
-  tombstoneMs = 0,
-  options?: RequestWriteOptions,
-): Promise<void> {
-  const applied =
-    value === undefined
-      ? await store.write(key, undefined, version + 1, ttl, version, tombstoneMs)
-      : await store.write(key, value, version + 1, ttl, version, ttl, options);
-  if (!applied) throw new ConflictError();
+export async function writeIfVersion(store: Replica, write: WriteDescriptor): Promise<void> {
+  if (!(await store.put(write))) throw new ConflictError();
 }
