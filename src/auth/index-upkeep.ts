@@ -4,6 +4,7 @@ import type { ResolvedOptions } from '../options.js';
 import type { RecordFormat } from '../core/record.js';
 import type { Replica } from '../core/replica.js';
 import { SessionLock } from '../core/session-lock.js';
+import { overVersion } from '../core/write.js';
 import type { UserIndex } from './user-index.js';
 
 const debug = debuglog('koa-locked-session');
@@ -85,7 +86,10 @@ export async function indexAdd(
     over = await host.index.add(master, uid, sid, oldSid === undefined ? [] : [oldSid]);
   } catch (error) {
     // Undo the insert (version 1): the client never learns this sid, no cookie was sent.
-    if (newSid !== undefined) await host.replica.write(host.key(newSid), undefined, 2, host.options.ttl, 1, 0).catch(() => false);
+    if (newSid !== undefined)
+      await host.replica
+        .put({ key: host.key(newSid), value: undefined, version: 2, ttlMs: host.options.ttl, condition: 1, tombstoneMs: 0 })
+        .catch(() => false);
     throw error instanceof SessionError
       ? error
       : new StoreError(master.name, 'user index update failed; nothing was logged in', { cause: error });
@@ -149,7 +153,7 @@ export async function destroyListed(host: IndexHost, lock: SessionLock, uid: str
     const owner = host.format.decode(record.value)?.data[host.options.userKey];
     if (owner !== undefined && !sameId(ownerId(host.options, owner), uid)) return false;
     lock.checkHeld();
-    await lock.write(undefined, record.version, host.options.ttl);
+    await lock.write(overVersion(lock.key, undefined, record.version, host.options.ttl));
     return true;
   } finally {
     await lock.release();

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { LockTimeoutError } from '../errors.js';
-import type { Batch } from './group-commit.js';
+import type { Batch, PendingRecord } from './group-commit.js';
 import type { Lease, Locker } from '../contracts/locker.js';
 import type { Store, VersionedRecord } from '../contracts/store.js';
 
@@ -14,9 +14,8 @@ export interface HandoffOptions {
 
 /**
  * A record a holder wrote under the lease, vouched fresh for its successor
- * until `until` (its TTL, monotonic clock); or, with `batch` (group commit),
- * a record not written yet: the master still holds `version`, and the next
- * write of the key, at `version` + 1, carries the batch.
+ * until `until` (its TTL, monotonic clock); or, with `batch`, a group
+ * commit's {@link PendingRecord} (src/core/group-commit.ts): not written yet.
  */
 export interface FreshRecord extends VersionedRecord {
   readonly until: number;

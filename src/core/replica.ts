@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { mirrorErrorChannel, storeChannel, type StoreMessage } from '../diagnostics.js';
 import { withDeadline } from '../util/deadline.js';
 import { StoreError } from '../errors.js';
+import type { WriteDescriptor } from '../contracts/write.js';
 import {
   isVersioned,
   type BoundRequestStore,
@@ -129,20 +130,22 @@ export class Replica implements VersionedStore {
    * anywhere). Then every mirror gets the same version, applied only over
    * older data (a delete leaves a tombstone there for `ttlMs`), so late or
    * reordered mirror writes never win. `value` undefined deletes; the master
-   * keeps a tombstone for `masterTombstoneMs` (default `ttlMs`, as the
-   * contract says; the session passes 0 where a tombstone on the master would
-   * wrongly read as "moved by regenerate()"). `options` reach a
-   * request-bound master only (the cookie kind of a CookieStore).
+   * keeps a tombstone for `ttlMs` here, as the contract says; see {@link put}
+   * for the session's own writes.
    */
-  async write(
-    key: string,
-    value: string | undefined,
-    version: number,
-    ttlMs: number,
-    condition: WriteCondition,
-    masterTombstoneMs = ttlMs,
-    options?: RequestWriteOptions,
-  ): Promise<boolean> {
+  write(key: string, value: string | undefined, version: number, ttlMs: number, condition: WriteCondition): Promise<boolean> {
+    return this.put({ key, value, version, ttlMs, condition });
+  }
+
+  /**
+   * {@link write}, as the session's own writes describe it: a delete's master
+   * keeps its tombstone for `tombstoneMs` (default `ttlMs`; the session passes
+   * 0 where a tombstone on the master would wrongly read as "moved by
+   * regenerate()"), and `cookie` reaches a request-bound master only (the
+   * cookie kind of a CookieStore).
+   */
+  async put(write: WriteDescriptor): Promise<boolean> {
+    const { key, value, version, ttlMs, condition, tombstoneMs: masterTombstoneMs = ttlMs, cookie: options } = write;
     const { master } = this;
     const op: Op = value === undefined ? 'destroy' : 'set';
     if (isVersioned(master)) {

@@ -9,9 +9,10 @@ import type { ResolvedOptions } from '../options.js';
 import { readonly } from './readonly.js';
 import type { RecordFormat, SessionMeta } from './record.js';
 import type { Replica } from './replica.js';
-import { Scope, type Participant, type ScopeHost } from './scope.js';
+import { Scope, type Participant } from './scope.js';
 import { generateSid, isValidSid } from '../sid/sid.js';
 import type { SidTransport } from '../sid/transport.js';
+import type { ScopePort } from './scope-port.js';
 import { isRequestStore, type BoundRequestStore, type RequestWriteOptions } from '../contracts/store.js';
 import type { UserIndex } from '../auth/user-index.js';
 
@@ -51,9 +52,9 @@ const PERSISTENT_COOKIE: RequestWriteOptions = Object.freeze({ sessionCookie: fa
  * The state of one request's session behind `ctx.session`: the sid the
  * request brought and the one it lives under now, the cookie, the open scope
  * and the snapshot. The handle (session.ts) is its public face; scopes
- * (scope.ts) change it through the {@link ScopeHost} methods.
+ * (scope.ts) see it only through its {@link ScopePort} (scope-port.ts).
  */
-export class RequestSession implements ScopeHost {
+export class RequestSession implements ScopePort<Scope> {
   readonly options: ResolvedOptions;
   readonly index: UserIndex;
   readonly format: RecordFormat;
@@ -211,6 +212,7 @@ export class RequestSession implements ScopeHost {
   }
 
   newSid(): string {
+    this.#cookieWritable();
     const { genid } = this.options;
     if (!genid) return generateSid();
     const sid = genid();
@@ -253,18 +255,18 @@ export class RequestSession implements ScopeHost {
     if (record !== undefined && record.value === undefined) throw new SessionMovedError();
     const raw = record?.value;
     const decoded = raw === undefined ? undefined : this.format.decode(raw);
-    if (raw !== undefined && decoded === undefined) this.invalidRecord();
+    if (raw !== undefined && decoded === undefined) this.#emit('session:invalid', 'bad-record');
     if (raw === undefined || this.format.pastAbsolute(decoded?.meta)) {
       // Gone (destroyed, expired): the request is anonymous from now on, and a rolling cookie is not re-sent.
-      this.forget();
-      this.expired(raw === undefined ? 'gone' : 'absolute-ttl');
+      this.#forget();
+      this.#expired(raw === undefined ? 'gone' : 'absolute-ttl');
       return readonly({});
     }
     if (decoded) this.#meta = decoded.meta;
     return readonly(decoded?.data ?? {});
   }
 
-  // ---- what scopes tell the request (ScopeHost) -----------------------------
+  // ---- what scopes tell the request (ScopePort) -----------------------------
 
   saving(meta: SessionMeta | undefined): RequestWriteOptions | undefined {
     this.#meta = meta;
@@ -272,7 +274,7 @@ export class RequestSession implements ScopeHost {
     return meta?.remember === false || this.options.cookie.maxAge === 'session' ? SESSION_COOKIE : PERSISTENT_COOKIE;
   }
 
-  adopt(sid: string, value: string, resend = true): void {
+  adopted(sid: string, value: string, resend = true): void {
     const moved = sid !== this.#sid;
     this.#sid = sid;
     this.#latest = value;
@@ -287,7 +289,13 @@ export class RequestSession implements ScopeHost {
     this.#latest = null;
   }
 
-  forget(): void {
+  forgotten(why?: 'gone' | 'absolute-ttl' | 'bad-record'): void {
+    if (why === 'bad-record') this.#emit('session:invalid', 'bad-record');
+    else if (why !== undefined) this.#expired(why);
+    this.#forget();
+  }
+
+  #forget(): void {
     const had = this.#sid !== undefined;
     this.#sid = undefined;
     this.#isNew = true;
@@ -295,7 +303,7 @@ export class RequestSession implements ScopeHost {
     this.#wroteCookie = true;
   }
 
-  refreshCookie(sid: string): void {
+  cookieRefreshed(sid: string): void {
     this.#wroteCookie = true;
     this.#writeCookie(sid);
   }
@@ -305,7 +313,7 @@ export class RequestSession implements ScopeHost {
    * once the response headers are out (a scope started after the response):
    * the browser could never learn the new sid.
    */
-  cookieWritable(): void {
+  #cookieWritable(): void {
     if (this.#ctx.headerSent && !this.#bound) {
       throw new SessionError(
         'koa-locked-session: the response was already sent, so a new session cookie cannot be set; nothing was saved. Open session scopes before the response is sent (await them in the middleware)',
@@ -315,7 +323,7 @@ export class RequestSession implements ScopeHost {
   }
 
   /** The sid's record is gone (`'gone'`) or past its `absoluteTtl` (`'absolute-ttl'`): the request gets a fresh session. */
-  expired(why: 'gone' | 'absolute-ttl' = 'gone'): void {
+  #expired(why: 'gone' | 'absolute-ttl'): void {
     debug(
       'session %s reset: %s',
       this.options.name,
@@ -324,10 +332,6 @@ export class RequestSession implements ScopeHost {
         : 'past its absoluteTtl',
     );
     this.#emit('session:expired');
-  }
-
-  invalidRecord(): void {
-    this.#emit('session:invalid', 'bad-record');
   }
 
   // ---- the end of the request ----------------------------------------------

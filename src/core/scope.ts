@@ -1,12 +1,14 @@
 import { debuglog } from 'node:util';
 import { performance } from 'node:perf_hooks';
-import { ConflictError, SerializationError, SessionMovedError } from '../errors.js';
-import { indexAdd, indexRemove, planIndex, type IndexHost, type IndexPlan } from '../auth/index-upkeep.js';
-import type { Lifecycle } from './lifecycle.js';
+import { ConflictError, SessionMovedError } from '../errors.js';
+import { indexAdd, indexRemove, planIndex, type IndexPlan } from '../auth/index-upkeep.js';
 import type { FreshRecord } from './local-queue.js';
 import type { SessionMeta } from './record.js';
+import { Members, type Participant as Member } from './scope-members.js';
+import type { ScopePort } from './scope-port.js';
 import type { Replica } from './replica.js';
-import { SessionLock, writeIfVersion } from './session-lock.js';
+import { SessionLock } from './session-lock.js';
+import { overVersion, writeIfVersion } from './write.js';
 import type { RequestWriteOptions } from '../contracts/store.js';
 
 const debug = debuglog('koa-locked-session');
@@ -23,85 +25,11 @@ function warnUndisposed(): void {
   );
 }
 
-/** What a scope needs from the request's session (implemented by `RequestSession`). */
-export interface ScopeHost extends IndexHost {
-  readonly lifecycle: Lifecycle;
-  /** The open scope of this request, if any (nested and parallel scopes join it). */
-  active: Scope | undefined;
-  /** The sid the request's session lives under now (`undefined`: new or gone). */
-  readonly sid: string | undefined;
-  /** The request's records live in the client (CookieStore): no server-side user index, the store writes its own cookie. */
-  readonly clientSide: boolean;
-  /** Read the session reference the request brought (once). */
-  resolve(): void;
-  /**
-   * The settings of the record about to be saved (they decide the cookie's expiry);
-   * returns what the save tells a request-bound master (the cookie kind), if any.
-   */
-  saving(meta: SessionMeta | undefined): RequestWriteOptions | undefined;
-  /**
-   * The session now lives under `sid` with record `value` (cookie sent).
-   * `resend` false: the record was saved but is gone already (group commit: a
-   * later scope of the batch moved or ended the session in the same write), so
-   * no cookie of `sid` is sent, nor renewed at the end of the request.
-   */
-  adopt(sid: string, value: string, resend?: boolean): void;
-  /** This request destroyed its session (`null`: get() now answers `{}`). */
-  destroyed(): void;
-  /** The client's sid is dead: later scopes start a new session and the stale cookie is cleared. */
-  forget(): void;
-  /** Re-send the cookie of `sid` (its expiry moved). */
-  refreshCookie(sid: string): void;
-  /** Throw before anything is written when a save needing a new cookie comes after the response headers. */
-  cookieWritable(): void;
-  newSid(): string;
-  expired(why?: 'gone' | 'absolute-ttl'): void;
-  invalidRecord(): void;
-}
+/** The request's session as a scope sees it (implemented by `RequestSession`): see scope-port.ts. */
+export type ScopeHost = ScopePort<Scope>;
 
-/**
- * One caller inside a scope: the data as it was when it joined (null: empty;
- * undefined: not serializable), and, for a caller that joined an open scope,
- * the top-level keys it set, deleted or reached into (recorded by its view).
- * The opener works on the data itself (no view on the hot path): its keys are
- * what changed since it opened, less those a joined caller touched.
- */
-export interface Participant {
-  readonly scope: Scope;
-  readonly checkpoint: string | null | undefined;
-  /** How many mid-scope saves had been handed in when it joined (see `Scope.#handedIn`). */
-  readonly joinedAt: number;
-  readonly touched?: Set<string>;
-  /** What the caller's function gets: a recording view for a joined caller, the data itself for the opener. */
-  readonly view: Record<string, unknown>;
-}
-
-/**
- * The data as a joined caller sees it: the same object (its changes are the
- * scope's), recording the top-level keys it sets, deletes or reaches into (an
- * object value read may be changed in place), so a throw can undo just those.
- */
-function recordingView(data: Record<string, unknown>, touched: Set<string>): Record<string, unknown> {
-  return new Proxy(data, {
-    get(target, key, receiver) {
-      const value = Reflect.get(target, key, receiver);
-      if (typeof key === 'string' && typeof value === 'object' && value !== null) touched.add(key);
-      return value;
-    },
-    set(target, key, value) {
-      if (typeof key === 'string') touched.add(key);
-      return Reflect.set(target, key, value);
-    },
-    deleteProperty(target, key) {
-      if (typeof key === 'string') touched.add(key);
-      return Reflect.deleteProperty(target, key);
-    },
-    defineProperty(target, key, descriptor) {
-      if (typeof key === 'string') touched.add(key);
-      return Reflect.defineProperty(target, key, descriptor);
-    },
-  });
-}
+/** One caller inside a scope (see scope-members.ts). */
+export type Participant = Member<Scope>;
 
 /**
  * One lock scope of one request's session: the lock, the data read fresh under
@@ -125,19 +53,8 @@ export class Scope {
   #participants = 1;
   /** Participants that came from `lock()` and have not been disposed yet (innermost last). */
   readonly #undisposed: Participant[] = [];
-  /** Everyone who took part in the scope, the opener first. */
-  readonly #members: Participant[] = [];
-  /**
-   * Participants that left with success while others remained (their change is
-   * saved at once, and their caller told so): the keys each changed and the data
-   * as it left. A later rollback puts such a key back to that value, not to what
-   * it was before (an acknowledged change is never undone).
-   */
-  readonly #handedIn: Array<{
-    readonly by: Participant;
-    readonly keys: ReadonlySet<string>;
-    readonly checkpoint: string | null | undefined;
-  }> = [];
+  /** Everyone who took part in the scope, and how one of them is rolled back alone. */
+  readonly #members: Members<Scope>;
   /** The chain of this scope's saves, and the first error one of them hit (every later save fails with it). */
   #saving: Promise<void> = settled;
   #error: unknown;
@@ -158,7 +75,9 @@ export class Scope {
   #closed: { promise: Promise<void>; resolve: () => void } | undefined;
   #ended = false;
 
-  private constructor(private readonly host: ScopeHost) {}
+  private constructor(private readonly host: ScopeHost) {
+    this.#members = new Members(host.format);
+  }
 
   /** Wait until this (closing) scope has ended. */
   #whenClosed(): Promise<void> {
@@ -200,9 +119,7 @@ export class Scope {
       host.lifecycle.leave();
       throw error;
     }
-    const opener: Participant = { scope, checkpoint: scope.#original ?? null, joinedAt: 0, view: scope.data };
-    scope.#members.push(opener);
-    return opener;
+    return scope.#members.open(scope, scope.#original, scope.data);
   }
 
   async #join(): Promise<Participant> {
@@ -213,17 +130,7 @@ export class Scope {
       this.#participants--;
       throw error;
     }
-    // Its way back if it throws: the data as it stood when it joined, and what it touches from now on.
-    const touched = new Set<string>();
-    const joined: Participant = {
-      scope: this,
-      checkpoint: this.host.format.checkpoint(this.data),
-      joinedAt: this.#handedIn.length,
-      touched,
-      view: recordingView(this.data, touched),
-    };
-    this.#members.push(joined);
-    return joined;
+    return this.#members.join(this, this.data);
   }
 
   /**
@@ -264,7 +171,6 @@ export class Scope {
   /** Take the lock and read the record under it. */
   async #open(): Promise<void> {
     const host = this.host;
-    host.resolve();
     const sid = host.sid;
     if (sid === undefined) return; // a new session: nobody else can know its id yet
     const lock = await SessionLock.acquire(host.options, host.replica, host.key(sid));
@@ -275,12 +181,10 @@ export class Scope {
       if (record !== undefined && record.value === undefined) throw new SessionMovedError();
       const raw = record?.value;
       const decoded = raw === undefined ? undefined : host.format.decode(raw);
-      if (raw !== undefined && decoded === undefined) host.invalidRecord();
       if (decoded === undefined || host.format.pastAbsolute(decoded.meta)) {
         // No resurrection: the record is gone (destroyed, expired): work on a fresh session with a new sid.
-        if (decoded !== undefined) await lock.write(undefined, record!.version, host.options.ttl); // past its absolute timeout
-        if (raw === undefined || decoded !== undefined) host.expired(raw === undefined ? 'gone' : 'absolute-ttl');
-        host.forget();
+        if (decoded !== undefined) await lock.write(overVersion(lock.key, undefined, record!.version, host.options.ttl)); // past its absolute timeout
+        host.forgotten(raw === undefined ? 'gone' : decoded === undefined ? 'bad-record' : 'absolute-ttl');
         return;
       }
       this.#sid = sid;
@@ -305,13 +209,16 @@ export class Scope {
    */
   async leave(me: Participant, threw: boolean): Promise<void> {
     if (threw) {
-      if (this.#members.length === 1)
+      if (this.#members.alone)
         this.#failed = true; // alone all along: nothing is saved
-      else this.#rollback(me);
+      else {
+        const error = this.#members.rollback(me, this.data);
+        if (error) this.#error ??= error;
+      }
     }
     if (--this.#participants > 0) {
       if (!threw) {
-        this.#handIn(me);
+        this.#members.handIn(me, this.data);
         await this.#save(false);
       }
       return;
@@ -347,48 +254,6 @@ export class Scope {
   }
 
   /**
-   * The top-level keys `me` changed: what its view recorded (a joined caller),
-   * or for the opener what differs from the record it opened on, less the keys
-   * a joined caller touched. A key two callers of one request touched at once
-   * counts as the joined caller's.
-   */
-  #keysOf(me: Participant, before: Record<string, unknown>): string[] {
-    if (me.touched) return [...me.touched];
-    const others = new Set(this.#members.flatMap((p) => (p === me || !p.touched ? [] : [...p.touched])));
-    const keys = new Set([...Object.keys(before), ...Object.keys(this.data)]);
-    return [...keys].filter((key) => !others.has(key) && !this.host.format.sameValue(before[key], this.data[key]));
-  }
-
-  /** `me` leaves with success while others remain: note what it changed, as it left (see {@link #handedIn}). */
-  #handIn(me: Participant): void {
-    const before = this.host.format.restore(me.checkpoint);
-    if (before)
-      this.#handedIn.push({ by: me, keys: new Set(this.#keysOf(me, before)), checkpoint: this.host.format.checkpoint(this.data) });
-  }
-
-  /**
-   * Undo the top-level keys `me` changed; what the other callers of the request
-   * changed stays. A key another caller changed and handed in since `me` joined
-   * goes back to the value it was saved with, not further.
-   */
-  #rollback(me: Participant): void {
-    const before = this.host.format.restore(me.checkpoint);
-    if (!before) {
-      this.#error ??= new SerializationError(
-        'koa-locked-session: a scope threw and its changes could not be rolled back (its data could not be serialized when it joined); nothing more is saved',
-      );
-      return;
-    }
-    const handedIn = this.#handedIn.slice(me.joinedAt).filter((h) => h.by !== me);
-    for (const key of this.#keysOf(me, before)) {
-      const last = [...handedIn].reverse().find((h) => h.keys.has(key));
-      const source = (last && this.host.format.restore(last.checkpoint)) ?? before;
-      if (Object.hasOwn(source, key)) this.data[key] = source[key];
-      else delete this.data[key];
-    }
-  }
-
-  /**
    * Save what the scope changed: master first, then mirrors; the cookie last.
    * Not `final`: the scope goes on under the lock after this save (a
    * participant left while others remain), so the scope now stands on the
@@ -412,18 +277,18 @@ export class Scope {
       if (final) this.#lastWrite(plan);
       this.#fresh = undefined;
       await this.#writeOld(oldSid, undefined, ttl);
-      host.forget();
+      host.forgotten();
       host.destroyed();
       if (plan) await indexRemove(host, plan); // (no plan, the common case: no promise)
       this.#stand(undefined, undefined, 0);
       return;
     }
     if (oldSid === undefined || this.regenerate) {
-      host.cookieWritable();
       const sid = host.newSid();
       const plan = this.#indexPlan(oldSid, sid);
       // A fresh id: no lock needed, nobody else knows it; the insert refuses to overwrite anything.
-      if (!(await host.replica.write(host.key(sid), value, 1, ttl, null, ttl, kind))) throw new ConflictError();
+      if (!(await host.replica.put({ key: host.key(sid), value, version: 1, ttlMs: ttl, condition: null, cookie: kind })))
+        throw new ConflictError();
       if (plan) await indexAdd(host, plan, sid, oldSid); // listed before the old sid dies: see revokeAll
       if (oldSid !== undefined) {
         if (final) this.#lastWrite(plan);
@@ -432,29 +297,32 @@ export class Scope {
         // on it get a retryable 409 instead of writing into a fresh anonymous session.
         await this.#writeOld(oldSid, undefined, ttl, this.#movedMs());
       }
-      host.adopt(sid, value);
+      host.adopted(sid, value);
       if (plan) await indexRemove(host, plan);
       this.#stand(sid, value, 1);
-    } else if (value !== this.#original || this.#lockOf(oldSid)?.pending) {
+    } else if (value !== this.#original || this.#lockOf(oldSid)?.groupCommit.mustWrite) {
       // (Standing on a batch's unsaved record, a scope writes even with no change of its own.)
       const plan = this.#indexPlan(oldSid, oldSid);
       if (plan) await indexAdd(host, plan, undefined, oldSid); // the record exists: listed before it changes hands
       // Group commit: a scope of this process waits for the session; it takes the record over, unsaved.
-      const batch = final && plan === undefined ? this.#lockOf(oldSid)?.defer(value, this.#version, ttl) : undefined;
+      // Whether a scope of this process waits for the lease: decided once, for group commit and for the release with the write.
+      const lock = final && plan === undefined ? this.#lockOf(oldSid) : undefined;
+      const successorWaits = lock?.successorWaits() ?? false;
+      const batch = lock?.groupCommit.end(value, this.#version, ttl, successorWaits);
       if (batch !== undefined) {
         // Answered only once the write that carries this change is acknowledged. When that write removed the
         // record (a later scope of the batch moved or ended the session), this response goes out after the move:
         // re-sending the old sid's cookie would undo the new one (or the cleared one) in the browser.
         const removed = await batch;
-        host.adopt(oldSid, value, !removed);
+        host.adopted(oldSid, value, !removed);
         this.#stand(oldSid, value, this.#version + 1);
         return;
       }
-      if (final) this.#lastWrite(plan);
+      if (final) this.#lastWrite(plan, lock && successorWaits);
       this.#fresh = undefined; // a failed write may or may not have landed
       await this.#writeOld(oldSid, value, ttl, 0, kind);
       this.#wrote(oldSid, value, this.#version + 1, ttl);
-      host.adopt(oldSid, value);
+      host.adopted(oldSid, value);
       if (plan) await indexRemove(host, plan);
       this.#stand(oldSid, value, this.#version + 1);
     } else if (this.touch) {
@@ -470,7 +338,7 @@ export class Scope {
         this.#version++;
         this.#wrote(oldSid, value, this.#version, ttl);
       }
-      host.refreshCookie(oldSid);
+      host.cookieRefreshed(oldSid);
       this.touch = false;
     }
   }
@@ -504,9 +372,9 @@ export class Scope {
 
   /** Write the record of `sid` the scope stands on, conditional on the version it read: through the lock when it is the locked sid (a batch rides on it). */
   #writeOld(sid: string, value: string | undefined, ttl: number, tombstoneMs = 0, kind?: RequestWriteOptions): Promise<void> {
+    const write = overVersion(this.host.key(sid), value, this.#version, ttl, { tombstoneMs, cookie: kind });
     const lock = this.#lockOf(sid);
-    if (lock !== undefined) return lock.write(value, this.#version, ttl, tombstoneMs, kind);
-    return writeIfVersion(this.host.replica, this.host.key(sid), value, this.#version, ttl, tombstoneMs, kind);
+    return lock !== undefined ? lock.write(write) : writeIfVersion(this.host.replica, write);
   }
 
   /** How the per-user index must change when the session moves from `oldSid` to `newSid` (client-side sessions: no index). */
@@ -525,9 +393,9 @@ export class Scope {
    * the lock when no mirror write must follow it in order and the user index has
    * nothing to do: let the locker release in the same round trip (RedisLocker).
    */
-  #lastWrite(plan: IndexPlan | undefined): void {
+  #lastWrite(plan: IndexPlan | undefined, successorWaits?: boolean): void {
     const { mirrors, mirrorWrites } = this.host.options;
-    if (plan === undefined && (mirrors.length === 0 || mirrorWrites === 'background')) this.#lock?.releaseWithNextWrite();
+    if (plan === undefined && (mirrors.length === 0 || mirrorWrites === 'background')) this.#lock?.releaseWithNextWrite(successorWaits);
   }
 }
 

@@ -1,3 +1,5 @@
+// On the locked path (a scope under RedisLocker) the fenced view (src/redis/fenced.ts) writes the locked key,
+// not RedisStore (docs/architecture.md, "A walk of one locked read-modify-write").
 import { debuglog } from 'node:util';
 import type { RedisClientOptions } from 'redis';
 import { storeCall } from '../util/deadline.js';
