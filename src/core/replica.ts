@@ -130,7 +130,7 @@ export class Replica implements VersionedStore {
    * anywhere). Then every mirror gets the same version, applied only over
    * older data (a delete leaves a tombstone there for `ttlMs`), so late or
    * reordered mirror writes never win. `value` undefined deletes; the master
-   * keeps a tombstone for `ttlMs` here, as the contract says; see {@link put}
+   * keeps a tombstone for `ttlMs` here, as the contract says; see `put`
    * for the session's own writes.
    */
   write(key: string, value: string | undefined, version: number, ttlMs: number, condition: WriteCondition): Promise<boolean> {
@@ -138,6 +138,7 @@ export class Replica implements VersionedStore {
   }
 
   /**
+   * @internal The session's own writes (src/core/write.ts), not part of the Store contract.
    * {@link write}, as the session's own writes describe it: a delete's master
    * keeps its tombstone for `tombstoneMs` (default `ttlMs`; the session passes
    * 0 where a tombstone on the master would wrongly read as "moved by

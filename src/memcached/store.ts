@@ -1,4 +1,3 @@
-import { Buffer } from 'node:buffer';
 import { debuglog } from 'node:util';
 import type Memcached from 'memcached';
 import { storeCall } from '../util/deadline.js';
@@ -8,6 +7,21 @@ import { allows, unwrap, wrap } from '../contracts/envelope.js';
 import { closeOwned, own } from '../contracts/owned.js';
 import { loadPeer } from '../contracts/peer.js';
 import type { VersionedRecord, VersionedStore, WriteCondition } from '../contracts/store.js';
+import { ITEM_OVERHEAD_BYTES, MEMCACHED_MAX_KEY_BYTES, byteLength, countCrLf, memcachedLifetime, parse, stamp, type Live } from './item.js';
+import {
+  MEMCACHED_FAIL_FAST_OPTIONS,
+  type MemcachedClientOptions,
+  type MemcachedStoreCommonOptions,
+  type MemcachedStoreOptions,
+} from './options.js';
+
+export { MEMCACHED_MAX_KEY_BYTES, MEMCACHED_MAX_RELATIVE_TTL_S, memcachedLifetime } from './item.js';
+export {
+  MEMCACHED_FAIL_FAST_OPTIONS,
+  type MemcachedClientOptions,
+  type MemcachedStoreCommonOptions,
+  type MemcachedStoreOptions,
+} from './options.js';
 import { errorMessage } from '../util/format.js';
 
 const debug = debuglog('koa-locked-session');
@@ -26,100 +40,6 @@ const HINTS: Readonly<Record<string, string>> = {
   maxAge: 'The session TTL is an option of session(): `session({ ttl })`',
   timeout: 'Use `timeoutMs` (or `clientOptions.timeout` for the connect timeout)',
 };
-
-/** Memcached reads an expiry above 30 days as an absolute Unix time (seconds). */
-export const MEMCACHED_MAX_RELATIVE_TTL_S = 60 * 60 * 24 * 30;
-/** Memcached's text protocol limit on key length (bytes). */
-export const MEMCACHED_MAX_KEY_BYTES = 250;
-/**
- * Bytes an item needs beyond its key and value (item header, CAS, CRLF,
- * chunk headers), kept in reserve when checking against the server's
- * `item_size_max` (memcached `-I`).
- */
-const ITEM_OVERHEAD_BYTES = 128;
-
-/**
- * Options for a `memcached` client that fails fast and recovers by itself:
- * a dead server makes requests fail within about 150 ms (connection refused)
- * or `timeout` ms (black-holed) instead of after the library's multi-second
- * retries, and the next request after the server comes back succeeds.
- * {@link MemcachedStore} uses them for the client it creates.
- */
-export const MEMCACHED_FAIL_FAST_OPTIONS = Object.freeze({
-  /** Connection-pool retries per request, with a short backoff (20, 40, 80 ms): they absorb a burst that fills the pool, not an outage. */
-  retries: 3,
-  /** Each pool retry waits twice as long as the one before. */
-  factor: 2,
-  /** The first pool retry waits 20 ms. */
-  minTimeout: 20,
-  /** No pool retry waits longer than 200 ms. */
-  maxTimeout: 200,
-  /** Connect timeout (ms). */
-  timeout: 1000,
-  /** Close connections idle for this long (ms). */
-  idle: 5000,
-  /** Never drop a server from the hash ring: its sessions would silently vanish. */
-  remove: false,
-} satisfies MemcachedClientOptions);
-
-/** `memcached` client options, including the pool-retry ones its typings leave out. */
-export type MemcachedClientOptions = Memcached.options & {
-  /** Pool retry backoff factor. @default 3 */
-  factor?: number;
-  /** Pool retry first delay (ms). @default 1000 */
-  minTimeout?: number;
-  /** Pool retry longest delay (ms). @default 60000 */
-  maxTimeout?: number;
-};
-
-/** Options of {@link MemcachedStore}: pass `client` or `servers`. */
-export type MemcachedStoreOptions = MemcachedStoreCommonOptions &
-  (
-    | {
-        /** A `memcached` client you created; the store never ends it. */
-        client: Memcached;
-        /** Not with `client`: the client already knows its servers. */
-        servers?: never;
-        /** Not with `client`: configure the client you created. */
-        clientOptions?: never;
-      }
-    | {
-        /**
-         * Server location(s) for a client the store creates on first use (and
-         * ends on `close()`): `'127.0.0.1:11211'`, an array, or `{ 'host:port': weight }`.
-         * @example new MemcachedStore({ servers: process.env.MEMCACHED_URL ?? '127.0.0.1:11211' })
-         */
-        servers: Memcached.Location;
-        /** Extra `memcached` client options, merged over {@link MEMCACHED_FAIL_FAST_OPTIONS}. */
-        clientOptions?: MemcachedClientOptions;
-        /** Not with `servers`: pass one or the other. */
-        client?: never;
-      }
-  );
-
-/** Options every {@link MemcachedStore} takes. */
-export interface MemcachedStoreCommonOptions {
-  /**
-   * Prepended to every key (after the client's own `namespace`, if any). The
-   * full key must fit in 250 bytes.
-   * @default 'sess:'
-   */
-  prefix?: string;
-  /**
-   * Longest wait for one operation (ms). The `memcached` library never calls
-   * back for a command that was in flight when a server died: this bound
-   * turns that into a `StoreError`.
-   * @default 2000
-   */
-  timeoutMs?: number;
-  /**
-   * Largest value accepted (bytes). By default it is read once from the
-   * server (`stats settings` → `item_size_max`, memcached `-I`) less a small
-   * allowance for the item header, so an oversized session fails with a clear
-   * `StoreError` before anything is sent.
-   */
-  maxValueBytes?: number;
-}
 
 type Callback<T> = (error: unknown, result: T) => void;
 
@@ -493,62 +413,9 @@ function harden(client: MemcachedClient): void {
   };
 }
 
-/**
- * Memcached lifetime for a TTL in ms: whole seconds rounded up, plus one;
- * past 30 days, an absolute Unix time (plus one second too). The extra second
- * is because memcached counts on a one-second clock and may drop an item at
- * any moment of its last second: without it a record could vanish up to 1 s
- * before its TTL. The exact expiry is enforced on read from the expiry stored
- * in the value itself.
- */
-export function memcachedLifetime(ttlMs: number, now = Date.now()): number {
-  const seconds = Math.ceil(ttlMs / 1000) + 1;
-  return seconds > MEMCACHED_MAX_RELATIVE_TTL_S ? Math.ceil((now + ttlMs) / 1000) + 1 : seconds;
-}
-
-function lifetimeFor(command: string, ttlMs: number): number {
-  return memcachedLifetime(checkTtl(MEMCACHED_STORE_NAME, command, ttlMs));
-}
-
 /** Compare-and-retry rounds of one write before it reports contention. */
 const MAX_ATTEMPTS = 16;
 
-/** `<expiresAtMs>:` in front of every stored value: memcached's own expiry has one-second granularity. */
-const EXPIRY = /^(\d{1,16}):/;
-
-/** An unexpired stored item: the versioned body (`v<N>:<value>`, `v<N>!` or a plain value) and its record. */
-interface Live {
-  readonly body: string;
-  readonly record: VersionedRecord;
-}
-
-function stamp(body: string, expiresAt: number): string {
-  return `${Math.ceil(expiresAt)}:${body}`;
-}
-
-/**
- * The record inside a stored value, or `undefined` when expired. A value
- * without our expiry prefix (written by something else) is a record of
- * version 0 returned as it is, so the session layer can report it instead of
- * it vanishing silently.
- */
-function parse(raw: unknown): Live | undefined {
-  const text = typeof raw === 'string' ? raw : Buffer.isBuffer(raw) ? raw.toString('utf8') : JSON.stringify(raw);
-  const match = EXPIRY.exec(text);
-  if (match && Date.now() >= Number(match[1])) return undefined;
-  const body = match ? text.slice(match[0].length) : text;
-  return { body, record: unwrap(body) };
-}
-
-function byteLength(text: string): number {
-  return Buffer.byteLength(text, 'utf8');
-}
-
-function countCrLf(text: string): number {
-  let n = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 10 || c === 13) n++;
-  }
-  return n;
+function lifetimeFor(command: string, ttlMs: number): number {
+  return memcachedLifetime(checkTtl(MEMCACHED_STORE_NAME, command, ttlMs));
 }

@@ -9,7 +9,7 @@ import { destroySql, inline, readSql, setSql, touchSql, writeSql, type PgResult,
 import type { VersionedRecord, VersionedStore, WriteCondition } from '../contracts/store.js';
 
 /**
- * What the fenced view needs of a PostgresLease (lockers/postgres.ts), by shape:
+ * What the fenced view needs of a PostgresLease (src/postgres/locker.ts), by shape:
  * the locker builds this view, so importing the lease class here would be an
  * import circle.
  */

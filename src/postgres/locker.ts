@@ -1,56 +1,25 @@
 import { debuglog } from 'node:util';
 import { withDeadline } from '../util/deadline.js';
 import { LockLostError, LockTimeoutError, StoreError } from '../errors.js';
-import { describe, errorMessage } from '../util/format.js';
-import { POSTGRES_FAST_PATH, PostgresStore, isConnectionError, recordOf } from './store.js';
+import { errorMessage } from '../util/format.js';
+import { isConnectionError, recordOf, type PostgresStore } from './store.js';
+import { postgresFastPathOf, type PostgresFastPath } from './fast-path.js';
 import { POSTGRES_STORE_NAME, inline, literal, readSql, sqlState, type PgClientLike, type PgPoolLike, type PgResult } from './sql.js';
 import type { Store } from '../contracts/store.js';
 import type { AcquireOptions, Lease, Locker } from '../contracts/locker.js';
 import { MemoryLocker } from '../memory/locker.js';
 import { PostgresFencedStore } from './fenced.js';
+import { resolvePostgresLockerOptions, type PostgresLockerOptions } from './locker-options.js';
+
+export type { PostgresLockerOptions } from './locker-options.js';
 
 const debug = debuglog('koa-locked-session');
 
-/** Options of {@link PostgresLocker}: a pool, or the PostgresStore whose pool (and rows) it locks. */
-export type PostgresLockerOptions = {
-  /**
-   * Longest a holder may stay silent inside its transaction (ms): PostgreSQL's
-   * `idle_in_transaction_session_timeout`, set per transaction. A holder that
-   * hangs or is paused that long has its connection closed by the server,
-   * which frees the lock; its later write is refused (`LockLostError`).
-   * @default 10_000
-   */
-  leaseMs?: number;
-  /**
-   * Longest a lock is held (ms). While a scope runs, its process proves it is
-   * alive with a `SELECT 1` in the transaction every `leaseMs / 3`, so a slow
-   * but live scope keeps its lock (a hung or paused process cannot, and loses
-   * it after `leaseMs`); past `maxHoldMs` that stops, and a scope that is
-   * never ended loses its lock `leaseMs` later rather than holding it for good.
-   * @default 60_000, or 2 × leaseMs when longer
-   */
-  maxHoldMs?: number;
-  /**
-   * Prefix of the advisory lock's name (`hashtextextended(namespace || key)`).
-   * Apps sharing one database with the same session keys but not the same
-   * sessions give each locker its own.
-   * @default 'koa-locked-session:'
-   */
-  namespace?: string;
-} & (
-  | {
-      /** A node-postgres `Pool` (with an `'error'` listener). The locker never ends it. */
-      pool: PgPoolLike;
-      /** Not with `pool`: pass one or the other. */
-      store?: never;
-    }
-  | {
-      /** The master store: the locker uses its pool, and reads and writes its rows in the lock's transaction. */
-      store: PostgresStore;
-      /** Not with `store`: the store's pool is used. */
-      pool?: never;
-    }
-);
+/** A PostgresStore master on this locker's pool, with what it registered (src/postgres/fast-path.ts). */
+interface FastPath {
+  readonly info: PostgresFastPath;
+  readonly store: PostgresStore;
+}
 
 /** SQLSTATEs of a lock wait that gave up: lock_not_available (lock_timeout), deadlock_detected. */
 const LOCK_WAIT_FAILED = new Set(['55P03', '40P01']);
@@ -82,7 +51,7 @@ const ENDED_BY_SERVER = new Set(['25P03', '57P01', '57P02', '57P05']);
  * - The fused read and the in-transaction writes apply when the master is a
  *   PostgresStore on this locker's pool. Any other master (another store, a
  *   PostgresStore on another pool or database): the lock only serializes, and
- *   the master's own versioned write fences a late save (see the README).
+ *   the master's own versioned write fences a late save (docs/postgresql.md, "What is fenced").
  */
 export class PostgresLocker implements Locker {
   readonly name = 'postgres';
@@ -98,51 +67,13 @@ export class PostgresLocker implements Locker {
   readonly #local: MemoryLocker;
 
   constructor(options: PostgresLockerOptions) {
-    const {
-      pool,
-      store,
-      leaseMs = 10_000,
-      maxHoldMs,
-      namespace = 'koa-locked-session:',
-    } = (options ?? {}) as { pool?: unknown; store?: unknown; leaseMs?: unknown; maxHoldMs?: unknown; namespace?: unknown };
-    if (
-      store !== undefined &&
-      !(store instanceof PostgresStore) &&
-      !(typeof store === 'object' && store !== null && POSTGRES_FAST_PATH in store)
-    ) {
-      throw new TypeError(`koa-locked-session: Expected PostgresLocker \`store\` to be a PostgresStore, got \`${describe(store)}\``);
-    }
-    const chosen = (pool ?? (store as PostgresStore | undefined)?.pool) as PgPoolLike | undefined;
-    if (
-      (pool === undefined) === (store === undefined) ||
-      typeof chosen !== 'object' ||
-      chosen === null ||
-      typeof chosen.connect !== 'function'
-    ) {
-      throw new TypeError(
-        `koa-locked-session: PostgresLocker needs exactly one of \`pool\` (a node-postgres Pool) or \`store\` (a PostgresStore), got \`${describe(options)}\``,
-      );
-    }
-    if (typeof leaseMs !== 'number' || !Number.isSafeInteger(leaseMs) || leaseMs < 1) {
-      throw new TypeError(
-        `koa-locked-session: Expected PostgresLocker \`leaseMs\` to be a positive integer of ms, got \`${describe(leaseMs)}\``,
-      );
-    }
-    const maxHold = maxHoldMs ?? Math.max(60_000, 2 * leaseMs);
-    if (typeof maxHold !== 'number' || !Number.isFinite(maxHold) || maxHold < leaseMs) {
-      throw new TypeError(
-        `koa-locked-session: Expected PostgresLocker \`maxHoldMs\` to be a number of ms no smaller than \`leaseMs\`, got \`${describe(maxHoldMs)}\``,
-      );
-    }
-    if (typeof namespace !== 'string') {
-      throw new TypeError(`koa-locked-session: Expected PostgresLocker \`namespace\` to be a string, got \`${describe(namespace)}\``);
-    }
-    this.pool = chosen;
-    this.leaseMs = leaseMs;
-    this.maxHoldMs = maxHold;
-    this.namespace = namespace;
+    const resolved = resolvePostgresLockerOptions(options);
+    this.pool = resolved.pool;
+    this.leaseMs = resolved.leaseMs;
+    this.maxHoldMs = resolved.maxHoldMs;
+    this.namespace = resolved.namespace;
     // A local holder past maxHoldMs + leaseMs has lost its transaction to the server: let the next one try.
-    this.#local = new MemoryLocker({ maxHoldMs: maxHold + leaseMs });
+    this.#local = new MemoryLocker({ maxHoldMs: this.maxHoldMs + this.leaseMs });
   }
 
   async acquire(key: string, options: AcquireOptions): Promise<Lease> {
@@ -151,9 +82,9 @@ export class PostgresLocker implements Locker {
     const local = await this.#local.acquire(key, { timeoutMs, ...(signal ? { signal } : {}) });
     try {
       const fast = this.#fastPathOf(store);
-      if (fast) await fast[POSTGRES_FAST_PATH].ready();
+      if (fast) await fast.info.ready();
       const client = await this.#connect(deadline, timeoutMs);
-      return await this.#begin(key, client, local, fast, deadline, timeoutMs, storeTimeoutMs ?? fast?.timeoutMs ?? 2000);
+      return await this.#begin(key, client, local, fast, deadline, timeoutMs, storeTimeoutMs ?? fast?.info.timeoutMs ?? 2000);
     } catch (error) {
       await local.release();
       throw error;
@@ -161,10 +92,9 @@ export class PostgresLocker implements Locker {
   }
 
   /** The master when its rows can be read and written in this locker's transactions (same pool, so same database). */
-  #fastPathOf(store: Store | undefined): PostgresStore | undefined {
-    if (!store || typeof store !== 'object' || !(POSTGRES_FAST_PATH in store)) return undefined;
-    const fast = store as PostgresStore;
-    return fast[POSTGRES_FAST_PATH].pool === this.pool ? fast : undefined;
+  #fastPathOf(store: Store | undefined): FastPath | undefined {
+    const info = postgresFastPathOf(store);
+    return info && info.pool === this.pool ? { info, store: store as PostgresStore } : undefined;
   }
 
   /** A pooled connection, waiting no longer than what is left of `lockTimeout`. */
@@ -203,7 +133,7 @@ export class PostgresLocker implements Locker {
     key: string,
     client: PgClientLike,
     local: Lease,
-    fast: PostgresStore | undefined,
+    fast: FastPath | undefined,
     deadline: number,
     timeoutMs: number,
     storeTimeoutMs: number,
@@ -214,7 +144,7 @@ export class PostgresLocker implements Locker {
       // SET LOCAL of both timeouts, then the advisory lock: one statement (a target list is evaluated left to right).
       `SELECT set_config('lock_timeout', '${waitMs}', true), set_config('idle_in_transaction_session_timeout', '${this.leaseMs}', true), pg_advisory_xact_lock(hashtextextended(${literal(this.namespace + key)}, 0))`,
     ];
-    if (fast) statements.push(inline(readSql(fast.table, key, true)));
+    if (fast) statements.push(inline(readSql(fast.info.table, key, true)));
     const lease = new PostgresLease(this, key, client, local);
     let results: PgResult[];
     try {
@@ -229,7 +159,7 @@ export class PostgresLocker implements Locker {
       if (error instanceof StoreError) throw error;
       throw new StoreError(POSTGRES_STORE_NAME, `LOCK failed: ${errorMessage(error)}`, { cause: error, outcome: 'none' });
     }
-    if (fast) lease.store = new PostgresFencedStore(fast, lease, recordOf(results[results.length - 1]!));
+    if (fast) lease.store = new PostgresFencedStore(fast.store, lease, recordOf(results[results.length - 1]!));
     return lease;
   }
 }

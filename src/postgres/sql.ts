@@ -12,7 +12,7 @@
  * differ by however long the scope has held the lock.
  */
 import { StoreError } from '../errors.js';
-import { describe } from '../util/format.js';
+import { Validator, checkTtl, checkVersionedWrite } from '../util/validate.js';
 import type { WriteCondition } from '../contracts/store.js';
 
 /** The name of PostgresStore in logs, events and errors. */
@@ -54,9 +54,8 @@ const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_$]{0,62}(\.[A-Za-z_][A-Za-z0-9_$]{0,62}
 /** `"schema"."table"` from `schema.table` (validated: never interpolate user input unchecked). */
 export function quoteTable(name: unknown, who: string): string {
   if (typeof name !== 'string' || !TABLE_NAME.test(name)) {
-    throw new TypeError(
-      `koa-locked-session: Expected ${who} \`table\` to be a table name like 'sessions' or 'schema.sessions' (letters, digits, _), got \`${describe(name)}\``,
-    );
+    const check: Validator = new Validator(who);
+    check.fail('table', "a table name like 'sessions' or 'schema.sessions' (letters, digits, _)", name);
   }
   return name
     .split('.')
@@ -118,18 +117,6 @@ const LIVE = 'expires_at > clock_timestamp()';
 const byCount = (result: PgResult): boolean => result.rowCount === 1;
 const byFlag = (result: PgResult): boolean => result.rows[0]?.ok === true;
 
-/** A positive, finite TTL in ms (a programmer error otherwise: status 500, nothing written). */
-export function checkTtl(command: string, ttlMs: number): number {
-  if (typeof ttlMs !== 'number' || !(ttlMs > 0) || !Number.isFinite(ttlMs)) {
-    throw new StoreError(
-      POSTGRES_STORE_NAME,
-      `${command} failed: expected ttlMs to be a positive number of ms, got \`${describe(ttlMs)}\``,
-      { status: 500 },
-    );
-  }
-  return ttlMs;
-}
-
 export function readSql(table: string, key: string, forUpdate = false): Statement {
   // Liveness is computed, not filtered, under FOR UPDATE: the row is locked even when expired.
   return forUpdate
@@ -141,7 +128,7 @@ export function setSql(table: string, key: string, value: string, ttlMs: number)
   return {
     text: `INSERT INTO ${table} (sid, value, v, expires_at) VALUES ($1, $2, 0, ${ttlExpr('$3')})
 ON CONFLICT (sid) DO UPDATE SET value = EXCLUDED.value, v = 0, expires_at = EXCLUDED.expires_at`,
-    values: [key, encodeValue(value), checkTtl('SET', ttlMs)],
+    values: [key, encodeValue(value), checkTtl(POSTGRES_STORE_NAME, 'SET', ttlMs)],
     applied: () => true,
   };
 }
@@ -154,7 +141,7 @@ export function touchSql(table: string, key: string, ttlMs: number): Statement {
   // Only a live record is extended: never an absent, expired or tombstoned one.
   return {
     text: `UPDATE ${table} SET expires_at = ${ttlExpr('$2')} WHERE sid = $1 AND value IS NOT NULL AND ${LIVE}`,
-    values: [key, checkTtl('TOUCH', ttlMs)],
+    values: [key, checkTtl(POSTGRES_STORE_NAME, 'TOUCH', ttlMs)],
     applied: byCount,
   };
 }
@@ -174,27 +161,14 @@ export function writeSql(
   ttlMs: number,
   condition: WriteCondition,
 ): Statement {
-  if (!Number.isSafeInteger(version) || version < 0) {
-    throw new StoreError(
-      POSTGRES_STORE_NAME,
-      `WRITE failed: expected version to be a non-negative safe integer, got \`${describe(version)}\``,
-      { status: 500 },
-    );
-  }
-  if (!(condition === null || condition === 'newer' || (Number.isSafeInteger(condition) && condition >= 0))) {
-    throw new StoreError(
-      POSTGRES_STORE_NAME,
-      `WRITE failed: expected condition to be null, 'newer' or a version, got \`${describe(condition)}\``,
-      { status: 500 },
-    );
-  }
+  checkVersionedWrite(POSTGRES_STORE_NAME, 'WRITE', version, condition);
   const remove = value === undefined && ttlMs === 0;
   if (typeof condition === 'number') {
     const match = `sid = $1 AND v = $2 AND value IS NOT NULL AND ${LIVE}`;
     if (remove) return { text: `DELETE FROM ${table} WHERE ${match}`, values: [key, condition], applied: byCount };
     return {
       text: `UPDATE ${table} SET value = $3, v = $4, expires_at = ${ttlExpr('$5')} WHERE ${match}`,
-      values: [key, condition, value === undefined ? null : encodeValue(value), version, checkTtl('WRITE', ttlMs)],
+      values: [key, condition, value === undefined ? null : encodeValue(value), version, checkTtl(POSTGRES_STORE_NAME, 'WRITE', ttlMs)],
       applied: byCount,
     };
   }
@@ -212,7 +186,7 @@ SELECT EXISTS (SELECT 1 FROM d) OR NOT EXISTS (SELECT 1 FROM ${table} WHERE sid 
   return {
     text: `INSERT INTO ${table} AS s (sid, value, v, expires_at) VALUES ($1, $2, $3, ${ttlExpr('$4')})
 ON CONFLICT (sid) DO UPDATE SET value = EXCLUDED.value, v = EXCLUDED.v, expires_at = EXCLUDED.expires_at WHERE ${over}`,
-    values: [key, value === undefined ? null : encodeValue(value), version, checkTtl('WRITE', ttlMs)],
+    values: [key, value === undefined ? null : encodeValue(value), version, checkTtl(POSTGRES_STORE_NAME, 'WRITE', ttlMs)],
     applied: byCount,
   };
 }

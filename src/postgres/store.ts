@@ -1,7 +1,8 @@
 import { debuglog } from 'node:util';
 import { withDeadline } from '../util/deadline.js';
 import { StoreError } from '../errors.js';
-import { describe, errorMessage, redactUrl } from '../util/format.js';
+import { errorMessage, redactUrl } from '../util/format.js';
+import { Validator } from '../util/validate.js';
 import {
   POSTGRES_STORE_NAME,
   createTableSql,
@@ -21,6 +22,7 @@ import {
   type Statement,
 } from './sql.js';
 import type { VersionedRecord, VersionedStore, WriteCondition } from '../contracts/store.js';
+import { registerPostgresFastPath } from './fast-path.js';
 
 export { POSTGRES_STORE_NAME, type PgClientLike, type PgPoolLike } from './sql.js';
 
@@ -80,25 +82,6 @@ export interface PostgresStoreConnectOptions extends PostgresStoreCommonOptions 
   poolOptions?: Record<string, unknown>;
 }
 
-/**
- * What PostgresLocker needs to read and write this store's rows inside its
- * lock's transaction. A symbol rather than duck typing, so that renaming a
- * public member never silently turns fencing off; `Symbol.for`, so that the
- * ESM and CommonJS copies of this package recognise each other's stores.
- * @internal
- */
-export const POSTGRES_FAST_PATH = Symbol.for('koa-locked-session.PostgresStore.fastPath');
-
-/** @internal What {@link POSTGRES_FAST_PATH} returns. */
-export interface PostgresFastPath {
-  readonly pool: PgPoolLike;
-  /** The quoted table name. */
-  readonly table: string;
-  readonly timeoutMs: number;
-  /** Resolves once the table exists (or `createTable: false`). */
-  ready(): Promise<void>;
-}
-
 /** Advisory lock key prefix serializing CREATE TABLE across processes. */
 const CREATE_LOCK = 'koa-locked-session:create-table:';
 /** SQLSTATEs of "created meanwhile by another process" (CREATE … IF NOT EXISTS is not atomic against itself). */
@@ -109,6 +92,9 @@ const CREATED_MEANWHILE = new Set([
 ]);
 /** Statements of one sweep at most (each deletes up to `sweepBatch` rows). */
 const SWEEP_ROUNDS = 10;
+
+const check: Validator = new Validator('PostgresStore');
+const connectCheck: Validator = new Validator('PostgresStore.connect');
 
 const ownedPools = new WeakMap<PostgresStore, PgPoolLike>();
 
@@ -156,43 +142,28 @@ export class PostgresStore implements VersionedStore {
       sweepBatch = 1000,
     } = options ?? ({} as PostgresStoreOptions);
     if (typeof pool !== 'object' || pool === null || typeof (pool as PgPoolLike).connect !== 'function') {
-      throw new TypeError(
-        `koa-locked-session: Expected PostgresStore \`pool\` to be a node-postgres Pool (new pg.Pool({ connectionString })), got \`${describe(pool)}\``,
-      );
+      check.fail('pool', 'a node-postgres Pool (new pg.Pool({ connectionString }))', pool);
     }
     this.table = quoteTable(table, 'PostgresStore');
-    if (typeof createTable !== 'boolean') {
-      throw new TypeError(`koa-locked-session: Expected PostgresStore \`createTable\` to be a boolean, got \`${describe(createTable)}\``);
-    }
-    if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs <= 0) {
-      throw new TypeError(
-        `koa-locked-session: Expected PostgresStore \`timeoutMs\` to be a positive number of ms, got \`${describe(timeoutMs)}\``,
-      );
-    }
+    check.bool('createTable', createTable, true);
+    check.positiveMs('timeoutMs', timeoutMs);
     if (typeof sweepIntervalMs !== 'number' || !Number.isFinite(sweepIntervalMs) || sweepIntervalMs < 0) {
-      throw new TypeError(
-        `koa-locked-session: Expected PostgresStore \`sweepIntervalMs\` to be a number of ms (0: no sweep), got \`${describe(sweepIntervalMs)}\``,
-      );
+      check.fail('sweepIntervalMs', 'a number of ms (0: no sweep)', sweepIntervalMs);
     }
-    if (!Number.isSafeInteger(sweepBatch) || sweepBatch <= 0) {
-      throw new TypeError(
-        `koa-locked-session: Expected PostgresStore \`sweepBatch\` to be a positive integer, got \`${describe(sweepBatch)}\``,
-      );
-    }
+    if (!Number.isSafeInteger(sweepBatch) || sweepBatch <= 0) check.fail('sweepBatch', 'a positive integer', sweepBatch);
     this.pool = pool;
     this.timeoutMs = timeoutMs;
     this.#createTable = createTable;
     this.#sweepIntervalMs = sweepIntervalMs;
     this.#sweepBatch = sweepBatch;
+    registerPostgresFastPath(this, { pool, table: this.table, timeoutMs, ready: () => this.ensureTable() });
   }
 
   /** A store with its own `pg.Pool` (the driver is loaded only here); `close()` ends it. */
   static async connect(options: PostgresStoreConnectOptions): Promise<PostgresStore> {
     const { connectionString, poolOptions = {}, ...rest } = options ?? ({} as PostgresStoreConnectOptions);
     if (typeof connectionString !== 'string' || connectionString === '') {
-      throw new TypeError(
-        `koa-locked-session: Expected PostgresStore.connect \`connectionString\` to be a postgres:// URL, got \`${describe(connectionString)}\``,
-      );
+      connectCheck.fail('connectionString', 'a postgres:// URL', connectionString);
     }
     const pg = await import('pg');
     const Pool = pg.default?.Pool ?? (pg as unknown as { Pool: typeof pg.default.Pool }).Pool;
@@ -202,11 +173,6 @@ export class PostgresStore implements VersionedStore {
     const store = new PostgresStore({ ...rest, pool });
     ownedPools.set(store, pool);
     return store;
-  }
-
-  /** @internal */
-  get [POSTGRES_FAST_PATH](): PostgresFastPath {
-    return { pool: this.pool, table: this.table, timeoutMs: this.timeoutMs, ready: () => this.ensureTable() };
   }
 
   /**

@@ -38,9 +38,9 @@ export interface LockKeys {
   readonly key: string;
   /** `<prefix>{key}`: holds the token of the lease. */
   readonly lock: string;
-  /** `<lock>:waiters`: the ids of the lockers waiting for a wake-up, first come first (see redis-scripts.ts). */
+  /** `<lock>:waiters`: the ids of the lockers waiting for a wake-up, first come first (see scripts.ts). */
   readonly waiters: string;
-  /** `<lock>:waiting`: set while any waiter of another process wants a wake-up (what 0.1.0's waiters set alone; see redis-scripts.ts). */
+  /** `<lock>:waiting`: set while any waiter of another process wants a wake-up (what 0.1.0's waiters set alone; see scripts.ts). */
   readonly waiting: string;
   /** `<lock>:released`: the wake-up channel. */
   readonly channel: string;

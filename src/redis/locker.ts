@@ -1,21 +1,24 @@
 /**
  * RedisLocker: a lease on a Redis key per session, and the in-process wait
  * queue in front of it. Its parts, one file each:
- * - redis-options.ts: the options, their defaults and validation;
- * - redis-scripts.ts: the Lua scripts and the runner that sends them;
- * - redis-lease.ts: a held lease (renewal, loss, release), redis-renewal.ts its shared timer;
- * - redis-pubsub.ts: release notifications (the subscriber connection);
- * - redis-fenced.ts: the master RedisStore seen through a lease (fenced writes).
+ * - options.ts: the options, their defaults and validation;
+ * - scripts.ts: the Lua scripts and the runner that sends them;
+ * - lease.ts: a held lease (renewal, loss, release), renewal.ts its shared timer;
+ * - pubsub.ts: release notifications (the subscriber connection);
+ * - waiters.ts: the in-process wait queue per key (only its head talks to Redis);
+ * - identity.ts: lock tokens, the locker's id, hash tags;
+ * - master.ts and fast-path.ts: which master the lock fuses with (what a RedisStore registers);
+ * - fenced.ts: the master RedisStore seen through a lease (fenced writes).
  */
-import { randomBytes } from 'node:crypto';
 import { debuglog } from 'node:util';
 import { LockTimeoutError, SessionError, StoreError } from '../errors.js';
 import { errorMessage } from '../util/format.js';
-import { redisFastPathOf, type RedisFastPath } from './fast-path.js';
-import { isVersioned, type Store, type VersionedStore } from '../contracts/store.js';
+import { fastPathFor, warnIfUnfenced, type FastPath } from './master.js';
+import { nextLockerId, nextToken, pollingTurnMs } from './identity.js';
+import { MAX_TIMER_MS, sleepUntilWoken, wakeHead, type KeyState, type Waiter } from './waiters.js';
 import type { AcquireOptions, Locker } from '../contracts/locker.js';
 import { FencedStore } from './fenced.js';
-import { HeldLease, type LeaseHost, type LockKeys, type RedisLease } from './lease.js';
+import { HeldLease, type LeaseHost, type RedisLease } from './lease.js';
 import { resolveRedisLockerOptions, type RedisLockerClient, type RedisLockerOptions } from './options.js';
 import { ReleaseChannels } from './pubsub.js';
 import { RenewalClock } from './renewal.js';
@@ -23,39 +26,9 @@ import { ScriptRunner } from './scripts.js';
 
 export { REDIS_LOCKER_DEFAULTS, type RedisLockerClient, type RedisLockerOptions } from './options.js';
 export type { RedisLease } from './lease.js';
+export { hashTag, pollingTurnMs } from './identity.js';
 
 const debug = debuglog('koa-locked-session');
-
-/** The fast-path view of a RedisStore master, with the store itself. */
-interface FastPath extends RedisFastPath {
-  readonly store: VersionedStore;
-}
-
-/** The Redis Cluster hash tag of `key` (what decides its slot), per the cluster spec. */
-export function hashTag(key: string): string {
-  const open = key.indexOf('{');
-  if (open === -1) return key;
-  const close = key.indexOf('}', open + 1);
-  if (close === -1 || close === open + 1) return key;
-  return key.slice(open + 1, close);
-}
-
-/**
- * Lock tokens only need to be unique (no one can forge one without access to
- * Redis, which could do anything anyway): a random per-process nonce plus a
- * counter, cheaper than `randomBytes` per acquire.
- */
-const TOKEN_NONCE = randomBytes(12).toString('base64url');
-let tokenCounter = 0;
-function nextToken(): string {
-  return `${TOKEN_NONCE}.${(++tokenCounter).toString(36)}`;
-}
-
-/** Each locker's id in the waiters lists (unique like the tokens: same nonce, its own counter). */
-let lockerCounter = 0;
-function nextLockerId(): string {
-  return `${TOKEN_NONCE}:${(++lockerCounter).toString(36)}`;
-}
 
 function text(value: unknown): string | undefined {
   if (value === null || value === undefined) return undefined;
@@ -67,43 +40,6 @@ function text(value: unknown): string | undefined {
 function closedError(): SessionError {
   return new SessionError('koa-locked-session: the RedisLocker was closed', { code: 'ERR_SESSION_CLOSED', status: 503 });
 }
-
-/** Per-key in-process state: a FIFO of local waiters; only the head talks to Redis. */
-interface KeyState {
-  readonly keys: LockKeys;
-  readonly queue: Waiter[];
-  /** The lock was released (a notification, or a local lease ended): the head retries at once instead of sleeping. */
-  woken: boolean;
-  /** A release woke this locker by its id: if the next attempt fails, it goes back to the front of the waiters list. */
-  called: boolean;
-  /** This locker's id may be in the waiters list (an attempt registered it and no release popped it since). */
-  registered: boolean;
-}
-
-interface Waiter {
-  /** Gave up (timeout, abort, close) or got the lease: the run loop stops at its next step. */
-  done: boolean;
-  /** Becomes the head of its key's queue. */
-  readonly turn: Promise<void>;
-  readonly startTurn: () => void;
-  /** Ends the head's current sleep (set while it sleeps). */
-  wake: (() => void) | undefined;
-  /** Starts the lock-wait timer: called when this waiter has to wait. */
-  readonly waiting: () => void;
-}
-
-/**
- * How long a release leaves the lock holding the turn of a polling locker
- * (`pubsub: false`), ms: twice its longest poll interval, so its next poll
- * finds the turn even on a loaded machine; a turn nobody takes (the
- * process died) blocks the session that long.
- */
-export function pollingTurnMs(pollMaxMs: number): number {
-  return 2 * pollMaxMs;
-}
-
-/** setTimeout's limit; longer (or infinite) lock timeouts simply never fire. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * Many processes: a lease on a Redis key per session.
@@ -122,7 +58,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  *   spinning. Across processes the lock goes in turn, first come first: a
  *   failed attempt registers its locker at the end of the lock's waiters
  *   list, and a release hands the lock to the first one's turn and wakes only
- *   that process (see redis-scripts.ts);
+ *   that process (see scripts.ts);
  * - fencing: a versioned master (every built-in server-side store) refuses a
  *   write whose version condition no longer holds, so a save that lands late
  *   cannot overwrite newer data, whichever client it uses. With a `RedisStore`
@@ -234,8 +170,8 @@ export class RedisLocker implements Locker {
         `koa-locked-session: Expected \`storeTimeoutMs\` to be a positive number of ms, got \`${String(options.storeTimeoutMs)}\``,
       );
     }
-    this.#checkMaster(options.store);
-    const fast = this.#fastPathStore(options.store, key);
+    if (!this.#warnedUnfenced) this.#warnedUnfenced = warnIfUnfenced(options.store);
+    const fast = fastPathFor(options.store, this.client, key, this.#cluster ? this.lockKey(key) : undefined);
     // The fused acquire-and-read is a store read too: bound it by the
     // middleware's storeTimeout and the store's own timeout as well.
     const attemptTimeoutMs = Math.min(
@@ -349,11 +285,11 @@ export class RedisLocker implements Locker {
           // covers a subscriber that cannot connect). Once subscribed, try once
           // more at once: a release between the failed SET and the subscription
           // would otherwise wait for the poll. Afterwards every release wakes us
-          // (each failed attempt registered this waiter: redis-scripts.ts).
+          // (each failed attempt registered this waiter: scripts.ts).
           triedSubscribe = true;
           void channels.subscribe(channel).then(() => {
             if (!channels.isSubscribed(channel) || this.#keys.get(state.keys.key) !== state) return;
-            this.#wake(state);
+            wakeHead(state);
           });
         }
       }
@@ -361,31 +297,9 @@ export class RedisLocker implements Locker {
       skipAttempt = false;
       // Sleep until a release, the poll, or the lock's own expiry (a dead
       // holder's lease ends at its PTTL: no reason to sleep past it).
-      const woken = await this.#sleep(state, waiter, pttl > 0 ? Math.min(delay, pttl + 1) : delay);
+      const woken = await sleepUntilWoken(state, waiter, pttl > 0 ? Math.min(delay, pttl + 1) : delay, this.#closed);
       delay = woken ? this.pollMinMs : Math.min(delay * 2, this.pollMaxMs);
     }
-  }
-
-  /** Resolves true when woken by a release, false on the poll timer. */
-  #sleep(state: KeyState, waiter: Waiter, ms: number): Promise<boolean> {
-    if (state.woken || waiter.done || this.#closed) return Promise.resolve(state.woken);
-    return new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => {
-        waiter.wake = undefined;
-        resolve(false);
-      }, ms);
-      waiter.wake = () => {
-        clearTimeout(timer);
-        waiter.wake = undefined;
-        resolve(true);
-      };
-    });
-  }
-
-  /** The lock of `state` was released: the head retries now. */
-  #wake(state: KeyState): void {
-    state.woken = true;
-    state.queue[0]?.wake?.();
   }
 
   /** One SET NX attempt (with the fast-path read when possible). */
@@ -459,7 +373,7 @@ export class RedisLocker implements Locker {
     if (n > 0) this.#held.set(key, n);
     else this.#held.delete(key);
     const state = this.#keys.get(key);
-    if (state) this.#wake(state);
+    if (state) wakeHead(state);
   }
 
   /** Remove a waiter that got the lock or gave up; the next local waiter becomes the head. */
@@ -493,7 +407,7 @@ export class RedisLocker implements Locker {
         state.called = true;
         state.registered = false;
       }
-      this.#wake(state);
+      wakeHead(state);
     } else if (message === this.#id) {
       this.#passTurn(lockKey);
     }
@@ -509,44 +423,6 @@ export class RedisLocker implements Locker {
   }
 
   // -- master store ------------------------------------------------------------
-
-  /**
-   * The master store, when the fast path (one-script acquire+read, fenced
-   * writes) applies: a RedisStore on this very client whose record key shares
-   * the lock key's hash tag (else a cluster refuses the script: CROSSSLOT).
-   */
-  #fastPathStore(store: Store | undefined, key: string): FastPath | undefined {
-    const fast = redisFastPathOf(store);
-    if (!fast || fast.client !== this.client || !isVersioned(store!)) return undefined;
-    if (this.#cluster && hashTag(fast.recordKey(key)) !== hashTag(this.lockKey(key))) {
-      debug('redis locker: the record key and the lock key of a session are in different slots (prefixes with braces?): no fast path');
-      return undefined;
-    }
-    return {
-      client: fast.client,
-      timeoutMs: fast.timeoutMs,
-      recordKey: fast.recordKey,
-      replicaWait: fast.replicaWait,
-      store: store! as VersionedStore,
-    };
-  }
-
-  /**
-   * Warn once when the master cannot refuse a late write: with a versioned
-   * master (every built-in server-side store) a write that lands after its
-   * lease was lost is refused by the store itself; a custom store without
-   * `read`/`write` gets only the lease check before the save.
-   */
-  #checkMaster(store: Store | undefined): void {
-    if (this.#warnedUnfenced || !store || isVersioned(store)) return;
-    // A request-bound store (CookieStore) keeps the record in the response: nothing can land late.
-    if ('sid' in store) return;
-    this.#warnedUnfenced = true;
-    process.emitWarning(
-      `koa-locked-session: RedisLocker cannot fence the master store "${store.name}": it has no versioned read()/write() (VersionedStore), so a save that stalls past its lease or past storeTimeout can still land over newer data. Use a built-in store (RedisStore, MemcachedStore, MongoStore, MemoryStore) as master, or implement read() and write() in your store`,
-      { code: 'KOA_LOCKED_SESSION_UNFENCED_MASTER' },
-    );
-  }
 
   /** A lease was held past `maxLeaseMs`: say so loudly, once per locker. */
   #leaseOutlived(): void {

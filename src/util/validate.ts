@@ -3,7 +3,7 @@
  *
  *   koa-locked-session: Expected RedisStore `timeoutMs` to be a positive number of ms, got `-1`
  *
- * used by the middleware options (options.ts) and by every store and locker
+ * used by the middleware options (src/options/resolve.ts) and by every store and locker
  * constructor. Bad programmer input fails fast (a `TypeError` at construction);
  * the per-call checks a store makes (a TTL, a version) throw a `StoreError`
  * with status 500 instead, because they reach the store through the session
