@@ -13,6 +13,7 @@ import { Scope, type Participant } from './scope.js';
 import { generateSid, isValidSid } from '../sid/sid.js';
 import type { SidTransport } from '../sid/transport.js';
 import type { ScopePort } from './scope-port.js';
+import { RequestCookie } from './request-cookie.js';
 import { isRequestStore, type BoundRequestStore, type RequestWriteOptions } from '../contracts/store.js';
 import type { UserIndex } from '../auth/user-index.js';
 
@@ -44,15 +45,12 @@ export interface SessionRuntime {
   bindReplica(master: BoundRequestStore): Replica;
 }
 
-/** What a save tells a request-bound master: the cookie kind (shared, never mutated). */
-const SESSION_COOKIE: RequestWriteOptions = Object.freeze({ sessionCookie: true });
-const PERSISTENT_COOKIE: RequestWriteOptions = Object.freeze({ sessionCookie: false });
-
 /**
  * The state of one request's session behind `ctx.session`: the sid the
- * request brought and the one it lives under now, the cookie, the open scope
- * and the snapshot. The handle (session.ts) is its public face; scopes
- * (scope.ts) see it only through its {@link ScopePort} (scope-port.ts).
+ * request brought and the one it lives under now, the open scope and the
+ * snapshot. The handle (session.ts) is its public face; scopes (scope.ts) see
+ * it only through its {@link ScopePort} (scope-port.ts); when its sid cookie
+ * goes out is decided by its {@link RequestCookie} (request-cookie.ts).
  */
 export class RequestSession implements ScopePort<Scope> {
   readonly options: ResolvedOptions;
@@ -68,12 +66,11 @@ export class RequestSession implements ScopePort<Scope> {
   #resolved = false;
   #sid: string | undefined;
   #isNew = true;
-  /** The request's sid verified with an older key: the next save re-signs its cookie. */
-  #stale = false;
+  /** When the sid cookie is sent, re-sent or cleared (request-cookie.ts). */
+  readonly #cookie: RequestCookie;
   #snapshot: Promise<Readonly<Record<string, unknown>>> | undefined;
   /** The last record this request saved (`null`: the session was destroyed); feeds get() after a scope. */
   #latest: string | null | undefined;
-  #wroteCookie = false;
   #used = false;
   /** Per-session settings of the last record read or written. */
   #meta: SessionMeta | undefined;
@@ -88,6 +85,7 @@ export class RequestSession implements ScopePort<Scope> {
     this.format = runtime.format;
     this.lifecycle = runtime.lifecycle;
     this.#replica = runtime.replica;
+    this.#cookie = new RequestCookie(ctx, runtime.transport, runtime.options, runtime.format);
   }
 
   get replica(): Replica {
@@ -158,7 +156,7 @@ export class RequestSession implements ScopePort<Scope> {
   #arrived(result: MoveResult | undefined): void {
     if (!result || result.created) return; // created here: the save already adopted the sid and set the cookie
     this.#sid = result.sid;
-    this.#writeCookie(result.sid);
+    this.#cookie.write(result.sid, this.#meta);
   }
 
   /**
@@ -196,13 +194,14 @@ export class RequestSession implements ScopePort<Scope> {
         onInvalid: (reason) => this.#emit('session:invalid', reason as InvalidReason),
         maxAge: this.options.cookie.maxAge,
       });
+      this.#cookie.requestStore = true;
       this.#replica = this.#rt.bindReplica(this.#bound);
       this.#sid = this.#bound.sid;
     } else {
       const read = this.#rt.transport.read(this.#ctx);
       if (read.invalid) this.#emit('session:invalid', read.invalid);
       this.#sid = read.sid;
-      this.#stale = read.stale === true;
+      this.#cookie.stale = read.stale === true;
     }
     this.#isNew = this.#sid === undefined;
   }
@@ -212,7 +211,7 @@ export class RequestSession implements ScopePort<Scope> {
   }
 
   newSid(): string {
-    this.#cookieWritable();
+    this.#cookie.checkWritable();
     const { genid } = this.options;
     if (!genid) return generateSid();
     const sid = genid();
@@ -270,19 +269,14 @@ export class RequestSession implements ScopePort<Scope> {
 
   saving(meta: SessionMeta | undefined): RequestWriteOptions | undefined {
     this.#meta = meta;
-    if (!this.#bound) return undefined;
-    return meta?.remember === false || this.options.cookie.maxAge === 'session' ? SESSION_COOKIE : PERSISTENT_COOKIE;
+    return this.#cookie.kind(meta);
   }
 
   adopted(sid: string, value: string, resend = true): void {
     const moved = sid !== this.#sid;
     this.#sid = sid;
     this.#latest = value;
-    this.#wroteCookie = true; // (also when not re-sent: no rolling renewal of a sid that is gone)
-    if (!resend) return;
-    // The client already holds this sid: re-send it only when the cookie has an expiry to move
-    // (every save renews the session's), or its signature was made with an older key.
-    if (moved || this.#stale || this.#cookieExpiry() !== 'session') this.#writeCookie(sid);
+    this.#cookie.saved(sid, moved, this.#meta, resend);
   }
 
   destroyed(): void {
@@ -299,27 +293,11 @@ export class RequestSession implements ScopePort<Scope> {
     const had = this.#sid !== undefined;
     this.#sid = undefined;
     this.#isNew = true;
-    if (had && !this.#bound && !this.#ctx.headerSent) this.#rt.transport.clear(this.#ctx);
-    this.#wroteCookie = true;
+    this.#cookie.cleared(had);
   }
 
   cookieRefreshed(sid: string): void {
-    this.#wroteCookie = true;
-    this.#writeCookie(sid);
-  }
-
-  /**
-   * A save that must send a new cookie is refused before anything is written
-   * once the response headers are out (a scope started after the response):
-   * the browser could never learn the new sid.
-   */
-  #cookieWritable(): void {
-    if (this.#ctx.headerSent && !this.#bound) {
-      throw new SessionError(
-        'koa-locked-session: the response was already sent, so a new session cookie cannot be set; nothing was saved. Open session scopes before the response is sent (await them in the middleware)',
-        { status: 500 },
-      );
-    }
+    this.#cookie.write(sid, this.#meta);
   }
 
   /** The sid's record is gone (`'gone'`) or past its `absoluteTtl` (`'absolute-ttl'`): the request gets a fresh session. */
@@ -350,32 +328,13 @@ export class RequestSession implements ScopePort<Scope> {
     // A response that depends on the session must never be served to another user from a shared cache.
     ctx.vary(this.#rt.transport.vary);
     if (!ctx.response.get('Cache-Control')) ctx.set('Cache-Control', 'private');
-    if (!this.options.rolling || this.#wroteCookie || this.#sid === undefined) return undefined;
+    if (!this.options.rolling || this.#cookie.written || this.#sid === undefined) return undefined;
     return this.#roll(this.#sid);
   }
 
   async #roll(sid: string): Promise<void> {
     await this.replica.touch(this.key(sid), this.format.ttl(this.#meta));
-    this.#writeCookie(sid);
-  }
-
-  // ---- cookies -------------------------------------------------------------
-
-  /** The sid cookie's lifetime for this session: ms, or `'session'` (a browser-session cookie, or the header transport). */
-  #cookieExpiry(): number | 'session' {
-    if (this.options.header !== undefined) return 0; // the header transport answers every save, as it always did
-    const { maxAge } = this.options.cookie;
-    const meta = this.#meta;
-    if (meta?.remember === false || maxAge === 'session') return 'session';
-    return meta?.ttl !== undefined || meta?.created !== undefined ? Math.min(maxAge, this.format.ttl(meta)) : maxAge;
-  }
-
-  #writeCookie(sid: string): void {
-    this.#wroteCookie = true;
-    if (this.#bound) return; // a request store (CookieStore) writes its own cookie on set/touch
-    if (this.#ctx.headerSent) return; // a scope run after the response: same sid, the cookie already sent stays valid
-    this.#rt.transport.write(this.#ctx, sid, this.#cookieExpiry());
-    this.#stale = false;
+    this.#cookie.write(sid, this.#meta);
   }
 
   #emit(event: 'session:invalid' | 'session:expired', reason?: InvalidReason): void {

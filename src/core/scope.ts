@@ -1,29 +1,16 @@
-import { debuglog } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { ConflictError, SessionMovedError } from '../errors.js';
 import { indexAdd, indexRemove, planIndex, type IndexPlan } from '../auth/index-upkeep.js';
 import type { FreshRecord } from './local-queue.js';
 import type { SessionMeta } from './record.js';
+import { Undisposed } from './scope-disposal.js';
 import { Members, type Participant as Member } from './scope-members.js';
 import type { ScopePort } from './scope-port.js';
 import type { Replica } from './replica.js';
 import { SessionLock } from './session-lock.js';
+import { Latch } from '../util/latch.js';
 import { overVersion, writeIfVersion } from './write.js';
 import type { RequestWriteOptions } from '../contracts/store.js';
-
-const debug = debuglog('koa-locked-session');
-
-let warnedUndisposed = false;
-/** Loud, once per process: a `lock()` left open is a bug in the app that would otherwise block the session. */
-function warnUndisposed(): void {
-  debug('a lock() scope was still open when its request ended');
-  if (warnedUndisposed) return;
-  warnedUndisposed = true;
-  process.emitWarning(
-    'koa-locked-session: a ctx.session.lock() scope was still open when its request ended; it was ended for you (saved after a response, discarded after an error). Use `await using s = await ctx.session.lock()` or withLock() so the scope ends with its block',
-    { code: 'KOA_LOCKED_SESSION_UNDISPOSED_LOCK' },
-  );
-}
 
 /** The request's session as a scope sees it (implemented by `RequestSession`): see scope-port.ts. */
 export type ScopeHost = ScopePort<Scope>;
@@ -51,8 +38,8 @@ export class Scope {
   /** The locked record as this scope last wrote (or touched) it, handed to the next scope of this process with the lease. */
   #fresh: FreshRecord | undefined;
   #participants = 1;
-  /** Participants that came from `lock()` and have not been disposed yet (innermost last). */
-  readonly #undisposed: Participant[] = [];
+  /** The `lock()` participants not disposed yet (scope-disposal.ts); made by the first `lock()`. */
+  #undisposed: Undisposed<Participant> | undefined;
   /** Everyone who took part in the scope, and how one of them is rolled back alone. */
   readonly #members: Members<Scope>;
   /** The chain of this scope's saves, and the first error one of them hit (every later save fails with it). */
@@ -71,28 +58,11 @@ export class Scope {
   #user: unknown;
   /** Settles when the scope finished opening (rejects if the lock or the read failed). */
   #ready: Promise<void> = settled;
-  /** Settles when the scope has ended; made only when a new scope of the request must wait for it (rare). */
-  #closed: { promise: Promise<void>; resolve: () => void } | undefined;
-  #ended = false;
+  /** Opens when the scope has ended (a new scope of the request waits for it while this one closes). */
+  readonly #closed = new Latch();
 
   private constructor(private readonly host: ScopeHost) {
     this.#members = new Members(host.format);
-  }
-
-  /** Wait until this (closing) scope has ended. */
-  #whenClosed(): Promise<void> {
-    if (this.#ended) return settled;
-    if (!this.#closed) {
-      let resolve!: () => void;
-      const promise = new Promise<void>((r) => (resolve = r));
-      this.#closed = { promise, resolve };
-    }
-    return this.#closed.promise;
-  }
-
-  #markClosed(): void {
-    this.#ended = true;
-    this.#closed?.resolve();
   }
 
   /**
@@ -105,7 +75,7 @@ export class Scope {
       const active = host.active;
       if (!active) break;
       if (!active.#closing) return active.#join();
-      await active.#whenClosed();
+      await active.#closed.wait();
     }
     host.lifecycle.enter();
     const scope = new Scope(host);
@@ -115,7 +85,7 @@ export class Scope {
       await scope.#ready;
     } catch (error) {
       if (host.active === scope) host.active = undefined;
-      scope.#markClosed();
+      scope.#closed.open();
       host.lifecycle.leave();
       throw error;
     }
@@ -133,39 +103,16 @@ export class Scope {
     return this.#members.join(this, this.data);
   }
 
-  /**
-   * A `lock()` participant: ended by the disposer on the data (`await using`
-   * blocks end innermost first), or by {@link endWithRequest}. JavaScript does
-   * not tell a disposer that its block threw, so its changes are saved: the
-   * one difference from `withLock`, which sees the throw.
-   */
+  /** A `lock()` participant: it leaves when the returned data is disposed, or with its request (scope-disposal.ts). */
   disposable(me: Participant): Record<string, unknown> & AsyncDisposable {
-    this.#undisposed.push(me);
-    const data = this.data; // the disposer lives on the data; a joined caller's view passes it through
-    if (!Object.hasOwn(data, Symbol.asyncDispose)) {
-      const dispose = async (): Promise<void> => {
-        const participant = this.#undisposed.pop();
-        if (participant) await this.leave(participant, false); // none left: ended with its request
-      };
-      Object.defineProperty(data, Symbol.asyncDispose, { value: dispose, enumerable: false, configurable: true });
-    }
-    return me.view as Record<string, unknown> & AsyncDisposable;
+    return (this.#undisposed ??= new Undisposed()).disposable(me, this.data, (p) => this.leave(p, false));
   }
 
-  /**
-   * At the end of the request: a `lock()` never disposed (no `await using`)
-   * would hold the session's lock for good. It is ended here, saved when the
-   * request succeeded and discarded when it failed, and reported once per process.
-   */
+  /** At the end of the request: end the `lock()` participants never disposed, if they are all that is left (scope-disposal.ts). */
   static endWithRequest(host: ScopeHost, failed: boolean): Promise<void> | undefined {
     const scope = host.active;
-    if (!scope || scope.#closing || scope.#undisposed.length === 0 || scope.#participants !== scope.#undisposed.length) return undefined; // the common case: no promise
-    warnUndisposed();
-    return scope.#endUndisposed(failed);
-  }
-
-  async #endUndisposed(failed: boolean): Promise<void> {
-    for (let p = this.#undisposed.pop(); p; p = this.#undisposed.pop()) await this.leave(p, failed);
+    if (!scope || scope.#closing || !scope.#undisposed) return undefined; // the common case: no promise
+    return scope.#undisposed.endWithRequest(scope.#participants, (p) => scope.leave(p, failed));
   }
 
   /** Take the lock and read the record under it. */
@@ -229,7 +176,7 @@ export class Scope {
     } finally {
       if (this.#lock) await this.#lock.release(this.#fresh);
       if (this.host.active === this) this.host.active = undefined;
-      this.#markClosed();
+      this.#closed.open();
       this.host.lifecycle.leave();
     }
   }
