@@ -6,20 +6,21 @@
  * - lease.ts: a held lease (renewal, loss, release), renewal.ts its shared timer;
  * - pubsub.ts: release notifications (the subscriber connection);
  * - waiters.ts: the in-process wait queue per key (only its head talks to Redis);
+ * - attempt.ts: one acquire attempt (the acquire script and what its answer means);
  * - identity.ts: lock tokens, the locker's id, hash tags;
  * - master.ts and fast-path.ts: which master the lock fuses with (what a RedisStore registers);
  * - fenced.ts: the master RedisStore seen through a lease (fenced writes).
  */
 import { debuglog } from 'node:util';
-import { LockTimeoutError, SessionError, StoreError } from '../errors.js';
+import { LockTimeoutError, SessionError } from '../errors.js';
 import { errorMessage } from '../util/format.js';
 import { fastPathFor, warnIfUnfenced, type FastPath } from './master.js';
-import { nextLockerId, nextToken, pollingTurnMs } from './identity.js';
-import { MAX_TIMER_MS, sleepUntilWoken, wakeHead, type KeyState, type Waiter } from './waiters.js';
+import { nextLockerId, pollingTurnMs } from './identity.js';
+import { MAX_TIMER_MS, newKeyState, sleepUntilWoken, wakeHead, type KeyState, type Waiter } from './waiters.js';
 import type { AcquireOptions, Locker } from '../contracts/locker.js';
-import { FencedStore } from './fenced.js';
-import { HeldLease, type LeaseHost, type RedisLease } from './lease.js';
-import { resolveRedisLockerOptions, type RedisLockerClient, type RedisLockerOptions } from './options.js';
+import { attemptLock, attemptTimeout, type AttemptHost } from './attempt.js';
+import type { HeldLease, RedisLease } from './lease.js';
+import { checkAcquireOptions, resolveRedisLockerOptions, type RedisLockerClient, type RedisLockerOptions } from './options.js';
 import { ReleaseChannels } from './pubsub.js';
 import { RenewalClock } from './renewal.js';
 import { ScriptRunner } from './scripts.js';
@@ -29,13 +30,6 @@ export type { RedisLease } from './lease.js';
 export { hashTag, pollingTurnMs } from './identity.js';
 
 const debug = debuglog('koa-locked-session');
-
-function text(value: unknown): string | undefined {
-  if (value === null || value === undefined) return undefined;
-  if (typeof value === 'string') return value;
-  if (Buffer.isBuffer(value)) return value.toString('utf8');
-  return String(value);
-}
 
 function closedError(): SessionError {
   return new SessionError('koa-locked-session: the RedisLocker was closed', { code: 'ERR_SESSION_CLOSED', status: 503 });
@@ -96,10 +90,8 @@ export class RedisLocker implements Locker {
   readonly #cluster: boolean;
   readonly #scripts: ScriptRunner;
   readonly #channels: ReleaseChannels | undefined;
-  /** What each lease needs of this locker. */
-  readonly #host: LeaseHost;
-  /** How long a waiters list (`<lock>:waiters`) lives after a registration: past a waiter's longest sleep between two attempts. */
-  readonly #waitingMarkMs: string;
+  /** What an acquire attempt (attempt.ts), and each lease it takes, needs of this locker. */
+  readonly #attempts: AttemptHost;
   /**
    * This locker's id in the waiters lists. Polling (`pubsub: false`), it ends
    * in `/<ms>`: how long a release leaves the lock holding its turn (see
@@ -130,16 +122,23 @@ export class RedisLocker implements Locker {
     this.#cluster = resolved.cluster;
     this.#scripts = new ScriptRunner(this.client, this.commandTimeoutMs, this.pubsub);
     this.#channels = this.pubsub ? new ReleaseChannels(this.client, this.pubsub, this.closeTimeoutMs, this.#onReleaseMessage) : undefined;
-    this.#waitingMarkMs = String(2 * this.pollMaxMs + 1000);
     this.#id = this.pubsub ? nextLockerId() : `${nextLockerId()}/${pollingTurnMs(this.pollMaxMs)}`;
-    this.#host = {
-      leaseMs: this.leaseMs,
-      renewEveryMs: this.renewEveryMs,
-      maxLeaseMs: this.maxLeaseMs,
+    this.#attempts = {
+      lease: {
+        leaseMs: this.leaseMs,
+        renewEveryMs: this.renewEveryMs,
+        maxLeaseMs: this.maxLeaseMs,
+        scripts: this.#scripts,
+        clock: this.renewEveryMs > 0 ? new RenewalClock(this.renewEveryMs, this.leaseMs) : undefined,
+        ended: (key) => this.#leaseEnded(key),
+        outlived: () => this.#leaseOutlived(),
+      },
       scripts: this.#scripts,
-      clock: this.renewEveryMs > 0 ? new RenewalClock(this.renewEveryMs, this.leaseMs) : undefined,
-      ended: (key) => this.#leaseEnded(key),
-      outlived: () => this.#leaseOutlived(),
+      channels: this.#channels,
+      id: this.#id,
+      // How long a waiters list (`<lock>:waiters`) lives after a registration: past a waiter's longest sleep between two attempts.
+      waitingMarkMs: String(2 * this.pollMaxMs + 1000),
+      held: (key) => this.#held.set(key, (this.#held.get(key) ?? 0) + 1),
     };
   }
 
@@ -162,34 +161,14 @@ export class RedisLocker implements Locker {
     const { timeoutMs, signal } = options;
     signal?.throwIfAborted();
     if (this.#closed) throw closedError();
-    if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) {
-      throw new TypeError(`koa-locked-session: Expected \`timeoutMs\` to be a non-negative number of ms, got \`${String(timeoutMs)}\``);
-    }
-    if (options.storeTimeoutMs !== undefined && !(typeof options.storeTimeoutMs === 'number' && options.storeTimeoutMs > 0)) {
-      throw new TypeError(
-        `koa-locked-session: Expected \`storeTimeoutMs\` to be a positive number of ms, got \`${String(options.storeTimeoutMs)}\``,
-      );
-    }
+    checkAcquireOptions(options);
     if (!this.#warnedUnfenced) this.#warnedUnfenced = warnIfUnfenced(options.store);
     const fast = fastPathFor(options.store, this.client, key, this.#cluster ? this.lockKey(key) : undefined);
-    // The fused acquire-and-read is a store read too: bound it by the
-    // middleware's storeTimeout and the store's own timeout as well.
-    const attemptTimeoutMs = Math.min(
-      this.#scripts.timeoutMs,
-      fast ? fast.timeoutMs : Infinity,
-      fast && options.storeTimeoutMs !== undefined ? options.storeTimeoutMs : Infinity,
-    );
+    const attemptTimeoutMs = attemptTimeout(this.#scripts, fast, options.storeTimeoutMs);
 
     let state = this.#keys.get(key);
     if (!state) {
-      const lock = this.lockKey(key);
-      state = {
-        keys: { key, lock, waiters: `${lock}:waiters`, waiting: `${lock}:waiting`, channel: `${lock}:released` },
-        queue: [],
-        woken: false,
-        called: false,
-        registered: false,
-      };
+      state = newKeyState(key, this.lockKey(key));
       this.#keys.set(key, state);
     }
     const keyState = state;
@@ -272,7 +251,7 @@ export class RedisLocker implements Locker {
       let pttl = -1;
       if (!skipAttempt) {
         state.woken = false;
-        const result = await this.#attempt(state, fast, attemptTimeoutMs);
+        const result = await attemptLock(this.#attempts, state, fast, attemptTimeoutMs);
         if (result.lease) return result.lease;
         if (waiter.done) return undefined;
         pttl = result.pttl;
@@ -300,71 +279,6 @@ export class RedisLocker implements Locker {
       const woken = await sleepUntilWoken(state, waiter, pttl > 0 ? Math.min(delay, pttl + 1) : delay, this.#closed);
       delay = woken ? this.pollMinMs : Math.min(delay * 2, this.pollMaxMs);
     }
-  }
-
-  /** One SET NX attempt (with the fast-path read when possible). */
-  async #attempt(
-    state: KeyState,
-    fast: FastPath | undefined,
-    timeoutMs: number,
-  ): Promise<{ lease?: HeldLease; pttl: number; place?: number | undefined }> {
-    const token = nextToken();
-    const { keys } = state;
-    const recordKey = fast?.recordKey(keys.key);
-    const scriptKeys =
-      recordKey === undefined ? [keys.lock, keys.waiters, keys.waiting] : [keys.lock, keys.waiters, keys.waiting, recordKey];
-    // Register for a wake-up only once subscribed: a wake-up sent to a locker
-    // that cannot hear it would be lost for every other waiter too (the run
-    // loop retries right after subscribing, and registers then). Without
-    // pub/sub, always: the turn waits for the next poll.
-    const register = !this.#channels || this.#channels.isSubscribed(keys.channel) ? this.#waitingMarkMs : '';
-    // Woken by id: take the turn (a failure goes back to the front). Registered before: the turn may be ours too, and a success takes the id off the list.
-    const called = state.called ? '1' : '';
-    const registered = state.registered ? '1' : '';
-    state.called = false;
-    const startedAt = performance.now();
-    let reply: unknown;
-    try {
-      this.#scripts.assertReady('lock acquire');
-      reply = await this.#scripts.run(
-        'acquire',
-        scriptKeys,
-        [token, String(this.leaseMs), register, this.#id, called, registered],
-        timeoutMs,
-      );
-    } catch (error) {
-      if (error instanceof StoreError) throw error;
-      // The SET may have landed with its reply lost (command timeout, dropped
-      // connection): give back whatever this token holds, without waiting (on
-      // the same connection, so it runs after the SET if that arrives late).
-      void this.#scripts
-        .run('release', [keys.lock, keys.waiters, keys.waiting], [token, this.#scripts.publishCommand, keys.channel])
-        .catch(() => {});
-      // Never the lock key in a message: it carries the sid.
-      throw new StoreError(this.name, `lock acquire (SET NX PX${fast ? ' + GET' : ''}) failed for a lock key: ${errorMessage(error)}`, {
-        cause: error,
-      });
-    }
-    const [ok, second, place] = Array.isArray(reply) ? (reply as unknown[]) : [];
-    if (Number(ok) !== 1) {
-      if (register !== '') state.registered = true;
-      return { pttl: Number(second ?? -1), place: place === undefined || place === null ? undefined : Number(place) };
-    }
-    state.registered = false;
-    this.#held.set(keys.key, (this.#held.get(keys.key) ?? 0) + 1);
-    const lease = new HeldLease(this.#host, keys, token, startedAt);
-    if (fast && recordKey !== undefined) {
-      lease.store = new FencedStore(
-        fast.store,
-        lease,
-        this.#scripts,
-        recordKey,
-        Math.min(this.#scripts.timeoutMs, fast.timeoutMs),
-        text(second),
-        fast.replicaWait,
-      );
-    }
-    return { lease, pttl: 0 };
   }
 
   /** A lease of this locker ended (released or lost): it no longer counts as held, and the next local waiter may try. */
@@ -422,7 +336,7 @@ export class RedisLocker implements Locker {
       });
   }
 
-  // -- master store ------------------------------------------------------------
+  // -- lease upkeep ------------------------------------------------------------
 
   /** A lease was held past `maxLeaseMs`: say so loudly, once per locker. */
   #leaseOutlived(): void {

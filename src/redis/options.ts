@@ -4,6 +4,7 @@
  */
 import { fromIoredis, isIoredis, type IoredisLike } from './ioredis.js';
 import { Validator } from '../util/validate.js';
+import type { AcquireOptions } from '../contracts/locker.js';
 
 import type { RedisLockerClient } from './clients.js';
 export type { RedisLockerClient } from './clients.js';
@@ -193,4 +194,18 @@ export function resolveRedisLockerOptions(options: RedisLockerOptions): Resolved
     throw new TypeError(`koa-locked-session: Expected \`pubsub\` to be 'sharded', 'plain' or false, got \`${String(pubsub)}\``);
   }
   return { client, cluster, prefix, leaseMs, renewEveryMs, maxLeaseMs, pubsub, pollMinMs, pollMaxMs, commandTimeoutMs, closeTimeoutMs };
+}
+
+/**
+ * The per-call arguments of `RedisLocker.acquire`: a non-negative lock timeout
+ * (`Infinity`: wait for ever) and, when given, a positive store timeout.
+ */
+export function checkAcquireOptions(options: AcquireOptions): void {
+  const { timeoutMs, storeTimeoutMs } = options;
+  if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) {
+    throw new TypeError(`koa-locked-session: Expected \`timeoutMs\` to be a non-negative number of ms, got \`${String(timeoutMs)}\``);
+  }
+  if (storeTimeoutMs !== undefined && !(typeof storeTimeoutMs === 'number' && storeTimeoutMs > 0)) {
+    throw new TypeError(`koa-locked-session: Expected \`storeTimeoutMs\` to be a positive number of ms, got \`${String(storeTimeoutMs)}\``);
+  }
 }

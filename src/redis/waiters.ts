@@ -19,6 +19,17 @@ export interface KeyState {
   registered: boolean;
 }
 
+/** The state of a key with no local waiter yet; `lock` is its lock key (`<prefix>{key}`), the other keys hang off it. */
+export function newKeyState(key: string, lock: string): KeyState {
+  return {
+    keys: { key, lock, waiters: `${lock}:waiters`, waiting: `${lock}:waiting`, channel: `${lock}:released` },
+    queue: [],
+    woken: false,
+    called: false,
+    registered: false,
+  };
+}
+
 export interface Waiter {
   /** Gave up (timeout, abort, close) or got the lease: the run loop stops at its next step. */
   done: boolean;
