@@ -1,19 +1,30 @@
-import { debuglog } from 'node:util';
+/**
+ * MemcachedStore: sessions in Memcached (the `memcached` package). Its parts,
+ * one file each:
+ * - options.ts: the options and the fail-fast client defaults;
+ * - item.ts: the stored item (lifetime, expiry stamp, byte counts);
+ * - client.ts: the client subset the store uses, one bounded command, hardening;
+ * - limits.ts: the key rules and the item size limit, checked before sending;
+ * - cas-write.ts: the conditional write (`gets`, then `add` or `cas`, retried).
+ */
 import type Memcached from 'memcached';
-import { storeCall } from '../util/deadline.js';
 import { StoreError } from '../errors.js';
 import { checkTtl, checkVersionedWrite, Validator } from '../util/validate.js';
 import { allows, unwrap, wrap } from '../contracts/envelope.js';
 import { closeOwned, own } from '../contracts/owned.js';
 import { loadPeer } from '../contracts/peer.js';
 import type { VersionedRecord, VersionedStore, WriteCondition } from '../contracts/store.js';
-import { ITEM_OVERHEAD_BYTES, MEMCACHED_MAX_KEY_BYTES, byteLength, countCrLf, memcachedLifetime, parse, stamp, type Live } from './item.js';
+import { memcachedLifetime, stamp } from './item.js';
 import {
   MEMCACHED_FAIL_FAST_OPTIONS,
   type MemcachedClientOptions,
   type MemcachedStoreCommonOptions,
   type MemcachedStoreOptions,
 } from './options.js';
+import { MEMCACHED_STORE_NAME, boundedCall, harden, type Call, type MemcachedClient } from './client.js';
+import { casWrite, getsItem } from './cas-write.js';
+import { ItemSizeLimit, checkedKey } from './limits.js';
+import { errorMessage } from '../util/format.js';
 
 export { MEMCACHED_MAX_KEY_BYTES, MEMCACHED_MAX_RELATIVE_TTL_S, memcachedLifetime } from './item.js';
 export {
@@ -22,12 +33,7 @@ export {
   type MemcachedStoreCommonOptions,
   type MemcachedStoreOptions,
 } from './options.js';
-import { errorMessage } from '../util/format.js';
-
-const debug = debuglog('koa-locked-session');
-
-/** The name of {@link MemcachedStore} in logs, events and errors. */
-export const MEMCACHED_STORE_NAME = 'memcached';
+export { MEMCACHED_STORE_NAME } from './client.js';
 
 const check = new Validator('MemcachedStore');
 const OPTIONS = ['client', 'servers', 'clientOptions', 'prefix', 'timeoutMs', 'maxValueBytes'] as const;
@@ -40,25 +46,6 @@ const HINTS: Readonly<Record<string, string>> = {
   maxAge: 'The session TTL is an option of session(): `session({ ttl })`',
   timeout: 'Use `timeoutMs` (or `clientOptions.timeout` for the connect timeout)',
 };
-
-type Callback<T> = (error: unknown, result: T) => void;
-
-/** The subset of the `memcached` client the store uses (all callback-based). */
-interface MemcachedClient {
-  get(key: string, cb: Callback<unknown>): void;
-  gets(key: string, cb: Callback<Record<string, unknown> | undefined>): void;
-  set(key: string, value: string, lifetime: number, cb: Callback<boolean>): void;
-  cas(key: string, value: string, cas: string, lifetime: number, cb: Callback<boolean>): void;
-  add(key: string, value: string, lifetime: number, cb: Callback<boolean>): void;
-  del(key: string, cb: Callback<boolean>): void;
-  settings(cb: Callback<Array<Record<string, unknown>>>): void;
-  end(): void;
-  namespace?: string;
-  maxValue?: number;
-  servers?: string[];
-  emit(event: string, ...args: unknown[]): boolean;
-  connectionIssue?: (error: unknown, socket: { end?: () => void; serverAddress?: string } | undefined) => void;
-}
 
 /**
  * Sessions in Memcached (the `memcached` package).
@@ -95,12 +82,11 @@ export class MemcachedStore implements VersionedStore {
   readonly timeoutMs: number;
   readonly #servers: Memcached.Location | undefined;
   readonly #clientOptions: MemcachedClientOptions;
-  /** Whether the store creates its client (from `servers`): then it follows the server's item size limit. */
-  readonly #owned: boolean;
+  /** One command on the client, bounded by `timeoutMs`. */
+  readonly #call: Call;
+  readonly #sizeLimit: ItemSizeLimit;
   #client: MemcachedClient | undefined;
   #creating: Promise<MemcachedClient> | undefined;
-  #maxValueBytes: number | undefined;
-  #discovering: Promise<number> | undefined;
   #closed = false;
 
   constructor(options: MemcachedStoreOptions) {
@@ -135,8 +121,9 @@ export class MemcachedStore implements VersionedStore {
       'a string without whitespace or control characters',
     );
     this.timeoutMs = check.positiveMs('timeoutMs', input.timeoutMs, 2000);
-    this.#maxValueBytes = check.positiveInt('maxValueBytes', input.maxValueBytes);
-    this.#owned = client === undefined;
+    this.#call = boundedCall(this.timeoutMs);
+    // A store that creates its client (from `servers`) has it follow the server's item size limit.
+    this.#sizeLimit = new ItemSizeLimit(this.#call, check.positiveInt('maxValueBytes', input.maxValueBytes), client === undefined);
     this.#client = client as MemcachedClient | undefined;
     this.#servers = servers as Memcached.Location | undefined;
     this.#clientOptions = clientOptions;
@@ -158,8 +145,8 @@ export class MemcachedStore implements VersionedStore {
 
   async read(key: string): Promise<VersionedRecord | undefined> {
     const client = await this.#ready();
-    const fullKey = this.#checkedKey('GET', client, key);
-    return (await this.#gets('GET', client, fullKey)).live?.record;
+    const fullKey = this.#key('GET', client, key);
+    return (await getsItem(this.#call, 'GET', client, fullKey)).live?.record;
   }
 
   /**
@@ -170,26 +157,25 @@ export class MemcachedStore implements VersionedStore {
    */
   async set(key: string, value: string, ttlMs: number): Promise<void> {
     const client = await this.#ready();
-    const fullKey = this.#checkedKey('SET', client, key);
+    const fullKey = this.#key('SET', client, key);
     const lifetime = lifetimeFor('SET', ttlMs);
     // A value that looks like a versioned envelope is wrapped as version 0, so it reads back as written.
     const plain = unwrap(value);
     const body = plain.value === value && plain.version === 0 ? value : wrap(value, 0);
-    await this.#checkSize('SET', client, fullKey, stamp(body, Date.now() + ttlMs), value);
-    await this.#store(
-      'SET',
-      client,
+    await this.#sizeLimit.check('SET', client, fullKey, stamp(body, Date.now() + ttlMs), value);
+    await casWrite(this.#call, client, {
+      command: 'SET',
       fullKey,
       lifetime,
-      () => true,
-      () => stamp(body, Date.now() + ttlMs),
-    );
+      accepts: () => true,
+      make: () => stamp(body, Date.now() + ttlMs),
+    });
   }
 
   async write(key: string, value: string | undefined, version: number, ttlMs: number, condition: WriteCondition): Promise<boolean> {
     checkVersionedWrite(this.name, 'WRITE', version, condition);
     const client = await this.#ready();
-    const fullKey = this.#checkedKey('WRITE', client, key);
+    const fullKey = this.#key('WRITE', client, key);
     const remove = value === undefined && !(ttlMs > 0);
     // memcached has no conditional delete, and a DELETE after a successful
     // check could erase a record written in between. A removal is a `cas` (on
@@ -198,92 +184,37 @@ export class MemcachedStore implements VersionedStore {
     // one atomic step, refused if anything changed since the check.
     const lifetime = remove ? 1 : lifetimeFor('WRITE', ttlMs);
     const make = (): string => (remove ? stamp(wrap(undefined, version), Date.now()) : stamp(wrap(value, version), Date.now() + ttlMs));
-    if (value !== undefined) await this.#checkSize('WRITE', client, fullKey, make(), value);
-    return this.#store('WRITE', client, fullKey, lifetime, (live) => allows(live?.record, version, condition), make, remove);
+    if (value !== undefined) await this.#sizeLimit.check('WRITE', client, fullKey, make(), value);
+    return casWrite(this.#call, client, {
+      command: 'WRITE',
+      fullKey,
+      lifetime,
+      accepts: (live) => allows(live?.record, version, condition),
+      make,
+      remove,
+    });
   }
 
   /** Unconditional delete (the `Store` contract); versioned removals go through {@link write}. */
   async destroy(key: string): Promise<void> {
     const client = await this.#ready();
-    const fullKey = this.#checkedKey('DELETE', client, key);
+    const fullKey = this.#key('DELETE', client, key);
     // `false` means NOT_FOUND: deleting an absent key is not an error.
     await this.#call<boolean>('DELETE', (cb) => client.del(fullKey, cb));
   }
 
   async touch(key: string, ttlMs: number): Promise<void> {
     const client = await this.#ready();
-    const fullKey = this.#checkedKey('TOUCH', client, key);
+    const fullKey = this.#key('TOUCH', client, key);
     const lifetime = lifetimeFor('TOUCH', ttlMs);
-    const { live, cas } = await this.#gets('TOUCH', client, fullKey);
+    const { live, cas } = await getsItem(this.#call, 'TOUCH', client, fullKey);
     // Absent, expired or a tombstone: never recreate or prolong it.
     if (live === undefined || live.record.value === undefined || cas === undefined) return;
     const record = stamp(live.body, Date.now() + ttlMs);
-    await this.#checkSize('TOUCH', client, fullKey, record, live.record.value);
+    await this.#sizeLimit.check('TOUCH', client, fullKey, record, live.record.value);
     // `false` = EXISTS (a concurrent write won: it set its own expiry) or
     // NOT_FOUND (destroyed meanwhile: must stay destroyed). Both are fine.
     await this.#call<boolean>('TOUCH', (cb) => client.cas(fullKey, record, cas, lifetime, cb));
-  }
-
-  /** The item under `fullKey`: its CAS unique when the server holds it at all, and the record when it is also unexpired. */
-  async #gets(command: string, client: MemcachedClient, fullKey: string): Promise<{ live: Live | undefined; cas: string | undefined }> {
-    const found = await this.#call<Record<string, unknown> | undefined>(command, (cb) => client.gets(fullKey, cb));
-    const raw = found?.[(client.namespace ?? '') + fullKey];
-    if (raw === undefined || raw === null || raw === false) return { live: undefined, cas: undefined };
-    const cas = typeof found?.cas === 'string' || typeof found?.cas === 'number' ? String(found.cas) : undefined;
-    return { live: parse(raw), cas };
-  }
-
-  /**
-   * Store `make()` if `accepts` the live record, atomically: `add` when the
-   * server holds no item, else `cas` on the unique read with it. A concurrent
-   * change makes either fail; then read again and decide again. Resolves false
-   * when `accepts` refuses. A `cas` that fails although the item kept its
-   * unique, or an `add` that fails without NOT_STORED, is the server refusing
-   * to store (SERVER_ERROR: out of memory under `-M`, item too large): nothing
-   * was written and the previous item is still there (unlike a failed SET).
-   */
-  async #store(
-    command: string,
-    client: MemcachedClient,
-    fullKey: string,
-    lifetime: number,
-    accepts: (live: Live | undefined) => boolean,
-    make: () => string,
-    remove = false,
-  ): Promise<boolean> {
-    let lastCas: string | undefined;
-    for (let attempt = 1; ; attempt++) {
-      const { live, cas } = await this.#gets(command, client, fullKey);
-      if (lastCas !== undefined && cas === lastCas) throw this.#refused(command, make());
-      if (!accepts(live)) return false;
-      if (cas === undefined) {
-        if (remove) return true; // nothing stored: nothing to remove
-        const record = make();
-        const added = await this.#call<boolean>(command, (cb) => client.add(fullKey, record, lifetime, cb)).catch((error: unknown) => {
-          if ((error as StoreError).cause && ((error as StoreError).cause as { notStored?: unknown }).notStored) return undefined; // NOT_STORED: added meanwhile
-          throw error;
-        });
-        if (added === true) return true;
-        if (added === false) throw this.#refused(command, record);
-      } else {
-        const stored = await this.#call<boolean>(command, (cb) => client.cas(fullKey, make(), cas, lifetime, cb));
-        if (stored === true) return true;
-        lastCas = cas; // EXISTS, NOT_FOUND or SERVER_ERROR: the next read tells which
-      }
-      if (attempt >= MAX_ATTEMPTS) {
-        throw new StoreError(
-          this.name,
-          `${command} failed: the record changed under ${MAX_ATTEMPTS} attempts in a row; nothing was written`,
-        );
-      }
-    }
-  }
-
-  #refused(command: string, record: string): StoreError {
-    return new StoreError(
-      this.name,
-      `${command} failed: the server did not store the ${byteLength(record)}-byte record (SERVER_ERROR: out of memory, or over its item size limit); nothing was written and the previous record, if any, is kept`,
-    );
   }
 
   /** End the client if this store created it; a client you passed in is left open. */
@@ -292,6 +223,11 @@ export class MemcachedStore implements VersionedStore {
     // A client still being created is owned once created: wait for it.
     await this.#creating?.catch(() => undefined);
     await closeOwned(this);
+  }
+
+  /** The full key of session `key`, checked against memcached's key rules before anything is sent. */
+  #key(command: string, client: MemcachedClient, key: string): string {
+    return checkedKey(command, client, this.keyFor(key));
   }
 
   /** The client, created on first use when the store owns it (the `memcached` package is loaded only then). */
@@ -320,101 +256,7 @@ export class MemcachedStore implements VersionedStore {
     })();
     return this.#creating;
   }
-
-  /** The full key as the server sees it, checked against memcached's key rules before anything is sent. */
-  #checkedKey(command: string, client: MemcachedClient, key: string): string {
-    const fullKey = this.keyFor(key);
-    const onWire = (client.namespace ?? '') + fullKey;
-    const bytes = byteLength(onWire);
-    if (bytes > MEMCACHED_MAX_KEY_BYTES) {
-      throw new StoreError(
-        this.name,
-        `${command} failed: the key is ${bytes} bytes, over memcached's ${MEMCACHED_MAX_KEY_BYTES}-byte limit (shorten \`prefix\`)`,
-        { status: 500 },
-      );
-    }
-    if (onWire === '' || /[\s\x00-\x1f\x7f]/.test(onWire)) {
-      // The key itself is never printed: it contains the sid.
-      throw new StoreError(
-        this.name,
-        `${command} failed: memcached keys cannot be empty or contain whitespace or control characters (check the client's \`namespace\` and \`prefix\`)`,
-        { status: 500 },
-      );
-    }
-    return fullKey;
-  }
-
-  async #checkSize(command: string, client: MemcachedClient, fullKey: string, record: string, value: string): Promise<void> {
-    const limit = await this.#limit(client);
-    // The library escapes CR and LF with a backslash each before sending.
-    const bytes = byteLength(record) + countCrLf(record);
-    if (bytes + byteLength(fullKey) + ITEM_OVERHEAD_BYTES > limit) {
-      throw new StoreError(
-        this.name,
-        `${command} failed: the session record is ${byteLength(value)} bytes, over the server's item size limit (${limit} bytes with key and item header; memcached -I raises it, or keep less data in the session)`,
-        { status: 500 },
-      );
-    }
-  }
-
-  /** The item size limit: the option, else `item_size_max` read once from the server(s) (the smallest). */
-  #limit(client: MemcachedClient): Promise<number> {
-    if (this.#maxValueBytes !== undefined) return Promise.resolve(this.#maxValueBytes);
-    this.#discovering ??= this.#call<Array<Record<string, unknown>>>('STATS SETTINGS', (cb) => client.settings(cb)).then(
-      (settings) => {
-        const limits = (Array.isArray(settings) ? settings : [settings])
-          .map((s) => Number(s?.item_size_max))
-          .filter((n) => Number.isInteger(n) && n > 0);
-        let limit = limits.length ? Math.min(...limits) : 1024 * 1024;
-        // The library has its own value check (default 1 MiB): a client we own
-        // follows the server; with yours, the smaller of the two applies.
-        if (this.#owned) client.maxValue = limit;
-        else if (typeof client.maxValue === 'number') limit = Math.min(limit, client.maxValue);
-        this.#maxValueBytes = limit;
-        return limit;
-      },
-      (error: unknown) => {
-        this.#discovering = undefined; // server down: ask again next time
-        throw error;
-      },
-    );
-    return this.#discovering;
-  }
-
-  /**
-   * Promise wrapper over the callback API, bounded by `timeoutMs` through the
-   * shared store-call wrapper (the library never calls back for a command
-   * that was in flight when a server died), failures as `StoreError`.
-   */
-  #call<T>(command: string, start: (cb: Callback<T>) => void): Promise<T> {
-    return storeCall(
-      this.name,
-      command,
-      this.timeoutMs,
-      () => new Promise<T>((resolve, reject) => start((error, result) => (error ? reject(error) : resolve(result)))),
-    );
-  }
 }
-
-/**
- * Replace the library's failure bookkeeping on a client we created. Its own
- * marks a server dead for `retry` ms after one error, and past that (or on a
- * second error meanwhile, e.g. concurrent requests when the server dies) it
- * "reconnects" by spawning the `ping` binary: on a machine without `ping`
- * that spawn emits an unhandled 'error' and crashes the process. Here an
- * issue only closes the faulty connection: the next request connects again,
- * failing fast while the server is down and succeeding once it is back.
- */
-function harden(client: MemcachedClient): void {
-  client.connectionIssue = (error, socket) => {
-    socket?.end?.();
-    debug('memcached issue on %s: %s', socket?.serverAddress, errorMessage(error));
-    client.emit('issue', { server: socket?.serverAddress, messages: [errorMessage(error)] });
-  };
-}
-
-/** Compare-and-retry rounds of one write before it reports contention. */
-const MAX_ATTEMPTS = 16;
 
 function lifetimeFor(command: string, ttlMs: number): number {
   return memcachedLifetime(checkTtl(MEMCACHED_STORE_NAME, command, ttlMs));
