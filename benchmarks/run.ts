@@ -178,7 +178,9 @@ async function measure(ctx: Context, step: Step): Promise<Measurement> {
     let cookies: CookieMode = { kind: 'none' };
     if (scenario.sessions !== 'none') {
       const count = scenario.sessions === 'users' ? options.users : 1;
-      const made = await loadgen.run({ kind: 'sessions', url, path: '/fresh', count, concurrency: Math.min(16, count) });
+      const login = variant.seed === 'login';
+      const path = login ? '/login' : '/fresh';
+      const made = await loadgen.run({ kind: 'sessions', url, path, login, count, concurrency: Math.min(16, count) });
       if (made.failures) m.setupFailures = made.failures;
       cookies = scenario.cookies === 'jar' ? { kind: 'jar', cookie: made.cookies[0] ?? '' } : { kind: 'pool', cookies: made.cookies };
     }

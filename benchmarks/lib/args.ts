@@ -48,7 +48,9 @@ export const USAGE = `Usage: npm run bench -- [flags]
                        --only hot-targets: just the hot-session pairs of it (1 and 4 processes, the
                        handoff / group-commit ladder, Memcached and MongoDB with RedisLocker);
                        --only plain: the plainSession() view (lock 'request' and 'merge') beside
-                       the handle and koa-session + koa-redis (rmw, read, hot session)
+                       the handle and koa-session + koa-redis (rmw, read, hot session);
+                       --only passport: koa-passport + passport-local (log in, then the protected
+                       page) on koa-session + koa-redis and on the view, beside the handle (rmw, hot)
   --duration <s>       seconds of load per measurement      (default 5, quick 0.5; wrk rounds to
                        whole seconds, at least 1)
   --warmup <s>         seconds of warm-up per measurement   (default 2, quick 0.15; 0 = none)

@@ -38,27 +38,33 @@ export function mergeCookies(jar: string, setCookie: string | string[] | undefin
   return [...pairs].map(([k, v]) => `${k}=${v}`).join('; ');
 }
 
+/** `GET path`, or `POST path` with `json` as its body (the login of the passport workload). */
 function get(
   agent: Agent,
   url: string,
   path: string,
   cookie?: string,
+  json?: unknown,
 ): Promise<{ status: number; body: string; setCookie: string[] | undefined }> {
+  const payload = json === undefined ? undefined : JSON.stringify(json);
+  const method = payload === undefined ? 'GET' : 'POST';
+  const headers: Record<string, string> = cookie ? { cookie } : {};
+  if (payload !== undefined) headers['content-type'] = 'application/json';
   return new Promise((resolve, reject) => {
-    const req = request(new URL(path, url), { agent, headers: cookie ? { cookie } : {} }, (res) => {
+    const req = request(new URL(path, url), { agent, method, headers }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => (body += chunk));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body, setCookie: res.headers['set-cookie'] }));
       res.on('error', reject);
     });
-    req.setTimeout(10_000, () => req.destroy(new Error(`GET ${path} timed out`)));
+    req.setTimeout(10_000, () => req.destroy(new Error(`${method} ${path} timed out`)));
     req.on('error', reject);
-    req.end();
+    req.end(payload);
   });
 }
 
-/** Create `count` sessions with `GET path`; their cookies. A variant without sessions gets look-alike dummies. */
+/** Create `count` sessions with `GET path` (or log `count` users in with `POST path`); their cookies. A variant without sessions gets look-alike dummies. */
 async function sessions(job: Extract<LoadJob, { kind: 'sessions' }>): Promise<SessionsResult> {
   const agent = new Agent({ keepAlive: true, maxSockets: job.concurrency });
   const cookies: string[] = [];
@@ -66,9 +72,10 @@ async function sessions(job: Extract<LoadJob, { kind: 'sessions' }>): Promise<Se
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < job.count) {
-      next++;
+      const n = next++;
       try {
-        const res = await get(agent, job.url, job.path);
+        // A login (passport workload): one user per session, u0, u1, …
+        const res = await get(agent, job.url, job.path, undefined, job.login ? { username: `u${n}`, password: 'secret' } : undefined);
         if (res.status < 200 || res.status >= 300) failures++;
         const cookie = mergeCookies('', res.setCookie);
         cookies.push(cookie || `sid=${randomBytes(32).toString('base64url')}`);

@@ -76,4 +76,18 @@ export const PLAIN_PAIRS: Pairs = {
   hot: ['raw-redis', 'ours-redis', 'ours-plain-redis', 'ours-plain-redis-merge', 'koa-session-redis'],
 };
 
-export const PRESETS: Readonly<Record<string, Pairs>> = { targets: TARGET_PAIRS, 'hot-targets': HOT_PAIRS, plain: PLAIN_PAIRS };
+/**
+ * `--only passport`: the login + protected-page workload with the real koa-passport +
+ * passport-local (issue 21 item 6) on koa-session + koa-redis and on ours (the view),
+ * beside the handle API and koa-session on the plain counter; each session is logged in
+ * once, and the hot session (one user, every connection) counts its lost updates.
+ */
+const PASSPORT_VARIANTS = ['ours-redis', 'koa-session-redis', 'ours-passport-redis', 'koa-session-passport'];
+export const PASSPORT_PAIRS: Pairs = { rmw: PASSPORT_VARIANTS, hot: PASSPORT_VARIANTS };
+
+export const PRESETS: Readonly<Record<string, Pairs>> = {
+  targets: TARGET_PAIRS,
+  'hot-targets': HOT_PAIRS,
+  plain: PLAIN_PAIRS,
+  passport: PASSPORT_PAIRS,
+};

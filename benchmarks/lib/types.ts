@@ -50,6 +50,11 @@ export interface VariantInfo {
   readonly singleOnly?: boolean;
   /** How its store calls are counted. */
   readonly counting: CountingMode;
+  /**
+   * How the scenario's sessions are created: `GET /fresh` (the default), or `login`:
+   * `POST /login` with a JSON body `{ username, password }`, one user per session (the passport workload).
+   */
+  readonly seed?: 'fresh' | 'login';
   /** Its locker has a Redis of its own: count those commands too (as `locker:<cmd>`, class "other"). */
   readonly lockerCounting?: 'redis';
   /** Session state travels in the cookie (the harness keeps a shared cookie jar in the hot scenarios). */
@@ -192,6 +197,8 @@ export type LoadJob =
       kind: 'sessions';
       url: string;
       path: string;
+      /** `POST path` with a JSON login body (user `u<n>`, password `secret`) instead of `GET path`. */
+      login?: boolean;
       count: number;
       concurrency: number;
     }

@@ -119,6 +119,18 @@ export const VARIANTS: readonly VariantInfo[] = [
       "plainSession({ lock: 'merge' }) on RedisStore + RedisLocker: an unlocked read, the changed keys merged under a short lock at the end (a key two requests both change keeps the last writer's value).",
   },
   {
+    id: 'ours-passport-redis',
+    label: 'ours · koa-passport on plainSession(), RedisStore + RedisLocker',
+    group: 'ours',
+    needs: ['redis'],
+    shared: true,
+    onlyScenarios: ['rmw', 'hot'],
+    seed: 'login',
+    counting: 'redis',
+    description:
+      "koa-passport + passport-local on plainSession({ user: passportUser }) (lock: 'request'), RedisStore + RedisLocker: each session logged in once (POST /login), then the protected page (passport.session() restores the user, `ctx.session.views += 1`).",
+  },
+  {
     id: 'ours-memcached',
     label: 'ours · MemcachedStore',
     group: 'ours',
@@ -200,6 +212,18 @@ export const VARIANTS: readonly VariantInfo[] = [
     description: 'koa-session 7 with koa-redis 4 (ioredis) as external store.',
   },
   {
+    id: 'koa-session-passport',
+    label: 'koa-session + koa-redis + koa-passport',
+    group: 'peer',
+    needs: ['redis'],
+    shared: true,
+    onlyScenarios: ['rmw', 'hot'],
+    seed: 'login',
+    counting: 'redis',
+    description:
+      'koa-session 7 + koa-redis 4 + koa-passport 6 + passport-local, the same login + protected-page code as ours-passport-redis (no lock: the last writer wins).',
+  },
+  {
     id: 'koa-generic-session',
     label: 'koa-generic-session + koa-redis',
     group: 'peer',
@@ -241,6 +265,8 @@ export async function loadVariant(id: string): Promise<VariantFactory> {
       return (await import('../peers/koa-session.js')).koaSessionCookie;
     case 'koa-session-redis':
       return (await import('../peers/koa-session.js')).koaSessionRedis;
+    case 'koa-session-passport':
+      return (await import('../peers/passport.js')).koaSessionPassport;
     case 'koa-generic-session':
       return (await import('../peers/koa-generic-session.js')).koaGenericSession;
     case 'express-session':
@@ -261,6 +287,8 @@ export async function loadVariant(id: string): Promise<VariantFactory> {
       return (await import('./ours.js')).oursPlainRedis;
     case 'ours-plain-redis-merge':
       return (await import('./ours.js')).oursPlainRedisMerge;
+    case 'ours-passport-redis':
+      return (await import('./ours.js')).oursPassportRedis;
     case 'ours-memcached':
       return (await import('./ours.js')).oursMemcached;
     case 'ours-memcached-redislock':

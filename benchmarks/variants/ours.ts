@@ -18,13 +18,16 @@ import {
   MemoryLocker,
   MemoryStore,
   MongoStore,
+  passportUser,
   plainSession,
   RedisLocker,
   RedisStore,
   session,
 } from '../../src/index.js';
 import type { Locker, PlainSessionOptions, RequestStore, Store } from '../../src/index.js';
+import type { Middleware } from 'koa';
 import { plainObjectOps } from '../peers/koa-session.js';
+import { passportStack } from '../peers/passport.js';
 import type { AppEnv, AppInstance, VariantFactory } from '../lib/types.js';
 import { koaApp, countOf, type SessionOps } from '../lib/routes.js';
 import { LockWaitRecorder } from '../lib/lock-waits.js';
@@ -81,12 +84,18 @@ type SessionOptions = Parameters<typeof session>[0];
  * metadata names (`sessionOptions` in variants/index.ts, e.g. `handoff: false`;
  * the harness has checked that session() accepts them).
  */
-function build(env: AppEnv, parts: Parts, variantId?: string, plain?: PlainSessionOptions): AppInstance {
+function build(
+  env: AppEnv,
+  parts: Parts,
+  variantId?: string,
+  plain?: PlainSessionOptions,
+  stack?: { middleware: Middleware[]; ops: SessionOps },
+): AppInstance {
   const extra = variantId ? variantInfo(variantId).sessionOptions : undefined;
   const options = { ...extra, master: parts.master, ttl: env.ttlMs, ...(parts.locker ? { locker: parts.locker } : {}) } as SessionOptions;
   // The plain-object view (plainSession()) runs koa-session's very code: `ctx.session.count = (ctx.session.count ?? 0) + 1`.
   const app = plain
-    ? koaApp({ ops: plainObjectOps, middleware: [session(options), plainSession(plain)] })
+    ? koaApp({ ops: stack?.ops ?? plainObjectOps, middleware: [session(options), plainSession(plain), ...(stack?.middleware ?? [])] })
     : koaApp({ ops, middleware: [session(options)] });
   // Subscribe before the first request, so warm-up and measured window take the same (published) path.
   const lockWaits = env.recordLockWaits ? new LockWaitRecorder(CHANNELS.lock) : undefined;
@@ -187,6 +196,10 @@ export const oursPlainMemory: VariantFactory = async (env) => {
 export const oursPlainRedis: VariantFactory = async (env) => build(env, await redisParts(env, 'redis'), undefined, {});
 
 export const oursPlainRedisMerge: VariantFactory = async (env) => build(env, await redisParts(env, 'redis'), undefined, { lock: 'merge' });
+
+/** koa-passport + passport-local on the view (peers/passport.ts: the same code as on koa-session), as examples/passport.ts mounts it. */
+export const oursPassportRedis: VariantFactory = async (env) =>
+  build(env, await redisParts(env, 'redis'), undefined, { user: passportUser }, passportStack());
 
 export const oursCookie: VariantFactory = async (env) => {
   const master = new CookieStore({ keys: ['benchmark cookie key, not a secret, 32+ chars long'] });
