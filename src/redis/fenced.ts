@@ -10,13 +10,18 @@ import type { VersionedRecord, VersionedStore, WriteCondition } from '../contrac
 import type { HeldLease } from './lease.js';
 import type { ScriptRunner } from './scripts.js';
 
+/** How long a write's receipt lives when its command has no time bound (ms). */
+const UNBOUNDED_RECEIPT_MS = 60_000;
+
 /**
  * A RedisStore seen through a lease: the first `get`/`read` of the lease's key
  * returns the record read by the acquire script; `write`/`set`/`destroy`/`touch`
  * of that key run only while the lock still holds the lease's token, in one
  * script that also checks the version condition of `write` (so a write is
  * refused both after the lease was lost and when the record moved on), else
- * reject with `LockLostError`. Other keys pass through to the store.
+ * reject with `LockLostError`. Other keys pass through to the store. Each
+ * write leaves a receipt, so a client that sends the script twice (a retry
+ * after a lost reply) gets the first run's outcome, not a refusal of it.
  */
 export class FencedStore implements VersionedStore {
   readonly name: string;
@@ -28,6 +33,10 @@ export class FencedStore implements VersionedStore {
   readonly #timeoutMs: number;
   /** The master's `waitForReplicas` (`undefined`: no WAIT after a fenced write). */
   readonly #wait: ReplicaWait | undefined;
+  /** How long a fenced write's receipt lives in Redis (ms, as the script's argument). */
+  readonly #receiptMs: string;
+  /** Fenced writes made so far: with the token, each write's id (its receipt, see scripts.ts). */
+  #writes = 0;
   #prefetched = true;
   /** The stored string read by the acquire script (`undefined`: no key). */
   #stored: string | undefined;
@@ -49,6 +58,8 @@ export class FencedStore implements VersionedStore {
     this.#timeoutMs = timeoutMs;
     this.#stored = stored;
     this.#wait = wait;
+    // A replay comes while the first send is still awaited: the receipt must outlive that bound.
+    this.#receiptMs = String(Number.isFinite(timeoutMs) ? Math.max(1000, 2 * Math.ceil(timeoutMs)) : UNBOUNDED_RECEIPT_MS);
   }
 
   async get(key: string): Promise<string | undefined> {
@@ -97,14 +108,15 @@ export class FencedStore implements VersionedStore {
     const lease = this.#lease;
     const scripts = this.#scripts;
     const releasing = lease.takeReleaseOnWrite();
-    const { lock, waiters, waiting, channel } = lease.keys;
+    const { lock, waiters, waiting, channel, receipt } = lease.keys;
     let outcome: unknown;
     let confirmed = Infinity;
     try {
       scripts.assertReady(`fenced ${op}`);
       const [command, ...operands] = args;
-      const keys = [lock, this.#recordKey, waiters, waiting];
-      const argv = [lease.token, command!, releasing ? '1' : '0', scripts.publishCommand, channel, ...operands];
+      const keys = [lock, this.#recordKey, waiters, waiting, receipt];
+      const id = `${lease.token}#${++this.#writes}`;
+      const argv = [lease.token, command!, releasing ? '1' : '0', scripts.publishCommand, channel, id, this.#receiptMs, ...operands];
       if (this.#wait) ({ reply: outcome, confirmed } = await scripts.runThenWait('fenced', keys, argv, this.#wait, this.#timeoutMs));
       else outcome = await scripts.run('fenced', keys, argv, this.#timeoutMs);
     } catch (error) {

@@ -44,6 +44,8 @@ export interface LockKeys {
   readonly waiting: string;
   /** `<lock>:released`: the wake-up channel. */
   readonly channel: string;
+  /** `<lock>:applied`: the id of the last fenced write, for a replay of that write to find (see scripts.ts, FENCED). */
+  readonly receipt: string;
 }
 
 /** What a lease needs of its locker. */

@@ -84,7 +84,8 @@ end
  * not woken since (a lost message: the lock may hold its turn; a success
  * takes its id off the list). The lock is taken when free, or when it holds
  * this locker's turn (looked up only by a locker that may have one: a
- * first attempt costs just the `SET NX`). A locker that was on the list
+ * first attempt costs just the `SET NX`), or when it already holds this
+ * token (the same attempt run twice: see {@link FENCED} on replays). A locker that was on the list
  * (ARGV[5] or ARGV[6]) and is no longer there was popped and missed its turn:
  * it goes back to the front.
  * Returns `{1, record}` when acquired (the record read in the same atomic
@@ -95,9 +96,11 @@ const ACQUIRE = `
 local took
 if ARGV[5] == '1' or ARGV[6] == '1' then
   local current = redis.call('GET', KEYS[1])
-  if not current or current == 'turn:' .. ARGV[4] then took = redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
+  if not current or current == 'turn:' .. ARGV[4] or current == ARGV[1] then took = redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
 else
   took = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
+  -- A replay of this very attempt (the client retried after a lost reply): the lock is already ours.
+  if not took and redis.call('GET', KEYS[1]) == ARGV[1] then took = redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
 end
 if took then
   if ARGV[6] == '1' then redis.call('LREM', KEYS[2], 0, ARGV[4]) end
@@ -164,8 +167,9 @@ return 0
  * Fenced write: only while the lock still holds our token, atomically; with
  * the release flag (the scope's last write) it also releases the lock as
  * RELEASE does, in the same step. KEYS[1] lock, KEYS[2] record, KEYS[3]
- * waiters list, KEYS[4] waiting mark; ARGV[1] token, ARGV[2] op, ARGV[3] '1' to release, ARGV[4]
- * publish command ('' for none), ARGV[5] channel, ARGV[6..] operands:
+ * waiters list, KEYS[4] waiting mark, KEYS[5] receipt; ARGV[1] token, ARGV[2] op, ARGV[3] '1' to release, ARGV[4]
+ * publish command ('' for none), ARGV[5] channel, ARGV[6] this write's id
+ * (unique per lease and write), ARGV[7] how long its receipt lives (ms), ARGV[8..] operands:
  * - `write` (versioned, RedisStore's `versioned_write`): stored ('' to delete),
  *   ttl, condition kind, condition version;
  * - `set`: value, ttl; `del`; `pexpire`: ttl.
@@ -174,19 +178,35 @@ return 0
  * written (and released with the flag), 2 when the token holds but the version
  * condition refused the write (nothing written, the lock still held: the
  * caller's release() gives it back).
+ *
+ * A write leaves its id in the receipt key. A client may run the script twice:
+ * node-redis's Sentinel client retries a command whose connection broke before
+ * its reply, on the primary it finds next, and the first run may have been
+ * applied and replicated there. The second run then finds the lock it
+ * released itself, or the version it wrote itself, and would answer 0 or 2 for
+ * a write that landed; finding its own id in the receipt it answers 1 instead.
+ * The receipt outlives the bound on the command, so a replay the caller still
+ * waits for finds it.
  */
 const FENCED = `${VERSIONED_WRITE_LUA}${WAKE_NEXT_LUA}
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  if redis.call('GET', KEYS[5]) == ARGV[6] then return 1 end
+  return 0
+end
 local op = ARGV[2]
 if op == 'write' then
-  if versioned_write(KEYS[2], ARGV[6], ARGV[7], ARGV[8], ARGV[9]) == 0 then return 2 end
+  if versioned_write(KEYS[2], ARGV[8], ARGV[9], ARGV[10], ARGV[11]) == 0 then
+    if redis.call('GET', KEYS[5]) == ARGV[6] then return 1 end
+    return 2
+  end
 elseif op == 'set' then
-  redis.call('SET', KEYS[2], ARGV[6], 'PX', ARGV[7])
+  redis.call('SET', KEYS[2], ARGV[8], 'PX', ARGV[9])
 elseif op == 'del' then
   redis.call('DEL', KEYS[2])
 else
-  redis.call('PEXPIRE', KEYS[2], ARGV[6])
+  redis.call('PEXPIRE', KEYS[2], ARGV[8])
 end
+redis.call('SET', KEYS[5], ARGV[6], 'PX', ARGV[7])
 if ARGV[3] == '1' then wake_next(KEYS[1], KEYS[3], KEYS[4], redis.call('DEL', KEYS[1], KEYS[4]) == 2, ARGV[4], ARGV[5]) end
 return 1
 `;

@@ -22,7 +22,7 @@ export interface KeyState {
 /** The state of a key with no local waiter yet; `lock` is its lock key (`<prefix>{key}`), the other keys hang off it. */
 export function newKeyState(key: string, lock: string): KeyState {
   return {
-    keys: { key, lock, waiters: `${lock}:waiters`, waiting: `${lock}:waiting`, channel: `${lock}:released` },
+    keys: { key, lock, waiters: `${lock}:waiters`, waiting: `${lock}:waiting`, channel: `${lock}:released`, receipt: `${lock}:applied` },
     queue: [],
     woken: false,
     called: false,

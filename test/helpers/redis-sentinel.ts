@@ -3,7 +3,8 @@
  * free loopback ports: a primary, one replica and three Sentinels (quorum 2),
  * each in its own temp dir (Sentinel rewrites its config file, so it is
  * written there), stopped by PID. `down-after-milliseconds 500` and
- * `failover-timeout 2000` keep a failover within a few seconds.
+ * `failover-timeout 2000` keep a failover within a few seconds. The data
+ * nodes run with `replica-serve-stale-data no`, as docs/redis-sentinel.md asks.
  *
  * `pauseReplica()` SIGSTOPs the replica and cuts its replication link
  * (`CLIENT KILL TYPE replica` on the primary), so that what the primary
@@ -83,6 +84,11 @@ export async function redisSentinel(): Promise<SentinelSetup | undefined> {
           '--save',
           '',
           '--appendonly',
+          'no',
+          // A restarted old primary loads the RDB of its last sync as a replica
+          // and would answer reads with it until it caught up; a client whose
+          // Sentinel still names it as primary would read that old data.
+          '--replica-serve-stale-data',
           'no',
           ...(of ? ['--replicaof', '127.0.0.1', String(of)] : []),
         ];
