@@ -1,24 +1,23 @@
 import { debuglog } from 'node:util';
 import { performance } from 'node:perf_hooks';
-import { LockLostError, LockTimeoutError } from '../errors.js';
-import { lockChannel } from '../diagnostics.js';
+import { LockLostError } from '../errors.js';
 import { redactSids } from '../util/format.js';
-import { GroupCommit, type PendingRecord, type Successor } from './group-commit.js';
-import { localQueues, type FreshRecord, type LocalQueues } from './local-queue.js';
+import { GroupCommit, type PendingRecord } from './group-commit.js';
+import { acquireLease } from './lock-acquire.js';
+import type { FreshRecord, LocalQueues } from './local-queue.js';
 import type { Lease } from '../contracts/locker.js';
 import type { ResolvedOptions } from '../options.js';
 import type { Replica } from './replica.js';
-import { overVersion, writeIfVersion, type WriteDescriptor } from './write.js';
+import { overVersion, shifted, writeIfVersion, type WriteDescriptor } from './write.js';
 import type { VersionedRecord } from '../contracts/store.js';
 
 const debug = debuglog('koa-locked-session');
 
 /**
- * The lock on one session's record, the one way every write under a lock
- * starts (a request's scope, revokeAll, the maxSessionsPerUser cap): acquire
- * (published on the diagnostics channel), the lease-guarded view of the
- * master where the locker offers one, a fresh read under the lock, writes
- * conditional on the version read, release.
+ * The lock on one session's record, the one way every write under a lock starts (a request's scope, revokeAll,
+ * the maxSessionsPerUser cap): acquire (lock-acquire.ts), a fresh read under the lock, writes conditional on the
+ * version read through the lease-guarded view of the master where the locker offers one, release. Group commit
+ * (group-commit.ts) is made here, per holder.
  */
 export class SessionLock {
   /** Where the holder reads and writes: the replica, its master guarded by the lease where the locker can. */
@@ -40,69 +39,13 @@ export class SessionLock {
     private fresh: FreshRecord | undefined,
   ) {
     this.store = lease.store ? replica.withMaster(lease.store) : replica;
-    const { handoff } = options;
-    const successor: Successor | undefined = queues && { handOver: (record) => queues.handOver(key, lease, handoff, record) };
-    this.groupCommit = new GroupCommit(
-      options.groupCommit,
-      successor,
-      (value, version, ttl) => {
-        this.checkHeld();
-        return writeIfVersion(this.store, overVersion(key, value, version, ttl));
-      },
-      lease.holdsLock === undefined,
-      fresh?.batch !== undefined ? (fresh as PendingRecord) : undefined,
-    );
+    this.groupCommit = groupCommitOf(this, options, queues, fresh);
   }
 
-  /**
-   * Wait for the lock on `key` (`timeoutMs`: default `lockTimeout`): first in
-   * this process' queue of the key, then, unless the lease is handed over by
-   * the scope before (see {@link release}), from the locker.
-   */
+  /** Wait for the lock on `key` (`timeoutMs`: default `lockTimeout`; see {@link acquireLease}). */
   static async acquire(options: ResolvedOptions, replica: Replica, key: string, timeoutMs = options.lockTimeout): Promise<SessionLock> {
-    const { locker, name } = options;
-    if (!lockChannel.hasSubscribers) return SessionLock.#acquire(options, replica, key, timeoutMs);
-    const start = performance.now();
-    let outcome: 'acquired' | 'timeout' | 'error' = 'error';
-    try {
-      const lock = await SessionLock.#acquire(options, replica, key, timeoutMs);
-      outcome = 'acquired';
-      return lock;
-    } catch (error) {
-      if (error instanceof LockTimeoutError) outcome = 'timeout';
-      throw error;
-    } finally {
-      lockChannel.publish({ session: name, locker: locker.name, waitMs: performance.now() - start, outcome });
-    }
-  }
-
-  static async #acquire(options: ResolvedOptions, replica: Replica, key: string, timeoutMs: number): Promise<SessionLock> {
-    const { locker, storeTimeout } = options;
-    if (options.handoff === false) {
-      return new SessionLock(
-        key,
-        await locker.acquire(key, { timeoutMs, storeTimeoutMs: storeTimeout, store: replica.master }),
-        replica,
-        options,
-        undefined,
-        undefined,
-      );
-    }
-    const queues = localQueues(locker, replica.master);
-    const start = performance.now();
-    const entered = queues.enter(key, timeoutMs);
-    const grant = entered instanceof Promise ? await entered : entered;
-    if (grant.lease !== undefined) return new SessionLock(key, grant.lease, replica, options, queues, grant.fresh);
-    let lease: Lease;
-    try {
-      const left = entered instanceof Promise ? Math.max(1, timeoutMs - (performance.now() - start)) : timeoutMs;
-      lease = await locker.acquire(key, { timeoutMs: left, storeTimeoutMs: storeTimeout, store: replica.master });
-    } catch (error) {
-      void queues.release(key, undefined, false, undefined, async () => {});
-      throw error;
-    }
-    queues.acquired(key);
-    return new SessionLock(key, lease, replica, options, queues, undefined);
+    const { lease, queues, fresh } = await acquireLease(options, replica.master, key, timeoutMs);
+    return new SessionLock(key, lease, replica, options, queues, fresh);
   }
 
   /**
@@ -186,7 +129,17 @@ export class SessionLock {
   }
 }
 
-/** `write` over a record `shift` versions on (a batch was written under the holder since its read). */
-function shifted(write: WriteDescriptor, shift: number): WriteDescriptor {
-  return { ...write, version: write.version + shift, condition: (write.condition as number) + shift };
+/**
+ * The holder's group commit: a batch goes on through this process' queue of the key, or is written under the lease
+ * (refused once it is known lost; never under a running holder whose lock ends with its first write: PostgresLocker).
+ */
+function groupCommitOf(lock: SessionLock, options: ResolvedOptions, queues?: LocalQueues, fresh?: FreshRecord): GroupCommit {
+  const { key, lease } = lock;
+  const successor = queues && { handOver: (record: PendingRecord) => queues.handOver(key, lease, options.handoff, record) };
+  const writeBatch = (value: string, version: number, ttl: number): Promise<void> => {
+    lock.checkHeld();
+    return writeIfVersion(lock.store, overVersion(key, value, version, ttl));
+  };
+  const pending = fresh?.batch !== undefined ? (fresh as PendingRecord) : undefined;
+  return new GroupCommit(options.groupCommit, successor, writeBatch, lease.holdsLock === undefined, pending);
 }
