@@ -2,7 +2,7 @@ import { debuglog } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { LockLostError } from '../errors.js';
 import { redactSids } from '../util/format.js';
-import { GroupCommit, type PendingRecord } from './group-commit.js';
+import { GroupCommit, type PendingRecord, type ScopeEnd } from './group-commit.js';
 import { acquireLease } from './lock-acquire.js';
 import type { FreshRecord, LocalQueues } from './local-queue.js';
 import type { Lease } from '../contracts/locker.js';
@@ -17,13 +17,12 @@ const debug = debuglog('koa-locked-session');
  * The lock on one session's record, the one way every write under a lock starts (a request's scope, revokeAll,
  * the maxSessionsPerUser cap): acquire (lock-acquire.ts), a fresh read under the lock, writes conditional on the
  * version read through the lease-guarded view of the master where the locker offers one, release. Group commit
- * (group-commit.ts) is made here, per holder.
+ * (group-commit.ts) is made here per holder, and reached only through these.
  */
 export class SessionLock {
   /** Where the holder reads and writes: the replica, its master guarded by the lease where the locker can. */
   readonly store: Replica;
-  /** Group commit as seen by this holder: the batch it may stand on, and the question a scope asks at its end. */
-  readonly groupCommit: GroupCommit;
+  readonly #groupCommit: GroupCommit;
   /** The lease went back with the last write (RedisLocker's fast path): nothing left to hand over. */
   #releasedByWrite = false;
   #released = false;
@@ -39,7 +38,7 @@ export class SessionLock {
     private fresh: FreshRecord | undefined,
   ) {
     this.store = lease.store ? replica.withMaster(lease.store) : replica;
-    this.groupCommit = groupCommitOf(this, options, queues, fresh);
+    this.#groupCommit = groupCommitOf(this, options, queues, fresh);
   }
 
   /** Wait for the lock on `key` (`timeoutMs`: default `lockTimeout`; see {@link acquireLease}). */
@@ -68,39 +67,45 @@ export class SessionLock {
   }
 
   /**
-   * Whether ending the holder's scope now would hand the lease to a scope of
-   * this process waiting for the key (within the handoff bounds). A scope asks
-   * it once at its end, for both {@link GroupCommit.end} and {@link releaseWithNextWrite}.
-   */
-  successorWaits(): boolean {
-    return this.queues?.wouldHandOff(this.key, this.lease, this.options.handoff) ?? false;
-  }
-
-  /**
-   * The next write is the holder's last store operation: let the locker
-   * release in the same round trip, unless a scope of this process waits for
-   * the key and will get the lease handed over instead (`successorWaits`, as
-   * the scope found it at its end).
-   */
-  releaseWithNextWrite(successorWaits = this.successorWaits()): void {
-    const { lease } = this;
-    if (!lease.releaseWithNextWrite || this.groupCommit.flushing || successorWaits) return;
-    this.#releasedByWrite = true;
-    this.groupCommit.leaseGoesWithNextWrite();
-    lease.releaseWithNextWrite();
-  }
-
-  /**
    * Write the locked key (`write.key` is {@link key}), conditional on the
    * version read (see {@link writeIfVersion}). A batch the holder stands on
    * rides on this write (see {@link GroupCommit.carry}); once a batch was
    * written under the holder, its versions are one behind (`shift`).
    */
   write(write: WriteDescriptor): Promise<void> {
-    return this.groupCommit.carry(
+    return this.#groupCommit.carry(
       (shift) => writeIfVersion(this.store, shift === 0 || typeof write.condition !== 'number' ? write : shifted(write, shift)),
       write.value === undefined, // a delete or tombstone: the batch's members send no cookie
     );
+  }
+
+  /**
+   * The one question a scope asks at its end, about its save of the locked
+   * record ({@link GroupCommit.end}: nothing to write, write it, or handed over
+   * unsaved to the next scope of this process waiting for the key). A `last`
+   * save that writes releases the lease with its write where it can
+   * ({@link releaseWithNextWrite}); whether a successor waits is asked once, for both.
+   */
+  end(save: ScopeEnd): 'unchanged' | 'write' | Promise<boolean> {
+    const successorWaits = save.last && this.#successorWaits();
+    const answer = this.#groupCommit.end(save, successorWaits);
+    if (answer === 'write' && save.last) this.releaseWithNextWrite(successorWaits);
+    return answer;
+  }
+
+  /**
+   * The next write is the holder's last store operation: let the locker
+   * release in the same round trip, unless mirror writes must follow it in
+   * order, or a scope of this process waits for the key and will get the lease
+   * handed over instead (`successorWaits`, as {@link end} found it).
+   */
+  releaseWithNextWrite(successorWaits = this.#successorWaits()): void {
+    const { lease, options } = this;
+    if (!lease.releaseWithNextWrite || this.#groupCommit.flushing || successorWaits) return;
+    if (options.mirrors.length > 0 && options.mirrorWrites !== 'background') return;
+    this.#releasedByWrite = true;
+    this.#groupCommit.leaseGoesWithNextWrite();
+    lease.releaseWithNextWrite();
   }
 
   /**
@@ -111,13 +116,18 @@ export class SessionLock {
    * only logs (the lease expires on its own, the outcome is already decided).
    */
   async release(fresh?: FreshRecord): Promise<void> {
-    if (this.#released || this.groupCommit.handedOn) return; // (handed on already by the scope's end: group commit)
+    if (this.#released || this.#groupCommit.handedOn) return; // (handed on already by the scope's end: group commit)
     this.#released = true;
-    const left = await this.groupCommit.leave(fresh);
+    const left = await this.#groupCommit.leave(fresh);
     if (left.handedOn) return;
     const lease = this.#releasedByWrite ? undefined : this.lease;
     if (this.#releasedByWrite || !this.queues) await this.#releaseLease(); // after a write that released it: a no-op (a refused write did not)
     await this.queues?.release(this.key, lease, this.options.handoff, left.fresh, () => this.#releaseLease());
+  }
+
+  /** Whether ending the holder's scope now would hand the lease to a scope of this process waiting for the key (within the handoff bounds). */
+  #successorWaits(): boolean {
+    return this.queues?.wouldHandOff(this.key, this.lease, this.options.handoff) ?? false;
   }
 
   async #releaseLease(): Promise<void> {
