@@ -84,6 +84,18 @@ export interface Successor {
   handOver(record: PendingRecord): boolean;
 }
 
+/** A scope's save of the locked record at its end, as it asks about it (`SessionLock.end`, {@link GroupCommit.end}). */
+export interface ScopeEnd {
+  /** The encoded record the scope would write, one version on from `version`, for `ttl` ms. */
+  readonly value: string;
+  readonly version: number;
+  readonly ttl: number;
+  /** `value` differs from the record the scope stands on. */
+  readonly changed: boolean;
+  /** The scope's final save, with nothing of the scope after it under the lock (no index upkeep): only it may be handed over. */
+  readonly last: boolean;
+}
+
 /** How group commit writes a batch's record under the holder's lease (conditional on `version`; refuses once the lease is known lost). */
 export type WriteBatch = (value: string, version: number, ttl: number) => Promise<void>;
 
@@ -135,11 +147,6 @@ export class GroupCommit {
     }
   }
 
-  /** Whether the holder stands on a batch's record that is not (known to be) in the master: its next write of the key must be made, even with no change of its own. */
-  get mustWrite(): boolean {
-    return this.#pending !== undefined || this.#flushState === 'running' || this.#flushState === 'failed';
-  }
-
   /** {@link end} handed the lease on with the scope's record: the lock has nothing left to release. */
   get handedOn(): boolean {
     return this.#handedOn;
@@ -156,20 +163,24 @@ export class GroupCommit {
   }
 
   /**
-   * The one question a scope asks at its end, before writing `value` (at
-   * `version` + 1): may it hand the lease and its unsaved record to the next
-   * scope of this process waiting for the key instead (`successorWaits`: one
-   * waits and the handoff bounds allow, {@link SessionLock.successorWaits})?
-   * Then the write of a later holder carries it, and the returned promise
-   * settles with that write (`true`: it removed the record, see
-   * {@link Batch.done}). `undefined`: write it yourself.
+   * The one question a scope asks at its end (through `SessionLock.end`): what
+   * to do with its save. `'unchanged'`: nothing to write. `'write'`: write it
+   * yourself. Or, when `successorWaits` (the save is `last`, a scope of this
+   * process waits for the key and the handoff bounds allow), a promise: the
+   * lease and the unsaved record went to that scope, a later holder's write
+   * carries it, and the promise settles with that write (`true`: it removed
+   * the record, see {@link Batch.done}).
    */
-  end(value: string, version: number, ttl: number, successorWaits: boolean): Promise<boolean> | undefined {
+  end(save: ScopeEnd, successorWaits: boolean): 'unchanged' | 'write' | Promise<boolean> {
+    // Standing on a batch's record not (known to be) in the master, a scope writes even with no change of its own.
+    const mustWrite = this.#pending !== undefined || this.#flushState === 'running' || this.#flushState === 'failed';
+    if (!save.changed && !mustWrite) return 'unchanged';
     const { bounds, successor } = this;
-    if (!bounds || !successor || this.#closed || !successorWaits) return undefined; // (the common case: nobody waits, no batch made)
-    if (this.#flushState === 'running' || this.#flushState === 'failed') return undefined; // write it yourself, once that flush is known
+    if (!bounds || !successor || this.#closed || !successorWaits) return 'write'; // (the common case: nobody waits, no batch made)
+    if (this.#flushState === 'running' || this.#flushState === 'failed') return 'write'; // once that flush is known
     const batch = this.#pending?.batch ?? new Batch();
-    if (batch.full(bounds) || !successor.handOver({ value, version: version + this.#shift, until: Infinity, batch, ttl })) return undefined;
+    const record = { value: save.value, version: save.version + this.#shift, until: Infinity, batch, ttl: save.ttl };
+    if (batch.full(bounds) || !successor.handOver(record)) return 'write';
     batch.size++;
     this.#pending = undefined;
     clearTimeout(this.#flushTimer);

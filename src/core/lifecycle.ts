@@ -1,4 +1,5 @@
 import { SessionError } from '../errors.js';
+import { Latch } from '../util/latch.js';
 
 /**
  * Open → closing → closed, with a count of scopes in flight, so that closing
@@ -7,8 +8,8 @@ import { SessionError } from '../errors.js';
 export class Lifecycle {
   #inflight = 0;
   #closed = false;
-  /** One promise for every close() call: each caller awaits the same idle moment (SIGTERM and SIGINT may both call it). */
-  #idle: { promise: Promise<void>; resolve: () => void } | undefined;
+  /** Opens when the last scope in flight ends after close(): every close() call awaits it (SIGTERM and SIGINT may both call it). */
+  readonly #idle = new Latch();
 
   get closed(): boolean {
     return this.#closed;
@@ -35,18 +36,12 @@ export class Lifecycle {
   }
 
   leave(): void {
-    if (--this.#inflight === 0) this.#idle?.resolve();
+    if (--this.#inflight === 0 && this.#closed) this.#idle.open(); // (closed: no scope enters any more, idle for good)
   }
 
   /** Stop taking work and wait until every scope in flight has ended. */
   async close(): Promise<void> {
     this.#closed = true;
-    if (this.#inflight === 0) return;
-    if (!this.#idle) {
-      let resolve!: () => void;
-      const promise = new Promise<void>((r) => (resolve = r));
-      this.#idle = { promise, resolve };
-    }
-    await this.#idle.promise;
+    if (this.#inflight > 0) await this.#idle.wait();
   }
 }

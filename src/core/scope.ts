@@ -247,30 +247,29 @@ export class Scope {
       host.adopted(sid, value);
       if (plan) await indexRemove(host, plan);
       this.#stand(sid, value, 1);
-    } else if (value !== this.#original || this.#lockOf(oldSid)?.groupCommit.mustWrite) {
-      // (Standing on a batch's unsaved record, a scope writes even with no change of its own.)
-      const plan = this.#indexPlan(oldSid, oldSid);
+      return;
+    }
+    const changed = value !== this.#original;
+    const plan = changed ? this.#indexPlan(oldSid, oldSid) : undefined;
+    const lock = this.#lockOf(oldSid);
+    // The one question at the scope's end (docs/group-commit.md): nothing to write, write it, or handed over unsaved.
+    const end =
+      lock?.end({ value, version: this.#version, ttl, changed, last: final && plan === undefined }) ?? (changed ? 'write' : 'unchanged');
+    if (end === 'write') {
       if (plan) await indexAdd(host, plan, undefined, oldSid); // the record exists: listed before it changes hands
-      // Group commit: a scope of this process waits for the session; it takes the record over, unsaved.
-      // Whether a scope of this process waits for the lease: decided once, for group commit and for the release with the write.
-      const lock = final && plan === undefined ? this.#lockOf(oldSid) : undefined;
-      const successorWaits = lock?.successorWaits() ?? false;
-      const batch = lock?.groupCommit.end(value, this.#version, ttl, successorWaits);
-      if (batch !== undefined) {
-        // Answered only once the write that carries this change is acknowledged. When that write removed the
-        // record (a later scope of the batch moved or ended the session), this response goes out after the move:
-        // re-sending the old sid's cookie would undo the new one (or the cleared one) in the browser.
-        const removed = await batch;
-        host.adopted(oldSid, value, !removed);
-        this.#stand(oldSid, value, this.#version + 1);
-        return;
-      }
-      if (final) this.#lastWrite(plan, lock && successorWaits);
+      if (final && !lock) this.#lastWrite(plan); // (the locked record's last save asked its lock already)
       this.#fresh = undefined; // a failed write may or may not have landed
       await this.#writeOld(oldSid, value, ttl, 0, kind);
       this.#wrote(oldSid, value, this.#version + 1, ttl);
       host.adopted(oldSid, value);
       if (plan) await indexRemove(host, plan);
+      this.#stand(oldSid, value, this.#version + 1);
+    } else if (end !== 'unchanged') {
+      // Answered only once the write that carries this change is acknowledged. When that write removed the
+      // record (a later scope of the batch moved or ended the session), this response goes out after the move:
+      // re-sending the old sid's cookie would undo the new one (or the cleared one) in the browser.
+      const removed = await end;
+      host.adopted(oldSid, value, !removed);
       this.#stand(oldSid, value, this.#version + 1);
     } else if (this.touch) {
       const key = host.key(oldSid);
@@ -335,14 +334,9 @@ export class Scope {
     return Math.max(1000, 2 * this.host.options.lockTimeout);
   }
 
-  /**
-   * The master write about to happen is the scope's last store operation under
-   * the lock when no mirror write must follow it in order and the user index has
-   * nothing to do: let the locker release in the same round trip (RedisLocker).
-   */
-  #lastWrite(plan: IndexPlan | undefined, successorWaits?: boolean): void {
-    const { mirrors, mirrorWrites } = this.host.options;
-    if (plan === undefined && (mirrors.length === 0 || mirrorWrites === 'background')) this.#lock?.releaseWithNextWrite(successorWaits);
+  /** The master write about to happen is the scope's last store operation under the lock when the user index has nothing to do (see SessionLock.releaseWithNextWrite). */
+  #lastWrite(plan: IndexPlan | undefined): void {
+    if (plan === undefined) this.#lock?.releaseWithNextWrite();
   }
 }
 

@@ -1,30 +1,28 @@
 import { debuglog } from 'node:util';
 import { performance } from 'node:perf_hooks';
-import { LockLostError, LockTimeoutError } from '../errors.js';
-import { lockChannel } from '../diagnostics.js';
+import { LockLostError } from '../errors.js';
 import { redactSids } from '../util/format.js';
-import { GroupCommit, type PendingRecord, type Successor } from './group-commit.js';
-import { localQueues, type FreshRecord, type LocalQueues } from './local-queue.js';
+import { GroupCommit, type PendingRecord, type ScopeEnd } from './group-commit.js';
+import { acquireLease } from './lock-acquire.js';
+import type { FreshRecord, LocalQueues } from './local-queue.js';
 import type { Lease } from '../contracts/locker.js';
 import type { ResolvedOptions } from '../options.js';
 import type { Replica } from './replica.js';
-import { overVersion, writeIfVersion, type WriteDescriptor } from './write.js';
+import { overVersion, shifted, writeIfVersion, type WriteDescriptor } from './write.js';
 import type { VersionedRecord } from '../contracts/store.js';
 
 const debug = debuglog('koa-locked-session');
 
 /**
- * The lock on one session's record, the one way every write under a lock
- * starts (a request's scope, revokeAll, the maxSessionsPerUser cap): acquire
- * (published on the diagnostics channel), the lease-guarded view of the
- * master where the locker offers one, a fresh read under the lock, writes
- * conditional on the version read, release.
+ * The lock on one session's record, the one way every write under a lock starts (a request's scope, revokeAll,
+ * the maxSessionsPerUser cap): acquire (lock-acquire.ts), a fresh read under the lock, writes conditional on the
+ * version read through the lease-guarded view of the master where the locker offers one, release. Group commit
+ * (group-commit.ts) is made here per holder, and reached only through these.
  */
 export class SessionLock {
   /** Where the holder reads and writes: the replica, its master guarded by the lease where the locker can. */
   readonly store: Replica;
-  /** Group commit as seen by this holder: the batch it may stand on, and the question a scope asks at its end. */
-  readonly groupCommit: GroupCommit;
+  readonly #groupCommit: GroupCommit;
   /** The lease went back with the last write (RedisLocker's fast path): nothing left to hand over. */
   #releasedByWrite = false;
   #released = false;
@@ -40,69 +38,13 @@ export class SessionLock {
     private fresh: FreshRecord | undefined,
   ) {
     this.store = lease.store ? replica.withMaster(lease.store) : replica;
-    const { handoff } = options;
-    const successor: Successor | undefined = queues && { handOver: (record) => queues.handOver(key, lease, handoff, record) };
-    this.groupCommit = new GroupCommit(
-      options.groupCommit,
-      successor,
-      (value, version, ttl) => {
-        this.checkHeld();
-        return writeIfVersion(this.store, overVersion(key, value, version, ttl));
-      },
-      lease.holdsLock === undefined,
-      fresh?.batch !== undefined ? (fresh as PendingRecord) : undefined,
-    );
+    this.#groupCommit = groupCommitOf(this, options, queues, fresh);
   }
 
-  /**
-   * Wait for the lock on `key` (`timeoutMs`: default `lockTimeout`): first in
-   * this process' queue of the key, then, unless the lease is handed over by
-   * the scope before (see {@link release}), from the locker.
-   */
+  /** Wait for the lock on `key` (`timeoutMs`: default `lockTimeout`; see {@link acquireLease}). */
   static async acquire(options: ResolvedOptions, replica: Replica, key: string, timeoutMs = options.lockTimeout): Promise<SessionLock> {
-    const { locker, name } = options;
-    if (!lockChannel.hasSubscribers) return SessionLock.#acquire(options, replica, key, timeoutMs);
-    const start = performance.now();
-    let outcome: 'acquired' | 'timeout' | 'error' = 'error';
-    try {
-      const lock = await SessionLock.#acquire(options, replica, key, timeoutMs);
-      outcome = 'acquired';
-      return lock;
-    } catch (error) {
-      if (error instanceof LockTimeoutError) outcome = 'timeout';
-      throw error;
-    } finally {
-      lockChannel.publish({ session: name, locker: locker.name, waitMs: performance.now() - start, outcome });
-    }
-  }
-
-  static async #acquire(options: ResolvedOptions, replica: Replica, key: string, timeoutMs: number): Promise<SessionLock> {
-    const { locker, storeTimeout } = options;
-    if (options.handoff === false) {
-      return new SessionLock(
-        key,
-        await locker.acquire(key, { timeoutMs, storeTimeoutMs: storeTimeout, store: replica.master }),
-        replica,
-        options,
-        undefined,
-        undefined,
-      );
-    }
-    const queues = localQueues(locker, replica.master);
-    const start = performance.now();
-    const entered = queues.enter(key, timeoutMs);
-    const grant = entered instanceof Promise ? await entered : entered;
-    if (grant.lease !== undefined) return new SessionLock(key, grant.lease, replica, options, queues, grant.fresh);
-    let lease: Lease;
-    try {
-      const left = entered instanceof Promise ? Math.max(1, timeoutMs - (performance.now() - start)) : timeoutMs;
-      lease = await locker.acquire(key, { timeoutMs: left, storeTimeoutMs: storeTimeout, store: replica.master });
-    } catch (error) {
-      void queues.release(key, undefined, false, undefined, async () => {});
-      throw error;
-    }
-    queues.acquired(key);
-    return new SessionLock(key, lease, replica, options, queues, undefined);
+    const { lease, queues, fresh } = await acquireLease(options, replica.master, key, timeoutMs);
+    return new SessionLock(key, lease, replica, options, queues, fresh);
   }
 
   /**
@@ -125,39 +67,45 @@ export class SessionLock {
   }
 
   /**
-   * Whether ending the holder's scope now would hand the lease to a scope of
-   * this process waiting for the key (within the handoff bounds). A scope asks
-   * it once at its end, for both {@link GroupCommit.end} and {@link releaseWithNextWrite}.
-   */
-  successorWaits(): boolean {
-    return this.queues?.wouldHandOff(this.key, this.lease, this.options.handoff) ?? false;
-  }
-
-  /**
-   * The next write is the holder's last store operation: let the locker
-   * release in the same round trip, unless a scope of this process waits for
-   * the key and will get the lease handed over instead (`successorWaits`, as
-   * the scope found it at its end).
-   */
-  releaseWithNextWrite(successorWaits = this.successorWaits()): void {
-    const { lease } = this;
-    if (!lease.releaseWithNextWrite || this.groupCommit.flushing || successorWaits) return;
-    this.#releasedByWrite = true;
-    this.groupCommit.leaseGoesWithNextWrite();
-    lease.releaseWithNextWrite();
-  }
-
-  /**
    * Write the locked key (`write.key` is {@link key}), conditional on the
    * version read (see {@link writeIfVersion}). A batch the holder stands on
    * rides on this write (see {@link GroupCommit.carry}); once a batch was
    * written under the holder, its versions are one behind (`shift`).
    */
   write(write: WriteDescriptor): Promise<void> {
-    return this.groupCommit.carry(
+    return this.#groupCommit.carry(
       (shift) => writeIfVersion(this.store, shift === 0 || typeof write.condition !== 'number' ? write : shifted(write, shift)),
       write.value === undefined, // a delete or tombstone: the batch's members send no cookie
     );
+  }
+
+  /**
+   * The one question a scope asks at its end, about its save of the locked
+   * record ({@link GroupCommit.end}: nothing to write, write it, or handed over
+   * unsaved to the next scope of this process waiting for the key). A `last`
+   * save that writes releases the lease with its write where it can
+   * ({@link releaseWithNextWrite}); whether a successor waits is asked once, for both.
+   */
+  end(save: ScopeEnd): 'unchanged' | 'write' | Promise<boolean> {
+    const successorWaits = save.last && this.#successorWaits();
+    const answer = this.#groupCommit.end(save, successorWaits);
+    if (answer === 'write' && save.last) this.releaseWithNextWrite(successorWaits);
+    return answer;
+  }
+
+  /**
+   * The next write is the holder's last store operation: let the locker
+   * release in the same round trip, unless mirror writes must follow it in
+   * order, or a scope of this process waits for the key and will get the lease
+   * handed over instead (`successorWaits`, as {@link end} found it).
+   */
+  releaseWithNextWrite(successorWaits = this.#successorWaits()): void {
+    const { lease, options } = this;
+    if (!lease.releaseWithNextWrite || this.#groupCommit.flushing || successorWaits) return;
+    if (options.mirrors.length > 0 && options.mirrorWrites !== 'background') return;
+    this.#releasedByWrite = true;
+    this.#groupCommit.leaseGoesWithNextWrite();
+    lease.releaseWithNextWrite();
   }
 
   /**
@@ -168,13 +116,18 @@ export class SessionLock {
    * only logs (the lease expires on its own, the outcome is already decided).
    */
   async release(fresh?: FreshRecord): Promise<void> {
-    if (this.#released || this.groupCommit.handedOn) return; // (handed on already by the scope's end: group commit)
+    if (this.#released || this.#groupCommit.handedOn) return; // (handed on already by the scope's end: group commit)
     this.#released = true;
-    const left = await this.groupCommit.leave(fresh);
+    const left = await this.#groupCommit.leave(fresh);
     if (left.handedOn) return;
     const lease = this.#releasedByWrite ? undefined : this.lease;
     if (this.#releasedByWrite || !this.queues) await this.#releaseLease(); // after a write that released it: a no-op (a refused write did not)
     await this.queues?.release(this.key, lease, this.options.handoff, left.fresh, () => this.#releaseLease());
+  }
+
+  /** Whether ending the holder's scope now would hand the lease to a scope of this process waiting for the key (within the handoff bounds). */
+  #successorWaits(): boolean {
+    return this.queues?.wouldHandOff(this.key, this.lease, this.options.handoff) ?? false;
   }
 
   async #releaseLease(): Promise<void> {
@@ -186,7 +139,17 @@ export class SessionLock {
   }
 }
 
-/** `write` over a record `shift` versions on (a batch was written under the holder since its read). */
-function shifted(write: WriteDescriptor, shift: number): WriteDescriptor {
-  return { ...write, version: write.version + shift, condition: (write.condition as number) + shift };
+/**
+ * The holder's group commit: a batch goes on through this process' queue of the key, or is written under the lease
+ * (refused once it is known lost; never under a running holder whose lock ends with its first write: PostgresLocker).
+ */
+function groupCommitOf(lock: SessionLock, options: ResolvedOptions, queues?: LocalQueues, fresh?: FreshRecord): GroupCommit {
+  const { key, lease } = lock;
+  const successor = queues && { handOver: (record: PendingRecord) => queues.handOver(key, lease, options.handoff, record) };
+  const writeBatch = (value: string, version: number, ttl: number): Promise<void> => {
+    lock.checkHeld();
+    return writeIfVersion(lock.store, overVersion(key, value, version, ttl));
+  };
+  const pending = fresh?.batch !== undefined ? (fresh as PendingRecord) : undefined;
+  return new GroupCommit(options.groupCommit, successor, writeBatch, lease.holdsLock === undefined, pending);
 }

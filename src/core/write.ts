@@ -23,3 +23,8 @@ export function overVersion(
 export async function writeIfVersion(store: Replica, write: WriteDescriptor): Promise<void> {
   if (!(await store.put(write))) throw new ConflictError();
 }
+
+/** `write` over a record `shift` versions on (a batch was written under the holder since its read). */
+export function shifted(write: WriteDescriptor, shift: number): WriteDescriptor {
+  return { ...write, version: write.version + shift, condition: (write.condition as number) + shift };
+}
