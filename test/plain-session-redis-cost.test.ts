@@ -15,7 +15,7 @@ import request from 'supertest';
 import { plainSession, plainSessionOf, session, type PlainSessionOptions, type SessionOptions } from '../src/index.js';
 import { RedisLocker } from '../src/redis/locker.js';
 import { RedisStore } from '../src/redis/store.js';
-import { cookieHeader, type deferred } from './helpers/app.js';
+import { cookieHeader, deferred } from './helpers/app.js';
 import { redisServer, skipReason } from './helpers/servers.js';
 
 const server = await redisServer();
@@ -156,5 +156,28 @@ describe('plainSession() on RedisStore + RedisLocker: Redis round trips per requ
     assert.deepEqual(await ran('merge', '/plain/read'), { get: 1 });
     assert.deepEqual(await ran('merge', '/plain/untouched'), { get: 1 });
     assert.deepEqual(minus(await ran('merge', '/plain/inc'), await ran('request', '/plain/inc')), { get: 1 });
+  });
+
+  it("lock: 'merge', 3 overlapping requests making one change: one lock for all, no read under it after the first (the record goes with the lease)", async () => {
+    // groupCommit off: the first writes, the two after it find `a` already '1' and write nothing of their own.
+    const cases = [
+      { groupCommit: undefined, trips: ['get', 'get', 'get', 'evalSha', 'evalSha'] }, // acquire+read; the batch's write+release
+      { groupCommit: false, trips: ['get', 'get', 'get', 'evalSha', 'evalSha', 'evalSha'] }, // acquire+read; the first's write; release
+    ] as const;
+    for (const { groupCommit, trips } of cases) {
+      const label = `groupCommit: ${groupCommit === false ? 'false' : 'default'}`;
+      const http = app({ lock: 'merge' }, groupCommit === undefined ? {} : { groupCommit });
+      const cookie = await warmSession(http);
+      gate = { n: 3, arrived: 0, open: deferred() };
+      sent.length = 0;
+      const responses = await Promise.all([1, 2, 3].map(() => request(http).get('/plain/set?k=a&v=1').set('Cookie', cookie)));
+      gate = undefined;
+      assert.deepEqual(
+        responses.map((r) => r.status),
+        [200, 200, 200],
+      );
+      assert.deepEqual(sent, trips, label);
+      assert.deepEqual((await request(http).get('/plain/set?k=b&v=2').set('Cookie', cookie)).body, { views: 2, a: '1', b: '2' }, label);
+    }
   });
 });
