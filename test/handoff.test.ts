@@ -25,6 +25,7 @@ import {
 import { resolveOptions } from '../src/options.js';
 import { Replica } from '../src/core/replica.js';
 import { SessionLock } from '../src/core/session-lock.js';
+import { overVersion } from '../src/core/write.js';
 import { cookieHeader, makeApp } from './helpers/app.js';
 import { memcachedServer, redisServer, skipReason } from './helpers/servers.js';
 
@@ -120,10 +121,17 @@ describe('lease handoff (SessionLock + local queue)', () => {
     const lock = await second;
     assert.deepEqual(await lock.read(), { value: '{"count":7}', version: 7 });
     assert.equal(master.reads, 0);
-    // No record vouched (e.g. the holder only read, or its write failed): the next scope reads the store.
+    // The holder only read it (a read-only scope, a merge with nothing to change): nobody could write the key since, it goes on.
     const third = acquire();
     await lock.release();
-    await (await third).read();
+    const next = await third;
+    assert.deepEqual(await next.read(), { value: '{"count":7}', version: 7 });
+    assert.equal(master.reads, 0, 'a holder that wrote nothing hands on the record it was handed');
+    // A holder that wrote, or tried to (a failed write may have landed), vouches nothing it does not pass: the next scope reads the store.
+    const fourth = acquire();
+    await next.write(overVersion('k', '{"count":8}', 7, 60_000)).catch(() => {}); // refused: the store holds no version 7
+    await next.release();
+    await (await fourth).read();
     assert.equal(master.reads, 1);
   });
 

@@ -25,6 +25,11 @@ export class SessionLock {
   readonly #groupCommit: GroupCommit;
   /** The lease went back with the last write (RedisLocker's fast path): nothing left to hand over. */
   #releasedByWrite = false;
+  /**
+   * The record {@link read} answered from the handoff, while the holder has not written the key:
+   * still the record, so a holder that ends without a write hands it on (its successor reads nothing).
+   */
+  #vouched: FreshRecord | undefined;
   #released = false;
 
   private constructor(
@@ -56,8 +61,10 @@ export class SessionLock {
     const fresh = this.fresh;
     this.fresh = undefined;
     // A batch's record is read whatever its age: the master does not hold it yet.
-    if (fresh !== undefined && (fresh.batch !== undefined || performance.now() < fresh.until))
+    if (fresh !== undefined && (fresh.batch !== undefined || performance.now() < fresh.until)) {
+      if (fresh.batch === undefined) this.#vouched = fresh; // (a batch's record goes on through group commit)
       return Promise.resolve({ value: fresh.value, version: fresh.version });
+    }
     return this.store.read(this.key);
   }
 
@@ -73,6 +80,7 @@ export class SessionLock {
    * written under the holder, its versions are one behind (`shift`).
    */
   write(write: WriteDescriptor): Promise<void> {
+    this.#vouched = undefined; // written, or maybe written (a failed write): no longer the record
     return this.#groupCommit.carry(
       (shift) => writeIfVersion(this.store, shift === 0 || typeof write.condition !== 'number' ? write : shifted(write, shift)),
       write.value === undefined, // a delete or tombstone: the batch's members send no cookie
@@ -118,7 +126,8 @@ export class SessionLock {
   async release(fresh?: FreshRecord): Promise<void> {
     if (this.#released || this.#groupCommit.handedOn) return; // (handed on already by the scope's end: group commit)
     this.#released = true;
-    const left = await this.#groupCommit.leave(fresh);
+    // The holder wrote nothing (a read-only scope, a merge that found nothing to change): the record it was handed still stands.
+    const left = await this.#groupCommit.leave(fresh ?? this.#vouched);
     if (left.handedOn) return;
     const lease = this.#releasedByWrite ? undefined : this.lease;
     if (this.#releasedByWrite || !this.queues) await this.#releaseLease(); // after a write that released it: a no-op (a refused write did not)

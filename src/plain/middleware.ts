@@ -105,19 +105,21 @@ function resolve(options: PlainSessionOptions): Resolved {
  */
 class ViewState implements ViewHost {
   view: PlainSessionView;
-  /** The data the request started from (merge: the unlocked read; request: the read under the lock). */
-  base: Record<string, unknown>;
   regenerated = false;
   destroyed = false;
 
+  /**
+   * @param data the session data (request: the scope's, read under the lock; merge: a copy of the unlocked read, `base`)
+   * @param base merge mode: the data the changes are found against (the unlocked read, then what each save(cb) merged); request mode: undefined (the lock is held, the end saves the whole view)
+   * @param commitNow merge mode: commit now (save(cb)); request mode: undefined (the end commits)
+   */
   constructor(
     private readonly handle: SessionHandle<Record<string, unknown>>,
     private readonly options: Resolved,
     data: Record<string, unknown>,
-    /** merge mode: commit now (save(cb)); request mode: undefined (the end commits). */
+    public base: Record<string, unknown> | undefined,
     private readonly commitNow: ((state: ViewState) => Promise<void>) | undefined,
   ) {
-    this.base = deepCopy(data);
     const visible = deepCopy(data);
     if (options.user) delete visible[options.userKey];
     this.view = new PlainSessionView(this, visible);
@@ -252,7 +254,7 @@ export function plainSession(options: PlainSessionOptions = {}): Middleware {
 
     if (resolved.lock === 'request') {
       await typed.withLock(async (data) => {
-        const state = new ViewState(typed, resolved, data, undefined);
+        const state = new ViewState(typed, resolved, data, undefined, undefined);
         try {
           await run(state);
         } finally {
@@ -265,25 +267,31 @@ export function plainSession(options: PlainSessionOptions = {}): Middleware {
     }
 
     // merge: an unlocked read now, the changed keys under one short lock at the end (and at each save(cb)).
-    const commit = async (state: ViewState): Promise<void> => {
+    // Round trips (test/plain-session-redis-cost.test.ts): that read, and only when something changed, the
+    // lock scope, whose fresh read rides on the lock's acquire (RedisLocker) or on the lease handed over.
+    const commit = async (state: ViewState, last = false): Promise<void> => {
       const final = state.final();
       const { destroyed, regenerated } = state;
-      if (!destroyed && !regenerated && isDeepStrictEqual(final, state.base)) return;
+      const base = state.base!;
+      if (!destroyed && !regenerated && isDeepStrictEqual(final, base)) return;
       await typed.withLock(async (fresh) => {
         if (destroyed) replaceAll(fresh, final);
-        else applyChanged(fresh, state.base, final);
+        else applyChanged(fresh, base, final);
         if (regenerated) await typed.regenerate();
       });
+      if (last) return; // the request is over: nothing compares against the base any more
       state.base = deepCopy(final);
       state.destroyed = false;
       state.regenerated = false;
     };
-    const state = new ViewState(typed, resolved, await typed.get(), commit);
+    // One walk of the read-only snapshot (proxies); the view's copy is made from that plain copy.
+    const base = deepCopy(await typed.get()) as Record<string, unknown>;
+    const state = new ViewState(typed, resolved, base, base, commit);
     try {
       await run(state);
     } finally {
       detach(state.view);
     }
-    await commit(state);
+    await commit(state, true);
   };
 }
