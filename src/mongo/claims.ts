@@ -109,6 +109,21 @@ function filterOf(change: Pick<Change, 'key' | 'from' | 'match'>): Filter<MongoS
 }
 
 /**
+ * Whether writes on this server need claims (`claims: 'auto'`): FerretDB says
+ * who it is in `buildInfo`; real MongoDB applies a filtered single-document
+ * write atomically and needs none. A server that cannot be asked gets claims.
+ */
+export function serverNeedsClaims(collection: Collection<MongoSessionDocument>): Promise<boolean> {
+  return collection.db
+    .admin()
+    .command({ buildInfo: 1 })
+    .then(
+      (info) => typeof (info as { ferretdbVersion?: unknown }).ferretdbVersion === 'string',
+      () => true, // cannot tell: the safe choice
+    );
+}
+
+/**
  * Apply `change` with its filter (no claim): true when it matched. The
  * single-document write every MongoStore version check rests on.
  */

@@ -1,17 +1,17 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { debuglog } from 'node:util';
-import type { Collection, Db, MongoClient } from 'mongodb';
+import type { Collection, MongoClient } from 'mongodb';
 import { storeCall } from '../util/deadline.js';
 import { StoreError } from '../errors.js';
-import { checkTtl, checkVersionedWrite, Validator } from '../util/validate.js';
+import { checkTtl, checkVersionedWrite } from '../util/validate.js';
 import { closeOwned, own } from '../contracts/owned.js';
 import { loadPeer } from '../contracts/peer.js';
 import type { VersionedRecord, VersionedStore, WriteCondition } from '../contracts/store.js';
 import { errorMessage, redactUrl } from '../util/format.js';
-import { applyChange, Claims, type Change } from './claims.js';
+import { applyChange, Claims, serverNeedsClaims, type Change } from './claims.js';
 import { codeOf, DUPLICATE_KEY, isDuplicateKey, versionOf, type MongoSessionDocument } from './document.js';
 import { createIndexes, type MongoExpiryMode } from './indexes.js';
-import type { MongoStoreCommonOptions, MongoStoreConnectOptions, MongoStoreOptions } from './options.js';
+import { type MongoStoreConnectOptions, type MongoStoreOptions, resolveMongoConnectOptions, resolveMongoStoreOptions } from './options.js';
 
 export type { MongoSessionDocument } from './document.js';
 export type { MongoExpiryMode } from './indexes.js';
@@ -22,21 +22,6 @@ const debug = debuglog('koa-locked-session');
 /** The name of {@link MongoStore} in logs, events and errors. */
 export const MONGO_STORE_NAME = 'mongo';
 
-const check = new Validator('MongoStore');
-const OPTIONS = ['collection', 'db', 'collectionName', 'timeoutMs', 'ttlIndex', 'sweepIntervalMs', 'claims'] as const;
-const CONNECT_OPTIONS = ['url', 'dbName', 'collectionName', 'clientOptions', 'timeoutMs', 'ttlIndex', 'sweepIntervalMs', 'claims'] as const;
-/** Options of other Mongo session stores (connect-mongo, koa-generic-session-mongo…), with what to use here. */
-const HINTS: Readonly<Record<string, string>> = {
-  mongoUrl: 'Let the store create its client with `await MongoStore.connect({ url })`',
-  url: 'Pass a collection or a db, or let the store create its client: `await MongoStore.connect({ url })`',
-  client: "Pass `db: client.db(name)` or `collection: client.db(name).collection('sessions')`",
-  clientPromise: 'Await the client, then pass `db: client.db(name)`',
-  collection: 'Use `collectionName` with `MongoStore.connect()`, or pass a Collection to `new MongoStore({ collection })`',
-  ttl: 'The session TTL is an option of session(): `session({ ttl })`',
-  autoRemove: "Use `ttlIndex` ('auto', 'require' or 'off')",
-  touchAfter: 'No counterpart: a save always writes the session; `session({ rolling })` renews it on every request',
-  stringify: 'Records are already strings: the serializer is an option of session(): `session({ serializer })`',
-};
 /**
  * Sessions in MongoDB (the `mongodb` driver), one document per session:
  * `{ _id: sid, value, v, expiresAt }` (`v`: the record's version, missing =
@@ -70,27 +55,8 @@ export class MongoStore implements VersionedStore {
   #closed = false;
 
   constructor(options: MongoStoreOptions) {
-    const input = check.object(
-      'options',
-      options as (MongoStoreCommonOptions & { collection?: unknown; db?: unknown; collectionName?: unknown }) | undefined,
-    );
-    check.known(input, OPTIONS, HINTS);
-    const { collection, db } = input;
-    if ((collection === undefined) === (db === undefined)) {
-      throw new TypeError(
-        'koa-locked-session: MongoStore needs exactly one of `collection` (a mongodb Collection) or `db` (a mongodb Db, with an optional `collectionName`)',
-      );
-    }
-    if (collection !== undefined && !isCollection(collection)) check.fail('collection', 'a mongodb Collection', collection);
-    if (db !== undefined && (typeof db !== 'object' || db === null || typeof (db as Db).collection !== 'function'))
-      check.fail('db', 'a mongodb Db', db);
-    const collectionName = check.string('collectionName', input.collectionName, 'sessions', /./, 'a non-empty string');
-    const timeoutMs = check.positiveMs('timeoutMs', input.timeoutMs, 2000);
-    const ttlIndex = check.oneOf('ttlIndex', input.ttlIndex, ['auto', 'require', 'off'], 'auto');
-    const claims = check.oneOf('claims', input.claims, ['auto', true, false], 'auto');
-    const sweepIntervalMs = check.positiveMs('sweepIntervalMs', input.sweepIntervalMs, 60_000);
-    this.collection =
-      (collection as Collection<MongoSessionDocument> | undefined) ?? (db as Db).collection<MongoSessionDocument>(collectionName);
+    const { collection, timeoutMs, ttlIndex, sweepIntervalMs, claims } = resolveMongoStoreOptions(options);
+    this.collection = collection;
     this.timeoutMs = timeoutMs;
     this.#ttlIndex = ttlIndex;
     this.#sweepIntervalMs = sweepIntervalMs;
@@ -103,13 +69,7 @@ export class MongoStore implements VersionedStore {
    * here) and connected; `close()` closes it.
    */
   static async connect(options: MongoStoreConnectOptions): Promise<MongoStore> {
-    const connect = new Validator('MongoStore.connect');
-    const input = connect.object('options', options);
-    connect.known(input, CONNECT_OPTIONS, HINTS);
-    const { url, dbName, collectionName = 'sessions', clientOptions = {}, ...rest } = input;
-    connect.string('url', url, '', /^mongodb(\+srv)?:\/\/./, 'a mongodb:// or mongodb+srv:// URL');
-    connect.object('clientOptions', clientOptions);
-    const timeoutMs = connect.positiveMs('timeoutMs', rest.timeoutMs, 2000);
+    const { url, dbName, collectionName, clientOptions, timeoutMs, rest } = resolveMongoConnectOptions(options);
     const { MongoClient } = await loadPeer(MONGO_STORE_NAME, 'mongodb', () => import('mongodb'));
     let client: MongoClient;
     try {
@@ -275,13 +235,7 @@ export class MongoStore implements VersionedStore {
   /** Whether writes need claims: asked of the server once with `claims: 'auto'` (FerretDB says who it is in buildInfo). */
   #useClaims(): boolean | Promise<boolean> {
     if (this.#claims !== 'auto') return this.#claims;
-    const asked = this.collection.db
-      .admin()
-      .command({ buildInfo: 1 })
-      .then(
-        (info) => typeof (info as { ferretdbVersion?: unknown }).ferretdbVersion === 'string',
-        () => true, // cannot tell: the safe choice
-      );
+    const asked = serverNeedsClaims(this.collection);
     this.#claims = asked;
     void asked.then((claims) => (this.#claims = claims));
     return asked;
@@ -343,12 +297,3 @@ function expiry(command: string, ttlMs: number): Date {
 
 /** Rounds of a mirror ('newer') write racing other writers before it reports contention. */
 const NEWER_ATTEMPTS = 16;
-
-function isCollection(value: unknown): value is Collection<MongoSessionDocument> {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    typeof (value as Collection).findOne === 'function' &&
-    typeof (value as Collection).replaceOne === 'function'
-  );
-}

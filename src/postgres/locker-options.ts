@@ -52,6 +52,13 @@ export type PostgresLockerOptions = {
     }
 );
 
+/** The defaults of {@link PostgresLockerOptions} (their TSDoc @default; `maxHoldMs` is at least 2 × `leaseMs`). */
+const POSTGRES_LOCKER_DEFAULTS = Object.freeze({
+  leaseMs: 10_000,
+  maxHoldMs: 60_000,
+  namespace: 'koa-locked-session:',
+});
+
 /** The options with every default applied. */
 export interface ResolvedPostgresLockerOptions {
   readonly pool: PgPoolLike;
@@ -65,9 +72,9 @@ export function resolvePostgresLockerOptions(options: PostgresLockerOptions): Re
   const {
     pool,
     store,
-    leaseMs = 10_000,
+    leaseMs = POSTGRES_LOCKER_DEFAULTS.leaseMs,
     maxHoldMs,
-    namespace = 'koa-locked-session:',
+    namespace = POSTGRES_LOCKER_DEFAULTS.namespace,
   } = (options ?? {}) as { pool?: unknown; store?: unknown; leaseMs?: unknown; maxHoldMs?: unknown; namespace?: unknown };
   if (store !== undefined && postgresFastPathOf(store) === undefined) {
     check.fail('store', 'a PostgresStore', store);
@@ -85,9 +92,9 @@ export function resolvePostgresLockerOptions(options: PostgresLockerOptions): Re
   }
   if (typeof leaseMs !== 'number' || !Number.isSafeInteger(leaseMs) || leaseMs < 1)
     check.fail('leaseMs', 'a positive integer of ms', leaseMs);
-  const maxHold = maxHoldMs ?? Math.max(60_000, 2 * leaseMs);
+  const maxHold = maxHoldMs ?? Math.max(POSTGRES_LOCKER_DEFAULTS.maxHoldMs, 2 * leaseMs);
   if (typeof maxHold !== 'number' || !Number.isFinite(maxHold) || maxHold < leaseMs) {
     check.fail('maxHoldMs', 'a number of ms no smaller than `leaseMs`', maxHoldMs);
   }
-  return { pool: chosen, leaseMs, maxHoldMs: maxHold, namespace: check.string('namespace', namespace, 'koa-locked-session:') };
+  return { pool: chosen, leaseMs, maxHoldMs: maxHold, namespace: check.string('namespace', namespace, POSTGRES_LOCKER_DEFAULTS.namespace) };
 }

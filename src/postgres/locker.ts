@@ -8,6 +8,7 @@ import { POSTGRES_STORE_NAME, inline, literal, readSql, sqlState, type PgClientL
 import type { Store } from '../contracts/store.js';
 import type { AcquireOptions, Lease, Locker } from '../contracts/locker.js';
 import { MemoryLocker } from '../memory/locker.js';
+import { DEFAULTS } from '../options/defaults.js';
 import { PostgresFencedStore } from './fenced.js';
 import { resolvePostgresLockerOptions, type PostgresLockerOptions } from './locker-options.js';
 
@@ -84,7 +85,15 @@ export class PostgresLocker implements Locker {
       const fast = this.#fastPathOf(store);
       if (fast) await fast.info.ready();
       const client = await this.#connect(deadline, timeoutMs);
-      return await this.#begin(key, client, local, fast, deadline, timeoutMs, storeTimeoutMs ?? fast?.info.timeoutMs ?? 2000);
+      return await this.#begin(
+        key,
+        client,
+        local,
+        fast,
+        deadline,
+        timeoutMs,
+        storeTimeoutMs ?? fast?.info.timeoutMs ?? DEFAULTS.storeTimeout,
+      );
     } catch (error) {
       await local.release();
       throw error;

@@ -2,13 +2,11 @@ import { debuglog } from 'node:util';
 import { withDeadline } from '../util/deadline.js';
 import { StoreError } from '../errors.js';
 import { errorMessage, redactUrl } from '../util/format.js';
-import { Validator } from '../util/validate.js';
 import {
   POSTGRES_STORE_NAME,
   createTableSql,
   decodeValue,
   destroySql,
-  quoteTable,
   readSql,
   setSql,
   sqlState,
@@ -23,64 +21,17 @@ import {
 } from './sql.js';
 import type { VersionedRecord, VersionedStore, WriteCondition } from '../contracts/store.js';
 import { registerPostgresFastPath } from './fast-path.js';
+import {
+  resolvePostgresConnectOptions,
+  resolvePostgresStoreOptions,
+  type PostgresStoreConnectOptions,
+  type PostgresStoreOptions,
+} from './store-options.js';
 
 export { POSTGRES_STORE_NAME, type PgClientLike, type PgPoolLike } from './sql.js';
+export type { PostgresStoreCommonOptions, PostgresStoreConnectOptions, PostgresStoreOptions } from './store-options.js';
 
 const debug = debuglog('koa-locked-session');
-
-/** Options every {@link PostgresStore} takes. */
-export interface PostgresStoreCommonOptions {
-  /**
-   * The sessions table, optionally schema-qualified (`app.sessions`).
-   * @default 'sessions'
-   */
-  table?: string;
-  /**
-   * Create the table and its `expires_at` index on first use (idempotent,
-   * safe when many processes start together). `false`: you create them with
-   * your migrations (docs/postgresql.md gives the SQL).
-   * @default true
-   */
-  createTable?: boolean;
-  /**
-   * Longest wait for one operation (ms), taking a pooled connection included:
-   * a server that is down or unreachable fails it with a `StoreError` by then.
-   * @default 2000
-   */
-  timeoutMs?: number;
-  /**
-   * How often expired rows are deleted (reads ignore them anyway). The timer
-   * is `unref`'d; `0` turns the sweep off (you delete them yourself).
-   * @default 60_000
-   */
-  sweepIntervalMs?: number;
-  /**
-   * Rows deleted per statement of a sweep, and at most 10 statements per
-   * sweep: a large backlog is worked off over several sweeps, never in one
-   * long statement that holds many locks.
-   * @default 1000
-   */
-  sweepBatch?: number;
-}
-
-/** Options of {@link PostgresStore}. */
-export interface PostgresStoreOptions extends PostgresStoreCommonOptions {
-  /**
-   * A node-postgres `Pool` (pg ≥ 8). The store never ends it. Give it an
-   * `'error'` listener (`pool.on('error', …)`): node-postgres emits errors of
-   * idle connections (a server restart) there, and an unheard `'error'` ends
-   * the process.
-   */
-  pool: PgPoolLike;
-}
-
-/** Options of {@link PostgresStore.connect}: a store that creates (and ends) its own pool. */
-export interface PostgresStoreConnectOptions extends PostgresStoreCommonOptions {
-  /** e.g. `postgres://user:password@127.0.0.1:5432/app` */
-  connectionString: string;
-  /** Extra `pg.Pool` options (e.g. `max`, `ssl`). `connectionTimeoutMillis` defaults to `timeoutMs`. */
-  poolOptions?: Record<string, unknown>;
-}
 
 /** Advisory lock key prefix serializing CREATE TABLE across processes. */
 const CREATE_LOCK = 'koa-locked-session:create-table:';
@@ -92,9 +43,6 @@ const CREATED_MEANWHILE = new Set([
 ]);
 /** Statements of one sweep at most (each deletes up to `sweepBatch` rows). */
 const SWEEP_ROUNDS = 10;
-
-const check: Validator = new Validator('PostgresStore');
-const connectCheck: Validator = new Validator('PostgresStore.connect');
 
 const ownedPools = new WeakMap<PostgresStore, PgPoolLike>();
 
@@ -133,25 +81,9 @@ export class PostgresStore implements VersionedStore {
   #closed = false;
 
   constructor(options: PostgresStoreOptions) {
-    const {
-      pool,
-      table = 'sessions',
-      createTable = true,
-      timeoutMs = 2000,
-      sweepIntervalMs = 60_000,
-      sweepBatch = 1000,
-    } = options ?? ({} as PostgresStoreOptions);
-    if (typeof pool !== 'object' || pool === null || typeof (pool as PgPoolLike).connect !== 'function') {
-      check.fail('pool', 'a node-postgres Pool (new pg.Pool({ connectionString }))', pool);
-    }
-    this.table = quoteTable(table, 'PostgresStore');
-    check.bool('createTable', createTable, true);
-    check.positiveMs('timeoutMs', timeoutMs);
-    if (typeof sweepIntervalMs !== 'number' || !Number.isFinite(sweepIntervalMs) || sweepIntervalMs < 0) {
-      check.fail('sweepIntervalMs', 'a number of ms (0: no sweep)', sweepIntervalMs);
-    }
-    if (!Number.isSafeInteger(sweepBatch) || sweepBatch <= 0) check.fail('sweepBatch', 'a positive integer', sweepBatch);
+    const { pool, table, createTable, timeoutMs, sweepIntervalMs, sweepBatch } = resolvePostgresStoreOptions(options);
     this.pool = pool;
+    this.table = table;
     this.timeoutMs = timeoutMs;
     this.#createTable = createTable;
     this.#sweepIntervalMs = sweepIntervalMs;
@@ -161,13 +93,10 @@ export class PostgresStore implements VersionedStore {
 
   /** A store with its own `pg.Pool` (the driver is loaded only here); `close()` ends it. */
   static async connect(options: PostgresStoreConnectOptions): Promise<PostgresStore> {
-    const { connectionString, poolOptions = {}, ...rest } = options ?? ({} as PostgresStoreConnectOptions);
-    if (typeof connectionString !== 'string' || connectionString === '') {
-      connectCheck.fail('connectionString', 'a postgres:// URL', connectionString);
-    }
+    const { connectionString, poolOptions, rest } = resolvePostgresConnectOptions(options);
     const pg = await import('pg');
     const Pool = pg.default?.Pool ?? (pg as unknown as { Pool: typeof pg.default.Pool }).Pool;
-    const pool = new Pool({ connectionString, connectionTimeoutMillis: rest.timeoutMs ?? 2000, ...poolOptions }) as unknown as PgPoolLike;
+    const pool = new Pool(poolOptions) as unknown as PgPoolLike;
     // Idle connections that die (server restart) are replaced on the next checkout; without a listener their error would end the process.
     pool.on('error', (error) => debug('postgres idle connection error (%s): %s', redactUrl(connectionString), errorMessage(error)));
     const store = new PostgresStore({ ...rest, pool });
