@@ -24,18 +24,10 @@ export const REDIS_STORE_NAME = 'redis';
  * stored) or `newer` (nothing, or something older than version `n`). Returns
  * 1 when written, 0 when the condition refused the write (nothing changed).
  * Versions compare as Lua numbers (doubles), as JavaScript compares them.
- *
- * A key that already holds exactly `stored` (this version, these bytes)
- * answers 1 whatever the condition: a client may send the same write twice
- * (node-redis's Sentinel client retries a command whose reply was lost in a
- * failover), and its second run must not call the write that landed refused
- * (a 503 "nothing was saved"). Only a write of the same version can match, and
- * it holds what this one would write, so nothing newer is overwritten.
  */
 export const VERSIONED_WRITE_LUA = `
 local function versioned_write(key, stored, ttl, kind, n)
   local cur = redis.call('GET', key)
-  if cur and cur == stored then return 1 end
   if cur then
     if kind == 'absent' then return 0 end
     local version, tomb = 0, false

@@ -126,21 +126,3 @@ describe('RedisLocker: a script the client sends twice (a retry after a lost rep
     });
   }
 });
-
-describe('RedisStore without RedisLocker: a versioned write the client sends twice', { skip }, () => {
-  test('each save is answered 200 and counted once (the replay finds its own record, not a conflict)', async () => {
-    const master = new RedisStore({ client: replaying(client!) });
-    const http = makeApp({ master, lockTimeout: LONG }, async (ctx) => {
-      ctx.body = { count: await ctx.session.withLock((s) => (s.count = (s.count ?? 0) + 1)) };
-    }).callback();
-    const first = await request(http).get('/');
-    const cookie = cookieHeader(first.headers['set-cookie']);
-    const before = replayed;
-    for (let n = 2; n <= 5; n++) {
-      const res = await request(http).get('/').set('Cookie', cookie);
-      assert.equal(res.status, 200, `save ${n}: ${res.status} ${res.text}`);
-      assert.equal(res.body.count, n);
-    }
-    assert.ok(replayed > before, 'the writes were replayed');
-  });
-});
