@@ -16,9 +16,10 @@
  */
 import { withDeadline } from '../util/deadline.js';
 import { StoreError } from '../errors.js';
-import { describe, errorMessage } from '../util/format.js';
+import { errorMessage } from '../util/format.js';
 import type { Store } from '../contracts/store.js';
-import { fromAdapted, toAdapted, validTtl } from './record.js';
+import { checkAdaptedTtl, checkPeerStore } from './peer-store.js';
+import { fromAdapted, toAdapted } from './record.js';
 
 /** A node-style callback, as express-session stores take. */
 export type ConnectCallback<T = unknown> = (error?: unknown, result?: T) => void;
@@ -62,28 +63,11 @@ export interface ConnectStoreAdapterOptions {
  * app.use(session({ master: fromConnectStore(new ConnectRedis({ client })) }));
  */
 export function fromConnectStore(store: ConnectStoreLike, options: ConnectStoreAdapterOptions = {}): Store {
-  if (
-    typeof store !== 'object' ||
-    store === null ||
-    typeof store.get !== 'function' ||
-    typeof store.set !== 'function' ||
-    typeof store.destroy !== 'function'
-  ) {
-    const missing = ['get', 'set', 'destroy'].filter(
-      (m) => typeof (store as unknown as Record<string, unknown> | null)?.[m] !== 'function',
-    );
-    throw new TypeError(
-      `koa-locked-session: Expected fromConnectStore() to get an express-session store (with get, set and destroy), got \`${describe(store)}\`${missing.length && store ? ` (it lacks ${missing.join(', ')})` : ''}`,
-    );
-  }
-  const { timeoutMs = 2000 } = options;
-  if (typeof timeoutMs !== 'number' || !(timeoutMs > 0) || !Number.isFinite(timeoutMs)) {
-    throw new TypeError(
-      `koa-locked-session: Expected fromConnectStore \`timeoutMs\` to be a positive number of ms, got \`${describe(timeoutMs)}\``,
-    );
-  }
-  const name =
-    options.name ?? `connect:${store.constructor?.name && store.constructor.name !== 'Object' ? store.constructor.name : 'store'}`;
+  const { name, timeoutMs } = checkPeerStore(store, options, {
+    fn: 'fromConnectStore',
+    takes: 'an express-session store',
+    namePrefix: 'connect',
+  });
 
   /** Call the store with a node-style callback, bounded by `timeoutMs` (the shared deadline sweeper, no timer per call). */
   function call<T>(what: string, invoke: (callback: ConnectCallback<T>) => unknown): Promise<T> {
@@ -112,8 +96,7 @@ export function fromConnectStore(store: ConnectStoreLike, options: ConnectStoreA
       return fromAdapted(await call<unknown>('get', (cb) => store.get(key, cb)));
     },
     async set(key, value, ttlMs) {
-      if (!validTtl(ttlMs))
-        throw new StoreError(name, `expected ttlMs to be a positive number of ms, got \`${describe(ttlMs)}\``, { status: 500 });
+      checkAdaptedTtl(name, ttlMs);
       await call('set', (cb) => store.set(key, toAdapted(value, ttlMs), cb));
     },
     async destroy(key) {

@@ -11,10 +11,11 @@
  * stores round `maxAge` to whole seconds.
  */
 import { StoreError } from '../errors.js';
-import { describe, errorMessage } from '../util/format.js';
+import { errorMessage } from '../util/format.js';
 import { withDeadline } from '../util/deadline.js';
 import type { Store } from '../contracts/store.js';
-import { fromAdapted, toAdapted, validTtl } from './record.js';
+import { checkAdaptedTtl, checkPeerStore } from './peer-store.js';
+import { fromAdapted, toAdapted } from './record.js';
 
 /** The part of a koa-session / koa-generic-session store the adapter calls. */
 export interface KoaStoreLike {
@@ -52,27 +53,11 @@ export interface KoaStoreAdapterOptions {
  * app.use(session({ prefix: 'kls:', master: fromKoaStore(redisStore({ url })) }));
  */
 export function fromKoaStore(store: KoaStoreLike, options: KoaStoreAdapterOptions = {}): Store {
-  if (
-    typeof store !== 'object' ||
-    store === null ||
-    typeof store.get !== 'function' ||
-    typeof store.set !== 'function' ||
-    typeof store.destroy !== 'function'
-  ) {
-    const missing = ['get', 'set', 'destroy'].filter(
-      (m) => typeof (store as unknown as Record<string, unknown> | null)?.[m] !== 'function',
-    );
-    throw new TypeError(
-      `koa-locked-session: Expected fromKoaStore() to get a koa-session or koa-generic-session store (with get, set and destroy), got \`${describe(store)}\`${missing.length && store ? ` (it lacks ${missing.join(', ')})` : ''}`,
-    );
-  }
-  const { timeoutMs = 2000 } = options;
-  if (typeof timeoutMs !== 'number' || !(timeoutMs > 0) || !Number.isFinite(timeoutMs)) {
-    throw new TypeError(
-      `koa-locked-session: Expected fromKoaStore \`timeoutMs\` to be a positive number of ms, got \`${describe(timeoutMs)}\``,
-    );
-  }
-  const name = options.name ?? `koa:${store.constructor?.name && store.constructor.name !== 'Object' ? store.constructor.name : 'store'}`;
+  const { name, timeoutMs } = checkPeerStore(store, options, {
+    fn: 'fromKoaStore',
+    takes: 'a koa-session or koa-generic-session store',
+    namePrefix: 'koa',
+  });
 
   async function call<T>(what: string, fn: () => unknown): Promise<T> {
     try {
@@ -93,8 +78,7 @@ export function fromKoaStore(store: KoaStoreLike, options: KoaStoreAdapterOption
       return fromAdapted(await call<unknown>('get', () => store.get(key, undefined, { rolling: false })));
     },
     async set(key, value, ttlMs) {
-      if (!validTtl(ttlMs))
-        throw new StoreError(name, `expected ttlMs to be a positive number of ms, got \`${describe(ttlMs)}\``, { status: 500 });
+      checkAdaptedTtl(name, ttlMs);
       const record = toAdapted(value, ttlMs);
       await call('set', () => store.set(key, record, record.cookie.originalMaxAge, { rolling: false, changed: true }));
     },
