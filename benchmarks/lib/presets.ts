@@ -47,32 +47,26 @@ export const TARGET_PAIRS: Pairs = {
   processes: HOT_PAIRS.processes,
 };
 
+/** The plain view's many-users rows: the handle and the view on each store, beside their floors and koa-session. */
+const PLAIN_MANY_USERS = [
+  'bare-koa',
+  'raw-redis',
+  'ours-memory',
+  'ours-plain-memory',
+  'ours-redis',
+  'ours-plain-redis',
+  'ours-plain-redis-merge',
+  'koa-session-redis',
+];
+
 /**
  * `--only plain`: the plain-object view (plainSession(), issue 21 item 6 / issue 23 item 5)
  * beside the handle and koa-session on the same `count + 1` workload; the hot session
  * counts its lost updates (0 with lock: 'request'; lock: 'merge' may lose increments).
  */
 export const PLAIN_PAIRS: Pairs = {
-  rmw: [
-    'bare-koa',
-    'raw-redis',
-    'ours-memory',
-    'ours-plain-memory',
-    'ours-redis',
-    'ours-plain-redis',
-    'ours-plain-redis-merge',
-    'koa-session-redis',
-  ],
-  read: [
-    'bare-koa',
-    'raw-redis',
-    'ours-memory',
-    'ours-plain-memory',
-    'ours-redis',
-    'ours-plain-redis',
-    'ours-plain-redis-merge',
-    'koa-session-redis',
-  ],
+  rmw: PLAIN_MANY_USERS,
+  read: PLAIN_MANY_USERS,
   hot: ['raw-redis', 'ours-redis', 'ours-plain-redis', 'ours-plain-redis-merge', 'koa-session-redis'],
 };
 
