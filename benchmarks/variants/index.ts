@@ -161,6 +161,16 @@ export const VARIANTS: readonly VariantInfo[] = [
     description: 'CookieStore (AES-256-GCM sealed cookie) + MemoryLocker.',
   },
   {
+    id: 'ours-cookie-signed',
+    label: 'ours · CookieStore (encrypt: false)',
+    group: 'ours',
+    needs: [],
+    shared: false,
+    clientSide: true,
+    counting: 'none',
+    description: "CookieStore with encrypt: false (HMAC-signed, readable cookie, like koa-session's) + MemoryLocker.",
+  },
+  {
     id: 'ours-redis-memlock',
     label: 'ours · RedisStore + MemoryLocker',
     group: 'ours',
@@ -299,6 +309,8 @@ export async function loadVariant(id: string): Promise<VariantFactory> {
       return (await import('./ours.js')).oursMongoRedisLocker;
     case 'ours-cookie':
       return (await import('./ours.js')).oursCookie;
+    case 'ours-cookie-signed':
+      return (await import('./ours.js')).oursCookieSigned;
     case 'raw-pg':
       return (await import('../peers/raw-pg.js')).rawPg;
     case 'ours-postgres':

@@ -205,3 +205,9 @@ export const oursCookie: VariantFactory = async (env) => {
   const master = new CookieStore({ keys: ['benchmark cookie key, not a secret, 32+ chars long'] });
   return build(env, { master, close: async () => {} });
 };
+
+/** The same without encryption: koa-session's cookie mode signs but does not encrypt, so this is the like-for-like row. */
+export const oursCookieSigned: VariantFactory = async (env) => {
+  const master = new CookieStore({ keys: ['benchmark cookie key, not a secret, 32+ chars long'], encrypt: false });
+  return build(env, { master, close: async () => {} });
+};
