@@ -250,4 +250,14 @@ describe('API clients and caches', () => {
     assert.equal(untouched.headers.vary, undefined);
     assert.equal(untouched.headers['cache-control'], undefined);
   });
+
+  it("an app's own Vary is kept and Cookie added to it once", async () => {
+    const app = makeApp({}, async (ctx) => {
+      ctx.vary(ctx.path === '/cookie' ? 'Cookie' : 'Accept-Encoding');
+      ctx.body = await ctx.session.get();
+    });
+    const server = app.callback();
+    assert.equal((await request(server).get('/')).headers.vary, 'Accept-Encoding, Cookie');
+    assert.equal((await request(server).get('/cookie')).headers.vary, 'Cookie');
+  });
 });

@@ -326,8 +326,13 @@ export class RequestSession implements ScopePort<Scope> {
     if (!this.#used) return undefined;
     const ctx = this.#ctx;
     // A response that depends on the session must never be served to another user from a shared cache.
-    ctx.vary(this.#rt.transport.vary);
-    if (!ctx.response.get('Cache-Control')) ctx.set('Cache-Control', 'private');
+    // Straight to node's headers when none is set yet (Koa's vary() and get()/set() parse and re-check them).
+    const { res } = ctx;
+    if (!res.headersSent) {
+      if (res.getHeader('Vary') === undefined) res.setHeader('Vary', this.#rt.transport.vary);
+      else ctx.vary(this.#rt.transport.vary);
+      if (!res.getHeader('Cache-Control')) res.setHeader('Cache-Control', 'private');
+    }
     if (!this.options.rolling || this.#cookie.written || this.#sid === undefined) return undefined;
     return this.#roll(this.#sid);
   }

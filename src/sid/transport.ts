@@ -36,8 +36,12 @@ export function appKeys(ctx: Context, fix: string): AppKeys {
   if (keys === undefined || keys === null) throw keysError('app.keys is not set', fix);
   if (!Array.isArray(keys)) throw keysError('app.keys is neither an array of secrets nor a Keygrip instance', fix);
   if (keys.length === 0) throw keysError('app.keys is an empty array', fix);
-  const bad = keys.findIndex((k: unknown) => !((typeof k === 'string' || Buffer.isBuffer(k)) && k.length > 0));
-  if (bad >= 0) throw keysError(`app.keys[${bad}] is not a non-empty string or Buffer`, fix);
+  // A loop, not findIndex: this runs on every request, and a closure per request is garbage.
+  for (let bad = 0; bad < keys.length; bad++) {
+    const k: unknown = keys[bad];
+    if (!((typeof k === 'string' || Buffer.isBuffer(k)) && k.length > 0))
+      throw keysError(`app.keys[${bad}] is not a non-empty string or Buffer`, fix);
+  }
   return { list: keys as Array<string | Buffer> };
 }
 
