@@ -6,6 +6,7 @@
 import { debuglog } from 'node:util';
 import type { Context } from 'koa';
 import { cookieSetAttributes, type CookieAttributes } from '../sid/cookie-attributes.js';
+import { SetCookieWriter } from '../sid/set-cookie.js';
 import { CookieTooLargeError, StoreError } from '../errors.js';
 import { seal, unseal, type Keyring } from './seal.js';
 import { isValidSid } from '../sid/sid.js';
@@ -281,7 +282,10 @@ export class BoundCookieStore implements BoundRequestStore {
     const c = this.#c.cookie;
     try {
       // Never Koa-signed: the seal is its own signature; a .sig cookie would only add bytes.
-      this.#ctx.cookies.set(c.name, value, cookieSetAttributes(c, this.#ctx, value === null ? 'session' : maxAge));
+      // A seal is [A-Za-z0-9_.-] only: its Set-Cookie is serialized by the cached writer (the bytes
+      // ctx.cookies.set writes, without its Cookie object and re-validation); clearing stays on ctx.cookies.
+      if (value === null) this.#ctx.cookies.set(c.name, null, cookieSetAttributes(c, this.#ctx, 'session'));
+      else writerFor(c).write(this.#ctx, [[c.name, value]], maxAge);
     } catch (cause) {
       // e.g. `secure: true` on a plain-HTTP request (behind a proxy, set `app.proxy = true`): configuration, not client input.
       throw new StoreError(name, `cannot set the session cookie: ${(cause as Error)?.message ?? String(cause)}`, { status: 500, cause });
@@ -309,6 +313,18 @@ export function setCookieSize(c: Readonly<ResolvedCookieStoreCookie>, value: str
     attributeBytes.set(c, fixed);
   }
   return fixed + Buffer.byteLength(value, 'utf8');
+}
+
+/** One Set-Cookie writer per (frozen) cookie attributes of a CookieStore: built once, not per request. */
+const writers = new WeakMap<Readonly<ResolvedCookieStoreCookie>, SetCookieWriter>();
+
+function writerFor(c: Readonly<ResolvedCookieStoreCookie>): SetCookieWriter {
+  let writer = writers.get(c);
+  if (writer === undefined) {
+    writer = new SetCookieWriter(c);
+    writers.set(c, writer);
+  }
+  return writer;
 }
 
 /** Bytes of everything but the value in a Set-Cookie of these (frozen) attributes: counted once, not per save. */

@@ -282,7 +282,7 @@ export function unseal(sealed: unknown, keys: Keyring | readonly KeyInput[], opt
   } else {
     const [, payload, macBytes] = bytes as [Buffer, Buffer, Buffer];
     if (macBytes.length !== MAC_BYTES) return fail('malformed');
-    const signedPart = parts.slice(0, 4).join('.');
+    const signedPart = sealed.slice(0, sealed.lastIndexOf('.')); // the first four parts, as sealed
     for (const i of candidates) {
       if (timingSafeEqual(mac(ring.keys[i]!.macKey, signedPart, purpose), macBytes)) {
         body = payload;
@@ -321,11 +321,26 @@ function mac(key: Buffer, signedPart: string, purpose: string): Buffer {
   return createHmac('sha256', key).update(`${signedPart}\0${purpose}`, 'utf8').digest();
 }
 
-/** Strict base64url: right alphabet and canonical (re-encodes to the same text), else undefined. */
+/**
+ * Strict base64url: right alphabet and canonical (the one text that encodes these
+ * bytes), else undefined. Canonical is checked on the text instead of by
+ * re-encoding the bytes (a second pass over the whole cookie): no padding, a
+ * length that is not 1 mod 4, and the unused low bits of a last partial group zero.
+ */
 function decode(part: string): Buffer | undefined {
   if (!B64URL.test(part)) return undefined;
-  const b = Buffer.from(part, 'base64url');
-  return b.toString('base64url') === part ? b : undefined;
+  const rest = part.length % 4;
+  if (rest === 1) return undefined;
+  if (rest !== 0 && (sextet(part.charCodeAt(part.length - 1)) & (rest === 2 ? 0x0f : 0x03)) !== 0) return undefined;
+  return Buffer.from(part, 'base64url');
+}
+
+/** The 6-bit value of a base64url character (already checked against the alphabet). */
+function sextet(c: number): number {
+  if (c >= 97) return c - 71; // a-z: 26-51
+  if (c >= 65) return c === 95 ? 63 : c - 65; // A-Z: 0-25, '_' (95): 63
+  if (c >= 48) return c + 4; // 0-9: 52-61
+  return 62; // '-'
 }
 
 function fail(reason: UnsealFailure): UnsealResult {
