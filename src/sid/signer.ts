@@ -1,4 +1,4 @@
-import { createHmac } from 'node:crypto';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 
 type Key = string | Buffer;
 type Mac = (key: Key, data: string) => string;
@@ -121,15 +121,8 @@ export class Signer {
   }
 }
 
-/**
- * Constant-time equality of two signatures (ASCII: base64/base64url): every
- * character is compared, whatever differs first. In JS, without the two
- * Buffers and the native call `timingSafeEqual` needs (a third of a cached
- * verify). The length is not secret (every signature of one algorithm has the same).
- */
 function same(a: string, b: string): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
-  return diff === 0;
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
 }
