@@ -93,12 +93,13 @@ function build(
 ): AppInstance {
   const extra = variantId ? variantInfo(variantId).sessionOptions : undefined;
   const options = { ...extra, master: parts.master, ttl: env.ttlMs, ...(parts.locker ? { locker: parts.locker } : {}) } as SessionOptions;
+  // Subscribe (and count the locker's turns) before the first request, so warm-up and measured window take the same (published) path.
+  const lockWaits = env.recordLockWaits ? new LockWaitRecorder(CHANNELS.lock) : undefined;
+  if (lockWaits && parts.locker) lockWaits.countTurnsOf(parts.locker);
   // The plain-object view (plainSession()) runs koa-session's very code: `ctx.session.count = (ctx.session.count ?? 0) + 1`.
   const app = plain
     ? koaApp({ ops: stack?.ops ?? plainObjectOps, middleware: [session(options), plainSession(plain), ...(stack?.middleware ?? [])] })
     : koaApp({ ops, middleware: [session(options)] });
-  // Subscribe before the first request, so warm-up and measured window take the same (published) path.
-  const lockWaits = env.recordLockWaits ? new LockWaitRecorder(CHANNELS.lock) : undefined;
   return {
     listener: app.callback(),
     ...(parts.storeCalls ? { storeCalls: parts.storeCalls } : {}),
