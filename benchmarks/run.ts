@@ -89,7 +89,7 @@ interface Step {
   weight: number;
 }
 
-/** `--quick` keeps the many-processes scenario to these (a cluster start costs seconds). */
+/** `--quick` keeps the many-processes scenario to these (a cluster start costs seconds), unless a preset names its pairs. */
 const QUICK_PROCESSES = new Set([FLOOR, 'ours-redis', 'ours-redis-memlock']);
 
 function plan(
@@ -106,7 +106,7 @@ function plan(
           scenario.accepts(v) &&
           (!v.onlyScenarios || v.onlyScenarios.includes(scenario.id)) &&
           (!pairs || pairs[scenario.id]?.includes(v.id)) &&
-          !(options.quick && scenario.processes === 'many' && !QUICK_PROCESSES.has(v.id)),
+          !(options.quick && !pairs && scenario.processes === 'many' && !QUICK_PROCESSES.has(v.id)),
       );
       // Round-robin: each round starts one variant further, so no variant is always first (or last).
       const shift = list.length ? (round - 1) % list.length : 0;

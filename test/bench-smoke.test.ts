@@ -88,13 +88,28 @@ test('npm run bench produces a well-formed report (memory variants, tiny duratio
     assert.ok(chart.includes('ours · MemoryStore'));
 
     const data = JSON.parse(await readFile(join(out, json), 'utf8')) as {
-      measurements: { variant: string; scenario: string; error?: string; load?: { rps: number } }[];
+      measurements: {
+        variant: string;
+        scenario: string;
+        error?: string;
+        load?: { rps: number };
+        storeCalls?: { reads: number; writes: number; total: number };
+      }[];
     };
     assert.equal(data.measurements.length, 10, 'one measurement per scenario and variant');
     for (const m of data.measurements) {
       assert.equal(m.error, undefined, `${m.variant}/${m.scenario}: ${m.error}`);
       assert.equal(typeof m.load?.rps, 'number');
     }
+    // The MemoryStore's calls are counted (a counter that sees nothing would pass "0 store calls" on the untouched
+    // route by itself): each read-only request reads the store once and writes nothing; each increment writes once.
+    const calls = (scenario: string) => data.measurements.find((m) => m.variant === 'ours-memory' && m.scenario === scenario)?.storeCalls;
+    const read = calls('read');
+    assert.ok(read, 'the read-only row of ours · MemoryStore has store calls');
+    assert.ok(Math.abs(read.reads - 1) < 0.01 && read.writes === 0, `read-only: ${JSON.stringify(read)}`);
+    assert.ok((calls('rmw')?.writes ?? 0) >= 0.99, `read-modify-write: ${JSON.stringify(calls('rmw'))}`);
+    assert.equal(calls('untouched')?.total, 0, 'untouched route: zero store calls');
+    assert.match(report, /\| Many users, read-only: exactly 1 read, 0 writes, ours · MemoryStore \| [^|]+ \| [\d.]+ \| ✅ \|/);
     // The console table went to stdout.
     assert.match(stdout, /1\. Fresh sessions/);
     assert.match(stdout, /Report: /);

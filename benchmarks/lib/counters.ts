@@ -53,7 +53,9 @@ async function storeSnapshot(mode: CountingMode, urls: ServerUrls): Promise<Coun
 const IGNORED =
   /^(?:locker:)?(info|ping|hello|select|auth|flushall|flushdb|quit|client\|.*|config\|.*|command\|.*|ismaster|isMaster|endSessions|buildInfo|saslStart|saslContinue)$/;
 
+// `read` / `write`: a versioned store's calls (the counting MemoryStore of variants/ours.ts).
 const READS = new Set([
+  'read',
   'get',
   'mget',
   'getex',
@@ -69,6 +71,7 @@ const READS = new Set([
   'getMore',
 ]);
 const WRITES = new Set([
+  'write',
   'set',
   'setex',
   'psetex',

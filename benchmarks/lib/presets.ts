@@ -1,9 +1,9 @@
 /**
  * Named selections for `--only`: `--only targets` runs exactly the
- * (scenario, variant) pairs the targets of issues 12 and 13 are stated on,
- * so the before/after comparison can be re-run with one command;
- * `--only hot-targets` runs just its hot-session part (one and four
- * processes), with the same before/after table.
+ * (scenario, variant) pairs the targets of issue 23 are stated on (the
+ * metrics in lib/targets.ts read them), so the before/after comparison can be
+ * re-run with one command; `--only hot-targets` runs just its hot-session
+ * part on Redis (one and four processes), with the same before/after table.
  */
 import type { ScenarioId } from './types.js';
 
@@ -19,12 +19,16 @@ const LADDER = ['ours-redis-nohandoff', 'ours-redis-nogroupcommit', 'ours-redis'
 const HOT_PAIRS = {
   // hot session, one process: vs the raw GET+SET floors and koa-session + koa-redis
   hot: ['raw-redis', 'raw-redis-notimeout', ...LADDER, 'koa-session-redis'],
-  // hot session, four processes: vs koa-session + koa-redis; the Memcached and MongoDB masters with RedisLocker
+  // hot session, four processes (item 3): vs koa-session + koa-redis; the Memcached and MongoDB masters with RedisLocker
   processes: ['raw-redis', ...LADDER, 'koa-session-redis', 'ours-memcached-redislock', 'ours-mongo-redislock'],
 } as const satisfies Pairs;
 
+/** PostgreSQL (item 4): ours beside its raw SELECT + UPDATE floor and connect-pg-simple. */
+const POSTGRES = ['raw-pg', 'ours-postgres', 'connect-pg-simple'];
+
 export const TARGET_PAIRS: Pairs = {
-  // many users, locked RMW on Redis vs both raw floors and koa-session + koa-redis; CookieStore vs koa-session cookie mode
+  // many users, locked RMW: Redis vs both raw floors and koa-session + koa-redis (item 1); CookieStore, sealed and
+  // signed, vs koa-session cookie mode (item 2); PostgreSQL (item 4); the plain view beside the handle (item 5)
   rmw: [
     'bare-koa',
     'raw-redis',
@@ -33,18 +37,21 @@ export const TARGET_PAIRS: Pairs = {
     'koa-session-redis',
     'koa-generic-session',
     'ours-cookie',
+    'ours-cookie-signed',
     'koa-session-cookie',
+    ...POSTGRES,
+    'ours-plain-redis',
   ],
-  // many users, read-only: MemoryStore vs bare Koa (and Redis vs the floors)
+  // many users, read-only: MemoryStore vs bare Koa (item 2; and Redis vs the floors)
   read: ['bare-koa', 'ours-memory', 'raw-redis', 'raw-redis-notimeout', 'ours-redis'],
-  // fresh sessions: MemoryStore vs koa-session cookie mode (and Redis vs the floors)
+  // fresh sessions: MemoryStore vs koa-session cookie mode (item 2; and Redis vs the floors)
   fresh: ['bare-koa', 'ours-memory', 'koa-session-cookie', 'raw-redis', 'raw-redis-notimeout', 'ours-redis'],
-  // untouched route vs bare Koa, store calls counted; node:http = the load generator's ceiling
+  // untouched route vs bare Koa, store calls counted (item 6); node:http = the load generator's ceiling
   untouched: ['node-http', 'bare-koa', 'ours-memory'],
-  // hot session, one process (plus MemoryStore)
-  hot: [...HOT_PAIRS.hot, 'ours-memory'],
-  // hot session, four processes
-  processes: HOT_PAIRS.processes,
+  // hot session, one process (plus MemoryStore), PostgreSQL (item 4) and the plain view (item 5)
+  hot: [...HOT_PAIRS.hot, 'ours-memory', ...POSTGRES, 'ours-plain-redis'],
+  // hot session, four processes (item 3) and PostgreSQL (item 4)
+  processes: [...HOT_PAIRS.processes, ...POSTGRES],
 };
 
 /** The plain view's many-users rows: the handle and the view on each store, beside their floors and koa-session. */

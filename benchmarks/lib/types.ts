@@ -112,6 +112,8 @@ export interface LockWaits {
   maxMs: number;
   /** 99th percentile of the waits, ms. */
   p99Ms: number;
+  /** Leases this process took from the locker in the window (`lib/lock-turns.ts`); absent when not counted. */
+  turns?: number;
 }
 
 /** How the requests of a load run carry cookies. */

@@ -31,9 +31,11 @@ export const oursPostgres: VariantFactory = async (env) => {
   pool.on('error', () => {});
   const store = new PostgresStore({ pool, table: 'kls_sessions' });
   await store.ensureTable();
-  const sessions = session({ master: store, locker: new PostgresLocker({ store }), ttl: env.ttlMs });
-  const app = koaApp({ middleware: [sessions], ops });
+  const locker = new PostgresLocker({ store });
   const lockWaits = env.recordLockWaits ? new LockWaitRecorder(CHANNELS.lock) : undefined;
+  lockWaits?.countTurnsOf(locker);
+  const sessions = session({ master: store, locker, ttl: env.ttlMs });
+  const app = koaApp({ middleware: [sessions], ops });
   return {
     listener: app.callback(),
     ...(lockWaits ? { lockWaits } : {}),

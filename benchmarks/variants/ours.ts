@@ -24,7 +24,7 @@ import {
   RedisStore,
   session,
 } from '../../src/index.js';
-import type { Locker, PlainSessionOptions, RequestStore, Store } from '../../src/index.js';
+import type { Locker, PlainSessionOptions, RequestStore, Store, VersionedRecord, WriteCondition } from '../../src/index.js';
 import type { Middleware } from 'koa';
 import { plainObjectOps } from '../peers/koa-session.js';
 import { passportStack } from '../peers/passport.js';
@@ -49,9 +49,21 @@ const ops: SessionOps = {
   },
 };
 
-/** MemoryStore that counts its calls; a subclass, so the middleware sees the very same store. */
+/**
+ * MemoryStore that counts its calls; a subclass, so the middleware sees the very same store.
+ * The middleware reads and writes a versioned store through read() / write(); get / set /
+ * destroy / touch are counted too, for any path that still takes them.
+ */
 class CountingMemoryStore extends MemoryStore {
-  readonly calls: Record<string, number> = { get: 0, set: 0, destroy: 0, touch: 0 };
+  readonly calls: Record<string, number> = { read: 0, write: 0, get: 0, set: 0, destroy: 0, touch: 0 };
+  override read(key: string): Promise<VersionedRecord | undefined> {
+    this.calls.read!++;
+    return super.read(key);
+  }
+  override write(key: string, value: string | undefined, version: number, ttlMs: number, condition: WriteCondition): Promise<boolean> {
+    this.calls.write!++;
+    return super.write(key, value, version, ttlMs, condition);
+  }
   override get(key: string): Promise<string | undefined> {
     this.calls.get!++;
     return super.get(key);
@@ -93,12 +105,13 @@ function build(
 ): AppInstance {
   const extra = variantId ? variantInfo(variantId).sessionOptions : undefined;
   const options = { ...extra, master: parts.master, ttl: env.ttlMs, ...(parts.locker ? { locker: parts.locker } : {}) } as SessionOptions;
+  // Subscribe (and count the locker's turns) before the first request, so warm-up and measured window take the same (published) path.
+  const lockWaits = env.recordLockWaits ? new LockWaitRecorder(CHANNELS.lock) : undefined;
+  if (lockWaits && parts.locker) lockWaits.countTurnsOf(parts.locker);
   // The plain-object view (plainSession()) runs koa-session's very code: `ctx.session.count = (ctx.session.count ?? 0) + 1`.
   const app = plain
     ? koaApp({ ops: stack?.ops ?? plainObjectOps, middleware: [session(options), plainSession(plain), ...(stack?.middleware ?? [])] })
     : koaApp({ ops, middleware: [session(options)] });
-  // Subscribe before the first request, so warm-up and measured window take the same (published) path.
-  const lockWaits = env.recordLockWaits ? new LockWaitRecorder(CHANNELS.lock) : undefined;
   return {
     listener: app.callback(),
     ...(parts.storeCalls ? { storeCalls: parts.storeCalls } : {}),
