@@ -10,6 +10,7 @@ import type { ResolvedOptions } from '../options.js';
 import type { Replica } from './replica.js';
 import { overVersion, shifted, writeIfVersion, type WriteDescriptor } from './write.js';
 import type { VersionedRecord } from '../contracts/store.js';
+import { knownExpiryOf } from '../contracts/record-expiry.js';
 
 const debug = debuglog('koa-locked-session');
 
@@ -26,8 +27,9 @@ export class SessionLock {
   /** The lease went back with the last write (RedisLocker's fast path): nothing left to hand over. */
   #releasedByWrite = false;
   /**
-   * The record {@link read} answered from the handoff, while the holder has not written the key:
-   * still the record, so a holder that ends without a write hands it on (its successor reads nothing).
+   * The record {@link read} answered, from the handoff or from a store read that knew its expiry
+   * (RedisLocker's acquire-and-read), while the holder has not written the key: still the record,
+   * so a holder that ends without a write hands it on (its successor reads nothing).
    */
   #vouched: FreshRecord | undefined;
   #released = false;
@@ -65,7 +67,12 @@ export class SessionLock {
       if (fresh.batch === undefined) this.#vouched = fresh; // (a batch's record goes on through group commit)
       return Promise.resolve({ value: fresh.value, version: fresh.version });
     }
-    return this.store.read(this.key);
+    return this.store.read(this.key).then((record) => {
+      // Read with its expiry known: it can go on until then, like a record handed over.
+      const until = record === undefined ? undefined : knownExpiryOf(record);
+      if (until !== undefined) this.#vouched = { value: record!.value, version: record!.version, until };
+      return record;
+    });
   }
 
   /** Refuse to write once the lease is known lost: another holder may have written since our read. */

@@ -55,6 +55,19 @@ export function attemptTimeout(scripts: ScriptRunner, fast: FastPath | undefined
   return Math.min(scripts.timeoutMs, fast ? fast.timeoutMs : Infinity, fast && storeTimeoutMs !== undefined ? storeTimeoutMs : Infinity);
 }
 
+/**
+ * Until when (performance.now()) the record read by the acquire surely lives
+ * in Redis, from the PTTL the script answered beside it: counted from the send
+ * (the countdown ran already when Redis answered), less the clock-drift
+ * allowance the lease takes (1% + 2 ms). `undefined` when unknown: no record,
+ * no expiry (PTTL -1).
+ */
+function recordUntil(sentAt: number, pttl: unknown): number | undefined {
+  const px = Number(pttl);
+  if (!(px > 0)) return undefined;
+  return sentAt + px - Math.ceil(px * 0.01) - 2;
+}
+
 /** One SET NX attempt (with the fast-path read when possible). */
 export async function attemptLock(
   host: AttemptHost,
@@ -92,10 +105,10 @@ export async function attemptLock(
       cause: error,
     });
   }
-  const [ok, second, place] = Array.isArray(reply) ? (reply as unknown[]) : [];
+  const [ok, second, third] = Array.isArray(reply) ? (reply as unknown[]) : [];
   if (Number(ok) !== 1) {
     if (register !== '') state.registered = true;
-    return { pttl: Number(second ?? -1), place: place === undefined || place === null ? undefined : Number(place) };
+    return { pttl: Number(second ?? -1), place: third === undefined || third === null ? undefined : Number(third) };
   }
   state.registered = false;
   host.held(keys.key);
@@ -108,6 +121,7 @@ export async function attemptLock(
       recordKey,
       Math.min(scripts.timeoutMs, fast.timeoutMs),
       text(second),
+      recordUntil(startedAt, third),
       fast.replicaWait,
     );
   }

@@ -4,6 +4,7 @@
 import { LockLostError, StoreError } from '../errors.js';
 import { errorMessage } from '../util/format.js';
 import { unwrap } from '../contracts/envelope.js';
+import { withKnownExpiry } from '../contracts/record-expiry.js';
 import { ttlToMs, versionedWriteArgs } from './versioned-write.js';
 import { unconfirmedError, type ReplicaWait } from './replicas.js';
 import type { VersionedRecord, VersionedStore, WriteCondition } from '../contracts/store.js';
@@ -40,6 +41,8 @@ export class FencedStore implements VersionedStore {
   #prefetched = true;
   /** The stored string read by the acquire script (`undefined`: no key). */
   #stored: string | undefined;
+  /** Until when (performance.now()) that record surely lives in Redis, from the PTTL read with it (`undefined`: unknown). */
+  readonly #storedUntil: number | undefined;
 
   constructor(
     store: VersionedStore,
@@ -48,6 +51,7 @@ export class FencedStore implements VersionedStore {
     recordKey: string,
     timeoutMs: number,
     stored: string | undefined,
+    storedUntil: number | undefined,
     wait?: ReplicaWait,
   ) {
     this.name = store.name;
@@ -57,6 +61,7 @@ export class FencedStore implements VersionedStore {
     this.#recordKey = recordKey;
     this.#timeoutMs = timeoutMs;
     this.#stored = stored;
+    this.#storedUntil = storedUntil;
     this.#wait = wait;
     // A replay comes while the first send is still awaited: the receipt must outlive that bound.
     this.#receiptMs = String(Number.isFinite(timeoutMs) ? Math.max(1000, 2 * Math.ceil(timeoutMs)) : UNBOUNDED_RECEIPT_MS);
@@ -100,7 +105,9 @@ export class FencedStore implements VersionedStore {
     this.#prefetched = false;
     const stored = this.#stored;
     this.#stored = undefined;
-    return stored === undefined ? undefined : unwrap(stored);
+    if (stored === undefined) return undefined;
+    const record = unwrap(stored);
+    return this.#storedUntil === undefined ? record : withKnownExpiry(record, this.#storedUntil);
   }
 
   /** Run the fenced script; resolves 1 (written) or 2 (the version condition refused it), rejects with LockLostError when the token is gone. */

@@ -88,8 +88,9 @@ end
  * token (the same attempt run twice: see {@link FENCED} on replays). A locker that was on the list
  * (ARGV[5] or ARGV[6]) and is no longer there was popped and missed its turn:
  * it goes back to the front.
- * Returns `{1, record}` when acquired (the record read in the same atomic
- * step: the fast path), else `{0, pttl}` of the current holder, and with a
+ * Returns `{1, record, pttl}` when acquired (the record and its PTTL read in
+ * the same atomic step: the fast path; the PTTL lets a scope that only reads
+ * hand the record on with its true expiry), else `{0, pttl}` of the current holder, and with a
  * registration `{0, pttl, place}`: the locker's place on the list (0: next).
  */
 const ACQUIRE = `
@@ -104,7 +105,7 @@ else
 end
 if took then
   if ARGV[6] == '1' then redis.call('LREM', KEYS[2], 0, ARGV[4]) end
-  if KEYS[4] then return {1, redis.call('GET', KEYS[4])} end
+  if KEYS[4] then return {1, redis.call('GET', KEYS[4]), redis.call('PTTL', KEYS[4])} end
   return {1}
 end
 if ARGV[3] ~= '' then
