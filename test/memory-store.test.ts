@@ -24,6 +24,27 @@ describe('MemoryStore specifics', () => {
     await store.close();
   });
 
+  it('answers a read after the I/O already due, with the record as it was when read was called', async () => {
+    // A network store's reply comes in a later turn; requests that arrived together must be able
+    // to queue on one lock turn and answer together (docs/performance.md), so the embedded store
+    // must not answer before the I/O callbacks of its turn.
+    const store = new MemoryStore();
+    await store.write('k', 'v1', 1, 60_000, null);
+    const order: string[] = [];
+    setImmediate(() => order.push('I/O callback due before the read'));
+    const reading = store.read('k').then((record) => {
+      order.push('read answered');
+      return record;
+    });
+    const getting = store.get('k');
+    assert.equal(await store.write('k', 'v2', 2, 60_000, 1), true, 'a write issued after the read');
+    assert.deepEqual(await reading, { value: 'v1', version: 1 }, 'the read holds the record of its call, not a later one');
+    assert.equal(await getting, 'v1');
+    assert.deepEqual(order, ['I/O callback due before the read', 'read answered']);
+    assert.deepEqual(await store.read('k'), { value: 'v2', version: 2 });
+    await store.close();
+  });
+
   it("sweeps expired records on an unref'd timer and enforces expiry on read", async () => {
     mock.timers.enable({ apis: ['setInterval', 'Date'], now: 1_000_000 });
     try {

@@ -21,6 +21,21 @@ export interface MemoryStoreOptions {
 const check = new Validator('MemoryStore');
 const OPTIONS = ['max', 'sweepIntervalMs'] as const;
 
+/**
+ * A read answers in the next turn of the event loop (after I/O), as a network
+ * store's reply does, with the record as it was when the read was called.
+ * Answering at once made the embedded store the slowest under load: each
+ * request ran to its response before the next socket was even read, so every
+ * response left alone (one wake-up of the client per response), and on a hot
+ * session each request took a lock turn of its own. Answering after I/O, the
+ * requests that arrived together queue on one lock turn (group commit) and
+ * their responses leave together; docs/performance.md has the numbers.
+ * Writes still apply and answer at once: the lock holder's turn stays short.
+ */
+function nextTurn<T>(value: T): Promise<T> {
+  return new Promise((resolve) => setImmediate(resolve, value));
+}
+
 interface Entry {
   /** `undefined`: a tombstone. */
   value: string | undefined;
@@ -31,8 +46,9 @@ interface Entry {
 /**
  * The embedded default store: a Map in this process, bounded (LRU) and swept.
  * Records are strings (serialized copies), so no caller can mutate a stored
- * session by reference. Sessions are lost on restart and not shared between
- * processes: use RedisStore, MemcachedStore or MongoStore for that.
+ * session by reference. Reads answer in the next event-loop turn, after I/O.
+ * Sessions are lost on restart and not shared between processes: use
+ * RedisStore, MemcachedStore or MongoStore for that.
  */
 export class MemoryStore implements VersionedStore {
   readonly name = 'memory';
@@ -59,8 +75,8 @@ export class MemoryStore implements VersionedStore {
     return this.#entries.size;
   }
 
-  async get(key: string): Promise<string | undefined> {
-    return this.#used(key)?.value;
+  get(key: string): Promise<string | undefined> {
+    return nextTurn(this.#used(key)?.value);
   }
 
   async set(key: string, value: string, ttlMs: number): Promise<void> {
@@ -76,9 +92,9 @@ export class MemoryStore implements VersionedStore {
     if (entry?.value !== undefined) entry.expiresAt = Date.now() + ttlMs;
   }
 
-  async read(key: string): Promise<VersionedRecord | undefined> {
+  read(key: string): Promise<VersionedRecord | undefined> {
     const entry = this.#used(key);
-    return entry && { value: entry.value, version: entry.version };
+    return nextTurn(entry && { value: entry.value, version: entry.version });
   }
 
   async write(key: string, value: string | undefined, version: number, ttlMs: number, condition: WriteCondition): Promise<boolean> {
