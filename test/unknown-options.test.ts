@@ -7,7 +7,16 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { MemcachedStore, MemoryStore, MongoStore, RedisStore, session, type SessionOptions } from '../src/index.js';
+import {
+  MemcachedStore,
+  MemoryStore,
+  MongoStore,
+  PostgresLocker,
+  PostgresStore,
+  RedisStore,
+  session,
+  type SessionOptions,
+} from '../src/index.js';
 
 /** What a JavaScript caller can pass: anything. */
 const js = (options: Record<string, unknown>): SessionOptions => options as unknown as SessionOptions;
@@ -162,6 +171,151 @@ describe('unknown store options fail at construction', () => {
     throwsTypeError(
       () => new MemoryStore(js({ maxSize: 10 }) as never),
       /Unknown MemoryStore option `maxSize`\. Known options: max, sweepIntervalMs/,
+    );
+  });
+});
+
+describe('unknown PostgreSQL options fail at construction, before any connection', () => {
+  /** A pool that is never connected to: every case fails before the first query. */
+  const pool = { connect: async () => assert.fail('connected'), end: async () => {}, on: () => pool };
+
+  it('PostgresStore names our option for connect-pg-simple ones', () => {
+    const cases: Array<[string, unknown, RegExp]> = [
+      ['tableName', 'session', /Unknown PostgresStore option `tableName`\. Use `table`/],
+      ['schemaName', 'app', /Unknown PostgresStore option `schemaName`.*`table: 'schema\.table'`/],
+      ['conString', 'postgres://x', /Unknown PostgresStore option `conString`.*`pool`.*PostgresStore\.connect\(\{ connectionString \}\)/],
+      [
+        'conObject',
+        { host: 'x' },
+        /Unknown PostgresStore option `conObject`.*PostgresStore\.connect\(\{ connectionString, poolOptions \}\)/,
+      ],
+      ['pgPromise', {}, /Unknown PostgresStore option `pgPromise`.*node-postgres Pool/],
+      ['createTableIfMissing', true, /Unknown PostgresStore option `createTableIfMissing`\. Use `createTable`/],
+      ['ttl', 1000, /Unknown PostgresStore option `ttl`.*session\(\{ ttl \}\)/],
+      ['pruneSessionInterval', 60, /Unknown PostgresStore option `pruneSessionInterval`.*`sweepIntervalMs`/],
+      [
+        'connectionString',
+        'postgres://x',
+        /Unknown PostgresStore option `connectionString`.*PostgresStore\.connect\(\{ connectionString \}\)/,
+      ],
+    ];
+    for (const [option, value, message] of cases) {
+      throwsTypeError(() => new PostgresStore(js({ pool, [option]: value }) as never), message);
+    }
+  });
+
+  it('PostgresStore: a misspelt option lists the known ones', () => {
+    throwsTypeError(
+      () => new PostgresStore(js({ pool, tabel: 'sessions' }) as never),
+      /Unknown PostgresStore option `tabel`\. Known options: pool, table, createTable, timeoutMs, sweepIntervalMs, sweepBatch$/,
+    );
+    throwsTypeError(() => new PostgresStore('postgres://x' as never), /Expected PostgresStore `options` to be an object/);
+  });
+
+  /** Runs `body` with `pg.Pool` counting the pools created (and keeping their configs); a pool is never connected here. */
+  async function countingPools(body: (configs: Array<Record<string, unknown>>) => Promise<void>): Promise<void> {
+    const pg = (await import('pg')).default;
+    const RealPool = pg.Pool;
+    const configs: Array<Record<string, unknown>> = [];
+    pg.Pool = class extends RealPool {
+      constructor(config?: ConstructorParameters<typeof RealPool>[0]) {
+        super(config);
+        configs.push({ ...config });
+      }
+    };
+    try {
+      await body(configs);
+    } finally {
+      pg.Pool = RealPool;
+    }
+  }
+
+  async function connectRejects(options: Record<string, unknown>, message: RegExp): Promise<void> {
+    await assert.rejects(PostgresStore.connect(js(options) as never), (error: unknown) => {
+      assert.ok(error instanceof TypeError, `a TypeError, got ${String(error)}`);
+      assert.match(error.message, message);
+      return true;
+    });
+  }
+
+  const connectionString = 'postgres://127.0.0.1:1/none';
+
+  it('PostgresStore.connect refuses unknown options, naming ours', async () => {
+    await countingPools(async (pools) => {
+      const cases: Array<[Record<string, unknown>, RegExp]> = [
+        [{ tableName: 'session' }, /Unknown PostgresStore\.connect option `tableName`\. Use `table`/],
+        [{ conString: connectionString }, /Unknown PostgresStore\.connect option `conString`\. Use `connectionString`/],
+        [{ pool }, /Unknown PostgresStore\.connect option `pool`.*new PostgresStore\(\{ pool \}\)/],
+        [{ max: 20 }, /Unknown PostgresStore\.connect option `max`.*`poolOptions: \{ max \}`/],
+        [{ ssl: true }, /Unknown PostgresStore\.connect option `ssl`.*`poolOptions: \{ ssl \}`/],
+        [{ tabel: 'x' }, /Unknown PostgresStore\.connect option `tabel`\. Known options: connectionString, poolOptions, table,/],
+      ];
+      for (const [options, message] of cases) await connectRejects({ connectionString, ...options }, message);
+      assert.equal(pools.length, 0, 'no pool was created for options that were refused');
+    });
+  });
+
+  it('PostgresStore.connect checks poolOptions and the store options before it creates a pool (a refused option leaks none)', async () => {
+    await countingPools(async (pools) => {
+      const cases: Array<[Record<string, unknown>, RegExp]> = [
+        [{ poolOptions: 'max=20' }, /Expected PostgresStore\.connect `poolOptions` to be an object, got `"max=20"`/],
+        [{ poolOptions: null }, /Expected PostgresStore\.connect `poolOptions` to be an object, got `null`/],
+        [{ timeoutMs: -1 }, /Expected PostgresStore(\.connect)? `timeoutMs` to be a positive number of ms, got `-1`/],
+        [{ table: 'a;b' }, /Expected PostgresStore(\.connect)? `table` to be a table name/],
+        [{ sweepBatch: 0 }, /Expected PostgresStore(\.connect)? `sweepBatch` to be a positive integer, got `0`/],
+        [{ sweepIntervalMs: -1 }, /Expected PostgresStore(\.connect)? `sweepIntervalMs` to be a non-negative number of ms, got `-1`/],
+        [{ createTable: 'yes' }, /Expected PostgresStore(\.connect)? `createTable` to be a boolean, got `"yes"`/],
+      ];
+      for (const [options, message] of cases) {
+        await connectRejects({ connectionString, ...options }, message);
+        assert.equal(pools.length, 0, `no pool was created for ${JSON.stringify(options)}`);
+      }
+    });
+  });
+
+  it('every documented PostgreSQL option is accepted, and poolOptions reach the pool', async () => {
+    const store = new PostgresStore({
+      pool,
+      table: 'app.sessions',
+      createTable: false,
+      timeoutMs: 100,
+      sweepIntervalMs: 0,
+      sweepBatch: 5,
+    });
+    assert.equal(store.table, '"app"."sessions"');
+    assert.ok(new PostgresLocker({ store, leaseMs: 1000, maxHoldMs: 5000, namespace: 'app:' }));
+    assert.ok(new PostgresLocker({ pool, leaseMs: 1000 }));
+    await countingPools(async (pools) => {
+      const owned = await PostgresStore.connect({
+        connectionString,
+        poolOptions: { max: 3 },
+        table: 'sessions',
+        createTable: false,
+        timeoutMs: 150,
+        sweepIntervalMs: 0,
+        sweepBatch: 5,
+      });
+      try {
+        assert.deepEqual(pools, [{ connectionString, connectionTimeoutMillis: 150, max: 3 }]);
+      } finally {
+        await owned.close();
+      }
+    });
+  });
+
+  it('PostgresLocker', () => {
+    throwsTypeError(() => new PostgresLocker(js({ pool, tableName: 'x' }) as never), /Unknown PostgresLocker option `tableName`.*`store`/);
+    throwsTypeError(
+      () => new PostgresLocker(js({ pool, lockTimeout: 100 }) as never),
+      /Unknown PostgresLocker option `lockTimeout`.*session\(\{ lockTimeout \}\)/,
+    );
+    throwsTypeError(
+      () => new PostgresLocker(js({ pool, prefix: 'x:' }) as never),
+      /Unknown PostgresLocker option `prefix`\. Use `namespace`/,
+    );
+    throwsTypeError(
+      () => new PostgresLocker(js({ pool, leaseMS: 100 }) as never),
+      /Unknown PostgresLocker option `leaseMS`\. Known options: pool, store, leaseMs, maxHoldMs, namespace$/,
     );
   });
 });

@@ -67,15 +67,31 @@ export interface ResolvedPostgresLockerOptions {
   readonly namespace: string;
 }
 
+const OPTIONS = ['pool', 'store', 'leaseMs', 'maxHoldMs', 'namespace'] as const;
+/** Options of other lockers and of PostgreSQL session stores (connect-pg-simple), with what to use here. */
+const HINTS: Readonly<Record<string, string>> = {
+  table: 'Pass `store` (the PostgresStore whose rows it locks): the locker uses its table',
+  tableName: 'Pass `store` (the PostgresStore whose rows it locks): the locker uses its table',
+  connectionString: 'Pass `store` (a PostgresStore, e.g. `await PostgresStore.connect({ connectionString })`) or a `pool`',
+  conString: 'Pass `store` (a PostgresStore, e.g. `await PostgresStore.connect({ connectionString })`) or a `pool`',
+  prefix: 'Use `namespace`',
+  lockTimeout: 'The lock wait is an option of session(): `session({ lockTimeout })`',
+  timeoutMs: "The lock wait is `session({ lockTimeout })`; the store's calls are bounded by the PostgresStore's `timeoutMs`",
+  ttl: 'Use `leaseMs` for how long a silent holder keeps the lock; the session TTL is `session({ ttl })`',
+  maxLeaseMs: 'Use `maxHoldMs`',
+};
+
 /** Validate `options` (a TypeError naming the option and the fix) and apply the defaults. */
 export function resolvePostgresLockerOptions(options: PostgresLockerOptions): ResolvedPostgresLockerOptions {
+  const input = check.object('options', options as Record<string, unknown> | undefined);
+  check.known(input, OPTIONS, HINTS);
   const {
     pool,
     store,
     leaseMs = POSTGRES_LOCKER_DEFAULTS.leaseMs,
     maxHoldMs,
     namespace = POSTGRES_LOCKER_DEFAULTS.namespace,
-  } = (options ?? {}) as { pool?: unknown; store?: unknown; leaseMs?: unknown; maxHoldMs?: unknown; namespace?: unknown };
+  } = input as { pool?: unknown; store?: unknown; leaseMs?: unknown; maxHoldMs?: unknown; namespace?: unknown };
   if (store !== undefined && postgresFastPathOf(store) === undefined) {
     check.fail('store', 'a PostgresStore', store);
   }

@@ -70,6 +70,66 @@ const POSTGRES_STORE_DEFAULTS = Object.freeze({
   sweepBatch: 1000,
 });
 
+/** The names each accepts (a JavaScript caller may pass anything: the rest are refused, never ignored). */
+const COMMON_OPTIONS = ['table', 'createTable', 'timeoutMs', 'sweepIntervalMs', 'sweepBatch'] as const;
+const OPTIONS = ['pool', ...COMMON_OPTIONS] as const;
+const CONNECT_OPTIONS = ['connectionString', 'poolOptions', ...COMMON_OPTIONS] as const;
+
+/** connect-pg-simple's options (and other PostgreSQL session stores'), with what to use here. */
+const PEER_HINTS: Readonly<Record<string, string>> = {
+  tableName: 'Use `table`',
+  schemaName: "Use `table: 'schema.table'`",
+  createTableIfMissing: 'Use `createTable`',
+  pgPromise: 'Pass a node-postgres Pool: `new PostgresStore({ pool: new pg.Pool({ connectionString }) })`',
+  ttl: 'The session TTL is an option of session(): `session({ ttl })`',
+  pruneSessionInterval: 'Use `sweepIntervalMs` (in ms; `0`: no sweep)',
+  pruneSessionRandomizedInterval:
+    'No counterpart: `sweepIntervalMs` sets the period, and processes sweeping together skip rows another one is deleting',
+  disableTouch: 'No counterpart: a session is renewed on every request only with `session({ rolling: true })` (off by default)',
+  errorLog: 'No counterpart: a failing operation fails its request with a `StoreError` (503), which your error handling sees',
+};
+
+/** Hints of `new PostgresStore()`: the connection is a pool, or `PostgresStore.connect()`. */
+const HINTS: Readonly<Record<string, string>> = {
+  ...PEER_HINTS,
+  conString: 'Pass a `pool`, or let the store create one: `await PostgresStore.connect({ connectionString })`',
+  conObject: 'Pass a `pool`, or let the store create one: `await PostgresStore.connect({ connectionString, poolOptions })`',
+  connectionString: 'Pass a `pool`, or let the store create one: `await PostgresStore.connect({ connectionString })`',
+  url: 'Pass a `pool`, or let the store create one: `await PostgresStore.connect({ connectionString })`',
+  poolOptions: 'Only `PostgresStore.connect({ connectionString, poolOptions })` creates a pool; give `new pg.Pool()` its options yourself',
+};
+
+/** `pg.Pool` / `pg.Client` options, which `PostgresStore.connect()` takes in `poolOptions`. */
+const POOL_OPTIONS = [
+  'host',
+  'port',
+  'user',
+  'password',
+  'database',
+  'ssl',
+  'max',
+  'min',
+  'idleTimeoutMillis',
+  'connectionTimeoutMillis',
+  'statement_timeout',
+  'query_timeout',
+  'application_name',
+  'keepAlive',
+] as const;
+
+/** Hints of `PostgresStore.connect()`: the connection is `connectionString` (+ `poolOptions`). */
+const CONNECT_HINTS: Readonly<Record<string, string>> = {
+  ...PEER_HINTS,
+  conString: 'Use `connectionString`',
+  url: 'Use `connectionString`',
+  conObject: 'Use `connectionString`, and `poolOptions` for the other `pg.Pool` options',
+  pool: 'Pass your pool to `new PostgresStore({ pool })`: `PostgresStore.connect()` creates (and ends) its own',
+  ...Object.fromEntries(POOL_OPTIONS.map((name) => [name, `A \`pg.Pool\` option: pass it as \`poolOptions: { ${name} }\``])),
+};
+
+/** {@link PostgresStoreCommonOptions} validated, with every default filled in (`table` quoted). */
+type ResolvedCommonOptions = Omit<ResolvedPostgresStoreOptions, 'pool'>;
+
 /** {@link PostgresStoreOptions} validated, with every default filled in. */
 export interface ResolvedPostgresStoreOptions {
   readonly pool: PgPoolLike;
@@ -84,25 +144,31 @@ export interface ResolvedPostgresStoreOptions {
 /** Validate `options` (a TypeError naming the option and the fix) and apply the defaults. */
 export function resolvePostgresStoreOptions(options: PostgresStoreOptions): ResolvedPostgresStoreOptions {
   const check = new Validator('PostgresStore');
-  const {
-    pool,
-    table = POSTGRES_STORE_DEFAULTS.table,
-    createTable = POSTGRES_STORE_DEFAULTS.createTable,
-    timeoutMs = POSTGRES_STORE_DEFAULTS.timeoutMs,
-    sweepIntervalMs = POSTGRES_STORE_DEFAULTS.sweepIntervalMs,
-    sweepBatch = POSTGRES_STORE_DEFAULTS.sweepBatch,
-  } = options ?? ({} as PostgresStoreOptions);
+  const input = check.object('options', options as (PostgresStoreCommonOptions & { pool?: unknown }) | undefined);
+  check.known(input, OPTIONS, HINTS);
+  const { pool } = input;
   if (typeof pool !== 'object' || pool === null || typeof (pool as PgPoolLike).connect !== 'function') {
     check.fail('pool', 'a node-postgres Pool (new pg.Pool({ connectionString }))', pool);
   }
-  const quoted = quoteTable(table, 'PostgresStore');
-  check.bool('createTable', createTable, true);
-  check.positiveMs('timeoutMs', timeoutMs);
-  if (typeof sweepIntervalMs !== 'number' || !Number.isFinite(sweepIntervalMs) || sweepIntervalMs < 0) {
-    check.fail('sweepIntervalMs', 'a number of ms (0: no sweep)', sweepIntervalMs);
-  }
-  if (!Number.isSafeInteger(sweepBatch) || sweepBatch <= 0) check.fail('sweepBatch', 'a positive integer', sweepBatch);
-  return { pool, table: quoted, createTable, timeoutMs, sweepIntervalMs, sweepBatch };
+  return { pool: pool as PgPoolLike, ...resolveCommon(check, input) };
+}
+
+/** The options both take, checked by `check` (which names the caller: `PostgresStore` or `PostgresStore.connect`). */
+function resolveCommon(check: Validator, input: PostgresStoreCommonOptions): ResolvedCommonOptions {
+  const { table = POSTGRES_STORE_DEFAULTS.table } = input;
+  return {
+    table: quoteTable(table, check.owner),
+    createTable: check.bool('createTable', input.createTable, POSTGRES_STORE_DEFAULTS.createTable),
+    timeoutMs: check.positiveMs('timeoutMs', input.timeoutMs, POSTGRES_STORE_DEFAULTS.timeoutMs),
+    sweepIntervalMs: check.nonNegativeMs('sweepIntervalMs', input.sweepIntervalMs, POSTGRES_STORE_DEFAULTS.sweepIntervalMs),
+    sweepBatch: safe(check, 'sweepBatch', check.positiveInt('sweepBatch', input.sweepBatch, POSTGRES_STORE_DEFAULTS.sweepBatch)),
+  };
+}
+
+/** `value` when it is a safe integer (it becomes a `LIMIT` parameter), else the option's TypeError. */
+function safe(check: Validator, option: string, value: number): number {
+  if (!Number.isSafeInteger(value)) check.fail(option, 'a positive integer', value);
+  return value;
 }
 
 /** {@link PostgresStoreConnectOptions} checked before `pg` is loaded; `rest` goes on to the store. */
@@ -113,16 +179,22 @@ export interface ResolvedPostgresConnectOptions {
   readonly rest: PostgresStoreCommonOptions;
 }
 
-/** Validate the options of `PostgresStore.connect` (the store's own options are validated by the store). */
+/**
+ * Validate every option of `PostgresStore.connect`, the store's own included,
+ * before `pg` is loaded: a refused option never leaves a pool behind.
+ */
 export function resolvePostgresConnectOptions(options: PostgresStoreConnectOptions): ResolvedPostgresConnectOptions {
   const check = new Validator('PostgresStore.connect');
-  const { connectionString, poolOptions = {}, ...rest } = options ?? ({} as PostgresStoreConnectOptions);
-  if (typeof connectionString !== 'string' || connectionString === '') {
+  const input = check.object('options', options);
+  check.known(input, CONNECT_OPTIONS, CONNECT_HINTS);
+  const { connectionString, poolOptions, ...rest } = input;
+  if (typeof connectionString !== 'string' || connectionString === '')
     check.fail('connectionString', 'a postgres:// URL', connectionString);
-  }
+  const given = check.object('poolOptions', poolOptions);
+  const { timeoutMs } = resolveCommon(check, rest);
   return {
     connectionString,
-    poolOptions: { connectionString, connectionTimeoutMillis: rest.timeoutMs ?? POSTGRES_STORE_DEFAULTS.timeoutMs, ...poolOptions },
+    poolOptions: { connectionString, connectionTimeoutMillis: timeoutMs, ...given },
     rest,
   };
 }
