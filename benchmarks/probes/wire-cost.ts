@@ -110,7 +110,7 @@ async function serve(burnUs: number, mode: Mode): Promise<void> {
   server.headersTimeout = 121_000;
   await once(server, 'listening');
   process.on('message', (m: { type?: string; id?: number }) => {
-    if (m?.type !== 'mark') return;
+    if (m?.type !== 'mark' || m.id === undefined) return;
     const cpu = process.cpuUsage();
     process.send!({ type: 'mark', id: m.id, cpuUs: cpu.user + cpu.system, served } satisfies ChildMessage);
   });
