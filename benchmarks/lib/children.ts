@@ -28,7 +28,8 @@ export interface Pinning {
   readonly note: string;
 }
 
-function allowedCores(): number[] | undefined {
+/** Cores this process may run on (taskset), or undefined without taskset. */
+export function allowedCores(): number[] | undefined {
   try {
     const out = execFileSync('taskset', ['-pc', String(process.pid)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
     const list = out.split(':').pop()!.trim();

@@ -46,6 +46,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { median, slope } from '../lib/stats.js';
+import { allowedCores } from '../lib/children.js';
 
 export type Mode = 'same' | 'immediate';
 const MODES: readonly Mode[] = ['same', 'immediate'];
@@ -120,22 +121,6 @@ async function serve(burnUs: number, mode: Mode): Promise<void> {
 
 // ---------------------------------------------------------------------------
 // The parent: children, wrk, rounds, the table.
-
-/** Cores this process may run on (taskset), or undefined without taskset. */
-function allowedCores(): number[] | undefined {
-  try {
-    const out = execFileSync('taskset', ['-pc', String(process.pid)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-    const cores: number[] = [];
-    for (const part of out.split(':').pop()!.trim().split(',')) {
-      const [a, b] = part.split('-').map(Number);
-      if (a === undefined || Number.isNaN(a)) continue;
-      for (let c = a; c <= (b ?? a); c++) cores.push(c);
-    }
-    return cores;
-  } catch {
-    return undefined;
-  }
-}
 
 interface Pins {
   app?: string;
