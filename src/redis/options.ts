@@ -130,13 +130,11 @@ export interface ResolvedRedisLockerOptions {
   readonly closeTimeoutMs: number;
 }
 
-function positive(name: string, value: unknown, allowZero = false): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
-    throw new TypeError(
-      `koa-locked-session: Expected \`${name}\` to be a ${allowZero ? 'non-negative' : 'positive'} number of ms, got \`${String(value)}\``,
-    );
-  }
-  return Math.ceil(value);
+const check: Validator = new Validator('RedisLocker');
+
+/** A whole number of ms: a positive one, or with `allowZero` a non-negative one (0 turns something off). */
+function ms(option: string, value: unknown, fallback: number, allowZero = false): number {
+  return Math.ceil(allowZero ? check.nonNegativeMs(option, value, fallback) : check.positiveMs(option, value, fallback));
 }
 
 /** A cluster client (`createCluster()`): it routes by slot. */
@@ -147,11 +145,14 @@ function isCluster(client: unknown): boolean {
 /** Validate `options` (a JavaScript caller may pass anything) and fill in the defaults. */
 export function resolveRedisLockerOptions(options: RedisLockerOptions): ResolvedRedisLockerOptions {
   if (!options || typeof options !== 'object' || !options.client) {
-    throw new TypeError(
-      'koa-locked-session: Expected `client` to be a connected node-redis client or cluster client, e.g. `new RedisLocker({ client: await createClient().connect() })`',
+    check.fail(
+      'client',
+      'a connected node-redis client or cluster client',
+      options?.client,
+      'E.g. `new RedisLocker({ client: await createClient().connect() })`',
     );
   }
-  new Validator('RedisLocker').known(
+  check.known(
     options,
     ['client', 'prefix', 'leaseMs', 'renewEveryMs', 'maxLeaseMs', 'pubsub', 'pollMinMs', 'pollMaxMs', 'commandTimeoutMs', 'closeTimeoutMs'],
     {
@@ -167,34 +168,31 @@ export function resolveRedisLockerOptions(options: RedisLockerOptions): Resolved
     );
   }
   const cluster = isCluster(client);
-  const commandTimeoutMs = positive('commandTimeoutMs', options.commandTimeoutMs ?? REDIS_LOCKER_DEFAULTS.commandTimeoutMs, true);
-  const prefix = options.prefix ?? REDIS_LOCKER_DEFAULTS.prefix;
-  if (typeof prefix !== 'string') throw new TypeError(`koa-locked-session: Expected \`prefix\` to be a string, got \`${String(prefix)}\``);
-  const leaseMs = positive('leaseMs', options.leaseMs ?? REDIS_LOCKER_DEFAULTS.leaseMs);
-  const renewEveryMs = positive('renewEveryMs', options.renewEveryMs ?? Math.max(1, Math.floor(leaseMs / 3)), true);
+  const commandTimeoutMs = ms('commandTimeoutMs', options.commandTimeoutMs, REDIS_LOCKER_DEFAULTS.commandTimeoutMs, true);
+  const prefix = check.string('prefix', options.prefix, REDIS_LOCKER_DEFAULTS.prefix);
+  const leaseMs = ms('leaseMs', options.leaseMs, REDIS_LOCKER_DEFAULTS.leaseMs);
+  const renewEveryMs = ms('renewEveryMs', options.renewEveryMs, Math.max(1, Math.floor(leaseMs / 3)), true);
   if (renewEveryMs >= leaseMs) {
-    throw new TypeError(
-      `koa-locked-session: Expected \`renewEveryMs\` (${renewEveryMs}) to be below \`leaseMs\` (${leaseMs}), e.g. leaseMs / 3; use 0 to disable renewal`,
-    );
+    check.fail('renewEveryMs', `below \`leaseMs\` (${leaseMs})`, renewEveryMs, 'Use e.g. leaseMs / 3, or 0 to disable renewal');
   }
-  const maxLeaseMs = positive('maxLeaseMs', options.maxLeaseMs ?? Math.max(REDIS_LOCKER_DEFAULTS.maxLeaseMs, 2 * leaseMs));
+  const maxLeaseMs = ms('maxLeaseMs', options.maxLeaseMs, Math.max(REDIS_LOCKER_DEFAULTS.maxLeaseMs, 2 * leaseMs));
   if (maxLeaseMs <= leaseMs) {
-    throw new TypeError(
-      `koa-locked-session: Expected \`maxLeaseMs\` (${maxLeaseMs}) to exceed \`leaseMs\` (${leaseMs}), e.g. 60_000: a lease lives at most maxLeaseMs, however often it is renewed`,
+    check.fail(
+      'maxLeaseMs',
+      `above \`leaseMs\` (${leaseMs})`,
+      maxLeaseMs,
+      'Use e.g. 60_000: a lease lives at most maxLeaseMs, however often it is renewed',
     );
   }
-  const closeTimeoutMs = positive('closeTimeoutMs', options.closeTimeoutMs ?? REDIS_LOCKER_DEFAULTS.closeTimeoutMs);
-  const pollMinMs = positive('pollMinMs', options.pollMinMs ?? REDIS_LOCKER_DEFAULTS.pollMinMs);
-  const pollMaxMs = positive('pollMaxMs', options.pollMaxMs ?? Math.max(REDIS_LOCKER_DEFAULTS.pollMaxMs, pollMinMs));
-  if (pollMaxMs < pollMinMs) {
-    throw new TypeError(`koa-locked-session: Expected \`pollMaxMs\` (${pollMaxMs}) to be at least \`pollMinMs\` (${pollMinMs})`);
-  }
-  const pubsub = options.pubsub ?? (cluster ? 'sharded' : 'plain');
-  if (pubsub !== 'sharded' && pubsub !== 'plain' && pubsub !== false) {
-    throw new TypeError(`koa-locked-session: Expected \`pubsub\` to be 'sharded', 'plain' or false, got \`${String(pubsub)}\``);
-  }
+  const closeTimeoutMs = ms('closeTimeoutMs', options.closeTimeoutMs, REDIS_LOCKER_DEFAULTS.closeTimeoutMs);
+  const pollMinMs = ms('pollMinMs', options.pollMinMs, REDIS_LOCKER_DEFAULTS.pollMinMs);
+  const pollMaxMs = ms('pollMaxMs', options.pollMaxMs, Math.max(REDIS_LOCKER_DEFAULTS.pollMaxMs, pollMinMs));
+  if (pollMaxMs < pollMinMs) check.fail('pollMaxMs', `at least \`pollMinMs\` (${pollMinMs})`, pollMaxMs);
+  const pubsub = check.oneOf('pubsub', options.pubsub, ['sharded', 'plain', false] as const, cluster ? 'sharded' : 'plain');
   return { client, cluster, prefix, leaseMs, renewEveryMs, maxLeaseMs, pubsub, pollMinMs, pollMaxMs, commandTimeoutMs, closeTimeoutMs };
 }
+
+const acquire: Validator = new Validator('RedisLocker.acquire()');
 
 /**
  * The per-call arguments of `RedisLocker.acquire`: a non-negative lock timeout
@@ -202,10 +200,8 @@ export function resolveRedisLockerOptions(options: RedisLockerOptions): Resolved
  */
 export function checkAcquireOptions(options: AcquireOptions): void {
   const { timeoutMs, storeTimeoutMs } = options;
-  if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) {
-    throw new TypeError(`koa-locked-session: Expected \`timeoutMs\` to be a non-negative number of ms, got \`${String(timeoutMs)}\``);
-  }
-  if (storeTimeoutMs !== undefined && !(typeof storeTimeoutMs === 'number' && storeTimeoutMs > 0)) {
-    throw new TypeError(`koa-locked-session: Expected \`storeTimeoutMs\` to be a positive number of ms, got \`${String(storeTimeoutMs)}\``);
-  }
+  if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0))
+    acquire.fail('timeoutMs', 'a non-negative number of ms (Infinity: wait for ever)', timeoutMs);
+  if (storeTimeoutMs !== undefined && !(typeof storeTimeoutMs === 'number' && storeTimeoutMs > 0))
+    acquire.fail('storeTimeoutMs', 'a positive number of ms', storeTimeoutMs);
 }

@@ -124,6 +124,17 @@ describe('RedisLocker on one Redis', { skip: redisSkip }, () => {
     assert.throws(() => new RedisLocker({ client: client!, pollMinMs: 100, pollMaxMs: 10 }), /`pollMaxMs`/);
     // @ts-expect-error a JS caller passing a wrong mode
     assert.throws(() => new RedisLocker({ client: client!, pubsub: 'keyspace' }), /`pubsub`/);
+    // Every message names the locker, in the one format of src/util/validate.ts.
+    assert.throws(
+      () => new RedisLocker({ client: client!, leaseMs: 0 }),
+      /^TypeError: koa-locked-session: Expected RedisLocker `leaseMs` to be a positive number of ms, got `0`$/,
+    );
+    assert.throws(
+      () => new RedisLocker({ client: client!, maxLeaseMs: 5000, leaseMs: 5000 }),
+      /Expected RedisLocker `maxLeaseMs` to be above `leaseMs` \(5000\), got `5000`/,
+    );
+    // @ts-expect-error a JS caller passing a number as prefix
+    assert.throws(() => new RedisLocker({ client: client!, prefix: 1 }), /Expected RedisLocker `prefix` to be a string, got `1`/);
     const l = locker();
     assert.equal(l.leaseMs, 10_000);
     assert.equal(l.renewEveryMs, 3333);
