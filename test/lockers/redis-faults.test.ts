@@ -196,7 +196,10 @@ describe('RedisLocker under faults', { skip }, () => {
     const client = await connected(server!.url);
     assert.equal(locker({ client }).maxLeaseMs, 60_000);
     assert.equal(locker({ client, leaseMs: 45_000 }).maxLeaseMs, 90_000);
-    assert.throws(() => new RedisLocker({ client, leaseMs: 1000, maxLeaseMs: 1000 }), /`maxLeaseMs` \(1000\) to exceed `leaseMs` \(1000\)/);
+    assert.throws(
+      () => new RedisLocker({ client, leaseMs: 1000, maxLeaseMs: 1000 }),
+      /Expected RedisLocker `maxLeaseMs` to be above `leaseMs` \(1000\), got `1000`/,
+    );
     assert.throws(() => new RedisLocker({ client, maxLeaseMs: -5 }), /`maxLeaseMs`.*-5/);
   });
 
